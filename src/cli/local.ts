@@ -1,0 +1,94 @@
+// `gardenos local …`: the database tier on one machine.
+import { createInterface } from 'node:readline/promises';
+import { GardenError } from '../errors.ts';
+import { streamReporter } from '../log/events.ts';
+import { openLocalCluster, type OpenOptions } from '../local/cluster.ts';
+import { gatherStatus } from '../local/status.ts';
+import { tail } from '../local/supervisor.ts';
+import { formatStatus } from './output.ts';
+
+export interface GlobalOptions extends OpenOptions {
+  json?: boolean;
+}
+
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+export async function upCommand(g: GlobalOptions, opts: { timeout?: string }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const report = streamReporter(process.stderr, Boolean(g.json));
+  const { localUp } = await import('../local/up.ts');
+  const result = await localUp(c, report, opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {});
+  print(g.json, result, () =>
+    [
+      result.changes.length ? `\n${result.changes.length} change${result.changes.length === 1 ? '' : 's'}.` : '\nno changes: the cluster was already up.',
+      '',
+      'primary (read-write):  ' + result.status.endpoints.primary,
+      'replicas (read-only):  ' + result.status.endpoints.replicas,
+      `HAProxy stats:         ${result.status.endpoints.stats} (user ${c.config.haproxy.statsUser}, password in ${c.layout.secretsFile})`,
+      '',
+      formatStatus(result.status),
+    ].join('\n'),
+  );
+  return result.status.healthy ? 0 : 2;
+}
+
+export async function statusCommand(g: GlobalOptions, opts: { timeout?: string }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const status = await gatherStatus(c, { withPassword: true, ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
+  print(g.json, status, () => formatStatus(status));
+  return status.healthy ? 0 : 2;
+}
+
+export async function downCommand(g: GlobalOptions): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { localDown } = await import('../local/down.ts');
+  const result = await localDown(c, streamReporter(process.stderr, Boolean(g.json)));
+  print(g.json, result, () => (result.stopped.length ? `stopped ${result.stopped.join(', ')}; data kept in ${c.layout.root}` : 'nothing was running'));
+  return 0;
+}
+
+async function confirm(question: string, expected: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await rl.question(question)).trim() === expected;
+  } finally {
+    rl.close();
+  }
+}
+
+export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const name = c.config.cluster.name;
+  const loss = `This stops cluster "${name}" and deletes ${c.layout.root}: every database in it, its certificates and its passwords.`;
+  if (!opts.yes) {
+    if (!process.stdin.isTTY) {
+      throw new GardenError('CONFIRMATION_REQUIRED', `refusing to destroy "${name}" without confirmation`, { details: [loss], hint: 'run it again with --yes' });
+    }
+    process.stderr.write(`${loss}\n`);
+    if (!(await confirm(`Type the cluster name (${name}) to confirm: `, name))) {
+      process.stderr.write('not confirmed; nothing was changed\n');
+      return 1;
+    }
+  }
+  const { localDestroy } = await import('../local/down.ts');
+  const result = await localDestroy(c, streamReporter(process.stderr, Boolean(g.json)));
+  print(g.json, { ...result, deleted: c.layout.root }, () => `destroyed ${name}; deleted ${c.layout.root}`);
+  return 0;
+}
+
+export async function logsCommand(g: GlobalOptions, member: string | undefined, opts: { lines: string }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy];
+  const picked = member ? all.filter((s) => s.id === member || s.id.endsWith(`-${member}`)) : all;
+  if (picked.length === 0) {
+    throw new GardenError('NOT_RUNNING', `no process called "${member}"`, { hint: `one of: ${all.map((s) => s.id).join(', ')}, or a member name (${c.topology.postgres.map((m) => m.name).join(', ')})` });
+  }
+  for (const spec of picked) {
+    const lines = await tail(spec.logFile, Number(opts.lines));
+    process.stdout.write(`==> ${spec.id} (${spec.logFile}) <==\n${lines.join('\n')}\n`);
+  }
+  return 0;
+}

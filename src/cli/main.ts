@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// The `gardenos` command. Each action returns an exit code: 0 ok, 1 error,
+// 2 done but degraded (status, up). Errors print what happened and what to do.
+import { Command, Option } from 'commander';
+import type { GlobalOptions } from './local.ts';
+import { formatError } from './output.ts';
+
+// Command modules load on use: `status` must not pay for the schema, YAML and X.509 libraries.
+const configCmds = () => import('./config.ts');
+const localCmds = () => import('./local.ts');
+
+// grpc-js names etcd members by IP in the TLS handshake, which Node flags as
+// deprecated (DEP0123) on every connection; the certificates carry IP SANs, so it is noise.
+process.removeAllListeners('warning');
+process.on('warning', (w: Error & { code?: string }) => {
+  if (w.code !== 'DEP0123') process.stderr.write(`${w.name}: ${w.message}\n`);
+});
+
+const program = new Command('gardenos')
+  .description('Build and operate a self-hosted HA platform from gardenos.yaml; run its database tier locally.')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+function run(fn: (...args: never[]) => Promise<number> | number) {
+  return async (...args: unknown[]) => {
+    try {
+      process.exitCode = await fn(...(args as never[]));
+    } catch (e) {
+      process.stderr.write(`${formatError(e)}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+
+program
+  .command('init')
+  .description('write a commented example gardenos.yaml')
+  .argument('[file]', 'where to write it', 'gardenos.yaml')
+  .option('--force', 'overwrite an existing file')
+  .action(run(async (file: string, opts: { force?: boolean }) => (await configCmds()).initCommand(file, opts)));
+
+const config = program.command('config').description('check, show and describe gardenos.yaml');
+config.option('-c, --config <file>', 'config file', 'gardenos.yaml');
+config
+  .command('check')
+  .description('validate the config; every problem with its line and column')
+  .action(run(async (_o: unknown, cmd: Command) => (await configCmds()).checkCommand(cmd.optsWithGlobals().config)));
+config
+  .command('show')
+  .description('print the effective config with defaults applied (secrets masked)')
+  .option('--json', 'JSON instead of YAML')
+  .action(run(async (_o: unknown, cmd: Command) => (await configCmds()).showCommand(cmd.optsWithGlobals().config, cmd.optsWithGlobals().json)));
+config
+  .command('schema')
+  .description('print the JSON Schema of gardenos.yaml, for editor completion')
+  .action(run(async () => (await configCmds()).schemaCommand()));
+
+const local = program.command('local').description('the database tier (etcd, Patroni PostgreSQL, HAProxy) on this machine');
+local
+  .option('-c, --config <file>', 'gardenos.yaml to take settings from (default: built-in local defaults)')
+  .option('--state-dir <dir>', 'where the cluster keeps its data (default: /var/lib/gardenos/<cluster> as root, else ~/.local/state/gardenos/<cluster>)')
+  .option('--json', 'machine-readable output; progress as JSON lines on stderr');
+const localGlobals = (cmd: Command): GlobalOptions => {
+  const o = cmd.optsWithGlobals<{ config?: string; stateDir?: string; json?: boolean }>();
+  return { ...(o.config ? { configFile: o.config } : {}), ...(o.stateDir ? { stateDir: o.stateDir } : {}), ...(o.json ? { json: true } : {}) };
+};
+local
+  .command('up')
+  .description('start the cluster, or restart what is not running; idempotent')
+  .addOption(new Option('--timeout <seconds>', 'deadline for each wait').default('120'))
+  .action(run(async (opts: { timeout?: string }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
+local
+  .command('status')
+  .description('etcd, Patroni and HAProxy as their own APIs report them; exit 2 when degraded')
+  .addOption(new Option('--timeout <ms>', 'deadline for each probe').default('1500'))
+  .action(run(async (opts: { timeout?: string }, cmd: Command) => (await localCmds()).statusCommand(localGlobals(cmd), opts)));
+local
+  .command('down')
+  .description('stop every process gracefully; data is kept')
+  .action(run(async (_o: unknown, cmd: Command) => (await localCmds()).downCommand(localGlobals(cmd))));
+local
+  .command('destroy')
+  .description('stop the cluster and delete its state directory (asks first)')
+  .option('-y, --yes', 'do not ask for confirmation')
+  .action(run(async (opts: { yes?: boolean }, cmd: Command) => (await localCmds()).destroyCommand(localGlobals(cmd), opts)));
+local
+  .command('logs')
+  .description('the last lines of a process log (etcd-node1, patroni-node2, haproxy) or of every process')
+  .argument('[process]', 'process id or member name')
+  .option('-n, --lines <n>', 'how many lines', '50')
+  .action(run(async (member: string | undefined, opts: { lines: string }, cmd: Command) => (await localCmds()).logsCommand(localGlobals(cmd), member, opts)));
+
+await program.parseAsync(process.argv);

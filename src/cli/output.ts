@@ -1,0 +1,51 @@
+// Terminal output helpers: aligned tables, errors with their hint, and the
+// status report. Results go to stdout; progress and errors to stderr.
+import { GardenError, describe } from '../errors.ts';
+import type { LocalStatus } from '../local/status.ts';
+
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function bytes(n: number | null | undefined): string {
+  if (n === null || n === undefined) return '-';
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}
+
+export function formatError(e: unknown): string {
+  if (e instanceof GardenError) {
+    return [`error: ${e.message}`, ...e.details.map((d) => `  ${d}`), ...(e.hint ? [`hint: ${e.hint}`] : [])].join('\n');
+  }
+  return `error: ${describe(e)}\n(this is a bug in GardenOS; please report it with the command you ran)`;
+}
+
+export function formatStatus(s: LocalStatus): string {
+  const out: string[] = [];
+  out.push(`cluster ${s.cluster} (scope ${s.scope}) — ${s.healthy ? 'healthy' : 'DEGRADED'}`);
+  out.push('');
+  out.push(table(['ETCD', 'ENDPOINT', 'HEALTH', 'LEADER', 'DB SIZE', 'VERSION'], s.etcd.map((e) => [e.name, e.endpoint, e.healthy ? 'healthy' : 'unreachable', e.leader ? '*' : '', bytes(e.dbSizeBytes), e.version ?? '-'])));
+  out.push('');
+  out.push(table(['MEMBER', 'HOST', 'ROLE', 'STATE', 'TL', 'LAG'], s.members.map((m) => [m.name, m.host, m.role, m.state, m.timeline === null ? '-' : String(m.timeline), bytes(m.lagBytes)])));
+  out.push('');
+  if (s.haproxy.reachable) {
+    out.push(table(['HAPROXY', 'SERVER', 'STATUS', 'CHECK'], s.haproxy.servers.map((v) => [v.proxy, v.server, v.status, v.checkStatus])));
+  } else {
+    out.push(`HAPROXY  unreachable: ${s.haproxy.error ?? ''}`);
+  }
+  if (s.problems.length) {
+    out.push('');
+    out.push('problems:');
+    for (const p of s.problems) out.push(`  - ${p}`);
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,209 @@
+// The one typed model of a GardenOS platform. Every section has defaults, so
+// the smallest valid file is `cluster: {name: x}` plus nodes; unknown keys are
+// errors (strict objects) so a typo never silently does nothing.
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+import { API_VERSION } from './version.ts';
+
+export { API_VERSION };
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
+
+const dnsLabel = z
+  .string()
+  .max(40)
+  .regex(DNS_LABEL, 'must be lower-case letters, digits and "-", starting and ending with a letter or digit');
+
+const address = z
+  .string()
+  .refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), 'must be an IPv4 or IPv6 address or a host name');
+
+const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
+
+export function isCidr(v: string): boolean {
+  const m = /^(.+)\/(\d{1,3})$/.exec(v);
+  if (!m) return false;
+  const family = isIP(m[1]!);
+  const bits = Number(m[2]);
+  return family === 4 ? bits <= 32 : family === 6 ? bits <= 128 : false;
+}
+const cidr = z.string().refine(isCidr, 'must be a CIDR block such as 10.42.0.0/16');
+
+const port = z.number().int().min(1).max(65535);
+const quantity = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$/, 'must be a Kubernetes quantity such as 20Gi');
+const image = z.string().min(1, 'an image is required').regex(/^[^\s]+$/, 'must be an image reference such as ghcr.io/org/app:1.0');
+const k8sName = z.string().max(63).regex(DNS_LABEL, 'must be a Kubernetes name: lower-case letters, digits and "-"');
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+export const ROLES = ['etcd', 'k3s-server', 'postgres', 'haproxy'] as const;
+export type Role = (typeof ROLES)[number];
+
+const node = z.strictObject({
+  name: dnsLabel,
+  address: z.strictObject({
+    public: address,
+    private: address,
+  }),
+  ssh: z
+    .strictObject({
+      user: z.string().min(1).default('root'),
+      port: port.default(22),
+      keyPath: z.string().optional(),
+    })
+    .prefault({}),
+  roles: z.array(z.enum(ROLES)).min(1).default([...ROLES]),
+});
+
+const etcd = z.strictObject({
+  clientPort: port.default(2379),
+  peerPort: port.default(2380),
+  dataDir: z.string().startsWith('/').default('/var/lib/etcd'),
+  heartbeatIntervalMs: z.number().int().min(10).default(100),
+  electionTimeoutMs: z.number().int().min(100).default(1000),
+  snapshotCount: z.number().int().min(1000).default(10000),
+});
+
+const k3s = z.strictObject({
+  version: z.string().regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, 'must be a K3s release such as v1.31.4+k3s1').default('v1.31.4+k3s1'),
+  /** Path of a file holding the shared server token; generated and kept in the secrets directory when absent. */
+  tokenFile: z.string().optional(),
+  clusterCidr: cidr.default('10.42.0.0/16'),
+  serviceCidr: cidr.default('10.43.0.0/16'),
+  clusterDns: ipAddress.default('10.43.0.10'),
+  disable: z.array(z.enum(['traefik', 'servicelb', 'local-storage', 'metrics-server', 'coredns'])).default(['traefik', 'servicelb']),
+  /** Hybrid nodes (the journal's design): servers also run workloads, so no control-plane taint. */
+  serversRunWorkloads: z.boolean().default(true),
+  secretsEncryption: z.boolean().default(true),
+  apiPort: port.default(6443),
+});
+
+const haproxy = z.strictObject({
+  /** The address clients use for the K3s API and PostgreSQL; defaults to the first haproxy node's private address. */
+  address: address.optional(),
+  ports: z
+    .strictObject({
+      kubeApi: port.default(7443),
+      primary: port.default(5000),
+      replicas: port.default(5001),
+      stats: port.default(8404),
+    })
+    .prefault({}),
+  statsUser: z.string().min(1).default('admin'),
+  /** Patroni-style HTTP health checks: a backend is down after `fall` failed checks `checkIntervalMs` apart. */
+  checkIntervalMs: z.number().int().min(100).default(3000),
+  fall: z.number().int().min(1).default(3),
+  rise: z.number().int().min(1).default(2),
+});
+
+const pgParamValue = z.union([z.string(), z.number(), z.boolean()]);
+
+const postgres = z.strictObject({
+  version: z.union([z.literal(15), z.literal(16), z.literal(17)]).default(15),
+  scope: dnsLabel.default('gardenos'),
+  namespace: z.string().regex(/^\/([^/]+\/)*$/, 'must start and end with "/", such as /service/').default('/service/'),
+  port: port.default(5432),
+  patroniPort: port.default(8008),
+  ttl: z.number().int().min(5).default(30),
+  loopWait: z.number().int().min(1).default(10),
+  retryTimeout: z.number().int().min(1).default(10),
+  synchronousMode: z.boolean().default(true),
+  synchronousModeStrict: z.boolean().default(false),
+  maximumLagOnFailover: z.number().int().min(0).default(1048576),
+  storage: quantity.default('20Gi'),
+  image: image.default('ghcr.io/zalando/spilo-15:3.0-p1'),
+  parameters: z.record(z.string().regex(/^[a-z_.]+$/, 'must be a PostgreSQL parameter name'), pgParamValue).default({}),
+});
+
+const supabase = z.strictObject({
+  enabled: z.boolean().default(true),
+  jwtExpirySeconds: z.number().int().min(60).default(3600),
+  siteUrl: z.url().optional(),
+  storage: z
+    .strictObject({
+      backend: z.enum(['file', 's3']).default('file'),
+      size: quantity.default('10Gi'),
+      s3: z.strictObject({ bucket: z.string().min(1), region: z.string().min(1), endpoint: z.url().optional() }).optional(),
+    })
+    .prefault({}),
+  images: z
+    .strictObject({
+      auth: image.default('supabase/gotrue:v2.164.0'),
+      rest: image.default('postgrest/postgrest:v12.2.3'),
+      storage: image.default('supabase/storage-api:v1.11.13'),
+      gateway: image.default('kong:2.8.1'),
+    })
+    .prefault({}),
+});
+
+const route = z.strictObject({
+  host: address,
+  path: z.string().regex(/^\/[^\s]*$/, 'must be an absolute path such as /api').default('/'),
+});
+
+const app = z.strictObject({
+  name: k8sName,
+  image,
+  replicas: z.number().int().min(0).default(2),
+  port: port.default(8000),
+  healthPath: z.string().startsWith('/').default('/health'),
+  env: z.record(envName, z.string()).default({}),
+  /** Names of keys in the app's Kubernetes Secret, exposed as environment variables. */
+  secrets: z.array(envName).default([]),
+  routes: z.array(route).default([]),
+  resources: z
+    .strictObject({
+      cpu: z.string().default('100m'),
+      memory: quantity.default('256Mi'),
+    })
+    .prefault({}),
+});
+
+const ingress = z.strictObject({
+  className: z.string().default('nginx'),
+  hosts: z.array(z.strictObject({ name: address, tlsSecret: k8sName.optional() })).default([]),
+});
+
+const namespaces = z.strictObject({
+  platform: k8sName.default('gardenos-system'),
+  database: k8sName.default('database'),
+  supabase: k8sName.default('supabase'),
+  apps: k8sName.default('apps'),
+});
+
+const router = z.strictObject({
+  replicaMaxLagBytes: z.number().int().min(0).default(16 * 1024 * 1024),
+  recheckIntervalMs: z.number().int().min(100).default(2000),
+});
+
+/** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */
+const local = z.strictObject({
+  /** Member i (0-based) listens on <addressPrefix>.<firstHost + i>; the load balancer on <addressPrefix>.<firstHost - 1>. */
+  addressPrefix: z.string().regex(/^127\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 127.0.0.0/8, such as 127.0.0').default('127.0.0'),
+  firstHost: z.number().int().min(2).max(250).default(11),
+  members: z.literal(3).default(3),
+  stateDir: z.string().optional(),
+});
+
+export const configSchema = z.strictObject({
+  apiVersion: z.literal(API_VERSION).default(API_VERSION),
+  kind: z.literal('Platform').default('Platform'),
+  cluster: z.strictObject({ name: dnsLabel }),
+  nodes: z.array(node).default([]),
+  etcd: etcd.prefault({}),
+  k3s: k3s.prefault({}),
+  haproxy: haproxy.prefault({}),
+  postgres: postgres.prefault({}),
+  supabase: supabase.prefault({}),
+  apps: z.array(app).default([]),
+  ingress: ingress.prefault({}),
+  namespaces: namespaces.prefault({}),
+  router: router.prefault({}),
+  local: local.prefault({}),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type NodeConfig = Config['nodes'][number];
+export type AppConfig = Config['apps'][number];

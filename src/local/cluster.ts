@@ -1,0 +1,122 @@
+// Everything the local commands share: the effective config, the topology
+// from the local profile, the state-directory layout, and the process specs
+// for each daemon (the same rendered configs production uses).
+import { readFile } from 'node:fs/promises';
+import type { Config } from '../config/schema.ts';
+import { API_VERSION } from '../config/version.ts';
+import { GardenError } from '../errors.ts';
+import { etcdClientUrls, hostPort, type Topology } from '../render/topology.ts';
+import { readJson, type Owner } from '../util/files.ts';
+import { DEFAULT_LOCAL_CONFIG, defaultStateDir, localLayout, localTopology, resolveStateDir, type LocalLayout } from './profile.ts';
+import { createSupervisor, type ProcessSpec, type Supervisor } from './supervisor.ts';
+import { postgresOwner } from './state.ts';
+
+export interface LocalCluster {
+  config: Config;
+  topology: Topology;
+  layout: LocalLayout;
+  supervisor: Supervisor;
+  /** Who PostgreSQL and Patroni run as (undefined: the current user). */
+  pgOwner: Owner | undefined;
+  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec };
+}
+
+export interface ClusterMeta {
+  name: string;
+  createdAt: string;
+  config: Config;
+}
+
+export interface OpenOptions {
+  configFile?: string;
+  stateDir?: string;
+}
+
+/**
+ * The config comes from -c when given; otherwise from the state directory's
+ * record of the last `up` (so `status --state-dir X` needs no -c); otherwise the built-in defaults.
+ * The record is GardenOS's own, written after validation, so it is trusted as it is; the
+ * validator (and its schema library) is loaded only for input a person wrote.
+ */
+export async function resolveConfig(opts: OpenOptions): Promise<Config> {
+  if (opts.configFile) return (await import('../config/load.ts')).loadConfig(opts.configFile);
+  const dir = opts.stateDir ?? process.env.GARDENOS_STATE_DIR ?? defaultStateDir(String(DEFAULT_LOCAL_CONFIG.cluster.name));
+  const meta = await readJson<ClusterMeta>(`${dir}/cluster.json`).catch(() => undefined);
+  if (meta?.config?.apiVersion === API_VERSION) return meta.config;
+  const { validateConfig } = await import('../config/load.ts');
+  const { config, problems } = validateConfig(DEFAULT_LOCAL_CONFIG);
+  if (!config) throw new GardenError('CONFIG_INVALID', 'the built-in local config is invalid', { details: problems.map((p) => `${p.path}: ${p.message}`) });
+  return config;
+}
+
+export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster> {
+  const config = await resolveConfig(opts);
+  const root = resolveStateDir(config, opts.stateDir);
+  const layout = localLayout(root, config.postgres.version);
+  const topology = localTopology(config);
+  const pgOwner = await postgresOwner();
+  const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
+  return {
+    config,
+    topology,
+    layout,
+    pgOwner,
+    supervisor: createSupervisor(layout.pidsDir),
+    specs: {
+      etcd: topology.etcd.map((m) => {
+        const f = layout.etcd(m.name);
+        return { id: `etcd-${m.name}`, command: 'etcd', args: ['--config-file', f.configFile], cwd: f.dir, env, logFile: layout.log(`etcd-${m.name}`), match: f.configFile };
+      }),
+      patroni: topology.postgres.map((m) => {
+        const f = layout.patroni(m.name);
+        return {
+          id: `patroni-${m.name}`,
+          command: 'patroni',
+          args: [f.configFile],
+          cwd: f.dir,
+          env: { ...env, HOME: f.dir, PYTHONUNBUFFERED: '1' },
+          ...(pgOwner ? { owner: pgOwner } : {}),
+          logFile: layout.log(`patroni-${m.name}`),
+          match: f.configFile,
+        };
+      }),
+      haproxy: {
+        id: 'haproxy',
+        command: 'haproxy',
+        args: ['-f', layout.haproxy.configFile, '-db'],
+        cwd: layout.haproxy.dir,
+        env,
+        logFile: layout.log('haproxy'),
+        match: layout.haproxy.configFile,
+      },
+    },
+  };
+}
+
+export function etcdEndpoints(c: LocalCluster): string[] {
+  return etcdClientUrls(c.config, c.topology);
+}
+
+export function patroniUrl(c: LocalCluster, address: string): string {
+  return `https://${hostPort(address, c.config.postgres.patroniPort)}`;
+}
+
+/** postgres:// URIs through HAProxy; TLS verified against the cluster CA. */
+export function connectionUris(c: LocalCluster, password: string | undefined): { primary: string; replicas: string } {
+  const auth = password === undefined ? 'postgres' : `postgres:${encodeURIComponent(password)}`;
+  const q = `sslmode=verify-full&sslrootcert=${encodeURIComponent(c.layout.ca.cert)}`;
+  const lb = c.topology.loadBalancer;
+  return {
+    primary: `postgresql://${auth}@${hostPort(lb, c.config.haproxy.ports.primary)}/postgres?${q}`,
+    replicas: `postgresql://${auth}@${hostPort(lb, c.config.haproxy.ports.replicas)}/postgres?${q}`,
+  };
+}
+
+/** The pid in a member's postmaster.pid, if that PostgreSQL is still running. */
+export async function postmasterPid(c: LocalCluster, member: string): Promise<number | undefined> {
+  const text = await readFile(`${c.layout.patroni(member).dataDir}/postmaster.pid`, 'utf8').catch(() => undefined);
+  const pid = Number(text?.split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmd.includes('postgres') ? pid : undefined;
+}

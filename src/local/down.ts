@@ -1,0 +1,56 @@
+// `gardenos local down` stops the cluster gracefully and keeps its data;
+// `destroy` also deletes the state directory, only when confirmed.
+import { readdir, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PatroniClient } from '../clients/patroni.ts';
+import type { Reporter } from '../log/events.ts';
+import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
+
+export interface DownResult {
+  stopped: string[];
+}
+
+async function leaderName(c: LocalCluster): Promise<string | undefined> {
+  for (const m of c.topology.postgres) {
+    const view = await new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 1000 }).cluster().catch(() => undefined);
+    const leader = view?.members.find((x) => x.role === 'leader');
+    if (leader) return leader.name;
+  }
+  return undefined;
+}
+
+export async function localDown(c: LocalCluster, report: Reporter): Promise<DownResult> {
+  const stopped: string[] = [];
+  const stop = async (spec: { id: string; match: string }, graceMs: number) => {
+    report({ kind: 'step', step: 'stop', member: spec.id, status: 'start' });
+    const was = await c.supervisor.stop(spec, { graceMs });
+    if (was) stopped.push(spec.id);
+    report({ kind: 'step', step: 'stop', member: spec.id, status: was ? 'done' : 'skip', ...(was ? {} : { detail: 'not running' }) });
+  };
+
+  await stop(c.specs.haproxy, 10_000);
+  // Replicas first and the leader last, so stopping does not trigger failovers.
+  const leader = await leaderName(c);
+  const order = [...c.specs.patroni].sort((a, b) => Number(a.id === `patroni-${leader}`) - Number(b.id === `patroni-${leader}`));
+  for (const spec of order) await stop(spec, 60_000);
+  // A PostgreSQL whose Patroni was killed keeps running; stop it too (fast shutdown, then kill).
+  for (const m of c.topology.postgres) {
+    const pid = await postmasterPid(c, m.name);
+    if (pid === undefined) continue;
+    process.kill(pid, 'SIGINT');
+    const deadline = Date.now() + 30_000;
+    while ((await postmasterPid(c, m.name)) !== undefined && Date.now() < deadline) await sleep(100);
+    if ((await postmasterPid(c, m.name)) !== undefined) process.kill(pid, 'SIGKILL');
+    stopped.push(`postgres-${m.name}`);
+  }
+  for (const spec of c.specs.etcd) await stop(spec, 15_000);
+  return { stopped };
+}
+
+export async function localDestroy(c: LocalCluster, report: Reporter): Promise<DownResult> {
+  const result = await localDown(c, report);
+  const entries = await readdir(c.layout.root).catch(() => []);
+  await rm(c.layout.root, { recursive: true, force: true });
+  report({ kind: 'step', step: 'delete state', status: entries.length ? 'done' : 'skip', detail: c.layout.root });
+  return result;
+}

@@ -1,0 +1,103 @@
+// The local profile: maps a platform config onto one machine. Each member gets
+// its own loopback address (127.x.y.z), the way three hosts would; everything
+// else (ports, Patroni settings, TLS) comes from the same config and renderers.
+import { homedir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import type { Config, ConfigInput } from '../config/schema.ts';
+import type { EtcdFiles, HaproxyFiles, PatroniFiles, TlsFiles } from '../render/files.ts';
+import type { Member, Topology } from '../render/topology.ts';
+
+/** `gardenos local up` without -c: a developer's sandbox that fails over fast. */
+export const DEFAULT_LOCAL_CONFIG: ConfigInput = {
+  cluster: { name: 'garden-local' },
+  postgres: { ttl: 10, loopWait: 2, retryTimeout: 4 },
+  haproxy: { checkIntervalMs: 1000, fall: 2, rise: 1 },
+};
+
+export function localMembers(config: Config): Member[] {
+  const { addressPrefix, firstHost, members } = config.local;
+  const named = config.nodes.filter((n) => n.roles.includes('postgres')).map((n) => n.name);
+  return Array.from({ length: members }, (_, i) => ({
+    name: named.length === members ? named[i]! : `node${i + 1}`,
+    address: `${addressPrefix}.${firstHost + i}`,
+  }));
+}
+
+export function localTopology(config: Config): Topology {
+  const members = localMembers(config);
+  return {
+    cluster: config.cluster.name,
+    etcd: members,
+    postgres: members,
+    k3sServers: [],
+    loadBalancer: `${config.local.addressPrefix}.${config.local.firstHost - 1}`,
+    clientNetworks: ['127.0.0.0/8'],
+    // On loopback the kernel sends from 127.0.0.1 whatever address a member listens on.
+    memberNetworks: ['127.0.0.0/8'],
+  };
+}
+
+export function defaultStateDir(cluster: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (env.GARDENOS_STATE_DIR) return env.GARDENOS_STATE_DIR;
+  // As root, PostgreSQL runs as the postgres user, which must be able to reach its
+  // data directory: /root is closed to it, so root's clusters live under /var/lib.
+  if (process.getuid?.() === 0) return join('/var/lib/gardenos', cluster);
+  const base = env.XDG_STATE_HOME || join(env.HOME || homedir() || `/home/${userInfo().username}`, '.local', 'state');
+  return join(base, 'gardenos', cluster);
+}
+
+export function resolveStateDir(config: Config, flag?: string): string {
+  return flag ?? process.env.GARDENOS_STATE_DIR ?? config.local.stateDir ?? defaultStateDir(config.cluster.name);
+}
+
+export interface LocalLayout {
+  root: string;
+  clusterFile: string;
+  secretsDir: string;
+  secretsFile: string;
+  pkiDir: string;
+  logsDir: string;
+  pidsDir: string;
+  ca: { cert: string; key: string };
+  /** The certificate GardenOS itself uses as an etcd client. */
+  client: TlsFiles;
+  etcd(member: string): EtcdFiles & { dir: string; configFile: string };
+  patroni(member: string): PatroniFiles & { dir: string; configFile: string };
+  haproxy: HaproxyFiles & { dir: string; configFile: string };
+  log(process: string): string;
+}
+
+export function localLayout(root: string, postgresVersion: number): LocalLayout {
+  const pki = join(root, 'pki');
+  const ca = { cert: join(pki, 'ca.crt'), key: join(pki, 'ca.key') };
+  const tls = (name: string): TlsFiles => ({ ca: ca.cert, cert: join(pki, `${name}.crt`), key: join(pki, `${name}.key`) });
+  return {
+    root,
+    clusterFile: join(root, 'cluster.json'),
+    secretsDir: join(root, 'secrets'),
+    secretsFile: join(root, 'secrets', 'passwords.json'),
+    pkiDir: pki,
+    logsDir: join(root, 'logs'),
+    pidsDir: join(root, 'pids'),
+    ca,
+    client: tls('gardenos-client'),
+    etcd: (m) => {
+      const dir = join(root, 'etcd', m);
+      return { dir, configFile: join(dir, 'etcd.yml'), dataDir: join(dir, 'data'), tls: tls(`etcd-${m}`) };
+    },
+    patroni: (m) => {
+      const dir = join(root, 'pg', m);
+      return {
+        dir,
+        configFile: join(dir, 'patroni.yml'),
+        dataDir: join(dir, 'data'),
+        binDir: `/usr/lib/postgresql/${postgresVersion}/bin`,
+        socketDir: join(dir, 'run'),
+        pgpass: join(dir, 'pgpass'),
+        tls: { ca: ca.cert, cert: join(dir, 'tls', 'server.crt'), key: join(dir, 'tls', 'server.key') },
+      };
+    },
+    haproxy: { dir: join(root, 'haproxy'), configFile: join(root, 'haproxy', 'haproxy.cfg'), adminSocket: join(root, 'haproxy', 'admin.sock'), ca: ca.cert },
+    log: (p) => join(root, 'logs', `${p}.log`),
+  };
+}

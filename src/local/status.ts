@@ -1,0 +1,138 @@
+// `gardenos local status`: facts from the services' own APIs (etcd v3,
+// Patroni REST, HAProxy's admin socket), gathered in parallel with a timeout
+// per probe. One part that does not answer degrades its rows, not the command.
+import { EtcdClient } from '../clients/etcd.ts';
+import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
+import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
+import { describe } from '../errors.ts';
+import { withTimeout } from '../util/wait.ts';
+import { connectionUris, etcdEndpoints, patroniUrl, type LocalCluster } from './cluster.ts';
+import { readSecrets } from './state.ts';
+
+export interface EtcdMemberStatus {
+  name: string;
+  endpoint: string;
+  healthy: boolean;
+  leader: boolean;
+  version?: string;
+  dbSizeBytes?: number;
+  error?: string;
+}
+
+export interface PostgresMemberStatus {
+  name: string;
+  host: string;
+  /** leader, sync_standby, replica — or unknown when its Patroni does not answer. */
+  role: string;
+  state: string;
+  timeline: number | null;
+  lagBytes: number | null;
+  apiReachable: boolean;
+}
+
+export interface LocalStatus {
+  cluster: string;
+  scope: string;
+  stateDir: string;
+  healthy: boolean;
+  problems: string[];
+  endpoints: { primary: string; replicas: string; stats: string };
+  etcd: EtcdMemberStatus[];
+  members: PostgresMemberStatus[];
+  haproxy: { reachable: boolean; servers: HaproxyServerStat[]; error?: string };
+}
+
+export interface StatusOptions {
+  timeoutMs?: number;
+  /** Include the generated password in the connection URIs (the local sandbox's convenience). */
+  withPassword?: boolean;
+}
+
+async function probeEtcd(c: LocalCluster, timeoutMs: number): Promise<EtcdMemberStatus[]> {
+  const client = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs });
+  try {
+    const statuses = await client.statuses();
+    return statuses.map((s, i) => ({
+      name: c.topology.etcd[i]!.name,
+      endpoint: s.endpoint,
+      healthy: s.ok,
+      leader: s.isLeader ?? false,
+      ...(s.version ? { version: s.version } : {}),
+      ...(s.dbSizeBytes !== undefined ? { dbSizeBytes: s.dbSizeBytes } : {}),
+      ...(s.error ? { error: s.error } : {}),
+    }));
+  } finally {
+    client.close();
+  }
+}
+
+async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views: (PatroniClusterView | undefined)[] }> {
+  const views = await Promise.all(
+    c.topology.postgres.map((m) =>
+      withTimeout(new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster(), timeoutMs, `Patroni ${m.name}`).catch(() => undefined),
+    ),
+  );
+  return { views };
+}
+
+export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
+  const timeoutMs = opts.timeoutMs ?? 1500;
+  const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
+  const [etcd, patroni, hap, secrets] = await Promise.all([
+    withTimeout(probeEtcd(c, timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
+      c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
+    ),
+    probePatroni(c, timeoutMs),
+    haproxy.stats().then(
+      (servers) => ({ reachable: true, servers }),
+      (e) => ({ reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) }),
+    ),
+    readSecrets(c.layout),
+  ]);
+
+  // The cluster view from the first member that answers; each member's own answer says whether its API is up.
+  const view = patroni.views.find((v) => v !== undefined);
+  const members: PostgresMemberStatus[] = c.topology.postgres.map((m, i) => {
+    const seen = view?.members.find((x) => x.name === m.name);
+    return {
+      name: m.name,
+      host: m.address,
+      role: seen?.role ?? 'unknown',
+      state: seen?.state ?? 'unreachable',
+      timeline: seen?.timeline ?? null,
+      lagBytes: typeof seen?.lag === 'number' ? seen.lag : seen?.role === 'leader' ? 0 : null,
+      apiReachable: patroni.views[i] !== undefined,
+    };
+  });
+
+  const problems: string[] = [];
+  for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
+  if (!etcd.some((e) => e.leader)) problems.push('etcd has no leader');
+  const leaders = members.filter((m) => m.role === 'leader');
+  if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
+  for (const m of members) {
+    if (!m.apiReachable) problems.push(`Patroni ${m.name} does not answer on its REST API`);
+    else if (m.state !== 'running' && m.state !== 'streaming') problems.push(`PostgreSQL ${m.name} is ${m.state}`);
+  }
+  if (c.config.postgres.synchronousMode && !members.some((m) => m.role === 'sync_standby')) problems.push('synchronous mode is on but there is no synchronous standby');
+  if (!hap.reachable) problems.push(`HAProxy does not answer: ${'error' in hap ? hap.error : ''}`);
+  else {
+    const up = hap.servers.filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')).map((s) => s.server);
+    const leader = leaders[0]?.name;
+    if (up.length !== 1 || up[0] !== leader) problems.push(`HAProxy primary backend routes to [${up.join(', ')}], leader is ${leader ?? 'none'}`);
+  }
+
+  const lb = c.topology.loadBalancer;
+  const uris = connectionUris(c, opts.withPassword ? secrets?.superuserPassword : undefined);
+  return {
+    cluster: c.config.cluster.name,
+    scope: c.config.postgres.scope,
+    stateDir: c.layout.root,
+    healthy: problems.length === 0,
+    problems,
+    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/` },
+    etcd,
+    members,
+    haproxy: hap,
+  };
+}

@@ -1,0 +1,102 @@
+// Runs the local cluster's daemons as detached processes that outlive the
+// command, each with a pid file and a log file. A pid counts as ours only if
+// /proc shows it alive and running our command line, so a reused pid is never
+// mistaken for a member.
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Owner } from '../util/files.ts';
+import { writeFileAtomic } from '../util/files.ts';
+
+export interface ProcessSpec {
+  /** Stable id: etcd-node1, patroni-node2, haproxy. */
+  id: string;
+  command: string;
+  args: string[];
+  cwd: string;
+  env?: NodeJS.ProcessEnv;
+  owner?: Owner;
+  logFile: string;
+  /** A string that appears in the process's command line (its config file path). */
+  match: string;
+}
+
+export interface Supervisor {
+  start(spec: ProcessSpec): Promise<number>;
+  pid(spec: Pick<ProcessSpec, 'id' | 'match'>): Promise<number | undefined>;
+  stop(spec: Pick<ProcessSpec, 'id' | 'match'>, opts?: { signal?: NodeJS.Signals; graceMs?: number }): Promise<boolean>;
+}
+
+async function procAlive(pid: number, match: string): Promise<boolean> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // Field 3, after the parenthesised command name, is the state; Z is a zombie.
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state === 'Z' || state === 'X') return false;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');
+    return cmdline.includes(match);
+  } catch {
+    return false;
+  }
+}
+
+export function createSupervisor(pidsDir: string): Supervisor {
+  const pidFile = (id: string) => join(pidsDir, `${id}.pid`);
+
+  async function pid(spec: Pick<ProcessSpec, 'id' | 'match'>): Promise<number | undefined> {
+    const text = await readFile(pidFile(spec.id), 'utf8').catch(() => undefined);
+    const n = Number(text?.trim());
+    if (!Number.isInteger(n) || n <= 0) return undefined;
+    return (await procAlive(n, spec.match)) ? n : undefined;
+  }
+
+  return {
+    pid,
+    async start(spec) {
+      const fd = openSync(spec.logFile, 'a', 0o640);
+      try {
+        const child = spawn(spec.command, spec.args, {
+          cwd: spec.cwd,
+          env: spec.env ?? process.env,
+          detached: true, // its own process group: it survives the CLI and a Ctrl-C in its terminal
+          stdio: ['ignore', fd, fd],
+          ...(spec.owner ? { uid: spec.owner.uid, gid: spec.owner.gid } : {}),
+        });
+        const started = await new Promise<number>((resolve, reject) => {
+          child.once('error', reject);
+          child.once('spawn', () => resolve(child.pid!));
+        });
+        child.unref();
+        await writeFileAtomic(pidFile(spec.id), `${started}\n`, 0o644);
+        return started;
+      } finally {
+        closeSync(fd);
+      }
+    },
+    async stop(spec, opts = {}) {
+      const n = await pid(spec);
+      if (n === undefined) {
+        await rm(pidFile(spec.id), { force: true });
+        return false;
+      }
+      const grace = opts.graceMs ?? 30_000;
+      process.kill(n, opts.signal ?? 'SIGTERM');
+      const deadline = Date.now() + grace;
+      while (Date.now() < deadline && (await procAlive(n, spec.match))) await sleep(50);
+      if (await procAlive(n, spec.match)) {
+        process.kill(n, 'SIGKILL');
+        while (await procAlive(n, spec.match)) await sleep(20);
+      }
+      await rm(pidFile(spec.id), { force: true });
+      return true;
+    },
+  };
+}
+
+/** The last `n` lines of a log file, for error messages about a member that failed. */
+export async function tail(file: string, n = 20): Promise<string[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-n).filter(Boolean);
+}

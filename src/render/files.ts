@@ -1,0 +1,45 @@
+// Where each daemon finds its data, sockets and certificates. Production and
+// the local profile differ only in these paths (and in addresses and ports).
+
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface EtcdFiles {
+  dataDir: string;
+  tls: TlsFiles;
+}
+
+export interface PatroniFiles {
+  dataDir: string;
+  binDir: string;
+  socketDir: string;
+  pgpass: string;
+  /** Server certificate for PostgreSQL and the REST API; also Patroni's etcd client certificate. */
+  tls: TlsFiles;
+}
+
+export interface HaproxyFiles {
+  adminSocket: string;
+  ca: string;
+}
+
+export interface ClusterSecrets {
+  superuserPassword: string;
+  replicationPassword: string;
+  rewindPassword: string;
+  /** Basic auth for Patroni's unsafe REST endpoints (switchover, restart, config). */
+  restApiPassword: string;
+  statsPassword: string;
+  /** etcd's initial-cluster-token: unique per cluster so two clusters never merge by mistake. */
+  etcdClusterToken: string;
+}
+
+export const USERS = {
+  superuser: 'postgres',
+  replication: 'replicator',
+  rewind: 'rewind_user',
+  restApi: 'patroni',
+} as const;

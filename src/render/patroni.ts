@@ -1,0 +1,105 @@
+// Patroni member configuration: the etcd3 DCS over mutual TLS, synchronous
+// replication, data checksums, pg_rewind, scram-sha-256, TLS for PostgreSQL and
+// the REST API, and basic auth on the REST API's unsafe endpoints.
+import type { Config } from '../config/schema.ts';
+import { USERS, type ClusterSecrets, type PatroniFiles } from './files.ts';
+import { hostPort, type Member, type Topology } from './topology.ts';
+import { toYaml } from './yaml.ts';
+
+export interface PatroniRenderInput {
+  config: Config;
+  topology: Topology;
+  member: Member;
+  files: PatroniFiles;
+  secrets: ClusterSecrets;
+}
+
+export function renderPgHba(config: Config, topology: Topology): string[] {
+  const auth = 'scram-sha-256';
+  const members = topology.memberNetworks;
+  return [
+    // Patroni and local tools on the member itself.
+    `local all all ${auth}`,
+    ...members.map((net) => `hostssl replication ${USERS.replication} ${net} ${auth}`),
+    ...members.map((net) => `hostssl all all ${net} ${auth}`),
+    ...topology.clientNetworks.filter((n) => !members.includes(n)).map((net) => `hostssl all all ${net} ${auth}`),
+    // Anything else, and any connection without TLS, is refused.
+    'host all all 0.0.0.0/0 reject',
+    'host all all ::/0 reject',
+  ];
+}
+
+export function renderPatroniConfig({ config, topology, member, files, secrets }: PatroniRenderInput): string {
+  const pg = config.postgres;
+  const restApi = hostPort(member.address, pg.patroniPort);
+  const postgresAddr = hostPort(member.address, pg.port);
+  return toYaml({
+    scope: pg.scope,
+    namespace: pg.namespace,
+    name: member.name,
+    log: { level: 'INFO', format: '%(asctime)s %(levelname)s: %(message)s' },
+    restapi: {
+      listen: restApi,
+      connect_address: restApi,
+      certfile: files.tls.cert,
+      keyfile: files.tls.key,
+      cafile: files.tls.ca,
+      verify_client: 'none',
+      authentication: { username: USERS.restApi, password: secrets.restApiPassword },
+    },
+    etcd3: {
+      hosts: topology.etcd.map((m) => hostPort(m.address, config.etcd.clientPort)),
+      protocol: 'https',
+      cacert: files.tls.ca,
+      cert: files.tls.cert,
+      key: files.tls.key,
+    },
+    bootstrap: {
+      dcs: {
+        ttl: pg.ttl,
+        loop_wait: pg.loopWait,
+        retry_timeout: pg.retryTimeout,
+        maximum_lag_on_failover: pg.maximumLagOnFailover,
+        synchronous_mode: pg.synchronousMode,
+        synchronous_mode_strict: pg.synchronousModeStrict,
+        postgresql: {
+          use_pg_rewind: true,
+          use_slots: true,
+          parameters: {
+            wal_level: 'replica',
+            hot_standby: 'on',
+            wal_log_hints: 'on',
+            max_wal_senders: 10,
+            max_replication_slots: 10,
+            wal_keep_size: '128MB',
+            password_encryption: 'scram-sha-256',
+            ...pg.parameters,
+          },
+        },
+      },
+      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums', { 'auth-local': 'scram-sha-256' }, { 'auth-host': 'scram-sha-256' }],
+    },
+    postgresql: {
+      listen: postgresAddr,
+      connect_address: postgresAddr,
+      data_dir: files.dataDir,
+      bin_dir: files.binDir,
+      pgpass: files.pgpass,
+      authentication: {
+        superuser: { username: USERS.superuser, password: secrets.superuserPassword },
+        replication: { username: USERS.replication, password: secrets.replicationPassword, sslmode: 'verify-ca', sslrootcert: files.tls.ca },
+        rewind: { username: USERS.rewind, password: secrets.rewindPassword, sslmode: 'verify-ca', sslrootcert: files.tls.ca },
+      },
+      parameters: {
+        unix_socket_directories: files.socketDir,
+        ssl: 'on',
+        ssl_cert_file: files.tls.cert,
+        ssl_key_file: files.tls.key,
+        ssl_ca_file: files.tls.ca,
+        password_encryption: 'scram-sha-256',
+      },
+      pg_hba: renderPgHba(config, topology),
+    },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
+  });
+}
