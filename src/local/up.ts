@@ -177,9 +177,10 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
     'a PostgreSQL leader with every member running' + (config.postgres.synchronousMode ? ' and a synchronous standby' : ''),
     async () => {
       await ensureAlive(c, specs.patroni, 'PostgreSQL');
+      // Every member's own API must answer: a restarted Patroni is not back while only its old PostgreSQL runs.
       const views = await Promise.all(clients.map((cl) => cl.cluster().catch(() => undefined)));
-      const view = views.find((v) => v !== undefined);
-      if (!view) return undefined;
+      const view = views[0];
+      if (!view || views.some((v) => v === undefined)) return undefined;
       const leaders = view.members.filter((m) => m.role === 'leader' && m.state === 'running');
       if (leaders.length !== 1 || view.members.length !== topology.postgres.length) return undefined;
       if (!view.members.every((m) => m.state === 'running' || m.state === 'streaming')) return undefined;

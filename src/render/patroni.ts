@@ -32,6 +32,7 @@ export function renderPgHba(config: Config, topology: Topology): string[] {
 export function renderPatroniConfig({ config, topology, member, files, secrets }: PatroniRenderInput): string {
   const pg = config.postgres;
   const restApi = hostPort(member.address, pg.patroniPort);
+  const pgHba = renderPgHba(config, topology);
   const postgresAddr = hostPort(member.address, pg.port);
   return toYaml({
     scope: pg.scope,
@@ -78,6 +79,8 @@ export function renderPatroniConfig({ config, topology, member, files, secrets }
         },
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums', { 'auth-local': 'scram-sha-256' }, { 'auth-host': 'scram-sha-256' }],
+      // Patroni 3.0's validator insists on it; the same rules as postgresql.pg_hba, which is what applies.
+      pg_hba: pgHba,
     },
     postgresql: {
       listen: postgresAddr,
@@ -98,7 +101,7 @@ export function renderPatroniConfig({ config, topology, member, files, secrets }
         ssl_ca_file: files.tls.ca,
         password_encryption: 'scram-sha-256',
       },
-      pg_hba: renderPgHba(config, topology),
+      pg_hba: pgHba,
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
   });

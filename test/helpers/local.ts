@@ -1,0 +1,93 @@
+// A throw-away local cluster for integration tests: its own cluster name,
+// loopback addresses (127.0.<octet>.x) and state directory, driven through the
+// real CLI, and cleaned up even when the test fails.
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestCluster {
+  name: string;
+  dir: string;
+  stateDir: string;
+  configFile: string;
+  prefix: string;
+  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult>;
+  /** Pids of every process whose command line mentions this cluster's state directory. */
+  processes(): Promise<number[]>;
+  cleanup(): Promise<void>;
+}
+
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 240_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function processesMentioning(text: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const [cmd, stat] = await Promise.all([readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => ''), readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '')]);
+    const zombie = / [ZX] /.test(stat.slice(stat.lastIndexOf(')')));
+    if (!zombie && cmd.split('\0').join(' ').includes(text)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+export async function makeTestCluster(name: string, octet: number, extraYaml = ''): Promise<TestCluster> {
+  const dir = await mkdtemp(join(tmpdir(), `gardenos-${name}-`));
+  await chmod(dir, 0o755); // PostgreSQL runs as the postgres user when tests run as root
+  const stateDir = join(dir, 'state');
+  const configFile = join(dir, 'gardenos.yaml');
+  const prefix = `127.0.${octet}`;
+  await writeFile(
+    configFile,
+    [
+      `cluster: { name: ${name} }`,
+      `postgres: { scope: ${name}, ttl: 10, loopWait: 2, retryTimeout: 4 }`,
+      'haproxy: { checkIntervalMs: 1000, fall: 2, rise: 1 }',
+      `local: { addressPrefix: "${prefix}" }`,
+      extraYaml,
+    ].join('\n'),
+  );
+  const base = ['-c', configFile, '--state-dir', stateDir];
+  const cluster: TestCluster = {
+    name,
+    dir,
+    stateDir,
+    configFile,
+    prefix,
+    cli: (args, opts) => {
+      // `local <verb> …`: the local options go after `local`.
+      const [group, ...rest] = args;
+      return runCli(group === 'local' ? ['local', ...base, ...rest] : args, opts);
+    },
+    processes: () => processesMentioning(stateDir),
+    async cleanup() {
+      await cluster.cli(['local', 'destroy', '--yes']);
+      for (const pid of await processesMentioning(stateDir)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      // PostgreSQL's children name their data directory only through the postmaster.
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { describe, it } from 'node:test';
+import { parseConfig, validateConfig } from '../../src/config/load.ts';
+import { maskSecrets, MASK } from '../../src/config/mask.ts';
+import { cidrsOverlap } from '../../src/config/rules.ts';
+import { GardenError } from '../../src/errors.ts';
+import { jsonSchema } from '../../src/cli/config.ts';
+
+function problemsOf(yaml: string): string[] {
+  try {
+    parseConfig(yaml, 'g.yaml');
+  } catch (e) {
+    assert.ok(e instanceof GardenError, `expected a GardenError, got ${e}`);
+    assert.equal(e.code, 'CONFIG_INVALID');
+    return [...e.details];
+  }
+  assert.fail('config was accepted');
+}
+
+const node = (name: string, priv: string) => `  - name: ${name}\n    address: { public: 192.0.2.${priv.split('.').pop()}, private: ${priv} }\n`;
+
+describe('config', () => {
+  it('applies defaults to the smallest file', () => {
+    const c = parseConfig('cluster: { name: tiny }\n');
+    assert.equal(c.postgres.ttl, 30);
+    assert.equal(c.postgres.synchronousMode, true);
+    assert.equal(c.etcd.clientPort, 2379);
+    assert.deepEqual(c.k3s.disable, ['traefik', 'servicelb']);
+    assert.equal(c.local.addressPrefix, '127.0.0');
+  });
+
+  it('accepts the shipped example: the journal platform on documentation addresses', async () => {
+    const text = await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8');
+    const c = parseConfig(text, 'examples/gardenos.yaml');
+    assert.equal(c.nodes.length, 3);
+    assert.deepEqual(c.apps.map((a) => a.name), ['main-api', 'ai-agents']);
+    for (const n of c.nodes) {
+      assert.match(n.address.public, /^192\.0\.2\./);
+      assert.match(n.address.private, /^198\.51\.100\./);
+    }
+  });
+
+  it('names the field, line and column of a bad value', () => {
+    const problems = problemsOf('cluster:\n  name: Bad_Name\n');
+    assert.deepEqual(problems, ['g.yaml:2:9: cluster.name: must be lower-case letters, digits and "-", starting and ending with a letter or digit (got "Bad_Name")']);
+  });
+
+  it('rejects unknown keys and lists the allowed ones', () => {
+    const [p] = problemsOf('cluster: { name: a }\npostgres:\n  tll: 30\n');
+    assert.match(p!, /^g\.yaml:3:3: postgres\.tll: unknown key; allowed here: version, scope, namespace, port, patroniPort, ttl,/);
+  });
+
+  it('reports every problem at once, with wrong types in plain words', () => {
+    const problems = problemsOf('cluster: { name: a }\npostgres:\n  synchronousMode: maybe\nnodes: {}\n');
+    assert.equal(problems.length, 2);
+    assert.ok(problems.some((p) => p === 'g.yaml:3:20: postgres.synchronousMode: must be a boolean (got "maybe")'), problems.join('\n'));
+    assert.ok(problems.some((p) => p.startsWith('g.yaml:4:8: nodes: must be a list')), problems.join('\n'));
+  });
+
+  it("checks Patroni's loop_wait + 2*retry_timeout <= ttl", () => {
+    const [p] = problemsOf('cluster: { name: a }\npostgres:\n  ttl: 20\n  loopWait: 10\n  retryTimeout: 10\n');
+    assert.match(p!, /^g\.yaml:3:8: postgres\.ttl: Patroni needs loopWait \+ 2\*retryTimeout <= ttl, but 10 \+ 2\*10 = 30 > 20/);
+  });
+
+  it('rejects duplicate node names and addresses, and an even etcd member count', () => {
+    const problems = problemsOf(`cluster: { name: a }\nnodes:\n${node('n1', '198.51.100.1')}${node('n1', '198.51.100.1')}`);
+    assert.ok(problems.some((p) => /nodes\[1\]\.name: node name "n1" is used by an earlier node/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => /nodes\[1\]\.address\.private: address 198\.51\.100\.1 is used by an earlier node/.test(p)), problems.join('\n'));
+    assert.ok(problems.some((p) => /nodes: etcd needs an odd number of members .* 2 nodes have the etcd role/.test(p)), problems.join('\n'));
+  });
+
+  it('rejects a bad CIDR, overlapping networks, a missing app image and a route to an unknown host', () => {
+    assert.match(problemsOf('cluster: { name: a }\nk3s: { clusterCidr: 10.42.0.0/33 }\n')[0]!, /k3s\.clusterCidr: must be a CIDR block/);
+    assert.match(problemsOf('cluster: { name: a }\nk3s: { clusterCidr: 10.0.0.0/8, serviceCidr: 10.43.0.0/16 }\n')[0]!, /k3s\.serviceCidr: overlaps k3s\.clusterCidr/);
+    assert.match(problemsOf('cluster: { name: a }\napps:\n  - name: api\n')[0]!, /g\.yaml:3:5: apps\[0\]\.image: is required/);
+    const [route] = problemsOf('cluster: { name: a }\napps:\n  - name: api\n    image: x/api:1\n    routes: [{ host: nowhere.example.com }]\n');
+    assert.match(route!, /apps\[0\]\.routes\[0\]\.host: host "nowhere\.example\.com" is not one of ingress\.hosts \(none\)/);
+  });
+
+  it('reports YAML syntax errors with their position', () => {
+    const [p] = problemsOf('cluster:\n  name: [unclosed\n');
+    assert.match(p!, /^g\.yaml:\d+:\d+: YAML syntax: /);
+  });
+
+  it('validates plain data without positions', () => {
+    const { problems } = validateConfig({ cluster: { name: 'x' }, postgres: { port: 70000 } });
+    assert.equal(problems[0]?.path, 'postgres.port');
+    assert.equal(problems[0]?.line, undefined);
+  });
+
+  it('masks values that look like secrets in config show', () => {
+    const c = parseConfig('cluster: { name: a }\ningress: { hosts: [{ name: h.example.com }] }\napps:\n  - name: api\n    image: x/api:1\n    env: { LOG_LEVEL: info, STRIPE_API_KEY: sk_live_123, DB_PASSWORD: hunter2 }\n');
+    const masked = maskSecrets(c);
+    assert.deepEqual(masked.apps[0]!.env, { LOG_LEVEL: 'info', STRIPE_API_KEY: MASK, DB_PASSWORD: MASK });
+    assert.equal(c.apps[0]!.env.DB_PASSWORD, 'hunter2', 'the original is untouched');
+  });
+
+  it('exports a JSON Schema an editor can use', () => {
+    const schema = jsonSchema() as { properties: Record<string, unknown>; required?: string[]; additionalProperties?: boolean };
+    assert.ok(schema.properties.postgres && schema.properties.nodes && schema.properties.apps);
+    assert.deepEqual(schema.required, ['cluster']);
+    assert.equal(schema.additionalProperties, false);
+  });
+
+  it('compares IPv4 CIDR blocks', () => {
+    assert.equal(cidrsOverlap('10.42.0.0/16', '10.43.0.0/16'), false);
+    assert.equal(cidrsOverlap('10.0.0.0/8', '10.43.0.0/16'), true);
+  });
+});
