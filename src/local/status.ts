@@ -1,6 +1,7 @@
 // `gardenos local status`: facts from the services' own APIs (etcd v3,
 // Patroni REST, HAProxy's admin socket), gathered in parallel with a timeout
 // per probe. One part that does not answer degrades its rows, not the command.
+import { access } from 'node:fs/promises';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
@@ -68,9 +69,13 @@ async function probeEtcd(c: LocalCluster, timeoutMs: number): Promise<EtcdMember
 
 async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views: (PatroniClusterView | undefined)[] }> {
   const views = await Promise.all(
-    c.topology.postgres.map((m) =>
-      withTimeout(new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster(), timeoutMs, `Patroni ${m.name}`).catch(() => undefined),
-    ),
+    c.topology.postgres.map(async (m) => {
+      try {
+        return await withTimeout(new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster(), timeoutMs, `Patroni ${m.name}`);
+      } catch {
+        return undefined;
+      }
+    }),
   );
   return { views };
 }
@@ -106,6 +111,9 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   });
 
   const problems: string[] = [];
+  if (!(await access(c.layout.clusterFile).then(() => true, () => false))) {
+    problems.push(`cluster ${c.config.cluster.name} has not been set up in ${c.layout.root}: run \`gardenos local up\``);
+  }
   for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
   if (!etcd.some((e) => e.leader)) problems.push('etcd has no leader');
   const leaders = members.filter((m) => m.role === 'leader');
