@@ -1,6 +1,6 @@
 // Bad input and bad situations: one clear message, and nothing lost or started.
 import assert from 'node:assert/strict';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -57,6 +57,21 @@ describe('gardenos local refuses clearly', { timeout: 120_000 }, () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /config file .*nope\.yaml does not exist/);
     assert.match(r.stderr, /gardenos init/);
+  });
+
+  it('shows the last lines of the log of a member that fails to start', async () => {
+    // etcd cannot use a data directory that is a file, and exits.
+    await mkdir(join(c.stateDir, 'etcd', 'node2'), { recursive: true });
+    await writeFile(join(c.stateDir, 'etcd', 'node2', 'data'), 'not a directory');
+    try {
+      const r = await c.cli(['local', 'up', '--timeout', '60']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /error: etcd-node2 exited while waiting for etcd quorum/);
+      assert.match(r.stderr, /last lines of .*etcd-node2\.log:\n  .+/);
+      assert.match(r.stderr, /hint: see the whole log with `gardenos local logs etcd-node2`/);
+    } finally {
+      await c.cli(['local', 'destroy', '--yes']);
+    }
   });
 
   it('reports a cluster that is not running as degraded (exit 2), not as a crash', async () => {
