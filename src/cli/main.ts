@@ -91,4 +91,23 @@ local
   .option('-n, --lines <n>', 'how many lines', '50')
   .action(run(async (member: string | undefined, opts: { lines: string }, cmd: Command) => (await localCmds()).logsCommand(localGlobals(cmd), member, opts)));
 
+program
+  .command('router')
+  .description('follow the Patroni leader through etcd and point HAProxy and/or Kubernetes at it (runs until stopped)')
+  .requiredOption('--config <file>', 'router settings rendered by GardenOS (router.yml)')
+  .action(
+    run(async (opts: { config: string }) => {
+      const { loadRouterSettings } = await import('../router/settings.ts');
+      const { startRouter } = await import('../router/main.ts');
+      const settings = await loadRouterSettings(opts.config);
+      const running = await startRouter(settings, (line) => process.stdout.write(`${line}\n`));
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      await running.stop();
+      return 0;
+    }),
+  );
+
 await program.parseAsync(process.argv);

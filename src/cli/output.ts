@@ -42,6 +42,12 @@ export function formatStatus(s: LocalStatus): string {
   } else {
     out.push(`HAPROXY  unreachable: ${s.haproxy.error ?? ''}`);
   }
+  out.push('');
+  out.push(
+    s.router.reachable
+      ? `ROUTER   primary → ${s.router.primary ?? 'nobody'}; replicas → ${s.router.replicas.join(', ') || 'none'}${s.router.lastChangeAt ? ` (last change ${s.router.lastChangeAt})` : ''}`
+      : `ROUTER   unreachable: ${s.router.error ?? ''}`,
+  );
   if (s.problems.length) {
     out.push('');
     out.push('problems:');

@@ -32,6 +32,24 @@ export interface EtcdMember {
 export interface EtcdClientOptions {
   /** Per-call deadline. */
   timeoutMs?: number;
+  /**
+   * Long-running users (the router) retry a call on another member and skip a
+   * failing one for a while (etcd3's defaults); probes (the default) fail fast.
+   */
+  resilient?: boolean;
+}
+
+export interface EtcdWatchHandlers {
+  /** A key under the prefix changed; `revision` is the change's store revision. */
+  onChange(key: string, value: string | null, revision: string): void;
+  /** The watch stream was lost (member restart, network) or cancelled (compaction); changes may have been missed. */
+  onInterrupted(reason: string): void;
+  /** The watch stream is (re-)established. */
+  onConnected(): void;
+}
+
+export interface EtcdWatch {
+  close(): Promise<void>;
 }
 
 function credentials(tls: TlsFiles): NonNullable<IOptions['credentials']> {
@@ -42,24 +60,31 @@ export class EtcdClient {
   readonly endpoints: readonly string[];
   private readonly creds: NonNullable<IOptions['credentials']>;
   private readonly timeoutMs: number;
+  private readonly resilient: boolean;
   private pooled: Promise<Etcd3> | undefined;
 
   constructor(endpoints: readonly string[], tls: TlsFiles, opts: EtcdClientOptions = {}) {
     this.endpoints = endpoints;
     this.creds = credentials(tls);
     this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.resilient = opts.resilient ?? false;
   }
 
   /** The gRPC client for the whole cluster (any member may answer), loaded on first use. */
   raw(): Promise<Etcd3> {
     this.pooled ??= Promise.all([import('etcd3'), import('cockatiel')]).then(
-      ([{ Etcd3 }, { noop }]) =>
+      ([{ Etcd3 }, { noop, ExponentialBackoff }]) =>
         new Etcd3({
           hosts: [...this.endpoints],
           credentials: this.creds,
           dialTimeout: this.timeoutMs,
-          defaultCallOptions: () => ({ deadline: Date.now() + this.timeoutMs }),
-          faultHandling: { host: () => noop, global: noop },
+          // A deadline for each call, but never for a stream: a watch lives as long as the router.
+          defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
+          // A lost watch stream is re-opened within a second, not etcd3's default of up to 30 s
+          // (etcd3 takes the factory and calls next() itself, though its type names the product).
+          faultHandling: this.resilient
+            ? { watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }) as never }
+            : { host: () => noop, global: noop },
         }),
     );
     return this.pooled;
@@ -155,6 +180,28 @@ export class EtcdClient {
 
   async delete(key: string): Promise<void> {
     await this.guard(`delete ${key}`, async () => (await this.raw()).delete().key(key).exec());
+  }
+
+  /** Watches every key under `prefix` from `startRevision` on (the revision after a read, so nothing is missed). */
+  async watchPrefix(prefix: string, startRevision: string, handlers: EtcdWatchHandlers): Promise<EtcdWatch> {
+    const client = await this.raw();
+    const watcher = await this.guard(`watch ${prefix}*`, () => client.watch().prefix(prefix).startRevision(startRevision).create());
+    watcher.on('put', (kv, _prev) => handlers.onChange(kv.key.toString(), kv.value.toString(), kv.mod_revision));
+    watcher.on('delete', (kv) => handlers.onChange(kv.key.toString(), null, kv.mod_revision));
+    watcher.on('disconnected', (e: Error) => handlers.onInterrupted(`watch stream lost: ${describe(e)}`));
+    watcher.on('connected', () => handlers.onConnected());
+    watcher.on('error', (e: Error) => handlers.onInterrupted(`watch cancelled: ${describe(e)}`));
+    return { close: () => watcher.cancel() };
+  }
+
+  /** Every key under `prefix`, and the store revision the read saw. */
+  async readPrefix(prefix: string): Promise<{ revision: string; kvs: Record<string, string> }> {
+    return this.guard(`get ${prefix}*`, async () => {
+      const res = await (await this.raw()).getAll().prefix(prefix).exec();
+      const kvs: Record<string, string> = {};
+      for (const kv of res.kvs) kvs[kv.key.toString()] = kv.value.toString();
+      return { revision: res.header.revision, kvs };
+    });
   }
 
   close(): void {

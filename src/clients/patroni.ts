@@ -2,7 +2,8 @@
 // unsafe endpoints. Health endpoints answer 200 or 503; anything else, or no
 // answer, is mapped to a GardenError at this edge.
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { request, type RequestOptions } from 'node:https';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { describe, GardenError } from '../errors.ts';
 
 export interface PatroniMemberView {
@@ -37,13 +38,14 @@ export interface PatroniClientOptions {
 
 export class PatroniClient {
   readonly baseUrl: string;
-  private readonly ca: Buffer;
+  /** Parsed once: a CA passed per request would build a new TLS context for every probe. */
+  private readonly tls: SecureContext;
   private readonly auth: string | undefined;
   private readonly timeoutMs: number;
 
   constructor(baseUrl: string, opts: PatroniClientOptions) {
     this.baseUrl = baseUrl.replace(/\/$/, '');
-    this.ca = readFileSync(opts.caFile);
+    this.tls = createSecureContext({ ca: readFileSync(opts.caFile) });
     this.auth = opts.auth ? `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}` : undefined;
     this.timeoutMs = opts.timeoutMs ?? 2000;
   }
@@ -57,14 +59,15 @@ export class PatroniClient {
         url,
         {
           method,
-          ca: this.ca,
+          secureContext: this.tls,
           timeout: this.timeoutMs,
           agent: false,
           headers: {
             ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
             ...(this.auth && method !== 'GET' ? { authorization: this.auth } : {}),
           },
-        },
+          // Handed through to tls.connect(); @types/node leaves it out of https.RequestOptions.
+        } as RequestOptions & { secureContext: SecureContext },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

@@ -174,7 +174,11 @@ const namespaces = z.strictObject({
 
 const router = z.strictObject({
   replicaMaxLagBytes: z.number().int().min(0).default(16 * 1024 * 1024),
+  /** The router re-reads etcd and re-checks the leader this often even without a watch event. */
   recheckIntervalMs: z.number().int().min(100).default(2000),
+  /** /healthz, /readyz, /metrics and /status. */
+  port: port.default(8405),
+  image: image.default('ghcr.io/gardenos/router:0.1.0'),
 });
 
 /** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */

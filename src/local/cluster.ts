@@ -2,6 +2,8 @@
 // from the local profile, the state-directory layout, and the process specs
 // for each daemon (the same rendered configs production uses).
 import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.ts';
 import { API_VERSION } from '../config/version.ts';
 import { GardenError } from '../errors.ts';
@@ -18,8 +20,11 @@ export interface LocalCluster {
   supervisor: Supervisor;
   /** Who PostgreSQL and Patroni run as (undefined: the current user). */
   pgOwner: Owner | undefined;
-  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec };
+  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec };
 }
+
+/** This very CLI (src/cli/main.ts or dist/cli/main.js), which the local router process runs. */
+const CLI_ENTRY = fileURLToPath(new URL(`../cli/main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 
 export interface ClusterMeta {
   name: string;
@@ -80,6 +85,16 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
           match: f.configFile,
         };
       }),
+      router: {
+        id: 'router',
+        command: process.execPath,
+        // A small young generation: measured ~10 MiB less resident memory for a process that allocates little.
+        args: ['--max-semi-space-size=1', CLI_ENTRY, 'router', '--config', layout.router.configFile],
+        cwd: layout.router.dir,
+        env,
+        logFile: layout.log('router'),
+        match: layout.router.configFile,
+      },
       haproxy: {
         id: 'haproxy',
         command: 'haproxy',
@@ -95,6 +110,10 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
 
 export function etcdEndpoints(c: LocalCluster): string[] {
   return etcdClientUrls(c.config, c.topology);
+}
+
+export function routerUrl(c: LocalCluster): string {
+  return `http://${hostPort(c.topology.loadBalancer, c.config.router.port)}`;
 }
 
 export function patroniUrl(c: LocalCluster, address: string): string {

@@ -28,6 +28,7 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
     report({ kind: 'step', step: 'stop', member: spec.id, status: was ? 'done' : 'skip', ...(was ? {} : { detail: 'not running' }) });
   };
 
+  await stop(c.specs.router, 10_000);
   await stop(c.specs.haproxy, 10_000);
   // Replicas first and the leader last, so stopping does not trigger failovers.
   const leader = await leaderName(c);

@@ -64,6 +64,7 @@ export interface LocalLayout {
   etcd(member: string): EtcdFiles & { dir: string; configFile: string };
   patroni(member: string): PatroniFiles & { dir: string; configFile: string };
   haproxy: HaproxyFiles & { dir: string; configFile: string };
+  router: { dir: string; configFile: string };
   log(process: string): string;
 }
 
@@ -98,6 +99,7 @@ export function localLayout(root: string, postgresVersion: number): LocalLayout 
       };
     },
     haproxy: { dir: join(root, 'haproxy'), configFile: join(root, 'haproxy', 'haproxy.cfg'), adminSocket: join(root, 'haproxy', 'admin.sock'), ca: ca.cert },
+    router: { dir: join(root, 'router'), configFile: join(root, 'router', 'router.yml') },
     log: (p) => join(root, 'logs', `${p}.log`),
   };
 }

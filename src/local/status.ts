@@ -7,7 +7,7 @@ import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import { describe } from '../errors.ts';
 import { withTimeout } from '../util/wait.ts';
-import { connectionUris, etcdEndpoints, patroniUrl, type LocalCluster } from './cluster.ts';
+import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
 import { readSecrets } from './state.ts';
 
 export interface EtcdMemberStatus {
@@ -41,6 +41,26 @@ export interface LocalStatus {
   etcd: EtcdMemberStatus[];
   members: PostgresMemberStatus[];
   haproxy: { reachable: boolean; servers: HaproxyServerStat[]; error?: string };
+  router: RouterStatus;
+}
+
+export interface RouterStatus {
+  reachable: boolean;
+  primary: string | null;
+  replicas: string[];
+  lastDecision?: string;
+  lastChangeAt?: string | null;
+  error?: string;
+}
+
+async function probeRouter(c: LocalCluster, timeoutMs: number): Promise<RouterStatus> {
+  try {
+    const res = await fetch(`${routerUrl(c)}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    const s = (await res.json()) as { primary: { name: string } | null; replicas: { name: string }[]; lastDecision: string; lastChangeAt: string | null };
+    return { reachable: true, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name), lastDecision: s.lastDecision, lastChangeAt: s.lastChangeAt };
+  } catch (e) {
+    return { reachable: false, primary: null, replicas: [], error: describe(e) };
+  }
 }
 
 export interface StatusOptions {
@@ -83,7 +103,7 @@ async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
-  const [etcd, patroni, hap, secrets] = await Promise.all([
+  const [etcd, patroni, hap, router, secrets] = await Promise.all([
     withTimeout(probeEtcd(c, timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
@@ -92,6 +112,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
       (servers) => ({ reachable: true, servers }),
       (e) => ({ reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) }),
     ),
+    probeRouter(c, timeoutMs),
     readSecrets(c.layout),
   ]);
 
@@ -130,6 +151,9 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     if (up.length !== 1 || up[0] !== leader) problems.push(`HAProxy primary backend routes to [${up.join(', ')}], leader is ${leader ?? 'none'}`);
   }
 
+  if (!router.reachable) problems.push(`the router does not answer: ${router.error ?? ''}`);
+  else if (router.primary !== (leaders[0]?.name ?? null)) problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
+
   const lb = c.topology.loadBalancer;
   const uris = connectionUris(c, opts.withPassword ? secrets?.superuserPassword : undefined);
   return {
@@ -142,5 +166,6 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     etcd,
     members,
     haproxy: hap,
+    router,
   };
 }

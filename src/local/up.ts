@@ -10,9 +10,10 @@ import type { Reporter } from '../log/events.ts';
 import { renderEtcdConfig } from '../render/etcd.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
+import { renderRouterSettings } from '../render/router.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
 import { waitFor } from '../util/wait.ts';
-import { etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
+import { etcdEndpoints, patroniUrl, postmasterPid, routerUrl, type ClusterMeta, type LocalCluster } from './cluster.ts';
 import { checkPackages, checkPorts, requirements, type PortNeed } from './preflight.ts';
 import { ensurePki, ensureSecrets } from './state.ts';
 import { gatherStatus, type LocalStatus } from './status.ts';
@@ -68,7 +69,7 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
   report({ kind: 'step', step: 'preflight', status: 'start' });
   await checkPackages(requirements(config.postgres.version));
   const running = new Map<string, boolean>();
-  for (const s of [...specs.etcd, ...specs.patroni, specs.haproxy]) running.set(s.id, (await supervisor.pid(s)) !== undefined);
+  for (const s of [...specs.etcd, ...specs.patroni, specs.haproxy, specs.router]) running.set(s.id, (await supervisor.pid(s)) !== undefined);
   const needs: PortNeed[] = [];
   topology.etcd.forEach((m, i) => {
     if (running.get(specs.etcd[i]!.id)) return;
@@ -85,6 +86,7 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
     const p = config.haproxy.ports;
     needs.push({ host: lb, port: p.primary, owner: 'HAProxy primary' }, { host: lb, port: p.replicas, owner: 'HAProxy replicas' }, { host: lb, port: p.stats, owner: 'HAProxy stats' });
   }
+  if (!running.get(specs.router.id)) needs.push({ host: topology.loadBalancer, port: config.router.port, owner: 'router' });
   await checkPorts(needs);
   report({ kind: 'step', step: 'preflight', status: 'done', detail: 'packages present, ports free' });
 
@@ -119,6 +121,20 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
   }
   await ensureDir(layout.haproxy.dir, 0o700);
   rendered.push({ file: layout.haproxy.configFile, content: renderHaproxyConfig({ config, topology, files: layout.haproxy, secrets }), mode: 0o600, member: 'haproxy', runningId: specs.haproxy.id });
+  await ensureDir(layout.router.dir, 0o700);
+  rendered.push({
+    file: layout.router.configFile,
+    content: renderRouterSettings({
+      config,
+      topology,
+      etcdTls: layout.client,
+      listenHost: topology.loadBalancer,
+      sinks: [{ type: 'haproxy', socket: layout.haproxy.adminSocket, primaryBackend: 'postgres-primary', replicasBackend: 'postgres-replicas' }],
+    }),
+    mode: 0o600,
+    member: 'router',
+    runningId: specs.router.id,
+  });
   for (const r of rendered) {
     if (await writeFileAtomic(r.file, r.content, r.mode, r.owner)) {
       change(`wrote ${r.file}`, r.member);
@@ -205,6 +221,21 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
     { timeoutMs, intervalMs: 200 },
   );
   report({ kind: 'step', step: 'haproxy', status: 'done', detail: `primary → ${leaderName}` });
+
+  // The router moves the primary port with the leader (watching etcd), faster than HAProxy's own checks.
+  report({ kind: 'step', step: 'router', status: 'start' });
+  await startAll([specs.router], 'router');
+  await waitFor(
+    `the router to route to ${leaderName}`,
+    async () => {
+      await ensureAlive(c, [specs.router], 'the router');
+      const res = await fetch(`${routerUrl(c)}/status`, { signal: AbortSignal.timeout(2000) });
+      const s = (await res.json()) as { ready: boolean; primary: { name: string } | null };
+      return s.ready && s.primary?.name === leaderName;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+  report({ kind: 'step', step: 'router', status: 'done', detail: `following the leader key of scope ${config.postgres.scope}` });
 
   const meta = await readJson<ClusterMeta>(layout.clusterFile);
   await writeFileAtomic(layout.clusterFile, `${JSON.stringify({ name: config.cluster.name, createdAt: meta?.createdAt ?? new Date().toISOString(), config } satisfies ClusterMeta, null, 2)}\n`, 0o644);

@@ -1,0 +1,32 @@
+// The router's settings for a platform: where etcd is, which scope to follow,
+// and which sinks to drive. Local: the HAProxy admin socket.
+import type { Config } from '../config/schema.ts';
+import type { RouterSettings } from '../router/settings.ts';
+import type { TlsFiles } from './files.ts';
+import { etcdClientUrls, type Topology } from './topology.ts';
+import { toYaml } from './yaml.ts';
+
+export interface RouterRenderInput {
+  config: Config;
+  topology: Topology;
+  etcdTls: TlsFiles;
+  listenHost: string;
+  sinks: RouterSettings['sinks'];
+}
+
+export function routerSettings({ config, topology, etcdTls, listenHost, sinks }: RouterRenderInput): RouterSettings {
+  return {
+    scope: config.postgres.scope,
+    namespace: config.postgres.namespace,
+    etcd: { endpoints: etcdClientUrls(config, topology), tls: etcdTls },
+    patroniCa: etcdTls.ca,
+    replicaMaxLagBytes: config.router.replicaMaxLagBytes,
+    recheckIntervalMs: config.router.recheckIntervalMs,
+    listen: { host: listenHost, port: config.router.port },
+    sinks,
+  };
+}
+
+export function renderRouterSettings(input: RouterRenderInput): string {
+  return toYaml(routerSettings(input));
+}

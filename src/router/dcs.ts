@@ -1,0 +1,101 @@
+// The coordination-store boundary, shaped like Patroni's dcs/: immutable
+// snapshots of a scope's keys, parsed at the edge. The loop above sees a
+// DcsSnapshot or a DcsUnavailable error, never a raw client error.
+import type { EtcdClient, EtcdWatch } from '../clients/etcd.ts';
+import { describe, GardenError } from '../errors.ts';
+
+export interface DcsMember {
+  name: string;
+  /** Base URL of the member's Patroni REST API (https://host:8008). */
+  apiUrl: string;
+  host: string;
+  port: number;
+  role: string;
+  state: string;
+  timeline?: number;
+  xlogLocation?: number;
+}
+
+export interface DcsSnapshot {
+  revision: string;
+  leader: string | null;
+  members: readonly DcsMember[];
+  initialized: boolean;
+}
+
+export class DcsUnavailable extends GardenError {
+  constructor(message: string, cause?: unknown) {
+    super('BACKEND_UNAVAILABLE', message, { cause });
+  }
+}
+
+/** Parses Patroni's keys under `<namespace><scope>/` into a snapshot. Malformed member values are skipped. */
+export function parseSnapshot(prefix: string, revision: string, kvs: Readonly<Record<string, string>>): DcsSnapshot {
+  const members: DcsMember[] = [];
+  for (const [key, value] of Object.entries(kvs)) {
+    if (!key.startsWith(`${prefix}members/`)) continue;
+    const name = key.slice(`${prefix}members/`.length);
+    try {
+      const m = JSON.parse(value) as { api_url?: string; conn_url?: string; role?: string; state?: string; timeline?: number; xlog_location?: number };
+      const api = new URL(m.api_url ?? '');
+      const conn = new URL(m.conn_url ?? '');
+      members.push({
+        name,
+        apiUrl: `${api.protocol}//${api.host}`,
+        host: conn.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(conn.port || 5432),
+        role: m.role ?? 'unknown',
+        state: m.state ?? 'unknown',
+        ...(m.timeline !== undefined ? { timeline: m.timeline } : {}),
+        ...(m.xlog_location !== undefined ? { xlogLocation: m.xlog_location } : {}),
+      });
+    } catch {
+      // A member key being rewritten or from another tool: not routable, not fatal.
+    }
+  }
+  members.sort((a, b) => a.name.localeCompare(b.name));
+  return { revision, leader: kvs[`${prefix}leader`] ?? null, members, initialized: `${prefix}initialize` in kvs };
+}
+
+export interface DcsEvents {
+  /** A key of the scope changed; `leaderChanged` when it was the leader key. */
+  onChange(leaderChanged: boolean): void;
+  onInterrupted(reason: string): void;
+  onConnected(): void;
+}
+
+export class PatroniDcs {
+  readonly prefix: string;
+  private readonly etcd: EtcdClient;
+  private watch: EtcdWatch | undefined;
+
+  constructor(etcd: EtcdClient, namespace: string, scope: string) {
+    this.etcd = etcd;
+    this.prefix = `${namespace}${scope}/`;
+  }
+
+  async read(): Promise<DcsSnapshot> {
+    try {
+      const { revision, kvs } = await this.etcd.readPrefix(this.prefix);
+      return parseSnapshot(this.prefix, revision, kvs);
+    } catch (e) {
+      throw new DcsUnavailable(`cannot read ${this.prefix} from etcd: ${describe(e)}`, e);
+    }
+  }
+
+  /** Starts (or restarts) the watch just after `fromRevision`, so no change between a read and the watch is lost. */
+  async startWatch(fromRevision: string, events: DcsEvents): Promise<void> {
+    await this.stopWatch();
+    this.watch = await this.etcd.watchPrefix(this.prefix, String(BigInt(fromRevision) + 1n), {
+      onChange: (key) => events.onChange(key === `${this.prefix}leader`),
+      onInterrupted: (reason) => events.onInterrupted(reason),
+      onConnected: () => events.onConnected(),
+    });
+  }
+
+  async stopWatch(): Promise<void> {
+    const w = this.watch;
+    this.watch = undefined;
+    await w?.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,255 @@
+// The Kubernetes sink: a selector-less `postgres-primary` Service whose
+// Endpoints and EndpointSlice hold only the leader pod's IP (Zalando's and
+// Patroni's own pattern: a label-selected Service can keep two pods behind it
+// when a frozen node's labels go stale), `postgres-replica` likewise, and role
+// labels on the database pods for people and dashboards. Every write carries
+// the resourceVersion it was based on and is retried on 409 Conflict.
+import {
+  ApiException,
+  CoordinationV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Endpoints,
+  type V1EndpointSlice,
+  type V1Lease,
+} from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { describe, GardenError } from '../../errors.ts';
+import type { Route, RouteTarget } from '../decide.ts';
+import type { RouteSink } from './types.ts';
+
+export const ROLE_LABEL = 'gardenos.dev/role';
+const MANAGED_BY = 'gardenos-router';
+const PORT_NAME = 'postgresql';
+
+export interface KubernetesSinkOptions {
+  namespace: string;
+  primaryService: string;
+  replicasService: string;
+  podSelector: string;
+  port: number;
+}
+
+function status(e: unknown): number | undefined {
+  return e instanceof ApiException ? e.code : undefined;
+}
+
+/** Read, compute, write with the read's resourceVersion; on 409 start over. */
+async function upsert<T extends { metadata?: { resourceVersion?: string } }>(
+  what: string,
+  read: () => Promise<T>,
+  create: (body: T) => Promise<unknown>,
+  replace: (body: T) => Promise<unknown>,
+  desired: (current: T | undefined) => T,
+  same: (a: T, b: T) => boolean,
+): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    let current: T | undefined;
+    try {
+      current = await read();
+    } catch (e) {
+      if (status(e) !== 404) throw e;
+    }
+    const want = desired(current);
+    if (current && same(current, want)) return false;
+    try {
+      if (current) await replace({ ...want, metadata: { ...want.metadata, resourceVersion: current.metadata?.resourceVersion } } as T);
+      else await create(want);
+      return true;
+    } catch (e) {
+      if ((status(e) === 409 || (status(e) === 404 && current)) && attempt < 5) continue;
+      throw new GardenError('BACKEND_UNAVAILABLE', `writing ${what} failed: ${describe(e)}`, { cause: e });
+    }
+  }
+}
+
+const ipFamily = (ip: string) => (ip.includes(':') ? 'IPv6' : 'IPv4');
+
+export class KubernetesSink implements RouteSink {
+  readonly name = 'kubernetes';
+  private readonly core: CoreV1Api;
+  private readonly discovery: DiscoveryV1Api;
+  private readonly o: KubernetesSinkOptions;
+
+  constructor(kc: KubeConfig, o: KubernetesSinkOptions) {
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.discovery = kc.makeApiClient(DiscoveryV1Api);
+    this.o = o;
+  }
+
+  static inCluster(o: KubernetesSinkOptions): KubernetesSink {
+    const kc = new KubeConfig();
+    kc.loadFromCluster();
+    return new KubernetesSink(kc, o);
+  }
+
+  private endpoints(service: string, targets: readonly RouteTarget[]): V1Endpoints {
+    return {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: service, namespace: this.o.namespace, labels: { 'app.kubernetes.io/managed-by': MANAGED_BY } },
+      // No subsets: the Service has no endpoint and clients are refused, never sent to a demoted node.
+      subsets: targets.length
+        ? [{ addresses: targets.map((t) => ({ ip: t.host, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })), ports: [{ name: PORT_NAME, port: this.o.port, protocol: 'TCP' }] }]
+        : [],
+    };
+  }
+
+  private slice(service: string, targets: readonly RouteTarget[]): V1EndpointSlice {
+    return {
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: `${service}-gardenos`,
+        namespace: this.o.namespace,
+        labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': MANAGED_BY },
+      },
+      addressType: ipFamily(targets[0]?.host ?? '0.0.0.0'),
+      endpoints: targets.map((t) => ({ addresses: [t.host], conditions: { ready: true }, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })),
+      ports: [{ name: PORT_NAME, port: this.o.port, protocol: 'TCP' }],
+    };
+  }
+
+  private async writeService(service: string, targets: readonly RouteTarget[]): Promise<string[]> {
+    const ns = this.o.namespace;
+    const ips = (xs: readonly { ip?: string }[] | undefined) => (xs ?? []).map((a) => a.ip).sort().join(',');
+    const changes: string[] = [];
+    const wroteEndpoints = await upsert<V1Endpoints>(
+      `Endpoints ${ns}/${service}`,
+      () => this.core.readNamespacedEndpoints({ name: service, namespace: ns }),
+      (body) => this.core.createNamespacedEndpoints({ namespace: ns, body }),
+      (body) => this.core.replaceNamespacedEndpoints({ name: service, namespace: ns, body }),
+      () => this.endpoints(service, targets),
+      (a, b) => ips(a.subsets?.flatMap((s) => s.addresses ?? [])) === ips(b.subsets?.flatMap((s) => s.addresses ?? [])) && (a.subsets?.length ?? 0) === (b.subsets?.length ?? 0),
+    );
+    if (wroteEndpoints) changes.push(`Endpoints ${service} → [${targets.map((t) => `${t.name} ${t.host}`).join(', ')}]`);
+    const name = `${service}-gardenos`;
+    const wroteSlice = await upsert<V1EndpointSlice>(
+      `EndpointSlice ${ns}/${name}`,
+      () => this.discovery.readNamespacedEndpointSlice({ name, namespace: ns }),
+      (body) => this.discovery.createNamespacedEndpointSlice({ namespace: ns, body }),
+      (body) => this.discovery.replaceNamespacedEndpointSlice({ name, namespace: ns, body }),
+      () => this.slice(service, targets),
+      (a, b) => ips((a.endpoints ?? []).map((e) => ({ ip: e.addresses.join("+") }))) === ips((b.endpoints ?? []).map((e) => ({ ip: e.addresses.join("+") }))),
+    );
+    if (wroteSlice) changes.push(`EndpointSlice ${name} → [${targets.map((t) => t.host).join(', ')}]`);
+    return changes;
+  }
+
+  private async labelPods(route: Route): Promise<string[]> {
+    const pods = await this.core.listNamespacedPod({ namespace: this.o.namespace, labelSelector: this.o.podSelector });
+    const replicas = new Set(route.replicas.map((r) => r.name));
+    const changes: string[] = [];
+    for (const pod of pods.items) {
+      const name = pod.metadata?.name ?? '';
+      const want = route.primary?.name === name ? 'primary' : replicas.has(name) ? 'replica' : 'unavailable';
+      if (pod.metadata?.labels?.[ROLE_LABEL] === want) continue;
+      await this.core.patchNamespacedPod(
+        { name, namespace: this.o.namespace, body: { metadata: { labels: { [ROLE_LABEL]: want } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      changes.push(`pod ${name} ${ROLE_LABEL}=${want}`);
+    }
+    return changes;
+  }
+
+  async apply(route: Route): Promise<string[]> {
+    // The primary first: removing a demoted leader matters more than anything else here.
+    const primary = await this.writeService(this.o.primaryService, route.primary ? [route.primary] : []);
+    const replicas = await this.writeService(this.o.replicasService, route.replicas);
+    const labels = await this.labelPods(route);
+    return [...primary, ...replicas, ...labels];
+  }
+}
+
+/**
+ * Holds a coordination.k8s.io Lease so that of the router's replicas only one
+ * writes at a time. Acquires an absent or expired Lease, renews it every third
+ * of its duration, and stops counting itself holder once a renewal is overdue.
+ */
+export class LeaseHolder {
+  readonly identity: string;
+  private readonly api: CoordinationV1Api;
+  private readonly namespace: string;
+  private readonly name: string;
+  private readonly durationSeconds: number;
+  private renewedAt = 0;
+  private holder = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(kc: KubeConfig, namespace: string, name: string, durationSeconds: number, identity?: string) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.namespace = namespace;
+    this.name = name;
+    this.durationSeconds = durationSeconds;
+    this.identity = identity ?? `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
+  }
+
+  static inCluster(namespace: string, name: string, durationSeconds: number): LeaseHolder {
+    const kc = new KubeConfig();
+    kc.loadFromCluster();
+    return new LeaseHolder(kc, namespace, name, durationSeconds);
+  }
+
+  isHolder(): boolean {
+    return this.holder && Date.now() - this.renewedAt < this.durationSeconds * 1000;
+  }
+
+  /** One attempt to acquire or renew; returns whether this instance holds the Lease afterwards. */
+  async tryAcquireOrRenew(): Promise<boolean> {
+    const now = new Date();
+    let lease: V1Lease | undefined;
+    try {
+      lease = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
+    } catch (e) {
+      if (status(e) !== 404) return (this.holder = false);
+    }
+    const spec = lease?.spec;
+    const renew = spec?.renewTime ? new Date(spec.renewTime).getTime() : 0;
+    const expired = !spec?.holderIdentity || renew + (spec.leaseDurationSeconds ?? this.durationSeconds) * 1000 < now.getTime();
+    const mine = spec?.holderIdentity === this.identity;
+    if (!mine && !expired) return (this.holder = false);
+    const body: V1Lease = {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { name: this.name, namespace: this.namespace, ...(lease?.metadata?.resourceVersion ? { resourceVersion: lease.metadata.resourceVersion } : {}) },
+      spec: {
+        holderIdentity: this.identity,
+        leaseDurationSeconds: this.durationSeconds,
+        acquireTime: mine && spec?.acquireTime ? spec.acquireTime : now,
+        renewTime: now,
+        leaseTransitions: (spec?.leaseTransitions ?? 0) + (mine ? 0 : 1),
+      },
+    };
+    try {
+      if (lease) await this.api.replaceNamespacedLease({ name: this.name, namespace: this.namespace, body });
+      else await this.api.createNamespacedLease({ namespace: this.namespace, body });
+      this.renewedAt = now.getTime();
+      return (this.holder = true);
+    } catch {
+      // 409: someone else renewed or took it first.
+      return (this.holder = false);
+    }
+  }
+
+  start(): void {
+    const tick = async () => {
+      await this.tryAcquireOrRenew();
+      if (!this.stopped) this.timer = setTimeout(() => (this.running = tick()), (this.durationSeconds * 1000) / 3);
+    };
+    this.running = tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+    this.holder = false;
+  }
+}
