@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Router, type RoutingLog } from '../../src/router/controller.ts';
+import { DcsUnavailable, parseSnapshot, type DcsMember, type DcsSnapshot, type PatroniDcs } from '../../src/router/dcs.ts';
+import { decide, NOWHERE, type MemberProbe, type Route } from '../../src/router/decide.ts';
+import { createMetrics } from '../../src/router/metrics.ts';
+import type { RouteSink } from '../../src/router/sinks/types.ts';
+
+const P = '/service/s/';
+const member = (name: string, ip: string, role = 'replica') =>
+  JSON.stringify({ conn_url: `postgres://${ip}:5432/postgres`, api_url: `https://${ip}:8008/patroni`, state: 'running', role, timeline: 3, xlog_location: 100 });
+
+function snapshot(leader: string | null): DcsSnapshot {
+  const kvs: Record<string, string> = {
+    [`${P}initialize`]: '7123',
+    [`${P}members/a`]: member('a', '10.0.0.1', 'master'),
+    [`${P}members/b`]: member('b', '10.0.0.2'),
+    [`${P}members/c`]: member('c', '10.0.0.3'),
+  };
+  if (leader) kvs[`${P}leader`] = leader;
+  return parseSnapshot(P, '42', kvs);
+}
+
+function probe(primaries: string[], replicas: string[]): MemberProbe & { calls: string[] } {
+  const calls: string[] = [];
+  return {
+    calls,
+    isPrimary: async (m: DcsMember) => (calls.push(`primary ${m.name}`), primaries.includes(m.name)),
+    isHealthyReplica: async (m: DcsMember, lag: number) => (calls.push(`replica ${m.name} ${lag}`), replicas.includes(m.name)),
+  };
+}
+
+describe('router: DCS snapshot', () => {
+  it("parses Patroni's keys: leader, members with API and connection addresses", () => {
+    const s = snapshot('a');
+    assert.equal(s.leader, 'a');
+    assert.equal(s.initialized, true);
+    assert.deepEqual(s.members.map((m) => [m.name, m.host, m.port, m.apiUrl, m.role]), [
+      ['a', '10.0.0.1', 5432, 'https://10.0.0.1:8008', 'master'],
+      ['b', '10.0.0.2', 5432, 'https://10.0.0.2:8008', 'replica'],
+      ['c', '10.0.0.3', 5432, 'https://10.0.0.3:8008', 'replica'],
+    ]);
+  });
+
+  it('skips a malformed member value instead of failing', () => {
+    const s = parseSnapshot(P, '1', { [`${P}members/x`]: '{not json', [`${P}members/y`]: member('y', '10.0.0.9') });
+    assert.deepEqual(s.members.map((m) => m.name), ['y']);
+    assert.equal(s.leader, null);
+  });
+});
+
+describe('router: decision', () => {
+  it('routes writes to a leader that holds the lock and confirms on /primary', async () => {
+    const d = await decide(snapshot('a'), probe(['a'], ['b', 'c']), 1024);
+    assert.deepEqual(d.route.primary, { name: 'a', host: '10.0.0.1', port: 5432 });
+    assert.deepEqual(d.route.replicas.map((r) => r.name), ['b', 'c']);
+    assert.equal(d.unsettled, false);
+    assert.match(d.reason, /^leader a holds the lock and confirms on \/primary; 2 replicas within 1024 bytes of lag$/);
+  });
+
+  it('routes writes nowhere when there is no leader key', async () => {
+    const d = await decide(snapshot(null), probe(['a'], ['b']), 1024);
+    assert.equal(d.route.primary, null);
+    assert.equal(d.unsettled, true);
+    assert.match(d.reason, /^no leader key in etcd: routing writes nowhere/);
+  });
+
+  it('routes writes nowhere when the leader does not confirm (a demoted or frozen node)', async () => {
+    const d = await decide(snapshot('a'), probe([], ['b', 'c']), 1024);
+    assert.equal(d.route.primary, null);
+    assert.match(d.reason, /^leader a does not confirm on \/primary/);
+  });
+
+  it('never routes writes to a member other than the lock holder, even if it claims to be primary', async () => {
+    const d = await decide(snapshot('a'), probe(['b'], ['c']), 1024);
+    assert.equal(d.route.primary, null);
+    assert.deepEqual(d.route.replicas.map((r) => r.name), ['c']);
+  });
+
+  it('keeps lagging or stopped replicas out of the replicas route, asking with the lag bound', async () => {
+    const p = probe(['a'], ['c']);
+    const d = await decide(snapshot('a'), p, 4096);
+    assert.deepEqual(d.route.replicas.map((r) => r.name), ['c']);
+    assert.ok(p.calls.includes('replica b 4096'));
+  });
+});
+
+class FakeDcs {
+  fail = false;
+  leader: string | null = 'a';
+  watchStarts = 0;
+  async read(): Promise<DcsSnapshot> {
+    if (this.fail) throw new DcsUnavailable('etcd is down');
+    return snapshot(this.leader);
+  }
+  async startWatch(): Promise<void> {
+    this.watchStarts++;
+  }
+  async stopWatch(): Promise<void> {}
+}
+
+class FakeSink implements RouteSink {
+  readonly name = 'fake';
+  applied: Route[] = [];
+  failNext = false;
+  async apply(route: Route): Promise<string[]> {
+    if (this.failNext) {
+      this.failNext = false;
+      throw new Error('socket gone');
+    }
+    const last = this.applied.at(-1);
+    this.applied.push(route);
+    return last && last.primary?.name === route.primary?.name ? [] : [`primary → ${route.primary?.name ?? 'nobody'}`];
+  }
+}
+
+function router(dcs: FakeDcs, sink: FakeSink, p: MemberProbe, logs: RoutingLog[], mayWrite?: () => boolean) {
+  return new Router({ dcs: dcs as unknown as PatroniDcs, probe: p, sinks: [sink], metrics: createMetrics(), maxLagBytes: 1024, recheckIntervalMs: 1000, log: (l) => logs.push(l), ...(mayWrite ? { mayWrite } : {}) });
+}
+
+describe('router: control loop', () => {
+  it('applies the decision, watches after the first read, and logs one line per change', async () => {
+    const dcs = new FakeDcs();
+    const sink = new FakeSink();
+    const logs: RoutingLog[] = [];
+    const r = router(dcs, sink, probe(['a'], ['b']), logs);
+    assert.equal(await r.runCycle(), false);
+    assert.equal(await r.runCycle(), false);
+    assert.equal(dcs.watchStarts, 1);
+    assert.equal(sink.applied.at(-1)?.primary?.name, 'a');
+    assert.equal(logs.length, 1, 'a cycle that changes nothing logs nothing');
+    assert.deepEqual(logs[0]!.changes, ['fake: primary → a']);
+  });
+
+  it('fails closed when etcd is unreachable, and re-watches after it returns', async () => {
+    const dcs = new FakeDcs();
+    const sink = new FakeSink();
+    const logs: RoutingLog[] = [];
+    const r = router(dcs, sink, probe(['a'], []), logs);
+    await r.runCycle();
+    dcs.fail = true;
+    assert.equal(await r.runCycle(), true, 'look again soon');
+    assert.deepEqual(sink.applied.at(-1), NOWHERE);
+    assert.match(logs.at(-1)!.decision, /^etcd unreachable .*: routing nowhere \(fail closed\)$/);
+    dcs.fail = false;
+    await r.runCycle();
+    assert.equal(sink.applied.at(-1)?.primary?.name, 'a');
+    assert.equal(dcs.watchStarts, 2);
+  });
+
+  it('keeps going when a sink fails, and says so', async () => {
+    const dcs = new FakeDcs();
+    const sink = new FakeSink();
+    const logs: RoutingLog[] = [];
+    const r = router(dcs, sink, probe(['a'], []), logs);
+    sink.failNext = true;
+    await r.runCycle();
+    assert.equal(r.state.lastCycleOk, false);
+    assert.match(logs.at(-1)!.error!, /fake: socket gone/);
+    await r.runCycle();
+    assert.equal(r.state.lastCycleOk, true);
+    assert.equal(sink.applied.at(-1)?.primary?.name, 'a');
+  });
+
+  it('a standby router (not holding the Lease) observes but never writes', async () => {
+    const dcs = new FakeDcs();
+    const sink = new FakeSink();
+    const r = router(dcs, sink, probe(['a'], []), [], () => false);
+    await r.runCycle();
+    assert.equal(sink.applied.length, 0);
+    assert.match(r.state.lastDecision, /^standby: leader a holds the lock/);
+  });
+});
