@@ -91,6 +91,20 @@ local
   .option('-n, --lines <n>', 'how many lines', '50')
   .action(run(async (member: string | undefined, opts: { lines: string }, cmd: Command) => (await localCmds()).logsCommand(localGlobals(cmd), member, opts)));
 
+const render = program.command('render').description('render platform artifacts from gardenos.yaml');
+render
+  .command('router')
+  .description('Kubernetes manifests for the primary router (Deployment, RBAC, Services, Lease, settings) on stdout')
+  .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+  .action(
+    run(async (opts: { config: string }) => {
+      const { loadConfig } = await import('../config/load.ts');
+      const { renderRouterManifests } = await import('../render/kube/router.ts');
+      process.stdout.write(renderRouterManifests(await loadConfig(opts.config)));
+      return 0;
+    }),
+  );
+
 program
   .command('router')
   .description('follow the Patroni leader through etcd and point HAProxy and/or Kubernetes at it (runs until stopped)')
