@@ -2,7 +2,10 @@
 // (test/helpers/kube-standin.ts): real REST through @kubernetes/client-node.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Router } from '../../src/router/controller.ts';
+import { parseSnapshot, type PatroniDcs } from '../../src/router/dcs.ts';
 import { NOWHERE, type Route } from '../../src/router/decide.ts';
+import { createMetrics } from '../../src/router/metrics.ts';
 import { KubernetesSink, LeaseHolder, ROLE_LABEL } from '../../src/router/sinks/kubernetes.ts';
 import { startKubeStandIn, type KubeStandIn } from '../helpers/kube-standin.ts';
 
@@ -103,5 +106,43 @@ describe('router Lease (stand-in Kubernetes API server)', () => {
     const y = new LeaseHolder(api.kubeConfig(), NS, 'race', 15, 'router-y');
     const results = await Promise.all([x.tryAcquireOrRenew(), y.tryAcquireOrRenew()]);
     assert.equal(results.filter(Boolean).length, 1);
+  });
+});
+
+describe('two routers, one Lease (stand-in Kubernetes API server)', () => {
+  let api: KubeStandIn;
+  before(async () => {
+    api = await startKubeStandIn();
+  });
+  after(() => api.close());
+
+  it('stand-in: only the router holding the Lease writes the primary Endpoints', async () => {
+    // Two routers that disagree (as one with a stale view would): only the Lease holder's view may land.
+    const P = '/service/s/';
+    const member = (ip: string) => JSON.stringify({ conn_url: `postgres://${ip}:5432/postgres`, api_url: `https://${ip}:8008/patroni`, role: 'replica', state: 'running' });
+    const kvs = { [`${P}members/postgres-0`]: member('10.42.0.10'), [`${P}members/postgres-1`]: member('10.42.1.11') };
+    const make = (leader: string, identity: string) => {
+      const lease = new LeaseHolder(api.kubeConfig(), NS, 'gardenos-router', 15, identity);
+      const dcs = { read: async () => parseSnapshot(P, '1', { ...kvs, [`${P}leader`]: leader }), startWatch: async () => {}, stopWatch: async () => {} };
+      const router = new Router({
+        dcs: dcs as unknown as PatroniDcs,
+        probe: { isPrimary: async (m) => m.name === leader, isHealthyReplica: async () => true },
+        sinks: [new KubernetesSink(api.kubeConfig(), { namespace: NS, primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: 'app=postgres', port: 5432 })],
+        metrics: createMetrics(),
+        maxLagBytes: 1024,
+        recheckIntervalMs: 1000,
+        mayWrite: () => lease.isHolder(),
+        log: () => {},
+      });
+      return { lease, router };
+    };
+    const a = make('postgres-0', 'router-a');
+    const b = make('postgres-1', 'router-b');
+    assert.equal(await a.lease.tryAcquireOrRenew(), true);
+    assert.equal(await b.lease.tryAcquireOrRenew(), false);
+    await a.router.runCycle();
+    await b.router.runCycle();
+    assert.deepEqual(ips(api.get(EP('postgres-primary'))), ['10.42.0.10']);
+    assert.match(b.router.state.lastDecision, /^standby: /);
   });
 });
