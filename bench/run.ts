@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { makeTestCluster } from '../test/helpers/local.ts';
 import { table } from '../src/cli/output.ts';
+import { formatMs as fmt, percentile as pct } from './stats.ts';
 
 const DIST_CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -20,12 +21,6 @@ function timed(args: string[]): Promise<{ ms: number; code: number; stdout: stri
   });
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
-
-const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 
 const rows: string[][] = [];
 const upTimes: number[] = [];

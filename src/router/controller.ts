@@ -6,7 +6,7 @@
 // catches anything a lost watch missed.
 import { describe } from '../errors.ts';
 import { DcsUnavailable, type DcsSnapshot, type PatroniDcs } from './dcs.ts';
-import { decide, NOWHERE, sameRoute, type MemberProbe, type Route } from './decide.ts';
+import { decidePrimary, decideReplicas, NOWHERE, replicaNote, sameRoute, sameTarget, type MemberProbe, type Route } from './decide.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { RouteSink } from './sinks/types.ts';
 
@@ -54,6 +54,7 @@ export class Router {
   private applied = new Map<string, Route>();
   private loop: Promise<void> | undefined;
   private needResync = true;
+  private replicasProbedAt = -Infinity;
 
   constructor(o: RouterOptions) {
     this.o = o;
@@ -145,9 +146,19 @@ export class Router {
       await this.applyAll(NOWHERE, `etcd unreachable (${describe(e)}): routing nowhere (fail closed)`);
       return true;
     }
-    const d = await decide(snapshot, this.o.probe, this.o.maxLagBytes);
-    await this.applyAll(d.route, d.reason);
-    return d.unsettled;
+    const p = await decidePrimary(snapshot, this.o.probe);
+    if (!sameTarget(p.primary, this.state.route.primary)) {
+      // Writes move first: a new (or vanished) primary does not wait for the replica probes.
+      const keep = this.state.route.replicas.filter((r) => r.name !== p.primary?.name && r.name !== snapshot.leader);
+      await this.applyAll({ primary: p.primary, replicas: keep }, p.reason);
+    }
+    // While the primary is unsettled (a promotion in progress) cycles come every few milliseconds
+    // and ask only the leader; the replicas are asked at the normal pace.
+    if (p.unsettled && this.now() - this.replicasProbedAt < this.o.recheckIntervalMs) return true;
+    this.replicasProbedAt = this.now();
+    const replicas = await decideReplicas(snapshot, this.o.probe, this.o.maxLagBytes);
+    await this.applyAll({ primary: p.primary, replicas }, `${p.reason}; ${replicaNote(replicas, this.o.maxLagBytes)}`);
+    return p.unsettled;
   }
 
   private async applyAll(route: Route, reason: string): Promise<void> {

@@ -21,8 +21,8 @@ export interface MemberProbe {
   isHealthyReplica(member: DcsMember, maxLagBytes: number): Promise<boolean>;
 }
 
-export interface Decision {
-  route: Route;
+export interface PrimaryDecision {
+  primary: RouteTarget | null;
   /** Why, in a sentence, for the log line. */
   reason: string;
   /** True when the primary route is empty because a condition may clear soon (re-check quickly). */
@@ -33,31 +33,34 @@ export const NOWHERE: Route = { primary: null, replicas: [] };
 
 const target = (m: DcsMember): RouteTarget => ({ name: m.name, host: m.host, port: m.port });
 
-export function sameRoute(a: Route, b: Route): boolean {
-  const key = (r: Route) => JSON.stringify([r.primary?.name ?? null, r.primary?.host ?? null, r.replicas.map((x) => `${x.name}@${x.host}`).sort()]);
-  return key(a) === key(b);
+export function sameTarget(a: RouteTarget | null, b: RouteTarget | null): boolean {
+  return a?.name === b?.name && a?.host === b?.host && a?.port === b?.port;
 }
 
-export async function decide(snapshot: DcsSnapshot, probe: MemberProbe, maxLagBytes: number): Promise<Decision> {
-  const leaderName = snapshot.leader;
-  const leader = snapshot.members.find((m) => m.name === leaderName);
-  const others = snapshot.members.filter((m) => m.name !== leaderName);
-  // Probe everything at once: one slow member must not delay the others.
-  const [leaderOk, replicaOks] = await Promise.all([
-    leader ? probe.isPrimary(leader).catch(() => false) : Promise.resolve(false),
-    Promise.all(others.map((m) => probe.isHealthyReplica(m, maxLagBytes).catch(() => false))),
-  ]);
-  const replicas = others.filter((_, i) => replicaOks[i]).map(target);
-  const replicaNote = `${replicas.length} replica${replicas.length === 1 ? '' : 's'} within ${maxLagBytes} bytes of lag`;
+export function sameRoute(a: Route, b: Route): boolean {
+  const names = (r: Route) => r.replicas.map((x) => `${x.name}@${x.host}:${x.port}`).sort().join(',');
+  return sameTarget(a.primary, b.primary) && names(a) === names(b);
+}
 
-  if (leaderName === null) {
-    return { route: { primary: null, replicas }, reason: `no leader key in etcd: routing writes nowhere; ${replicaNote}`, unsettled: true };
+/** Where writes go. Asks only the leader, so a slow or restarting former leader cannot delay the move. */
+export async function decidePrimary(snapshot: DcsSnapshot, probe: MemberProbe): Promise<PrimaryDecision> {
+  const leaderName = snapshot.leader;
+  if (leaderName === null) return { primary: null, reason: 'no leader key in etcd: routing writes nowhere', unsettled: true };
+  const leader = snapshot.members.find((m) => m.name === leaderName);
+  if (!leader) return { primary: null, reason: `leader ${leaderName} has no member key: routing writes nowhere`, unsettled: true };
+  if (!(await probe.isPrimary(leader).catch(() => false))) {
+    return { primary: null, reason: `leader ${leaderName} does not confirm on /primary: routing writes nowhere`, unsettled: true };
   }
-  if (!leader) {
-    return { route: { primary: null, replicas }, reason: `leader ${leaderName} has no member key: routing writes nowhere; ${replicaNote}`, unsettled: true };
-  }
-  if (!leaderOk) {
-    return { route: { primary: null, replicas }, reason: `leader ${leaderName} does not confirm on /primary: routing writes nowhere; ${replicaNote}`, unsettled: true };
-  }
-  return { route: { primary: target(leader), replicas }, reason: `leader ${leaderName} holds the lock and confirms on /primary; ${replicaNote}`, unsettled: false };
+  return { primary: target(leader), reason: `leader ${leaderName} holds the lock and confirms on /primary`, unsettled: false };
+}
+
+/** Where reads go: every member but the lock holder that answers /replica within the lag bound. */
+export async function decideReplicas(snapshot: DcsSnapshot, probe: MemberProbe, maxLagBytes: number): Promise<RouteTarget[]> {
+  const others = snapshot.members.filter((m) => m.name !== snapshot.leader);
+  const ok = await Promise.all(others.map((m) => probe.isHealthyReplica(m, maxLagBytes).catch(() => false)));
+  return others.filter((_, i) => ok[i]).map(target);
+}
+
+export function replicaNote(replicas: readonly RouteTarget[], maxLagBytes: number): string {
+  return `${replicas.length} replica${replicas.length === 1 ? '' : 's'} within ${maxLagBytes} bytes of lag`;
 }

@@ -1,21 +1,24 @@
 // The members' own word, through Patroni's REST API: /primary answers 200 only
-// on the member that runs as primary and holds the leader lock.
+// on the member that runs as primary and holds the leader lock. A replica that
+// cannot answer its health check quickly is left out of the read route for that
+// cycle: a cycle must not wait a whole timeout on a member that is restarting.
 import { PatroniClient } from '../clients/patroni.ts';
 import type { DcsMember } from './dcs.ts';
 import type { MemberProbe } from './decide.ts';
 
-export function patroniProbe(caFile: string, timeoutMs = 1000): MemberProbe {
+export function patroniProbe(caFile: string, timeoutMs = 1000, replicaTimeoutMs = 250): MemberProbe {
   const clients = new Map<string, PatroniClient>();
-  const client = (m: DcsMember) => {
-    let c = clients.get(m.apiUrl);
+  const client = (m: DcsMember, ms: number) => {
+    const key = `${m.apiUrl} ${ms}`;
+    let c = clients.get(key);
     if (!c) {
-      c = new PatroniClient(m.apiUrl, { caFile, timeoutMs });
-      clients.set(m.apiUrl, c);
+      c = new PatroniClient(m.apiUrl, { caFile, timeoutMs: ms });
+      clients.set(key, c);
     }
     return c;
   };
   return {
-    isPrimary: (m) => client(m).check('/primary'),
-    isHealthyReplica: (m, maxLag) => client(m).check(`/replica?lag=${maxLag}`),
+    isPrimary: (m) => client(m, timeoutMs).check('/primary'),
+    isHealthyReplica: (m, maxLag) => client(m, replicaTimeoutMs).check(`/replica?lag=${maxLag}`),
   };
 }

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The compiled CLI, for benchmarks that should measure what users run. */
+export const DIST_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export interface CliResult {
   code: number;
@@ -21,15 +23,22 @@ export interface TestCluster {
   stateDir: string;
   configFile: string;
   prefix: string;
-  cli(args: string[], opts?: { env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult>;
+  cli(args: string[], opts?: CliOptions): Promise<CliResult>;
   /** Pids of every process whose command line mentions this cluster's state directory. */
   processes(): Promise<number[]>;
   cleanup(): Promise<void>;
 }
 
-export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** Which CLI entry to run (default: the TypeScript sources). */
+  cli?: string;
+}
+
+export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 240_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [opts.cli ?? CLI, ...args], { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 240_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
@@ -47,7 +56,7 @@ export async function processesMentioning(text: string): Promise<number[]> {
   return pids;
 }
 
-export async function makeTestCluster(name: string, octet: number, extraYaml = ''): Promise<TestCluster> {
+export async function makeTestCluster(name: string, octet: number, extraYaml = '', cliPath?: string): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), `gardenos-${name}-`));
   await chmod(dir, 0o755); // PostgreSQL runs as the postgres user when tests run as root
   const stateDir = join(dir, 'state');
@@ -73,7 +82,7 @@ export async function makeTestCluster(name: string, octet: number, extraYaml = '
     cli: (args, opts) => {
       // `local <verb> …`: the local options go after `local`.
       const [group, ...rest] = args;
-      return runCli(group === 'local' ? ['local', ...base, ...rest] : args, opts);
+      return runCli(group === 'local' ? ['local', ...base, ...rest] : args, { ...(cliPath ? { cli: cliPath } : {}), ...opts });
     },
     processes: () => processesMentioning(stateDir),
     async cleanup() {

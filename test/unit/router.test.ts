@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Router, type RoutingLog } from '../../src/router/controller.ts';
 import { DcsUnavailable, parseSnapshot, type DcsMember, type DcsSnapshot, type PatroniDcs } from '../../src/router/dcs.ts';
-import { decide, NOWHERE, type MemberProbe, type Route } from '../../src/router/decide.ts';
+import { decidePrimary, decideReplicas, NOWHERE, type MemberProbe, type Route } from '../../src/router/decide.ts';
 import { createMetrics } from '../../src/router/metrics.ts';
 import type { RouteSink } from '../../src/router/sinks/types.ts';
 
@@ -51,37 +51,37 @@ describe('router: DCS snapshot', () => {
 
 describe('router: decision', () => {
   it('routes writes to a leader that holds the lock and confirms on /primary', async () => {
-    const d = await decide(snapshot('a'), probe(['a'], ['b', 'c']), 1024);
-    assert.deepEqual(d.route.primary, { name: 'a', host: '10.0.0.1', port: 5432 });
-    assert.deepEqual(d.route.replicas.map((r) => r.name), ['b', 'c']);
+    const d = await decidePrimary(snapshot('a'), probe(['a'], []));
+    assert.deepEqual(d.primary, { name: 'a', host: '10.0.0.1', port: 5432 });
     assert.equal(d.unsettled, false);
-    assert.match(d.reason, /^leader a holds the lock and confirms on \/primary; 2 replicas within 1024 bytes of lag$/);
+    assert.equal(d.reason, 'leader a holds the lock and confirms on /primary');
   });
 
   it('routes writes nowhere when there is no leader key', async () => {
-    const d = await decide(snapshot(null), probe(['a'], ['b']), 1024);
-    assert.equal(d.route.primary, null);
+    const d = await decidePrimary(snapshot(null), probe(['a'], []));
+    assert.equal(d.primary, null);
     assert.equal(d.unsettled, true);
     assert.match(d.reason, /^no leader key in etcd: routing writes nowhere/);
   });
 
   it('routes writes nowhere when the leader does not confirm (a demoted or frozen node)', async () => {
-    const d = await decide(snapshot('a'), probe([], ['b', 'c']), 1024);
-    assert.equal(d.route.primary, null);
+    const d = await decidePrimary(snapshot('a'), probe([], []));
+    assert.equal(d.primary, null);
     assert.match(d.reason, /^leader a does not confirm on \/primary/);
   });
 
   it('never routes writes to a member other than the lock holder, even if it claims to be primary', async () => {
-    const d = await decide(snapshot('a'), probe(['b'], ['c']), 1024);
-    assert.equal(d.route.primary, null);
-    assert.deepEqual(d.route.replicas.map((r) => r.name), ['c']);
+    const p = probe(['b'], []);
+    const d = await decidePrimary(snapshot('a'), p);
+    assert.equal(d.primary, null);
+    assert.deepEqual(p.calls, ['primary a'], 'only the lock holder is asked');
   });
 
-  it('keeps lagging or stopped replicas out of the replicas route, asking with the lag bound', async () => {
-    const p = probe(['a'], ['c']);
-    const d = await decide(snapshot('a'), p, 4096);
-    assert.deepEqual(d.route.replicas.map((r) => r.name), ['c']);
-    assert.ok(p.calls.includes('replica b 4096'));
+  it('keeps lagging or stopped replicas, and the lock holder, out of the replicas route', async () => {
+    const p = probe(['a'], ['a', 'c']);
+    const replicas = await decideReplicas(snapshot('a'), p, 4096);
+    assert.deepEqual(replicas.map((r) => r.name), ['c']);
+    assert.deepEqual(p.calls.sort(), ['replica b 4096', 'replica c 4096']);
   });
 });
 
@@ -102,10 +102,10 @@ class FakeDcs {
 class FakeSink implements RouteSink {
   readonly name = 'fake';
   applied: Route[] = [];
-  failNext = false;
+  failures = 0;
   async apply(route: Route): Promise<string[]> {
-    if (this.failNext) {
-      this.failNext = false;
+    if (this.failures > 0) {
+      this.failures--;
       throw new Error('socket gone');
     }
     const last = this.applied.at(-1);
@@ -125,11 +125,13 @@ describe('router: control loop', () => {
     const logs: RoutingLog[] = [];
     const r = router(dcs, sink, probe(['a'], ['b']), logs);
     assert.equal(await r.runCycle(), false);
+    const logged = logs.length;
     assert.equal(await r.runCycle(), false);
     assert.equal(dcs.watchStarts, 1);
     assert.equal(sink.applied.at(-1)?.primary?.name, 'a');
-    assert.equal(logs.length, 1, 'a cycle that changes nothing logs nothing');
-    assert.deepEqual(logs[0]!.changes, ['fake: primary → a']);
+    assert.equal(logs.length, logged, 'a cycle that changes nothing logs nothing');
+    assert.deepEqual(logs[0]!.changes, ['fake: primary → a'], 'writes move first, before the replica probes');
+    assert.deepEqual(sink.applied.at(-1)?.replicas.map((x) => x.name), ['b']);
   });
 
   it('fails closed when etcd is unreachable, and re-watches after it returns', async () => {
@@ -153,7 +155,7 @@ describe('router: control loop', () => {
     const sink = new FakeSink();
     const logs: RoutingLog[] = [];
     const r = router(dcs, sink, probe(['a'], []), logs);
-    sink.failNext = true;
+    sink.failures = 2;
     await r.runCycle();
     assert.equal(r.state.lastCycleOk, false);
     assert.match(logs.at(-1)!.error!, /fake: socket gone/);
