@@ -6,6 +6,7 @@ import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import { describe } from '../errors.ts';
+import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
 import { readSecrets } from './state.ts';
@@ -53,10 +54,22 @@ export interface RouterStatus {
   error?: string;
 }
 
+/** What the router's /status says (the same shape `gardenos router` serves). */
+export interface RouterStatusBody {
+  ready: boolean;
+  primary: { name: string } | null;
+  replicas: { name: string }[];
+  lastDecision: string;
+  lastChangeAt: string | null;
+}
+
+export async function fetchRouterStatus(c: LocalCluster, timeoutMs: number): Promise<RouterStatusBody> {
+  return (await getJson<RouterStatusBody>(`${routerUrl(c)}/status`, timeoutMs)).body;
+}
+
 async function probeRouter(c: LocalCluster, timeoutMs: number): Promise<RouterStatus> {
   try {
-    const res = await fetch(`${routerUrl(c)}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-    const s = (await res.json()) as { primary: { name: string } | null; replicas: { name: string }[]; lastDecision: string; lastChangeAt: string | null };
+    const s = await fetchRouterStatus(c, timeoutMs);
     return { reachable: true, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name), lastDecision: s.lastDecision, lastChangeAt: s.lastChangeAt };
   } catch (e) {
     return { reachable: false, primary: null, replicas: [], error: describe(e) };

@@ -1,0 +1,63 @@
+// Every file the local cluster's daemons read, rendered by the shared
+// renderers with the local profile's addresses and paths, with its mode and owner.
+import { renderEtcdConfig } from '../render/etcd.ts';
+import type { ClusterSecrets } from '../render/files.ts';
+import { renderHaproxyConfig } from '../render/haproxy.ts';
+import { renderPatroniConfig } from '../render/patroni.ts';
+import { renderRouterSettings } from '../render/router.ts';
+import type { Owner } from '../util/files.ts';
+import type { LocalCluster } from './cluster.ts';
+
+export interface LocalFile {
+  file: string;
+  /** The directory it lives in, created with `dirMode` and the file's owner. */
+  dir: string;
+  dirMode: number;
+  content: string;
+  mode: number;
+  owner?: Owner;
+  /** Who reads it: the member name, "haproxy" or "router". */
+  member: string;
+  /** The process that reads it. */
+  processId: string;
+}
+
+export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[] {
+  const { config, topology, layout, specs } = c;
+  const pgOwner = c.pgOwner ? { owner: c.pgOwner } : {};
+  return [
+    ...topology.etcd.map((m, i): LocalFile => {
+      const f = layout.etcd(m.name);
+      return { file: f.configFile, dir: f.dir, dirMode: 0o700, content: renderEtcdConfig({ config, topology, member: m, files: f, secrets }), mode: 0o644, member: m.name, processId: specs.etcd[i]!.id };
+    }),
+    ...topology.postgres.map((m, i): LocalFile => {
+      const f = layout.patroni(m.name);
+      // Holds passwords: readable by its PostgreSQL only.
+      return { file: f.configFile, dir: f.socketDir, dirMode: 0o700, content: renderPatroniConfig({ config, topology, member: m, files: f, secrets }), mode: 0o600, ...pgOwner, member: m.name, processId: specs.patroni[i]!.id };
+    }),
+    {
+      file: layout.haproxy.configFile,
+      dir: layout.haproxy.dir,
+      dirMode: 0o700,
+      content: renderHaproxyConfig({ config, topology, files: layout.haproxy, secrets }),
+      mode: 0o600,
+      member: 'haproxy',
+      processId: specs.haproxy.id,
+    },
+    {
+      file: layout.router.configFile,
+      dir: layout.router.dir,
+      dirMode: 0o700,
+      content: renderRouterSettings({
+        config,
+        topology,
+        etcdTls: layout.client,
+        listenHost: topology.loadBalancer,
+        sinks: [{ type: 'haproxy', socket: layout.haproxy.adminSocket, primaryBackend: 'postgres-primary', replicasBackend: 'postgres-replicas' }],
+      }),
+      mode: 0o600,
+      member: 'router',
+      processId: specs.router.id,
+    },
+  ];
+}
