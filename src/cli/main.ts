@@ -85,6 +85,18 @@ local
   .option('-y, --yes', 'do not ask for confirmation')
   .action(run(async (opts: { yes?: boolean }, cmd: Command) => (await localCmds()).destroyCommand(localGlobals(cmd), opts)));
 local
+  .command('chaos')
+  .description('inject faults under write load; report the outage, lost writes and split brain (exit 2 on a failed verdict)')
+  .argument('[scenario...]', 'scenarios to run (default: all; see --list)')
+  .option('--runs <n>', 'runs per scenario', '1')
+  .option('--out <dir>', 'where to write report.md, JSON and SVG charts (default: <state>/chaos/<time>)')
+  .option('--list', 'list the scenarios')
+  .action(
+    run(async (names: string[], opts: { runs: string; out?: string; list?: boolean }, cmd: Command) =>
+      (await import('./chaos.ts')).chaosCommand(localGlobals(cmd), names, opts),
+    ),
+  );
+local
   .command('logs')
   .description('the last lines of a process log (etcd-node1, patroni-node2, haproxy) or of every process')
   .argument('[process]', 'process id or member name')

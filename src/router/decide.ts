@@ -15,8 +15,8 @@ export interface Route {
 }
 
 export interface MemberProbe {
-  /** GET /primary answers 200: the member runs as primary and holds the leader lock. */
-  isPrimary(member: DcsMember): Promise<boolean>;
+  /** GET /primary: the member's current timeline when it runs as primary and holds the leader lock, else null. */
+  primaryTimeline(member: DcsMember): Promise<number | null>;
   /** GET /replica?lag=N answers 200: a running replica within the lag bound. */
   isHealthyReplica(member: DcsMember, maxLagBytes: number): Promise<boolean>;
 }
@@ -48,8 +48,20 @@ export async function decidePrimary(snapshot: DcsSnapshot, probe: MemberProbe): 
   if (leaderName === null) return { primary: null, reason: 'no leader key in etcd: routing writes nowhere', unsettled: true };
   const leader = snapshot.members.find((m) => m.name === leaderName);
   if (!leader) return { primary: null, reason: `leader ${leaderName} has no member key: routing writes nowhere`, unsettled: true };
-  if (!(await probe.isPrimary(leader).catch(() => false))) {
+  const timeline = await probe.primaryTimeline(leader).catch(() => null);
+  if (timeline === null) {
     return { primary: null, reason: `leader ${leaderName} does not confirm on /primary: routing writes nowhere`, unsettled: true };
+  }
+  // A lock holder behind another member's timeline is a resumed old primary that took the lock back
+  // (Patroni < 3.0.3 could overwrite a newer leader key after a freeze): writes there would diverge.
+  // The leader's timeline comes from its own API, so a promotion it just made counts at once.
+  const ahead = snapshot.members.find((m) => m.name !== leaderName && m.timeline !== undefined && m.timeline > timeline);
+  if (ahead) {
+    return {
+      primary: null,
+      reason: `leader ${leaderName} is on timeline ${timeline} but ${ahead.name} reached timeline ${ahead.timeline}: a stale primary holds the lock, routing writes nowhere`,
+      unsettled: true,
+    };
   }
   return { primary: target(leader), reason: `leader ${leaderName} holds the lock and confirms on /primary`, unsettled: false };
 }

@@ -18,7 +18,12 @@ export function patroniProbe(caFile: string, timeoutMs = 1000, replicaTimeoutMs 
     return c;
   };
   return {
-    isPrimary: (m) => client(m, timeoutMs).check('/primary'),
+    async primaryTimeline(m) {
+      const res = await client(m, timeoutMs).call('GET', '/primary');
+      if (res.status !== 200) return null;
+      const timeline = (JSON.parse(res.body) as { timeline?: number }).timeline;
+      return typeof timeline === 'number' ? timeline : null;
+    },
     isHealthyReplica: (m, maxLag) => client(m, replicaTimeoutMs).check(`/replica?lag=${maxLag}`),
   };
 }

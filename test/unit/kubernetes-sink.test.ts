@@ -126,7 +126,7 @@ describe('two routers, one Lease (stand-in Kubernetes API server)', () => {
       const dcs = { read: async () => parseSnapshot(P, '1', { ...kvs, [`${P}leader`]: leader }), startWatch: async () => {}, stopWatch: async () => {} };
       const router = new Router({
         dcs: dcs as unknown as PatroniDcs,
-        probe: { isPrimary: async (m) => m.name === leader, isHealthyReplica: async () => true },
+        probe: { primaryTimeline: async (m) => (m.name === leader ? 1 : null), isHealthyReplica: async () => true },
         sinks: [new KubernetesSink(api.kubeConfig(), { namespace: NS, primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: 'app=postgres', port: 5432 })],
         metrics: createMetrics(),
         maxLagBytes: 1024,

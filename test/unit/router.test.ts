@@ -25,7 +25,7 @@ function probe(primaries: string[], replicas: string[]): MemberProbe & { calls: 
   const calls: string[] = [];
   return {
     calls,
-    isPrimary: async (m: DcsMember) => (calls.push(`primary ${m.name}`), primaries.includes(m.name)),
+    primaryTimeline: async (m: DcsMember) => (calls.push(`primary ${m.name}`), primaries.includes(m.name) ? 3 : null),
     isHealthyReplica: async (m: DcsMember, lag: number) => (calls.push(`replica ${m.name} ${lag}`), replicas.includes(m.name)),
   };
 }
@@ -75,6 +75,21 @@ describe('router: decision', () => {
     const d = await decidePrimary(snapshot('a'), p);
     assert.equal(d.primary, null);
     assert.deepEqual(p.calls, ['primary a'], 'only the lock holder is asked');
+  });
+
+  it('routes writes nowhere when the lock holder is behind another member\'s timeline (a resumed stale primary)', async () => {
+    const kvs: Record<string, string> = {
+      [`${P}leader`]: 'a',
+      [`${P}members/a`]: JSON.stringify({ conn_url: 'postgres://10.0.0.1:5432/postgres', api_url: 'https://10.0.0.1:8008/patroni', role: 'master', state: 'running', timeline: 5 }),
+      [`${P}members/b`]: JSON.stringify({ conn_url: 'postgres://10.0.0.2:5432/postgres', api_url: 'https://10.0.0.2:8008/patroni', role: 'replica', state: 'running', timeline: 6 }),
+    };
+    const stale: MemberProbe = { primaryTimeline: async () => 5, isHealthyReplica: async () => true };
+    const d = await decidePrimary(parseSnapshot(P, '7', kvs), stale);
+    assert.equal(d.primary, null);
+    assert.match(d.reason, /^leader a is on timeline 5 but b reached timeline 6: a stale primary holds the lock/);
+    // A leader that has just promoted reports its new timeline itself, ahead of its own member key.
+    const fresh: MemberProbe = { primaryTimeline: async () => 6, isHealthyReplica: async () => true };
+    assert.equal((await decidePrimary(parseSnapshot(P, '7', kvs), fresh)).primary?.name, 'a');
   });
 
   it('keeps lagging or stopped replicas, and the lock holder, out of the replicas route', async () => {

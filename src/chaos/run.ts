@@ -1,0 +1,109 @@
+// One fault run on the local cluster: a healthy cluster, the writer going,
+// the fault, the recovery, health again, then the verdict from the rows that
+// the final primary holds.
+import pg from 'pg';
+import type { Reporter } from '../log/events.ts';
+import { connectionUris, type LocalCluster } from '../local/cluster.ts';
+import { readSecrets } from '../local/state.ts';
+import { waitFor } from '../util/wait.ts';
+import { clusterView, type Scenario } from './scenarios.ts';
+import { judge, type StoredRow, type Verdict } from './verdict.ts';
+import { CHAOS_TABLE, prepareTable, Writer, type WriterResult } from './writer.ts';
+
+export interface ChaosRun {
+  scenario: string;
+  fault: string;
+  /** Milliseconds since the run started. */
+  injectAt: number;
+  recoverAt: number;
+  healthyAt: number;
+  endAt: number;
+  writer: WriterResult;
+  verdict: Verdict;
+  timelines: { before: number | null; after: number | null };
+}
+
+export interface RunOptions {
+  warmupMs?: number;
+  /** Writing goes on this long after the cluster is healthy again. */
+  settleMs?: number;
+  timeoutMs?: number;
+}
+
+async function healthy(c: LocalCluster, timeoutMs: number): Promise<{ leader: string; timeline: number | null }> {
+  return waitFor(
+    'a leader, a synchronous standby and every member running',
+    async () => {
+      const v = await clusterView(c);
+      const leader = v.members.find((m) => m.role === 'leader' && m.state === 'running');
+      const syncOk = !c.config.postgres.synchronousMode || v.members.some((m) => m.role === 'sync_standby' && m.state === 'running');
+      const all = v.members.length === c.topology.postgres.length && v.members.every((m) => m.state === 'running');
+      return leader && syncOk && all ? { leader: leader.name, timeline: leader.timeline ?? null } : undefined;
+    },
+    { timeoutMs, intervalMs: 250 },
+  );
+}
+
+export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter, opts: RunOptions = {}): Promise<ChaosRun> {
+  const timeoutMs = opts.timeoutMs ?? 180_000;
+  const secrets = await readSecrets(c.layout);
+  const { primary } = connectionUris(c, secrets?.superuserPassword);
+  const before = await healthy(c, timeoutMs);
+  await prepareTable(primary);
+
+  const t0 = performance.now();
+  const now = () => performance.now() - t0;
+  const writer = new Writer(primary, t0);
+  writer.start();
+  const ctx = { c, notes: {} as Record<string, unknown> };
+  let fault = '';
+  let injectAt = 0;
+  let recoverAt = 0;
+  let healthyAt = 0;
+  let failure: string | undefined;
+  try {
+    await waitFor('the first acknowledged writes', async () => writer.result.acks.length > 0, { timeoutMs: 30_000, intervalMs: 50 });
+    await new Promise((r) => setTimeout(r, opts.warmupMs ?? 3000));
+    injectAt = now();
+    report({ kind: 'step', step: s.name, status: 'start', detail: 'injecting' });
+    fault = await s.inject(ctx);
+    report({ kind: 'info', message: `  ${s.name}: ${fault}` });
+    await s.hold(ctx);
+    recoverAt = now();
+    await s.recover(ctx);
+    try {
+      await healthy(c, timeoutMs);
+      healthyAt = now();
+      // Writes must flow again through the primary endpoint, and keep flowing a while.
+      const acked = writer.result.acks.length;
+      await waitFor('writes to resume', async () => writer.result.acks.length > acked, { timeoutMs: 60_000, intervalMs: 50 });
+      await new Promise((r) => setTimeout(r, opts.settleMs ?? 2000));
+    } catch (e) {
+      // The cluster did not heal: that is the verdict, not a crash of the test tool.
+      failure = `did not recover: ${e instanceof Error ? e.message : String(e)}`;
+      healthyAt = now();
+    }
+  } finally {
+    await writer.stop();
+  }
+  const endAt = now();
+
+  let rows: StoredRow[] = [];
+  let after: { timeline: number | null } = { timeline: null };
+  if (!failure) {
+    const client = new pg.Client({ connectionString: primary, connectionTimeoutMillis: 5000 });
+    await client.connect();
+    try {
+      const res = await client.query<{ seq: string; node: string; ms: number }>(`SELECT seq, node, extract(epoch FROM ts) * 1000 AS ms FROM ${CHAOS_TABLE}`);
+      rows = res.rows.map((r) => ({ seq: Number(r.seq), node: r.node, ts: Number(r.ms) }));
+    } finally {
+      await client.end();
+    }
+    after = await healthy(c, timeoutMs);
+  }
+  const judged = judge(writer.result.acks, rows, injectAt);
+  const verdict: Verdict = failure ? { ...judged, ok: false, failure } : judged;
+  if (failure) report({ kind: 'warn', message: `${s.name}: ${failure}` });
+  report({ kind: 'step', step: s.name, status: verdict.ok ? 'done' : 'fail', detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${verdict.acknowledged} acknowledged, ${verdict.lost.length} lost, ${verdict.overlaps.length ? 'TWO PRIMARIES' : 'one primary at a time'}` });
+  return { scenario: s.name, fault, injectAt, recoverAt, healthyAt, endAt, writer: writer.result, verdict, timelines: { before: before.timeline, after: after.timeline } };
+}

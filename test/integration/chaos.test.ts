@@ -1,0 +1,37 @@
+// Fault injection under write load on a real local cluster: a planned
+// switchover and a crashed primary. Every acknowledged write must survive and
+// no two nodes may take writes at once. Outage goals are benchmarks, not asserted.
+import assert from 'node:assert/strict';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Verdict } from '../../src/chaos/verdict.ts';
+import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
+
+describe('gardenos local chaos: no acknowledged write lost, never two primaries', { timeout: 600_000 }, () => {
+  let c: TestCluster;
+  before(async () => {
+    c = await makeTestCluster('it-chaos', 214);
+    const up = await c.cli(['local', 'up']);
+    assert.equal(up.code, 0, up.stderr);
+  });
+  after(async () => {
+    await c?.cleanup();
+  });
+
+  it('switchover and primary crash: zero loss, one primary at a time, a report with charts', async () => {
+    const out = join(c.dir, 'chaos');
+    const r = await c.cli(['local', 'chaos', 'switchover', 'primary-crash', '--out', out, '--json']);
+    const result = JSON.parse(r.stdout) as { runs: { scenario: string; verdict: Verdict }[] };
+    for (const run of result.runs) {
+      assert.deepEqual(run.verdict.lost, [], `${run.scenario}: acknowledged writes lost`);
+      assert.deepEqual(run.verdict.overlaps, [], `${run.scenario}: two primaries`);
+      assert.ok(run.verdict.acknowledged > 100, `${run.scenario}: the writer kept writing`);
+      assert.notEqual(run.verdict.outageMs, null, `${run.scenario}: writes resumed`);
+      assert.ok(run.verdict.intervals.length >= 2, `${run.scenario}: writes moved to another node`);
+    }
+    assert.deepEqual(result.runs.map((x) => x.scenario), ['switchover', 'primary-crash']);
+    assert.equal(r.code, 0, r.stderr);
+    for (const f of ['report.md', 'switchover-1.svg', 'switchover-1.json', 'primary-crash-1.svg']) await access(join(out, f));
+  });
+});
