@@ -99,7 +99,9 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
     } finally {
       await client.end();
     }
-    after = await healthy(c, timeoutMs);
+    // The timeline now, for the report; the cluster may already be degrading again (that shows in the next run).
+    const leader = (await clusterView(c).catch(() => undefined))?.members.find((m) => m.role === 'leader');
+    after = { timeline: leader?.timeline ?? null };
   }
   const judged = judge(writer.result.acks, rows, injectAt);
   const verdict: Verdict = failure ? { ...judged, ok: false, failure } : judged;

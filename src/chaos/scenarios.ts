@@ -8,6 +8,7 @@ import { silent } from '../log/events.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from '../local/cluster.ts';
 import { localDown } from '../local/down.ts';
 import { readSecrets } from '../local/state.ts';
+import { setMemberLink } from '../local/netns.ts';
 import { localUp } from '../local/up.ts';
 import { waitFor } from '../util/wait.ts';
 
@@ -155,6 +156,25 @@ export const SCENARIOS: readonly Scenario[] = [
     },
     async recover(ctx) {
       signal(ctx.notes.frozen as number[], 'SIGCONT');
+    },
+  },
+  {
+    name: 'primary-partition',
+    description: "the leader's node loses all its links (isolated mode: `local up --isolated`), then gets them back",
+    async inject(ctx) {
+      const net = ctx.c.network;
+      if (!net) throw new GardenError('STATE_CONFLICT', 'a partition needs members in their own network namespaces', { hint: 'start the cluster with `gardenos local up --isolated` (root)' });
+      const member = await roleHolder(ctx.c, 'leader');
+      ctx.notes.victim = member;
+      await setMemberLink(net, member, false);
+      return `${member} (the primary) cut off from every other node and from HAProxy`;
+    },
+    async hold(ctx) {
+      await newLeader(ctx);
+      await pause(() => 2000)(ctx);
+    },
+    async recover(ctx) {
+      await setMemberLink(ctx.c.network!, ctx.notes.victim as string, true);
     },
   },
   {

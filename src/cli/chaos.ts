@@ -20,18 +20,27 @@ export async function chaosCommand(g: GlobalOptions, names: string[], opts: { ru
   const out = opts.out ?? join(c.layout.root, 'chaos', new Date().toISOString().replace(/[:.]/g, '-'));
   await mkdir(out, { recursive: true });
   const runs: ChaosRun[] = [];
+  let stopped: string | undefined;
   for (const s of picked) {
-    for (let i = 1; i <= Number(opts.runs); i++) {
-      const run = await runScenario(c, s, report);
+    for (let i = 1; i <= Number(opts.runs) && !stopped; i++) {
+      let run: ChaosRun;
+      try {
+        run = await runScenario(c, s, report);
+      } catch (e) {
+        // Most often: an earlier fault left the cluster unhealthy. Later runs would measure nothing.
+        stopped = `${s.name} run ${i} could not run: ${e instanceof Error ? e.message : String(e)}`;
+        report({ kind: 'warn', message: stopped });
+        break;
+      }
       runs.push(run);
       const base = join(out, `${s.name}-${i}`);
       await writeFile(`${base}.json`, `${JSON.stringify(run, null, 2)}\n`);
       await writeFile(`${base}.svg`, svg(run));
     }
   }
-  const table = markdown(runs);
+  const table = markdown(runs) + (stopped ? `\nStopped early: ${stopped}\n` : '');
   await writeFile(join(out, 'report.md'), `# GardenOS fault report\n\ncluster ${c.config.cluster.name}, ttl ${c.config.postgres.ttl}s, loop_wait ${c.config.postgres.loopWait}s\n\n${table}`);
-  if (g.json) process.stdout.write(`${JSON.stringify({ out, runs: runs.map((r) => ({ scenario: r.scenario, fault: r.fault, verdict: r.verdict })) }, null, 2)}\n`);
+  if (g.json) process.stdout.write(`${JSON.stringify({ out, ...(stopped ? { stopped } : {}), runs: runs.map((r) => ({ scenario: r.scenario, fault: r.fault, verdict: r.verdict })) }, null, 2)}\n`);
   else process.stdout.write(`${table}\nreport, data and charts: ${out}\n`);
-  return runs.every((r) => r.verdict.ok) ? 0 : 2;
+  return !stopped && runs.every((r) => r.verdict.ok) ? 0 : 2;
 }

@@ -15,8 +15,8 @@ function print(json: boolean | undefined, value: unknown, human: () => string): 
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
-export async function upCommand(g: GlobalOptions, opts: { timeout?: string }): Promise<number> {
-  const c = await openLocalCluster(g);
+export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isolated?: boolean }): Promise<number> {
+  const c = await openLocalCluster({ ...g, ...(opts.isolated ? { isolated: true } : {}) });
   const report = streamReporter(process.stderr, Boolean(g.json));
   const { localUp } = await import('../local/up.ts');
   const result = await localUp(c, report, opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {});

@@ -69,7 +69,8 @@ local
   .command('up')
   .description('start the cluster, or restart what is not running; idempotent')
   .addOption(new Option('--timeout <seconds>', 'deadline for each wait').default('120'))
-  .action(run(async (opts: { timeout?: string }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
+  .option('--isolated', 'each member in its own network namespace on a bridge, so it can be cut off (root only)')
+  .action(run(async (opts: { timeout?: string; isolated?: boolean }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
 local
   .command('status')
   .description('etcd, Patroni and HAProxy as their own APIs report them; exit 2 when degraded')

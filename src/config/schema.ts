@@ -187,6 +187,13 @@ const local = z.strictObject({
   addressPrefix: z.string().regex(/^127\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 127.0.0.0/8, such as 127.0.0').default('127.0.0'),
   firstHost: z.number().int().min(2).max(250).default(11),
   members: z.literal(3).default(3),
+  /**
+   * `gardenos local up --isolated` (root only): each member in its own network namespace on a bridge,
+   * so that a member can be cut off (`local chaos partition`). Members get <isolatedPrefix>.<firstHost + i>,
+   * the bridge (HAProxy and the router) <isolatedPrefix>.1; these addresses exist only on links GardenOS creates.
+   */
+  isolated: z.boolean().default(false),
+  isolatedPrefix: z.string().regex(/^10\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 10.0.0.0/8, such as 10.251.0').default('10.251.0'),
   stateDir: z.string().optional(),
 });
 

@@ -9,6 +9,7 @@ import { API_VERSION } from '../config/version.ts';
 import { GardenError } from '../errors.ts';
 import { etcdClientUrls, hostPort, type Topology } from '../render/topology.ts';
 import { readJson, type Owner } from '../util/files.ts';
+import { inNamespace, isolatedNetwork, type IsolatedNetwork } from './netns.ts';
 import { DEFAULT_LOCAL_CONFIG, defaultStateDir, localLayout, localTopology, resolveStateDir, type LocalLayout } from './profile.ts';
 import { createSupervisor, type ProcessSpec, type Supervisor } from './supervisor.ts';
 import { postgresOwner } from './state.ts';
@@ -21,6 +22,8 @@ export interface LocalCluster {
   /** Who PostgreSQL and Patroni run as (undefined: the current user). */
   pgOwner: Owner | undefined;
   specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec };
+  /** Set in isolated mode: the namespaces, links and bridge the members live on. */
+  network: IsolatedNetwork | undefined;
 }
 
 /** This very CLI (src/cli/main.ts or dist/cli/main.js), which the local router process runs. */
@@ -35,6 +38,8 @@ export interface ClusterMeta {
 export interface OpenOptions {
   configFile?: string;
   stateDir?: string;
+  /** `up --isolated`: members in their own network namespaces (recorded, so later commands need not repeat it). */
+  isolated?: boolean;
 }
 
 /**
@@ -55,26 +60,33 @@ export async function resolveConfig(opts: OpenOptions): Promise<Config> {
 }
 
 export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster> {
-  const config = await resolveConfig(opts);
-  const root = resolveStateDir(config, opts.stateDir);
+  const resolved = await resolveConfig(opts);
+  const root = resolveStateDir(resolved, opts.stateDir);
+  // Isolation is a fact about the cluster that exists, not only about the file: once made with
+  // `up --isolated`, every later command (with or without -c) must find its namespaces.
+  const recorded = opts.configFile ? (await readJson<ClusterMeta>(`${root}/cluster.json`).catch(() => undefined))?.config.local.isolated : false;
+  const config = opts.isolated || recorded ? { ...resolved, local: { ...resolved.local, isolated: true } } : resolved;
   const layout = localLayout(root, config.postgres.version);
   const topology = localTopology(config);
   const pgOwner = await postgresOwner();
   const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
+  const network = config.local.isolated ? isolatedNetwork(root, topology) : undefined;
+  const place = (spec: ProcessSpec, i: number, owner?: Owner) => (network ? inNamespace(spec, network.members[i]!.namespace, owner) : spec);
   return {
+    network,
     config,
     topology,
     layout,
     pgOwner,
     supervisor: createSupervisor(layout.pidsDir),
     specs: {
-      etcd: topology.etcd.map((m) => {
+      etcd: topology.etcd.map((m, i) => {
         const f = layout.etcd(m.name);
-        return { id: `etcd-${m.name}`, command: 'etcd', args: ['--config-file', f.configFile], cwd: f.dir, env, logFile: layout.log(`etcd-${m.name}`), match: f.configFile };
+        return place({ id: `etcd-${m.name}`, command: 'etcd', args: ['--config-file', f.configFile], cwd: f.dir, env, logFile: layout.log(`etcd-${m.name}`), match: f.configFile }, i);
       }),
-      patroni: topology.postgres.map((m) => {
+      patroni: topology.postgres.map((m, i) => {
         const f = layout.patroni(m.name);
-        return {
+        return place({
           id: `patroni-${m.name}`,
           command: 'patroni',
           args: [f.configFile],
@@ -83,7 +95,7 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
           ...(pgOwner ? { owner: pgOwner } : {}),
           logFile: layout.log(`patroni-${m.name}`),
           match: f.configFile,
-        };
+        }, i, pgOwner);
       }),
       router: {
         id: 'router',

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PatroniClient } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
+import { removeNetwork } from './netns.ts';
 
 export interface DownResult {
   stopped: string[];
@@ -50,6 +51,10 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
 
 export async function localDestroy(c: LocalCluster, report: Reporter): Promise<DownResult> {
   const result = await localDown(c, report);
+  if (c.network) {
+    const removed = await removeNetwork(c.network);
+    report({ kind: 'step', step: 'delete network', status: removed.length ? 'done' : 'skip', detail: removed.join(', ') || 'none left' });
+  }
   const entries = await readdir(c.layout.root).catch(() => []);
   await rm(c.layout.root, { recursive: true, force: true });
   report({ kind: 'step', step: 'delete state', status: entries.length ? 'done' : 'skip', detail: c.layout.root });

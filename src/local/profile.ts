@@ -15,16 +15,21 @@ export const DEFAULT_LOCAL_CONFIG: ConfigInput = {
 };
 
 export function localMembers(config: Config): Member[] {
-  const { addressPrefix, firstHost, members } = config.local;
+  const { addressPrefix, isolatedPrefix, isolated, firstHost, members } = config.local;
   const named = config.nodes.filter((n) => n.roles.includes('postgres')).map((n) => n.name);
   return Array.from({ length: members }, (_, i) => ({
     name: named.length === members ? named[i]! : `node${i + 1}`,
-    address: `${addressPrefix}.${firstHost + i}`,
+    address: `${isolated ? isolatedPrefix : addressPrefix}.${firstHost + i}`,
   }));
 }
 
 export function localTopology(config: Config): Topology {
   const members = localMembers(config);
+  if (config.local.isolated) {
+    // Members in their own network namespaces, on one bridge whose address is the load balancer's.
+    const subnet = `${config.local.isolatedPrefix}.0/24`;
+    return { cluster: config.cluster.name, etcd: members, postgres: members, k3sServers: [], loadBalancer: `${config.local.isolatedPrefix}.1`, clientNetworks: [subnet], memberNetworks: [subnet] };
+  }
   return {
     cluster: config.cluster.name,
     etcd: members,

@@ -13,6 +13,7 @@ import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.
 import { waitFor } from '../util/wait.ts';
 import { etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
 import { localFiles } from './files.ts';
+import { ensureNetwork } from './netns.ts';
 import { checkPackages, checkPorts, requirements, type PortNeed } from './preflight.ts';
 import { ensurePki, ensureSecrets } from './state.ts';
 import { fetchRouterStatus, gatherStatus, type LocalStatus } from './status.ts';
@@ -94,12 +95,13 @@ async function checkReachable(path: string, owner: Owner): Promise<void> {
 async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
   const { config, topology, specs } = c;
   const needs: PortNeed[] = [];
-  topology.etcd.forEach((m, i) => {
+  // In isolated mode the members' addresses live in their own, fresh namespaces: only the bridge side can clash.
+  if (!c.network) topology.etcd.forEach((m, i) => {
     if (running.get(specs.etcd[i]!.id)) return;
     needs.push({ host: m.address, port: config.etcd.clientPort, owner: `${m.name} etcd client` }, { host: m.address, port: config.etcd.peerPort, owner: `${m.name} etcd peer` });
   });
   for (const [i, m] of topology.postgres.entries()) {
-    if (running.get(specs.patroni[i]!.id)) continue;
+    if (c.network || running.get(specs.patroni[i]!.id)) continue;
     needs.push({ host: m.address, port: config.postgres.patroniPort, owner: `${m.name} Patroni API` });
     // A PostgreSQL left running by a stopped Patroni is adopted by Patroni, not a conflict.
     if ((await postmasterPid(c, m.name)) === undefined) needs.push({ host: m.address, port: config.postgres.port, owner: `${m.name} PostgreSQL` });
@@ -117,8 +119,14 @@ const preflight: Phase = {
   title: 'preflight',
   async run(ctx) {
     await checkPackages(requirements(ctx.c.config.postgres.version));
+    let network = '';
+    if (ctx.c.network) {
+      const made = await ensureNetwork(ctx.c.network);
+      for (const m of made) change(ctx, `created ${m}`);
+      network = `, ${ctx.c.network.members.length} network namespaces on bridge ${ctx.c.network.bridge}`;
+    }
     await checkPorts(await portNeeds(ctx));
-    return 'packages present, ports free';
+    return `packages present, ports free${network}`;
   },
 };
 
