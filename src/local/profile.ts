@@ -2,7 +2,7 @@
 // its own loopback address (127.x.y.z), the way three hosts would; everything
 // else (ports, Patroni settings, TLS) comes from the same config and renderers.
 import { homedir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import type { EtcdFiles, HaproxyFiles, PatroniFiles, TlsFiles } from '../render/files.ts';
 import type { Member, Topology } from '../render/topology.ts';
@@ -51,8 +51,9 @@ export function defaultStateDir(cluster: string, env: NodeJS.ProcessEnv = proces
   return join(base, 'gardenos', cluster);
 }
 
+/** Absolute, so that names derived from it (the isolated network's) do not depend on the working directory. */
 export function resolveStateDir(config: Config, flag?: string): string {
-  return flag ?? process.env.GARDENOS_STATE_DIR ?? config.local.stateDir ?? defaultStateDir(config.cluster.name);
+  return resolve(flag ?? process.env.GARDENOS_STATE_DIR ?? config.local.stateDir ?? defaultStateDir(config.cluster.name));
 }
 
 export interface LocalLayout {
