@@ -84,13 +84,24 @@ export async function removeNetwork(net: IsolatedNetwork): Promise<string[]> {
       await ip('netns', 'del', m.namespace);
       removed.push(m.namespace);
     }
-    if (await exists(['link', 'show', 'dev', m.hostLink])) await ip('link', 'del', m.hostLink);
+    await deleteLink(m.hostLink);
   }
-  if (await exists(['link', 'show', 'dev', net.bridge])) {
-    await ip('link', 'del', net.bridge);
-    removed.push(net.bridge);
-  }
+  if (await deleteLink(net.bridge)) removed.push(net.bridge);
   return removed;
+}
+
+/**
+ * Deletes a link if it is there. The kernel tears a deleted namespace's veth pair down
+ * asynchronously, so a link seen a moment ago may be gone by the time it is deleted: that is success.
+ */
+async function deleteLink(name: string): Promise<boolean> {
+  try {
+    await ip('link', 'del', name);
+    return true;
+  } catch (e) {
+    if (!(await exists(['link', 'show', 'dev', name]))) return false;
+    throw e;
+  }
 }
 
 /** Cuts a member off from every other (down) or connects it again (up). */
