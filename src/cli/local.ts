@@ -92,3 +92,31 @@ export async function logsCommand(g: GlobalOptions, member: string | undefined, 
   }
   return 0;
 }
+
+export async function dcsCommand(g: GlobalOptions, verb: 'show' | 'clean' | 'restore', opts: { yes?: boolean; file?: string }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const dcs = await import('../local/dcs.ts');
+  if (verb === 'show') {
+    const keys = await dcs.dcsShow(c);
+    print(g.json, keys, () => Object.entries(keys).sort().map(([k, v]) => `${k}  ${v.length > 120 ? `${v.slice(0, 117)}...` : v}`).join('\n') || `no keys under ${dcs.scopePrefix(c)}`);
+    return 0;
+  }
+  if (verb === 'restore') {
+    const result = await dcs.dcsRestore(c, opts.file!);
+    print(g.json, result, () => `restored ${result.restored.length} keys${result.kept.length ? `; kept ${result.kept.length} that exist now or need a lease: ${result.kept.join(', ')}` : ''}`);
+    return 0;
+  }
+  const scope = c.config.postgres.scope;
+  if (!opts.yes) {
+    const loss = `This deletes every key under ${dcs.scopePrefix(c)} in etcd (a backup is written first); a cluster that still uses them would lose its Patroni state.`;
+    if (!process.stdin.isTTY) throw new GardenError('CONFIRMATION_REQUIRED', `refusing to clean ${dcs.scopePrefix(c)} without confirmation`, { details: [loss], hint: 'run it again with --yes' });
+    process.stderr.write(`${loss}\n`);
+    if (!(await confirm(`Type the scope (${scope}) to confirm: `, scope))) {
+      process.stderr.write('not confirmed; nothing was changed\n');
+      return 1;
+    }
+  }
+  const result = await dcs.dcsClean(c);
+  print(g.json, result, () => [`backup: ${result.backup}`, `deleted ${result.deleted.length} keys:`, ...result.deleted.map((k) => `  ${k}`), `put them back with: gardenos local dcs restore ${result.backup}`].join('\n'));
+  return 0;
+}

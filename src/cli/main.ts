@@ -97,6 +97,21 @@ local
       (await import('./chaos.ts')).chaosCommand(localGlobals(cmd), names, opts),
     ),
   );
+const dcs = local.command('dcs').description("the cluster's Patroni keys in etcd: show, clean stale state (backed up first), restore");
+dcs
+  .command('show')
+  .description('list the keys under /service/<scope>/')
+  .action(run(async (_o: unknown, cmd: Command) => (await localCmds()).dcsCommand(localGlobals(cmd), 'show', {})));
+dcs
+  .command('clean')
+  .description('delete stale keys of a cluster that is gone; refuses while a member answers or a leader key exists')
+  .option('-y, --yes', 'do not ask for confirmation')
+  .action(run(async (opts: { yes?: boolean }, cmd: Command) => (await localCmds()).dcsCommand(localGlobals(cmd), 'clean', opts)));
+dcs
+  .command('restore')
+  .description('put keys from a `dcs clean` backup back (keys that exist now are kept)')
+  .argument('<file>', 'the backup file `dcs clean` wrote')
+  .action(run(async (file: string, _o: unknown, cmd: Command) => (await localCmds()).dcsCommand(localGlobals(cmd), 'restore', { file })));
 local
   .command('logs')
   .description('the last lines of a process log (etcd-node1, patroni-node2, haproxy) or of every process')

@@ -186,7 +186,7 @@ const etcd: Phase = {
           'STALE_DCS_STATE',
           `etcd holds Patroni state for scope "${config.postgres.scope}" (initialize=${initialize}${leader ? `, leader=${leader}` : ', no leader'}) from an earlier cluster, but no member has a data directory`,
           {
-            hint: `Patroni would wait forever ("waiting for leader to bootstrap"). Nothing was deleted. If that cluster is gone, remove its keys under ${prefix} (etcdctl del --prefix ${prefix}), or start over with \`gardenos local destroy\``,
+            hint: `Patroni would wait forever ("waiting for leader to bootstrap"). Nothing was deleted. If that cluster is gone: \`gardenos local dcs clean\` (it backs the keys up first), then \`gardenos local up\` again; or start over with \`gardenos local destroy\``,
           },
         );
       }

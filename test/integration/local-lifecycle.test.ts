@@ -128,6 +128,20 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     assert.ok(s.endpoints.primary.startsWith('postgresql://') && s.endpoints.replicas.startsWith('postgresql://'));
   });
 
+  it('dcs show lists the scope\'s keys; dcs clean refuses on a live cluster and deletes nothing', async () => {
+    const show = await c.cli(['local', 'dcs', 'show', '--json']);
+    assert.equal(show.code, 0, show.stderr);
+    const keys = json<Record<string, string>>(show.stdout);
+    assert.ok('/service/it-life/leader' in keys && '/service/it-life/initialize' in keys, Object.keys(keys).join(', '));
+    assert.equal(Object.keys(keys).filter((k) => k.startsWith('/service/it-life/members/')).length, 3);
+    const clean = await c.cli(['local', 'dcs', 'clean', '--yes']);
+    assert.equal(clean.code, 1);
+    assert.match(clean.stderr, /refusing to clean \/service\/it-life\/: the cluster is alive/);
+    assert.match(clean.stderr, /the leader key is held by node\d/);
+    assert.match(clean.stderr, /Patroni on node1 answers on its REST API/);
+    assert.equal(Object.keys(json<Record<string, string>>((await c.cli(['local', 'dcs', 'show', '--json'])).stdout)).length, Object.keys(keys).length);
+  });
+
   it('refuses to destroy without confirmation and keeps everything', async () => {
     const r = await c.cli(['local', 'destroy']);
     assert.equal(r.code, 1);
@@ -160,6 +174,22 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     } finally {
       etcd.close();
     }
+  });
+
+  it('dcs clean backs the stale keys up and removes them, dcs restore puts them back, and up then starts afresh', async () => {
+    const clean = await c.cli(['local', 'dcs', 'clean', '--yes', '--json']);
+    assert.equal(clean.code, 0, clean.stderr);
+    const { backup, deleted } = json<{ backup: string; deleted: string[] }>(clean.stdout);
+    assert.ok(deleted.includes('/service/it-life/initialize'), deleted.join(', '));
+    assert.equal((await stat(backup)).mode & 0o777, 0o600);
+    assert.deepEqual(json<Record<string, string>>((await c.cli(['local', 'dcs', 'show', '--json'])).stdout), {});
+    const restore = await c.cli(['local', 'dcs', 'restore', backup, '--json']);
+    assert.equal(restore.code, 0, restore.stderr);
+    assert.ok(json<{ restored: string[] }>(restore.stdout).restored.includes('/service/it-life/initialize'));
+    assert.equal((await c.cli(['local', 'dcs', 'clean', '--yes'])).code, 0);
+    const up = await c.cli(['local', 'up', '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(json<{ status: LocalStatus }>(up.stdout).status.healthy, true);
   });
 
   it('destroy --yes leaves no process and no state behind', async () => {
