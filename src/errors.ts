@@ -30,10 +30,6 @@ export class GardenError extends Error {
   }
 }
 
-export function isGardenError(e: unknown): e is GardenError {
-  return e instanceof GardenError;
-}
-
 /** The short text of any thrown value, for evidence and log lines. */
 export function describe(e: unknown): string {
   if (e instanceof Error) {

@@ -1,14 +1,15 @@
-// A thin typed edge over the etcd v3 API with mutual TLS. Keys, watches and
-// membership go through the `etcd3` gRPC client; the per-member status probe
+// A thin typed edge over the etcd v3 API with mutual TLS. Keys and watches go
+// through the `etcd3` gRPC client; the per-member status probe
 // uses etcd's own v3 JSON gateway instead, because loading gRPC and its protobuf
 // definitions costs ~170 ms — more than half of `status`'s 300 ms budget — and
 // a probe needs one request. Errors are mapped to one GardenError kind here and
 // never leak upward raw. No retries: a probe must answer or fail fast.
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Etcd3, IOptions } from 'etcd3';
 import { describe, GardenError } from '../errors.ts';
 import type { TlsFiles } from '../render/files.ts';
+import { request } from '../util/http.ts';
 
 export interface EtcdEndpointStatus {
   endpoint: string;
@@ -20,13 +21,6 @@ export interface EtcdEndpointStatus {
   version?: string;
   dbSizeBytes?: number;
   raftTerm?: string;
-}
-
-export interface EtcdMember {
-  id: string;
-  name: string;
-  clientUrls: string[];
-  peerUrls: string[];
 }
 
 export interface EtcdClientOptions {
@@ -59,6 +53,8 @@ function credentials(tls: TlsFiles): NonNullable<IOptions['credentials']> {
 export class EtcdClient {
   readonly endpoints: readonly string[];
   private readonly creds: NonNullable<IOptions['credentials']>;
+  /** The same credentials for the JSON gateway, built once. */
+  private readonly tls: SecureContext;
   private readonly timeoutMs: number;
   private readonly resilient: boolean;
   private pooled: Promise<Etcd3> | undefined;
@@ -66,6 +62,7 @@ export class EtcdClient {
   constructor(endpoints: readonly string[], tls: TlsFiles, opts: EtcdClientOptions = {}) {
     this.endpoints = endpoints;
     this.creds = credentials(tls);
+    this.tls = createSecureContext({ ca: this.creds.rootCertificate, cert: this.creds.certChain, key: this.creds.privateKey });
     this.timeoutMs = opts.timeoutMs ?? 2000;
     this.resilient = opts.resilient ?? false;
   }
@@ -91,35 +88,10 @@ export class EtcdClient {
   }
 
   /** One call to a member's v3 JSON gateway (what etcdctl's --endpoints would reach). */
-  private gateway<T>(endpoint: string, path: string, body: unknown): Promise<T> {
-    const payload = JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        new URL(path, endpoint),
-        {
-          method: 'POST',
-          ca: this.creds.rootCertificate,
-          cert: this.creds.certChain,
-          key: this.creds.privateKey,
-          timeout: this.timeoutMs,
-          agent: false,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('error', reject);
-          res.on('end', () => {
-            const text = Buffer.concat(chunks).toString('utf8');
-            if (res.statusCode !== 200) reject(new Error(`HTTP ${res.statusCode}: ${text.slice(0, 200)}`));
-            else resolve(JSON.parse(text) as T);
-          });
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end(payload);
-    });
+  private async gateway<T>(endpoint: string, path: string, body: unknown): Promise<T> {
+    const res = await request(new URL(path, endpoint), { method: 'POST', body, timeoutMs: this.timeoutMs, secureContext: this.tls });
+    if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${res.body.slice(0, 200)}`);
+    return JSON.parse(res.body) as T;
   }
 
   private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -159,19 +131,8 @@ export class EtcdClient {
     return Promise.all(this.endpoints.map((e) => this.status(e)));
   }
 
-  async members(): Promise<EtcdMember[]> {
-    return this.guard('member list', async () => {
-      const res = await (await this.raw()).cluster.memberList({ linearizable: false } as never);
-      return res.members.map((m) => ({ id: m.ID, name: m.name, clientUrls: m.clientURLs, peerUrls: m.peerURLs }));
-    });
-  }
-
   async get(key: string): Promise<string | null> {
     return this.guard(`get ${key}`, async () => (await this.raw()).get(key).string());
-  }
-
-  async getPrefix(prefix: string): Promise<Record<string, string>> {
-    return this.guard(`get ${prefix}*`, async () => (await this.raw()).getAll().prefix(prefix).strings());
   }
 
   async put(key: string, value: string): Promise<void> {

@@ -2,9 +2,9 @@
 // unsafe endpoints. Health endpoints answer 200 or 503; anything else, or no
 // answer, is mapped to a GardenError at this edge.
 import { readFileSync } from 'node:fs';
-import { request, type RequestOptions } from 'node:https';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { describe, GardenError } from '../errors.ts';
+import { request } from '../util/http.ts';
 
 export interface PatroniMemberView {
   name: string;
@@ -38,7 +38,6 @@ export interface PatroniClientOptions {
 
 export class PatroniClient {
   readonly baseUrl: string;
-  /** Parsed once: a CA passed per request would build a new TLS context for every probe. */
   private readonly tls: SecureContext;
   private readonly auth: string | undefined;
   private readonly timeoutMs: number;
@@ -51,34 +50,18 @@ export class PatroniClient {
   }
 
   /** One request; resolves with any HTTP status, rejects only when there is no answer. */
-  call(method: string, path: string, body?: unknown): Promise<PatroniHttpResult> {
-    const url = new URL(path, `${this.baseUrl}/`);
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-      const req = request(
-        url,
-        {
-          method,
-          secureContext: this.tls,
-          timeout: this.timeoutMs,
-          agent: false,
-          headers: {
-            ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
-            ...(this.auth && method !== 'GET' ? { authorization: this.auth } : {}),
-          },
-          // Handed through to tls.connect(); @types/node leaves it out of https.RequestOptions.
-        } as RequestOptions & { secureContext: SecureContext },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-          res.on('error', reject);
-        },
-      );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)));
-      req.on('error', (e) => reject(new GardenError('BACKEND_UNAVAILABLE', `Patroni API ${this.baseUrl} ${method} ${path}: ${describe(e)}`, { cause: e })));
-      req.end(payload);
-    });
+  async call(method: string, path: string, body?: unknown): Promise<PatroniHttpResult> {
+    try {
+      return await request(new URL(path, `${this.baseUrl}/`), {
+        method,
+        body,
+        timeoutMs: this.timeoutMs,
+        secureContext: this.tls,
+        headers: this.auth && method !== 'GET' ? { authorization: this.auth } : {},
+      });
+    } catch (e) {
+      throw new GardenError('BACKEND_UNAVAILABLE', `Patroni API ${this.baseUrl} ${method} ${path}: ${describe(e)}`, { cause: e });
+    }
   }
 
   private async json<T>(path: string): Promise<T> {
@@ -94,9 +77,6 @@ export class PatroniClient {
     return this.json('/cluster');
   }
 
-  patroni(): Promise<Record<string, unknown>> {
-    return this.json('/patroni');
-  }
 
   /** Whether a health endpoint (/primary, /replica, /health …) answers 200. */
   async check(path: string): Promise<boolean> {

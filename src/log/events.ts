@@ -33,11 +33,3 @@ export function streamReporter(stream: NodeJS.WritableStream, json: boolean): Re
     else if (!(e.kind === 'step' && e.status === 'start')) stream.write(`${formatEvent(e)}\n`);
   };
 }
-
-/** Collects events in memory, for tests and for summaries. */
-export function recorder(): Reporter & { events: GardenEvent[] } {
-  const events: GardenEvent[] = [];
-  const r = ((e: GardenEvent) => void events.push(e)) as Reporter & { events: GardenEvent[] };
-  r.events = events;
-  return r;
-}

@@ -38,7 +38,6 @@ export const routerSettingsSchema = z.strictObject({
 });
 
 export type RouterSettings = z.infer<typeof routerSettingsSchema>;
-export type SinkSettings = RouterSettings['sinks'][number];
 
 export async function loadRouterSettings(file: string): Promise<RouterSettings> {
   const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
