@@ -2,6 +2,7 @@
 // the fault, the recovery, health again, then the verdict from the rows that
 // the final primary holds.
 import pg from 'pg';
+import { readyLeader } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
 import { connectionUris, type LocalCluster } from '../local/cluster.ts';
 import { readSecrets } from '../local/state.ts';
@@ -35,10 +36,8 @@ async function healthy(c: LocalCluster, timeoutMs: number): Promise<{ leader: st
     'a leader, a synchronous standby and every member running',
     async () => {
       const v = await clusterView(c);
-      const leader = v.members.find((m) => m.role === 'leader' && m.state === 'running');
-      const syncOk = !c.config.postgres.synchronousMode || v.members.some((m) => m.role === 'sync_standby' && m.state === 'running');
-      const all = v.members.length === c.topology.postgres.length && v.members.every((m) => m.state === 'running');
-      return leader && syncOk && all ? { leader: leader.name, timeline: leader.timeline ?? null } : undefined;
+      const name = readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode });
+      return name ? { leader: name, timeline: v.members.find((m) => m.name === name)!.timeline ?? null } : undefined;
     },
     { timeoutMs, intervalMs: 250 },
   );

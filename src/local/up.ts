@@ -5,7 +5,7 @@ import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient } from '../clients/haproxy.ts';
-import { PatroniClient } from '../clients/patroni.ts';
+import { PatroniClient, readyLeader } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import type { ClusterSecrets } from '../render/files.ts';
@@ -213,12 +213,9 @@ const patroni: Phase = {
         const views = await Promise.all(clients.map((cl) => cl.cluster().catch(() => undefined)));
         const view = views[0];
         if (!view || views.some((v) => v === undefined)) return undefined;
-        const leaders = view.members.filter((m) => m.role === 'leader' && m.state === 'running');
-        if (leaders.length !== 1 || view.members.length !== topology.postgres.length) return undefined;
-        if (!view.members.every((m) => m.state === 'running' || m.state === 'streaming')) return undefined;
-        if (config.postgres.synchronousMode && !view.members.some((m) => m.role === 'sync_standby')) return undefined;
-        const i = topology.postgres.findIndex((m) => m.name === leaders[0]!.name);
-        return i >= 0 && (await clients[i]!.check('/primary')) ? leaders[0]!.name : undefined;
+        const leader = readyLeader(view, { members: topology.postgres.length, synchronous: config.postgres.synchronousMode });
+        const i = topology.postgres.findIndex((m) => m.name === leader);
+        return i >= 0 && (await clients[i]!.check('/primary')) ? leader : undefined;
       },
       { timeoutMs, intervalMs: 250 },
     );

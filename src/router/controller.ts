@@ -5,7 +5,7 @@
 // last safe state kept. Watch events wake the loop at once; a periodic re-check
 // catches anything a lost watch missed.
 import { describe } from '../errors.ts';
-import { DcsUnavailable, type DcsSnapshot, type PatroniDcs } from './dcs.ts';
+import type { DcsSnapshot, PatroniDcs } from './dcs.ts';
 import { decidePrimary, decideReplicas, NOWHERE, replicaNote, sameRoute, sameTarget, type MemberProbe, type Route } from './decide.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { RouteSink } from './sinks/types.ts';
@@ -140,7 +140,7 @@ export class Router {
       snapshot = await this.o.dcs.read();
       await this.ensureWatch(snapshot);
     } catch (e) {
-      if (!(e instanceof DcsUnavailable) && !(e instanceof Error)) throw e;
+      if (!(e instanceof Error)) throw e; // DcsUnavailable, or the watch could not start
       this.o.metrics.errors.inc({ kind: 'dcs' });
       this.needResync = true;
       await this.applyAll(NOWHERE, `etcd unreachable (${describe(e)}): routing nowhere (fail closed)`);
