@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { makeTestCluster } from '../test/helpers/local.ts';
+import { makeTestCluster, withPassword } from '../test/helpers/local.ts';
 import { table } from '../src/cli/output.ts';
 import { formatMs as fmt, percentile as pct } from './stats.ts';
 
@@ -35,7 +35,7 @@ try {
     const up = await timed(local('up', '--json'));
     if (up.code !== 0) throw new Error(`local up failed (exit ${up.code})`);
     const { status } = JSON.parse(up.stdout) as { status: { endpoints: { primary: string } } };
-    const client = new pg.Client({ connectionString: status.endpoints.primary });
+    const client = new pg.Client({ connectionString: await withPassword(status.endpoints.primary, cluster.stateDir) });
     await client.connect();
     const r = await client.query("SELECT count(*)::int AS n FROM pg_stat_replication WHERE sync_state = 'sync'");
     await client.query('CREATE TABLE IF NOT EXISTS bench (t timestamptz)');

@@ -1,10 +1,10 @@
 // `gardenos local …`: the database tier on one machine.
-import { createInterface } from 'node:readline/promises';
 import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
 import { openLocalCluster, type OpenOptions } from '../local/cluster.ts';
 import { gatherStatus } from '../local/status.ts';
 import { tail } from '../local/supervisor.ts';
+import { confirmed } from './confirm.ts';
 import { formatStatus } from './output.ts';
 
 export interface GlobalOptions extends OpenOptions {
@@ -26,6 +26,7 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
       '',
       'primary (read-write):  ' + result.status.endpoints.primary,
       'replicas (read-only):  ' + result.status.endpoints.replicas,
+      `password:              PGPASSFILE=${result.status.endpoints.passwordFile} (libpq and psql read it; never printed)`,
       `HAProxy stats:         ${result.status.endpoints.stats} (user ${c.config.haproxy.statsUser}, password in ${c.layout.secretsFile})`,
       '',
       formatStatus(result.status),
@@ -36,7 +37,7 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
 
 export async function statusCommand(g: GlobalOptions, opts: { timeout?: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const status = await gatherStatus(c, { withPassword: true, ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
+  const status = await gatherStatus(c, { ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
   print(g.json, status, () => formatStatus(status));
   return status.healthy ? 0 : 2;
 }
@@ -49,30 +50,11 @@ export async function downCommand(g: GlobalOptions): Promise<number> {
   return 0;
 }
 
-async function confirm(question: string, expected: string): Promise<boolean> {
-  if (!process.stdin.isTTY) return false;
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return (await rl.question(question)).trim() === expected;
-  } finally {
-    rl.close();
-  }
-}
-
 export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }): Promise<number> {
   const c = await openLocalCluster(g);
   const name = c.config.cluster.name;
   const loss = `This stops cluster "${name}" and deletes ${c.layout.root}: every database in it, its certificates and its passwords.`;
-  if (!opts.yes) {
-    if (!process.stdin.isTTY) {
-      throw new GardenError('CONFIRMATION_REQUIRED', `refusing to destroy "${name}" without confirmation`, { details: [loss], hint: 'run it again with --yes' });
-    }
-    process.stderr.write(`${loss}\n`);
-    if (!(await confirm(`Type the cluster name (${name}) to confirm: `, name))) {
-      process.stderr.write('not confirmed; nothing was changed\n');
-      return 1;
-    }
-  }
+  if (!(await confirmed({ yes: opts.yes, action: `destroy "${name}"`, loss, expect: name, what: 'the cluster name' }))) return 1;
   const { localDestroy } = await import('../local/down.ts');
   const result = await localDestroy(c, streamReporter(process.stderr, Boolean(g.json)));
   print(g.json, { ...result, deleted: c.layout.root }, () => `destroyed ${name}; deleted ${c.layout.root}`);
@@ -107,15 +89,8 @@ export async function dcsCommand(g: GlobalOptions, verb: 'show' | 'clean' | 'res
     return 0;
   }
   const scope = c.config.postgres.scope;
-  if (!opts.yes) {
-    const loss = `This deletes every key under ${dcs.scopePrefix(c)} in etcd (a backup is written first); a cluster that still uses them would lose its Patroni state.`;
-    if (!process.stdin.isTTY) throw new GardenError('CONFIRMATION_REQUIRED', `refusing to clean ${dcs.scopePrefix(c)} without confirmation`, { details: [loss], hint: 'run it again with --yes' });
-    process.stderr.write(`${loss}\n`);
-    if (!(await confirm(`Type the scope (${scope}) to confirm: `, scope))) {
-      process.stderr.write('not confirmed; nothing was changed\n');
-      return 1;
-    }
-  }
+  const loss = `This deletes every key under ${dcs.scopePrefix(c)} in etcd (a backup is written first); a cluster that still uses them would lose its Patroni state.`;
+  if (!(await confirmed({ yes: opts.yes, action: `clean ${dcs.scopePrefix(c)}`, loss, expect: scope, what: 'the scope' }))) return 1;
   const result = await dcs.dcsClean(c);
   print(g.json, result, () => [`backup: ${result.backup}`, `deleted ${result.deleted.length} keys:`, ...result.deleted.map((k) => `  ${k}`), `put them back with: gardenos local dcs restore ${result.backup}`].join('\n'));
   return 0;

@@ -112,6 +112,30 @@ dcs
   .description('put keys from a `dcs clean` backup back (keys that exist now are kept)')
   .argument('<file>', 'the backup file `dcs clean` wrote')
   .action(run(async (file: string, _o: unknown, cmd: Command) => (await localCmds()).dcsCommand(localGlobals(cmd), 'restore', { file })));
+const db = local.command('db').description('the PostgreSQL cluster: switchover, failover, restart, reinit (through Patroni), backup, restore, migrate');
+const dbCmds = () => import('./db.ts');
+for (const [name, description] of [
+  ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)'],
+  ['failover', 'promote the member named by --to, whether or not there is a healthy leader'],
+] as const) {
+  db.command(name)
+    .description(description)
+    .option('--to <member>', 'the member to promote')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--timeout <seconds>', 'how long to wait for the new leader', '120')
+    .action(run(async (opts: { to?: string; yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, undefined, opts)));
+}
+for (const [name, description] of [
+  ['restart', "restart one member's PostgreSQL through its Patroni"],
+  ['reinit', "wipe a replica's data and copy it again from the leader (never the leader)"],
+] as const) {
+  db.command(name)
+    .description(description)
+    .argument('<member>', 'member name (node1, node2, …)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--timeout <seconds>', 'how long to wait for the member to be running again', '300')
+    .action(run(async (member: string, opts: { yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, member, opts)));
+}
 local
   .command('logs')
   .description('the last lines of a process log (etcd-node1, patroni-node2, haproxy) or of every process')

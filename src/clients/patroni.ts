@@ -25,6 +25,14 @@ export interface PatroniClusterView {
   pause?: boolean;
 }
 
+export interface PatroniSelf {
+  state: string;
+  role: string;
+  postmaster_start_time?: string;
+  timeline?: number;
+  patroni?: { version: string; scope: string };
+}
+
 export interface PatroniHttpResult {
   status: number;
   body: string;
@@ -77,6 +85,10 @@ export class PatroniClient {
     return this.json('/cluster');
   }
 
+  /** This member's own view of itself (GET /patroni). */
+  self(): Promise<PatroniSelf> {
+    return this.json('/patroni');
+  }
 
   /** Whether a health endpoint (/primary, /replica, /health …) answers 200. */
   async check(path: string): Promise<boolean> {

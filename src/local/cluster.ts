@@ -7,12 +7,14 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.ts';
 import { API_VERSION } from '../config/version.ts';
 import { GardenError } from '../errors.ts';
+import { USERS } from '../render/files.ts';
 import { etcdClientUrls, hostPort, type Topology } from '../render/topology.ts';
+import type { PatroniAccess } from '../ops/patroni.ts';
 import { readJson, type Owner } from '../util/files.ts';
 import { inNamespace, isolatedNetwork, type IsolatedNetwork } from './netns.ts';
 import { DEFAULT_LOCAL_CONFIG, defaultStateDir, localLayout, localTopology, resolveStateDir, type LocalLayout } from './profile.ts';
 import { createSupervisor, type ProcessSpec, type Supervisor } from './supervisor.ts';
-import { postgresOwner } from './state.ts';
+import { postgresOwner, readSecrets } from './state.ts';
 
 export interface LocalCluster {
   config: Config;
@@ -150,4 +152,16 @@ export async function postmasterPid(c: LocalCluster, member: string): Promise<nu
   if (!Number.isInteger(pid) || pid <= 0) return undefined;
   const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
   return cmd.includes('postgres') ? pid : undefined;
+}
+
+/** Every member's Patroni REST API with the credentials for its unsafe endpoints. */
+export async function patroniAccess(c: LocalCluster): Promise<PatroniAccess> {
+  const secrets = await readSecrets(c.layout);
+  if (!secrets) throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
+  return {
+    scope: c.config.postgres.scope,
+    members: c.topology.postgres.map((m) => ({ name: m.name, apiUrl: patroniUrl(c, m.address) })),
+    caFile: c.layout.ca.cert,
+    auth: { username: USERS.restApi, password: secrets.restApiPassword },
+  };
 }

@@ -61,6 +61,8 @@ export interface LocalLayout {
   clusterFile: string;
   secretsDir: string;
   secretsFile: string;
+  /** libpq password file for the superuser (PGPASSFILE), so no password is ever printed. */
+  pgpassFile: string;
   pkiDir: string;
   logsDir: string;
   pidsDir: string;
@@ -83,6 +85,7 @@ export function localLayout(root: string, postgresVersion: number): LocalLayout 
     clusterFile: join(root, 'cluster.json'),
     secretsDir: join(root, 'secrets'),
     secretsFile: join(root, 'secrets', 'passwords.json'),
+    pgpassFile: join(root, 'secrets', 'pgpass'),
     pkiDir: pki,
     logsDir: join(root, 'logs'),
     pidsDir: join(root, 'pids'),

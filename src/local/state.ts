@@ -5,7 +5,8 @@ import { execFile } from 'node:child_process';
 import { access, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { CertificateAuthority } from '../pki/certs.ts';
-import type { ClusterSecrets } from '../render/files.ts';
+import { USERS, type ClusterSecrets } from '../render/files.ts';
+import type { LocalCluster } from './cluster.ts';
 import type { Topology } from '../render/topology.ts';
 import { GardenError } from '../errors.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
@@ -31,6 +32,15 @@ export async function ensureSecrets(layout: LocalLayout, cluster: string): Promi
   };
   await writeFileAtomic(layout.secretsFile, `${JSON.stringify(secrets, null, 2)}\n`, 0o600);
   return secrets;
+}
+
+/** The superuser's password for every address a client uses, in libpq's format (0600). */
+export async function writePgpass(c: Pick<LocalCluster, 'layout' | 'topology' | 'config'>, secrets: ClusterSecrets): Promise<void> {
+  const esc = (v: string) => v.replace(/[\\:]/g, '\\$&');
+  const { haproxy, postgres } = c.config;
+  const lb = c.topology.loadBalancer;
+  const targets: [string, number][] = [[lb, haproxy.ports.primary], [lb, haproxy.ports.replicas], ...c.topology.postgres.map((m): [string, number] => [m.address, postgres.port])];
+  await writeFileAtomic(c.layout.pgpassFile, targets.map(([h, p]) => `${esc(h)}:${p}:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n`).join(''), 0o600);
 }
 
 export async function readSecrets(layout: LocalLayout): Promise<ClusterSecrets | undefined> {

@@ -9,7 +9,6 @@ import { describe } from '../errors.ts';
 import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
-import { readSecrets } from './state.ts';
 
 export interface EtcdMemberStatus {
   name: string;
@@ -38,7 +37,8 @@ export interface LocalStatus {
   stateDir: string;
   healthy: boolean;
   problems: string[];
-  endpoints: { primary: string; replicas: string; stats: string };
+  /** Connection URIs without the password, which is in `passwordFile` (libpq's PGPASSFILE format). */
+  endpoints: { primary: string; replicas: string; stats: string; passwordFile: string };
   etcd: EtcdMemberStatus[];
   members: PostgresMemberStatus[];
   haproxy: { reachable: boolean; servers: HaproxyServerStat[]; error?: string };
@@ -78,8 +78,6 @@ async function probeRouter(c: LocalCluster, timeoutMs: number): Promise<RouterSt
 
 export interface StatusOptions {
   timeoutMs?: number;
-  /** Include the generated password in the connection URIs (the local sandbox's convenience). */
-  withPassword?: boolean;
 }
 
 async function probeEtcd(c: LocalCluster, timeoutMs: number): Promise<EtcdMemberStatus[]> {
@@ -116,7 +114,7 @@ async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
-  const [etcd, patroni, hap, router, secrets] = await Promise.all([
+  const [etcd, patroni, hap, router] = await Promise.all([
     withTimeout(probeEtcd(c, timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
@@ -126,7 +124,6 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
       (e) => ({ reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) }),
     ),
     probeRouter(c, timeoutMs),
-    readSecrets(c.layout),
   ]);
 
   // The cluster view from the first member that answers; each member's own answer says whether its API is up.
@@ -168,14 +165,14 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   else if (router.primary !== (leaders[0]?.name ?? null)) problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
 
   const lb = c.topology.loadBalancer;
-  const uris = connectionUris(c, opts.withPassword ? secrets?.superuserPassword : undefined);
+  const uris = connectionUris(c, undefined);
   return {
     cluster: c.config.cluster.name,
     scope: c.config.postgres.scope,
     stateDir: c.layout.root,
     healthy: problems.length === 0,
     problems,
-    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/` },
+    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/`, passwordFile: c.layout.pgpassFile },
     etcd,
     members,
     haproxy: hap,

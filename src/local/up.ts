@@ -15,7 +15,7 @@ import { etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalC
 import { localFiles } from './files.ts';
 import { ensureNetwork } from './netns.ts';
 import { checkPackages, checkPorts, requirements, type PortNeed } from './preflight.ts';
-import { ensurePki, ensureSecrets } from './state.ts';
+import { ensurePki, ensureSecrets, writePgpass } from './state.ts';
 import { fetchRouterStatus, gatherStatus, type LocalStatus } from './status.ts';
 import { tail, type ProcessSpec } from './supervisor.ts';
 
@@ -138,6 +138,7 @@ const state: Phase = {
     for (const dir of [layout.root, layout.logsDir, layout.pidsDir]) await ensureDir(dir, 0o755);
     if (pgOwner) await checkReachable(layout.root, pgOwner);
     ctx.secrets = await ensureSecrets(layout, config.cluster.name);
+    await writePgpass(ctx.c, ctx.secrets);
     await ensurePki(layout, topology, pgOwner);
     return `${layout.root}${fresh ? ' (new)' : ''}`;
   },
@@ -279,5 +280,5 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
   const { layout, config } = c;
   const meta = await readJson<ClusterMeta>(layout.clusterFile);
   await writeFileAtomic(layout.clusterFile, `${JSON.stringify({ name: config.cluster.name, createdAt: meta?.createdAt ?? new Date().toISOString(), config } satisfies ClusterMeta, null, 2)}\n`, 0o644);
-  return { changes: ctx.changes, status: await gatherStatus(c, { withPassword: true }) };
+  return { changes: ctx.changes, status: await gatherStatus(c) };
 }

@@ -101,3 +101,11 @@ export async function makeTestCluster(name: string, octet: number, extraYaml = '
   };
   return cluster;
 }
+
+/** A connection URI from `status` (which never prints the password) with the superuser's password put in. */
+export async function withPassword(uri: string, stateDir: string): Promise<string> {
+  const { superuserPassword } = JSON.parse(await readFile(join(stateDir, 'secrets', 'passwords.json'), 'utf8')) as { superuserPassword: string };
+  const u = new URL(uri);
+  u.password = superuserPassword;
+  return u.toString();
+}

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { EtcdClient } from '../../src/clients/etcd.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
+import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
 
 async function query(uri: string, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
   const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 5000 });
@@ -29,6 +29,8 @@ function json<T>(text: string): T {
 describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { timeout: 600_000 }, () => {
   let c: TestCluster;
   let status: LocalStatus;
+  let primary: string;
+  let replicas: string;
 
   before(async () => {
     c = await makeTestCluster('it-life', 211);
@@ -48,7 +50,13 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     assert.equal(status.members.filter((m) => m.role === 'sync_standby').length, 1);
     assert.deepEqual(status.members.map((m) => m.host), [`${c.prefix}.11`, `${c.prefix}.12`, `${c.prefix}.13`]);
     assert.ok(status.etcd.every((e) => e.healthy && e.endpoint.startsWith('https://')));
-    assert.match(status.endpoints.primary, new RegExp(`^postgresql://postgres:[^@]+@${c.prefix.replaceAll('.', '\\.')}\\.10:5000/postgres\\?sslmode=verify-full`));
+    assert.match(status.endpoints.primary, new RegExp(`^postgresql://postgres@${c.prefix.replaceAll('.', '\\.')}\\.10:5000/postgres\\?sslmode=verify-full`));
+    // The generated password is in the 0600 files, never in what the command prints.
+    const { superuserPassword } = json<{ superuserPassword: string }>(await readFile(`${c.stateDir}/secrets/passwords.json`, 'utf8'));
+    assert.ok(!r.stdout.includes(superuserPassword) && !r.stderr.includes(superuserPassword), 'the password is printed');
+    assert.equal((await stat(status.endpoints.passwordFile)).mode & 0o777, 0o600);
+    primary = await withPassword(status.endpoints.primary, c.stateDir);
+    replicas = await withPassword(status.endpoints.replicas, c.stateDir);
     // Progress went to stderr as JSON lines, one per step.
     const steps = r.stderr.trim().split('\n').map((l) => json<{ kind: string; step?: string; status?: string }>(l));
     for (const step of ['preflight', 'state', 'etcd', 'patroni', 'haproxy']) {
@@ -80,16 +88,16 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
   });
 
   it('writes through the primary port and reads the row back through the replicas port', async () => {
-    await query(status.endpoints.primary, 'CREATE TABLE garden (id int PRIMARY KEY, note text)');
-    await query(status.endpoints.primary, 'INSERT INTO garden VALUES (1, $1)', ['tomatoes']);
-    const primaryRole = await query(status.endpoints.primary, 'SELECT pg_is_in_recovery() AS r');
+    await query(primary, 'CREATE TABLE garden (id int PRIMARY KEY, note text)');
+    await query(primary, 'INSERT INTO garden VALUES (1, $1)', ['tomatoes']);
+    const primaryRole = await query(primary, 'SELECT pg_is_in_recovery() AS r');
     assert.equal(primaryRole.rows[0].r, false, 'the primary port reaches the primary');
     // The replicas port balances over standbys; every one of them must have the row (asynchronous ones soon).
     for (let i = 0; i < 4; i++) {
       const row = await waitFor(
         'the row on a replica',
         async () => {
-          const r = await query(status.endpoints.replicas, 'SELECT note, pg_is_in_recovery() AS r FROM garden WHERE id = 1');
+          const r = await query(replicas, 'SELECT note, pg_is_in_recovery() AS r FROM garden WHERE id = 1');
           return r.rows[0];
         },
         { timeoutMs: 30_000, intervalMs: 200 },
@@ -156,7 +164,7 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     assert.deepEqual(await c.processes(), [], 'nothing of the cluster runs after down');
     const up = await c.cli(['local', 'up', '--json']);
     assert.equal(up.code, 0, up.stderr);
-    const r = await query(status.endpoints.primary, 'SELECT note FROM garden WHERE id = 1');
+    const r = await query(primary, 'SELECT note FROM garden WHERE id = 1');
     assert.equal(r.rows[0]?.note, 'tomatoes');
   });
 

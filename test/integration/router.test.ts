@@ -9,7 +9,7 @@ import { HaproxyClient } from '../../src/clients/haproxy.ts';
 import { PatroniClient } from '../../src/clients/patroni.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
+import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
 
 describe('router: the primary port follows the Patroni leader', { timeout: 600_000 }, () => {
   let c: TestCluster;
@@ -70,7 +70,7 @@ describe('router: the primary port follows the Patroni leader', { timeout: 600_0
   it('moves the primary port to the new leader on a switchover', async () => {
     const { to } = await switchover();
     await routedTo(to);
-    const client = new pg.Client({ connectionString: status.endpoints.primary });
+    const client = new pg.Client({ connectionString: await withPassword(status.endpoints.primary, c.stateDir) });
     await client.connect();
     try {
       const r = await client.query('SELECT host(inet_server_addr()) AS addr, pg_is_in_recovery() AS standby');
