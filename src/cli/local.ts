@@ -5,7 +5,7 @@ import { openLocalCluster, type OpenOptions } from '../local/cluster.ts';
 import { gatherStatus } from '../local/status.ts';
 import { tail } from '../local/supervisor.ts';
 import { confirmed } from './confirm.ts';
-import { formatStatus } from './output.ts';
+import { formatDoctor, formatStatus } from './output.ts';
 
 export interface GlobalOptions extends OpenOptions {
   json?: boolean;
@@ -94,4 +94,12 @@ export async function dcsCommand(g: GlobalOptions, verb: 'show' | 'clean' | 'res
   const result = await dcs.dcsClean(c);
   print(g.json, result, () => [`backup: ${result.backup}`, `deleted ${result.deleted.length} keys:`, ...result.deleted.map((k) => `  ${k}`), `put them back with: gardenos local dcs restore ${result.backup}`].join('\n'));
   return 0;
+}
+
+export async function doctorCommand(g: GlobalOptions, opts: { kubeconfig?: string; verbose?: boolean }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { doctor } = await import('../doctor/run.ts');
+  const r = await doctor(c, opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
+  print(g.json, r, () => formatDoctor(r, Boolean(opts.verbose)));
+  return r.healthy ? 0 : 2;
 }

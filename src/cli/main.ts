@@ -112,6 +112,12 @@ dcs
   .description('put keys from a `dcs clean` backup back (keys that exist now are kept)')
   .argument('<file>', 'the backup file `dcs clean` wrote')
   .action(run(async (file: string, _o: unknown, cmd: Command) => (await localCmds()).dcsCommand(localGlobals(cmd), 'restore', { file })));
+local
+  .command('doctor')
+  .description("diagnose the cluster: every failure the journal describes, with evidence and the exact fix (exit 2 on a problem)")
+  .option('--kubeconfig <file>', 'also check the Kubernetes side (storage class, taints, postgres-primary endpoints)')
+  .option('-v, --verbose', 'show passed and skipped checks with their evidence too')
+  .action(run(async (opts: { kubeconfig?: string; verbose?: boolean }, cmd: Command) => (await localCmds()).doctorCommand(localGlobals(cmd), opts)));
 const db = local.command('db').description('the PostgreSQL cluster: switchover, failover, restart, reinit (through Patroni), backup, restore, migrate');
 const dbCmds = () => import('./db.ts');
 for (const [name, description] of [

@@ -1,6 +1,7 @@
 // Terminal output helpers: aligned tables, errors with their hint, and the
 // status report. Results go to stdout; progress and errors to stderr.
 import { GardenError, describe } from '../errors.ts';
+import type { DoctorReport } from '../doctor/run.ts';
 import type { LocalStatus } from '../local/status.ts';
 
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -53,5 +54,22 @@ export function formatStatus(s: LocalStatus): string {
     out.push('problems:');
     for (const p of s.problems) out.push(`  - ${p}`);
   }
+  return out.join('\n');
+}
+
+const MARK = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', skip: 'skip' } as const;
+
+/** Problems in full (evidence and fix); passed and skipped checks one line each only with --verbose. */
+export function formatDoctor(r: DoctorReport, verbose: boolean): string {
+  const out: string[] = [];
+  for (const f of r.findings) {
+    const shown = verbose || f.status === 'warn' || f.status === 'fail';
+    if (!shown) continue;
+    out.push(`${MARK[f.status]}  ${f.id}: ${f.summary}`);
+    if (f.status === 'warn' || f.status === 'fail' || verbose) for (const e of f.evidence) out.push(`        ${e}`);
+    if (f.fix) out.push(`      fix: ${f.fix}`);
+  }
+  const { ok, warn, fail, skip } = r.counts;
+  out.push(`${out.length ? '\n' : ''}${r.findings.length} checks on ${r.cluster}: ${ok} ok, ${warn} warning${warn === 1 ? '' : 's'}, ${fail} failed, ${skip} skipped${skip && !verbose ? ' (--verbose shows why)' : ''}`);
   return out.join('\n');
 }
