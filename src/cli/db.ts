@@ -1,6 +1,10 @@
 // `gardenos local db …`: operations on the PostgreSQL cluster through Patroni,
 // and logical backup, restore and migration through PostgreSQL's own tools.
-import { openLocalCluster, patroniAccess } from '../local/cluster.ts';
+import { join, resolve } from 'node:path';
+import { streamReporter } from '../log/events.ts';
+import { openLocalCluster, patroniAccess, type LocalCluster } from '../local/cluster.ts';
+import type { PgTarget } from '../ops/backup.ts';
+import { USERS } from '../render/files.ts';
 import { reinitMember, restartMember, switchover, type OperationResult } from '../ops/patroni.ts';
 import { confirmed } from './confirm.ts';
 import type { GlobalOptions } from './local.ts';
@@ -12,9 +16,13 @@ export interface OperationOptions {
   timeout?: string;
 }
 
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
 function report(json: boolean | undefined, r: OperationResult): void {
   if (json) {
-    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    print(true, r, () => '');
     return;
   }
   const headline =
@@ -51,5 +59,83 @@ export async function dbOperationCommand(g: GlobalOptions, op: 'switchover' | 'f
       break;
   }
   report(g.json, result);
+  return 0;
+}
+
+/** The local cluster's primary through HAProxy, as the PostgreSQL tools reach it (password from the 0600 pgpass file). */
+function clusterTarget(c: LocalCluster): PgTarget {
+  return {
+    host: c.topology.loadBalancer,
+    port: c.config.haproxy.ports.primary,
+    user: USERS.superuser,
+    passFile: c.layout.pgpassFile,
+    sslmode: 'verify-full',
+    sslrootcert: c.layout.ca.cert,
+    binDir: c.layout.patroni(c.topology.postgres[0]!.name).binDir,
+    label: `cluster ${c.config.cluster.name}`,
+  };
+}
+
+const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
+
+export async function backupCommand(g: GlobalOptions, opts: { out?: string; database?: string[] }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { backup } = await import('../ops/backup.ts');
+  const dir = resolve(opts.out ?? join(c.layout.root, 'backups', stamp()));
+  const manifest = await backup(clusterTarget(c), dir, { ...(opts.database ? { databases: opts.database } : {}), report: streamReporter(process.stderr, Boolean(g.json)) });
+  print(g.json, { dir, manifest }, () => `backup of ${manifest.databases.length} database${manifest.databases.length === 1 ? '' : 's'} in ${dir}\nrestore with: gardenos local db restore ${dir}`);
+  return 0;
+}
+
+/** Backs up the databases an operation is about to overwrite, after confirmation; false when not confirmed. */
+async function confirmOverwrite(c: LocalCluster, names: string[], what: string, yes: boolean | undefined, json: boolean | undefined): Promise<string | undefined | false> {
+  const { backup, wouldOverwrite } = await import('../ops/backup.ts');
+  const target = clusterTarget(c);
+  const hit = await wouldOverwrite(target, names);
+  if (hit.length === 0) return undefined;
+  const loss = `${what} replaces the contents of ${hit.join(', ')} in cluster ${c.config.cluster.name}: what was written there since is lost (a backup of them is taken first).`;
+  if (!(await confirmed({ yes, action: `${what.toLowerCase()} over ${hit.join(', ')}`, loss, expect: c.config.postgres.scope, what: 'the scope' }))) return false;
+  const safety = join(c.layout.root, 'backups', `before-${what.toLowerCase()}-${stamp()}`);
+  await backup(target, safety, { databases: hit, report: streamReporter(process.stderr, Boolean(json)) });
+  return safety;
+}
+
+export async function restoreCommand(g: GlobalOptions, dir: string, opts: { database?: string[]; yes?: boolean }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { restore, verifyBackup } = await import('../ops/backup.ts');
+  const manifest = await verifyBackup(resolve(dir));
+  const names = manifest.databases.map((d) => d.name).filter((n) => !opts.database?.length || opts.database.includes(n));
+  const safety = await confirmOverwrite(c, names, 'Restore', opts.yes, g.json);
+  if (safety === false) return 1;
+  const result = await restore(clusterTarget(c), resolve(dir), manifest, { ...(opts.database ? { databases: opts.database } : {}), report: streamReporter(process.stderr, Boolean(g.json)) });
+  print(g.json, { ...result, safetyBackup: safety ?? null }, () =>
+    [
+      `restored and verified: ${result.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`,
+      ...(safety ? [`what was there before is in ${safety}`] : []),
+    ].join('\n'),
+  );
+  return 0;
+}
+
+export async function migrateCommand(g: GlobalOptions, opts: { from: string; database?: string[]; yes?: boolean }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { backup, listDatabases, restore, targetFromUrl } = await import('../ops/backup.ts');
+  const target = clusterTarget(c);
+  const source = targetFromUrl(opts.from, target.binDir);
+  const report = streamReporter(process.stderr, Boolean(g.json));
+  const names = opts.database?.length ? opts.database : (await listDatabases(source)).map((d) => d.name);
+  const safety = await confirmOverwrite(c, names, 'Migration', opts.yes, g.json);
+  if (safety === false) return 1;
+  // The source's dump is kept: it is the record of what was copied, and a way back.
+  const dir = join(c.layout.root, 'migrations', stamp());
+  const manifest = await backup(source, dir, { databases: names, report });
+  const result = await restore(target, dir, manifest, { report });
+  print(g.json, { ...result, dump: dir, safetyBackup: safety ?? null }, () =>
+    [
+      `migrated from ${source.label} and verified row counts: ${result.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`,
+      `the source's dump is kept in ${dir}`,
+      ...(safety ? [`what the cluster had before is in ${safety}`] : []),
+    ].join('\n'),
+  );
   return 0;
 }

@@ -142,6 +142,23 @@ for (const [name, description] of [
     .option('--timeout <seconds>', 'how long to wait for the member to be running again', '300')
     .action(run(async (member: string, opts: { yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, member, opts)));
 }
+db.command('backup')
+  .description('logical backup: roles (pg_dumpall --globals-only) and each database (pg_dump -Fc), with row counts and SHA-256 in manifest.json')
+  .option('--out <dir>', 'where to write it (default: <state>/backups/<time>)')
+  .option('-d, --database <name...>', 'only these databases (default: all)')
+  .action(run(async (opts: { out?: string; database?: string[] }, cmd: Command) => (await dbCmds()).backupCommand(localGlobals(cmd), opts)));
+db.command('restore')
+  .description('restore a backup into the cluster: checksums first, a backup of what it overwrites, then every table\'s row count verified')
+  .argument('<dir>', 'a directory `db backup` wrote')
+  .option('-d, --database <name...>', 'only these databases (default: all in the backup)')
+  .option('-y, --yes', 'do not ask before overwriting databases that have tables')
+  .action(run(async (dir: string, opts: { database?: string[]; yes?: boolean }, cmd: Command) => (await dbCmds()).restoreCommand(localGlobals(cmd), dir, opts)));
+db.command('migrate')
+  .description('copy databases from another PostgreSQL (such as an old Docker Compose one) into the cluster and verify every table\'s row count; safe to re-run')
+  .requiredOption('--from <url>', 'postgresql://USER:PASSWORD@HOST:PORT/?sslmode=… of the source')
+  .option('-d, --database <name...>', 'only these databases (default: all the source has)')
+  .option('-y, --yes', 'do not ask before overwriting databases that have tables')
+  .action(run(async (opts: { from: string; database?: string[]; yes?: boolean }, cmd: Command) => (await dbCmds()).migrateCommand(localGlobals(cmd), opts)));
 local
   .command('logs')
   .description('the last lines of a process log (etcd-node1, patroni-node2, haproxy) or of every process')

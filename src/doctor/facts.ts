@@ -13,6 +13,7 @@ import { etcdEndpoints, type LocalCluster } from '../local/cluster.ts';
 import { gatherStatus, type LocalStatus } from '../local/status.ts';
 import { readSecrets } from '../local/state.ts';
 import { tail } from '../local/supervisor.ts';
+import { USERS } from '../render/files.ts';
 import type { Topology } from '../render/topology.ts';
 import { request } from '../util/http.ts';
 import type { KubeFacts } from './kube.ts';
@@ -147,13 +148,13 @@ async function hbaRules(c: LocalCluster, status: LocalStatus): Promise<HbaRule[]
   if (!leader) throw new Error('no member answers, so no server to ask');
   const secrets = await readSecrets(c.layout);
   const { default: pg } = await import('pg');
+  // Through the member's Unix socket: a pg_hba that refuses TCP clients is what this must be able to show.
   const client = new pg.Client({
-    host: leader.host,
+    host: c.layout.patroni(leader.name).socketDir,
     port: c.config.postgres.port,
-    user: 'postgres',
+    user: USERS.superuser,
     database: 'postgres',
     ...(secrets ? { password: secrets.superuserPassword } : {}),
-    ssl: { ca: await readFile(c.layout.ca.cert, 'utf8') },
     connectionTimeoutMillis: 2000,
   });
   client.on('error', () => {});

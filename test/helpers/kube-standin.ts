@@ -17,7 +17,10 @@ export interface RecordedRequest {
 export interface KubeStandIn {
   url: string;
   kubeConfig(): KubeConfig;
-  /** The stored object at an item path such as /api/v1/namespaces/db/endpoints/postgres-primary. */
+  /**
+   * The stored object at an item path such as /api/v1/namespaces/db/endpoints/postgres-primary;
+   * cluster-scoped ones as /api/v1/namespaces/-/nodes/node1 (see `clusterPath`).
+   */
   get(path: string): Obj | undefined;
   put(path: string, obj: Obj): void;
   /** Answers the next request matching method and path with 409 Conflict (as if another writer won). */
@@ -27,6 +30,9 @@ export interface KubeStandIn {
 }
 
 const ROUTE = /^\/(api\/v1|apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/;
+/** Cluster-scoped resources (nodes, storage classes): stored under the namespace "-", which no real namespace is called. */
+const CLUSTER_ROUTE = /^\/(api\/v1|apis\/[^/]+\/[^/]+)\/(nodes|storageclasses)(?:\/([^/]+))?$/;
+const CLUSTER_SCOPE = '-';
 
 function merge(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
   for (const [k, v] of Object.entries(patch)) {
@@ -65,7 +71,8 @@ export async function startKubeStandIn(): Promise<KubeStandIn> {
       res.end(JSON.stringify(obj));
     };
     const fail = (status: number, reason: string, message: string) => send(status, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code: status });
-    const m = ROUTE.exec(url.pathname);
+    const cm = CLUSTER_ROUTE.exec(url.pathname);
+    const m = cm ? [cm[0], cm[1], CLUSTER_SCOPE, cm[2], cm[3]] : ROUTE.exec(url.pathname);
     if (!m) return fail(404, 'NotFound', `no route ${url.pathname}`);
     const [, group, ns, resource, name] = m;
     const itemPath = (n: string) => `/${group}/namespaces/${ns}/${resource}/${n}`;
@@ -134,4 +141,9 @@ export async function startKubeStandIn(): Promise<KubeStandIn> {
     conflictNext: (method, p) => void conflicts.push(`${method} ${p}`),
     close: () => new Promise((r) => server.close(() => r())),
   };
+}
+
+/** Where the stand-in keeps a cluster-scoped object, for `get` and `put`. */
+export function clusterPath(group: string, resource: string, name: string): string {
+  return `/${group}/namespaces/${CLUSTER_SCOPE}/${resource}/${name}`;
 }
