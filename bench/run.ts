@@ -1,6 +1,6 @@
 // GardenOS benchmarks on the local cluster; prints a table. Not tests: numbers
 // are measured and reported, never asserted.
-//   npm run bench                 (BENCH_RUNS=3 cold starts, BENCH_STATUS=20 status calls)
+//   npm run bench                 (BENCH_RUNS=3 cold starts, BENCH_STATUS=20 status and doctor calls)
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -26,6 +26,7 @@ const rows: string[][] = [];
 const upTimes: number[] = [];
 const statusTimes: number[] = [];
 const statusWithConfigTimes: number[] = [];
+const doctorTimes: number[] = [];
 const cluster = await makeTestCluster('bench', 221);
 const local = (verb: string, ...rest: string[]) => ['local', '-c', cluster.configFile, '--state-dir', cluster.stateDir, verb, ...rest];
 try {
@@ -53,6 +54,9 @@ try {
         const w = await timed(local('status', '--json'));
         if (w.code !== 0) throw new Error(`status exit ${w.code}`);
         statusWithConfigTimes.push(w.ms);
+        const doc = await timed(['local', '--state-dir', cluster.stateDir, 'doctor', '--json']);
+        if (doc.code !== 0) throw new Error(`doctor exit ${doc.code}: ${doc.stdout}`);
+        doctorTimes.push(doc.ms);
       }
     }
     const d = await timed(local('destroy', '--yes'));
@@ -65,4 +69,5 @@ try {
 rows.push(['local up: empty state → write via HAProxy with sync standby', String(runs), fmt(pct(upTimes, 50)), fmt(pct(upTimes, 95)), fmt(Math.max(...upTimes)), '≤ 30 s']);
 rows.push(['local status --json (wall, whole process)', String(statusRuns), fmt(pct(statusTimes, 50)), fmt(pct(statusTimes, 95)), fmt(Math.max(...statusTimes)), '≤ 300 ms']);
 rows.push(['local status --json -c gardenos.yaml (parses and validates the file)', String(statusRuns), fmt(pct(statusWithConfigTimes, 50)), fmt(pct(statusWithConfigTimes, 95)), fmt(Math.max(...statusWithConfigTimes)), '≤ 300 ms']);
+rows.push(['local doctor --json: every check (wall, whole process)', String(statusRuns), fmt(pct(doctorTimes, 50)), fmt(pct(doctorTimes, 95)), fmt(Math.max(...doctorTimes)), '≤ 2 s']);
 process.stdout.write(`\n${table(['BENCHMARK', 'N', 'P50', 'P95', 'MAX', 'GOAL'], rows)}\n`);

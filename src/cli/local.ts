@@ -1,4 +1,5 @@
 // `gardenos local …`: the database tier on one machine.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
 import { openLocalCluster, type OpenOptions } from '../local/cluster.ts';
@@ -35,11 +36,27 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
   return result.status.healthy ? 0 : 2;
 }
 
-export async function statusCommand(g: GlobalOptions, opts: { timeout?: string }): Promise<number> {
+export async function statusCommand(g: GlobalOptions, opts: { timeout?: string; kubeconfig?: string; watch?: boolean; interval?: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const status = await gatherStatus(c, { ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
-  print(g.json, status, () => formatStatus(status));
-  return status.healthy ? 0 : 2;
+  const gather = () => gatherStatus(c, { ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}), ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}) });
+  if (!opts.watch) {
+    const status = await gather();
+    print(g.json, status, () => formatStatus(status));
+    return status.healthy ? 0 : 2;
+  }
+  // --watch: redraw in place on a terminal (like `watch`), one JSON document per line with --json; until Ctrl-C.
+  const stop = new AbortController();
+  process.once('SIGINT', () => stop.abort());
+  const intervalMs = Math.max(500, Number(opts.interval ?? 2) * 1000);
+  let healthy = true;
+  while (!stop.signal.aborted) {
+    const status = await gather();
+    healthy = status.healthy;
+    if (g.json) process.stdout.write(`${JSON.stringify(status)}\n`);
+    else process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : '\n'}${new Date().toISOString()}  every ${intervalMs / 1000}s, Ctrl-C to stop\n\n${formatStatus(status)}\n`);
+    await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => {});
+  }
+  return healthy ? 0 : 2;
 }
 
 export async function downCommand(g: GlobalOptions): Promise<number> {

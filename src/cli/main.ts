@@ -75,7 +75,10 @@ local
   .command('status')
   .description('etcd, Patroni and HAProxy as their own APIs report them; exit 2 when degraded')
   .addOption(new Option('--timeout <ms>', 'deadline for each probe').default('1500'))
-  .action(run(async (opts: { timeout?: string }, cmd: Command) => (await localCmds()).statusCommand(localGlobals(cmd), opts)));
+  .option('--kubeconfig <file>', 'also show K3s nodes and workloads through the Kubernetes API')
+  .option('-w, --watch', 'refresh until Ctrl-C (in place on a terminal; a JSON document per line with --json)')
+  .option('--interval <seconds>', 'refresh interval for --watch', '2')
+  .action(run(async (opts: { timeout?: string; kubeconfig?: string; watch?: boolean; interval?: string }, cmd: Command) => (await localCmds()).statusCommand(localGlobals(cmd), opts)));
 local
   .command('down')
   .description('stop every process gracefully; data is kept')

@@ -49,6 +49,15 @@ export function formatStatus(s: LocalStatus): string {
       ? `ROUTER   primary → ${s.router.primary ?? 'nobody'}; replicas → ${s.router.replicas.join(', ') || 'none'}${s.router.lastChangeAt ? ` (last change ${s.router.lastChangeAt})` : ''}`
       : `ROUTER   unreachable: ${s.router.error ?? ''}`,
   );
+  if (s.kubernetes) {
+    out.push('');
+    if (!s.kubernetes.reachable) out.push(`K3S      unreachable: ${s.kubernetes.error ?? ''}`);
+    else {
+      out.push(table(['NODE', 'STATUS', 'ROLES', 'VERSION', 'ADDRESS', 'TAINTS'], s.kubernetes.nodes.map((n) => [n.name, n.ready ? 'Ready' : 'NotReady', n.roles.join(',') || '<none>', n.version, n.addresses.join(', ') || '-', n.taints.join(', ') || '<none>'])));
+      out.push('');
+      out.push(table(['NAMESPACE', 'WORKLOAD', 'READY'], s.kubernetes.workloads.map((w) => [w.namespace, `${w.kind.toLowerCase()}/${w.name}`, `${w.ready}/${w.desired}`])));
+    }
+  }
   if (s.problems.length) {
     out.push('');
     out.push('problems:');

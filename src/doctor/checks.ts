@@ -3,7 +3,7 @@
 // and the exact fix. A check whose facts are missing says so and is skipped.
 import { BlockList, isIP } from 'node:net';
 import type { DoctorFacts, HbaRule, LocalFacts } from './facts.ts';
-import { PRIMARY_SERVICE } from './kube.ts';
+import { PRIMARY_SERVICE } from '../clients/kubernetes.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 

@@ -16,7 +16,7 @@ import { tail } from '../local/supervisor.ts';
 import { USERS } from '../render/files.ts';
 import type { Topology } from '../render/topology.ts';
 import { request } from '../util/http.ts';
-import type { KubeFacts } from './kube.ts';
+import type { KubeFacts } from '../clients/kubernetes.ts';
 
 const run = promisify(execFile);
 

@@ -4,7 +4,7 @@ import { describe } from '../errors.ts';
 import type { LocalCluster } from '../local/cluster.ts';
 import { runChecks, type Finding } from './checks.ts';
 import { gatherHostFacts, gatherLocalFacts, type DoctorFacts, type HostSources } from './facts.ts';
-import { gatherKubeFacts, loadKubeConfig } from './kube.ts';
+import { gatherKubeFacts, loadKubeConfig } from '../clients/kubernetes.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 export interface DoctorOptions {

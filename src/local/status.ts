@@ -5,6 +5,8 @@ import { access } from 'node:fs/promises';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { NodeRow, WorkloadRow } from '../clients/kubernetes.ts';
 import { describe } from '../errors.ts';
 import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
@@ -43,6 +45,15 @@ export interface LocalStatus {
   members: PostgresMemberStatus[];
   haproxy: { reachable: boolean; servers: HaproxyServerStat[]; error?: string };
   router: RouterStatus;
+  /** K3s through its API, when a kubeconfig was given. */
+  kubernetes?: KubernetesStatus;
+}
+
+export interface KubernetesStatus {
+  reachable: boolean;
+  nodes: NodeRow[];
+  workloads: WorkloadRow[];
+  error?: string;
 }
 
 export interface RouterStatus {
@@ -78,6 +89,20 @@ async function probeRouter(c: LocalCluster, timeoutMs: number): Promise<RouterSt
 
 export interface StatusOptions {
   timeoutMs?: number;
+  /** Also read nodes and workloads from the Kubernetes API (a kubeconfig file or a loaded config). */
+  kubeconfig?: string | KubeConfig;
+}
+
+async function probeKubernetes(c: LocalCluster, kubeconfig: string | KubeConfig, timeoutMs: number): Promise<KubernetesStatus> {
+  // Loaded only when asked for: the Kubernetes client costs more start-up than the whole local status.
+  const kube = await import('../clients/kubernetes.ts');
+  try {
+    const kc = typeof kubeconfig === 'string' ? await kube.loadKubeConfig(kubeconfig) : kubeconfig;
+    const facts = await withTimeout(kube.gatherKubeFacts(kc, c.config), timeoutMs * 2, 'the Kubernetes API');
+    return { reachable: true, nodes: kube.nodeRows(facts), workloads: kube.workloadRows(facts) };
+  } catch (e) {
+    return { reachable: false, nodes: [], workloads: [], error: describe(e) };
+  }
 }
 
 async function probeEtcd(c: LocalCluster, timeoutMs: number): Promise<EtcdMemberStatus[]> {
@@ -114,7 +139,7 @@ async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
-  const [etcd, patroni, hap, router] = await Promise.all([
+  const [etcd, patroni, hap, router, kubernetes] = await Promise.all([
     withTimeout(probeEtcd(c, timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
@@ -124,6 +149,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
       (e) => ({ reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) }),
     ),
     probeRouter(c, timeoutMs),
+    opts.kubeconfig ? probeKubernetes(c, opts.kubeconfig, timeoutMs) : undefined,
   ]);
 
   // The cluster view from the first member that answers; each member's own answer says whether its API is up.
@@ -164,6 +190,12 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   if (!router.reachable) problems.push(`the router does not answer: ${router.error ?? ''}`);
   else if (router.primary !== (leaders[0]?.name ?? null)) problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
 
+  if (kubernetes) {
+    if (!kubernetes.reachable) problems.push(`the Kubernetes API does not answer: ${kubernetes.error ?? ''}`);
+    for (const n of kubernetes.nodes) if (!n.ready) problems.push(`node ${n.name} is not Ready`);
+    for (const w of kubernetes.workloads) if (w.ready < w.desired) problems.push(`${w.kind} ${w.namespace}/${w.name}: ${w.ready}/${w.desired} ready`);
+  }
+
   const lb = c.topology.loadBalancer;
   const uris = connectionUris(c, undefined);
   return {
@@ -177,5 +209,6 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     members,
     haproxy: hap,
     router,
+    ...(kubernetes ? { kubernetes } : {}),
   };
 }

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/** The CLI from the TypeScript sources (what the tests run). */
+export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 /** The compiled CLI, for benchmarks that should measure what users run. */
 export const DIST_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 

@@ -14,7 +14,7 @@ import type { LocalStatus } from '../../src/local/status.ts';
 import type { OperationResult } from '../../src/ops/patroni.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { clusterPath, startKubeStandIn, type KubeStandIn } from '../helpers/kube-standin.ts';
-import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
+import { CLI, makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
 
 const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
@@ -105,6 +105,22 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
     assert.match(f.summary, new RegExp(`Patroni on ${replica.name} does not answer`));
     const up = await c.cli(['local', 'up', '--json']);
     assert.equal(up.code, 0, up.stderr);
+  });
+
+  it('status --watch refreshes until interrupted, one JSON document per refresh', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'status', '--watch', '--json', '--interval', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('two refreshes', async () => out.split('\n').filter(Boolean).length >= 2, { timeoutMs: 30_000, intervalMs: 100 });
+    } finally {
+      child.kill('SIGINT');
+    }
+    assert.equal(await exited, 0);
+    const docs = out.split('\n').filter(Boolean).map((l) => json<LocalStatus>(l));
+    assert.ok(docs.length >= 2 && docs.every((d) => d.cluster === 'it-doc' && d.members.length === 3));
   });
 
   it('doctor names Patroni configured for the etcd v2 API', async () => {
@@ -249,6 +265,19 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
       assert.match(wrong.f.summary, new RegExp(`postgres-primary points at \\[${replica.host.replaceAll('.', '\\.')}\\], the leader is ${leader.name}`));
       kube.put('/api/v1/namespaces/database/endpoints/postgres-primary', endpoints(leader.host));
       await doctorUntil('primary-endpoint', 'ok', '--kubeconfig', kubeconfig);
+    });
+
+    it('status --kubeconfig shows nodes and workloads, and a workload short of replicas degrades it (stand-in API server)', async () => {
+      kube.put('/apis/apps/v1/namespaces/supabase/deployments/auth', {
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'auth', namespace: 'supabase' }, spec: { replicas: 2 }, status: { readyReplicas: 1 },
+      });
+      const r = await c.cli(['local', 'status', '--kubeconfig', kubeconfig]);
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(r.stdout, /^garden-1\s+Ready\s+control-plane/m);
+      assert.match(r.stdout, /^supabase\s+deployment\/auth\s+1\/2$/m);
+      assert.match(r.stdout, /Deployment supabase\/auth: 1\/2 ready/);
+      const s = json<LocalStatus>((await c.cli(['local', 'status', '--json', '--kubeconfig', kubeconfig])).stdout);
+      assert.deepEqual(s.kubernetes?.nodes.map((n) => [n.name, n.ready]), [['garden-1', true]]);
     });
 
     it('names a Spilo StatefulSet set up for the etcd v2 API (stand-in API server)', async () => {

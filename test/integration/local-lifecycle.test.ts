@@ -176,6 +176,13 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     assert.equal(r.code, 1);
     assert.match(r.stderr, /etcd holds Patroni state for scope "it-life" \(initialize=\d+/);
     assert.match(r.stderr, /Nothing was deleted/);
+    // doctor names it too, with the key as evidence and the command that fixes it.
+    const doc = await c.cli(['local', 'doctor', '--json']);
+    assert.equal(doc.code, 2);
+    const stale = json<{ findings: { id: string; status: string; evidence: string[]; fix?: string }[] }>(doc.stdout).findings.find((f) => f.id === 'dcs-stale-state')!;
+    assert.equal(stale.status, 'fail');
+    assert.ok(stale.evidence.some((e) => /^\/service\/it-life\/initialize = \d+$/.test(e)), stale.evidence.join('\n'));
+    assert.match(stale.fix!, /gardenos local dcs clean/);
     const etcd = new EtcdClient([`https://${c.prefix}.11:2379`], { ca: `${c.stateDir}/pki/ca.crt`, cert: `${c.stateDir}/pki/gardenos-client.crt`, key: `${c.stateDir}/pki/gardenos-client.key` });
     try {
       assert.notEqual(await etcd.get('/service/it-life/initialize'), null, 'the initialize key is still there');
