@@ -169,7 +169,32 @@ local
   .option('-n, --lines <n>', 'how many lines', '50')
   .action(run(async (member: string | undefined, opts: { lines: string }, cmd: Command) => (await localCmds()).logsCommand(localGlobals(cmd), member, opts)));
 
-const render = program.command('render').description('render platform artifacts from gardenos.yaml');
+const platformCmds = () => import('./platform.ts');
+type RenderFlags = { config: string; secretsDir?: string; out: string; withSecrets?: boolean; hostRoot?: string; json?: boolean };
+const renderFlags = (cmd: Command) =>
+  cmd
+    .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+    .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+    .option('--out <dir>', 'the render directory', 'rendered')
+    .option('--with-secrets', 'also write certificates, keys, the K3s token and the Kubernetes Secrets (0600)')
+    .option('--host-root <dir>', 'render host paths under this root ({node} is the node name); for staging and tests')
+    .option('--json', 'machine-readable output');
+
+program
+  .command('pki')
+  .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')
+  .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+  .option('--secrets-dir <dir>', 'where they live (default: .gardenos/secrets beside the config file)')
+  .option('--rotate <name...>', 're-issue these certificates (all: every leaf; ca: a new CA and every leaf)')
+  .option('--json', 'machine-readable output')
+  .action(run(async (opts: { config: string; secretsDir?: string; rotate?: string[]; json?: boolean }) => (await platformCmds()).pkiCommand(opts)));
+
+renderFlags(program.command('plan').description('what `render` would change in the render directory: files added, removed and changed, with a diff')).action(
+  run(async (opts: RenderFlags) => (await platformCmds()).planCommand(opts)),
+);
+
+const render = renderFlags(program.command('render').description('render the platform from gardenos.yaml: per-host etcd, K3s and HAProxy files, Kubernetes manifests (kubectl apply -k), Supabase bootstrap SQL'))
+  .action(run(async (opts: RenderFlags) => (await platformCmds()).renderCommand(opts)));
 render
   .command('router')
   .description('Kubernetes manifests for the primary router (Deployment, RBAC, Services, Lease, settings) on stdout')

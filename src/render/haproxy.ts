@@ -9,13 +9,20 @@ export interface HaproxyRenderInput {
   config: Config;
   topology: Topology;
   files: HaproxyFiles;
-  secrets: Pick<ClusterSecrets, 'statsPassword'>;
+  /** The stats password inline (the local sandbox's 0600 file), or from an environment variable (production: the file holds no secret). */
+  secrets?: Pick<ClusterSecrets, 'statsPassword'>;
+  statsAuth?: { env: string };
+  /** The address the frontends bind (default: the load balancer's). */
+  bindAddress?: string;
 }
 
-export function renderHaproxyConfig({ config, topology, files, secrets }: HaproxyRenderInput): string {
+export function renderHaproxyConfig({ config, topology, files, secrets, statsAuth, bindAddress }: HaproxyRenderInput): string {
   const h = config.haproxy;
   const pg = config.postgres;
-  const lb = topology.loadBalancer;
+  const lb = bindAddress ?? topology.loadBalancer;
+  // HAProxy expands "${VAR}" in double quotes from its environment.
+  const statsPassword = statsAuth ? `"\${${statsAuth.env}}"` : secrets?.statsPassword;
+  if (statsPassword === undefined) throw new Error('renderHaproxyConfig needs secrets.statsPassword or statsAuth.env');
   const checks = `inter ${h.checkIntervalMs}ms fall ${h.fall} rise ${h.rise}`;
   const pgServers = topology.postgres.map(
     (m) => `    server ${m.name} ${hostPort(m.address, pg.port)} maxconn 200 check port ${pg.patroniPort} check-ssl verify required ca-file ${files.ca}`,
@@ -41,7 +48,7 @@ export function renderHaproxyConfig({ config, topology, files, secrets }: Haprox
     '    stats enable',
     '    stats uri /',
     '    stats refresh 5s',
-    `    stats auth ${h.statsUser}:${secrets.statsPassword}`,
+    `    stats auth ${h.statsUser}:${statsPassword}`,
     '',
   ];
   if (topology.k3sServers.length > 0) {

@@ -1,0 +1,67 @@
+// `gardenos pki`, `gardenos render` and `gardenos plan`: the production platform from gardenos.yaml.
+import { resolve } from 'node:path';
+import { loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { defaultSecretsDir, ensurePlatformPki, ensurePlatformSecrets } from '../platform/secrets.ts';
+import type { RenderedFile } from '../platform/render.ts';
+
+export interface PlatformOptions {
+  config: string;
+  secretsDir?: string;
+  json?: boolean;
+}
+
+function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
+async function prepare(opts: PlatformOptions, rotate: string[] = []): Promise<{ config: Config; secretsDir: string; created: string[] }> {
+  const config = await loadConfig(opts.config);
+  const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
+  await ensurePlatformSecrets(secretsDir, config);
+  const pki = await ensurePlatformPki(secretsDir, config, rotate);
+  return { config, secretsDir, created: pki.created };
+}
+
+export async function pkiCommand(opts: PlatformOptions & { rotate?: string[] }): Promise<number> {
+  const { secretsDir, created } = await prepare(opts, opts.rotate ?? []);
+  print(opts.json, { secretsDir, created }, () =>
+    created.length ? `issued ${created.join(', ')} in ${secretsDir}/pki (keys 0600)` : `every certificate exists in ${secretsDir}/pki; --rotate NAME (or all, ca) re-issues`,
+  );
+  return 0;
+}
+
+async function renderTree(opts: PlatformOptions & { withSecrets?: boolean; hostRoot?: string }): Promise<RenderedFile[]> {
+  const { config, secretsDir, created } = await prepare(opts);
+  if (created.length) process.stderr.write(`issued ${created.join(', ')} in ${secretsDir}/pki\n`);
+  const { renderPlatform } = await import('../platform/render.ts');
+  return renderPlatform(config, { secretsDir, ...(opts.withSecrets ? { withSecrets: true } : {}), ...(opts.hostRoot ? { hostRoot: opts.hostRoot } : {}) });
+}
+
+export async function renderCommand(opts: PlatformOptions & { out: string; withSecrets?: boolean; hostRoot?: string }): Promise<number> {
+  const files = await renderTree(opts);
+  const { writeRender } = await import('../platform/render.ts');
+  const out = resolve(opts.out);
+  const r = await writeRender(out, files);
+  print(opts.json, { out, files: files.map((f) => f.path), ...r }, () =>
+    [`rendered ${files.length} files into ${out} (${r.written} written, ${files.length - r.written} unchanged${r.removed.length ? `, ${r.removed.length} removed` : ''})`, ...(opts.withSecrets ? ['including secrets (0600): keep this directory private'] : []), `apply the manifests with: kubectl apply -k ${out}/kubernetes`].join('\n'),
+  );
+  return 0;
+}
+
+export async function planCommand(opts: PlatformOptions & { out: string; withSecrets?: boolean; hostRoot?: string }): Promise<number> {
+  const files = await renderTree(opts);
+  const { planRender } = await import('../platform/render.ts');
+  const entries = await planRender(resolve(opts.out), files);
+  print(opts.json, { out: resolve(opts.out), changes: entries }, () => {
+    if (entries.length === 0) return `no changes: ${resolve(opts.out)} is what gardenos.yaml renders`;
+    const counts = (k: string) => entries.filter((e) => e.change === k).length;
+    return [
+      ...entries.map((e) => `${{ added: '+', removed: '-', changed: '~' }[e.change]} ${e.path}${e.secret ? ' (secret; content not shown)' : ''}`),
+      '',
+      ...entries.filter((e) => e.diff).map((e) => e.diff!),
+      `${counts('added')} to add, ${counts('changed')} to change, ${counts('removed')} to remove; \`gardenos render --out ${opts.out}\` writes them`,
+    ].join('\n');
+  });
+  return 0;
+}

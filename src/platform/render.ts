@@ -1,0 +1,123 @@
+// `gardenos render`: the whole production platform as a tree of files —
+// per host (etcd, K3s, HAProxy), the Kubernetes manifests as a kustomization,
+// and Supabase's database bootstrap — byte-identical for the same input.
+// `plan` compares a fresh render with the last one written.
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { stringify } from 'yaml';
+import type { Config } from '../config/schema.ts';
+import { GardenError } from '../errors.ts';
+import { GENERATED } from '../render/yaml.ts';
+import { writeFileAtomic } from '../util/files.ts';
+import { hostFiles, hostPaths } from './hosts.ts';
+import { platformManifests, secretManifests, type Manifest } from './kube.ts';
+import { readPair, readPlatformSecrets } from './secrets.ts';
+import { supabaseBootstrapSql } from './supabase.ts';
+
+export interface RenderedFile {
+  /** Relative to the output directory, with "/" separators. */
+  path: string;
+  content: string;
+  mode: number;
+  /** Holds a secret: written only with --with-secrets, never shown in a diff. */
+  secret: boolean;
+}
+
+export interface RenderOptions {
+  secretsDir: string;
+  withSecrets?: boolean;
+  /**
+   * Each host's filesystem root as the rendered files name paths (default "/"): a directory
+   * with "{node}" in it renders for staging, as the tests do to run the rendered etcd here.
+   */
+  hostRoot?: string;
+}
+
+export const INDEX_FILE = '.gardenos-render.json';
+
+const manifestsYaml = (manifests: Manifest[]) => `${GENERATED}\n${manifests.map((m) => stringify(m, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n')}`;
+
+export async function renderPlatform(config: Config, opts: RenderOptions): Promise<RenderedFile[]> {
+  if (config.nodes.length === 0) throw new GardenError('CONFIG_INVALID', 'gardenos.yaml has no nodes: nothing to render for a platform', { hint: 'add the three hosts under `nodes:` (see `gardenos init`)' });
+  const secrets = await readPlatformSecrets(opts.secretsDir);
+  const files: RenderedFile[] = [];
+  const add = (path: string, content: string, mode = 0o644, secret = false) => files.push({ path, content, mode, secret });
+
+  for (const node of config.nodes) {
+    const root = (opts.hostRoot ?? '/').replaceAll('{node}', node.name);
+    const paths = hostPaths(root);
+    const onHost = (abs: string) => posix.join('hosts', node.name, posix.relative(root, abs));
+    for (const f of hostFiles(config, node, secrets, paths)) add(onHost(f.path), f.content, f.mode);
+    if (opts.withSecrets) {
+      const certs = ['ca', ...(node.roles.includes('etcd') ? [`etcd-${node.name}`] : []), ...(node.roles.includes('k3s-server') ? ['etcd-client-k3s'] : [])];
+      for (const name of certs) {
+        const pair = await readPair(opts.secretsDir, name);
+        const target = name === 'ca' ? { cert: paths.ca } : paths.cert(name);
+        add(onHost(target.cert), pair.cert, 0o644, true);
+        if ('key' in target) add(onHost(target.key), pair.key, 0o600, true);
+      }
+      if (node.roles.includes('k3s-server')) add(onHost(paths.k3sToken), `${secrets.k3sToken}\n`, 0o600, true);
+      if (node.roles.includes('haproxy')) add(onHost(paths.haproxyEnv), `GARDENOS_STATS_PASSWORD=${secrets.statsPassword}\n`, 0o600, true);
+    }
+  }
+
+  const manifestFiles = platformManifests(config);
+  const resources = manifestFiles.map((f) => f.file);
+  if (opts.withSecrets) {
+    const [ca, postgresServer, routerClient] = await Promise.all([readPair(opts.secretsDir, 'ca'), readPair(opts.secretsDir, 'postgres-server'), readPair(opts.secretsDir, 'etcd-client-router')]);
+    add('kubernetes/05-secrets.yaml', manifestsYaml(secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient })), 0o600, true);
+    resources.splice(1, 0, '05-secrets.yaml');
+  }
+  for (const f of manifestFiles) add(`kubernetes/${f.file}`, manifestsYaml(f.manifests));
+  add('kubernetes/kustomization.yaml', `${GENERATED}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`);
+  if (config.supabase.enabled) add('supabase/bootstrap.sql', supabaseBootstrapSql());
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+interface RenderIndex {
+  files: Record<string, string>;
+}
+
+async function readIndex(out: string): Promise<RenderIndex> {
+  const text = await readFile(join(out, INDEX_FILE), 'utf8').catch(() => undefined);
+  return text ? (JSON.parse(text) as RenderIndex) : { files: {} };
+}
+
+/** Writes the tree; removes files the previous render wrote that this one does not (and nothing else). */
+export async function writeRender(out: string, files: RenderedFile[]): Promise<{ written: number; removed: string[] }> {
+  const before = await readIndex(out);
+  let written = 0;
+  for (const f of files) if (await writeFileAtomic(join(out, f.path), f.content, f.mode)) written++;
+  const removed = Object.keys(before.files).filter((p) => !files.some((f) => f.path === p));
+  for (const p of removed) await rm(join(out, p), { force: true });
+  await writeFileAtomic(join(out, INDEX_FILE), `${JSON.stringify({ files: Object.fromEntries(files.map((f) => [f.path, sha(f.content)])) }, null, 2)}\n`, 0o644);
+  return { written, removed };
+}
+
+export interface PlanEntry {
+  path: string;
+  change: 'added' | 'removed' | 'changed';
+  secret: boolean;
+  /** A unified diff; absent for secrets. */
+  diff?: string;
+}
+
+/** What `render --out DIR` would change in DIR. */
+export async function planRender(out: string, files: RenderedFile[]): Promise<PlanEntry[]> {
+  const { createTwoFilesPatch } = await import('diff');
+  const before = await readIndex(out);
+  const entries: PlanEntry[] = [];
+  for (const f of files) {
+    const old = f.path in before.files ? await readFile(join(out, f.path), 'utf8').catch(() => undefined) : undefined;
+    if (old === f.content) continue;
+    const change = old === undefined ? 'added' : 'changed';
+    entries.push({ path: f.path, change, secret: f.secret, ...(f.secret ? {} : { diff: createTwoFilesPatch(`a/${f.path}`, `b/${f.path}`, old ?? '', f.content, '', '', { context: 3 }) }) });
+  }
+  for (const p of Object.keys(before.files)) {
+    if (!files.some((f) => f.path === p)) entries.push({ path: p, change: 'removed', secret: false });
+  }
+  return entries.sort((a, b) => (a.path < b.path ? -1 : 1));
+}

@@ -1,0 +1,157 @@
+// The production platform's secrets directory: generated passwords, tokens and
+// keys (secrets.json), and the PKI — a cluster CA with the certificates for
+// etcd members, etcd clients (K3s's datastore, Patroni, the router, GardenOS)
+// and PostgreSQL's server TLS. Everything is made once, kept 0600 in a 0700
+// directory, never printed, and never copied into a render unless asked.
+import { randomBytes } from 'node:crypto';
+import { access, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Config } from '../config/schema.ts';
+import { GardenError } from '../errors.ts';
+import type { PemPair } from '../pki/certs.ts';
+import type { ClusterSecrets } from '../render/files.ts';
+import { productionTopology } from '../render/topology.ts';
+import { ensureDir, readJson, writeFileAtomic } from '../util/files.ts';
+
+export interface PlatformSecrets extends ClusterSecrets {
+  /** The K3s server token, the same on every server. */
+  k3sToken: string;
+  supabase: {
+    jwtSecret: string;
+    /** HS256 JWTs signed with jwtSecret, made once (so renders stay byte-identical). */
+    anonKey: string;
+    serviceRoleKey: string;
+    authenticatorPassword: string;
+    authAdminPassword: string;
+    storageAdminPassword: string;
+  };
+}
+
+/** Where the secrets live unless --secrets-dir says otherwise: beside gardenos.yaml, out of the render. */
+export function defaultSecretsDir(configFile: string): string {
+  return join(dirname(resolve(configFile)), '.gardenos', 'secrets');
+}
+
+const password = () => randomBytes(24).toString('base64url');
+
+export async function ensurePlatformSecrets(dir: string, config: Config): Promise<PlatformSecrets> {
+  await ensureDir(dir, 0o700);
+  await writeFileAtomic(join(dir, '.gitignore'), '*\n', 0o600);
+  const file = join(dir, 'secrets.json');
+  const existing = await readJson<PlatformSecrets>(file);
+  if (existing) return existing;
+  const { supabaseKeys } = await import('./supabase.ts');
+  const jwtSecret = randomBytes(48).toString('base64url');
+  const secrets: PlatformSecrets = {
+    superuserPassword: password(),
+    replicationPassword: password(),
+    rewindPassword: password(),
+    restApiPassword: password(),
+    statsPassword: password(),
+    etcdClusterToken: `${config.cluster.name}-${randomBytes(8).toString('hex')}`,
+    k3sToken: randomBytes(32).toString('hex'),
+    supabase: {
+      jwtSecret,
+      ...(await supabaseKeys(jwtSecret, config.supabase.jwtExpirySeconds)),
+      authenticatorPassword: password(),
+      authAdminPassword: password(),
+      storageAdminPassword: password(),
+    },
+  };
+  await writeFileAtomic(file, `${JSON.stringify(secrets, null, 2)}\n`, 0o600);
+  return secrets;
+}
+
+export async function readPlatformSecrets(dir: string): Promise<PlatformSecrets> {
+  const s = await readJson<PlatformSecrets>(join(dir, 'secrets.json'));
+  if (!s) throw new GardenError('CONFIG_NOT_FOUND', `no secrets in ${dir}`, { hint: 'run `gardenos pki` first (it generates the secrets and certificates)' });
+  return s;
+}
+
+/** Every certificate of the platform: a name (its file stem) and what it is issued for. */
+export interface CertSpec {
+  name: string;
+  commonName: string;
+  ips: string[];
+  dnsNames: string[];
+  usage: 'server-and-client' | 'client';
+}
+
+export function certSpecs(config: Config): CertSpec[] {
+  const topo = productionTopology(config);
+  const node = (name: string) => config.nodes.find((n) => n.name === name)!;
+  const ns = config.namespaces.database;
+  const svc = (s: string) => [s, `${s}.${ns}`, `${s}.${ns}.svc`, `${s}.${ns}.svc.cluster.local`];
+  const ipsOf = (v: string[]) => v.filter((a) => /^[\d.]+$|:/.test(a));
+  const namesOf = (v: string[]) => v.filter((a) => !/^[\d.]+$|:/.test(a));
+  const pgHosts = [...topo.postgres.flatMap((m) => [m.address, node(m.name).address.public]), topo.loadBalancer];
+  return [
+    ...topo.etcd.map((m) => {
+      const hosts = [m.address, node(m.name).address.public, '127.0.0.1'];
+      return { name: `etcd-${m.name}`, commonName: m.name, ips: ipsOf(hosts), dnsNames: [m.name, 'localhost', ...namesOf(hosts)], usage: 'server-and-client' as const };
+    }),
+    // etcd clients, one identity each, so any one can be revoked on its own.
+    ...['k3s', 'patroni', 'router', 'gardenos'].map((who) => ({ name: `etcd-client-${who}`, commonName: `${who}`, ips: [], dnsNames: [], usage: 'client' as const })),
+    {
+      // PostgreSQL's and Patroni's REST API server certificate (also Patroni's etcd client certificate).
+      name: 'postgres-server',
+      commonName: `${config.postgres.scope}`,
+      ips: ipsOf(pgHosts),
+      dnsNames: [...topo.postgres.map((m) => m.name), ...namesOf(pgHosts), ...svc('postgres-primary'), ...svc('postgres-replica'), 'localhost'],
+      usage: 'server-and-client',
+    },
+  ];
+}
+
+export interface PkiResult {
+  dir: string;
+  created: string[];
+  kept: string[];
+}
+
+const exists = (p: string) => access(p).then(() => true, () => false);
+
+/**
+ * Creates the CA and every missing certificate; `rotate` re-issues the named ones
+ * ("all" for every leaf; "ca" for a new CA and, with it, every leaf).
+ */
+export async function ensurePlatformPki(dir: string, config: Config, rotate: string[] = []): Promise<PkiResult> {
+  const { createCa, issue, loadCa } = await import('../pki/certs.ts');
+  const pki = join(dir, 'pki');
+  await ensureDir(pki, 0o700);
+  const write = async (name: string, p: PemPair) => {
+    await writeFileAtomic(join(pki, `${name}.key`), p.key, 0o600);
+    await writeFileAtomic(join(pki, `${name}.crt`), p.cert, 0o600);
+  };
+  const specs = certSpecs(config);
+  const unknown = rotate.filter((r) => r !== 'all' && r !== 'ca' && !specs.some((s) => s.name === r));
+  if (unknown.length) throw new GardenError('CONFIG_INVALID', `no certificate called ${unknown.join(', ')}`, { hint: `one of: ca, all, ${specs.map((s) => s.name).join(', ')}` });
+  const created: string[] = [];
+  const kept: string[] = [];
+  const newCa = rotate.includes('ca') || !(await exists(join(pki, 'ca.key')));
+  const ca = newCa ? await createCa(`${config.cluster.name} GardenOS CA`) : await loadCa({ cert: await readFile(join(pki, 'ca.crt'), 'utf8'), key: await readFile(join(pki, 'ca.key'), 'utf8') });
+  if (newCa) {
+    await write('ca', ca);
+    created.push('ca');
+  }
+  for (const s of specs) {
+    const again = newCa || rotate.includes('all') || rotate.includes(s.name);
+    if (!again && (await exists(join(pki, `${s.name}.crt`)))) {
+      kept.push(s.name);
+      continue;
+    }
+    await write(s.name, await issue(ca, { commonName: s.commonName, ips: s.ips, dnsNames: s.dnsNames, usage: s.usage }));
+    created.push(s.name);
+  }
+  return { dir: pki, created, kept };
+}
+
+/** A certificate and key from the PKI, for files and Kubernetes Secrets. */
+export async function readPair(dir: string, name: string): Promise<PemPair> {
+  const pki = join(dir, 'pki');
+  try {
+    return { cert: await readFile(join(pki, `${name}.crt`), 'utf8'), key: await readFile(join(pki, `${name}.key`), 'utf8') };
+  } catch {
+    throw new GardenError('CONFIG_NOT_FOUND', `no certificate ${name} in ${pki}`, { hint: 'run `gardenos pki` (it creates what is missing)' });
+  }
+}
