@@ -180,6 +180,30 @@ const renderFlags = (cmd: Command) =>
     .option('--host-root <dir>', 'render host paths under this root ({node} is the node name); for staging and tests')
     .option('--json', 'machine-readable output');
 
+const remoteCmds = () => import('./remote.ts');
+const sshFlags = (cmd: Command) =>
+  cmd
+    .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+    .option('--known-hosts <file>', 'SSH known_hosts to verify host keys against', '~/.ssh/known_hosts')
+    .option('--trust-new-host-keys', 'record the key of a host known_hosts does not list yet (a changed key is always refused)')
+    .option('--json', 'machine-readable result; progress as JSON lines on stderr');
+sshFlags(program.command('up').description('provision the hosts over SSH and apply the platform: phased, idempotent, one host at a time where quorum matters'))
+  .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+  .option('--dry-run', 'print the exact per-host plan and change nothing')
+  .option('--skip <phases...>', 'leave phases out (etcd, k3s, haproxy, kubeconfig, manifests, database, verify)')
+  .option('--concurrency <n>', 'hosts worked on at once', '3')
+  .option('--timeout <seconds>', 'deadline for each wait (etcd healthy, a node Ready)', '120')
+  .option('--kubeconfig <file>', 'where to write the kubeconfig (default: kubeconfig beside the config file)')
+  .action(run(async (opts: Parameters<Awaited<ReturnType<typeof remoteCmds>>['upCommand']>[0]) => (await remoteCmds()).upCommand(opts)));
+sshFlags(program.command('kubeconfig').description("write a kubeconfig for the platform whose server is the HAProxy address (from the first K3s server's)"))
+  .option('--out <file>', 'where to write it (default: kubeconfig beside the config file)')
+  .action(run(async (opts: Parameters<Awaited<ReturnType<typeof remoteCmds>>['kubeconfigCommand']>[0]) => (await remoteCmds()).kubeconfigCommand(opts)));
+sshFlags(program.command('reset').description('tear hosts down (asks first): etcd snapshot and PostgreSQL dump copied here, then services stopped and files removed'))
+  .option('--host <name...>', 'only these nodes (default: all)')
+  .option('--backup-dir <dir>', 'where the backups go (default: .gardenos/backups beside the config file)')
+  .option('-y, --yes', 'do not ask for confirmation')
+  .action(run(async (opts: Parameters<Awaited<ReturnType<typeof remoteCmds>>['resetCommand']>[0]) => (await remoteCmds()).resetCommand(opts)));
+
 program
   .command('pki')
   .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')

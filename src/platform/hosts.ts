@@ -25,6 +25,7 @@ export function hostPaths(root = '/') {
     k3sToken: p('etc/gardenos/k3s/token'),
     haproxyConfig: p('etc/haproxy/haproxy.cfg'),
     haproxyEnv: p('etc/gardenos/haproxy.env'),
+    haproxyDropIn: p('etc/systemd/system/haproxy.service.d/gardenos.conf'),
     haproxySocket: p('run/haproxy/admin.sock'),
     etcdData: (config: Config) => p(config.etcd.dataDir),
   };
@@ -105,6 +106,8 @@ export function hostFiles(config: Config, node: NodeConfig, secrets: { etcdClust
       content: renderHaproxyConfig({ config, topology: topo, files: { adminSocket: paths.haproxySocket, ca: paths.ca }, statsAuth: { env: 'GARDENOS_STATS_PASSWORD' }, bindAddress: node.address.private }),
       mode: 0o644,
     });
+    // Debian's haproxy.service, with the stats password from GardenOS's 0600 environment file.
+    files.push({ path: paths.haproxyDropIn, content: `${GENERATED}\n[Service]\nEnvironmentFile=${paths.haproxyEnv}\n`, mode: 0o644 });
   }
   return files;
 }

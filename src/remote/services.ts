@@ -1,0 +1,74 @@
+// Starting and restarting services on a host through one interface: systemd
+// on real hosts; on hosts without systemd (the test hosts in network
+// namespaces) a small runner script that GardenOS installs. Either way the
+// daemons and the files they read are the real ones.
+import type { SshHost } from './ssh.ts';
+import { shellQuote } from './ssh.ts';
+
+export type ServiceName = 'etcd' | 'haproxy' | 'k3s';
+
+export interface ServiceManager {
+  kind: 'systemd' | 'runner';
+  isActive(name: ServiceName): Promise<boolean>;
+  start(name: ServiceName): Promise<void>;
+  restart(name: ServiceName): Promise<void>;
+  stop(name: ServiceName): Promise<void>;
+}
+
+/** systemd unit names of GardenOS's services. */
+const UNITS: Record<ServiceName, string> = { etcd: 'gardenos-etcd', haproxy: 'haproxy', k3s: 'k3s' };
+
+export const RUNNER_PATH = '/var/lib/gardenos/bin/gardenos-svc';
+export const RUNNER_DIR = '/var/lib/gardenos/svc';
+
+/** The runner: start (detached, logged), stop (TERM, then KILL), restart, is-active; a zombie is not alive. */
+export const RUNNER_SCRIPT = `#!/bin/sh
+# gardenos-svc: a minimal service runner for hosts without systemd. Installed by gardenos up.
+set -eu
+dir=${RUNNER_DIR}
+verb=$1; name=$2
+pidf=$dir/$name.pid; log=$dir/$name.log; def=$dir/$name.cmd
+alive() {
+  [ -f "$pidf" ] || return 1
+  pid=$(cat "$pidf")
+  kill -0 "$pid" 2>/dev/null || return 1
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
+case "$verb" in
+  start) alive && exit 0; setsid sh "$def" >>"$log" 2>&1 </dev/null & echo $! >"$pidf" ;;
+  stop) alive || exit 0; kill "$(cat "$pidf")"; i=0; while alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; alive && kill -9 "$(cat "$pidf")"; rm -f "$pidf" ;;
+  restart) "$0" stop "$name"; "$0" start "$name" ;;
+  is-active) alive ;;
+  *) echo "usage: $0 start|stop|restart|is-active NAME" >&2; exit 2 ;;
+esac
+`;
+
+/** What the runner runs for each service: the same commands the systemd units run. */
+export const RUNNER_COMMANDS: Record<Exclude<ServiceName, 'k3s'>, string> = {
+  etcd: 'exec /usr/bin/etcd --config-file /etc/gardenos/etcd/etcd.yml\n',
+  haproxy: 'set -a; . /etc/gardenos/haproxy.env; set +a\nexec /usr/sbin/haproxy -f /etc/haproxy/haproxy.cfg -db\n',
+};
+
+export function systemdManager(host: SshHost): ServiceManager {
+  const ctl = async (step: string, args: string) => void (await host.must(step, `systemctl ${args}`));
+  return {
+    kind: 'systemd',
+    isActive: async (name) => (await host.exec(`systemctl is-active --quiet ${UNITS[name]}`)).code === 0,
+    // --no-block: etcd's unit is Type=notify and would wait for a quorum the other members have not joined yet;
+    // GardenOS waits for health itself, with a deadline.
+    start: (name) => ctl(`starting ${name}`, `daemon-reload && systemctl enable ${UNITS[name]} && systemctl start --no-block ${UNITS[name]}`),
+    restart: (name) => ctl(`restarting ${name}`, `daemon-reload && systemctl restart --no-block ${UNITS[name]}`),
+    stop: (name) => ctl(`stopping ${name}`, `stop ${UNITS[name]}`),
+  };
+}
+
+export function runnerManager(host: SshHost): ServiceManager {
+  const svc = async (verb: string, name: ServiceName) => void (await host.must(`${verb} ${name}`, `${RUNNER_PATH} ${verb} ${shellQuote(name)}`));
+  return {
+    kind: 'runner',
+    isActive: async (name) => (await host.exec(`${RUNNER_PATH} is-active ${shellQuote(name)}`)).code === 0,
+    start: (name) => svc('start', name),
+    restart: (name) => svc('restart', name),
+    stop: (name) => svc('stop', name),
+  };
+}

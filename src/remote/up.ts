@@ -1,0 +1,400 @@
+// `gardenos up`: provision the hosts over SSH and apply the platform. The work
+// is a list of phases (k0sctl's pattern); each observes first and acts only on
+// the difference, and every change goes through `Changes.do`, which either
+// does it or, with --dry-run, only records it — so the dry-run plan is exactly
+// what a real run would do. etcd and K3s restart one host at a time.
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import type { Config, NodeConfig } from '../config/schema.ts';
+import { EtcdClient } from '../clients/etcd.ts';
+import { describe, GardenError } from '../errors.ts';
+import type { Reporter } from '../log/events.ts';
+import { hostPaths, type HostFile } from '../platform/hosts.ts';
+import { renderPlatform } from '../platform/render.ts';
+import { readPair, readPlatformSecrets } from '../platform/secrets.ts';
+import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
+import { request } from '../util/http.ts';
+import { waitFor } from '../util/wait.ts';
+import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT, runnerManager, systemdManager, type ServiceManager, type ServiceName } from './services.ts';
+import { SshHost, shellQuote, type SshOptions } from './ssh.ts';
+
+export const PHASES = ['connect', 'facts', 'validate', 'files', 'etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'] as const;
+export type PhaseName = (typeof PHASES)[number];
+/** Phases a run may leave out (the first four are how every other phase knows what to do). */
+export const SKIPPABLE: readonly PhaseName[] = ['etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'];
+
+export interface UpOptions extends SshOptions {
+  config: Config;
+  secretsDir: string;
+  dryRun?: boolean;
+  skip?: PhaseName[];
+  /** Hosts worked on at once in the parallel phases. */
+  concurrency?: number;
+  /** Deadline for each wait (etcd healthy, a node Ready). */
+  waitMs?: number;
+  /** Where `kubeconfig` writes (default ./kubeconfig beside gardenos.yaml). */
+  kubeconfigFile: string;
+  report: Reporter;
+}
+
+export interface Change {
+  host: string;
+  phase: PhaseName;
+  action: string;
+}
+
+export interface UpResult {
+  dryRun: boolean;
+  changes: Change[];
+  hosts: { name: string; os: string; services: string; etcd: string | null; haproxy: string | null; k3s: string | null }[];
+}
+
+interface HostFacts {
+  os: string;
+  systemd: boolean;
+  versions: { etcd: string | null; haproxy: string | null; k3s: string | null };
+  clockSkewS: number;
+  freeKiB: number;
+  listening: string[];
+  /** sha256 of each desired file as it is on the host now; absent = missing. */
+  hashes: Record<string, string>;
+  active: Record<ServiceName, boolean>;
+}
+
+interface Host {
+  node: NodeConfig;
+  ssh: SshHost;
+  files: HostFile[];
+  facts?: HostFacts;
+  services?: ServiceManager;
+  /** Paths whose content this run changed (or would change). */
+  changed: Set<string>;
+}
+
+class Changes {
+  readonly list: Change[] = [];
+  private readonly dryRun: boolean;
+  private readonly report: Reporter;
+  constructor(dryRun: boolean, report: Reporter) {
+    this.dryRun = dryRun;
+    this.report = report;
+  }
+  async do(host: string, phase: PhaseName, action: string, fn: () => Promise<unknown>): Promise<void> {
+    this.list.push({ host, phase, action });
+    this.report({ kind: 'change', member: host, what: this.dryRun ? `would ${action}` : action });
+    if (!this.dryRun) await fn();
+  }
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  const queue = [...items];
+  const errors: unknown[] = [];
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+        await fn(item).catch((e) => errors.push(e));
+      }
+    }),
+  );
+  if (errors.length === 1) throw errors[0];
+  if (errors.length > 1) throw new GardenError('MEMBER_FAILED', `${errors.length} hosts failed`, { details: errors.map((e) => describe(e)) });
+}
+
+export async function up(opts: UpOptions): Promise<UpResult> {
+  const { config, report } = opts;
+  const dryRun = Boolean(opts.dryRun);
+  const skip = new Set(opts.skip ?? []);
+  const changes = new Changes(dryRun, report);
+  const concurrency = opts.concurrency ?? 3;
+  const waitMs = opts.waitMs ?? 120_000;
+  const topo = productionTopology(config);
+  const secrets = await readPlatformSecrets(opts.secretsDir);
+  const rendered = await renderPlatform(config, { secretsDir: opts.secretsDir, withSecrets: true });
+  const paths = hostPaths('/');
+
+  const hosts: Host[] = config.nodes.map((node) => ({
+    node,
+    ssh: new SshHost({ name: node.name, host: node.address.private, port: node.ssh.port, user: node.ssh.user, ...(node.ssh.keyPath ? { keyPath: node.ssh.keyPath } : {}) }, opts),
+    // The host's files from the render: configuration, and its certificates, token and environment file.
+    files: rendered
+      .filter((f) => f.path.startsWith(`hosts/${node.name}/`))
+      .map((f) => ({ path: `/${f.path.slice(`hosts/${node.name}/`.length)}`, content: f.content, mode: f.mode })),
+    changed: new Set(),
+  }));
+  const byRole = (role: NodeConfig['roles'][number]) => hosts.filter((h) => h.node.roles.includes(role));
+  const etcdClient = async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'gardenos-up-'));
+    const client = await readPair(opts.secretsDir, 'etcd-client-gardenos');
+    const ca = await readPair(opts.secretsDir, 'ca');
+    await writeFile(join(tmp, 'ca.crt'), ca.cert);
+    await writeFile(join(tmp, 'c.crt'), client.cert);
+    await writeFile(join(tmp, 'c.key'), client.key, { mode: 0o600 });
+    return { client: new EtcdClient(etcdClientUrls(config, topo), { ca: join(tmp, 'ca.crt'), cert: join(tmp, 'c.crt'), key: join(tmp, 'c.key') }, { timeoutMs: 3000 }), cleanup: () => rm(tmp, { recursive: true, force: true }) };
+  };
+  const etcdHealth = async (): Promise<{ healthy: number; leader: boolean; total: number }> => {
+    const { client, cleanup } = await etcdClient();
+    try {
+      const s = await client.statuses();
+      return { healthy: s.filter((x) => x.ok).length, leader: s.some((x) => x.isLeader), total: s.length };
+    } finally {
+      client.close();
+      await cleanup();
+    }
+  };
+  const waitEtcdHealthy = (why: string) =>
+    waitFor(`etcd: every member healthy with a leader (${why})`, async () => {
+      const h = await etcdHealth();
+      if (h.healthy !== h.total || !h.leader) throw new Error(`${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
+      return true;
+    }, { timeoutMs: waitMs, intervalMs: 500 });
+
+  const phases: Record<PhaseName, () => Promise<string | undefined>> = {
+    async connect() {
+      await pool(hosts, concurrency, async (h) => {
+        report({ kind: 'step', step: 'connect', member: h.node.name, status: 'start' });
+        try {
+          await h.ssh.connect();
+        } catch (e) {
+          report({ kind: 'step', step: 'connect', member: h.node.name, status: 'fail', detail: describe(e) });
+          throw e;
+        }
+        report({ kind: 'step', step: 'connect', member: h.node.name, status: 'done', detail: `${h.node.ssh.user}@${h.node.address.private}` });
+      });
+      return `${hosts.length} hosts`;
+    },
+
+    async facts() {
+      await pool(hosts, concurrency, async (h) => {
+        const managed = [...h.files.map((f) => f.path), RUNNER_PATH, ...Object.keys(RUNNER_COMMANDS).map((n) => `${RUNNER_DIR}/${n}.cmd`)];
+        const script = [
+          '. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"',
+          '[ -d /run/systemd/system ] && echo systemd=1 || echo systemd=0',
+          'echo "etcd=$(etcd --version 2>/dev/null | head -1 | sed -n "s/^etcd Version: //p")"',
+          'echo "haproxy=$(haproxy -v 2>/dev/null | head -1 | sed -n "s/^HAProxy version \\([^ ]*\\).*/\\1/p")"',
+          'echo "k3s=$(k3s --version 2>/dev/null | head -1 | sed -n "s/^k3s version \\([^ ]*\\).*/\\1/p")"',
+          'echo "now=$(date +%s)"',
+          `echo "free=$(df -Pk ${shellQuote(config.etcd.dataDir.replace(/\/[^/]*$/, '') || '/')} 2>/dev/null | awk 'NR==2 {print $4}')"`,
+          'ss -ltnH 2>/dev/null | awk \'{print "listen=" $4}\'',
+          `for f in ${managed.map(shellQuote).join(' ')}; do [ -f "$f" ] && echo "hash=$(sha256sum "$f")"; done; true`,
+        ].join('\n');
+        const out = await h.ssh.must('gathering facts', script);
+        const kv = (k: string) => out.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
+        const systemd = kv('systemd')[0] === '1';
+        h.services = systemd ? systemdManager(h.ssh) : runnerManager(h.ssh);
+        const hashes: Record<string, string> = {};
+        for (const line of kv('hash')) {
+          const [digest, ...file] = line.split(/\s+/);
+          hashes[file.join(' ')] = digest!;
+        }
+        const runnerReady = hashes[RUNNER_PATH] === sha(RUNNER_SCRIPT);
+        const active = { etcd: false, haproxy: false, k3s: false } as Record<ServiceName, boolean>;
+        if (systemd || runnerReady) for (const s of ['etcd', 'haproxy', 'k3s'] as const) active[s] = await h.services.isActive(s);
+        const v = (x: string | undefined) => (x ? x : null);
+        h.facts = {
+          os: kv('os')[0] ?? 'unknown',
+          systemd,
+          versions: { etcd: v(kv('etcd')[0]), haproxy: v(kv('haproxy')[0]), k3s: v(kv('k3s')[0]) },
+          clockSkewS: Math.abs(Number(kv('now')[0]) - Math.round(Date.now() / 1000)),
+          freeKiB: Number(kv('free')[0] ?? 0),
+          listening: kv('listen'),
+          hashes,
+          active,
+        };
+        report({ kind: 'step', step: 'facts', member: h.node.name, status: 'done', detail: `${h.facts.os}; ${systemd ? 'systemd' : 'no systemd (runner)'}; etcd ${h.facts.versions.etcd ?? 'missing'}, haproxy ${h.facts.versions.haproxy ?? 'missing'}, k3s ${h.facts.versions.k3s ?? 'not installed'}` });
+      });
+      return undefined;
+    },
+
+    async validate() {
+      const problems: string[] = [];
+      for (const h of hosts) {
+        const f = h.facts!;
+        const n = h.node.name;
+        if (f.clockSkewS > 2) problems.push(`${n}: clock is ${f.clockSkewS}s off this machine's; etcd and TLS need synchronised clocks (install chrony or systemd-timesyncd)`);
+        if (h.node.roles.includes('etcd') && !f.versions.etcd) problems.push(`${n}: etcd is not installed (apt-get install -y etcd-server etcd-client)`);
+        if (h.node.roles.includes('haproxy') && !f.versions.haproxy) problems.push(`${n}: haproxy is not installed (apt-get install -y haproxy)`);
+        if (f.freeKiB && f.freeKiB < 1024 * 1024) problems.push(`${n}: only ${Math.round(f.freeKiB / 1024)} MiB free under ${posix.dirname(config.etcd.dataDir)}; etcd and PostgreSQL need at least 1 GiB`);
+        // A port GardenOS needs, taken while GardenOS's own service there is not running: something else has it.
+        const want: [ServiceName, number][] = [
+          ...(h.node.roles.includes('etcd') ? ([['etcd', config.etcd.clientPort], ['etcd', config.etcd.peerPort]] as [ServiceName, number][]) : []),
+          ...(h.node.roles.includes('haproxy') ? Object.values(config.haproxy.ports).map((p): [ServiceName, number] => ['haproxy', p]) : []),
+        ];
+        for (const [svc, port] of want) {
+          if (f.active[svc]) continue;
+          const taken = f.listening.find((l) => l === hostPort(h.node.address.private, port) || l === `0.0.0.0:${port}` || l === `*:${port}` || l === `[::]:${port}`);
+          if (taken) problems.push(`${n}: port ${port} (${svc}) is already in use (${taken}); stop what listens there`);
+        }
+      }
+      const etcdVersions = new Set(byRole('etcd').map((h) => h.facts!.versions.etcd?.split('.').slice(0, 2).join('.')));
+      if (etcdVersions.size > 1) problems.push(`etcd versions differ between hosts (${[...etcdVersions].join(', ')}); install the same minor version everywhere`);
+      if (problems.length) throw new GardenError('STATE_CONFLICT', 'the hosts are not ready; nothing was changed', { details: problems });
+      return 'clocks, packages, disk and ports';
+    },
+
+    async files() {
+      await pool(hosts, concurrency, async (h) => {
+        const f = h.facts!;
+        const desired = [...h.files];
+        if (!f.systemd) {
+          desired.push({ path: RUNNER_PATH, content: RUNNER_SCRIPT, mode: 0o755 });
+          for (const [name, cmd] of Object.entries(RUNNER_COMMANDS)) desired.push({ path: `${RUNNER_DIR}/${name}.cmd`, content: cmd, mode: 0o644 });
+        }
+        for (const file of desired) {
+          if (f.hashes[file.path] === sha(file.content)) continue;
+          h.changed.add(file.path);
+          // Under systemd etcd runs as the etcd user, which must read its own key.
+          const owner = f.systemd && file.path.startsWith(`${paths.pki}/etcd-${h.node.name}.`) ? 'etcd:etcd' : 'root:root';
+          await changes.do(h.node.name, 'files', `${f.hashes[file.path] ? 'update' : 'create'} ${file.path} (${file.mode.toString(8)})`, () => h.ssh.upload(file.path, file.content, file.mode, owner));
+        }
+        if (h.node.roles.includes('etcd') && h.changed.size && !f.active.etcd) {
+          const owner = f.systemd ? 'chown etcd:etcd' : 'true';
+          await changes.do(h.node.name, 'files', `prepare ${config.etcd.dataDir} (0700)`, () => h.ssh.must('preparing the etcd data directory', `mkdir -p ${shellQuote(config.etcd.dataDir)} && chmod 700 ${shellQuote(config.etcd.dataDir)} && ${owner} ${shellQuote(config.etcd.dataDir)}`));
+        }
+      });
+      return `${changes.list.filter((c) => c.phase === 'files').length} file changes`;
+    },
+
+    async etcd() {
+      const members = byRole('etcd');
+      const needs = (h: Host) => !h.facts!.active.etcd || [paths.etcdConfig, paths.etcdUnit, ...Object.values(paths.cert(`etcd-${h.node.name}`)), paths.ca].some((p) => h.changed.has(p)) || h.changed.has(`${RUNNER_DIR}/etcd.cmd`);
+      const todo = members.filter(needs);
+      if (todo.length === 0) return 'every member running its current configuration';
+      const formed = members.some((h) => h.facts!.active.etcd);
+      if (!formed) {
+        // A new cluster: every member must start before any can have a quorum.
+        for (const h of todo) await changes.do(h.node.name, 'etcd', 'start etcd (new cluster)', () => h.services!.start('etcd'));
+        if (!dryRun) await waitEtcdHealthy('new cluster');
+        return `formed a ${members.length}-member cluster`;
+      }
+      // A running cluster: one member at a time, healthy again before the next, so quorum is never lost.
+      for (const h of todo) {
+        const running = h.facts!.active.etcd;
+        await changes.do(h.node.name, 'etcd', running ? 'restart etcd (configuration changed)' : 'start etcd', () => (running ? h.services!.restart('etcd') : h.services!.start('etcd')));
+        if (!dryRun) await waitEtcdHealthy(`after ${h.node.name}`);
+      }
+      return `${todo.length} member${todo.length === 1 ? '' : 's'} (re)started one at a time`;
+    },
+
+    async k3s() {
+      const servers = byRole('k3s-server');
+      const install = () =>
+        `curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=${shellQuote(config.k3s.version)} INSTALL_K3S_SKIP_START=true sh -s - server --config ${paths.k3sConfig}`;
+      // One server at a time, each Ready before the next: the datastore is etcd, so order is about load, not quorum.
+      for (const h of servers) {
+        const f = h.facts!;
+        if (f.versions.k3s !== config.k3s.version) {
+          await changes.do(h.node.name, 'k3s', `install K3s ${config.k3s.version}${f.versions.k3s ? ` (has ${f.versions.k3s})` : ''}: ${install()}`, () => h.ssh.must('installing K3s', install(), { timeoutMs: 600_000 }));
+        }
+        const changedConfig = [paths.k3sConfig, paths.k3sToken, paths.ca, ...Object.values(paths.cert('etcd-client-k3s'))].some((p) => h.changed.has(p));
+        if (!f.active.k3s || changedConfig || f.versions.k3s !== config.k3s.version) {
+          await changes.do(h.node.name, 'k3s', `${f.active.k3s ? 'restart' : 'start'} k3s`, () => (f.active.k3s ? h.services!.restart('k3s') : h.services!.start('k3s')));
+          await changes.do(h.node.name, 'k3s', `wait until node ${h.node.name} is Ready`, () =>
+            waitFor(`node ${h.node.name} Ready`, async () => (await h.ssh.exec(`k3s kubectl get node ${shellQuote(h.node.name)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`)).stdout.trim() === 'True', { timeoutMs: waitMs, intervalMs: 2000 }),
+          );
+        }
+      }
+      return `${servers.length} servers`;
+    },
+
+    async haproxy() {
+      for (const h of byRole('haproxy')) {
+        const f = h.facts!;
+        const changed = [paths.haproxyConfig, paths.haproxyEnv, paths.haproxyDropIn, paths.ca, `${RUNNER_DIR}/haproxy.cmd`].some((p) => h.changed.has(p));
+        if (f.active.haproxy && !changed) continue;
+        if (!dryRun && changed) await h.ssh.must('checking the HAProxy configuration', `set -a; . ${paths.haproxyEnv}; set +a; haproxy -c -q -f ${paths.haproxyConfig}`);
+        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', () => (f.active.haproxy ? h.services!.restart('haproxy') : h.services!.start('haproxy')));
+      }
+      return undefined;
+    },
+
+    async kubeconfig() {
+      const first = byRole('k3s-server')[0];
+      if (!first) return 'no K3s server';
+      await changes.do(first.node.name, 'kubeconfig', `write ${opts.kubeconfigFile} (server https://${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)})`, async () => {
+        const raw = await first.ssh.must('reading /etc/rancher/k3s/k3s.yaml', 'cat /etc/rancher/k3s/k3s.yaml');
+        await writeFile(opts.kubeconfigFile, kubeconfigFor(raw, config), { mode: 0o600 });
+      });
+      return undefined;
+    },
+
+    async manifests() {
+      const first = byRole('k3s-server')[0];
+      if (!first) return 'no K3s server';
+      const dir = '/var/lib/gardenos/manifests';
+      const files = rendered.filter((f) => f.path.startsWith('kubernetes/'));
+      await changes.do(first.node.name, 'manifests', `upload ${files.length} manifest files to ${dir} and apply them server-side (kubectl apply --server-side -k), waiting for each rollout`, async () => {
+        for (const f of files) await first.ssh.upload(`${dir}/${f.path.slice('kubernetes/'.length)}`, f.content, 0o600);
+        await first.ssh.must('applying the manifests', `k3s kubectl apply --server-side --force-conflicts --field-manager=gardenos -k ${dir}`, { timeoutMs: 300_000 });
+        for (const ns of [...new Set(Object.values(config.namespaces))]) {
+          await first.ssh.must(`waiting for the rollouts in ${ns}`, `k3s kubectl -n ${ns} rollout status deployment,statefulset --timeout=${Math.round(waitMs / 1000)}s 2>&1 | grep -v 'no resources found' || true`, { timeoutMs: waitMs + 30_000 });
+        }
+      });
+      return undefined;
+    },
+
+    async database() {
+      const first = byRole('k3s-server')[0];
+      if (!first || !config.supabase.enabled) return 'nothing to bootstrap';
+      const sql = rendered.find((f) => f.path === 'supabase/bootstrap.sql')!;
+      const s = secrets.supabase;
+      const vars = `-v authenticator_password=${shellQuote(s.authenticatorPassword)} -v auth_admin_password=${shellQuote(s.authAdminPassword)} -v storage_admin_password=${shellQuote(s.storageAdminPassword)}`;
+      await changes.do(first.node.name, 'database', "run Supabase's bootstrap SQL on the leader (idempotent)", async () => {
+        const pod = (await first.ssh.must('finding the PostgreSQL leader', `k3s kubectl -n ${config.namespaces.database} get endpoints postgres-primary -o jsonpath='{.subsets[0].addresses[0].targetRef.name}'`)).trim();
+        await first.ssh.must('running the Supabase bootstrap SQL', `k3s kubectl -n ${config.namespaces.database} exec -i ${shellQuote(pod)} -- psql -X -q -U postgres ${vars} -f -`, { stdin: sql.content });
+      });
+      return undefined;
+    },
+
+    async verify() {
+      if (dryRun) return 'skipped in a dry run';
+      const problems: string[] = [];
+      if (byRole('etcd').length) {
+        const h = await etcdHealth().catch((e) => ({ healthy: 0, leader: false, total: byRole('etcd').length, error: describe(e) }));
+        if (h.healthy !== h.total || !h.leader) problems.push(`etcd: ${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
+      }
+      for (const h of byRole('haproxy')) {
+        const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/;csv`;
+        const auth = `Basic ${Buffer.from(`${config.haproxy.statsUser}:${secrets.statsPassword}`).toString('base64')}`;
+        const r = await request(url, { timeoutMs: 3000, headers: { authorization: auth } }).catch((e) => ({ status: 0, body: describe(e) }));
+        if (r.status !== 200) problems.push(`${h.node.name}: HAProxy stats ${url} answered ${r.status || r.body}`);
+      }
+      if (problems.length) throw new GardenError('MEMBER_FAILED', 'the platform is not healthy after up', { details: problems });
+      return 'etcd healthy; HAProxy answers on every host';
+    },
+  };
+
+  try {
+    for (const name of PHASES) {
+      if (skip.has(name)) {
+        report({ kind: 'step', step: name, status: 'skip', detail: 'skipped (--skip)' });
+        continue;
+      }
+      report({ kind: 'step', step: name, status: 'start' });
+      try {
+        const detail = await phases[name]();
+        report({ kind: 'step', step: name, status: 'done', ...(detail ? { detail } : {}) });
+      } catch (e) {
+        report({ kind: 'step', step: name, status: 'fail', detail: describe(e) });
+        throw e;
+      }
+    }
+  } finally {
+    for (const h of hosts) h.ssh.close();
+  }
+  return {
+    dryRun,
+    changes: changes.list,
+    hosts: hosts.map((h) => ({ name: h.node.name, os: h.facts?.os ?? 'unknown', services: h.services?.kind ?? 'unknown', etcd: h.facts?.versions.etcd ?? null, haproxy: h.facts?.versions.haproxy ?? null, k3s: h.facts?.versions.k3s ?? null })),
+  };
+}
+
+/** K3s's admin kubeconfig, pointed at the HAProxy address instead of 127.0.0.1, with GardenOS's names. */
+export function kubeconfigFor(raw: string, config: Config): string {
+  const server = `https://${hostPort(productionTopology(config).loadBalancer, config.haproxy.ports.kubeApi)}`;
+  return raw.replace(/server: https:\/\/[^\s]+/g, `server: ${server}`).replace(/\bdefault\b/g, config.cluster.name);
+}
+
