@@ -82,8 +82,10 @@ export async function reset(opts: ResetOptions): Promise<ResetResult> {
       }
       await h.ssh.exec('[ -x /usr/local/bin/k3s-uninstall.sh ] && /usr/local/bin/k3s-uninstall.sh; true', { timeoutMs: 300_000 });
       const files = hostFiles(config, h.node as NodeConfig, { etcdClusterToken: '' }, paths).map((f) => f.path);
-      const remove = [...files, paths.pki, paths.k3sToken, paths.haproxyEnv, config.etcd.dataDir, RUNNER_DIR, RUNNER_PATH, '/var/lib/gardenos/manifests'];
-      await h.ssh.must('removing GardenOS files', `rm -rf ${remove.map(shellQuote).join(' ')}${systemd ? ' && systemctl daemon-reload' : ''}`);
+      const remove = [...files, paths.pki, paths.k3sToken, paths.haproxyEnv, RUNNER_DIR, RUNNER_PATH, '/var/lib/gardenos/manifests', '/var/lib/gardenos/pending'];
+      // The data directory's contents, not the directory: it may be a mount point.
+      const data = shellQuote(config.etcd.dataDir);
+      await h.ssh.must('removing GardenOS files', `rm -rf ${remove.map(shellQuote).join(' ')} && { [ ! -d ${data} ] || find ${data} -mindepth 1 -delete; }${systemd ? ' && systemctl daemon-reload' : ''}`);
       report({ kind: 'step', step: 'reset', member: h.node.name, status: 'done', detail: `stopped; removed ${remove.length} paths` });
     }
     return { backups, reset: hosts.map((h) => h.node.name) };

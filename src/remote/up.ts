@@ -61,6 +61,8 @@ interface HostFacts {
   /** sha256 of each desired file as it is on the host now; absent = missing. */
   hashes: Record<string, string>;
   active: Record<ServiceName, boolean>;
+  /** Services an earlier run changed files for but did not get to restart. */
+  pending: ServiceName[];
 }
 
 interface Host {
@@ -73,6 +75,28 @@ interface Host {
   changed: Set<string>;
 }
 
+/** Whether a service must (re)start: it is not running, its files changed now, or an earlier run changed them and stopped before restarting it. */
+function owesRestart(h: Host, svc: ServiceName): boolean {
+  const f = h.facts!;
+  return !f.active[svc] || f.pending.includes(svc) || serviceFiles(svc, h.node.name).some((p) => h.changed.has(p));
+}
+
+/** Where a restart still owed is remembered on the host: written with the files, removed after the (re)start. */
+const PENDING_DIR = '/var/lib/gardenos/pending';
+
+/** The files each service reads: a change to any of them means that service must restart. */
+function serviceFiles(svc: ServiceName, node: string): string[] {
+  const p = hostPaths('/');
+  switch (svc) {
+    case 'etcd':
+      return [p.etcdConfig, p.etcdUnit, p.ca, ...Object.values(p.cert(`etcd-${node}`)), `${RUNNER_DIR}/etcd.cmd`];
+    case 'haproxy':
+      return [p.haproxyConfig, p.haproxyEnv, p.haproxyDropIn, p.ca, `${RUNNER_DIR}/haproxy.cmd`];
+    case 'k3s':
+      return [p.k3sConfig, p.k3sToken, p.ca, ...Object.values(p.cert('etcd-client-k3s'))];
+  }
+}
+
 class Changes {
   readonly list: Change[] = [];
   private readonly dryRun: boolean;
@@ -82,8 +106,16 @@ class Changes {
     this.report = report;
   }
   async do(host: string, phase: PhaseName, action: string, fn: () => Promise<unknown>): Promise<void> {
-    this.list.push({ host, phase, action });
-    this.report({ kind: 'change', member: host, what: this.dryRun ? `would ${action}` : action });
+    return this.doAll(host, phase, [action], fn);
+  }
+
+  /** Several changes made by one action (files written in one command). */
+  async doAll(host: string, phase: PhaseName, actions: string[], fn: () => Promise<unknown>): Promise<void> {
+    if (actions.length === 0) return;
+    for (const action of actions) {
+      this.list.push({ host, phase, action });
+      this.report({ kind: 'change', member: host, what: this.dryRun ? `would ${action}` : action });
+    }
     if (!this.dryRun) await fn();
   }
 }
@@ -101,7 +133,10 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
     }),
   );
   if (errors.length === 1) throw errors[0];
-  if (errors.length > 1) throw new GardenError('MEMBER_FAILED', `${errors.length} hosts failed`, { details: errors.map((e) => describe(e)) });
+  if (errors.length > 1) {
+    const hints = [...new Set(errors.map((e) => (e instanceof GardenError ? e.hint : undefined)).filter((h): h is string => Boolean(h)))];
+    throw new GardenError('MEMBER_FAILED', `${errors.length} hosts failed`, { details: errors.map((e) => describe(e)).sort(), ...(hints.length ? { hint: hints.join('; ') } : {}) });
+  }
 }
 
 export async function up(opts: UpOptions): Promise<UpResult> {
@@ -152,6 +187,12 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       return true;
     }, { timeoutMs: waitMs, intervalMs: 500 });
 
+  /** (Re)starts a service and clears the restart it owed. */
+  const startService = async (h: Host, svc: ServiceName, running: boolean) => {
+    await (running ? h.services!.restart(svc) : h.services!.start(svc));
+    await h.ssh.must(`clearing the pending ${svc} restart`, `rm -f ${PENDING_DIR}/${svc}`);
+  };
+
   const phases: Record<PhaseName, () => Promise<string | undefined>> = {
     async connect() {
       await pool(hosts, concurrency, async (h) => {
@@ -171,17 +212,22 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       await pool(hosts, concurrency, async (h) => {
         const managed = [...h.files.map((f) => f.path), RUNNER_PATH, ...Object.keys(RUNNER_COMMANDS).map((n) => `${RUNNER_DIR}/${n}.cmd`)];
         const script = [
+          'echo "now=$(date +%s.%N)"',
           '. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"',
           '[ -d /run/systemd/system ] && echo systemd=1 || echo systemd=0',
           'echo "etcd=$(etcd --version 2>/dev/null | head -1 | sed -n "s/^etcd Version: //p")"',
           'echo "haproxy=$(haproxy -v 2>/dev/null | head -1 | sed -n "s/^HAProxy version \\([^ ]*\\).*/\\1/p")"',
           'echo "k3s=$(k3s --version 2>/dev/null | head -1 | sed -n "s/^k3s version \\([^ ]*\\).*/\\1/p")"',
-          'echo "now=$(date +%s)"',
           `echo "free=$(df -Pk ${shellQuote(config.etcd.dataDir.replace(/\/[^/]*$/, '') || '/')} 2>/dev/null | awk 'NR==2 {print $4}')"`,
           'ss -ltnH 2>/dev/null | awk \'{print "listen=" $4}\'',
-          `for f in ${managed.map(shellQuote).join(' ')}; do [ -f "$f" ] && echo "hash=$(sha256sum "$f")"; done; true`,
+          `ls ${PENDING_DIR} 2>/dev/null | sed 's/^/pending=/'`,
+          `for f in ${managed.map(shellQuote).join(' ')}; do [ -f "$f" ] && echo "hash=$(sha256sum "$f")"; done`,
+          // Which of GardenOS's services run, by systemd or by the runner (only ours: a runner we did not install proves nothing).
+          `for s in etcd:gardenos-etcd haproxy:haproxy k3s:k3s; do n=\${s%%:*}; u=\${s#*:}; if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$u" && echo "active=$n"; elif [ -x ${RUNNER_PATH} ]; then ${RUNNER_PATH} is-active "$n" && echo "active=$n"; fi; done; true`,
         ].join('\n');
+        const sentAt = Date.now();
         const out = await h.ssh.must('gathering facts', script);
+        const answeredAt = Date.now();
         const kv = (k: string) => out.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
         const systemd = kv('systemd')[0] === '1';
         h.services = systemd ? systemdManager(h.ssh) : runnerManager(h.ssh);
@@ -190,19 +236,20 @@ export async function up(opts: UpOptions): Promise<UpResult> {
           const [digest, ...file] = line.split(/\s+/);
           hashes[file.join(' ')] = digest!;
         }
-        const runnerReady = hashes[RUNNER_PATH] === sha(RUNNER_SCRIPT);
-        const active = { etcd: false, haproxy: false, k3s: false } as Record<ServiceName, boolean>;
-        if (systemd || runnerReady) for (const s of ['etcd', 'haproxy', 'k3s'] as const) active[s] = await h.services.isActive(s);
+        const running = kv('active');
+        const active = { etcd: running.includes('etcd'), haproxy: running.includes('haproxy'), k3s: running.includes('k3s') };
         const v = (x: string | undefined) => (x ? x : null);
         h.facts = {
           os: kv('os')[0] ?? 'unknown',
           systemd,
           versions: { etcd: v(kv('etcd')[0]), haproxy: v(kv('haproxy')[0]), k3s: v(kv('k3s')[0]) },
-          clockSkewS: Math.abs(Number(kv('now')[0]) - Math.round(Date.now() / 1000)),
+          // The host's clock was read first thing, somewhere between sending and the answer.
+          clockSkewS: Math.max(0, Math.abs(Number(kv('now')[0]) * 1000 - sentAt) - (answeredAt - sentAt)) / 1000,
           freeKiB: Number(kv('free')[0] ?? 0),
           listening: kv('listen'),
           hashes,
           active,
+          pending: kv('pending').filter((x): x is ServiceName => x === 'etcd' || x === 'haproxy' || x === 'k3s'),
         };
         report({ kind: 'step', step: 'facts', member: h.node.name, status: 'done', detail: `${h.facts.os}; ${systemd ? 'systemd' : 'no systemd (runner)'}; etcd ${h.facts.versions.etcd ?? 'missing'}, haproxy ${h.facts.versions.haproxy ?? 'missing'}, k3s ${h.facts.versions.k3s ?? 'not installed'}` });
       });
@@ -214,7 +261,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const h of hosts) {
         const f = h.facts!;
         const n = h.node.name;
-        if (f.clockSkewS > 2) problems.push(`${n}: clock is ${f.clockSkewS}s off this machine's; etcd and TLS need synchronised clocks (install chrony or systemd-timesyncd)`);
+        if (f.clockSkewS > 2) problems.push(`${n}: clock is ${f.clockSkewS.toFixed(1)}s off this machine's; etcd and TLS need synchronised clocks (install chrony or systemd-timesyncd)`);
         if (h.node.roles.includes('etcd') && !f.versions.etcd) problems.push(`${n}: etcd is not installed (apt-get install -y etcd-server etcd-client)`);
         if (h.node.roles.includes('haproxy') && !f.versions.haproxy) problems.push(`${n}: haproxy is not installed (apt-get install -y haproxy)`);
         if (f.freeKiB && f.freeKiB < 1024 * 1024) problems.push(`${n}: only ${Math.round(f.freeKiB / 1024)} MiB free under ${posix.dirname(config.etcd.dataDir)}; etcd and PostgreSQL need at least 1 GiB`);
@@ -243,13 +290,15 @@ export async function up(opts: UpOptions): Promise<UpResult> {
           desired.push({ path: RUNNER_PATH, content: RUNNER_SCRIPT, mode: 0o755 });
           for (const [name, cmd] of Object.entries(RUNNER_COMMANDS)) desired.push({ path: `${RUNNER_DIR}/${name}.cmd`, content: cmd, mode: 0o644 });
         }
-        for (const file of desired) {
-          if (f.hashes[file.path] === sha(file.content)) continue;
-          h.changed.add(file.path);
+        const upload = desired
+          .filter((file) => f.hashes[file.path] !== sha(file.content))
           // Under systemd etcd runs as the etcd user, which must read its own key.
-          const owner = f.systemd && file.path.startsWith(`${paths.pki}/etcd-${h.node.name}.`) ? 'etcd:etcd' : 'root:root';
-          await changes.do(h.node.name, 'files', `${f.hashes[file.path] ? 'update' : 'create'} ${file.path} (${file.mode.toString(8)})`, () => h.ssh.upload(file.path, file.content, file.mode, owner));
-        }
+          .map((file) => ({ ...file, owner: f.systemd && file.path.startsWith(`${paths.pki}/etcd-${h.node.name}.`) ? 'etcd:etcd' : 'root:root' }));
+        for (const file of upload) h.changed.add(file.path);
+        // The restart each change owes is written first, so a run that stops halfway leaves it for the next run.
+        const owed = (['etcd', 'haproxy', 'k3s'] as const).filter((svc) => h.node.roles.includes(svc === 'k3s' ? 'k3s-server' : svc) && serviceFiles(svc, h.node.name).some((p) => h.changed.has(p)) && f.active[svc]);
+        upload.unshift(...owed.map((svc) => ({ path: `${PENDING_DIR}/${svc}`, content: 'restart\n', mode: 0o644, owner: 'root:root' })));
+        await changes.doAll(h.node.name, 'files', upload.filter((file) => !file.path.startsWith(PENDING_DIR)).map((file) => `${f.hashes[file.path] ? 'update' : 'create'} ${file.path} (${file.mode.toString(8)})`), () => h.ssh.upload(upload));
         if (h.node.roles.includes('etcd') && h.changed.size && !f.active.etcd) {
           const owner = f.systemd ? 'chown etcd:etcd' : 'true';
           await changes.do(h.node.name, 'files', `prepare ${config.etcd.dataDir} (0700)`, () => h.ssh.must('preparing the etcd data directory', `mkdir -p ${shellQuote(config.etcd.dataDir)} && chmod 700 ${shellQuote(config.etcd.dataDir)} && ${owner} ${shellQuote(config.etcd.dataDir)}`));
@@ -260,20 +309,19 @@ export async function up(opts: UpOptions): Promise<UpResult> {
 
     async etcd() {
       const members = byRole('etcd');
-      const needs = (h: Host) => !h.facts!.active.etcd || [paths.etcdConfig, paths.etcdUnit, ...Object.values(paths.cert(`etcd-${h.node.name}`)), paths.ca].some((p) => h.changed.has(p)) || h.changed.has(`${RUNNER_DIR}/etcd.cmd`);
-      const todo = members.filter(needs);
+      const todo = members.filter((h) => owesRestart(h, 'etcd'));
       if (todo.length === 0) return 'every member running its current configuration';
       const formed = members.some((h) => h.facts!.active.etcd);
       if (!formed) {
         // A new cluster: every member must start before any can have a quorum.
-        for (const h of todo) await changes.do(h.node.name, 'etcd', 'start etcd (new cluster)', () => h.services!.start('etcd'));
+        for (const h of todo) await changes.do(h.node.name, 'etcd', 'start etcd (new cluster)', () => startService(h, 'etcd', false));
         if (!dryRun) await waitEtcdHealthy('new cluster');
         return `formed a ${members.length}-member cluster`;
       }
       // A running cluster: one member at a time, healthy again before the next, so quorum is never lost.
       for (const h of todo) {
         const running = h.facts!.active.etcd;
-        await changes.do(h.node.name, 'etcd', running ? 'restart etcd (configuration changed)' : 'start etcd', () => (running ? h.services!.restart('etcd') : h.services!.start('etcd')));
+        await changes.do(h.node.name, 'etcd', running ? 'restart etcd (configuration changed)' : 'start etcd', () => startService(h, 'etcd', running));
         if (!dryRun) await waitEtcdHealthy(`after ${h.node.name}`);
       }
       return `${todo.length} member${todo.length === 1 ? '' : 's'} (re)started one at a time`;
@@ -289,9 +337,8 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         if (f.versions.k3s !== config.k3s.version) {
           await changes.do(h.node.name, 'k3s', `install K3s ${config.k3s.version}${f.versions.k3s ? ` (has ${f.versions.k3s})` : ''}: ${install()}`, () => h.ssh.must('installing K3s', install(), { timeoutMs: 600_000 }));
         }
-        const changedConfig = [paths.k3sConfig, paths.k3sToken, paths.ca, ...Object.values(paths.cert('etcd-client-k3s'))].some((p) => h.changed.has(p));
-        if (!f.active.k3s || changedConfig || f.versions.k3s !== config.k3s.version) {
-          await changes.do(h.node.name, 'k3s', `${f.active.k3s ? 'restart' : 'start'} k3s`, () => (f.active.k3s ? h.services!.restart('k3s') : h.services!.start('k3s')));
+        if (owesRestart(h, 'k3s') || f.versions.k3s !== config.k3s.version) {
+          await changes.do(h.node.name, 'k3s', `${f.active.k3s ? 'restart' : 'start'} k3s`, () => startService(h, 'k3s', f.active.k3s));
           await changes.do(h.node.name, 'k3s', `wait until node ${h.node.name} is Ready`, () =>
             waitFor(`node ${h.node.name} Ready`, async () => (await h.ssh.exec(`k3s kubectl get node ${shellQuote(h.node.name)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`)).stdout.trim() === 'True', { timeoutMs: waitMs, intervalMs: 2000 }),
           );
@@ -303,10 +350,12 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     async haproxy() {
       for (const h of byRole('haproxy')) {
         const f = h.facts!;
-        const changed = [paths.haproxyConfig, paths.haproxyEnv, paths.haproxyDropIn, paths.ca, `${RUNNER_DIR}/haproxy.cmd`].some((p) => h.changed.has(p));
-        if (f.active.haproxy && !changed) continue;
-        if (!dryRun && changed) await h.ssh.must('checking the HAProxy configuration', `set -a; . ${paths.haproxyEnv}; set +a; haproxy -c -q -f ${paths.haproxyConfig}`);
-        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', () => (f.active.haproxy ? h.services!.restart('haproxy') : h.services!.start('haproxy')));
+        if (!owesRestart(h, 'haproxy')) continue;
+        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', async () => {
+          // A configuration HAProxy would reject never replaces a running one.
+          await h.ssh.must('checking the HAProxy configuration', `set -a; . ${paths.haproxyEnv}; set +a; haproxy -c -q -f ${paths.haproxyConfig}`);
+          await startService(h, 'haproxy', f.active.haproxy);
+        });
       }
       return undefined;
     },
@@ -327,7 +376,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       const dir = '/var/lib/gardenos/manifests';
       const files = rendered.filter((f) => f.path.startsWith('kubernetes/'));
       await changes.do(first.node.name, 'manifests', `upload ${files.length} manifest files to ${dir} and apply them server-side (kubectl apply --server-side -k), waiting for each rollout`, async () => {
-        for (const f of files) await first.ssh.upload(`${dir}/${f.path.slice('kubernetes/'.length)}`, f.content, 0o600);
+        await first.ssh.upload(files.map((f) => ({ path: `${dir}/${f.path.slice('kubernetes/'.length)}`, content: f.content, mode: 0o600 })));
         await first.ssh.must('applying the manifests', `k3s kubectl apply --server-side --force-conflicts --field-manager=gardenos -k ${dir}`, { timeoutMs: 300_000 });
         for (const ns of [...new Set(Object.values(config.namespaces))]) {
           await first.ssh.must(`waiting for the rollouts in ${ns}`, `k3s kubectl -n ${ns} rollout status deployment,statefulset --timeout=${Math.round(waitMs / 1000)}s 2>&1 | grep -v 'no resources found' || true`, { timeoutMs: waitMs + 30_000 });
@@ -359,8 +408,13 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const h of byRole('haproxy')) {
         const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/;csv`;
         const auth = `Basic ${Buffer.from(`${config.haproxy.statsUser}:${secrets.statsPassword}`).toString('base64')}`;
-        const r = await request(url, { timeoutMs: 3000, headers: { authorization: auth } }).catch((e) => ({ status: 0, body: describe(e) }));
-        if (r.status !== 200) problems.push(`${h.node.name}: HAProxy stats ${url} answered ${r.status || r.body}`);
+        // A HAProxy started a moment ago may not listen yet: wait for it, within a deadline.
+        const answered = await waitFor(`HAProxy on ${h.node.name}`, async () => {
+          const r = await request(url, { timeoutMs: 3000, headers: { authorization: auth } });
+          if (r.status !== 200) throw new Error(`answered ${r.status}`);
+          return true;
+        }, { timeoutMs: 30_000, intervalMs: 250 }).catch((e) => describe(e));
+        if (answered !== true) problems.push(`${h.node.name}: HAProxy stats ${url}: ${answered}`);
       }
       if (problems.length) throw new GardenError('MEMBER_FAILED', 'the platform is not healthy after up', { details: problems });
       return 'etcd healthy; HAProxy answers on every host';

@@ -1,0 +1,197 @@
+// `gardenos up` over real SSH to three test hosts in network namespaces
+// (10.252.219.11–13, each a real OpenSSH server with private /etc and /var/lib
+// directories): host keys verified, a dry run that changes nothing, a real
+// 3-member etcd with mutual TLS and HAProxy on every host, a second run with no
+// changes, a dry run that lists exactly an edit, the K3s plan in order, a host
+// that is down, a wrong host key, a failure halfway, kubeconfig and reset.
+// Needs root (network namespaces); skipped otherwise, as the README says.
+import assert from 'node:assert/strict';
+import { access, readFile, stat, writeFile, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EtcdClient } from '../../src/clients/etcd.ts';
+import type { UpResult } from '../../src/remote/up.ts';
+import { runCli, type CliResult } from '../helpers/local.ts';
+import { startTestHosts, type TestHosts } from '../helpers/ssh-hosts.ts';
+
+const asRoot = process.getuid?.() === 0;
+const K3S_PHASES = ['k3s', 'kubeconfig', 'manifests', 'database'];
+
+describe('gardenos up over SSH to three test hosts', { timeout: 600_000, skip: asRoot ? false : 'needs root to create network namespaces (see README)' }, () => {
+  let t: TestHosts;
+  let configFile: string;
+  const yaml = (extra = '') => `cluster: { name: it-up }
+nodes:
+${t.hosts.map((h) => `  - name: ${h.name}\n    address: { public: ${h.address}, private: ${h.address} }\n    ssh: { user: root, keyPath: ${t.keyFile} }`).join('\n')}
+haproxy: { address: ${t.hosts[0]!.address}${extra} }
+`;
+  const cli = (args: string[]): Promise<CliResult> => runCli([...args, '-c', configFile, '--known-hosts', t.knownHosts]);
+  const up = async (...args: string[]) => {
+    const r = await cli(['up', '--json', ...args]);
+    return { ...r, result: r.code === 0 ? (JSON.parse(r.stdout) as UpResult) : undefined };
+  };
+
+  before(async () => {
+    t = await startTestHosts('up', 219);
+    configFile = join(t.dir, 'gardenos.yaml');
+    await writeFile(configFile, yaml());
+  });
+  after(async () => {
+    await t?.cleanup();
+  });
+
+  it('refuses hosts whose keys known_hosts does not list, naming each with its fingerprint', async () => {
+    const r = await cli(['up', '--dry-run']);
+    assert.equal(r.code, 1);
+    for (const h of t.hosts) assert.match(r.stderr, new RegExp(`${h.name} \\(${h.address.replaceAll('.', '\\.')}\\) is not in .*known_hosts; its host key is SHA256:`));
+    assert.match(r.stderr, /--trust-new-host-keys/);
+    assert.equal((await readFile(t.knownHosts, 'utf8')).trim(), '', 'nothing recorded without the flag');
+  });
+
+  it('--dry-run with --trust-new-host-keys records the keys, plans every file and start, and changes nothing on the hosts', async () => {
+    const r = await up('--dry-run', '--trust-new-host-keys', '--skip', ...K3S_PHASES);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await readFile(t.knownHosts, 'utf8')).trim().split('\n').length, 3);
+    const changes = r.result!.changes;
+    for (const h of t.hosts) {
+      const mine = changes.filter((c) => c.host === h.name).map((c) => c.action);
+      assert.ok(mine.includes('create /etc/gardenos/etcd/etcd.yml (644)'), mine.join('\n'));
+      assert.ok(mine.includes(`create /etc/gardenos/pki/etcd-${h.name}.key (600)`));
+      assert.ok(mine.includes('start etcd (new cluster)'));
+      assert.ok(mine.includes('start haproxy'));
+    }
+    await assert.rejects(access(t.hosts[0]!.path('/etc/gardenos/etcd/etcd.yml')), 'a dry run wrote a file');
+  });
+
+  it('forms a 3-member etcd cluster with mutual TLS and starts HAProxy on every host', async () => {
+    const r = await up('--skip', ...K3S_PHASES);
+    assert.equal(r.code, 0, r.stderr);
+    // Progress per phase and per host, as JSON lines.
+    const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { step?: string; member?: string; status?: string });
+    for (const h of t.hosts) assert.ok(events.some((e) => e.step === 'facts' && e.member === h.name && e.status === 'done'));
+    assert.ok(events.some((e) => e.step === 'verify' && e.status === 'done'));
+    // The key files are 0600 on the hosts; the etcd cluster answers only with a client certificate.
+    assert.equal((await stat(t.hosts[1]!.path('/etc/gardenos/pki/etcd-h2.key'))).mode & 0o777, 0o600);
+    const pki = join(t.dir, '.gardenos', 'secrets', 'pki');
+    const etcd = new EtcdClient(t.hosts.map((h) => `https://${h.address}:2379`), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
+    try {
+      const statuses = await etcd.statuses();
+      assert.deepEqual(statuses.map((s) => s.ok), [true, true, true]);
+      assert.equal(statuses.filter((s) => s.isLeader).length, 1);
+      await etcd.put('/it-up/hello', 'hosts');
+      assert.equal(await etcd.get('/it-up/hello'), 'hosts');
+    } finally {
+      etcd.close();
+    }
+  });
+
+  it('changes nothing when run again', async () => {
+    const r = await up('--skip', ...K3S_PHASES);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.result!.changes, []);
+    const human = await cli(['up', '--skip', ...K3S_PHASES]);
+    assert.match(human.stdout, /no changes: the hosts already run what gardenos.yaml describes/);
+  });
+
+  it('--dry-run after an edit lists exactly the changed file and the restart on each host', async () => {
+    await writeFile(configFile, yaml(', checkIntervalMs: 2000'));
+    const r = await up('--dry-run', '--skip', ...K3S_PHASES);
+    assert.equal(r.code, 0, r.stderr);
+    const expected = t.hosts.flatMap((h) => [`${h.name} update /etc/haproxy/haproxy.cfg (644)`, `${h.name} restart haproxy (configuration changed)`]).sort();
+    assert.deepEqual(r.result!.changes.map((c) => `${c.host} ${c.action}`).sort(), expected);
+    // Applying it restarts HAProxy only, and the next run is quiet again.
+    assert.equal((await up('--skip', ...K3S_PHASES)).code, 0);
+    assert.deepEqual((await up('--skip', ...K3S_PHASES)).result!.changes, []);
+  });
+
+  it('plans K3s one server at a time: install, start, wait for Ready; then kubeconfig, manifests and the database', async () => {
+    const r = await up('--dry-run');
+    assert.equal(r.code, 0, r.stderr);
+    const k3s = r.result!.changes.filter((c) => c.phase === 'k3s');
+    assert.deepEqual(k3s.map((c) => `${c.host} ${c.action.split(':')[0]}`), t.hosts.flatMap((h) => [`${h.name} install K3s v1.31.4+k3s1`, `${h.name} start k3s`, `${h.name} wait until node ${h.name} is Ready`]));
+    assert.match(k3s[0]!.action, /INSTALL_K3S_VERSION='v1\.31\.4\+k3s1' .* server --config \/etc\/rancher\/k3s\/config\.yaml$/);
+    const later = r.result!.changes.filter((c) => ['kubeconfig', 'manifests', 'database'].includes(c.phase)).map((c) => c.phase);
+    assert.deepEqual(later, ['kubeconfig', 'manifests', 'database']);
+    const phases = r.result!.changes.map((c) => c.phase);
+    assert.ok(phases.lastIndexOf('k3s') < phases.indexOf('kubeconfig'), 'K3s before kubeconfig');
+  });
+
+  it('names a host that is down and the step, and a second run finishes the job', async () => {
+    await writeFile(configFile, yaml(', checkIntervalMs: 1500'));
+    await t.stopSsh('h3');
+    try {
+      const r = await cli(['up', '--skip', ...K3S_PHASES]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /✗ connect \[h3\]: .*h3 \(root@10\.252\.219\.13\)/);
+      assert.match(r.stderr, /is the host up and its SSH server reachable/);
+    } finally {
+      await t.startSsh('h3');
+    }
+    const again = await up('--skip', ...K3S_PHASES);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual((await up('--skip', ...K3S_PHASES)).result!.changes, []);
+  });
+
+  it('refuses a host whose key changed', async () => {
+    const known = await readFile(t.knownHosts, 'utf8');
+    const other = (await readFile(`${t.keyFile}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+    await writeFile(t.knownHosts, known.split('\n').map((l) => (l.startsWith('10.252.219.12 ') ? `10.252.219.12 ${other}` : l)).join('\n'));
+    try {
+      const r = await cli(['up', '--dry-run', '--trust-new-host-keys']);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /h2 \(10\.252\.219\.12\) presented host key SHA256:\S+, which is not the one in /);
+    } finally {
+      await writeFile(t.knownHosts, known);
+    }
+  });
+
+  it('stops with the host and step when a command fails halfway, and a second run finishes', async () => {
+    await writeFile(configFile, yaml(', checkIntervalMs: 1000'));
+    // On h2, a directory sits where the new HAProxy configuration is written first: that write fails,
+    // after h1 and h3 have their new file but before any HAProxy restarted.
+    const blocker = t.hosts[1]!.path('/etc/haproxy/haproxy.cfg.gardenos-tmp');
+    await mkdir(join(blocker, 'in-the-way'), { recursive: true });
+    const r = await cli(['up', '--skip', ...K3S_PHASES]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /h2: writing \/etc\/haproxy\/haproxy\.cfg failed/);
+    await rm(blocker, { recursive: true, force: true });
+    // The second run writes h2's file and owes every host the restart the first run did not get to.
+    const again = await up('--skip', ...K3S_PHASES);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(again.result!.changes.map((c) => `${c.host} ${c.action}`).sort(), [
+      'h1 restart haproxy (configuration changed)',
+      'h2 restart haproxy (configuration changed)',
+      'h2 update /etc/haproxy/haproxy.cfg (644)',
+      'h3 restart haproxy (configuration changed)',
+    ]);
+    assert.deepEqual((await up('--skip', ...K3S_PHASES)).result!.changes, []);
+  });
+
+  it('kubeconfig points at the HAProxy address and is 0600', async () => {
+    // K3s cannot be installed here: the file K3s would write on the first server stands in for it.
+    const k3sYaml = t.hosts[0]!.path('/etc/rancher/k3s/k3s.yaml');
+    await writeFile(k3sYaml, 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n    server: https://127.0.0.1:6443\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\nkind: Config\nusers:\n- name: default\n  user:\n    client-certificate-data: BBBB\n');
+    const out = join(t.dir, 'kubeconfig');
+    const r = await cli(['kubeconfig', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = await readFile(out, 'utf8');
+    assert.match(text, /server: https:\/\/10\.252\.219\.11:7443/);
+    assert.match(text, /current-context: it-up/);
+    assert.equal((await stat(out)).mode & 0o777, 0o600);
+  });
+
+  it('reset asks first, then backs up etcd, stops everything and removes the files', async () => {
+    const refused = await cli(['reset']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /refusing to reset h1, h2, h3 without confirmation/);
+    const r = await cli(['reset', '--yes', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const { backups } = JSON.parse(r.stdout) as { backups: string[] };
+    const snapshot = backups.find((b) => /etcd-.*\.db$/.test(b))!;
+    assert.ok((await stat(snapshot)).size > 0, 'the etcd snapshot has data');
+    for (const h of t.hosts) {
+      await assert.rejects(access(h.path('/etc/gardenos/etcd/etcd.yml')));
+      await assert.rejects(access(h.path('/var/lib/etcd/member')));
+    }
+  });
+});
