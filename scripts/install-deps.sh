@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what GardenOS's local cluster and tests need from Debian/Ubuntu:
-# etcd, Patroni, PostgreSQL 15 and HAProxy. Only missing packages are
+# etcd, Patroni, PostgreSQL 15 and HAProxy, and OpenSSH (the `gardenos up` tests
+# run real SSH servers in network namespaces). Only missing packages are
 # installed; run as root or with sudo. Package scripts that would start the
 # distribution's own services are fine: GardenOS's members use their own
 # loopback addresses (127.0.0.11 and up), not 127.0.0.1.
 set -euo pipefail
 
-packages=(etcd-server etcd-client patroni python3-etcd postgresql-15 haproxy)
+packages=(etcd-server etcd-client patroni python3-etcd postgresql-15 haproxy openssh-server openssh-client iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
