@@ -205,6 +205,16 @@ sshFlags(program.command('reset').description('tear hosts down (asks first): etc
   .action(run(async (opts: Parameters<Awaited<ReturnType<typeof remoteCmds>>['resetCommand']>[0]) => (await remoteCmds()).resetCommand(opts)));
 
 program
+  .command('status')
+  .description('the production platform: etcd, Patroni, HAProxy on every node, and K3s through the kubeconfig; exit 2 when degraded (`local status` for the local cluster)')
+  .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+  .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+  .option('--kubeconfig <file>', 'K3s nodes, workloads and postgres-primary (default: the kubeconfig `up` wrote beside the config file)')
+  .option('--timeout <ms>', 'deadline for each probe', '2000')
+  .option('--json', 'machine-readable output')
+  .action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; json?: boolean }) => (await platformCmds()).statusCommand(opts)));
+
+program
   .command('pki')
   .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')

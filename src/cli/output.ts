@@ -3,6 +3,7 @@
 import { GardenError, describe } from '../errors.ts';
 import type { DoctorReport } from '../doctor/run.ts';
 import type { LocalStatus } from '../local/status.ts';
+import type { PlatformStatus } from '../platform/status.ts';
 
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -30,14 +31,25 @@ export function formatError(e: unknown): string {
   return `error: ${describe(e)}\n(this is a bug in GardenOS; please report it with the command you ran)`;
 }
 
+const etcdTable = (rows: LocalStatus['etcd']) =>
+  table(['ETCD', 'ENDPOINT', 'HEALTH', 'LEADER', 'DB SIZE', 'VERSION'], rows.map((e) => [e.name, e.endpoint, e.healthy ? 'healthy' : 'unreachable', e.leader ? '*' : '', bytes(e.dbSizeBytes), e.version ?? '-']));
+
+const membersTable = (rows: LocalStatus['members']) =>
+  table(['MEMBER', 'HOST', 'ROLE', 'STATE', 'TL', 'LAG'], rows.map((m) => [m.name, m.host, m.role, m.state, m.timeline === null ? '-' : String(m.timeline), bytes(m.lagBytes)]));
+
+function kubernetesSection(k: NonNullable<LocalStatus['kubernetes']>): string[] {
+  if (!k.reachable) return [`K3S      unreachable: ${k.error ?? ''}`];
+  return [
+    table(['NODE', 'STATUS', 'ROLES', 'VERSION', 'ADDRESS', 'TAINTS'], k.nodes.map((n) => [n.name, n.ready ? 'Ready' : 'NotReady', n.roles.join(',') || '<none>', n.version, n.addresses.join(', ') || '-', n.taints.join(', ') || '<none>'])),
+    '',
+    table(['NAMESPACE', 'WORKLOAD', 'READY'], k.workloads.map((w) => [w.namespace, `${w.kind.toLowerCase()}/${w.name}`, `${w.ready}/${w.desired}`])),
+  ];
+}
+
+const problemsSection = (problems: string[]) => (problems.length ? ['', 'problems:', ...problems.map((p) => `  - ${p}`)] : []);
+
 export function formatStatus(s: LocalStatus): string {
-  const out: string[] = [];
-  out.push(`cluster ${s.cluster} (scope ${s.scope}) — ${s.healthy ? 'healthy' : 'DEGRADED'}`);
-  out.push('');
-  out.push(table(['ETCD', 'ENDPOINT', 'HEALTH', 'LEADER', 'DB SIZE', 'VERSION'], s.etcd.map((e) => [e.name, e.endpoint, e.healthy ? 'healthy' : 'unreachable', e.leader ? '*' : '', bytes(e.dbSizeBytes), e.version ?? '-'])));
-  out.push('');
-  out.push(table(['MEMBER', 'HOST', 'ROLE', 'STATE', 'TL', 'LAG'], s.members.map((m) => [m.name, m.host, m.role, m.state, m.timeline === null ? '-' : String(m.timeline), bytes(m.lagBytes)])));
-  out.push('');
+  const out: string[] = [`cluster ${s.cluster} (scope ${s.scope}) — ${s.healthy ? 'healthy' : 'DEGRADED'}`, '', etcdTable(s.etcd), '', membersTable(s.members), ''];
   if (s.haproxy.reachable) {
     out.push(table(['HAPROXY', 'SERVER', 'STATUS', 'CHECK'], s.haproxy.servers.map((v) => [v.proxy, v.server, v.status, v.checkStatus])));
   } else {
@@ -49,20 +61,24 @@ export function formatStatus(s: LocalStatus): string {
       ? `ROUTER   primary → ${s.router.primary ?? 'nobody'}; replicas → ${s.router.replicas.join(', ') || 'none'}${s.router.lastChangeAt ? ` (last change ${s.router.lastChangeAt})` : ''}`
       : `ROUTER   unreachable: ${s.router.error ?? ''}`,
   );
+  if (s.kubernetes) out.push('', ...kubernetesSection(s.kubernetes));
+  out.push(...problemsSection(s.problems));
+  return out.join('\n');
+}
+
+export function formatPlatformStatus(s: PlatformStatus): string {
+  const out: string[] = [`platform ${s.cluster} — ${s.healthy ? 'healthy' : 'DEGRADED'}`, '', etcdTable(s.etcd), '', membersTable(s.members), ''];
+  out.push(
+    table(
+      ['HAPROXY', 'BACKEND', 'SERVER', 'STATUS', 'CHECK'],
+      s.haproxy.flatMap((h) => (h.reachable ? h.servers.map((v) => [h.node, v.proxy, v.server, v.status, v.checkStatus]) : [[h.node, '-', '-', 'unreachable', h.error ?? '']])),
+    ),
+  );
   if (s.kubernetes) {
-    out.push('');
-    if (!s.kubernetes.reachable) out.push(`K3S      unreachable: ${s.kubernetes.error ?? ''}`);
-    else {
-      out.push(table(['NODE', 'STATUS', 'ROLES', 'VERSION', 'ADDRESS', 'TAINTS'], s.kubernetes.nodes.map((n) => [n.name, n.ready ? 'Ready' : 'NotReady', n.roles.join(',') || '<none>', n.version, n.addresses.join(', ') || '-', n.taints.join(', ') || '<none>'])));
-      out.push('');
-      out.push(table(['NAMESPACE', 'WORKLOAD', 'READY'], s.kubernetes.workloads.map((w) => [w.namespace, `${w.kind.toLowerCase()}/${w.name}`, `${w.ready}/${w.desired}`])));
-    }
+    out.push('', ...kubernetesSection(s.kubernetes));
+    if (s.kubernetes.reachable) out.push('', `ROUTER   postgres-primary → ${s.kubernetes.primaryEndpoint === null ? 'missing' : s.kubernetes.primaryEndpoint?.join(', ') || 'nobody'}`);
   }
-  if (s.problems.length) {
-    out.push('');
-    out.push('problems:');
-    for (const p of s.problems) out.push(`  - ${p}`);
-  }
+  out.push(...problemsSection(s.problems));
   return out.join('\n');
 }
 

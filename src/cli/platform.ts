@@ -1,5 +1,6 @@
 // `gardenos pki`, `gardenos render` and `gardenos plan`: the production platform from gardenos.yaml.
-import { resolve } from 'node:path';
+import { access } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { defaultSecretsDir, ensurePlatformPki, ensurePlatformSecrets } from '../platform/secrets.ts';
@@ -64,4 +65,17 @@ export async function planCommand(opts: PlatformOptions & { out: string; withSec
     ].join('\n');
   });
   return 0;
+}
+
+export async function statusCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string }): Promise<number> {
+  const config = await loadConfig(opts.config);
+  const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
+  // The kubeconfig `gardenos up` wrote, when there is one and none was named.
+  const beside = join(dirname(resolve(opts.config)), 'kubeconfig');
+  const kubeconfig = opts.kubeconfig ?? ((await access(beside).then(() => true, () => false)) ? beside : undefined);
+  const { platformStatus } = await import('../platform/status.ts');
+  const s = await platformStatus(config, { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
+  const { formatPlatformStatus } = await import('./output.ts');
+  print(opts.json, s, () => formatPlatformStatus(s));
+  return s.healthy ? 0 : 2;
 }

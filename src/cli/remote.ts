@@ -55,9 +55,9 @@ export async function kubeconfigCommand(o: RemoteOptions & { out?: string }): Pr
   const config = await loadConfig(o.config);
   const server = config.nodes.find((n) => n.roles.includes('k3s-server'));
   if (!server) throw new GardenError('CONFIG_INVALID', 'no node has the k3s-server role');
-  const { SshHost } = await import('../remote/ssh.ts');
+  const { nodeTarget, SshHost } = await import('../remote/ssh.ts');
   const { kubeconfigFor } = await import('../remote/up.ts');
-  const ssh = new SshHost({ name: server.name, host: server.address.private, port: server.ssh.port, user: server.ssh.user, ...(server.ssh.keyPath ? { keyPath: server.ssh.keyPath } : {}) }, sshOptions(o));
+  const ssh = new SshHost(nodeTarget(server), sshOptions(o));
   await ssh.connect();
   try {
     const raw = await ssh.must('reading /etc/rancher/k3s/k3s.yaml', 'cat /etc/rancher/k3s/k3s.yaml');

@@ -51,6 +51,15 @@ const node = z.strictObject({
       user: z.string().min(1).default('root'),
       port: port.default(22),
       keyPath: z.string().optional(),
+      /** A jump host to reach this node through (OpenSSH's ProxyJump), with its own user, port and key. */
+      bastion: z
+        .strictObject({
+          host: address,
+          port: port.default(22),
+          user: z.string().min(1).default('root'),
+          keyPath: z.string().optional(),
+        })
+        .optional(),
     })
     .prefault({}),
   roles: z.array(z.enum(ROLES)).min(1).default([...ROLES]),

@@ -11,7 +11,7 @@ import { hostFiles, hostPaths } from '../platform/hosts.ts';
 import { hostPort } from '../render/topology.ts';
 import { ensureDir } from '../util/files.ts';
 import { RUNNER_DIR, RUNNER_PATH, runnerManager, systemdManager } from './services.ts';
-import { SshHost, shellQuote, type SshOptions } from './ssh.ts';
+import { nodeTarget, SshHost, shellQuote, type SshOptions } from './ssh.ts';
 
 export interface ResetOptions extends SshOptions {
   config: Config;
@@ -30,7 +30,7 @@ export async function reset(opts: ResetOptions): Promise<ResetResult> {
   const { config, report } = opts;
   const paths = hostPaths('/');
   const nodes = config.nodes.filter((n) => !opts.nodes?.length || opts.nodes.includes(n.name));
-  const hosts = nodes.map((node) => ({ node, ssh: new SshHost({ name: node.name, host: node.address.private, port: node.ssh.port, user: node.ssh.user, ...(node.ssh.keyPath ? { keyPath: node.ssh.keyPath } : {}) }, opts) }));
+  const hosts = nodes.map((node) => ({ node, ssh: new SshHost(nodeTarget(node), opts) }));
   const backups: string[] = [];
   await ensureDir(opts.backupDir, 0o700);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');

@@ -15,6 +15,21 @@ export interface SshTarget {
   port: number;
   user: string;
   keyPath?: string;
+  /** Reach the node through this host (a TCP forward over an SSH connection to it), as ProxyJump does. */
+  bastion?: { host: string; port: number; user: string; keyPath?: string };
+}
+
+/** SSH target of a node in gardenos.yaml. */
+export function nodeTarget(node: { name: string; address: { private: string }; ssh: { port: number; user: string; keyPath?: string | undefined; bastion?: { host: string; port: number; user: string; keyPath?: string | undefined } | undefined } }): SshTarget {
+  const b = node.ssh.bastion;
+  return {
+    name: node.name,
+    host: node.address.private,
+    port: node.ssh.port,
+    user: node.ssh.user,
+    ...(node.ssh.keyPath ? { keyPath: node.ssh.keyPath } : {}),
+    ...(b ? { bastion: { host: b.host, port: b.port, user: b.user, ...(b.keyPath ? { keyPath: b.keyPath } : {}) } } : {}),
+  };
 }
 
 export interface SshOptions {
@@ -61,6 +76,7 @@ export function knownKeys(text: string, name: string): { type: string; key: Buff
 export class SshHost {
   readonly target: SshTarget;
   private client: Client | undefined;
+  private jump: SshHost | undefined;
   private readonly opts: Required<Pick<SshOptions, 'connectTimeoutMs' | 'commandTimeoutMs' | 'retries'>> & SshOptions;
 
   constructor(target: SshTarget, opts: SshOptions = {}) {
@@ -91,6 +107,15 @@ export class SshHost {
   private async connectOnce(): Promise<void> {
     const { Client } = (await import('ssh2')).default as unknown as { Client: new () => Client };
     const t = this.target;
+    // Through a bastion: its host key is checked like any other, then a TCP forward carries this connection.
+    let sock: import('node:stream').Duplex | undefined;
+    if (t.bastion) {
+      const b = t.bastion;
+      this.jump?.close();
+      this.jump = new SshHost({ name: `${t.name}'s bastion ${b.host}`, host: b.host, port: b.port, user: b.user, ...(b.keyPath ? { keyPath: b.keyPath } : t.keyPath ? { keyPath: t.keyPath } : {}) }, { ...this.opts, retries: 0 });
+      await this.jump.connect();
+      sock = await this.jump.forward(t.host, t.port);
+    }
     const name = knownHostsName(t.host, t.port);
     const known = knownKeys(await readFile(this.knownHosts, 'utf8').catch(() => ''), name);
     let refused: GardenError | undefined;
@@ -100,6 +125,7 @@ export class SshHost {
       port: t.port,
       username: t.user,
       readyTimeout: this.opts.connectTimeoutMs,
+      ...(sock ? { sock } : {}),
       ...(t.keyPath ? { privateKey: await readFile(expand(t.keyPath)).catch((e) => { throw new GardenError('CONFIG_NOT_FOUND', `${t.name}: cannot read the SSH key ${t.keyPath}: ${describe(e)}`, { hint: `set nodes[].ssh.keyPath for ${t.name}, or load the key into ssh-agent` }); }) } : {}),
       ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
       hostVerifier: (key: Buffer) => {
@@ -193,9 +219,22 @@ export class SshHost {
     }
   }
 
+  /** A TCP connection from this host to another (for a node behind this bastion). */
+  forward(host: string, port: number): Promise<import('node:stream').Duplex> {
+    const client = this.client;
+    if (!client) return Promise.reject(new GardenError('NOT_RUNNING', `${this.target.name}: not connected`));
+    return new Promise((resolve, reject) =>
+      client.forwardOut('127.0.0.1', 0, host, port, (err, stream) =>
+        err ? reject(new GardenError('BACKEND_UNAVAILABLE', `${this.target.name} cannot reach ${host}:${port}: ${describe(err)}`, { cause: err })) : resolve(stream),
+      ),
+    );
+  }
+
   close(): void {
     this.client?.end();
     this.client = undefined;
+    this.jump?.close();
+    this.jump = undefined;
   }
 }
 

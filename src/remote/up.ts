@@ -18,7 +18,7 @@ import { etcdClientUrls, hostPort, productionTopology } from '../render/topology
 import { request } from '../util/http.ts';
 import { waitFor } from '../util/wait.ts';
 import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT, runnerManager, systemdManager, type ServiceManager, type ServiceName } from './services.ts';
-import { SshHost, shellQuote, type SshOptions } from './ssh.ts';
+import { nodeTarget, SshHost, shellQuote, type SshOptions } from './ssh.ts';
 
 export const PHASES = ['connect', 'facts', 'validate', 'files', 'etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'] as const;
 export type PhaseName = (typeof PHASES)[number];
@@ -153,7 +153,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
 
   const hosts: Host[] = config.nodes.map((node) => ({
     node,
-    ssh: new SshHost({ name: node.name, host: node.address.private, port: node.ssh.port, user: node.ssh.user, ...(node.ssh.keyPath ? { keyPath: node.ssh.keyPath } : {}) }, opts),
+    ssh: new SshHost(nodeTarget(node), opts),
     // The host's files from the render: configuration, and its certificates, token and environment file.
     files: rendered
       .filter((f) => f.path.startsWith(`hosts/${node.name}/`))

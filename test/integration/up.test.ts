@@ -93,6 +93,20 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     assert.match(human.stdout, /no changes: the hosts already run what gardenos.yaml describes/);
   });
 
+  it('status reads the platform over the network: etcd and HAProxy answer, PostgreSQL is not deployed yet (exit 2)', async () => {
+    const r = await runCli(['status', '-c', configFile, '--json']);
+    assert.equal(r.code, 2, r.stderr);
+    const s = JSON.parse(r.stdout) as { etcd: { healthy: boolean; leader: boolean }[]; haproxy: { node: string; reachable: boolean; servers: { proxy: string }[] }[]; problems: string[] };
+    assert.deepEqual(s.etcd.map((e) => e.healthy), [true, true, true]);
+    assert.equal(s.etcd.filter((e) => e.leader).length, 1);
+    assert.deepEqual(s.haproxy.map((h) => [h.node, h.reachable]), [['h1', true], ['h2', true], ['h3', true]]);
+    assert.ok(s.haproxy[0]!.servers.some((x) => x.proxy === 'postgres-primary'));
+    assert.ok(s.problems.includes('PostgreSQL has no leader'), s.problems.join('; '));
+    const human = await runCli(['status', '-c', configFile]);
+    assert.match(human.stdout, /^platform it-up — DEGRADED/);
+    assert.match(human.stdout, /^h1\s+https:\/\/10\.252\.219\.11:2379\s+healthy/m);
+  });
+
   it('--dry-run after an edit lists exactly the changed file and the restart on each host', async () => {
     await writeFile(configFile, yaml(', checkIntervalMs: 2000'));
     const r = await up('--dry-run', '--skip', ...K3S_PHASES);
@@ -165,6 +179,28 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
       'h3 restart haproxy (configuration changed)',
     ]);
     assert.deepEqual((await up('--skip', ...K3S_PHASES)).result!.changes, []);
+  });
+
+  it('reaches hosts through a bastion (h1) when the config names one', async () => {
+    // h2 and h3 behind h1: ssh.bastion on those two nodes.
+    const lines = yaml(', checkIntervalMs: 1000').split('\n').map((l, i, all) => (l.includes('ssh: {') && !all[i - 2]?.includes('name: h1') ? l.replace(' }', `, bastion: { host: ${t.hosts[0]!.address}, keyPath: ${t.keyFile} } }`) : l));
+    await writeFile(configFile, lines.join('\n'));
+    try {
+      const r = await up('--dry-run', '--skip', ...K3S_PHASES);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.result!.changes, []);
+      await t.stopSsh('h1');
+      try {
+        const down = await cli(['up', '--dry-run', '--skip', ...K3S_PHASES]);
+        assert.equal(down.code, 1);
+        assert.match(down.stderr, /h2's bastion 10\.252\.219\.11/);
+        assert.match(down.stderr, /h3's bastion 10\.252\.219\.11/);
+      } finally {
+        await t.startSsh('h1');
+      }
+    } finally {
+      await writeFile(configFile, yaml(', checkIntervalMs: 1000'));
+    }
   });
 
   it('kubeconfig points at the HAProxy address and is 0600', async () => {

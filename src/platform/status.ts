@@ -1,0 +1,123 @@
+// `gardenos status` for the production platform in gardenos.yaml: etcd through
+// its API with GardenOS's client certificate, each Patroni member's REST API,
+// HAProxy's stats on every haproxy node, and — with a kubeconfig — K3s nodes,
+// workloads and where `postgres-primary` points. Probes run in parallel with a
+// deadline each; one part that does not answer degrades its rows only.
+import { join } from 'node:path';
+import { EtcdClient } from '../clients/etcd.ts';
+import { parseShowStat, type HaproxyServerStat } from '../clients/haproxy.ts';
+import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
+import type { Config } from '../config/schema.ts';
+import { describe } from '../errors.ts';
+import type { EtcdMemberStatus, KubernetesStatus, PostgresMemberStatus } from '../local/status.ts';
+import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
+import { request } from '../util/http.ts';
+import { withTimeout } from '../util/wait.ts';
+import { readPlatformSecrets } from './secrets.ts';
+
+export interface PlatformStatus {
+  cluster: string;
+  healthy: boolean;
+  problems: string[];
+  etcd: EtcdMemberStatus[];
+  members: PostgresMemberStatus[];
+  haproxy: { node: string; reachable: boolean; servers: HaproxyServerStat[]; error?: string }[];
+  kubernetes?: KubernetesStatus & { primaryEndpoint?: string[] | null };
+}
+
+export async function platformStatus(config: Config, opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number }): Promise<PlatformStatus> {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const topo = productionTopology(config);
+  const pki = join(opts.secretsDir, 'pki');
+  const secrets = await readPlatformSecrets(opts.secretsDir);
+
+  const etcdProbe = async (): Promise<EtcdMemberStatus[]> => {
+    const client = new EtcdClient(etcdClientUrls(config, topo), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs });
+    try {
+      return (await client.statuses()).map((s, i) => ({
+        name: topo.etcd[i]!.name,
+        endpoint: s.endpoint,
+        healthy: s.ok,
+        leader: s.isLeader ?? false,
+        ...(s.version ? { version: s.version } : {}),
+        ...(s.dbSizeBytes !== undefined ? { dbSizeBytes: s.dbSizeBytes } : {}),
+        ...(s.error ? { error: s.error } : {}),
+      }));
+    } finally {
+      client.close();
+    }
+  };
+  const patroniProbe = () =>
+    Promise.all(
+      topo.postgres.map((m) =>
+        withTimeout(new PatroniClient(`https://${hostPort(m.address, config.postgres.patroniPort)}`, { caFile: join(pki, 'ca.crt'), timeoutMs }).cluster(), timeoutMs, `Patroni ${m.name}`).catch(() => undefined),
+      ),
+    );
+  const haproxyProbe = () =>
+    Promise.all(
+      config.nodes
+        .filter((n) => n.roles.includes('haproxy'))
+        .map(async (n) => {
+          const url = `http://${hostPort(n.address.private, config.haproxy.ports.stats)}/;csv`;
+          try {
+            const r = await request(url, { timeoutMs, headers: { authorization: `Basic ${Buffer.from(`${config.haproxy.statsUser}:${secrets.statsPassword}`).toString('base64')}` } });
+            if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
+            return { node: n.name, reachable: true, servers: parseShowStat(r.body) };
+          } catch (e) {
+            return { node: n.name, reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) };
+          }
+        }),
+    );
+  const kubeProbe = async (): Promise<PlatformStatus['kubernetes']> => {
+    if (!opts.kubeconfig) return undefined;
+    const kube = await import('../clients/kubernetes.ts');
+    try {
+      const facts = await withTimeout(kube.gatherKubeFacts(await kube.loadKubeConfig(opts.kubeconfig), config), timeoutMs * 3, 'the Kubernetes API');
+      const ep = facts.primaryEndpoints;
+      return { reachable: true, nodes: kube.nodeRows(facts), workloads: kube.workloadRows(facts), primaryEndpoint: ep ? (ep.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)) : null };
+    } catch (e) {
+      return { reachable: false, nodes: [], workloads: [], error: describe(e) };
+    }
+  };
+
+  const [etcd, views, haproxy, kubernetes] = await Promise.all([
+    withTimeout(etcdProbe(), timeoutMs + 1000, 'etcd').catch((e) => topo.etcd.map((m, i) => ({ name: m.name, endpoint: etcdClientUrls(config, topo)[i]!, healthy: false, leader: false, error: describe(e) }))),
+    patroniProbe(),
+    haproxyProbe(),
+    kubeProbe(),
+  ]);
+  const view: PatroniClusterView | undefined = views.find((v) => v !== undefined);
+  // On Kubernetes, Patroni names members after their pods; each reports the address it runs at.
+  const members: PostgresMemberStatus[] = topo.postgres.map((m, i) => {
+    const seen = view?.members.find((x) => x.host === m.address || x.name === m.name);
+    return {
+      name: seen?.name ?? m.name,
+      host: m.address,
+      role: seen?.role ?? 'unknown',
+      state: seen?.state ?? 'unreachable',
+      timeline: seen?.timeline ?? null,
+      lagBytes: typeof seen?.lag === 'number' ? seen.lag : seen?.role === 'leader' ? 0 : null,
+      apiReachable: views[i] !== undefined,
+    };
+  });
+
+  const problems: string[] = [];
+  for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
+  if (!etcd.some((e) => e.leader)) problems.push('etcd has no leader');
+  const leaders = members.filter((m) => m.role === 'leader');
+  if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
+  for (const m of members) if (!m.apiReachable) problems.push(`Patroni on ${m.host} does not answer on its REST API`);
+  for (const h of haproxy) {
+    if (!h.reachable) problems.push(`HAProxy on ${h.node} does not answer: ${h.error ?? ''}`);
+    else if (leaders[0] && !h.servers.some((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP'))) problems.push(`HAProxy on ${h.node} has no primary UP`);
+  }
+  if (kubernetes) {
+    if (!kubernetes.reachable) problems.push(`the Kubernetes API does not answer: ${kubernetes.error ?? ''}`);
+    for (const n of kubernetes.nodes) if (!n.ready) problems.push(`node ${n.name} is not Ready`);
+    for (const w of kubernetes.workloads) if (w.ready < w.desired) problems.push(`${w.kind} ${w.namespace}/${w.name}: ${w.ready}/${w.desired} ready`);
+    if (kubernetes.reachable && leaders[0] && JSON.stringify(kubernetes.primaryEndpoint) !== JSON.stringify([leaders[0].host])) {
+      problems.push(`postgres-primary points at ${kubernetes.primaryEndpoint ? `[${kubernetes.primaryEndpoint.join(', ')}]` : 'nothing (missing)'}, the leader is at ${leaders[0].host}`);
+    }
+  }
+  return { cluster: config.cluster.name, healthy: problems.length === 0, problems, etcd, members, haproxy, ...(kubernetes ? { kubernetes } : {}) };
+}
