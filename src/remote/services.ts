@@ -9,6 +9,8 @@ export type ServiceName = 'etcd' | 'haproxy' | 'k3s';
 
 export interface ServiceManager {
   kind: 'systemd' | 'runner';
+  /** The shell command for a verb, so a caller can join it with others into one SSH command. */
+  command(verb: 'start' | 'restart' | 'stop', name: ServiceName): string;
   isActive(name: ServiceName): Promise<boolean>;
   start(name: ServiceName): Promise<void>;
   restart(name: ServiceName): Promise<void>;
@@ -49,26 +51,30 @@ export const RUNNER_COMMANDS: Record<Exclude<ServiceName, 'k3s'>, string> = {
   haproxy: 'set -a; . /etc/gardenos/haproxy.env; set +a\nexec /usr/sbin/haproxy -f /etc/haproxy/haproxy.cfg -db\n',
 };
 
-export function systemdManager(host: SshHost): ServiceManager {
-  const ctl = async (step: string, args: string) => void (await host.must(step, `systemctl ${args}`));
+function manager(host: SshHost, kind: ServiceManager['kind'], command: ServiceManager['command'], isActive: (name: ServiceName) => string): ServiceManager {
+  const run = async (verb: 'start' | 'restart' | 'stop', name: ServiceName) => void (await host.must(`${verb === 'stop' ? 'stopping' : verb === 'start' ? 'starting' : 'restarting'} ${name}`, command(verb, name)));
   return {
-    kind: 'systemd',
-    isActive: async (name) => (await host.exec(`systemctl is-active --quiet ${UNITS[name]}`)).code === 0,
-    // --no-block: etcd's unit is Type=notify and would wait for a quorum the other members have not joined yet;
-    // GardenOS waits for health itself, with a deadline.
-    start: (name) => ctl(`starting ${name}`, `daemon-reload && systemctl enable ${UNITS[name]} && systemctl start --no-block ${UNITS[name]}`),
-    restart: (name) => ctl(`restarting ${name}`, `daemon-reload && systemctl restart --no-block ${UNITS[name]}`),
-    stop: (name) => ctl(`stopping ${name}`, `stop ${UNITS[name]}`),
+    kind,
+    command,
+    isActive: async (name) => (await host.exec(isActive(name))).code === 0,
+    start: (name) => run('start', name),
+    restart: (name) => run('restart', name),
+    stop: (name) => run('stop', name),
   };
 }
 
-export function runnerManager(host: SshHost): ServiceManager {
-  const svc = async (verb: string, name: ServiceName) => void (await host.must(`${verb} ${name}`, `${RUNNER_PATH} ${verb} ${shellQuote(name)}`));
-  return {
-    kind: 'runner',
-    isActive: async (name) => (await host.exec(`${RUNNER_PATH} is-active ${shellQuote(name)}`)).code === 0,
-    start: (name) => svc('start', name),
-    restart: (name) => svc('restart', name),
-    stop: (name) => svc('stop', name),
+export function systemdManager(host: SshHost): ServiceManager {
+  // --no-block: etcd's unit is Type=notify and would wait for a quorum the other members have not joined yet;
+  // GardenOS waits for health itself, with a deadline.
+  const command = (verb: 'start' | 'restart' | 'stop', name: ServiceName) => {
+    const unit = UNITS[name];
+    if (verb === 'start') return `systemctl daemon-reload && systemctl enable ${unit} && systemctl start --no-block ${unit}`;
+    if (verb === 'restart') return `systemctl daemon-reload && systemctl restart --no-block ${unit}`;
+    return `systemctl stop ${unit}`;
   };
+  return manager(host, 'systemd', command, (name) => `systemctl is-active --quiet ${UNITS[name]}`);
+}
+
+export function runnerManager(host: SshHost): ServiceManager {
+  return manager(host, 'runner', (verb, name) => `${RUNNER_PATH} ${verb} ${shellQuote(name)}`, (name) => `${RUNNER_PATH} is-active ${shellQuote(name)}`);
 }

@@ -187,10 +187,10 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       return true;
     }, { timeoutMs: waitMs, intervalMs: 500 });
 
-  /** (Re)starts a service and clears the restart it owed. */
-  const startService = async (h: Host, svc: ServiceName, running: boolean) => {
-    await (running ? h.services!.restart(svc) : h.services!.start(svc));
-    await h.ssh.must(`clearing the pending ${svc} restart`, `rm -f ${PENDING_DIR}/${svc}`);
+  /** (Re)starts a service and clears the restart it owed, after an optional check: one SSH command. */
+  const startService = async (h: Host, svc: ServiceName, running: boolean, check?: string) => {
+    const verb = running ? 'restart' : 'start';
+    await h.ssh.must(`${verb === 'start' ? 'starting' : 'restarting'} ${svc}`, [...(check ? [check] : []), h.services!.command(verb, svc), `rm -f ${PENDING_DIR}/${svc}`].join(' && '));
   };
 
   const phases: Record<PhaseName, () => Promise<string | undefined>> = {
@@ -313,8 +313,8 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       if (todo.length === 0) return 'every member running its current configuration';
       const formed = members.some((h) => h.facts!.active.etcd);
       if (!formed) {
-        // A new cluster: every member must start before any can have a quorum.
-        for (const h of todo) await changes.do(h.node.name, 'etcd', 'start etcd (new cluster)', () => startService(h, 'etcd', false));
+        // A new cluster: every member must start before any can have a quorum, so all at once.
+        await pool(todo, concurrency, (h) => changes.do(h.node.name, 'etcd', 'start etcd (new cluster)', () => startService(h, 'etcd', false)));
         if (!dryRun) await waitEtcdHealthy('new cluster');
         return `formed a ${members.length}-member cluster`;
       }
@@ -351,11 +351,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const h of byRole('haproxy')) {
         const f = h.facts!;
         if (!owesRestart(h, 'haproxy')) continue;
-        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', async () => {
-          // A configuration HAProxy would reject never replaces a running one.
-          await h.ssh.must('checking the HAProxy configuration', `set -a; . ${paths.haproxyEnv}; set +a; haproxy -c -q -f ${paths.haproxyConfig}`);
-          await startService(h, 'haproxy', f.active.haproxy);
-        });
+        // A configuration HAProxy would reject never replaces a running one.
+        const check = `(set -a; . ${paths.haproxyEnv}; set +a; haproxy -c -q -f ${paths.haproxyConfig})`;
+        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', () => startService(h, 'haproxy', f.active.haproxy, check));
       }
       return undefined;
     },
