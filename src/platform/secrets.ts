@@ -52,7 +52,7 @@ export async function ensurePlatformSecrets(dir: string, config: Config): Promis
     k3sToken: randomBytes(32).toString('hex'),
     supabase: {
       jwtSecret,
-      ...(await supabaseKeys(jwtSecret, config.supabase.jwtExpirySeconds)),
+      ...(await supabaseKeys(jwtSecret)),
       authenticatorPassword: password(),
       authAdminPassword: password(),
       storageAdminPassword: password(),

@@ -5,7 +5,7 @@
 import { SignJWT } from 'jose';
 
 /** The anon and service-role API keys: `{role, iss: "supabase", iat, exp}` signed HS256 with the JWT secret. */
-export async function supabaseKeys(jwtSecret: string, _sessionExpirySeconds: number, now = Math.floor(Date.now() / 1000)): Promise<{ anonKey: string; serviceRoleKey: string }> {
+export async function supabaseKeys(jwtSecret: string, now = Math.floor(Date.now() / 1000)): Promise<{ anonKey: string; serviceRoleKey: string }> {
   const key = new TextEncoder().encode(jwtSecret);
   // API keys are long-lived (ten years, as Supabase's own); sessions use jwtExpirySeconds, set in GoTrue.
   const sign = (role: string) => new SignJWT({ role }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer('supabase').setIssuedAt(now).setExpirationTime(now + 10 * 365 * 24 * 3600).sign(key);
