@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Config, NodeConfig } from '../config/schema.ts';
 import { EtcdClient } from '../clients/etcd.ts';
 import { describe, GardenError } from '../errors.ts';
@@ -371,14 +372,21 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     async manifests() {
       const first = byRole('k3s-server')[0];
       if (!first) return 'no K3s server';
-      const dir = '/var/lib/gardenos/manifests';
-      const files = rendered.filter((f) => f.path.startsWith('kubernetes/'));
-      await changes.do(first.node.name, 'manifests', `upload ${files.length} manifest files to ${dir} and apply them server-side (kubectl apply --server-side -k), waiting for each rollout`, async () => {
-        await first.ssh.upload(files.map((f) => ({ path: `${dir}/${f.path.slice('kubernetes/'.length)}`, content: f.content, mode: 0o600 })));
-        await first.ssh.must('applying the manifests', `k3s kubectl apply --server-side --force-conflicts --field-manager=gardenos -k ${dir}`, { timeoutMs: 300_000 });
-        for (const ns of [...new Set(Object.values(config.namespaces))]) {
-          await first.ssh.must(`waiting for the rollouts in ${ns}`, `k3s kubectl -n ${ns} rollout status deployment,statefulset --timeout=${Math.round(waitMs / 1000)}s 2>&1 | grep -v 'no resources found' || true`, { timeoutMs: waitMs + 30_000 });
+      // In the kustomization's order: namespaces and Secrets first, the workloads after what they need.
+      const { parseAllDocuments } = await import('yaml');
+      const kustomization = rendered.find((f) => f.path === 'kubernetes/kustomization.yaml')!;
+      const order = (parseAllDocuments(kustomization.content)[0]!.toJS() as { resources: string[] }).resources;
+      const objects = order.flatMap((file) => parseAllDocuments(rendered.find((f) => f.path === `kubernetes/${file}`)!.content).map((d) => d.toJS() as KubernetesObject).filter(Boolean));
+      await changes.do(first.node.name, 'manifests', `apply ${objects.length} objects server-side (field manager gardenos) through ${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)}, then wait for every rollout`, async () => {
+        const { KubeConfig } = await import('@kubernetes/client-node');
+        const kc = new KubeConfig();
+        try {
+          kc.loadFromFile(opts.kubeconfigFile);
+        } catch (e) {
+          throw new GardenError('CONFIG_NOT_FOUND', `no kubeconfig at ${opts.kubeconfigFile}: ${describe(e)}`, { hint: 'the kubeconfig phase writes it; do not --skip kubeconfig, or pass --kubeconfig' });
         }
+        const { applyManifests } = await import('../clients/apply.ts');
+        await applyManifests(kc, objects, { report, waitMs });
       });
       return undefined;
     },

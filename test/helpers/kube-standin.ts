@@ -30,8 +30,25 @@ export interface KubeStandIn {
 }
 
 const ROUTE = /^\/(api\/v1|apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/;
-/** Cluster-scoped resources (nodes, storage classes): stored under the namespace "-", which no real namespace is called. */
-const CLUSTER_ROUTE = /^\/(api\/v1|apis\/[^/]+\/[^/]+)\/(nodes|storageclasses)(?:\/([^/]+))?$/;
+/** Cluster-scoped resources: stored under the namespace "-", which no real namespace is called. */
+const CLUSTER_ROUTE = /^\/(api\/v1|apis\/[^/]+\/[^/]+)\/(nodes|storageclasses|namespaces|clusterroles|clusterrolebindings|persistentvolumes)(?:\/([^/]+))?$/;
+
+/** Discovery (GET /api/v1, /apis/<group>/<version>): the kinds the platform uses, as a real API server lists them. */
+const KINDS: Record<string, [kind: string, name: string, namespaced: boolean][]> = {
+  v1: [
+    ['Namespace', 'namespaces', false], ['Node', 'nodes', false], ['PersistentVolume', 'persistentvolumes', false],
+    ['ServiceAccount', 'serviceaccounts', true], ['ConfigMap', 'configmaps', true], ['Secret', 'secrets', true], ['Service', 'services', true],
+    ['Endpoints', 'endpoints', true], ['PersistentVolumeClaim', 'persistentvolumeclaims', true], ['Pod', 'pods', true],
+  ],
+  'apps/v1': [['Deployment', 'deployments', true], ['StatefulSet', 'statefulsets', true]],
+  'rbac.authorization.k8s.io/v1': [['Role', 'roles', true], ['RoleBinding', 'rolebindings', true], ['ClusterRole', 'clusterroles', false], ['ClusterRoleBinding', 'clusterrolebindings', false]],
+  'policy/v1': [['PodDisruptionBudget', 'poddisruptionbudgets', true]],
+  'storage.k8s.io/v1': [['StorageClass', 'storageclasses', false]],
+  'networking.k8s.io/v1': [['Ingress', 'ingresses', true]],
+  'coordination.k8s.io/v1': [['Lease', 'leases', true]],
+  'discovery.k8s.io/v1': [['EndpointSlice', 'endpointslices', true]],
+};
+const DISCOVERY = /^\/(?:api\/(v1)|apis\/([^/]+\/[^/]+))$/;
 const CLUSTER_SCOPE = '-';
 
 function merge(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
@@ -71,6 +88,13 @@ export async function startKubeStandIn(): Promise<KubeStandIn> {
       res.end(JSON.stringify(obj));
     };
     const fail = (status: number, reason: string, message: string) => send(status, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code: status });
+    const d = DISCOVERY.exec(url.pathname);
+    if (d && req.method === 'GET') {
+      const gv = d[1] ?? d[2]!;
+      const kinds = KINDS[gv];
+      if (!kinds) return fail(404, 'NotFound', `no API group version ${gv}`);
+      return send(200, { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: gv, resources: kinds.map(([kind, name, namespaced]) => ({ name, singularName: kind.toLowerCase(), namespaced, kind, verbs: ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] })) });
+    }
     const cm = CLUSTER_ROUTE.exec(url.pathname);
     const m = cm ? [cm[0], cm[1], CLUSTER_SCOPE, cm[2], cm[3]] : ROUTE.exec(url.pathname);
     if (!m) return fail(404, 'NotFound', `no route ${url.pathname}`);
@@ -98,6 +122,16 @@ export async function startKubeStandIn(): Promise<KubeStandIn> {
     }
     const path = itemPath(name);
     const current = store.get(path);
+    // Server-side apply (PATCH application/apply-patch+yaml): creates what is missing, else sets the applied fields.
+    if (req.method === 'PATCH' && (req.headers['content-type'] ?? '').startsWith('application/apply-patch+yaml')) {
+      if (!url.searchParams.get('fieldManager')) return fail(422, 'Invalid', 'fieldManager is required for apply patch');
+      const base = current ? (structuredClone(current) as Record<string, unknown>) : {};
+      const obj = merge(base, b as Record<string, unknown>) as Obj;
+      const generation = Number((current?.metadata as { generation?: number } | undefined)?.generation ?? 0) + (JSON.stringify(current?.spec) === JSON.stringify(obj.spec) ? 0 : 1);
+      obj.metadata = { ...obj.metadata, name, ...(ns === CLUSTER_SCOPE ? {} : { namespace: ns }), resourceVersion: String(++rv), uid: current?.metadata?.uid ?? `uid-${rv}`, generation, managedFields: [{ manager: url.searchParams.get('fieldManager'), operation: 'Apply' }] };
+      store.set(path, obj);
+      return send(current ? 200 : 201, obj);
+    }
     if (!current) return fail(404, 'NotFound', `${resource} "${name}" not found`);
     switch (req.method) {
       case 'GET':
