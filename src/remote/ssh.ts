@@ -3,7 +3,8 @@
 // authentication, sudo when the user is not root, a deadline per command, and
 // atomic uploads (temporary file, mode, rename). Every failure names the host.
 import { createHash, createHmac } from 'node:crypto';
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { homedir } from 'node:os';
 import type { Client, ConnectConfig } from 'ssh2';
 import { describe, GardenError } from '../errors.ts';
@@ -154,7 +155,10 @@ export class SshHost {
       client.once('error', (e: Error) => reject(refused ?? new GardenError('BACKEND_UNAVAILABLE', `${t.name} (${t.user}@${name}): ${describe(e)}`, { cause: e, hint: 'is the host up and its SSH server reachable from here?' })));
       client.connect(config);
     });
-    if (toRecord) await appendFile(this.knownHosts, toRecord, { mode: 0o600 });
+    if (toRecord) {
+      await mkdir(dirname(this.knownHosts), { recursive: true, mode: 0o700 });
+      await appendFile(this.knownHosts, toRecord, { mode: 0o600 });
+    }
     this.client = client;
   }
 
