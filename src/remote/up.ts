@@ -4,8 +4,7 @@
 // does it or, with --dry-run, only records it — so the dry-run plan is exactly
 // what a real run would do. etcd and K3s restart one host at a time.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Config, NodeConfig } from '../config/schema.ts';
@@ -14,7 +13,7 @@ import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import { hostPaths, type HostFile } from '../platform/hosts.ts';
 import { renderPlatform } from '../platform/render.ts';
-import { readPair, readPlatformSecrets } from '../platform/secrets.ts';
+import { readPlatformSecrets } from '../platform/secrets.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { request } from '../util/http.ts';
 import { waitFor } from '../util/wait.ts';
@@ -162,23 +161,15 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     changed: new Set(),
   }));
   const byRole = (role: NodeConfig['roles'][number]) => hosts.filter((h) => h.node.roles.includes(role));
-  const etcdClient = async () => {
-    const tmp = await mkdtemp(join(tmpdir(), 'gardenos-up-'));
-    const client = await readPair(opts.secretsDir, 'etcd-client-gardenos');
-    const ca = await readPair(opts.secretsDir, 'ca');
-    await writeFile(join(tmp, 'ca.crt'), ca.cert);
-    await writeFile(join(tmp, 'c.crt'), client.cert);
-    await writeFile(join(tmp, 'c.key'), client.key, { mode: 0o600 });
-    return { client: new EtcdClient(etcdClientUrls(config, topo), { ca: join(tmp, 'ca.crt'), cert: join(tmp, 'c.crt'), key: join(tmp, 'c.key') }, { timeoutMs: 3000 }), cleanup: () => rm(tmp, { recursive: true, force: true }) };
-  };
+  /** etcd's health as GardenOS's own client identity sees it, with the certificate from the secrets directory. */
   const etcdHealth = async (): Promise<{ healthy: number; leader: boolean; total: number }> => {
-    const { client, cleanup } = await etcdClient();
+    const pki = join(opts.secretsDir, 'pki');
+    const client = new EtcdClient(etcdClientUrls(config, topo), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
     try {
       const s = await client.statuses();
       return { healthy: s.filter((x) => x.ok).length, leader: s.some((x) => x.isLeader), total: s.length };
     } finally {
       client.close();
-      await cleanup();
     }
   };
   const waitEtcdHealthy = (why: string) =>
