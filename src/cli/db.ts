@@ -8,16 +8,12 @@ import { USERS } from '../render/files.ts';
 import { reinitMember, restartMember, switchover, type OperationResult } from '../ops/patroni.ts';
 import { confirmed } from './confirm.ts';
 import type { GlobalOptions } from './local.ts';
-import { table } from './output.ts';
+import { print, table } from './output.ts';
 
 export interface OperationOptions {
   to?: string;
   yes?: boolean;
   timeout?: string;
-}
-
-function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
 function report(json: boolean | undefined, r: OperationResult): void {

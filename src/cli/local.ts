@@ -6,14 +6,10 @@ import { openLocalCluster, type OpenOptions } from '../local/cluster.ts';
 import { gatherStatus } from '../local/status.ts';
 import { tail } from '../local/supervisor.ts';
 import { confirmed } from './confirm.ts';
-import { formatDoctor, formatStatus } from './output.ts';
+import { formatDoctor, formatStatus, print } from './output.ts';
 
 export interface GlobalOptions extends OpenOptions {
   json?: boolean;
-}
-
-function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
 export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isolated?: boolean }): Promise<number> {

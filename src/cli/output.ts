@@ -5,6 +5,11 @@ import type { DoctorReport } from '../doctor/run.ts';
 import type { LocalStatus } from '../local/status.ts';
 import type { PlatformStatus } from '../platform/status.ts';
 
+/** A report: JSON (pretty) with --json, else the human text; always on stdout. */
+export function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
+
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();

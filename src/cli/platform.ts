@@ -5,15 +5,12 @@ import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { defaultSecretsDir, ensurePlatformPki, ensurePlatformSecrets } from '../platform/secrets.ts';
 import type { RenderedFile } from '../platform/render.ts';
+import { formatPlatformStatus, print } from './output.ts';
 
 export interface PlatformOptions {
   config: string;
   secretsDir?: string;
   json?: boolean;
-}
-
-function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
 async function prepare(opts: PlatformOptions, rotate: string[] = []): Promise<{ config: Config; secretsDir: string; created: string[] }> {
@@ -75,7 +72,6 @@ export async function statusCommand(opts: PlatformOptions & { kubeconfig?: strin
   const kubeconfig = opts.kubeconfig ?? ((await access(beside).then(() => true, () => false)) ? beside : undefined);
   const { platformStatus } = await import('../platform/status.ts');
   const s = await platformStatus(config, { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
-  const { formatPlatformStatus } = await import('./output.ts');
   print(opts.json, s, () => formatPlatformStatus(s));
   return s.healthy ? 0 : 2;
 }

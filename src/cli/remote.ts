@@ -6,7 +6,7 @@ import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
 import { defaultSecretsDir, ensurePlatformPki, ensurePlatformSecrets } from '../platform/secrets.ts';
 import { confirmed } from './confirm.ts';
-import { table } from './output.ts';
+import { print, table } from './output.ts';
 
 export interface RemoteOptions {
   config: string;
@@ -14,10 +14,6 @@ export interface RemoteOptions {
   knownHosts?: string;
   trustNewHostKeys?: boolean;
   json?: boolean;
-}
-
-function print(json: boolean | undefined, value: unknown, human: () => string): void {
-  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
 }
 
 const sshOptions = (o: RemoteOptions) => ({ ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}), ...(o.trustNewHostKeys ? { trustNew: true } : {}) });
