@@ -2,6 +2,7 @@
 // and the commands the router uses to move traffic. One command per connection.
 import { createConnection } from 'node:net';
 import { describe, GardenError } from '../errors.ts';
+import { request } from '../util/http.ts';
 
 export interface HaproxyServerStat {
   proxy: string;
@@ -38,6 +39,13 @@ export class HaproxyClient {
   async stats(): Promise<HaproxyServerStat[]> {
     return parseShowStat(await this.command('show stat'));
   }
+}
+
+/** The same table from the authenticated stats page (`<url>;csv`), for an HAProxy on another host. */
+export async function statsOverHttp(url: string, auth: { user: string; password: string }, timeoutMs: number): Promise<HaproxyServerStat[]> {
+  const r = await request(`${url.replace(/\/?$/, '/')};csv`, { timeoutMs, headers: { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` } });
+  if (r.status !== 200) throw new GardenError('BACKEND_UNAVAILABLE', `HAProxy stats ${url} answered ${r.status}`);
+  return parseShowStat(r.body);
 }
 
 export function parseShowStat(csv: string): HaproxyServerStat[] {

@@ -8,6 +8,7 @@ import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { NodeRow, WorkloadRow } from '../clients/kubernetes.ts';
 import { describe } from '../errors.ts';
+import type { TlsFiles } from '../render/files.ts';
 import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
@@ -105,12 +106,13 @@ async function probeKubernetes(c: LocalCluster, kubeconfig: string | KubeConfig,
   }
 }
 
-async function probeEtcd(c: LocalCluster, timeoutMs: number): Promise<EtcdMemberStatus[]> {
-  const client = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs });
+/** Each etcd member's status row, by asking every endpoint with the given client identity. */
+export async function etcdMemberStatuses(endpoints: string[], tls: TlsFiles, names: string[], timeoutMs: number): Promise<EtcdMemberStatus[]> {
+  const client = new EtcdClient(endpoints, tls, { timeoutMs });
   try {
     const statuses = await client.statuses();
     return statuses.map((s, i) => ({
-      name: c.topology.etcd[i]!.name,
+      name: names[i]!,
       endpoint: s.endpoint,
       healthy: s.ok,
       leader: s.isLeader ?? false,
@@ -121,6 +123,15 @@ async function probeEtcd(c: LocalCluster, timeoutMs: number): Promise<EtcdMember
   } finally {
     client.close();
   }
+}
+
+/** What degrades a status on the Kubernetes side: the API silent, a node not Ready, a workload short of replicas. */
+export function kubernetesProblems(k: KubernetesStatus): string[] {
+  if (!k.reachable) return [`the Kubernetes API does not answer: ${k.error ?? ''}`];
+  return [
+    ...k.nodes.filter((n) => !n.ready).map((n) => `node ${n.name} is not Ready`),
+    ...k.workloads.filter((w) => w.ready < w.desired).map((w) => `${w.kind} ${w.namespace}/${w.name}: ${w.ready}/${w.desired} ready`),
+  ];
 }
 
 async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views: (PatroniClusterView | undefined)[] }> {
@@ -140,7 +151,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
   const [etcd, patroni, hap, router, kubernetes] = await Promise.all([
-    withTimeout(probeEtcd(c, timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
+    withTimeout(etcdMemberStatuses(etcdEndpoints(c), c.layout.client, c.topology.etcd.map((m) => m.name), timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
     probePatroni(c, timeoutMs),
@@ -190,11 +201,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   if (!router.reachable) problems.push(`the router does not answer: ${router.error ?? ''}`);
   else if (router.primary !== (leaders[0]?.name ?? null)) problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
 
-  if (kubernetes) {
-    if (!kubernetes.reachable) problems.push(`the Kubernetes API does not answer: ${kubernetes.error ?? ''}`);
-    for (const n of kubernetes.nodes) if (!n.ready) problems.push(`node ${n.name} is not Ready`);
-    for (const w of kubernetes.workloads) if (w.ready < w.desired) problems.push(`${w.kind} ${w.namespace}/${w.name}: ${w.ready}/${w.desired} ready`);
-  }
+  if (kubernetes) problems.push(...kubernetesProblems(kubernetes));
 
   const lb = c.topology.loadBalancer;
   const uris = connectionUris(c, undefined);

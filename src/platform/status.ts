@@ -4,14 +4,12 @@
 // workloads and where `postgres-primary` points. Probes run in parallel with a
 // deadline each; one part that does not answer degrades its rows only.
 import { join } from 'node:path';
-import { EtcdClient } from '../clients/etcd.ts';
-import { parseShowStat, type HaproxyServerStat } from '../clients/haproxy.ts';
+import { statsOverHttp, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import type { Config } from '../config/schema.ts';
 import { describe } from '../errors.ts';
-import type { EtcdMemberStatus, KubernetesStatus, PostgresMemberStatus } from '../local/status.ts';
+import { etcdMemberStatuses, kubernetesProblems, type EtcdMemberStatus, type KubernetesStatus, type PostgresMemberStatus } from '../local/status.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
-import { request } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { readPlatformSecrets } from './secrets.ts';
 
@@ -31,22 +29,8 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
   const pki = join(opts.secretsDir, 'pki');
   const secrets = await readPlatformSecrets(opts.secretsDir);
 
-  const etcdProbe = async (): Promise<EtcdMemberStatus[]> => {
-    const client = new EtcdClient(etcdClientUrls(config, topo), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs });
-    try {
-      return (await client.statuses()).map((s, i) => ({
-        name: topo.etcd[i]!.name,
-        endpoint: s.endpoint,
-        healthy: s.ok,
-        leader: s.isLeader ?? false,
-        ...(s.version ? { version: s.version } : {}),
-        ...(s.dbSizeBytes !== undefined ? { dbSizeBytes: s.dbSizeBytes } : {}),
-        ...(s.error ? { error: s.error } : {}),
-      }));
-    } finally {
-      client.close();
-    }
-  };
+  const etcdProbe = () =>
+    etcdMemberStatuses(etcdClientUrls(config, topo), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, topo.etcd.map((m) => m.name), timeoutMs);
   const patroniProbe = () =>
     Promise.all(
       topo.postgres.map((m) =>
@@ -58,11 +42,9 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
       config.nodes
         .filter((n) => n.roles.includes('haproxy'))
         .map(async (n) => {
-          const url = `http://${hostPort(n.address.private, config.haproxy.ports.stats)}/;csv`;
           try {
-            const r = await request(url, { timeoutMs, headers: { authorization: `Basic ${Buffer.from(`${config.haproxy.statsUser}:${secrets.statsPassword}`).toString('base64')}` } });
-            if (r.status !== 200) throw new Error(`${url} answered ${r.status}`);
-            return { node: n.name, reachable: true, servers: parseShowStat(r.body) };
+            const servers = await statsOverHttp(`http://${hostPort(n.address.private, config.haproxy.ports.stats)}/`, { user: config.haproxy.statsUser, password: secrets.statsPassword }, timeoutMs);
+            return { node: n.name, reachable: true, servers };
           } catch (e) {
             return { node: n.name, reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) };
           }
@@ -112,9 +94,7 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
     else if (leaders[0] && !h.servers.some((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP'))) problems.push(`HAProxy on ${h.node} has no primary UP`);
   }
   if (kubernetes) {
-    if (!kubernetes.reachable) problems.push(`the Kubernetes API does not answer: ${kubernetes.error ?? ''}`);
-    for (const n of kubernetes.nodes) if (!n.ready) problems.push(`node ${n.name} is not Ready`);
-    for (const w of kubernetes.workloads) if (w.ready < w.desired) problems.push(`${w.kind} ${w.namespace}/${w.name}: ${w.ready}/${w.desired} ready`);
+    problems.push(...kubernetesProblems(kubernetes));
     if (kubernetes.reachable && leaders[0] && JSON.stringify(kubernetes.primaryEndpoint) !== JSON.stringify([leaders[0].host])) {
       problems.push(`postgres-primary points at ${kubernetes.primaryEndpoint ? `[${kubernetes.primaryEndpoint.join(', ')}]` : 'nothing (missing)'}, the leader is at ${leaders[0].host}`);
     }

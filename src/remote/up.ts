@@ -15,7 +15,7 @@ import { hostPaths, type HostFile } from '../platform/hosts.ts';
 import { renderPlatform } from '../platform/render.ts';
 import { readPlatformSecrets } from '../platform/secrets.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
-import { request } from '../util/http.ts';
+import { statsOverHttp } from '../clients/haproxy.ts';
 import { waitFor } from '../util/wait.ts';
 import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT, runnerManager, systemdManager, type ServiceManager, type ServiceName } from './services.ts';
 import { nodeTarget, SshHost, shellQuote, type SshOptions } from './ssh.ts';
@@ -403,14 +403,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         if (h.healthy !== h.total || !h.leader) problems.push(`etcd: ${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
       }
       for (const h of byRole('haproxy')) {
-        const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/;csv`;
-        const auth = `Basic ${Buffer.from(`${config.haproxy.statsUser}:${secrets.statsPassword}`).toString('base64')}`;
+        const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/`;
         // A HAProxy started a moment ago may not listen yet: wait for it, within a deadline.
-        const answered = await waitFor(`HAProxy on ${h.node.name}`, async () => {
-          const r = await request(url, { timeoutMs: 3000, headers: { authorization: auth } });
-          if (r.status !== 200) throw new Error(`answered ${r.status}`);
-          return true;
-        }, { timeoutMs: 30_000, intervalMs: 250 }).catch((e) => describe(e));
+        const answered = await waitFor(`HAProxy on ${h.node.name}`, async () => Boolean(await statsOverHttp(url, { user: config.haproxy.statsUser, password: secrets.statsPassword }, 3000)), { timeoutMs: 30_000, intervalMs: 250 }).catch((e) => describe(e));
         if (answered !== true) problems.push(`${h.node.name}: HAProxy stats ${url}: ${answered}`);
       }
       if (problems.length) throw new GardenError('MEMBER_FAILED', 'the platform is not healthy after up', { details: problems });
