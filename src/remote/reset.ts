@@ -75,10 +75,10 @@ export async function reset(opts: ResetOptions): Promise<ResetResult> {
     for (const h of hosts) {
       report({ kind: 'step', step: 'reset', member: h.node.name, status: 'start' });
       const systemd = (await h.ssh.exec('[ -d /run/systemd/system ]')).code === 0;
-      const services = systemd ? systemdManager(h.ssh) : runnerManager(h.ssh);
+      const services = systemd ? systemdManager : runnerManager;
       const runner = (await h.ssh.exec(`[ -x ${RUNNER_PATH} ]`)).code === 0;
       if (systemd || runner) {
-        for (const s of ['haproxy', 'etcd'] as const) await services.stop(s).catch((e) => report({ kind: 'warn', message: `${h.node.name}: stopping ${s}: ${describe(e)}` }));
+        for (const s of ['haproxy', 'etcd'] as const) await h.ssh.must(`stopping ${s}`, services.command('stop', s)).catch((e) => report({ kind: 'warn', message: `${h.node.name}: stopping ${s}: ${describe(e)}` }));
       }
       await h.ssh.exec('[ -x /usr/local/bin/k3s-uninstall.sh ] && /usr/local/bin/k3s-uninstall.sh; true', { timeoutMs: 300_000 });
       const files = hostFiles(config, h.node as NodeConfig, { etcdClusterToken: '' }, paths).map((f) => f.path);

@@ -2,23 +2,18 @@
 // on real hosts; on hosts without systemd (the test hosts in network
 // namespaces) a small runner script that GardenOS installs. Either way the
 // daemons and the files they read are the real ones.
-import type { SshHost } from './ssh.ts';
 import { shellQuote } from './ssh.ts';
 
 export type ServiceName = 'etcd' | 'haproxy' | 'k3s';
 
+/** How a host starts, restarts and stops a service: the shell command, run over SSH by the caller (often joined with others into one command). */
 export interface ServiceManager {
   kind: 'systemd' | 'runner';
-  /** The shell command for a verb, so a caller can join it with others into one SSH command. */
   command(verb: 'start' | 'restart' | 'stop', name: ServiceName): string;
-  isActive(name: ServiceName): Promise<boolean>;
-  start(name: ServiceName): Promise<void>;
-  restart(name: ServiceName): Promise<void>;
-  stop(name: ServiceName): Promise<void>;
 }
 
 /** systemd unit names of GardenOS's services. */
-const UNITS: Record<ServiceName, string> = { etcd: 'gardenos-etcd', haproxy: 'haproxy', k3s: 'k3s' };
+export const UNITS: Record<ServiceName, string> = { etcd: 'gardenos-etcd', haproxy: 'haproxy', k3s: 'k3s' };
 
 export const RUNNER_PATH = '/var/lib/gardenos/bin/gardenos-svc';
 export const RUNNER_DIR = '/var/lib/gardenos/svc';
@@ -51,30 +46,19 @@ export const RUNNER_COMMANDS: Record<Exclude<ServiceName, 'k3s'>, string> = {
   haproxy: 'set -a; . /etc/gardenos/haproxy.env; set +a\nexec /usr/sbin/haproxy -f /etc/haproxy/haproxy.cfg -db\n',
 };
 
-function manager(host: SshHost, kind: ServiceManager['kind'], command: ServiceManager['command'], isActive: (name: ServiceName) => string): ServiceManager {
-  const run = async (verb: 'start' | 'restart' | 'stop', name: ServiceName) => void (await host.must(`${verb === 'stop' ? 'stopping' : verb === 'start' ? 'starting' : 'restarting'} ${name}`, command(verb, name)));
-  return {
-    kind,
-    command,
-    isActive: async (name) => (await host.exec(isActive(name))).code === 0,
-    start: (name) => run('start', name),
-    restart: (name) => run('restart', name),
-    stop: (name) => run('stop', name),
-  };
-}
-
-export function systemdManager(host: SshHost): ServiceManager {
+export const systemdManager: ServiceManager = {
+  kind: 'systemd',
   // --no-block: etcd's unit is Type=notify and would wait for a quorum the other members have not joined yet;
   // GardenOS waits for health itself, with a deadline.
-  const command = (verb: 'start' | 'restart' | 'stop', name: ServiceName) => {
+  command(verb, name) {
     const unit = UNITS[name];
     if (verb === 'start') return `systemctl daemon-reload && systemctl enable ${unit} && systemctl start --no-block ${unit}`;
     if (verb === 'restart') return `systemctl daemon-reload && systemctl restart --no-block ${unit}`;
     return `systemctl stop ${unit}`;
-  };
-  return manager(host, 'systemd', command, (name) => `systemctl is-active --quiet ${UNITS[name]}`);
-}
+  },
+};
 
-export function runnerManager(host: SshHost): ServiceManager {
-  return manager(host, 'runner', (verb, name) => `${RUNNER_PATH} ${verb} ${shellQuote(name)}`, (name) => `${RUNNER_PATH} is-active ${shellQuote(name)}`);
-}
+export const runnerManager: ServiceManager = {
+  kind: 'runner',
+  command: (verb, name) => `${RUNNER_PATH} ${verb} ${shellQuote(name)}`,
+};

@@ -17,7 +17,7 @@ import { readPlatformSecrets } from '../platform/secrets.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { statsOverHttp } from '../clients/haproxy.ts';
 import { waitFor } from '../util/wait.ts';
-import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT, runnerManager, systemdManager, type ServiceManager, type ServiceName } from './services.ts';
+import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT, runnerManager, systemdManager, UNITS, type ServiceManager, type ServiceName } from './services.ts';
 import { nodeTarget, SshHost, shellQuote, type SshOptions } from './ssh.ts';
 
 export const PHASES = ['connect', 'facts', 'validate', 'files', 'etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'] as const;
@@ -215,14 +215,14 @@ export async function up(opts: UpOptions): Promise<UpResult> {
           `ls ${PENDING_DIR} 2>/dev/null | sed 's/^/pending=/'`,
           `for f in ${managed.map(shellQuote).join(' ')}; do [ -f "$f" ] && echo "hash=$(sha256sum "$f")"; done`,
           // Which of GardenOS's services run, by systemd or by the runner (only ours: a runner we did not install proves nothing).
-          `for s in etcd:gardenos-etcd haproxy:haproxy k3s:k3s; do n=\${s%%:*}; u=\${s#*:}; if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$u" && echo "active=$n"; elif [ -x ${RUNNER_PATH} ]; then ${RUNNER_PATH} is-active "$n" && echo "active=$n"; fi; done; true`,
+          `for s in ${Object.entries(UNITS).map(([n, u]) => `${n}:${u}`).join(' ')}; do n=\${s%%:*}; u=\${s#*:}; if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$u" && echo "active=$n"; elif [ -x ${RUNNER_PATH} ]; then ${RUNNER_PATH} is-active "$n" && echo "active=$n"; fi; done; true`,
         ].join('\n');
         const sentAt = Date.now();
         const out = await h.ssh.must('gathering facts', script);
         const answeredAt = Date.now();
         const kv = (k: string) => out.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
         const systemd = kv('systemd')[0] === '1';
-        h.services = systemd ? systemdManager(h.ssh) : runnerManager(h.ssh);
+        h.services = systemd ? systemdManager : runnerManager;
         const hashes: Record<string, string> = {};
         for (const line of kv('hash')) {
           const [digest, ...file] = line.split(/\s+/);
