@@ -156,17 +156,14 @@ async function countRows(client: pg.Client): Promise<Record<string, number>> {
   return counts;
 }
 
-export async function listDatabases(t: PgTarget): Promise<{ name: string; owner: string; encoding: string }[]> {
-  const client = await connect(t, 'postgres');
-  try {
-    return (
+export function listDatabases(t: PgTarget): Promise<{ name: string; owner: string; encoding: string }[]> {
+  return withDb(t, 'postgres', async (client) =>
+    (
       await client.query<{ name: string; owner: string; encoding: string }>(
         'SELECT datname AS name, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
       )
-    ).rows;
-  } finally {
-    await client.end().catch(() => {});
-  }
+    ).rows,
+  );
 }
 
 /** A database error as a GardenError naming the server and the step; GardenErrors pass through. */

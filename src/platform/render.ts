@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { stringify } from 'yaml';
+import { parseAllDocuments, stringify } from 'yaml';
 import type { Config } from '../config/schema.ts';
 import { GardenError } from '../errors.ts';
 import { GENERATED } from '../render/yaml.ts';
@@ -73,6 +73,13 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
   add('kubernetes/kustomization.yaml', `${GENERATED}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`);
   if (config.supabase.enabled) add('supabase/bootstrap.sql', supabaseBootstrapSql());
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** The objects of a render's kustomization, in its order — what `kubectl apply -k` would apply. */
+export function kustomizationObjects(files: RenderedFile[]): Record<string, unknown>[] {
+  const file = (name: string) => files.find((f) => f.path === `kubernetes/${name}`)!.content;
+  const { resources } = parseAllDocuments(file('kustomization.yaml'))[0]!.toJS() as { resources: string[] };
+  return resources.flatMap((r) => parseAllDocuments(file(r)).map((d) => d.toJS() as Record<string, unknown>).filter(Boolean));
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');

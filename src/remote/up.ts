@@ -12,7 +12,7 @@ import { EtcdClient } from '../clients/etcd.ts';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import { hostPaths, type HostFile } from '../platform/hosts.ts';
-import { renderPlatform } from '../platform/render.ts';
+import { kustomizationObjects, renderPlatform } from '../platform/render.ts';
 import { readPlatformSecrets } from '../platform/secrets.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { statsOverHttp } from '../clients/haproxy.ts';
@@ -364,10 +364,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       const first = byRole('k3s-server')[0];
       if (!first) return 'no K3s server';
       // In the kustomization's order: namespaces and Secrets first, the workloads after what they need.
-      const { parseAllDocuments } = await import('yaml');
-      const kustomization = rendered.find((f) => f.path === 'kubernetes/kustomization.yaml')!;
-      const order = (parseAllDocuments(kustomization.content)[0]!.toJS() as { resources: string[] }).resources;
-      const objects = order.flatMap((file) => parseAllDocuments(rendered.find((f) => f.path === `kubernetes/${file}`)!.content).map((d) => d.toJS() as KubernetesObject).filter(Boolean));
+      const objects = kustomizationObjects(rendered) as KubernetesObject[];
       await changes.do(first.node.name, 'manifests', `apply ${objects.length} objects server-side (field manager gardenos) through ${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)}, then wait for every rollout`, async () => {
         const { KubeConfig } = await import('@kubernetes/client-node');
         const kc = new KubeConfig();

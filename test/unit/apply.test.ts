@@ -8,10 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { parseAllDocuments } from 'yaml';
 import { applyManifests } from '../../src/clients/apply.ts';
 import { silent } from '../../src/log/events.ts';
-import { renderPlatform } from '../../src/platform/render.ts';
+import { kustomizationObjects, renderPlatform } from '../../src/platform/render.ts';
 import { ensurePlatformPki, ensurePlatformSecrets } from '../../src/platform/secrets.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';
 import { startKubeStandIn, type KubeStandIn } from '../helpers/kube-standin.ts';
@@ -28,8 +27,7 @@ describe('server-side apply of the rendered platform (stand-in API server)', () 
     await ensurePlatformSecrets(dir, config);
     await ensurePlatformPki(dir, config);
     const files = await renderPlatform(config, { secretsDir: dir, withSecrets: true });
-    const order = (parseAllDocuments(files.find((f) => f.path === 'kubernetes/kustomization.yaml')!.content)[0]!.toJS() as { resources: string[] }).resources;
-    objects = order.flatMap((f) => parseAllDocuments(files.find((x) => x.path === `kubernetes/${f}`)!.content).map((d) => d.toJS() as KubernetesObject));
+    objects = kustomizationObjects(files) as KubernetesObject[];
     kube = await startKubeStandIn();
     // The stand-in has no controllers: this plays kube-controller-manager, marking workloads ready
     // (except the one the last test leaves stuck).
