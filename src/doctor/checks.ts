@@ -2,8 +2,8 @@
 // plain function of the gathered facts that says what it looked at (evidence)
 // and the exact fix. A check whose facts are missing says so and is skipped.
 import { BlockList, isIP } from 'node:net';
-import type { DoctorFacts, HbaRule, LocalFacts } from './facts.ts';
-import { PRIMARY_SERVICE } from '../clients/kubernetes.ts';
+import type { DoctorFacts, HbaRule, HostFacts, LocalFacts } from './facts.ts';
+import { PRIMARY_SERVICE, type KubeFacts } from '../clients/kubernetes.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -32,9 +32,17 @@ const ok = (summary: string, evidence: string[] = []): Verdict => ({ status: 'ok
 const skip = (summary: string): Verdict => ({ status: 'skip', summary, evidence: [] });
 const bad = (status: 'warn' | 'fail', summary: string, evidence: string[], fix: string): Verdict => ({ status, summary, evidence, fix });
 
-/** Runs `fn` with the local facts, or skips when doctor was not pointed at a local cluster. */
-function local(fn: (l: LocalFacts) => Verdict): (f: DoctorFacts) => Verdict {
-  return (f) => (f.local ? fn(f.local) : skip('no local cluster to look at'));
+// A check runs only when the facts of its `source` were gathered (runChecks skips it otherwise),
+// so these hand each check its own facts, present.
+const local = (fn: (l: LocalFacts) => Verdict) => (f: DoctorFacts) => fn(f.local!);
+const kube = (fn: (k: KubeFacts, f: DoctorFacts) => Verdict) => (f: DoctorFacts) => fn(f.kube!, f);
+const host = (fn: (h: HostFacts) => Verdict) => (f: DoctorFacts) => fn(f.host!);
+
+/** Why a check cannot run: the facts of its source are missing. */
+function missing(source: Check['source'], f: DoctorFacts): string | undefined {
+  if (source === 'local') return f.local ? undefined : 'no local cluster to look at';
+  if (source === 'host') return f.host ? undefined : 'host facts not gathered';
+  return f.kube ? undefined : f.kubeError ? `Kubernetes API: ${f.kubeError}` : 'no kubeconfig given (--kubeconfig)';
 }
 
 const recent = (lines: string[], pattern: RegExp) => lines.filter((l) => pattern.test(l)).slice(-3);
@@ -108,7 +116,6 @@ export const CHECKS: readonly Check[] = [
           evidence.push(`StatefulSet ${s.metadata?.namespace}/${s.metadata?.name} sets ${v2.map((e) => e.name).join(', ')} (etcd v2 settings)`);
         }
       }
-      if (!f.local && !f.kube) return skip('no Patroni configuration to look at');
       if (wrong.length) {
         return bad('fail', `${wrong.join(', ')} configured for the etcd v2 API; GardenOS's etcd serves v3 only (enable-v2: false)`, evidence,
           'use the `etcd3:` section in patroni.yml (PATRONI_ETCD3_HOSTS / ETCD3_HOST for Spilo) instead of `etcd:`; `gardenos local up` rewrites the rendered file');
@@ -284,7 +291,6 @@ export const CHECKS: readonly Check[] = [
         if (!ep) problems.push(`the ${PRIMARY_SERVICE} Endpoints object is missing: in-cluster clients have nowhere to connect`);
         else if (addresses.length !== 1 || (leaderAddress && addresses[0] !== leaderAddress)) problems.push(`${PRIMARY_SERVICE} points at [${addresses.join(', ')}], the leader is ${leaderName ?? 'unknown'}${leaderAddress ? ` (${leaderAddress})` : ''}`);
       }
-      if (!f.local && !f.kube) return skip('no router or Kubernetes API to look at');
       if (problems.length) {
         return bad('fail', problems.join('; '), evidence, f.local && !f.local.status.router.reachable
           ? '`gardenos local up` starts the router; `gardenos local logs router` says why it stopped'
@@ -297,45 +303,41 @@ export const CHECKS: readonly Check[] = [
     id: 'k8s-default-storage-class',
     title: 'Kubernetes has a default StorageClass',
     source: 'kubernetes',
-    run: (f) => {
-      if (!f.kube) return skip(f.kubeError ? `Kubernetes API: ${f.kubeError}` : 'no kubeconfig given (--kubeconfig)');
-      const isDefault = (s: (typeof f.kube.storageClasses)[number]) => s.metadata?.annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true';
-      const evidence = f.kube.storageClasses.map((s) => `${s.metadata?.name} (${s.provisioner})${isDefault(s) ? ' default' : ''}`);
-      const defaults = f.kube.storageClasses.filter(isDefault);
+    run: kube((k, f) => {
+      const isDefault = (s: (typeof k.storageClasses)[number]) => s.metadata?.annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true';
+      const evidence = k.storageClasses.map((s) => `${s.metadata?.name} (${s.provisioner})${isDefault(s) ? ' default' : ''}`);
+      const defaults = k.storageClasses.filter(isDefault);
       if (defaults.length === 0) {
-        return bad('fail', `no default StorageClass: PersistentVolumeClaims without a class stay Pending${f.kube.storageClasses.length ? '' : ' (there is no StorageClass at all)'}`, evidence.length ? evidence : ['kubectl get storageclass: none'],
-          f.kube.storageClasses.length
-            ? `kubectl patch storageclass ${f.kube.storageClasses[0]!.metadata?.name} -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}'`
+        return bad('fail', `no default StorageClass: PersistentVolumeClaims without a class stay Pending${k.storageClasses.length ? '' : ' (there is no StorageClass at all)'}`, evidence.length ? evidence : ['kubectl get storageclass: none'],
+          k.storageClasses.length
+            ? `kubectl patch storageclass ${k.storageClasses[0]!.metadata?.name} -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}'`
             : 'apply the rendered local-path StorageClass (`gardenos render`), or re-enable K3s local-storage (remove it from k3s.disable)');
       }
       if (defaults.length > 1) return bad('warn', `${defaults.length} default StorageClasses; Kubernetes picks the newest`, evidence, 'remove the is-default-class annotation from all but one');
       return ok(`default: ${defaults[0]!.metadata?.name}`, evidence);
-    },
+    }),
   },
   {
     id: 'k8s-control-plane-taint',
     title: 'servers that should run workloads are not tainted',
     source: 'kubernetes',
-    run: (f) => {
-      if (!f.kube) return skip(f.kubeError ? `Kubernetes API: ${f.kubeError}` : 'no kubeconfig given (--kubeconfig)');
+    run: kube((k, f) => {
       const blocking = /^node-role\.kubernetes\.io\/(control-plane|master)$|^CriticalAddonsOnly$/;
-      const tainted = f.kube.nodes.flatMap((n) => (n.spec?.taints ?? []).filter((t) => blocking.test(t.key) && t.effect !== 'PreferNoSchedule').map((t) => ({ node: n.metadata?.name ?? '?', taint: `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}` })));
-      const evidence = f.kube.nodes.map((n) => `${n.metadata?.name}: ${(n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).join(', ') || 'no taints'}`);
+      const tainted = k.nodes.flatMap((n) => (n.spec?.taints ?? []).filter((t) => blocking.test(t.key) && t.effect !== 'PreferNoSchedule').map((t) => ({ node: n.metadata?.name ?? '?', taint: `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}` })));
+      const evidence = k.nodes.map((n) => `${n.metadata?.name}: ${(n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).join(', ') || 'no taints'}`);
       const hybrid = f.local?.config.k3s.serversRunWorkloads ?? true;
       if (tainted.length && hybrid) {
         return bad('fail', `control-plane taint on ${tainted.map((t) => t.node).join(', ')}: workloads cannot schedule on the hybrid servers`, evidence,
           tainted.map((t) => `kubectl taint node ${t.node} ${t.taint}-`).join(' && ') + '   (and drop node-taint from the K3s config: `gardenos render`)');
       }
       return ok(hybrid ? 'no control-plane taints' : 'servers are tainted on purpose (k3s.serversRunWorkloads: false)', evidence);
-    },
+    }),
   },
   {
     id: 'docker-group',
     title: 'docker group membership active in this shell',
     source: 'host',
-    run: (f) => {
-      const h = f.host;
-      if (!h) return skip('host facts not gathered');
+    run: host((h) => {
       const line = h.groupFile.split('\n').find((l) => l.startsWith('docker:'));
       if (!line) return ok('no docker group on this host');
       const [, , gid, members] = line.split(':');
@@ -346,15 +348,13 @@ export const CHECKS: readonly Check[] = [
         return bad('fail', `${h.user} is in the docker group, but this shell started before that: "permission denied" on /var/run/docker.sock (not a DNS or network fault)`, evidence, 'log out and back in, or run `newgrp docker` in this shell');
       }
       return ok(h.uid === 0 ? 'root needs no docker group' : listed ? 'active in this shell' : `${h.user} is not in the docker group (fine unless you use docker without sudo)`, evidence);
-    },
+    }),
   },
   {
     id: 'container-bridge-ipv4',
     title: 'container bridges have their IPv4 address',
     source: 'host',
-    run: (f) => {
-      const h = f.host;
-      if (!h) return skip('host facts not gathered');
+    run: host((h) => {
       if (!h.interfaces) return skip(`cannot list interfaces: ${h.interfacesError}`);
       const bridges = h.interfaces.filter((i) => i.ifname === 'docker0' || i.ifname === 'cni0');
       const evidence = bridges.map((b) => `${b.ifname}: ${(b.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no address'}`);
@@ -364,12 +364,14 @@ export const CHECKS: readonly Check[] = [
           bare.map((b) => (b.ifname === 'docker0' ? 'sudo systemctl restart docker' : 'sudo systemctl restart k3s   # recreates cni0 with its pod CIDR address')).join(' && '));
       }
       return ok(bridges.length ? 'every container bridge has an IPv4 address' : 'no container bridge on this host', evidence);
-    },
+    }),
   },
 ];
 
 export function runChecks(facts: DoctorFacts, checks: readonly Check[] = CHECKS): Finding[] {
   return checks.map((c) => {
+    const why = missing(c.source, facts);
+    if (why) return { id: c.id, title: c.title, status: 'skip', summary: why, evidence: [] };
     try {
       return { id: c.id, title: c.title, ...c.run(facts) };
     } catch (e) {
