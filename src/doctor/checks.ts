@@ -303,7 +303,7 @@ export const CHECKS: readonly Check[] = [
     id: 'k8s-default-storage-class',
     title: 'Kubernetes has a default StorageClass',
     source: 'kubernetes',
-    run: kube((k, f) => {
+    run: kube((k) => {
       const isDefault = (s: (typeof k.storageClasses)[number]) => s.metadata?.annotations?.['storageclass.kubernetes.io/is-default-class'] === 'true';
       const evidence = k.storageClasses.map((s) => `${s.metadata?.name} (${s.provisioner})${isDefault(s) ? ' default' : ''}`);
       const defaults = k.storageClasses.filter(isDefault);
