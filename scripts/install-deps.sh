@@ -1,29 +1,135 @@
 #!/usr/bin/env bash
-# Installs what GardenOS's local cluster and tests need from Debian/Ubuntu:
-# etcd, Patroni, PostgreSQL 15 and HAProxy, and OpenSSH (the `gardenos up` tests
-# run real SSH servers in network namespaces). Only missing packages are
-# installed; run as root or with sudo. Package scripts that would start the
-# distribution's own services are fine: GardenOS's members use their own
-# loopback addresses (127.0.0.11 and up), not 127.0.0.1.
+# Installs what GardenOS's local cluster and its tests need on Debian 12 or 13:
+# etcd, Patroni >= 4, PostgreSQL, HAProxy, OpenSSH (the `gardenos up` tests run
+# real SSH servers in network namespaces) and mmdebstrap (the fresh-root test),
+# then checks each code path the daemons take at run time, on this machine.
+#
+# Patroni: Debian 12 ships 3.0.2, whose old leader can take the leader key back
+# after a freeze or partition (fixed upstream in 3.0.3). Debian 13's patroni
+# 4.0.x is architecture `all`; on Debian 12 this script takes only it and its
+# pure-Python dependencies (python3-ydiff, python3-cdiff) from Debian 13 through
+# a private, temporary apt list — nothing is added to /etc/apt — and everything
+# else from Debian 12.
+#
+# Only missing packages are installed; run as root or with sudo. Package scripts
+# that would start the distribution's own services are fine: GardenOS's members
+# use their own loopback addresses (127.0.0.11 and up), not 127.0.0.1.
 set -euo pipefail
 
-packages=(etcd-server etcd-client patroni python3-etcd postgresql-15 haproxy openssh-server openssh-client iproute2)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+say() { echo "install-deps: $*"; }
+die() { echo "install-deps: $*" >&2; exit 1; }
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "install-deps: all Debian packages present (${packages[*]})"
-  exit 0
-fi
+[ -r /etc/os-release ] || die "cannot read /etc/os-release: GardenOS's set-up supports Debian 12 (bookworm) and 13 (trixie)"
+. /etc/os-release
+case "${VERSION_CODENAME:-}" in
+  bookworm) pg=15; patroni_from=trixie ;;
+  trixie) pg=17; patroni_from= ;;
+  *) die "${PRETTY_NAME:-this system} is not supported: set-up is proven on Debian 12 (bookworm) and 13 (trixie)" ;;
+esac
 
 SUDO=""
+tmp=""
+tls=""
+cleanup() { [ -z "$tmp" ] || $SUDO rm -rf "$tmp"; [ -z "$tls" ] || rm -rf "$tls"; }
+trap cleanup EXIT
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root, or install sudo, to install: ${missing[*]}" >&2; exit 1; }
+  command -v sudo >/dev/null || die "run as root, or install sudo"
   SUDO="sudo"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# python3-idna: Debian's urllib3 only recommends it, but Python's TLS stack may import it (a site
+# customisation does on some machines), and Patroni's etcd client then fails on every request.
+packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy
+  openssh-server openssh-client iproute2 openssl mmdebstrap)
+
+installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
+missing=()
+for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
+patroni_major=$(dpkg-query -W -f='${Version}' patroni 2>/dev/null | cut -d. -f1 || true)
+[ "${patroni_major:-0}" -ge 4 ] 2>/dev/null || missing+=(patroni)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  apt_install() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"; }
+  others=()
+  for p in "${missing[@]}"; do [ "$p" = patroni ] || others+=("$p"); done
+  [ ${#others[@]} -eq 0 ] || apt_install "${others[@]}"
+  if [[ " ${missing[*]} " == *" patroni "* ]]; then
+    if [ -n "$patroni_from" ]; then
+      tmp=$(mktemp -d)
+      mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs"
+      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$patroni_from" >"$tmp/$patroni_from.sources"
+      apt_from=(-o "Dir::Etc::SourceList=$tmp/$patroni_from.sources" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
+      say "fetching patroni, python3-ydiff and python3-cdiff from Debian ($patroni_from)"
+      $SUDO apt-get "${apt_from[@]}" update -qq
+      (cd "$tmp/debs" && $SUDO apt-get "${apt_from[@]}" download -qq patroni python3-ydiff python3-cdiff)
+      apt_install "$tmp"/debs/*.deb
+    else
+      apt_install patroni
+    fi
+  fi
+else
+  say "all Debian packages present"
+fi
+
+# The self-check: each run-time code path, for real, here. A failure names the package.
+fail=0
+check() { # check WHAT PACKAGE COMMAND...
+  local what=$1 pkg=$2 out
+  shift 2
+  if out=$("$@" 2>&1); then
+    say "ok   $what: $(printf '%s' "$out" | head -n1)"
+  else
+    fail=1
+    echo "install-deps: FAIL $what (Debian package $pkg):" >&2
+    printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /' >&2
+  fi
+}
+
+check "etcd" etcd-server etcd --version
+check "etcdctl" etcd-client etcdctl version
+check "haproxy" haproxy haproxy -vv
+check "patroni >= 4" patroni sh -c 'v=$(patroni --version) && echo "$v" && [ "$(echo "$v" | sed "s/[^0-9.]//g" | cut -d. -f1)" -ge 4 ]'
+for bin in postgres initdb pg_ctl pg_basebackup pg_rewind pg_dump pg_dumpall pg_restore psql; do
+  check "$bin" "postgresql-$pg" "/usr/lib/postgresql/$pg/bin/$bin" --version
+done
+check "psycopg2 (Patroni's PostgreSQL driver)" python3-psycopg2 /usr/bin/python3 -c 'import psycopg2; print("psycopg2", psycopg2.__version__)'
+
+# Patroni's etcd3 client is urllib3 over TLS with a client certificate, after the imports
+# Patroni makes (python-etcd switches urllib3 to pyOpenSSL where python3-openssl is present,
+# and that path needs idna): make one real request the same way, to a throwaway mutual-TLS
+# listener on loopback.
+tls=$(mktemp -d)
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -keyout "$tls/key.pem" -out "$tls/cert.pem" >/dev/null 2>&1; then
+  check "Patroni's etcd3 TLS client path (urllib3, client certificate)" "python3-idna python3-urllib3" /usr/bin/python3 - "$tls" <<'PY'
+import http.server, ssl, sys, threading
+import patroni.dcs.etcd3  # noqa: F401 -- the imports Patroni's etcd3 client makes, with their side effects
+import urllib3
+d = sys.argv[1]
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = b'{"etcdserver":"selfcheck"}'
+        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(f'{d}/cert.pem', f'{d}/key.pem')
+ctx.load_verify_locations(f'{d}/cert.pem')
+ctx.verify_mode = ssl.CERT_REQUIRED
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+threading.Thread(target=srv.handle_request, daemon=True).start()
+pool = urllib3.PoolManager(cert_reqs='CERT_REQUIRED', ca_certs=f'{d}/cert.pem', cert_file=f'{d}/cert.pem', key_file=f'{d}/key.pem')
+r = pool.request('POST', f'https://127.0.0.1:{srv.server_port}/v3/maintenance/status', body=b'{}', timeout=5, retries=False)
+assert r.status == 200, r.status
+print('urllib3', urllib3.__version__, 'mutual TLS request answered', r.status)
+PY
+else
+  fail=1
+  echo "install-deps: FAIL openssl could not make a test certificate (Debian package openssl)" >&2
+fi
+
+[ "$fail" -eq 0 ] || die "the self-check failed: install the packages named above (apt-get install <package>), then run this script again"
+say "self-check passed (Debian ${VERSION_ID:-?} ${VERSION_CODENAME}, PostgreSQL $pg)"

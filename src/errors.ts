@@ -5,6 +5,7 @@ export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'CONFIG_NOT_FOUND'
   | 'MISSING_PACKAGE'
+  | 'UNSUPPORTED_VERSION'
   | 'PORT_IN_USE'
   | 'STALE_DCS_STATE'
   | 'MEMBER_FAILED'

@@ -114,9 +114,11 @@ const postgres = z.strictObject({
   namespace: z.string().regex(/^\/([^/]+\/)*$/, 'must start and end with "/", such as /service/').default('/service/'),
   port: port.default(5432),
   patroniPort: port.default(8008),
-  ttl: z.number().int().min(5).default(30),
-  loopWait: z.number().int().min(1).default(10),
-  retryTimeout: z.number().int().min(1).default(10),
+  // Patroni >= 3.2 raises a smaller ttl or retry_timeout to these floors without a word, so a
+  // config below them would promise failover timing that never happens: refused here, at the field.
+  ttl: z.number().int().min(20, 'Patroni (>= 3.2) enforces ttl >= 20 seconds').default(30),
+  loopWait: z.number().int().min(1, 'Patroni enforces loop_wait >= 1 second').default(10),
+  retryTimeout: z.number().int().min(3, 'Patroni (>= 3.2) enforces retry_timeout >= 3 seconds').default(10),
   synchronousMode: z.boolean().default(true),
   synchronousModeStrict: z.boolean().default(false),
   maximumLagOnFailover: z.number().int().min(0).default(1048576),

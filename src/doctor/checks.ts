@@ -4,6 +4,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { DoctorFacts, HbaRule, HostFacts, LocalFacts } from './facts.ts';
 import { PRIMARY_SERVICE, type KubeFacts } from '../clients/kubernetes.ts';
+import { groupCauses } from './causes.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -218,11 +219,39 @@ export const CHECKS: readonly Check[] = [
     id: 'patroni-members',
     title: "every member's Patroni answers",
     source: 'local',
-    run: local(({ status }) => {
-      const evidence = status.members.map((m) => `${m.name}: ${m.apiReachable ? `${m.role}, ${m.state}` : 'no answer on the REST API'}`);
+    run: local(({ status, logs }) => {
+      const evidence = status.members.map((m) => `${m.name}: ${m.apiReachable ? `${m.role}, ${m.state}` : `no answer on the REST API (${m.down ?? 'unknown why'})`}`);
       const silent = status.members.filter((m) => !m.apiReachable);
-      if (silent.length) return bad('fail', `Patroni on ${silent.map((m) => m.name).join(', ')} does not answer`, evidence, '`gardenos local logs <member>` says why; `gardenos local up` starts what is not running');
-      return ok('all answer', evidence);
+      if (!silent.length) return ok('all answer', evidence);
+      // What their logs say since the last start: a known cause (its fix comes from member-logs), or the error lines.
+      for (const m of silent) {
+        const log = logs.find((l) => l.process === `patroni-${m.name}`);
+        if (log && !log.causes.length) evidence.push(...log.errors.map((e) => `${m.name} log: ${e}`));
+      }
+      const known = silent.some((m) => logs.some((l) => l.process === `patroni-${m.name}` && l.causes.some((x) => x.fatal)));
+      return bad('fail', `Patroni on ${silent.map((m) => m.name).join(', ')} does not answer`, evidence,
+        known ? 'see member-logs below for the cause and its fix' : '`gardenos local up` starts what is not running and stops with the cause when a member cannot start; `gardenos local logs <member>` shows the whole log');
+    }),
+  },
+  {
+    id: 'member-logs',
+    title: "no start-up failure in the daemons' logs since their last start",
+    source: 'local',
+    run: local(({ logs, status }) => {
+      // A member that is healthy again has only history in its log (a module installed since, say).
+      const healthy = new Set([
+        ...status.etcd.filter((e) => e.healthy).map((e) => `etcd-${e.name}`),
+        ...status.members.filter((m) => m.apiReachable && (m.state === 'running' || m.state === 'streaming')).map((m) => `patroni-${m.name}`),
+        ...(status.haproxy.reachable ? ['haproxy'] : []),
+        ...(status.router.reachable ? ['router'] : []),
+      ]);
+      const unhealthy = logs.filter((l) => !healthy.has(l.process));
+      const groups = groupCauses(unhealthy.flatMap((l) => l.causes.filter((x) => x.fatal)));
+      const evidence = unhealthy.map((l) => `${l.logFile}: ${l.causes.length ? l.causes.map((x) => x.id).join(', ') : 'no known failure'}`);
+      if (!groups.length) return ok(unhealthy.length ? 'no known failure in the logs of the members that are down' : 'every daemon is healthy', evidence);
+      return bad('fail', groups.map((g) => `${g.processes.join(', ')}: ${g.cause.summary}`).join('; '),
+        [...groups.flatMap((g) => g.cause.evidence.slice(-2).map((e) => `${g.cause.process} log: ${e}`)), ...evidence],
+        groups.map((g) => g.cause.fix).join('\n      '));
     }),
   },
   {

@@ -12,6 +12,8 @@ import { describe } from '../errors.ts';
 import { etcdEndpoints, type LocalCluster } from '../local/cluster.ts';
 import { gatherStatus, type LocalStatus } from '../local/status.ts';
 import { readSecrets } from '../local/state.ts';
+import { recentLines } from './causes.ts';
+import { readStartLog, type StartLog } from '../local/startup.ts';
 import { tail } from '../local/supervisor.ts';
 import { USERS } from '../render/files.ts';
 import type { Topology } from '../render/topology.ts';
@@ -81,6 +83,8 @@ export interface LocalFacts {
   hba: HbaRule[] | undefined;
   hbaError?: string;
   etcd: EtcdEndpointFacts[];
+  /** Every daemon's log since its last start, within the log window: known causes and error lines. */
+  logs: StartLog[];
 }
 
 export interface DoctorFacts {
@@ -88,25 +92,6 @@ export interface DoctorFacts {
   host?: HostFacts;
   kube?: KubeFacts;
   kubeError?: string;
-}
-
-/**
- * When a log line was written: PostgreSQL's lines carry their zone ("… UTC"); Patroni's
- * (Python's asctime) are local time. Undefined for continuation lines without a time.
- */
-export function logLineTime(line: string): number | undefined {
-  const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:[.,](\d+))?(?: (UTC|GMT))?/.exec(line);
-  if (!m) return undefined;
-  const t = Date.parse(`${m[1]}T${m[2]}${m[4] ? 'Z' : ''}`);
-  return Number.isNaN(t) ? undefined : t;
-}
-
-/** The lines written within the window: an old rejected connection is history, not a finding. */
-export function recentLines(lines: string[], windowMs: number, now = Date.now()): string[] {
-  return lines.filter((l) => {
-    const t = logLineTime(l);
-    return t !== undefined && now - t <= windowMs;
-  });
 }
 
 async function memberFacts(c: LocalCluster, m: { name: string; address: string }, parseYaml: (s: string) => unknown, logWindowMs: number): Promise<MemberFacts> {
@@ -183,11 +168,13 @@ export async function gatherLocalFacts(c: LocalCluster, logWindowMs = 10 * 60_00
   const { parse } = await import('yaml');
   const scopePrefix = `${c.config.postgres.namespace}${c.config.postgres.scope}/`;
   const etcd = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs: 1500 });
-  const [status, dcs, members, plain] = await Promise.all([
+  const specs = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router];
+  const [status, dcs, members, plain, logs] = await Promise.all([
     gatherStatus(c, { timeoutMs: 1500 }),
     etcd.readPrefix(scopePrefix).then((r) => ({ keys: r.kvs }), (e) => ({ error: describe(e) })),
     Promise.all(c.topology.postgres.map((m) => memberFacts(c, m, parse, logWindowMs))),
     Promise.all(etcdEndpoints(c).map(probeEtcdPlain)),
+    Promise.all(specs.map((s) => readStartLog(s, (lines) => recentLines(lines, logWindowMs)))),
   ]).finally(() => etcd.close());
   const hba = await hbaRules(c, status).then((rules) => ({ rules }), (e) => ({ error: describe(e) }));
   return {
@@ -201,6 +188,7 @@ export async function gatherLocalFacts(c: LocalCluster, logWindowMs = 10 * 60_00
     hba: 'rules' in hba ? hba.rules : undefined,
     ...('error' in hba ? { hbaError: hba.error } : {}),
     etcd: plain,
+    logs,
   };
 }
 

@@ -7,10 +7,14 @@ import type { Config, ConfigInput } from '../config/schema.ts';
 import type { EtcdFiles, HaproxyFiles, PatroniFiles, TlsFiles } from '../render/files.ts';
 import type { Member, Topology } from '../render/topology.ts';
 
-/** `gardenos local up` without -c: a developer's sandbox that fails over fast. */
+/**
+ * `gardenos local up` without -c: a developer's sandbox that fails over as fast as Patroni allows
+ * (ttl 20 is its floor; loop_wait 2 and retry_timeout 5 keep loop_wait + 2·retry_timeout ≤ ttl
+ * with room for one slow etcd round).
+ */
 export const DEFAULT_LOCAL_CONFIG: ConfigInput = {
   cluster: { name: 'garden-local' },
-  postgres: { ttl: 10, loopWait: 2, retryTimeout: 4 },
+  postgres: { ttl: 20, loopWait: 2, retryTimeout: 5 },
   haproxy: { checkIntervalMs: 1000, fall: 2, rise: 1 },
 };
 

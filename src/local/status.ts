@@ -2,6 +2,7 @@
 // Patroni REST, HAProxy's admin socket), gathered in parallel with a timeout
 // per probe. One part that does not answer degrades its rows, not the command.
 import { access } from 'node:fs/promises';
+import { findCauses, sinceLastStart } from '../doctor/causes.ts';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
@@ -12,6 +13,7 @@ import type { TlsFiles } from '../render/files.ts';
 import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
+import { tail, type ProcessSpec } from './supervisor.ts';
 
 export interface EtcdMemberStatus {
   name: string;
@@ -32,6 +34,8 @@ export interface PostgresMemberStatus {
   timeline: number | null;
   lagBytes: number | null;
   apiReachable: boolean;
+  /** Why its Patroni does not answer, when that is known: not running, or a cause from its log. */
+  down?: string;
 }
 
 export interface LocalStatus {
@@ -147,6 +151,14 @@ async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views
   return { views };
 }
 
+/** Why a member's Patroni does not answer: its process is gone, or its log since the last start says why. */
+async function whyDown(c: LocalCluster, spec: ProcessSpec): Promise<string> {
+  if ((await c.supervisor.pid(spec)) === undefined) return 'not running';
+  const causes = findCauses(spec.id, sinceLastStart(await tail(spec.logFile, 400)));
+  const cause = causes.findLast((x) => x.fatal) ?? causes.at(-1);
+  return cause ? `running, but ${cause.summary}` : 'running, not answering yet';
+}
+
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
@@ -165,32 +177,37 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
 
   // The cluster view from the first member that answers; each member's own answer says whether its API is up.
   const view = patroni.views.find((v) => v !== undefined);
-  const members: PostgresMemberStatus[] = c.topology.postgres.map((m, i) => {
-    const seen = view?.members.find((x) => x.name === m.name);
-    return {
-      name: m.name,
-      host: m.address,
-      role: seen?.role ?? 'unknown',
-      state: seen?.state ?? 'unreachable',
-      timeline: seen?.timeline ?? null,
-      lagBytes: typeof seen?.lag === 'number' ? seen.lag : seen?.role === 'leader' ? 0 : null,
-      apiReachable: patroni.views[i] !== undefined,
-    };
-  });
+  const members: PostgresMemberStatus[] = await Promise.all(
+    c.topology.postgres.map(async (m, i) => {
+      const seen = view?.members.find((x) => x.name === m.name);
+      const apiReachable = patroni.views[i] !== undefined;
+      return {
+        name: m.name,
+        host: m.address,
+        role: seen?.role ?? 'unknown',
+        state: seen?.state ?? 'unreachable',
+        timeline: seen?.timeline ?? null,
+        lagBytes: typeof seen?.lag === 'number' ? seen.lag : seen?.role === 'leader' ? 0 : null,
+        apiReachable,
+        ...(apiReachable ? {} : { down: await whyDown(c, c.specs.patroni[i]!) }),
+      };
+    }),
+  );
 
+  // Most fundamental first: state, then etcd (Patroni needs it), then each member, then what follows from them.
   const problems: string[] = [];
-  if (!(await access(c.layout.clusterFile).then(() => true, () => false))) {
+  if (!(await access(c.layout.root).then(() => true, () => false))) {
     problems.push(`cluster ${c.config.cluster.name} has not been set up in ${c.layout.root}: run \`gardenos local up\``);
   }
   for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
   if (!etcd.some((e) => e.leader)) problems.push('etcd has no leader');
-  const leaders = members.filter((m) => m.role === 'leader');
-  if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
   for (const m of members) {
-    if (!m.apiReachable) problems.push(`Patroni ${m.name} does not answer on its REST API`);
+    if (!m.apiReachable) problems.push(`Patroni ${m.name} does not answer on its REST API (${m.down})`);
     else if (m.state !== 'running' && m.state !== 'streaming') problems.push(`PostgreSQL ${m.name} is ${m.state}`);
   }
-  if (c.config.postgres.synchronousMode && !members.some((m) => m.role === 'sync_standby')) problems.push('synchronous mode is on but there is no synchronous standby');
+  const leaders = members.filter((m) => m.role === 'leader');
+  if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
+  if (c.config.postgres.synchronousMode && leaders.length && !members.some((m) => m.role === 'sync_standby')) problems.push('synchronous mode is on but there is no synchronous standby');
   if (!hap.reachable) problems.push(`HAProxy does not answer: ${'error' in hap ? hap.error : ''}`);
   else {
     const up = hap.servers.filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')).map((s) => s.server);

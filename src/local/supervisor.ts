@@ -3,10 +3,11 @@
 // /proc shows it alive and running our command line, so a reused pid is never
 // mistaken for a member.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { START_MARKER } from '../doctor/causes.ts';
 import type { Owner } from '../util/files.ts';
 import { writeFileAtomic } from '../util/files.ts';
 
@@ -57,6 +58,8 @@ export function createSupervisor(pidsDir: string): Supervisor {
     async start(spec) {
       const fd = openSync(spec.logFile, 'a', 0o640);
       try {
+        // "Since the last start" for `up`'s and doctor's reading of the log.
+        writeSync(fd, `${START_MARKER}${spec.id} at ${new Date().toISOString()} ---\n`);
         const child = spawn(spec.command, spec.args, {
           cwd: spec.cwd,
           env: spec.env ?? process.env,
@@ -95,8 +98,19 @@ export function createSupervisor(pidsDir: string): Supervisor {
   };
 }
 
-/** The last `n` lines of a log file, for error messages about a member that failed. */
-export async function tail(file: string, n = 20): Promise<string[]> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-n).filter(Boolean);
+/** The last `n` lines of a log file (read from its last `maxBytes` only: logs grow), for messages about a member. */
+export async function tail(file: string, n = 20, maxBytes = 256 * 1024): Promise<string[]> {
+  const fh = await open(file, 'r').catch(() => undefined);
+  if (!fh) return [];
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(size, maxBytes);
+    const buf = Buffer.alloc(len);
+    await fh.read(buf, 0, len, size - len);
+    const lines = buf.toString('utf8').trimEnd().split('\n');
+    if (len < size) lines.shift(); // a partial first line
+    return lines.slice(-n).filter(Boolean);
+  } finally {
+    await fh.close();
+  }
 }

@@ -67,7 +67,7 @@ export async function makeTestCluster(name: string, octet: number, extraYaml = '
     configFile,
     [
       `cluster: { name: ${name} }`,
-      `postgres: { scope: ${name}, ttl: 10, loopWait: 2, retryTimeout: 4 }`,
+      `postgres: { scope: ${name}, ttl: 20, loopWait: 2, retryTimeout: 5 }`,
       'haproxy: { checkIntervalMs: 1000, fall: 2, rise: 1 }',
       // Loopback addresses by default; with `up --isolated`, a bridge of its own in 10.251.<octet>.0/24.
       `local: { addressPrefix: "${prefix}", isolatedPrefix: "10.251.${octet}" }`,

@@ -44,11 +44,11 @@ describe('gardenos local refuses clearly', { timeout: 120_000 }, () => {
 
   it('rejects a malformed config with the line, column and field', async () => {
     const file = join(c.dir, 'bad.yaml');
-    await writeFile(file, 'cluster:\n  name: ok\npostgres:\n  ttl: 5\n  loopWait: 2\n  retryTimeout: 4\n');
+    await writeFile(file, 'cluster:\n  name: ok\npostgres:\n  ttl: 20\n  loopWait: 10\n  retryTimeout: 6\n');
     const r = await runCli(['local', '-c', file, '--state-dir', join(c.dir, 'bad-state'), 'up']);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /error: .*bad\.yaml has 1 problem/);
-    assert.match(r.stderr, /bad\.yaml:4:8: postgres\.ttl: Patroni needs loopWait \+ 2\*retryTimeout <= ttl, but 2 \+ 2\*4 = 10 > 5/);
+    assert.match(r.stderr, /bad\.yaml:4:8: postgres\.ttl: Patroni needs loopWait \+ 2\*retryTimeout <= ttl, but 10 \+ 2\*6 = 22 > 20/);
     await assert.rejects(access(join(c.dir, 'bad-state')), 'no state was created');
   });
 

@@ -63,6 +63,13 @@ describe('config', () => {
     assert.match(p!, /^g\.yaml:3:8: postgres\.ttl: Patroni needs loopWait \+ 2\*retryTimeout <= ttl, but 10 \+ 2\*10 = 30 > 20/);
   });
 
+  it("knows the floors the Patroni it runs enforces (ttl >= 20, retry_timeout >= 3), at the field", () => {
+    const problems = problemsOf('cluster: { name: a }\npostgres:\n  ttl: 10\n  loopWait: 2\n  retryTimeout: 2\n');
+    assert.ok(problems.includes('g.yaml:3:8: postgres.ttl: Patroni (>= 3.2) enforces ttl >= 20 seconds (got 10)'), problems.join('\n'));
+    assert.ok(problems.includes('g.yaml:5:17: postgres.retryTimeout: Patroni (>= 3.2) enforces retry_timeout >= 3 seconds (got 2)'), problems.join('\n'));
+    assert.equal(parseConfig('cluster: { name: a }\npostgres:\n  ttl: 20\n  loopWait: 2\n  retryTimeout: 5\n').postgres.ttl, 20);
+  });
+
   it('rejects duplicate node names and addresses, and an even etcd member count', () => {
     const problems = problemsOf(`cluster: { name: a }\nnodes:\n${node('n1', '198.51.100.1')}${node('n1', '198.51.100.1')}`);
     assert.ok(problems.some((p) => /nodes\[1\]\.name: node name "n1" is used by an earlier node/.test(p)), problems.join('\n'));
