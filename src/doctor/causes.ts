@@ -62,6 +62,26 @@ const RULES: readonly Rule[] = [
     },
   },
   {
+    // Patroni swallows the ImportError of each DCS module ("Failed to import patroni.dcs.etcd3", at INFO)
+    // and then finds no DCS for its etcd3 section.
+    id: 'patroni-etcd3-module',
+    pattern: /Can not find suitable configuration of distributed configuration store/,
+    fatal: true,
+    explain: () => ({
+      summary: "Patroni could not load its etcd3 support: the module patroni.dcs.etcd3 failed to import (python3-etcd, or a module it needs, is missing)",
+      fix: 'sudo apt-get install -y python3-etcd   # scripts/install-deps.sh installs it and checks that Patroni\'s etcd3 module imports; then `gardenos local up`',
+    }),
+  },
+  {
+    id: 'python-module',
+    pattern: /Patroni requires (psycopg)2/,
+    fatal: true,
+    explain: () => ({
+      summary: 'the Python module psycopg2 (PostgreSQL driver) is missing, so Patroni cannot run',
+      fix: 'sudo apt-get install -y python3-psycopg2   # or run scripts/install-deps.sh; then `gardenos local up`',
+    }),
+  },
+  {
     id: 'pgdata-permissions',
     pattern: /data directory "([^"]+)" has (?:invalid permissions|group or world access|wrong ownership)/,
     fatal: true,
@@ -87,7 +107,7 @@ const RULES: readonly Rule[] = [
       const host = m[1] ?? m[2] ?? m[4];
       const port = Number(m[3] ?? m[5] ?? 0);
       return {
-        summary: `${process} cannot bind ${host}${port ? `:${port}` : ''}: the address is already in use`,
+        summary: `cannot bind ${host}${port ? `:${port}` : ''}: the address is already in use`,
         fix: 'stop what listens there (`ss -ltnp` shows it), or give this cluster other addresses with local.addressPrefix / local.firstHost in gardenos.yaml',
         ...(host && port ? { address: { host, port } } : {}),
       };
@@ -97,28 +117,37 @@ const RULES: readonly Rule[] = [
     id: 'patroni-api-port-in-use',
     pattern: /\[Errno 98\] Address already in use/,
     fatal: true,
-    explain: (_m, process) => ({
-      summary: `${process} cannot bind its REST API: the address is already in use`,
+    explain: () => ({
+      summary: 'cannot bind its REST API: the address is already in use',
       fix: 'stop what listens on the member\'s Patroni port (`ss -ltnp` shows it), or move the cluster with local.addressPrefix in gardenos.yaml',
     }),
   },
   {
+    // The client's side (Patroni): the TLS alert etcd sent back. Fatal: a certificate does not heal.
     id: 'etcd-refuses-client-cert',
-    pattern: /rejected connection from "([^"]+)" \(error "([^"]+)"|(?:SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|TLSV13_ALERT_CERTIFICATE_REQUIRED|alert bad certificate|alert unknown ca|certificate required)/i,
+    pattern: /SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|TLSV13_ALERT_CERTIFICATE_REQUIRED|alert bad certificate|alert unknown ca|alert certificate required/i,
     fatal: true,
-    explain: (m, process) => ({
-      summary: m[1]
-        ? `${process} rejects a TLS client at ${m[1]}: ${m[2]}`
-        : `etcd refuses ${process}'s client certificate (not signed by the cluster CA, or expired)`,
-      fix: "the member's certificate must come from the cluster's CA: delete the member's tls/server.crt and server.key (or pki/etcd-<member>.crt/.key) and run `gardenos local up`, which issues them again from pki/ca.crt",
+    explain: () => ({
+      summary: 'etcd refuses its client certificate (not signed by the cluster CA, or expired)',
+      fix: "the member's certificate must come from the cluster's CA: delete the member's tls/server.crt and server.key and run `gardenos local up`, which issues them again from pki/ca.crt (then restart the member)",
+    }),
+  },
+  {
+    // etcd's side (capnslog or zap JSON): evidence about a client, not a reason etcd cannot start.
+    id: 'etcd-rejected-client',
+    pattern: /rejected connection from "([^"]+)" \(error "([^"]+)"|"msg":"rejected connection".*?"remote-addr":"([^"]+)".*?"error":"([^"]+)"/,
+    fatal: false,
+    explain: (m) => ({
+      summary: `rejects a TLS client at ${m[1] ?? m[3]}: ${m[2] ?? m[4]}`,
+      fix: 'every client of etcd (Patroni, the router, GardenOS) needs a certificate from the cluster CA (pki/ca.crt); `gardenos local doctor` names the member whose certificate is refused',
     }),
   },
   {
     id: 'server-cert-untrusted',
     pattern: /CERTIFICATE_VERIFY_FAILED|certificate verify failed/,
     fatal: true,
-    explain: (_m, process) => ({
-      summary: `${process} does not trust the server's certificate (it is not signed by the cluster CA it was given)`,
+    explain: () => ({
+      summary: "does not trust the server's certificate (it is not signed by the cluster CA it was given)",
       fix: 'every certificate and the cacert in patroni.yml must come from the same cluster CA (pki/ca.crt): `gardenos local up` rewrites the files and issues missing certificates',
     }),
   },
@@ -126,7 +155,7 @@ const RULES: readonly Rule[] = [
     id: 'disk-full',
     pattern: /No space left on device/,
     fatal: true,
-    explain: (_m, process) => ({ summary: `${process} ran out of disk space`, fix: 'free space on the file system of the state directory (`df -h`), then `gardenos local up`' }),
+    explain: () => ({ summary: 'ran out of disk space', fix: 'free space on the file system of the state directory (`df -h`), then `gardenos local up`' }),
   },
   {
     id: 'stale-dcs-state',
@@ -141,8 +170,8 @@ const RULES: readonly Rule[] = [
     id: 'etcd-unreachable',
     pattern: /Failed to get list of machines from (\S+?):? (.+)|(?:failed to connect to|could not connect to) etcd/i,
     fatal: false,
-    explain: (m, process) => ({
-      summary: `${process} cannot reach etcd${m[1] ? ` at ${m[1]}: ${m[2]}` : ''}`,
+    explain: (m) => ({
+      summary: `cannot reach etcd${m[1] ? ` at ${m[1]}: ${m[2]}` : ''}`,
       fix: 'start etcd (`gardenos local up`); `gardenos local status` shows each etcd member',
     }),
   },

@@ -44,8 +44,7 @@ export function explainLogs(logs: readonly StartLog[]): string[] {
   const groups = groupCauses(logs.flatMap((l) => l.causes));
   const out: string[] = [];
   for (const { processes, cause } of groups) {
-    const who = processes.length > 1 ? `${processes.join(', ')}: ` : '';
-    out.push(`${who}${cause.summary}`, ...cause.evidence.slice(-2).map((e) => `    ${e}`));
+    out.push(`${processes.join(', ')}: ${cause.summary}`, ...cause.evidence.slice(-2).map((e) => `    ${e}`));
     if (groups.length > 1) out.push(`  fix: ${cause.fix}`);
   }
   for (const l of logs) {
@@ -72,11 +71,11 @@ export async function awaitMembers<T>(
   specs: readonly ProcessSpec[],
   what: string,
   check: () => Promise<T | undefined | false>,
-  opts: { timeoutMs: number; intervalMs: number },
+  opts: { timeoutMs: number; intervalMs: number; since: number },
 ): Promise<T> {
-  // Only what the logs say from now on (and since the start of a member this run started, which
-  // wrote its marker a moment ago): an error a running member has since got over is history.
-  const since = Date.now() - 5_000;
+  // Only what the logs say since this command began (a member it started wrote its start marker
+  // after that): an error that a member running from before has since got over is history.
+  const { since } = opts;
   const read = (s: ProcessSpec) => readStartLog(s, (lines) => linesSince(lines, since));
   const seeLogs = `see the whole log with \`gardenos local logs <member>\` (${specs.map((s) => s.id).join(', ')})`;
   let lastLogRead = 0;
@@ -107,7 +106,7 @@ export async function awaitMembers<T>(
         }
         return check();
       },
-      opts,
+      { timeoutMs: opts.timeoutMs, intervalMs: opts.intervalMs },
     );
   } catch (e) {
     if (!(e instanceof GardenError) || e.code !== 'TIMEOUT') throw e;

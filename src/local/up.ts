@@ -36,6 +36,8 @@ interface UpContext {
   report: Reporter;
   timeoutMs: number;
   running: ReadonlyMap<string, boolean>;
+  /** When this run began: what the logs said before it is history. */
+  startedAt: number;
   changes: string[];
   secrets?: ClusterSecrets;
   leader?: string;
@@ -172,7 +174,7 @@ const etcd: Phase = {
           const st = await client.statuses();
           return st.every((s) => s.ok) && st.some((s) => s.isLeader);
         },
-        { timeoutMs, intervalMs: 200 },
+        { timeoutMs, intervalMs: 200, since: ctx.startedAt },
       );
       // Stale Patroni state: an initialize key that no data directory here belongs to.
       const prefix = `${config.postgres.namespace}${config.postgres.scope}/`;
@@ -215,7 +217,7 @@ const patroni: Phase = {
         const i = topology.postgres.findIndex((m) => m.name === leader);
         return i >= 0 && (await clients[i]!.check('/primary')) ? leader : undefined;
       },
-      { timeoutMs, intervalMs: 250 },
+      { timeoutMs, intervalMs: 250, since: ctx.startedAt },
     );
     return `leader ${ctx.leader}`;
   },
@@ -235,7 +237,7 @@ const haproxy: Phase = {
         const up = (await client.stats()).filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP'));
         return up.length === 1 && up[0]!.server === leader;
       },
-      { timeoutMs, intervalMs: 200 },
+      { timeoutMs, intervalMs: 200, since: ctx.startedAt },
     );
     return `primary → ${leader}`;
   },
@@ -255,7 +257,7 @@ const router: Phase = {
         const s = await fetchRouterStatus(c, 2000);
         return s.ready && s.primary?.name === leader;
       },
-      { timeoutMs, intervalMs: 200 },
+      { timeoutMs, intervalMs: 200, since: ctx.startedAt },
     );
     return `following the leader key of scope ${c.config.postgres.scope}`;
   },
@@ -266,7 +268,7 @@ export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patro
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();
   for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
-  const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [] };
+  const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
   for (const phase of UP_PHASES) {
     report({ kind: 'step', step: phase.title, status: 'start' });
     try {
