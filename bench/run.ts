@@ -2,6 +2,7 @@
 // are measured and reported, never asserted.
 //   npm run bench                 (BENCH_RUNS=3 cold starts, BENCH_STATUS=20 status and doctor calls)
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { makeTestCluster, withPassword } from '../test/helpers/local.ts';
@@ -27,6 +28,17 @@ const upTimes: number[] = [];
 const statusTimes: number[] = [];
 const statusWithConfigTimes: number[] = [];
 const doctorTimes: number[] = [];
+const halfStartedTimes: number[] = [];
+const frozenTimes: number[] = [];
+/** status on a cluster whose Patroni members are in `state` (a status that answers at all, degraded: exit 2). */
+async function statusWhile(times: number[]): Promise<void> {
+  for (let j = 0; j < statusRuns; j++) {
+    const s = await timed(['local', '--state-dir', cluster.stateDir, 'status', '--json']);
+    if (s.code !== 2) throw new Error(`status exit ${s.code} on a degraded cluster`);
+    times.push(s.ms);
+  }
+}
+const patroniPids = async () => Promise.all([1, 2, 3].map(async (i) => Number((await readFile(`${cluster.stateDir}/pids/patroni-node${i}.pid`, 'utf8')).trim())));
 const cluster = await makeTestCluster('bench', 221);
 const local = (verb: string, ...rest: string[]) => ['local', '-c', cluster.configFile, '--state-dir', cluster.stateDir, verb, ...rest];
 try {
@@ -58,6 +70,18 @@ try {
         if (doc.code !== 0) throw new Error(`doctor exit ${doc.code}: ${doc.stdout}`);
         doctorTimes.push(doc.ms);
       }
+      // Frozen members (SIGSTOP): their ports accept connections that never answer, so each
+      // probe runs to its deadline. Then half-started: etcd, HAProxy and the router up, every
+      // Patroni gone (as when a missing module stops them).
+      const pids = await patroniPids();
+      for (const p of pids) process.kill(p, 'SIGSTOP');
+      try {
+        await statusWhile(frozenTimes);
+      } finally {
+        for (const p of pids) process.kill(p, 'SIGCONT');
+      }
+      for (const p of pids) process.kill(p, 'SIGKILL');
+      await statusWhile(halfStartedTimes);
     }
     const d = await timed(local('destroy', '--yes'));
     if (d.code !== 0) throw new Error('destroy failed');
@@ -69,5 +93,7 @@ try {
 rows.push(['local up: empty state → write via HAProxy with sync standby', String(runs), fmt(pct(upTimes, 50)), fmt(pct(upTimes, 95)), fmt(Math.max(...upTimes)), '≤ 30 s']);
 rows.push(['local status --json (wall, whole process)', String(statusRuns), fmt(pct(statusTimes, 50)), fmt(pct(statusTimes, 95)), fmt(Math.max(...statusTimes)), '≤ 300 ms']);
 rows.push(['local status --json -c gardenos.yaml (parses and validates the file)', String(statusRuns), fmt(pct(statusWithConfigTimes, 50)), fmt(pct(statusWithConfigTimes, 95)), fmt(Math.max(...statusWithConfigTimes)), '≤ 300 ms']);
+rows.push(['local status --json, half-started (etcd up, every Patroni gone)', String(statusRuns), fmt(pct(halfStartedTimes, 50)), fmt(pct(halfStartedTimes, 95)), fmt(Math.max(...halfStartedTimes)), '≤ 300 ms']);
+rows.push(['local status --json, every Patroni frozen (probes run to their 1.5 s deadline)', String(statusRuns), fmt(pct(frozenTimes, 50)), fmt(pct(frozenTimes, 95)), fmt(Math.max(...frozenTimes)), '']);
 rows.push(['local doctor --json: every check (wall, whole process)', String(statusRuns), fmt(pct(doctorTimes, 50)), fmt(pct(doctorTimes, 95)), fmt(Math.max(...doctorTimes)), '≤ 2 s']);
 process.stdout.write(`\n${table(['BENCHMARK', 'N', 'P50', 'P95', 'MAX', 'GOAL'], rows)}\n`);

@@ -1,11 +1,11 @@
 // Everything the local commands share: the effective config, the topology
 // from the local profile, the state-directory layout, and the process specs
 // for each daemon (the same rendered configs production uses).
-import { readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/schema.ts';
-import { API_VERSION } from '../config/version.ts';
+import { API_VERSION, SUPPORTED_POSTGRES } from '../config/version.ts';
 import { GardenError } from '../errors.ts';
 import { USERS } from '../render/files.ts';
 import { etcdClientUrls, hostPort, type Topology } from '../render/topology.ts';
@@ -56,9 +56,20 @@ export async function resolveConfig(opts: OpenOptions): Promise<Config> {
   const meta = await readJson<ClusterMeta>(`${dir}/cluster.json`).catch(() => undefined);
   if (meta?.config?.apiVersion === API_VERSION) return meta.config;
   const { validateConfig } = await import('../config/load.ts');
-  const { config, problems } = validateConfig(DEFAULT_LOCAL_CONFIG);
+  // Without a file, the PostgreSQL the machine has: Debian 12 ships 15, Debian 13 ships 17.
+  const version = await installedPostgres();
+  const { config, problems } = validateConfig(version ? { ...DEFAULT_LOCAL_CONFIG, postgres: { ...DEFAULT_LOCAL_CONFIG.postgres, version } } : DEFAULT_LOCAL_CONFIG);
   if (!config) throw new GardenError('CONFIG_INVALID', 'the built-in local config is invalid', { details: problems.map((p) => `${p.path}: ${p.message}`) });
   return config;
+}
+
+/** The newest PostgreSQL major GardenOS supports that Debian's packages installed here, if any. */
+export async function installedPostgres(base = '/usr/lib/postgresql'): Promise<number | undefined> {
+  const majors = await readdir(base).catch(() => [] as string[]);
+  const usable = await Promise.all(
+    SUPPORTED_POSTGRES.filter((v) => majors.includes(String(v))).map(async (v) => ((await access(`${base}/${v}/bin/postgres`).then(() => true, () => false)) ? v : undefined)),
+  );
+  return usable.filter((v) => v !== undefined).at(-1);
 }
 
 export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster> {

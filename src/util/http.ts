@@ -21,17 +21,27 @@ export interface HttpResponse {
   body: string;
 }
 
-/** Resolves with any HTTP status; rejects only when there is no answer in time. */
+/**
+ * Resolves with any HTTP status; rejects only when there is no whole answer within `timeoutMs`.
+ * The deadline covers connect, TLS handshake and body together (a socket's idle timeout does not:
+ * a frozen peer that accepted the connection held a request twice as long).
+ */
 export function request(url: string | URL, opts: HttpOptions): Promise<HttpResponse> {
   const target = typeof url === 'string' ? new URL(url) : url;
   const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const settle = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
+      clearTimeout(timer);
+      fn(...a);
+    };
+    resolve = settle(resolve);
+    reject = settle(reject);
     const req = send(
       target,
       {
         method: opts.method ?? 'GET',
-        timeout: opts.timeoutMs,
         agent: false,
         headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}), ...opts.headers },
         // Handed through to tls.connect(); @types/node leaves it out of https.RequestOptions.
@@ -44,7 +54,7 @@ export function request(url: string | URL, opts: HttpOptions): Promise<HttpRespo
         res.on('error', reject);
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)));
+    timer = setTimeout(() => req.destroy(new Error(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
     req.on('error', reject);
     req.end(payload);
   });
