@@ -6,7 +6,7 @@ export function markdown(runs: readonly ChaosRun[]): string {
   const rows = runs.map((r) => {
     const v = r.verdict;
     const nodes = v.intervals.map((i) => `${i.node} (${i.rows})`).join(' → ');
-    return `| ${r.scenario} | ${r.fault} | ${v.outageMs === null ? 'writes never resumed' : `${(v.outageMs / 1000).toFixed(2)} s`} | ${v.acknowledged} | ${v.lost.length} | ${v.overlaps.length ? v.overlaps.map((o) => o.join('+')).join(', ') : 'none'} | ${nodes} | ${v.ok ? 'pass' : `**FAIL**${v.failure ? `: ${v.failure}` : ''}`} |`;
+    return `| ${r.scenario} | ${r.fault} | ${v.outageMs === null ? 'writes never resumed' : `${(v.outageMs / 1000).toFixed(2)} s`} | ${v.acknowledged} | ${v.verified ? v.lost.length : 'unverified'} | ${v.overlaps.length ? v.overlaps.map((o) => o.join('+')).join(', ') : 'none'} | ${nodes} | ${v.ok ? 'pass' : `**FAIL**${v.failure ? `: ${v.failure}` : ''}`} |`;
   });
   return ['| scenario | fault | write outage | acknowledged | lost | two primaries | writes by node | verdict |', '|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n');
 }
@@ -32,7 +32,7 @@ export function svg(run: ChaosRun, binMs = 250): string {
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${pad.l}" y="18" font-size="13">${esc(`${run.scenario}: ${run.fault}`)} — outage ${run.verdict.outageMs === null ? 'unbounded' : `${(run.verdict.outageMs / 1000).toFixed(2)} s`}, lost ${run.verdict.lost.length}</text>
+<text x="${pad.l}" y="18" font-size="13">${esc(`${run.scenario}: ${run.fault}`)} — outage ${run.verdict.outageMs === null ? 'unbounded' : `${(run.verdict.outageMs / 1000).toFixed(2)} s`}, ${run.verdict.verified ? `lost ${run.verdict.lost.length}` : 'writes unverified'}</text>
 <line x1="${pad.l}" x2="${W - pad.r}" y1="${H - pad.b}" y2="${H - pad.b}" stroke="#888"/>
 <line x1="${pad.l}" x2="${pad.l}" y1="${pad.t}" y2="${H - pad.b}" stroke="#888"/>
 <text x="${pad.l - 6}" y="${y(max) + 4}" font-size="10" text-anchor="end">${Math.round(max)}</text>

@@ -8,7 +8,7 @@ import { connectionUris, type LocalCluster } from '../local/cluster.ts';
 import { readSecrets } from '../local/state.ts';
 import { waitFor } from '../util/wait.ts';
 import { clusterView, type Scenario } from './scenarios.ts';
-import { judge, type StoredRow, type Verdict } from './verdict.ts';
+import { judge, unverified, type StoredRow, type Verdict } from './verdict.ts';
 import { CHAOS_TABLE, prepareTable, Writer, type WriterResult } from './writer.ts';
 
 export interface ChaosRun {
@@ -102,9 +102,11 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
     const leader = (await clusterView(c).catch(() => undefined))?.members.find((m) => m.role === 'leader');
     after = { timeline: leader?.timeline ?? null };
   }
-  const judged = judge(writer.result.acks, rows, injectAt);
-  const verdict: Verdict = failure ? { ...judged, ok: false, failure } : judged;
+  const verdict: Verdict = failure ? unverified(writer.result.acks, injectAt, failure) : judge(writer.result.acks, rows, injectAt);
   if (failure) report({ kind: 'warn', message: `${s.name}: ${failure}` });
-  report({ kind: 'step', step: s.name, status: verdict.ok ? 'done' : 'fail', detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${verdict.acknowledged} acknowledged, ${verdict.lost.length} lost, ${verdict.overlaps.length ? 'TWO PRIMARIES' : 'one primary at a time'}` });
+  const outcome = verdict.verified
+    ? `${verdict.acknowledged} acknowledged, ${verdict.lost.length} lost, ${verdict.overlaps.length ? 'TWO PRIMARIES' : 'one primary at a time'}`
+    : `${verdict.acknowledged} acknowledged, unverified: the cluster did not recover, so its rows could not be read`;
+  report({ kind: 'step', step: s.name, status: verdict.ok ? 'done' : 'fail', detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${outcome}` });
   return { scenario: s.name, fault, injectAt, recoverAt, healthyAt, endAt, writer: writer.result, verdict, timelines: { before: before.timeline, after: after.timeline } };
 }

@@ -30,6 +30,14 @@ export interface Verdict {
   ok: boolean;
   /** Set when the cluster did not heal after the fault; the rows could then not be checked. */
   failure?: string;
+  /** False when the stored rows could not be read (the cluster did not heal): `lost` is then unknown, not empty. */
+  verified: boolean;
+}
+
+/** The verdict of a run whose cluster did not heal: its writes are unverified, never counted as lost. */
+export function unverified(acks: readonly Ack[], injectAt: number, failure: string): Verdict {
+  const { acknowledged, outageMs } = judge(acks, [], injectAt);
+  return { acknowledged, lost: [], intervals: [], overlaps: [], outageMs, ok: false, failure, verified: false };
 }
 
 export function judge(acks: readonly Ack[], rows: readonly StoredRow[], injectAt: number): Verdict {
@@ -64,5 +72,5 @@ export function judge(acks: readonly Ack[], rows: readonly StoredRow[], injectAt
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i]!.at > injectAt) outageMs = Math.max(outageMs ?? 0, sorted[i]!.at - sorted[i - 1]!.at);
   }
-  return { acknowledged: acks.length, lost, intervals, overlaps, outageMs, ok: lost.length === 0 && overlaps.length === 0 && outageMs !== null };
+  return { acknowledged: acks.length, lost, intervals, overlaps, outageMs, ok: lost.length === 0 && overlaps.length === 0 && outageMs !== null, verified: true };
 }

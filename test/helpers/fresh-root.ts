@@ -28,9 +28,9 @@ export async function baseTarball(suite: string): Promise<string> {
   const tar = join(CACHE_DIR, `debian-${suite}-minbase.tar`);
   if (await access(tar).then(() => true, () => false)) return tar;
   await mkdir(CACHE_DIR, { recursive: true });
-  const partial = `${tar}.${process.pid}.partial`;
+  const partial = join(CACHE_DIR, `.partial-${process.pid}-${suite}.tar`);
   try {
-    await run('mmdebstrap', ['--variant=minbase', '--mode=root', '--quiet', suite, partial, 'http://deb.debian.org/debian'], { maxBuffer: 64 * 1024 * 1024 });
+    await run('mmdebstrap', ['--variant=minbase', '--mode=root', '--format=tar', '--quiet', suite, partial, 'http://deb.debian.org/debian'], { maxBuffer: 64 * 1024 * 1024 });
     await rename(partial, tar);
   } finally {
     await rm(partial, { force: true });

@@ -1,5 +1,5 @@
-// The README's first command on a brand-new Debian 12: a minimal root built
-// from Debian's packages, with only the machine's Node.js and npm copied in.
+// The README's first command on a brand-new Debian 12 and Debian 13: a minimal
+// root built from Debian's packages, with only the machine's Node.js and npm copied in.
 // Set-up (install-deps, npm ci) reaches the registries from the host's network;
 // the cluster (`npx gardenos local up`) runs in a network namespace the test
 // makes, so it meets nothing on the host. Then a write through the primary
@@ -11,12 +11,16 @@ import { waitFor } from '../../src/util/wait.ts';
 import { makeFreshRoot, makeNetns, readmeSetupCommand, type FreshRoot } from '../helpers/fresh-root.ts';
 
 const asRoot = process.getuid?.() === 0;
+const SUITES: Record<string, { name: string; postgres: number }> = {
+  bookworm: { name: 'Debian 12 bookworm', postgres: 15 },
+  trixie: { name: 'Debian 13 trixie', postgres: 17 },
+};
 const tailOf = (s: string, n = 40) => s.trimEnd().split('\n').slice(-n).join('\n');
 
-describe('the README on a brand-new Debian 12 root', { timeout: 1_500_000, skip: asRoot ? false : 'needs root to build a Debian root and a network namespace (see README)' }, () => {
+for (const [suite, debian] of Object.entries(SUITES)) describe(`the README on a brand-new ${debian.name} root`, { timeout: 1_500_000, skip: asRoot ? false : 'needs root to build a Debian root and a network namespace (see README)' }, () => {
   let root: FreshRoot | undefined;
   let removeNetns: (() => Promise<void>) | undefined;
-  const netns = `gardenos-fresh-${process.pid}`;
+  const netns = `gardenos-fresh-${suite}-${process.pid}`;
 
   after(async () => {
     if (root && removeNetns) await root.sh('npx gardenos local destroy --yes', { netns, timeoutMs: 120_000 }).catch(() => undefined);
@@ -29,13 +33,13 @@ describe('the README on a brand-new Debian 12 root', { timeout: 1_500_000, skip:
     const steps = command.split(' && ');
     assert.deepEqual(steps, ['scripts/install-deps.sh', 'npm ci', 'npx gardenos local up'], `the README's first command changed: ${command}`);
 
-    root = await makeFreshRoot('bookworm');
+    root = await makeFreshRoot(suite);
     assert.equal((await root.sh('command -v patroni etcd haproxy psql || true')).stdout.trim(), '', 'the base root has none of the packages');
 
     const setup = await root.sh(steps.slice(0, 2).join(' && '));
     assert.equal(setup.code, 0, tailOf(setup.stdout + setup.stderr));
     assert.match(setup.stdout, /install-deps: ok {3}patroni >= 4: patroni 4\./);
-    assert.match(setup.stdout, /install-deps: self-check passed \(Debian 12 bookworm, PostgreSQL 15\)/);
+    assert.ok(setup.stdout.includes(`install-deps: self-check passed (${debian.name}, PostgreSQL ${debian.postgres})`), tailOf(setup.stdout, 5));
 
     removeNetns = await makeNetns(netns);
     const up = await root.sh(steps[2]!, { netns, timeoutMs: 300_000 });

@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import type { Verdict } from '../../src/chaos/verdict.ts';
 import { PatroniClient } from '../../src/clients/patroni.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
@@ -58,6 +59,17 @@ describe('gardenos local --isolated: members in their own network namespaces', {
       await run('ip', ['link', 'set', link, 'up']);
     }
     await waitFor(`${victim} to rejoin the read route`, async () => (await routerStatus()).replicas.some((r) => r.name === victim), { timeoutMs: 60_000, intervalMs: 200 });
+  });
+
+  it('a partitioned primary under write load: a new leader, nothing lost, never two primaries (Patroni >= 4)', async () => {
+    const r = await c.cli(['local', 'chaos', 'primary-partition', '--json']);
+    const result = JSON.parse(r.stdout) as { runs: { scenario: string; verdict: Verdict }[] };
+    const v = result.runs[0]!.verdict;
+    assert.equal(v.verified, true, v.failure);
+    assert.deepEqual(v.lost, [], 'acknowledged writes lost');
+    assert.deepEqual(v.overlaps, [], 'two primaries');
+    assert.ok(v.intervals.length >= 2, 'writes moved to another node');
+    assert.equal(r.code, 0, r.stderr);
   });
 
   it('destroy removes every namespace, link and the bridge it made', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { markdown, svg } from '../../src/chaos/report.ts';
 import type { ChaosRun } from '../../src/chaos/run.ts';
-import { judge, type StoredRow } from '../../src/chaos/verdict.ts';
+import { judge, unverified, type StoredRow } from '../../src/chaos/verdict.ts';
 
 const acks = [
   { seq: 1, at: 100 },
@@ -21,6 +21,13 @@ describe('chaos verdict', () => {
     assert.deepEqual(v.lost, []);
     assert.equal(v.outageMs, 2000, 'from the last write before the silence to the first after it');
     assert.deepEqual(v.intervals.map((i) => [i.node, i.rows]), [['a', 3], ['b', 2]]);
+  });
+
+  it('calls the writes of a cluster that did not recover unverified, never lost', () => {
+    const v = unverified(acks, 350, 'did not recover: timed out');
+    assert.deepEqual([v.ok, v.verified, v.acknowledged, v.lost], [false, false, 5, []]);
+    assert.equal(v.failure, 'did not recover: timed out');
+    assert.equal(judge(acks, [], 350).verified, true);
   });
 
   it('names every acknowledged row that is missing', () => {
