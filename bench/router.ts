@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { EtcdClient } from '../src/clients/etcd.ts';
 import { HaproxyClient } from '../src/clients/haproxy.ts';
-import { PatroniClient } from '../src/clients/patroni.ts';
+import { memberRunning, PatroniClient } from '../src/clients/patroni.ts';
 import { table } from '../src/cli/output.ts';
 import { formatMs, percentile } from './stats.ts';
 import { waitFor } from '../src/util/wait.ts';
@@ -48,9 +48,9 @@ try {
       'a leader and a synchronous standby',
       async () => {
         const v = await view();
-        const leader = v.members.find((m) => m.role === 'leader' && m.state === 'running');
-        const sync = v.members.find((m) => m.role === 'sync_standby' && m.state === 'running');
-        return leader && sync && v.members.every((m) => m.state === 'running') ? { leader: leader.name, sync: sync.name } : undefined;
+        const leader = v.members.find((m) => m.role === 'leader' && memberRunning(m));
+        const sync = v.members.find((m) => m.role === 'sync_standby' && memberRunning(m));
+        return leader && sync && v.members.every(memberRunning) ? { leader: leader.name, sync: sync.name } : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 200 },
     );

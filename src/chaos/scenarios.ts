@@ -2,7 +2,7 @@
 // later undoes what it did. Targets are chosen when the fault is injected
 // (the leader of that moment), never assumed.
 import { readdir, readFile } from 'node:fs/promises';
-import { PatroniClient } from '../clients/patroni.ts';
+import { memberRunning, PatroniClient } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
 import { silent } from '../log/events.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from '../local/cluster.ts';
@@ -38,7 +38,7 @@ export async function clusterView(c: LocalCluster) {
 }
 
 async function roleHolder(c: LocalCluster, role: 'leader' | 'sync_standby'): Promise<string> {
-  const m = (await clusterView(c)).members.find((x) => x.role === role && x.state === 'running');
+  const m = (await clusterView(c)).members.find((x) => x.role === role && memberRunning(x));
   if (!m) throw new GardenError('STATE_CONFLICT', `no running ${role} to inject a fault into`);
   return m.name;
 }
@@ -83,7 +83,7 @@ const newLeader = async (ctx: ChaosContext) => {
   await waitFor(
     'another member to take the leader lock',
     async () => {
-      const leader = (await clusterView(ctx.c)).members.find((m) => m.role === 'leader' && m.state === 'running');
+      const leader = (await clusterView(ctx.c)).members.find((m) => m.role === 'leader' && memberRunning(m));
       return leader !== undefined && leader.name !== ctx.notes.victim;
     },
     { timeoutMs: (ctx.c.config.postgres.ttl * 3 + 30) * 1000, intervalMs: 100 },

@@ -96,14 +96,16 @@ export class PatroniClient {
   }
 }
 
+/** A member whose PostgreSQL runs: a primary says "running", a replica "running" (Patroni 3.0) or "streaming" (Patroni >= 3.0.4). */
+export const memberRunning = (m: Pick<PatroniMemberView, 'state'> | undefined): boolean => m?.state === 'running' || m?.state === 'streaming';
+
 /**
  * The leader's name when a cluster view shows a cluster ready for work: exactly one running
  * leader, every expected member running, and a running synchronous standby when one is required.
  */
 export function readyLeader(view: PatroniClusterView, expected: { members: number; synchronous: boolean }): string | undefined {
-  const running = (m: PatroniMemberView) => m.state === 'running' || m.state === 'streaming';
-  const leaders = view.members.filter((m) => m.role === 'leader' && running(m));
-  if (leaders.length !== 1 || view.members.length !== expected.members || !view.members.every(running)) return undefined;
-  if (expected.synchronous && !view.members.some((m) => m.role === 'sync_standby' && running(m))) return undefined;
+  const leaders = view.members.filter((m) => m.role === 'leader' && memberRunning(m));
+  if (leaders.length !== 1 || view.members.length !== expected.members || !view.members.every(memberRunning)) return undefined;
+  if (expected.synchronous && !view.members.some((m) => m.role === 'sync_standby' && memberRunning(m))) return undefined;
   return leaders[0]!.name;
 }

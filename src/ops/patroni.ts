@@ -1,7 +1,7 @@
 // Database operations through Patroni's REST API, as patronictl does them:
 // switchover, failover, restart and reinitialise, each followed by a wait for
 // the result the operation promised. The caller asks for confirmation first.
-import { PatroniClient, type PatroniClusterView, type PatroniMemberView } from '../clients/patroni.ts';
+import { memberRunning, PatroniClient, type PatroniClusterView, type PatroniMemberView } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
 import { waitFor } from '../util/wait.ts';
 
@@ -22,7 +22,6 @@ export interface OperationResult {
   message: string;
 }
 
-const running = (m: PatroniMemberView | undefined) => m?.state === 'running' || m?.state === 'streaming';
 
 function client(access: PatroniAccess, name: string, timeoutMs: number): PatroniClient {
   const m = access.members.find((x) => x.name === name);
@@ -57,8 +56,8 @@ export async function planSwitchover(access: PatroniAccess, kind: 'switchover' |
     const m = view.members.find((x) => x.name === candidate);
     if (!m) throw new GardenError('STATE_CONFLICT', `no member called "${candidate}" in cluster ${access.scope}`, { hint: `one of: ${view.members.map((x) => x.name).join(', ')}` });
     if (candidate === leader) throw new GardenError('STATE_CONFLICT', `${candidate} is already the leader`);
-    if (!running(m)) throw new GardenError('STATE_CONFLICT', `${candidate} is ${m.state}, not running: it cannot take over`);
-  } else if (!view.members.some((m) => m.name !== leader && running(m) && m.tags?.nofailover !== true)) {
+    if (!memberRunning(m)) throw new GardenError('STATE_CONFLICT', `${candidate} is ${m.state}, not running: it cannot take over`);
+  } else if (!view.members.some((m) => m.name !== leader && memberRunning(m) && m.tags?.nofailover !== true)) {
     throw new GardenError('STATE_CONFLICT', `cluster ${access.scope} has no running replica to take over from ${leader}`);
   }
   return { leader, candidate };
@@ -80,7 +79,7 @@ export async function switchover(access: PatroniAccess, kind: 'switchover' | 'fa
     async () => {
       const v = await clusterView(access);
       const now = v.members.find((m) => m.role === 'leader');
-      return now && now.name !== plan.leader && (!candidate || now.name === candidate) && running(now) ? v : undefined;
+      return now && now.name !== plan.leader && (!candidate || now.name === candidate) && memberRunning(now) ? v : undefined;
     },
     { timeoutMs, intervalMs: 100 },
   );
@@ -96,7 +95,7 @@ export async function restartMember(access: PatroniAccess, member: string, timeo
   if (res.status !== 200) throw new GardenError('STATE_CONFLICT', `Patroni on ${member} refused the restart: ${res.body.trim() || `HTTP ${res.status}`}`);
   const view = await waitFor(`${member} running again`, async () => {
     const v = await clusterView(access);
-    return running(v.members.find((m) => m.name === member)) ? v : undefined;
+    return memberRunning(v.members.find((m) => m.name === member)) ? v : undefined;
   }, { timeoutMs, intervalMs: 200 });
   return { operation: 'restart', member, before: { leader: leaderOf(before) }, after: { leader: leaderOf(view), members: view.members }, durationMs: Date.now() - started, message: res.body.trim() };
 }
@@ -115,10 +114,10 @@ export async function reinitMember(access: PatroniAccess, member: string, timeou
   if (res.status !== 200) throw new GardenError('STATE_CONFLICT', `Patroni on ${member} refused to reinitialise: ${res.body.trim() || `HTTP ${res.status}`}`);
   const view = await waitFor(`${member} streaming from the leader again`, async () => {
     const self = await api.self();
-    if (self.postmaster_start_time === startedBefore || !running(self as PatroniMemberView)) return undefined;
+    if (self.postmaster_start_time === startedBefore || !memberRunning(self)) return undefined;
     const v = await clusterView(access);
     const m = v.members.find((x) => x.name === member);
-    return m && m.role !== 'leader' && running(m) && typeof m.lag === 'number' ? v : undefined;
+    return m && m.role !== 'leader' && memberRunning(m) && typeof m.lag === 'number' ? v : undefined;
   }, { timeoutMs, intervalMs: 250 });
   return { operation: 'reinit', member, before: { leader }, after: { leader: leaderOf(view), members: view.members }, durationMs: Date.now() - started, message: res.body.trim() };
 }

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { EtcdClient } from '../../src/clients/etcd.ts';
 import { HaproxyClient } from '../../src/clients/haproxy.ts';
-import { PatroniClient } from '../../src/clients/patroni.ts';
+import { memberRunning, PatroniClient } from '../../src/clients/patroni.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
@@ -27,9 +27,9 @@ describe('router: the primary port follows the Patroni leader', { timeout: 600_0
       'a leader, a synchronous standby and every member running',
       async () => {
         const v = await api('node1').cluster().catch(() => api('node2').cluster());
-        const leader = v.members.find((m) => m.role === 'leader' && m.state === 'running');
-        const sync = v.members.find((m) => m.role === 'sync_standby' && m.state === 'running');
-        return leader && sync && v.members.length === 3 && v.members.every((m) => m.state === 'running') ? { leader: leader.name, sync: sync.name } : undefined;
+        const leader = v.members.find((m) => m.role === 'leader' && memberRunning(m));
+        const sync = v.members.find((m) => m.role === 'sync_standby' && memberRunning(m));
+        return leader && sync && v.members.length === 3 && v.members.every(memberRunning) ? { leader: leader.name, sync: sync.name } : undefined;
       },
       { timeoutMs: 120_000, intervalMs: 250 },
     );
