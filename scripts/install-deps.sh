@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what GardenOS's local cluster and its tests need on Debian 12 or 13:
-# etcd, Patroni >= 4, PostgreSQL, HAProxy, OpenSSH (the `gardenos up` tests run
+# etcd, Patroni >= 4, PostgreSQL, HAProxy, PgBouncer (the optional pooler), OpenSSH (the `gardenos up` tests run
 # real SSH servers in network namespaces) and mmdebstrap (the fresh-root test),
 # then checks each code path the daemons take at run time, on this machine.
 #
@@ -39,7 +39,7 @@ fi
 
 # python3-idna: Debian's urllib3 only recommends it, but Python's TLS stack may import it (a site
 # customisation does on some machines), and Patroni's etcd client then fails on every request.
-packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy
+packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy pgbouncer
   openssh-server openssh-client iproute2 openssl mmdebstrap)
 
 installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
@@ -91,6 +91,7 @@ check() { # check WHAT PACKAGE COMMAND...
 check "etcd" etcd-server etcd --version
 check "etcdctl" etcd-client etcdctl version
 check "haproxy" haproxy haproxy -vv
+check "pgbouncer (the pooler, pooler.enabled)" pgbouncer pgbouncer --version
 check "patroni >= 4" patroni sh -c 'v=$(patroni --version) && echo "$v" && [ "$(echo "$v" | sed "s/[^0-9.]//g" | cut -d. -f1)" -ge 4 ]'
 for bin in postgres initdb pg_ctl pg_basebackup pg_rewind pg_dump pg_dumpall pg_restore psql; do
   check "$bin" "postgresql-$pg" "/usr/lib/postgresql/$pg/bin/$bin" --version

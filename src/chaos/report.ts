@@ -6,9 +6,9 @@ export function markdown(runs: readonly ChaosRun[]): string {
   const rows = runs.map((r) => {
     const v = r.verdict;
     const nodes = v.intervals.map((i) => `${i.node} (${i.rows})`).join(' → ');
-    return `| ${r.scenario} | ${r.fault} | ${v.outageMs === null ? 'writes never resumed' : `${(v.outageMs / 1000).toFixed(2)} s`} | ${v.acknowledged} | ${v.verified ? v.lost.length : 'unverified'} | ${v.overlaps.length ? v.overlaps.map((o) => o.join('+')).join(', ') : 'none'} | ${nodes} | ${v.ok ? 'pass' : `**FAIL**${v.failure ? `: ${v.failure}` : ''}`} |`;
+    return `| ${r.scenario} | ${r.fault} | ${v.outageMs === null ? 'writes never resumed' : `${(v.outageMs / 1000).toFixed(2)} s`} | ${v.acknowledged} | ${v.verified ? v.lost.length : 'unverified'} | ${r.writer.errors.length} | ${(r.writer.longestStatementMs / 1000).toFixed(2)} s | ${v.overlaps.length ? v.overlaps.map((o) => o.join('+')).join(', ') : 'none'} | ${nodes} | ${v.ok ? 'pass' : `**FAIL**${v.failure ? `: ${v.failure}` : ''}`} |`;
   });
-  return ['| scenario | fault | write outage | acknowledged | lost | two primaries | writes by node | verdict |', '|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n');
+  return ['| scenario | fault | write outage | acknowledged | lost | failed statements | longest statement | two primaries | writes by node | verdict |', '|---|---|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n');
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

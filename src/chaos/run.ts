@@ -4,7 +4,8 @@
 import pg from 'pg';
 import { readyLeader } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
-import { connectionUris, type LocalCluster } from '../local/cluster.ts';
+import { GardenError } from '../errors.ts';
+import { connectionUris, pooledUri, type LocalCluster } from '../local/cluster.ts';
 import { readSecrets } from '../local/state.ts';
 import { waitFor } from '../util/wait.ts';
 import { clusterView, type Scenario } from './scenarios.ts';
@@ -47,12 +48,15 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
   const timeoutMs = opts.timeoutMs ?? 180_000;
   const secrets = await readSecrets(c.layout);
   const { primary } = connectionUris(c, secrets?.superuserPassword);
+  const endpoint = s.endpoint === 'pooler' ? pooledUri(c, secrets?.superuserPassword) : primary;
+  if (!endpoint) throw new GardenError('STATE_CONFLICT', `${s.name} writes through the pooler, which is off in cluster ${c.config.cluster.name}`, { hint: 'set `pooler: { enabled: true }` in gardenos.yaml and run `gardenos local up -c gardenos.yaml`' });
   const before = await healthy(c, timeoutMs);
   await prepareTable(primary);
 
   const t0 = performance.now();
   const now = () => performance.now() - t0;
-  const writer = new Writer(primary, t0);
+  // Through the pooler a statement may wait out a pause: its own deadline is long enough to measure that wait.
+  const writer = new Writer(endpoint, t0, { clients: s.clients ?? 1, ...(s.endpoint === 'pooler' ? { statementTimeoutMs: 15_000 } : {}) });
   writer.start();
   const ctx = { c, notes: {} as Record<string, unknown> };
   let fault = '';
@@ -102,11 +106,14 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
     const leader = (await clusterView(c).catch(() => undefined))?.members.find((m) => m.role === 'leader');
     after = { timeline: leader?.timeline ?? null };
   }
-  const verdict: Verdict = failure ? unverified(writer.result.acks, injectAt, failure) : judge(writer.result.acks, rows, injectAt);
+  const judged: Verdict = failure ? unverified(writer.result.acks, injectAt, failure) : judge(writer.result.acks, rows, injectAt);
+  const failedStatements = writer.result.errors.length;
+  const verdict: Verdict = s.noFailedStatements && failedStatements && judged.ok ? { ...judged, ok: false, failure: `${failedStatements} statements failed (first: ${writer.result.errors[0]!.message})` } : judged;
   if (failure) report({ kind: 'warn', message: `${s.name}: ${failure}` });
   const outcome = verdict.verified
     ? `${verdict.acknowledged} acknowledged, ${verdict.lost.length} lost, ${verdict.overlaps.length ? 'TWO PRIMARIES' : 'one primary at a time'}`
     : `${verdict.acknowledged} acknowledged, unverified: the cluster did not recover, so its rows could not be read`;
-  report({ kind: 'step', step: s.name, status: verdict.ok ? 'done' : 'fail', detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${outcome}` });
+  const statements = `${failedStatements} failed statements, longest statement ${(writer.result.longestStatementMs / 1000).toFixed(2)} s`;
+  report({ kind: 'step', step: s.name, status: verdict.ok ? 'done' : 'fail', detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${outcome}, ${statements}` });
   return { scenario: s.name, fault, injectAt, recoverAt, healthyAt, endAt, writer: writer.result, verdict, timelines: { before: before.timeline, after: after.timeline } };
 }

@@ -5,7 +5,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { memberRunning, PatroniClient } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
 import { silent } from '../log/events.ts';
-import { patroniUrl, postmasterPid, type LocalCluster } from '../local/cluster.ts';
+import { patroniAccess, patroniUrl, postmasterPid, type LocalCluster } from '../local/cluster.ts';
 import { localDown } from '../local/down.ts';
 import { readSecrets } from '../local/state.ts';
 import { setMemberLink } from '../local/netns.ts';
@@ -27,6 +27,12 @@ export interface Scenario {
   hold(ctx: ChaosContext): Promise<void>;
   /** Undoes the fault (restarts what was killed, resumes what was stopped). */
   recover(ctx: ChaosContext): Promise<void>;
+  /** Where the writers write: HAProxy's primary port (default), or the pooler in front of it. */
+  endpoint?: 'primary' | 'pooler';
+  /** Concurrent writer clients, one connection each (default 1). */
+  clients?: number;
+  /** A run fails when any statement fails, not only when a write is lost (the pooled switchover's promise). */
+  noFailedStatements?: boolean;
 }
 
 export async function clusterView(c: LocalCluster) {
@@ -127,6 +133,21 @@ export const SCENARIOS: readonly Scenario[] = [
         },
         { timeoutMs: 60_000, intervalMs: 500 },
       );
+    },
+    hold: async () => {},
+    recover: async () => {},
+  },
+  {
+    name: 'pooled-switchover',
+    description: 'a planned switchover behind the pooler (PAUSE, switchover, route moved, RESUME), ten clients writing through it: no statement may fail',
+    endpoint: 'pooler',
+    clients: 10,
+    noFailedStatements: true,
+    async inject(ctx) {
+      const { pausedSwitchover } = await import('../local/pooler.ts');
+      const access = await patroniAccess(ctx.c);
+      const r = await pausedSwitchover(ctx.c, access, undefined, 60_000);
+      return `switchover ${r.before.leader} → ${r.after.leader} behind the paused pooler (paused ${(r.pausedMs / 1000).toFixed(2)} s)`;
     },
     hold: async () => {},
     recover: async () => {},

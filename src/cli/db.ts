@@ -23,7 +23,7 @@ function report(json: boolean | undefined, r: OperationResult): void {
   }
   const headline =
     r.operation === 'switchover' || r.operation === 'failover'
-      ? `${r.operation}: ${r.before.leader ?? 'no leader'} → ${r.after.leader} in ${(r.durationMs / 1000).toFixed(1)} s`
+      ? `${r.operation}: ${r.before.leader ?? 'no leader'} → ${r.after.leader} in ${(r.durationMs / 1000).toFixed(1)} s${'pausedMs' in r ? ` (pooler paused ${((r.pausedMs as number) / 1000).toFixed(1)} s; its clients kept their connections)` : ''}`
       : `${r.operation} of ${r.member} done in ${(r.durationMs / 1000).toFixed(1)} s (leader: ${r.after.leader ?? 'none'})`;
   process.stdout.write(`${headline}\n\n${table(['MEMBER', 'ROLE', 'STATE', 'TL', 'LAG'], r.after.members.map((m) => [m.name, m.role, m.state, String(m.timeline ?? '-'), String(m.lag ?? '-')]))}\n`);
 }
@@ -40,9 +40,12 @@ export async function dbOperationCommand(g: GlobalOptions, op: 'switchover' | 'f
     case 'failover': {
       const { planSwitchover } = await import('../ops/patroni.ts');
       const plan = await planSwitchover(access, op, opts.to);
-      const loss = `This demotes ${plan.leader ?? 'no leader (there is none)'} and promotes ${plan.candidate ?? 'the best replica'} in cluster ${scope}; open connections to the primary are cut.`;
+      // A planned switchover behind a running pooler: its clients wait instead of losing their connections.
+      const pooled = op === 'switchover' && c.config.pooler.enabled && (await c.supervisor.pid(c.specs.pooler)) !== undefined;
+      const cut = pooled ? 'clients of the pooled endpoint wait a moment; direct connections to the primary are cut' : 'open connections to the primary are cut';
+      const loss = `This demotes ${plan.leader ?? 'no leader (there is none)'} and promotes ${plan.candidate ?? 'the best replica'} in cluster ${scope}; ${cut}.`;
       if (!(await ask(`${op} ${scope}`, loss, scope, 'the scope'))) return 1;
-      result = await switchover(access, op, opts.to, timeoutMs);
+      result = pooled ? await (await import('../local/pooler.ts')).pausedSwitchover(c, access, opts.to, timeoutMs) : await switchover(access, op, opts.to, timeoutMs);
       break;
     }
     case 'restart':

@@ -23,6 +23,7 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
       '',
       'primary (read-write):  ' + result.status.endpoints.primary,
       'replicas (read-only):  ' + result.status.endpoints.replicas,
+      ...(result.status.endpoints.pooled ? [`pooled (read-write, kept through a planned switchover):  ${result.status.endpoints.pooled}`] : []),
       `password:              PGPASSFILE=${result.status.endpoints.passwordFile} (libpq and psql read it; never printed)`,
       `HAProxy stats:         ${result.status.endpoints.stats} (user ${c.config.haproxy.statsUser}, password in ${c.layout.secretsFile})`,
       '',

@@ -66,6 +66,10 @@ export function formatStatus(s: LocalStatus): string {
       ? `ROUTER   primary → ${s.router.primary ?? 'nobody'}; replicas → ${s.router.replicas.join(', ') || 'none'}${s.router.lastChangeAt ? ` (last change ${s.router.lastChangeAt})` : ''}`
       : `ROUTER   unreachable: ${s.router.error ?? ''}`,
   );
+  if (s.pooler) {
+    const p = s.pooler;
+    out.push('', p.reachable ? `POOLER   ${p.paused ? 'PAUSED' : 'serving'}; ${p.databases.map((d) => `${d.name} → ${d.host}:${d.port} (${d.currentConnections} server connections)`).join(', ')}` : `POOLER   unreachable: ${p.error ?? ''}`);
+  }
   if (s.kubernetes) out.push('', ...kubernetesSection(s.kubernetes));
   out.push(...problemsSection(s.problems));
   return out.join('\n');

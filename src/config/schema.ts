@@ -192,6 +192,19 @@ const router = z.strictObject({
   image: image.default('ghcr.io/gardenos/router:0.1.0'),
 });
 
+/**
+ * PgBouncer in front of the primary route: clients keep their connections through a planned
+ * switchover (`db switchover` pauses it, switches, waits for the route to move, resumes).
+ */
+const pooler = z.strictObject({
+  enabled: z.boolean().default(false),
+  port: port.default(6432),
+  /** transaction: a server connection per transaction, so a pause waits only for transactions in flight. */
+  poolMode: z.enum(['transaction', 'session']).default('transaction'),
+  maxClientConnections: z.number().int().min(1).default(200),
+  defaultPoolSize: z.number().int().min(1).default(20),
+});
+
 /** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */
 const local = z.strictObject({
   /** Member i (0-based) listens on <addressPrefix>.<firstHost + i>; the load balancer on <addressPrefix>.<firstHost - 1>. */
@@ -222,6 +235,7 @@ export const configSchema = z.strictObject({
   ingress: ingress.prefault({}),
   namespaces: namespaces.prefault({}),
   router: router.prefault({}),
+  pooler: pooler.prefault({}),
   local: local.prefault({}),
 });
 

@@ -23,7 +23,7 @@ export interface LocalCluster {
   supervisor: Supervisor;
   /** Who PostgreSQL and Patroni run as (undefined: the current user). */
   pgOwner: Owner | undefined;
-  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec };
+  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec; pooler: ProcessSpec };
   /** Set in isolated mode: the namespaces, links and bridge the members live on. */
   network: IsolatedNetwork | undefined;
 }
@@ -129,8 +129,26 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
         logFile: layout.log('haproxy'),
         match: layout.haproxy.configFile,
       },
+      // PgBouncer refuses to run as root: it runs as PostgreSQL's user, like Patroni.
+      pooler: {
+        id: 'pooler',
+        command: 'pgbouncer',
+        args: [layout.pooler.configFile],
+        cwd: layout.pooler.dir,
+        env,
+        ...(pgOwner ? { owner: pgOwner } : {}),
+        logFile: layout.log('pooler'),
+        match: layout.pooler.configFile,
+      },
     },
   };
+}
+
+/** The pooler's postgres:// URI (TLS, verified against the cluster CA), when the pooler is enabled. */
+export function pooledUri(c: LocalCluster, password: string | undefined): string | undefined {
+  if (!c.config.pooler.enabled) return undefined;
+  const auth = password === undefined ? 'postgres' : `postgres:${encodeURIComponent(password)}`;
+  return `postgresql://${auth}@${hostPort(c.topology.loadBalancer, c.config.pooler.port)}/postgres?sslmode=verify-full&sslrootcert=${encodeURIComponent(c.layout.ca.cert)}`;
 }
 
 export function etcdEndpoints(c: LocalCluster): string[] {

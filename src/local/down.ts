@@ -29,6 +29,7 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
     report({ kind: 'step', step: 'stop', member: spec.id, status: was ? 'done' : 'skip', ...(was ? {} : { detail: 'not running' }) });
   };
 
+  if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stop(c.specs.pooler, 10_000);
   await stop(c.specs.router, 10_000);
   await stop(c.specs.haproxy, 10_000);
   // Replicas first and the leader last, so stopping does not trigger failovers.

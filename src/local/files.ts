@@ -4,6 +4,7 @@ import { renderEtcdConfig } from '../render/etcd.ts';
 import type { ClusterSecrets } from '../render/files.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
+import { renderPgbouncerIni, renderPgbouncerUserlist } from '../render/pgbouncer.ts';
 import { renderRouterSettings } from '../render/router.ts';
 import type { Owner } from '../util/files.ts';
 import type { LocalCluster } from './cluster.ts';
@@ -59,5 +60,11 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
       member: 'router',
       processId: specs.router.id,
     },
+    ...(config.pooler.enabled
+      ? [
+          { file: layout.pooler.configFile, content: renderPgbouncerIni({ config, topology, files: layout.pooler }) },
+          { file: layout.pooler.userlist, content: renderPgbouncerUserlist(secrets) },
+        ].map((f): LocalFile => ({ ...f, dir: layout.pooler.socketDir, dirMode: 0o700, mode: 0o600, ...pgOwner, member: 'pooler', processId: specs.pooler.id }))
+      : []),
   ];
 }

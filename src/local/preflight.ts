@@ -13,8 +13,9 @@ export interface Requirement {
   debianPackage: string;
 }
 
-export function requirements(postgresVersion: number): Requirement[] {
+export function requirements(postgresVersion: number, opts: { pooler?: boolean } = {}): Requirement[] {
   return [
+    ...(opts.pooler ? [{ binary: 'pgbouncer', path: 'pgbouncer', debianPackage: 'pgbouncer' }] : []),
     { binary: 'etcd', path: 'etcd', debianPackage: 'etcd-server' },
     { binary: 'etcdctl', path: 'etcdctl', debianPackage: 'etcd-client' },
     { binary: 'patroni', path: 'patroni', debianPackage: 'patroni' },

@@ -5,6 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import type { EtcdFiles, HaproxyFiles, PatroniFiles, TlsFiles } from '../render/files.ts';
+import type { PoolerFiles } from '../render/pgbouncer.ts';
 import type { Member, Topology } from '../render/topology.ts';
 
 /**
@@ -77,6 +78,7 @@ export interface LocalLayout {
   patroni(member: string): PatroniFiles & { dir: string; configFile: string };
   haproxy: HaproxyFiles & { dir: string; configFile: string };
   router: { dir: string; configFile: string };
+  pooler: PoolerFiles & { dir: string; configFile: string };
   log(process: string): string;
 }
 
@@ -113,6 +115,13 @@ export function localLayout(root: string, postgresVersion: number): LocalLayout 
     },
     haproxy: { dir: join(root, 'haproxy'), configFile: join(root, 'haproxy', 'haproxy.cfg'), adminSocket: join(root, 'haproxy', 'admin.sock'), ca: ca.cert },
     router: { dir: join(root, 'router'), configFile: join(root, 'router', 'router.yml') },
+    pooler: {
+      dir: join(root, 'pooler'),
+      configFile: join(root, 'pooler', 'pgbouncer.ini'),
+      socketDir: join(root, 'pooler', 'run'),
+      userlist: join(root, 'pooler', 'userlist.txt'),
+      tls: { ca: ca.cert, cert: join(root, 'pooler', 'tls', 'server.crt'), key: join(root, 'pooler', 'tls', 'server.key') },
+    },
     log: (p) => join(root, 'logs', `${p}.log`),
   };
 }

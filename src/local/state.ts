@@ -72,7 +72,7 @@ async function writePair(files: { cert: string; key: string }, pair: { cert: str
 }
 
 /** Creates the CA and any missing member certificate; existing ones are kept. */
-export async function ensurePki(layout: LocalLayout, topo: Topology, pgOwner?: Owner): Promise<void> {
+export async function ensurePki(layout: LocalLayout, topo: Topology, pgOwner?: Owner, withPooler = false): Promise<void> {
   // Loaded here, not at the top: the X.509 library costs ~100 ms that read-only commands need not pay.
   const { createCa, issue, loadCa } = await import('../pki/certs.ts');
   await ensureDir(layout.pkiDir, 0o755);
@@ -88,6 +88,14 @@ export async function ensurePki(layout: LocalLayout, topo: Topology, pgOwner?: O
     const files = layout.etcd(m.name).tls;
     if (!(await exists(files.cert))) {
       jobs.push(issue(ca, { commonName: m.name, ips: [m.address], dnsNames: [m.name, 'localhost'], usage: 'server-and-client' }).then((p) => writePair(files, p)));
+    }
+  }
+  if (withPooler) {
+    const p = layout.pooler;
+    await ensureDir(p.dir, 0o700, pgOwner);
+    await ensureDir(`${p.dir}/tls`, 0o700, pgOwner);
+    if (!(await exists(p.tls.cert))) {
+      jobs.push(issue(ca, { commonName: 'pooler', ips: [topo.loadBalancer], dnsNames: ['localhost'], usage: 'server-and-client' }).then((pair) => writePair(p.tls, pair, pgOwner)));
     }
   }
   for (const m of topo.postgres) {

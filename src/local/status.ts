@@ -12,7 +12,8 @@ import { describe } from '../errors.ts';
 import type { TlsFiles } from '../render/files.ts';
 import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
-import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
+import { connectionUris, etcdEndpoints, patroniUrl, pooledUri, routerUrl, type LocalCluster } from './cluster.ts';
+import type { PoolerStatus } from './pooler.ts';
 import { tail, type ProcessSpec } from './supervisor.ts';
 
 export interface EtcdMemberStatus {
@@ -45,11 +46,13 @@ export interface LocalStatus {
   healthy: boolean;
   problems: string[];
   /** Connection URIs without the password, which is in `passwordFile` (libpq's PGPASSFILE format). */
-  endpoints: { primary: string; replicas: string; stats: string; passwordFile: string };
+  endpoints: { primary: string; replicas: string; stats: string; passwordFile: string; pooled?: string };
   etcd: EtcdMemberStatus[];
   members: PostgresMemberStatus[];
   haproxy: { reachable: boolean; servers: HaproxyServerStat[]; error?: string };
   router: RouterStatus;
+  /** PgBouncer in front of the primary, when `pooler.enabled`. */
+  pooler?: PoolerStatus;
   /** K3s through its API, when a kubeconfig was given. */
   kubernetes?: KubernetesStatus;
 }
@@ -162,7 +165,7 @@ async function whyDown(c: LocalCluster, spec: ProcessSpec): Promise<string> {
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
-  const [etcd, patroni, hap, router, kubernetes] = await Promise.all([
+  const [etcd, patroni, hap, router, kubernetes, pooler] = await Promise.all([
     withTimeout(etcdMemberStatuses(etcdEndpoints(c), c.layout.client, c.topology.etcd.map((m) => m.name), timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
@@ -173,6 +176,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     ),
     probeRouter(c, timeoutMs),
     opts.kubeconfig ? probeKubernetes(c, opts.kubeconfig, timeoutMs) : undefined,
+    c.config.pooler.enabled ? import('./pooler.ts').then((p) => p.poolerStatus(c, timeoutMs)) : undefined,
   ]);
 
   // The cluster view from the first member that answers; each member's own answer says whether its API is up.
@@ -218,6 +222,8 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   if (!router.reachable) problems.push(`the router does not answer: ${router.error ?? ''}`);
   else if (router.primary !== (leaders[0]?.name ?? null)) problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
 
+  if (pooler && !pooler.reachable) problems.push(`the pooler (PgBouncer) does not answer: ${pooler.error ?? ''}`);
+  else if (pooler?.paused) problems.push('the pooler is paused: clients of the pooled endpoint wait (a switchover in progress; `gardenos local up` resumes one left paused)');
   if (kubernetes) problems.push(...kubernetesProblems(kubernetes));
 
   const lb = c.topology.loadBalancer;
@@ -228,11 +234,12 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     stateDir: c.layout.root,
     healthy: problems.length === 0,
     problems,
-    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/`, passwordFile: c.layout.pgpassFile },
+    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/`, passwordFile: c.layout.pgpassFile, ...(pooler ? { pooled: pooledUri(c, undefined)! } : {}) },
     etcd,
     members,
     haproxy: hap,
     router,
+    ...(pooler ? { pooler } : {}),
     ...(kubernetes ? { kubernetes } : {}),
   };
 }

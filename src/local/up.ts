@@ -3,6 +3,7 @@
 // The work is a list of phases (k0sctl's pattern), each reported as it runs.
 import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import pg from 'pg';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient } from '../clients/haproxy.ts';
 import { PatroniClient, readyLeader } from '../clients/patroni.ts';
@@ -10,7 +11,7 @@ import { GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import type { ClusterSecrets } from '../render/files.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
-import { etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
+import { etcdEndpoints, patroniUrl, pooledUri, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
 import { localFiles } from './files.ts';
 import { ensureNetwork } from './netns.ts';
 import { checkPackages, checkPatroniVersion, checkPorts, requirements, type PortNeed } from './preflight.ts';
@@ -102,13 +103,14 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
     needs.push({ host: lb, port: p.primary, owner: 'HAProxy primary' }, { host: lb, port: p.replicas, owner: 'HAProxy replicas' }, { host: lb, port: p.stats, owner: 'HAProxy stats' });
   }
   if (!running.get(specs.router.id)) needs.push({ host: lb, port: config.router.port, owner: 'router' });
+  if (config.pooler.enabled && !running.get(specs.pooler.id)) needs.push({ host: lb, port: config.pooler.port, owner: 'pooler (PgBouncer)' });
   return needs;
 }
 
 const preflight: Phase = {
   title: 'preflight',
   async run(ctx) {
-    await checkPackages(requirements(ctx.c.config.postgres.version));
+    await checkPackages(requirements(ctx.c.config.postgres.version, { pooler: ctx.c.config.pooler.enabled }));
     // Patroni answers --version in ~0.4 s (Python's start-up): asked while the rest runs.
     const [patroniVersion, network] = await Promise.all([
       checkPatroniVersion(),
@@ -136,7 +138,7 @@ const state: Phase = {
     if (pgOwner) await checkReachable(layout.root, pgOwner);
     ctx.secrets = await ensureSecrets(layout, config.cluster.name);
     await writePgpass(ctx.c, ctx.secrets);
-    await ensurePki(layout, topology, pgOwner);
+    await ensurePki(layout, topology, pgOwner, config.pooler.enabled);
     return `${layout.root}${fresh ? ' (new)' : ''}`;
   },
 };
@@ -263,11 +265,54 @@ const router: Phase = {
   },
 };
 
-export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patroni, haproxy, router];
+const pooler: Phase = {
+  title: 'pooler',
+  async run(ctx) {
+    const { c, timeoutMs, leader } = ctx;
+    const { config, topology, specs } = c;
+    if (!config.pooler.enabled) return 'off (pooler.enabled in gardenos.yaml puts PgBouncer in front of the primary)';
+    await startMissing(ctx, [specs.pooler], 'pooler');
+    if (ctx.running.get(specs.pooler.id)) {
+      // A switchover interrupted between PAUSE and RESUME leaves clients waiting: resume it.
+      const { poolerAdmin } = await import('./pooler.ts');
+      const admin = await poolerAdmin(c);
+      try {
+        if ((await admin.databases()).some((d) => d.paused)) {
+          await admin.command('RESUME');
+          change(ctx, 'resumed the pooler, which was left paused', 'pooler');
+        }
+      } finally {
+        await admin.close();
+      }
+    }
+    // A real query through it: TLS to it, SCRAM, and its own TLS to the primary through HAProxy.
+    const uri = pooledUri(c, ctx.secrets!.superuserPassword)!;
+    await awaitMembers(
+      c,
+      [specs.pooler],
+      `PgBouncer to reach the primary (${leader})`,
+      async () => {
+        const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 2000, query_timeout: 2000 });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          const r = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+          return r.rows[0]?.standby === false;
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      },
+      { timeoutMs, intervalMs: 250, since: ctx.startedAt },
+    );
+    return `${topology.loadBalancer}:${config.pooler.port} → primary (${config.pooler.poolMode} pooling)`;
+  },
+};
+
+export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patroni, haproxy, router, pooler];
 
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();
-  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
+  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
   const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
   for (const phase of UP_PHASES) {
     report({ kind: 'step', step: phase.title, status: 'start' });

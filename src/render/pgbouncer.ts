@@ -1,0 +1,63 @@
+// PgBouncer in front of the primary route: clients connect to it with TLS, it
+// connects through HAProxy's primary port (which the router keeps on the
+// leader) with TLS verified against the cluster CA. Its admin console (PAUSE,
+// RESUME, SHOW) is on a Unix socket only. Pure: config and paths in, text out.
+import type { Config } from '../config/schema.ts';
+import { USERS, type ClusterSecrets, type TlsFiles } from './files.ts';
+import type { Topology } from './topology.ts';
+
+export interface PoolerFiles {
+  /** Directory of the admin console's Unix socket (.s.PGSQL.<port>). */
+  socketDir: string;
+  userlist: string;
+  /** Its certificate for clients (names the load balancer's address) and the CA it checks servers with. */
+  tls: TlsFiles;
+}
+
+export interface PgbouncerRenderInput {
+  config: Config;
+  topology: Topology;
+  files: PoolerFiles;
+}
+
+export function renderPgbouncerIni({ config, topology, files }: PgbouncerRenderInput): string {
+  const p = config.pooler;
+  const lb = topology.loadBalancer;
+  return [
+    '; Rendered by GardenOS; edits are overwritten by `gardenos local up`.',
+    '[databases]',
+    // Every database, through HAProxy's primary port: wherever the router points it, the pooler follows.
+    `* = host=${lb} port=${config.haproxy.ports.primary}`,
+    '',
+    '[pgbouncer]',
+    `listen_addr = ${lb}`,
+    `listen_port = ${p.port}`,
+    `unix_socket_dir = ${files.socketDir}`,
+    'auth_type = scram-sha-256',
+    `auth_file = ${files.userlist}`,
+    `admin_users = ${USERS.superuser}`,
+    `pool_mode = ${p.poolMode}`,
+    `max_client_conn = ${p.maxClientConnections}`,
+    `default_pool_size = ${p.defaultPoolSize}`,
+    // Drivers send these at start-up; PgBouncer does not track them per pool.
+    'ignore_startup_parameters = extra_float_digits,options',
+    'client_tls_sslmode = require',
+    `client_tls_cert_file = ${files.tls.cert}`,
+    `client_tls_key_file = ${files.tls.key}`,
+    `client_tls_ca_file = ${files.tls.ca}`,
+    'server_tls_sslmode = verify-full',
+    `server_tls_ca_file = ${files.tls.ca}`,
+    // A server that vanishes mid-switchover is noticed quickly; new server connections give up fast and are retried.
+    'server_connect_timeout = 3',
+    'server_login_retry = 1',
+    'log_connections = 0',
+    'log_disconnections = 0',
+    '',
+  ].join('\n');
+}
+
+/** The auth file: PgBouncer needs the password itself to speak SCRAM to both sides. */
+export function renderPgbouncerUserlist(secrets: Pick<ClusterSecrets, 'superuserPassword'>): string {
+  const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
+  return `${quote(USERS.superuser)} ${quote(secrets.superuserPassword)}\n`;
+}
