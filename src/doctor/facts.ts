@@ -12,7 +12,7 @@ import { describe } from '../errors.ts';
 import { etcdEndpoints, type LocalCluster } from '../local/cluster.ts';
 import { gatherStatus, type LocalStatus } from '../local/status.ts';
 import { readSecrets } from '../local/state.ts';
-import { recentLines } from './causes.ts';
+import { linesSince, recentLines } from './causes.ts';
 import { readStartLog, type StartLog } from '../local/startup.ts';
 import { tail } from '../local/supervisor.ts';
 import { USERS } from '../render/files.ts';
@@ -174,7 +174,8 @@ export async function gatherLocalFacts(c: LocalCluster, logWindowMs = 10 * 60_00
     etcd.readPrefix(scopePrefix).then((r) => ({ keys: r.kvs }), (e) => ({ error: describe(e) })),
     Promise.all(c.topology.postgres.map((m) => memberFacts(c, m, parse, logWindowMs))),
     Promise.all(etcdEndpoints(c).map(probeEtcdPlain)),
-    Promise.all(specs.map((s) => readStartLog(s, (lines) => recentLines(lines, logWindowMs)))),
+    // Continuation lines (a traceback's) go with the timed line before them.
+    Promise.all(specs.map((s) => readStartLog(s, (lines) => linesSince(lines, Date.now() - logWindowMs)))),
   ]).finally(() => etcd.close());
   const hba = await hbaRules(c, status).then((rules) => ({ rules }), (e) => ({ error: describe(e) }));
   return {

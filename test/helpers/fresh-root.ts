@@ -55,9 +55,36 @@ export async function processesIn(dir: string): Promise<number[]> {
   return pids;
 }
 
+/** Kills what runs in `top`'s root and removes it. */
+async function removeRoot(top: string): Promise<void> {
+  const dir = join(top, 'root');
+  for (let i = 0; i < 50; i++) {
+    const pids = await processesIn(dir);
+    if (!pids.length) break;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await rm(top, { recursive: true, force: true });
+}
+
+/** Roots left by a test process that was killed before its clean-up ran (its pid is in the name). */
+async function removeOrphans(): Promise<void> {
+  for (const entry of await readdir('/var/tmp').catch(() => [] as string[])) {
+    const m = /^gardenos-fresh-\w+-(\d+)-/.exec(entry);
+    if (m && !(await access(`/proc/${m[1]}`).then(() => true, () => false))) await removeRoot(join('/var/tmp', entry));
+  }
+}
+
 export async function makeFreshRoot(suite: string, log: (chunk: string) => void = () => {}): Promise<FreshRoot> {
+  await removeOrphans();
   const tar = await baseTarball(suite);
-  const top = await mkdtemp(`/var/tmp/gardenos-fresh-${suite}-`);
+  const top = await mkdtemp(`/var/tmp/gardenos-fresh-${suite}-${process.pid}-`);
   const dir = join(top, 'root');
   await mkdir(dir);
   await run('tar', ['-xf', tar, '-C', dir], { maxBuffer: 16 * 1024 * 1024 });
@@ -115,21 +142,7 @@ export async function makeFreshRoot(suite: string, log: (chunk: string) => void 
         });
       });
     },
-    async cleanup() {
-      for (let i = 0; i < 50; i++) {
-        const pids = await processesIn(dir);
-        if (!pids.length) break;
-        for (const pid of pids) {
-          try {
-            process.kill(pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      await rm(top, { recursive: true, force: true });
-    },
+    cleanup: () => removeRoot(top),
   };
   return root;
 }

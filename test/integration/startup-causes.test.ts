@@ -30,6 +30,10 @@ describe('local up, doctor and status name why a member cannot start', { timeout
     }
     throw new Error(`patroni-${member} did not stop within 60 s`);
   };
+  const memberLogs = async () => {
+    const doctor = JSON.parse((await c.cli(['local', 'doctor', '--json'])).stdout) as DoctorReport;
+    return doctor.findings.find((x) => x.id === 'member-logs')!;
+  };
   const upAgain = async () => {
     const r = await c.cli(['local', 'up', '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -72,6 +76,10 @@ describe('local up, doctor and status name why a member cannot start', { timeout
     assert.match(r.stderr, /Can not find suitable configuration of distributed configuration store/);
     assert.match(r.stderr, /hint: sudo apt-get install -y python3-etcd/);
     assert.ok(Date.now() - started < 60_000, 'up stopped at the cause, not at its 120 s deadline');
+    const f = await memberLogs();
+    assert.equal(f.status, 'fail', JSON.stringify(f));
+    assert.match(f.summary, /patroni-node2: Patroni could not load its etcd3 support/);
+    assert.match(f.fix!, /apt-get install -y python3-etcd/);
     await upAgain();
   });
 
@@ -86,8 +94,7 @@ describe('local up, doctor and status name why a member cannot start', { timeout
       assert.match(r.stderr, new RegExp(`PostgreSQL refuses its data directory ${dir}`));
       assert.match(r.stderr, /FATAL: {1,2}data directory .* has invalid permissions/);
       assert.match(r.stderr, new RegExp(`hint: chmod 0700 ${dir}`));
-      const doctor = JSON.parse((await c.cli(['local', 'doctor', '--json'])).stdout) as DoctorReport;
-      const f = doctor.findings.find((x) => x.id === 'member-logs')!;
+      const f = await memberLogs();
       assert.equal(f.status, 'fail', JSON.stringify(f));
       assert.match(f.summary, /patroni-node3: PostgreSQL refuses its data directory/);
     } finally {
@@ -113,6 +120,9 @@ describe('local up, doctor and status name why a member cannot start', { timeout
       assert.match(r.stderr, /hint: the member's certificate must come from the cluster's CA/);
       const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as LocalStatus;
       assert.ok(status.problems.some((p) => /^Patroni node1 does not answer on its REST API \(running, but etcd refuses its client certificate/.test(p)), status.problems.join('\n'));
+      const f = await memberLogs();
+      assert.equal(f.status, 'fail', JSON.stringify(f));
+      assert.match(f.summary, /patroni-node1: etcd refuses its client certificate/);
     } finally {
       await copyFile(`${c.dir}/server.crt.orig`, `${tls}/server.crt`);
       await copyFile(`${c.dir}/server.key.orig`, `${tls}/server.key`);
