@@ -329,6 +329,19 @@ export const CHECKS: readonly Check[] = [
     },
   },
   {
+    id: 'pooler',
+    title: 'the pooler (PgBouncer) serves the primary, not paused',
+    source: 'local',
+    run: local(({ status, config }) => {
+      const p = status.pooler;
+      if (!config.pooler.enabled || !p) return skip('the pooler is off (pooler.enabled)');
+      const evidence = p.reachable ? p.databases.map((d) => `${d.name} → ${d.host}:${d.port}: ${d.paused ? 'paused' : 'serving'}, ${d.currentConnections} server connections`) : [`admin console: ${p.error ?? 'no answer'}`];
+      if (!p.reachable) return bad('fail', 'the pooler does not answer: clients of the pooled endpoint cannot connect', evidence, '`gardenos local up` starts it; `gardenos local logs pooler` says why it stopped');
+      if (p.paused) return bad('warn', 'the pooler is paused: its clients wait', evidence, 'a switchover in progress resumes it; one left paused (an interrupted switchover): `gardenos local up` resumes it');
+      return ok('serving', evidence);
+    }),
+  },
+  {
     id: 'k8s-default-storage-class',
     title: 'Kubernetes has a default StorageClass',
     source: 'kubernetes',

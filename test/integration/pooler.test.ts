@@ -3,10 +3,13 @@
 // it, and a planned switchover behind it — ten clients writing through it — costs
 // no failed statement and no lost write. Measured waits are benchmarks, not asserted.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { Verdict } from '../../src/chaos/verdict.ts';
+import type { DoctorReport } from '../../src/doctor/run.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
+import { waitFor } from '../../src/util/wait.ts';
 import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
 
 describe('the pooler: clients keep their connections through a planned switchover', { timeout: 600_000 }, () => {
@@ -56,6 +59,20 @@ describe('the pooler: clients keep their connections through a planned switchove
     } finally {
       await client.end();
     }
+  });
+
+  it('doctor names a pooler that is gone, and up brings it back', async () => {
+    const pid = Number((await readFile(`${c.stateDir}/pids/pooler.pid`, 'utf8')).trim());
+    process.kill(pid, 'SIGTERM');
+    const doctor = await waitFor('doctor to name the pooler', async () => {
+      const report = JSON.parse((await c.cli(['local', 'doctor', '--json'])).stdout) as DoctorReport;
+      const f = report.findings.find((x) => x.id === 'pooler')!;
+      return f.status === 'fail' ? f : undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
+    assert.match(doctor.summary, /the pooler does not answer/);
+    const up = await c.cli(['local', 'up']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal((await status()).pooler?.reachable, true);
   });
 
   it('chaos pooled-switchover: ten clients, no failed statement, nothing lost, one primary at a time', async () => {
