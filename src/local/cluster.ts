@@ -82,7 +82,8 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
   const layout = localLayout(root, config.postgres.version);
   const topology = localTopology(config);
   const pgOwner = await postgresOwner();
-  const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
+  // TZ passes through so that the daemons' log times and GardenOS's reading of them agree.
+  const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) };
   const network = config.local.isolated ? isolatedNetwork(root, topology) : undefined;
   const place = (spec: ProcessSpec, i: number, owner?: Owner) => (network ? inNamespace(spec, network.members[i]!.namespace, owner) : spec);
   return {

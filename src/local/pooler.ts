@@ -3,13 +3,14 @@
 // lets transactions in flight finish and holds new ones), Patroni's switchover,
 // wait until the router routes writes to the new leader, RESUME. Clients see a
 // pause, not an error. RESUME runs whatever happened in between.
+import pg from 'pg';
 import { PgbouncerAdmin, type PoolerDatabase } from '../clients/pgbouncer.ts';
 import { describe, GardenError } from '../errors.ts';
 import { switchover, type OperationResult, type PatroniAccess } from '../ops/patroni.ts';
 import { USERS } from '../render/files.ts';
 import { waitFor } from '../util/wait.ts';
 import { getJson } from '../util/http.ts';
-import { routerUrl, type LocalCluster } from './cluster.ts';
+import { connectionUris, routerUrl, type LocalCluster } from './cluster.ts';
 import { readSecrets } from './state.ts';
 
 export interface PoolerStatus {
@@ -44,7 +45,22 @@ export interface PausedSwitchover extends OperationResult {
 }
 
 /** A planned switchover behind a paused pooler (see the header). */
+/** Whether a new connection to `uri` reaches the server at `address`, out of recovery. */
+async function writable(uri: string, address: string | undefined): Promise<boolean> {
+  const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 1000, query_timeout: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const r = await client.query<{ standby: boolean; addr: string }>('SELECT pg_is_in_recovery() AS standby, host(inet_server_addr()) AS addr');
+    return r.rows[0]?.standby === false && r.rows[0].addr === address;
+  } finally {
+    await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 200))]);
+  }
+}
+
 export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, candidate: string | undefined, timeoutMs: number): Promise<PausedSwitchover> {
+  const secrets = await readSecrets(c.layout);
+  if (!secrets) throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
   const admin = await poolerAdmin(c);
   try {
     // Waits for transactions in flight; one that never ends must not hold every client for long.
@@ -62,6 +78,11 @@ export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, c
         async () => (await getJson<{ primary: { name: string } | null }>(`${routerUrl(c)}/status`, 1000)).body.primary?.name === result.after.leader,
         { timeoutMs: 30_000, intervalMs: 20 },
       );
+      // Patroni names the new leader while its PostgreSQL may still be finishing the promotion: the
+      // route is ready when a new connection through it lands on that server, out of recovery.
+      const address = c.topology.postgres.find((m) => m.name === result.after.leader)?.address;
+      const { primary } = connectionUris(c, secrets.superuserPassword);
+      await waitFor(`${result.after.leader} to take writes through the primary route`, () => writable(primary, address), { timeoutMs: 30_000, intervalMs: 20 });
       return { ...result, pausedMs: Date.now() - pausedAt };
     } finally {
       await admin.command('RESUME', 10_000);

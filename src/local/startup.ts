@@ -1,8 +1,8 @@
 // Waiting for members that were just started, without leaving anyone to dig
 // through logs: a member that exits, or whose log shows a cause that will not
 // heal by itself, ends the wait at once with that cause and its fix; a timeout
-// says what each member's log shows since its last start — a known cause, or
-// the error lines verbatim.
+// says what each member's log has shown since this command began — a known
+// cause, or the error lines verbatim.
 import { errorLines, findCauses, groupCauses, linesSince, sinceLastStart, type LogCause } from '../doctor/causes.ts';
 import { GardenError } from '../errors.ts';
 import { waitFor } from '../util/wait.ts';
