@@ -4,6 +4,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { DoctorFacts, HbaRule, HostFacts, LocalFacts } from './facts.ts';
 import { PRIMARY_SERVICE, type KubeFacts } from '../clients/kubernetes.ts';
+import { memberRunning } from '../clients/patroni.ts';
 import { groupCauses } from './causes.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -241,7 +242,7 @@ export const CHECKS: readonly Check[] = [
       // A member that is healthy again has only history in its log (a module installed since, say).
       const healthy = new Set([
         ...status.etcd.filter((e) => e.healthy).map((e) => `etcd-${e.name}`),
-        ...status.members.filter((m) => m.apiReachable && (m.state === 'running' || m.state === 'streaming')).map((m) => `patroni-${m.name}`),
+        ...status.members.filter((m) => m.apiReachable && memberRunning(m)).map((m) => `patroni-${m.name}`),
         ...(status.haproxy.reachable ? ['haproxy'] : []),
         ...(status.router.reachable ? ['router'] : []),
       ]);

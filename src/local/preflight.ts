@@ -48,7 +48,7 @@ export async function checkPackages(reqs: readonly Requirement[], path?: string)
   }
 }
 
-/** The oldest Patroni GardenOS runs: < 3.0.3 lets a resumed old leader take the leader key back. */
+/** The oldest Patroni GardenOS runs, the one it is proven with (before 3.0.3 a resumed old leader could take the leader key back). */
 export const MIN_PATRONI: readonly [number, number] = [4, 0];
 
 /** `patroni --version` → [major, minor, patch], or undefined when it does not say. */
@@ -60,7 +60,10 @@ export function parsePatroniVersion(out: string): [number, number, number] | und
 /** Refuses a Patroni older than MIN_PATRONI, saying what to install. */
 export async function checkPatroniVersion(command = 'patroni'): Promise<string> {
   const out = await new Promise<string>((resolve, reject) =>
-    execFile(command, ['--version'], { timeout: 15_000 }, (err, stdout, stderr) => (err ? reject(new GardenError('MISSING_PACKAGE', `\`${command} --version\` failed: ${(stderr || err.message).trim()}`, { hint: 'run scripts/install-deps.sh; it installs Patroni 4 and checks it' })) : resolve(stdout))),
+    execFile(command, ['--version'], { timeout: 15_000 }, (err, stdout, stderr) => {
+      if (!err) return resolve(stdout);
+      reject(new GardenError('MISSING_PACKAGE', `\`${command} --version\` failed: ${(stderr || err.message).trim()}`, { hint: 'run scripts/install-deps.sh; it installs Patroni 4 and checks it' }));
+    }),
   );
   const v = parsePatroniVersion(out);
   const [major, minor] = MIN_PATRONI;

@@ -59,6 +59,21 @@ describe('gardenos local refuses clearly', { timeout: 120_000 }, () => {
     assert.match(r.stderr, /gardenos init/);
   });
 
+  it('refuses a Patroni older than 4 and says what to install, starting nothing', async () => {
+    // What `patroni --version` prints on Debian 12 without Debian 13's package.
+    const bin = await mkdtemp(join(tmpdir(), 'gardenos-oldpatroni-'));
+    try {
+      await writeFile(join(bin, 'patroni'), '#!/bin/sh\necho "patroni 3.0.2"\n', { mode: 0o755 });
+      const r = await c.cli(['local', 'up'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /error: Patroni 3\.0\.2 is too old: GardenOS needs Patroni >= 4\.0/);
+      assert.match(r.stderr, /hint: run scripts\/install-deps\.sh/);
+      assert.deepEqual(await c.processes(), []);
+    } finally {
+      await rm(bin, { recursive: true, force: true });
+    }
+  });
+
   it('shows the last lines of the log of a member that fails to start', async () => {
     // etcd cannot use a data directory that is a file, and exits.
     await mkdir(join(c.stateDir, 'etcd', 'node2'), { recursive: true });
