@@ -6,7 +6,7 @@
 // its own /proc and /dev/shm, optionally inside a network namespace the test
 // made, so the cluster never meets anything on the host.
 import { execFile, spawn } from 'node:child_process';
-import { access, cp, mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, mkdtemp, readFile, readdir, readlink, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -55,6 +55,28 @@ export async function processesIn(dir: string): Promise<number[]> {
   return pids;
 }
 
+/** The first `name` on PATH outside any node_modules (where the project's own Node 24 lives). */
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (!dir || dir.includes('node_modules')) continue;
+    const p = join(dir, name);
+    if (await access(p).then(() => true, () => false)) return realpath(p);
+  }
+  return undefined;
+}
+
+/**
+ * The machine's own Node.js and npm (not the project's Node 24, which `npm ci` brings): the ones
+ * running `npm test` when it runs this, else the first on PATH; GARDENOS_HOST_NODE / _NPM override.
+ */
+async function machineNode(): Promise<{ node: string; npmDir: string }> {
+  const node = process.env.GARDENOS_HOST_NODE ?? process.env.npm_node_execpath ?? (await onPath('node'));
+  const npmCli = process.env.npm_execpath ?? (await onPath('npm'));
+  const npmDir = process.env.GARDENOS_HOST_NPM ?? (npmCli ? resolve(dirname(npmCli), '..') : undefined);
+  if (!node || !npmDir) throw new Error('no Node.js and npm of the machine found on PATH (set GARDENOS_HOST_NODE and GARDENOS_HOST_NPM)');
+  return { node, npmDir };
+}
+
 /** Kills what runs in `top`'s root and removes it. */
 async function removeRoot(top: string): Promise<void> {
   const dir = join(top, 'root');
@@ -92,8 +114,7 @@ export async function makeFreshRoot(suite: string, log: (chunk: string) => void 
   // The machine's Node.js and npm, as a new machine of this kind has them; its trust store (a
   // TLS-inspecting proxy may sit between this machine and the registries) beside, where the
   // root's own ca-certificates package will not rewrite it.
-  const node = process.env.GARDENOS_HOST_NODE ?? '/usr/bin/node';
-  const npmDir = process.env.GARDENOS_HOST_NPM ?? '/usr/lib/node_modules/npm';
+  const { node, npmDir } = await machineNode();
   await cp(node, join(dir, 'usr/local/bin/node'));
   await cp(npmDir, join(dir, 'usr/local/lib/node_modules/npm'), { recursive: true });
   await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(dir, 'usr/local/bin/npm'));
