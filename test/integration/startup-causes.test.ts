@@ -66,16 +66,14 @@ describe('local up, doctor and status name why a member cannot start', { timeout
     const bin = join(c.dir, 'bin');
     await mkdir(bin, { recursive: true });
     await writeFile(join(bin, 'patroni'), `#!/bin/sh\nPYTHONPATH=${hide} exec /usr/bin/patroni "$@"\n`, { mode: 0o755 });
-    await chmod(c.dir, 0o755);
     await stopMember('node2');
-    const started = Date.now();
     const r = await c.cli(['local', 'up', '--timeout', '120'], { env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
     assert.equal(r.code, 1, r.stdout);
     assert.match(r.stderr, /error: patroni-node2 exited while waiting for a PostgreSQL leader/);
     assert.match(r.stderr, /Patroni could not load its etcd3 support/);
     assert.match(r.stderr, /Can not find suitable configuration of distributed configuration store/);
     assert.match(r.stderr, /hint: sudo apt-get install -y python3-etcd/);
-    assert.ok(Date.now() - started < 60_000, 'up stopped at the cause, not at its 120 s deadline');
+    assert.doesNotMatch(r.stderr, /timed out/, 'up stopped at the cause, not at its deadline');
     const f = await memberLogs();
     assert.equal(f.status, 'fail', JSON.stringify(f));
     assert.match(f.summary, /patroni-node2: Patroni could not load its etcd3 support/);
