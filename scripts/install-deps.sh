@@ -37,8 +37,12 @@ if [ "$(id -u)" -ne 0 ]; then
   SUDO="sudo"
 fi
 
-# python3-idna: Debian's urllib3 only recommends it, but Python's TLS stack may import it (a site
-# customisation does on some machines), and Patroni's etcd client then fails on every request.
+# --no-install-recommends, so every module a daemon imports at run time is named here. python3-idna:
+# python-etcd switches urllib3 to pyOpenSSL where python3-openssl is installed, and that path imports
+# idna, which nothing depends on. The other Recommends of these packages were checked (Debian 12 and
+# 13): patroni → iproute2 (listed), python3-urllib3 → ca-certificates (trust store data, not imported;
+# every TLS connection here uses the cluster CA), postgresql → sysstat, e2fsprogs, logrotate (tools,
+# not imported).
 packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy pgbouncer
   openssh-server openssh-client iproute2 openssl mmdebstrap)
 

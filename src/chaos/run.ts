@@ -5,7 +5,7 @@ import pg from 'pg';
 import { readyLeader } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
 import { GardenError } from '../errors.ts';
-import { connectionUris, pooledUri, type LocalCluster } from '../local/cluster.ts';
+import { connectionUris, type LocalCluster } from '../local/cluster.ts';
 import { readSecrets } from '../local/state.ts';
 import { waitFor } from '../util/wait.ts';
 import { clusterView, type Scenario } from './scenarios.ts';
@@ -47,8 +47,8 @@ async function healthy(c: LocalCluster, timeoutMs: number): Promise<{ leader: st
 export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter, opts: RunOptions = {}): Promise<ChaosRun> {
   const timeoutMs = opts.timeoutMs ?? 180_000;
   const secrets = await readSecrets(c.layout);
-  const { primary } = connectionUris(c, secrets?.superuserPassword);
-  const endpoint = s.endpoint === 'pooler' ? pooledUri(c, secrets?.superuserPassword) : primary;
+  const { primary, pooled } = connectionUris(c, secrets?.superuserPassword);
+  const endpoint = s.endpoint === 'pooler' ? pooled : primary;
   if (!endpoint) throw new GardenError('STATE_CONFLICT', `${s.name} writes through the pooler, which is off in cluster ${c.config.cluster.name}`, { hint: 'set `pooler: { enabled: true }` in gardenos.yaml and run `gardenos local up -c gardenos.yaml`' });
   const before = await healthy(c, timeoutMs);
   await prepareTable(primary);

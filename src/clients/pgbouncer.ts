@@ -4,6 +4,7 @@
 // in flight, and one that never ends must not hang the caller).
 import pg from 'pg';
 import { describe, GardenError } from '../errors.ts';
+import { withTimeout } from '../util/wait.ts';
 
 export interface PoolerAddress {
   socketDir: string;
@@ -40,20 +41,11 @@ export class PgbouncerAdmin {
 
   /** One admin command; rows as objects. */
   async command<T = Record<string, unknown>>(sql: string, timeoutMs = 10_000): Promise<T[]> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const res = await Promise.race([
-        this.client.query(sql),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new GardenError('TIMEOUT', `PgBouncer did not finish ${sql} within ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
-      return res.rows as T[];
+      return (await withTimeout(this.client.query(sql), timeoutMs, `PgBouncer's ${sql}`)).rows as T[];
     } catch (e) {
       if (e instanceof GardenError) throw e;
       throw new GardenError('BACKEND_UNAVAILABLE', `PgBouncer ${sql}: ${describe(e)}`, { cause: e });
-    } finally {
-      clearTimeout(timer);
     }
   }
 

@@ -145,13 +145,6 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
   };
 }
 
-/** The pooler's postgres:// URI (TLS, verified against the cluster CA), when the pooler is enabled. */
-export function pooledUri(c: LocalCluster, password: string | undefined): string | undefined {
-  if (!c.config.pooler.enabled) return undefined;
-  const auth = password === undefined ? 'postgres' : `postgres:${encodeURIComponent(password)}`;
-  return `postgresql://${auth}@${hostPort(c.topology.loadBalancer, c.config.pooler.port)}/postgres?sslmode=verify-full&sslrootcert=${encodeURIComponent(c.layout.ca.cert)}`;
-}
-
 export function etcdEndpoints(c: LocalCluster): string[] {
   return etcdClientUrls(c.config, c.topology);
 }
@@ -164,14 +157,15 @@ export function patroniUrl(c: LocalCluster, address: string): string {
   return `https://${hostPort(address, c.config.postgres.patroniPort)}`;
 }
 
-/** postgres:// URIs through HAProxy; TLS verified against the cluster CA. */
-export function connectionUris(c: LocalCluster, password: string | undefined): { primary: string; replicas: string } {
+/** postgres:// URIs through HAProxy, and through the pooler when it is enabled; TLS verified against the cluster CA. */
+export function connectionUris(c: LocalCluster, password: string | undefined): { primary: string; replicas: string; pooled?: string } {
   const auth = password === undefined ? 'postgres' : `postgres:${encodeURIComponent(password)}`;
   const q = `sslmode=verify-full&sslrootcert=${encodeURIComponent(c.layout.ca.cert)}`;
-  const lb = c.topology.loadBalancer;
+  const uri = (port: number) => `postgresql://${auth}@${hostPort(c.topology.loadBalancer, port)}/postgres?${q}`;
   return {
-    primary: `postgresql://${auth}@${hostPort(lb, c.config.haproxy.ports.primary)}/postgres?${q}`,
-    replicas: `postgresql://${auth}@${hostPort(lb, c.config.haproxy.ports.replicas)}/postgres?${q}`,
+    primary: uri(c.config.haproxy.ports.primary),
+    replicas: uri(c.config.haproxy.ports.replicas),
+    ...(c.config.pooler.enabled ? { pooled: uri(c.config.pooler.port) } : {}),
   };
 }
 

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { PgbouncerAdmin, type PoolerDatabase } from '../clients/pgbouncer.ts';
 import { describe, GardenError } from '../errors.ts';
 import { switchover, type OperationResult, type PatroniAccess } from '../ops/patroni.ts';
-import { USERS } from '../render/files.ts';
+import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { waitFor } from '../util/wait.ts';
 import { getJson } from '../util/http.ts';
 import { connectionUris, routerUrl, type LocalCluster } from './cluster.ts';
@@ -20,16 +20,22 @@ export interface PoolerStatus {
   error?: string;
 }
 
-export async function poolerAdmin(c: LocalCluster, timeoutMs = 2000): Promise<PgbouncerAdmin> {
+async function mustReadSecrets(c: LocalCluster): Promise<ClusterSecrets> {
   const secrets = await readSecrets(c.layout);
   if (!secrets) throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
+  return secrets;
+}
+
+/** The admin console, with the superuser's password from `secrets` (read from the state directory when not given). */
+export async function poolerAdmin(c: LocalCluster, secrets?: ClusterSecrets, timeoutMs = 2000): Promise<PgbouncerAdmin> {
+  secrets ??= await mustReadSecrets(c);
   return PgbouncerAdmin.connect({ socketDir: c.layout.pooler.socketDir, port: c.config.pooler.port, user: USERS.superuser, password: secrets.superuserPassword }, timeoutMs);
 }
 
 export async function poolerStatus(c: LocalCluster, timeoutMs: number): Promise<PoolerStatus> {
   let admin: PgbouncerAdmin | undefined;
   try {
-    admin = await poolerAdmin(c, timeoutMs);
+    admin = await poolerAdmin(c, undefined, timeoutMs);
     const databases = await admin.databases();
     return { reachable: true, paused: databases.some((d) => d.paused), databases };
   } catch (e) {
@@ -46,7 +52,7 @@ export interface PausedSwitchover extends OperationResult {
 
 /** A planned switchover behind a paused pooler (see the header). */
 /** Whether a new connection to `uri` reaches the server at `address`, out of recovery. */
-async function writable(uri: string, address: string | undefined): Promise<boolean> {
+export async function reachesPrimary(uri: string, address: string | undefined): Promise<boolean> {
   const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 1000, query_timeout: 1000 });
   client.on('error', () => undefined);
   try {
@@ -59,14 +65,13 @@ async function writable(uri: string, address: string | undefined): Promise<boole
 }
 
 export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, candidate: string | undefined, timeoutMs: number): Promise<PausedSwitchover> {
-  const secrets = await readSecrets(c.layout);
-  if (!secrets) throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
-  const admin = await poolerAdmin(c);
+  const secrets = await mustReadSecrets(c);
+  const admin = await poolerAdmin(c, secrets);
   try {
     // Waits for transactions in flight; one that never ends must not hold every client for long.
     // The PAUSE still pending on this connection would queue a RESUME behind it: a second one sends it.
     await admin.command('PAUSE', 10_000).catch(async (e: unknown) => {
-      const other = await poolerAdmin(c);
+      const other = await poolerAdmin(c, secrets);
       await other.command('RESUME').finally(() => other.close());
       throw e;
     });
@@ -82,7 +87,7 @@ export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, c
       // route is ready when a new connection through it lands on that server, out of recovery.
       const address = c.topology.postgres.find((m) => m.name === result.after.leader)?.address;
       const { primary } = connectionUris(c, secrets.superuserPassword);
-      await waitFor(`${result.after.leader} to take writes through the primary route`, () => writable(primary, address), { timeoutMs: 30_000, intervalMs: 20 });
+      await waitFor(`${result.after.leader} to take writes through the primary route`, () => reachesPrimary(primary, address), { timeoutMs: 30_000, intervalMs: 20 });
       return { ...result, pausedMs: Date.now() - pausedAt };
     } finally {
       await admin.command('RESUME', 10_000);

@@ -2,7 +2,6 @@
 // Patroni REST, HAProxy's admin socket), gathered in parallel with a timeout
 // per probe. One part that does not answer degrades its rows, not the command.
 import { access } from 'node:fs/promises';
-import { findCauses, sinceLastStart } from '../doctor/causes.ts';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
@@ -12,9 +11,10 @@ import { describe } from '../errors.ts';
 import type { TlsFiles } from '../render/files.ts';
 import { getJson } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
-import { connectionUris, etcdEndpoints, patroniUrl, pooledUri, routerUrl, type LocalCluster } from './cluster.ts';
+import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
 import type { PoolerStatus } from './pooler.ts';
-import { tail, type ProcessSpec } from './supervisor.ts';
+import { readStartLog } from './startup.ts';
+import type { ProcessSpec } from './supervisor.ts';
 
 export interface EtcdMemberStatus {
   name: string;
@@ -157,7 +157,7 @@ async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views
 /** Why a member's Patroni does not answer: its process is gone, or its log since the last start says why. */
 async function whyDown(c: LocalCluster, spec: ProcessSpec): Promise<string> {
   if ((await c.supervisor.pid(spec)) === undefined) return 'not running';
-  const causes = findCauses(spec.id, sinceLastStart(await tail(spec.logFile, 400)));
+  const { causes } = await readStartLog(spec);
   const cause = causes.findLast((x) => x.fatal) ?? causes.at(-1);
   return cause ? `running, but ${cause.summary}` : 'running, not answering yet';
 }
@@ -234,7 +234,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     stateDir: c.layout.root,
     healthy: problems.length === 0,
     problems,
-    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/`, passwordFile: c.layout.pgpassFile, ...(pooler ? { pooled: pooledUri(c, undefined)! } : {}) },
+    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/`, passwordFile: c.layout.pgpassFile },
     etcd,
     members,
     haproxy: hap,

@@ -3,7 +3,6 @@
 // The work is a list of phases (k0sctl's pattern), each reported as it runs.
 import { access, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import pg from 'pg';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient } from '../clients/haproxy.ts';
 import { PatroniClient, readyLeader } from '../clients/patroni.ts';
@@ -11,10 +10,11 @@ import { GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import type { ClusterSecrets } from '../render/files.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
-import { etcdEndpoints, patroniUrl, pooledUri, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
+import { connectionUris, etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
 import { localFiles } from './files.ts';
 import { ensureNetwork } from './netns.ts';
 import { checkPackages, checkPatroniVersion, checkPorts, requirements, type PortNeed } from './preflight.ts';
+import { poolerAdmin, reachesPrimary } from './pooler.ts';
 import { ensurePki, ensureSecrets, writePgpass } from './state.ts';
 import { fetchRouterStatus, gatherStatus, type LocalStatus } from './status.ts';
 import { awaitMembers } from './startup.ts';
@@ -274,8 +274,7 @@ const pooler: Phase = {
     await startMissing(ctx, [specs.pooler], 'pooler');
     if (ctx.running.get(specs.pooler.id)) {
       // A switchover interrupted between PAUSE and RESUME leaves clients waiting: resume it.
-      const { poolerAdmin } = await import('./pooler.ts');
-      const admin = await poolerAdmin(c);
+      const admin = await poolerAdmin(c, ctx.secrets!);
       try {
         if ((await admin.databases()).some((d) => d.paused)) {
           await admin.command('RESUME');
@@ -286,24 +285,9 @@ const pooler: Phase = {
       }
     }
     // A real query through it: TLS to it, SCRAM, and its own TLS to the primary through HAProxy.
-    const uri = pooledUri(c, ctx.secrets!.superuserPassword)!;
-    await awaitMembers(
-      c,
-      [specs.pooler],
-      `PgBouncer to reach the primary (${leader})`,
-      async () => {
-        const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 2000, query_timeout: 2000 });
-        client.on('error', () => undefined);
-        try {
-          await client.connect();
-          const r = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
-          return r.rows[0]?.standby === false;
-        } finally {
-          await client.end().catch(() => undefined);
-        }
-      },
-      { timeoutMs, intervalMs: 250, since: ctx.startedAt },
-    );
+    const uri = connectionUris(c, ctx.secrets!.superuserPassword).pooled!;
+    const address = topology.postgres.find((m) => m.name === leader)?.address;
+    await awaitMembers(c, [specs.pooler], `PgBouncer to reach the primary (${leader})`, () => reachesPrimary(uri, address), { timeoutMs, intervalMs: 250, since: ctx.startedAt });
     return `${topology.loadBalancer}:${config.pooler.port} → primary (${config.pooler.poolMode} pooling)`;
   },
 };

@@ -1,7 +1,10 @@
-// A stand-in Kubernetes API server for tests: no Kubernetes can be installed
-// here, so this speaks the real REST protocol (paths, verbs, resourceVersion,
-// 404/409 Status objects, merge patch, label selectors) for the few resources
-// the router uses, and @kubernetes/client-node talks to it as to a real one.
+// A stand-in Kubernetes API server for tests. It speaks the real REST protocol
+// (paths, verbs, resourceVersion, 404/409 Status objects, merge patch, label
+// selectors) for the few resources GardenOS uses, and @kubernetes/client-node
+// talks to it as to a real one. To be replaced: a real control plane can be
+// built here from k8s.io/kubernetes on the Go module proxy (the issue "A real
+// Kubernetes in the tests"); no registry lacks it. It enforces no RBAC,
+// admission, defaulting or field ownership.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
