@@ -1,37 +1,71 @@
 // Server-side apply of the rendered manifests through @kubernetes/client-node,
 // in the kustomization's order, then a wait for every Deployment and
 // StatefulSet to roll out (observed generation current, replicas ready).
+// Objects another controller writes after GardenOS made them (the router's
+// Endpoints, EndpointSlices and Lease) carry CREATE_ONLY: they are created when
+// missing and otherwise left alone, so a second `up` never resets the route.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import { waitFor } from '../util/wait.ts';
 
 export const FIELD_MANAGER = 'gardenos';
+/** The annotation (and its value) that makes an object create-only for `gardenos up`. */
+export const APPLY_ANNOTATION = 'gardenos.dev/apply';
+export const CREATE_ONLY = 'create-only';
 
 const id = (o: KubernetesObject) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`;
 
 export interface ApplyResult {
   applied: string[];
+  /** Create-only objects that existed already and were left as their owner keeps them. */
+  leftAlone: string[];
   rolledOut: string[];
 }
 
-export async function applyManifests(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter; waitMs: number }): Promise<ApplyResult> {
+function failure(obj: KubernetesObject, e: unknown): GardenError {
+  const body = (e as { body?: unknown }).body;
+  const message = typeof body === 'string' ? body : body ? JSON.stringify(body) : describe(e);
+  return new GardenError('BACKEND_UNAVAILABLE', `applying ${id(obj)} failed`, { details: [message.slice(0, 400)], hint: 'the objects before it are applied; fix the cause and run `gardenos up` again' });
+}
+
+/** Applies every object in order (server-side, GardenOS's field manager); does not wait for rollouts. */
+export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter }): Promise<Pick<ApplyResult, 'applied' | 'leftAlone'>> {
   const k8s = await import('@kubernetes/client-node');
   const client = k8s.KubernetesObjectApi.makeApiClient(kc);
   const applied: string[] = [];
+  const leftAlone: string[] = [];
   for (const obj of objects) {
     try {
-      // force: GardenOS owns these fields; a conflicting manager (a hand edit) is overridden, as `kubectl apply --server-side --force-conflicts`.
-      await client.patch(structuredClone(obj), undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply);
+      if (obj.metadata?.annotations?.[APPLY_ANNOTATION] === CREATE_ONLY) {
+        const exists = await client.read({ apiVersion: obj.apiVersion!, kind: obj.kind!, metadata: { name: obj.metadata.name!, ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}) } }).then(
+          () => true,
+          (e) => {
+            if ((e as { code?: number }).code === 404) return false;
+            throw e;
+          },
+        );
+        if (exists) {
+          leftAlone.push(id(obj));
+          continue;
+        }
+        await client.create(structuredClone(obj), undefined, undefined, FIELD_MANAGER);
+      } else {
+        // force: GardenOS owns these fields; a conflicting manager (a hand edit) is overridden, as `kubectl apply --server-side --force-conflicts`.
+        await client.patch(structuredClone(obj), undefined, undefined, FIELD_MANAGER, true, k8s.PatchStrategy.ServerSideApply);
+      }
     } catch (e) {
-      const body = (e as { body?: unknown }).body;
-      const message = typeof body === 'string' ? body : body ? JSON.stringify(body) : describe(e);
-      throw new GardenError('BACKEND_UNAVAILABLE', `applying ${id(obj)} failed`, { details: [message.slice(0, 400)], hint: 'the objects before it are applied; fix the cause and run `gardenos up` again' });
+      throw failure(obj, e);
     }
     applied.push(id(obj));
   }
-  opts.report({ kind: 'info', message: `applied ${applied.length} objects (server-side, field manager ${FIELD_MANAGER})` });
+  opts.report({ kind: 'info', message: `applied ${applied.length} objects (server-side, field manager ${FIELD_MANAGER})${leftAlone.length ? `; left ${leftAlone.length} create-only objects as their owner keeps them` : ''}` });
+  return { applied, leftAlone };
+}
 
+/** Waits for every Deployment and StatefulSet among `objects` to roll out, in order. */
+export async function awaitRollouts(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter; waitMs: number }): Promise<string[]> {
+  const k8s = await import('@kubernetes/client-node');
   const apps = kc.makeApiClient(k8s.AppsV1Api);
   const workloads = objects.filter((o) => (o.kind === 'Deployment' || o.kind === 'StatefulSet') && o.metadata?.name && o.metadata.namespace);
   const rolledOut: string[] = [];
@@ -53,5 +87,10 @@ export async function applyManifests(kc: KubeConfig, objects: KubernetesObject[]
     rolledOut.push(id(w));
     opts.report({ kind: 'info', message: `${id(w)} rolled out` });
   }
-  return { applied, rolledOut };
+  return rolledOut;
+}
+
+export async function applyManifests(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter; waitMs: number }): Promise<ApplyResult> {
+  const { applied, leftAlone } = await applyObjects(kc, objects, opts);
+  return { applied, leftAlone, rolledOut: await awaitRollouts(kc, objects, opts) };
 }

@@ -27,6 +27,8 @@ export interface LeafRequest {
   dnsNames?: readonly string[];
   usage: 'server-and-client' | 'client';
   days?: number;
+  /** The subject's O (default GardenOS); Kubernetes reads it as the user's group, e.g. system:masters. */
+  organization?: string;
 }
 
 function serial(): string {
@@ -88,7 +90,7 @@ export async function issue(ca: CertificateAuthority, req: LeafRequest): Promise
   if (names.length) extensions.push(new x509.SubjectAlternativeNameExtension(names));
   const certificate = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${req.commonName}, O=GardenOS`,
+    subject: `CN=${req.commonName}, O=${req.organization ?? 'GardenOS'}`,
     issuer: ca.certificate.subject,
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + (req.days ?? 825) * DAY_MS),

@@ -23,15 +23,15 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
   for (const s of settings.sinks) {
     if (s.type === 'haproxy') sinks.push(new HaproxySink(s));
     else {
-      const { KubernetesSink, LeaseHolder } = await import('./sinks/kubernetes.ts');
-      const sink = KubernetesSink.inCluster(s);
-      sinks.push(sink);
+      const { KubernetesSink, LeaseHolder, routerKubeConfig } = await import('./sinks/kubernetes.ts');
+      const kc = await routerKubeConfig(s.kubeconfig);
       if (s.lease) {
-        const lease = LeaseHolder.inCluster(s.namespace, s.lease.name, s.lease.durationSeconds);
+        const lease = new LeaseHolder(kc, s.namespace, s.lease.name, s.lease.durationSeconds);
         lease.start();
         mayWrite = () => lease.isHolder();
         closers.push(() => lease.stop());
       }
+      sinks.push(new KubernetesSink(kc, { ...s, ...(mayWrite ? { mayWrite } : {}) }));
     }
   }
   const metrics = createMetrics();

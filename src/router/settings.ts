@@ -24,6 +24,8 @@ const kubernetesSink = z.strictObject({
   /** Pods are matched to Patroni members by this label (Patroni's member name is the pod name by default). */
   port: z.number().int().default(5432),
   lease: z.strictObject({ name: z.string(), durationSeconds: z.number().int().min(2).default(15) }).optional(),
+  /** A kubeconfig file, for a router that runs outside the cluster; in a pod, its ServiceAccount (the default). */
+  kubeconfig: z.string().optional(),
 });
 
 export const routerSettingsSchema = z.strictObject({

@@ -1,6 +1,6 @@
 // `gardenos local doctor`, `status` and `db` against a real local cluster
 // (127.0.216.x): doctor is quiet when healthy, and names each fault the test
-// causes; the Kubernetes checks run against the stand-in API server.
+// causes. (The Kubernetes checks run against a real API server: kube-platform.test.ts.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
@@ -13,7 +13,6 @@ import type { DoctorReport } from '../../src/doctor/run.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import type { OperationResult } from '../../src/ops/patroni.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { clusterPath, startKubeStandIn, type KubeStandIn } from '../helpers/kube-standin.ts';
 import { CLI, makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
 
 const run = promisify(execFile);
@@ -227,73 +226,6 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
     assert.match(f.summary, /etcd node3 not healthy; the cluster keeps quorum/);
     assert.equal((await c.cli(['local', 'up'])).code, 0);
     await doctorUntil('etcd-health', 'ok');
-  });
-
-  describe('the Kubernetes checks, against a stand-in API server', () => {
-    let kube: KubeStandIn;
-    let kubeconfig: string;
-    before(async () => {
-      kube = await startKubeStandIn();
-      kubeconfig = `${c.dir}/kubeconfig`;
-      await writeFile(kubeconfig, kube.kubeConfig().exportConfig(), { mode: 0o600 });
-    });
-    after(() => kube?.close());
-
-    it('names a missing default StorageClass (stand-in API server)', async () => {
-      const { f } = await doctorUntil('k8s-default-storage-class', 'fail', '--kubeconfig', kubeconfig);
-      assert.match(f.summary, /no default StorageClass.*there is no StorageClass at all/);
-      kube.put(clusterPath('apis/storage.k8s.io/v1', 'storageclasses', 'local-path'), { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local-path' }, provisioner: 'rancher.io/local-path' });
-      const notDefault = await doctorUntil('k8s-default-storage-class', 'fail', '--kubeconfig', kubeconfig);
-      assert.match(notDefault.f.fix!, /kubectl patch storageclass local-path .*is-default-class/);
-      kube.put(clusterPath('apis/storage.k8s.io/v1', 'storageclasses', 'local-path'), { apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local-path', annotations: { 'storageclass.kubernetes.io/is-default-class': 'true' } }, provisioner: 'rancher.io/local-path' });
-      await doctorUntil('k8s-default-storage-class', 'ok', '--kubeconfig', kubeconfig);
-    });
-
-    it('names a control-plane taint on a hybrid server (stand-in API server)', async () => {
-      const node = (taints: { key: string; effect: string }[]) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'garden-1', labels: { 'node-role.kubernetes.io/control-plane': 'true' } }, spec: { taints }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
-      kube.put(clusterPath('api/v1', 'nodes', 'garden-1'), node([{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]));
-      const { f } = await doctorUntil('k8s-control-plane-taint', 'fail', '--kubeconfig', kubeconfig);
-      assert.match(f.summary, /control-plane taint on garden-1/);
-      assert.match(f.fix!, /kubectl taint node garden-1 node-role\.kubernetes\.io\/control-plane:NoSchedule-/);
-      kube.put(clusterPath('api/v1', 'nodes', 'garden-1'), node([]));
-      await doctorUntil('k8s-control-plane-taint', 'ok', '--kubeconfig', kubeconfig);
-    });
-
-    it('names a postgres-primary endpoint that is missing or points at a non-leader (stand-in API server)', async () => {
-      const missing = await doctorUntil('primary-endpoint', 'fail', '--kubeconfig', kubeconfig);
-      assert.match(missing.f.summary, /postgres-primary Endpoints object is missing/);
-      const s = await status();
-      const leader = s.members.find((m) => m.role === 'leader')!;
-      const replica = s.members.find((m) => m.role !== 'leader')!;
-      const endpoints = (ip: string) => ({ apiVersion: 'v1', kind: 'Endpoints', metadata: { name: 'postgres-primary', namespace: 'database' }, subsets: [{ addresses: [{ ip }], ports: [{ name: 'postgresql', port: 5432 }] }] });
-      kube.put('/api/v1/namespaces/database/endpoints/postgres-primary', endpoints(replica.host));
-      const wrong = await doctorUntil('primary-endpoint', 'fail', '--kubeconfig', kubeconfig);
-      assert.match(wrong.f.summary, new RegExp(`postgres-primary points at \\[${replica.host.replaceAll('.', '\\.')}\\], the leader is ${leader.name}`));
-      kube.put('/api/v1/namespaces/database/endpoints/postgres-primary', endpoints(leader.host));
-      await doctorUntil('primary-endpoint', 'ok', '--kubeconfig', kubeconfig);
-    });
-
-    it('status --kubeconfig shows nodes and workloads, and a workload short of replicas degrades it (stand-in API server)', async () => {
-      kube.put('/apis/apps/v1/namespaces/supabase/deployments/auth', {
-        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'auth', namespace: 'supabase' }, spec: { replicas: 2 }, status: { readyReplicas: 1 },
-      });
-      const r = await c.cli(['local', 'status', '--kubeconfig', kubeconfig]);
-      assert.equal(r.code, 2, r.stdout);
-      assert.match(r.stdout, /^garden-1\s+Ready\s+control-plane/m);
-      assert.match(r.stdout, /^supabase\s+deployment\/auth\s+1\/2$/m);
-      assert.match(r.stdout, /Deployment supabase\/auth: 1\/2 ready/);
-      const s = json<LocalStatus>((await c.cli(['local', 'status', '--json', '--kubeconfig', kubeconfig])).stdout);
-      assert.deepEqual(s.kubernetes?.nodes.map((n) => [n.name, n.ready]), [['garden-1', true]]);
-    });
-
-    it('names a Spilo StatefulSet set up for the etcd v2 API (stand-in API server)', async () => {
-      kube.put('/apis/apps/v1/namespaces/database/statefulsets/postgres', {
-        apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'postgres', namespace: 'database' },
-        spec: { replicas: 3, template: { spec: { containers: [{ name: 'postgres', env: [{ name: 'PATRONI_ETCD_HOSTS', value: "'10.0.0.1:2379'" }] }] } } },
-      });
-      const { f } = await doctorUntil('patroni-etcd-v2', 'fail', '--kubeconfig', kubeconfig);
-      assert.match(f.summary, /StatefulSet database\/postgres configured for the etcd v2 API/);
-    });
   });
 
   describe('host checks', () => {

@@ -4,15 +4,24 @@
 // Services with their Endpoints, EndpointSlices and the Lease pre-created (so
 // the Role needs no `create`), and the router's settings in a ConfigMap.
 import { stringify } from 'yaml';
+import { APPLY_ANNOTATION, CREATE_ONLY } from '../../clients/apply.ts';
 import type { Config } from '../../config/schema.ts';
 import { routerSettings } from '../router.ts';
 import { productionTopology } from '../topology.ts';
 import { GENERATED } from '../yaml.ts';
 
 export const ROUTER_NAME = 'gardenos-router';
+/**
+ * The labels of the Endpoints the router keeps. skip-mirror: the router writes the Service's
+ * EndpointSlice itself; were the Endpoints mirrored too, kube-proxy would see a second slice that
+ * lags behind the first, and for a moment two addresses behind postgres-primary.
+ */
+export const ENDPOINTS_LABELS = { 'app.kubernetes.io/managed-by': ROUTER_NAME, 'endpointslice.kubernetes.io/skip-mirror': 'true' } as const;
+
+const createOnly = <M extends Manifest['metadata']>(m: M): M => ({ ...m, annotations: { ...m.annotations, [APPLY_ANNOTATION]: CREATE_ONLY } });
 const TLS_DIR = '/etc/gardenos/tls';
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: unknown };
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
 
 export function routerManifests(config: Config): Manifest[] {
   const ns = config.namespaces.database;
@@ -65,17 +74,18 @@ export function routerManifests(config: Config): Manifest[] {
     ...services.flatMap((name): Manifest[] => [
       // No selector: only the router decides which pod is behind it.
       { apiVersion: 'v1', kind: 'Service', metadata: meta(name), spec: { type: 'ClusterIP', ports: [{ ...port, targetPort: config.postgres.port }] } },
-      { apiVersion: 'v1', kind: 'Endpoints', metadata: meta(name, { 'app.kubernetes.io/managed-by': ROUTER_NAME }), subsets: [] },
+      // Created once, then the router's: a later `gardenos up` must not put back the empty list over the leader.
+      { apiVersion: 'v1', kind: 'Endpoints', metadata: createOnly(meta(name, ENDPOINTS_LABELS)), subsets: [] },
       {
         apiVersion: 'discovery.k8s.io/v1',
         kind: 'EndpointSlice',
-        metadata: meta(`${name}-gardenos`, { 'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': ROUTER_NAME }),
+        metadata: createOnly(meta(`${name}-gardenos`, { 'kubernetes.io/service-name': name, 'endpointslice.kubernetes.io/managed-by': ROUTER_NAME })),
         addressType: 'IPv4',
         endpoints: [],
         ports: [port],
       },
     ]),
-    { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: meta(ROUTER_NAME), spec: {} },
+    { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: createOnly(meta(ROUTER_NAME)), spec: {} },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(ROUTER_NAME), data: { 'router.yml': stringify(settings, { lineWidth: 0 }) } },
     {
       apiVersion: 'apps/v1',

@@ -12,6 +12,7 @@ import {
   KubeConfig,
   PatchStrategy,
   setHeaderOptions,
+  V1MicroTime,
   type V1Endpoints,
   type V1EndpointSlice,
   type V1Lease,
@@ -19,11 +20,11 @@ import {
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { describe, GardenError } from '../../errors.ts';
+import { ENDPOINTS_LABELS, ROUTER_NAME } from '../../render/kube/router.ts';
 import type { Route, RouteTarget } from '../decide.ts';
 import type { RouteSink } from './types.ts';
 
 export const ROLE_LABEL = 'gardenos.dev/role';
-const MANAGED_BY = 'gardenos-router';
 const PORT_NAME = 'postgresql';
 
 export interface KubernetesSinkOptions {
@@ -32,37 +33,57 @@ export interface KubernetesSinkOptions {
   replicasService: string;
   podSelector: string;
   port: number;
+  /** Whether this router may write now (it holds the Lease); asked again before every write. */
+  mayWrite?: () => boolean;
+}
+
+/** The router's credentials: a kubeconfig file when given (outside the cluster), else the pod's ServiceAccount. */
+export async function routerKubeConfig(file?: string): Promise<KubeConfig> {
+  const kc = new KubeConfig();
+  if (file) {
+    try {
+      kc.loadFromFile(file);
+    } catch (e) {
+      throw new GardenError('CONFIG_NOT_FOUND', `the router's kubeconfig ${file}: ${describe(e)}`, { hint: 'drop `kubeconfig` from router.yml to use the pod\'s ServiceAccount' });
+    }
+  } else kc.loadFromCluster();
+  return kc;
 }
 
 function status(e: unknown): number | undefined {
   return e instanceof ApiException ? e.code : undefined;
 }
 
-/** Read, compute, write with the read's resourceVersion; on 409 start over. */
-async function upsert<T extends { metadata?: { resourceVersion?: string } }>(
-  what: string,
-  read: () => Promise<T>,
-  create: (body: T) => Promise<unknown>,
-  replace: (body: T) => Promise<unknown>,
-  desired: (current: T | undefined) => T,
-  same: (a: T, b: T) => boolean,
-): Promise<boolean> {
+export interface Upsert<T> {
+  what: string;
+  read: () => Promise<T>;
+  create: (body: T) => Promise<unknown>;
+  replace: (body: T) => Promise<unknown>;
+  desired: (current: T | undefined) => T;
+  same: (a: T, b: T) => boolean;
+  /** Asked before every write: a router that lost its Lease while it read (a 409 retry, a long pause) writes nothing. */
+  mayWrite?: () => boolean;
+}
+
+/** Read, compute, write with the read's resourceVersion; on 409 start over (still holding the Lease). */
+export async function upsert<T extends { metadata?: { resourceVersion?: string } }>(u: Upsert<T>): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
     let current: T | undefined;
     try {
-      current = await read();
+      current = await u.read();
     } catch (e) {
       if (status(e) !== 404) throw e;
     }
-    const want = desired(current);
-    if (current && same(current, want)) return false;
+    const want = u.desired(current);
+    if (current && u.same(current, want)) return false;
+    if (u.mayWrite && !u.mayWrite()) throw new GardenError('STATE_CONFLICT', `not writing ${u.what}: this router no longer holds the Lease`);
     try {
-      if (current) await replace({ ...want, metadata: { ...want.metadata, resourceVersion: current.metadata?.resourceVersion } } as T);
-      else await create(want);
+      if (current) await u.replace({ ...want, metadata: { ...want.metadata, resourceVersion: current.metadata?.resourceVersion } } as T);
+      else await u.create(want);
       return true;
     } catch (e) {
       if ((status(e) === 409 || (status(e) === 404 && current)) && attempt < 5) continue;
-      throw new GardenError('BACKEND_UNAVAILABLE', `writing ${what} failed: ${describe(e)}`, { cause: e });
+      throw new GardenError('BACKEND_UNAVAILABLE', `writing ${u.what} failed: ${describe(e)}`, { cause: e });
     }
   }
 }
@@ -81,17 +102,11 @@ export class KubernetesSink implements RouteSink {
     this.o = o;
   }
 
-  static inCluster(o: KubernetesSinkOptions): KubernetesSink {
-    const kc = new KubeConfig();
-    kc.loadFromCluster();
-    return new KubernetesSink(kc, o);
-  }
-
   private endpoints(service: string, targets: readonly RouteTarget[]): V1Endpoints {
     return {
       apiVersion: 'v1',
       kind: 'Endpoints',
-      metadata: { name: service, namespace: this.o.namespace, labels: { 'app.kubernetes.io/managed-by': MANAGED_BY } },
+      metadata: { name: service, namespace: this.o.namespace, labels: { ...ENDPOINTS_LABELS } },
       // No subsets: the Service has no endpoint and clients are refused, never sent to a demoted node.
       subsets: targets.length
         ? [{ addresses: targets.map((t) => ({ ip: t.host, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })), ports: [{ name: PORT_NAME, port: this.o.port, protocol: 'TCP' }] }]
@@ -106,7 +121,7 @@ export class KubernetesSink implements RouteSink {
       metadata: {
         name: `${service}-gardenos`,
         namespace: this.o.namespace,
-        labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': MANAGED_BY },
+        labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': ROUTER_NAME },
       },
       addressType: ipFamily(targets[0]?.host ?? '0.0.0.0'),
       endpoints: targets.map((t) => ({ addresses: [t.host], conditions: { ready: true }, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })),
@@ -118,24 +133,31 @@ export class KubernetesSink implements RouteSink {
     const ns = this.o.namespace;
     const ips = (xs: readonly { ip?: string }[] | undefined) => (xs ?? []).map((a) => a.ip).sort().join(',');
     const changes: string[] = [];
-    const wroteEndpoints = await upsert<V1Endpoints>(
-      `Endpoints ${ns}/${service}`,
-      () => this.core.readNamespacedEndpoints({ name: service, namespace: ns }),
-      (body) => this.core.createNamespacedEndpoints({ namespace: ns, body }),
-      (body) => this.core.replaceNamespacedEndpoints({ name: service, namespace: ns, body }),
-      () => this.endpoints(service, targets),
-      (a, b) => ips(a.subsets?.flatMap((s) => s.addresses ?? [])) === ips(b.subsets?.flatMap((s) => s.addresses ?? [])) && (a.subsets?.length ?? 0) === (b.subsets?.length ?? 0),
-    );
+    const fence = this.o.mayWrite ? { mayWrite: this.o.mayWrite } : {};
+    const wroteEndpoints = await upsert<V1Endpoints>({
+      what: `Endpoints ${ns}/${service}`,
+      read: () => this.core.readNamespacedEndpoints({ name: service, namespace: ns }),
+      create: (body) => this.core.createNamespacedEndpoints({ namespace: ns, body }),
+      replace: (body) => this.core.replaceNamespacedEndpoints({ name: service, namespace: ns, body }),
+      desired: () => this.endpoints(service, targets),
+      same: (a, b) =>
+        ips(a.subsets?.flatMap((s) => s.addresses ?? [])) === ips(b.subsets?.flatMap((s) => s.addresses ?? [])) &&
+        (a.subsets?.length ?? 0) === (b.subsets?.length ?? 0) &&
+        Object.entries(ENDPOINTS_LABELS).every(([k, v]) => a.metadata?.labels?.[k] === v),
+      ...fence,
+    });
     if (wroteEndpoints) changes.push(`Endpoints ${service} → [${targets.map((t) => `${t.name} ${t.host}`).join(', ')}]`);
     const name = `${service}-gardenos`;
-    const wroteSlice = await upsert<V1EndpointSlice>(
-      `EndpointSlice ${ns}/${name}`,
-      () => this.discovery.readNamespacedEndpointSlice({ name, namespace: ns }),
-      (body) => this.discovery.createNamespacedEndpointSlice({ namespace: ns, body }),
-      (body) => this.discovery.replaceNamespacedEndpointSlice({ name, namespace: ns, body }),
-      () => this.slice(service, targets),
-      (a, b) => ips((a.endpoints ?? []).map((e) => ({ ip: e.addresses.join("+") }))) === ips((b.endpoints ?? []).map((e) => ({ ip: e.addresses.join("+") }))),
-    );
+    const slicesAddresses = (s: V1EndpointSlice) => (s.endpoints ?? []).map((e) => e.addresses.join('+')).sort().join(',');
+    const wroteSlice = await upsert<V1EndpointSlice>({
+      what: `EndpointSlice ${ns}/${name}`,
+      read: () => this.discovery.readNamespacedEndpointSlice({ name, namespace: ns }),
+      create: (body) => this.discovery.createNamespacedEndpointSlice({ namespace: ns, body }),
+      replace: (body) => this.discovery.replaceNamespacedEndpointSlice({ name, namespace: ns, body }),
+      desired: () => this.slice(service, targets),
+      same: (a, b) => slicesAddresses(a) === slicesAddresses(b),
+      ...fence,
+    });
     if (wroteSlice) changes.push(`EndpointSlice ${name} → [${targets.map((t) => t.host).join(', ')}]`);
     return changes;
   }
@@ -148,6 +170,7 @@ export class KubernetesSink implements RouteSink {
       const name = pod.metadata?.name ?? '';
       const want = route.primary?.name === name ? 'primary' : replicas.has(name) ? 'replica' : 'unavailable';
       if (pod.metadata?.labels?.[ROLE_LABEL] === want) continue;
+      if (this.o.mayWrite && !this.o.mayWrite()) throw new GardenError('STATE_CONFLICT', `not labelling pod ${name}: this router no longer holds the Lease`);
       await this.core.patchNamespacedPod(
         { name, namespace: this.o.namespace, body: { metadata: { labels: { [ROLE_LABEL]: want } } } },
         setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
@@ -191,19 +214,14 @@ export class LeaseHolder {
     this.identity = identity ?? `${process.env.POD_NAME ?? hostname()}-${randomBytes(3).toString('hex')}`;
   }
 
-  static inCluster(namespace: string, name: string, durationSeconds: number): LeaseHolder {
-    const kc = new KubeConfig();
-    kc.loadFromCluster();
-    return new LeaseHolder(kc, namespace, name, durationSeconds);
-  }
-
   isHolder(): boolean {
     return this.holder && Date.now() - this.renewedAt < this.durationSeconds * 1000;
   }
 
   /** One attempt to acquire or renew; returns whether this instance holds the Lease afterwards. */
   async tryAcquireOrRenew(): Promise<boolean> {
-    const now = new Date();
+    // Lease times are MicroTime: the API server refuses anything but six fractional digits (Date's JSON has three).
+    const now = new V1MicroTime();
     let lease: V1Lease | undefined;
     try {
       lease = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
@@ -222,7 +240,7 @@ export class LeaseHolder {
       spec: {
         holderIdentity: this.identity,
         leaseDurationSeconds: this.durationSeconds,
-        acquireTime: mine && spec?.acquireTime ? spec.acquireTime : now,
+        acquireTime: mine && spec?.acquireTime ? new V1MicroTime(spec.acquireTime) : now,
         renewTime: now,
         leaseTransitions: (spec?.leaseTransitions ?? 0) + (mine ? 0 : 1),
       },
