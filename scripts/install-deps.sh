@@ -4,12 +4,16 @@
 # real SSH servers in network namespaces) and mmdebstrap (the fresh-root test),
 # then checks each code path the daemons take at run time, on this machine.
 #
-# Patroni: Debian 12 ships 3.0.2, whose old leader can take the leader key back
-# after a freeze or partition (fixed upstream in 3.0.3). Debian 13's patroni
-# 4.0.x is architecture `all`; on Debian 12 this script takes only it and its
-# pure-Python dependencies (python3-ydiff, python3-cdiff) from Debian 13 through
-# a private, temporary apt list — nothing is added to /etc/apt — and everything
-# else from Debian 12.
+# Debian 12 ships two packages too old for GardenOS, and Debian 13 has both:
+# - Patroni 3.0.2, whose old leader can take the leader key back after a freeze or
+#   partition (fixed upstream in 3.0.3). Debian 13's patroni 4.0.x is architecture `all`;
+#   it comes with its pure-Python dependencies python3-ydiff and python3-cdiff.
+# - etcd 3.4.23, which lacks the watch progress requests Kubernetes 1.34's API server
+#   needs (RequestWatchProgress: etcd >= 3.5.13 or 3.4.31): without them every watch
+#   that starts from "now" fails with 500. Debian 13's etcd-server/etcd-client 3.5.16 are
+#   static Go programs needing only libc6 >= 2.34 (Debian 12 has 2.36).
+# On Debian 12 this script takes just those from Debian 13, through a private, temporary
+# apt list — nothing is added to /etc/apt — and everything else from Debian 12.
 #
 # Only missing packages are installed; run as root or with sudo. Package scripts
 # that would start the distribution's own services are fine: GardenOS's members
@@ -22,8 +26,8 @@ die() { echo "install-deps: $*" >&2; exit 1; }
 [ -r /etc/os-release ] || die "cannot read /etc/os-release: GardenOS's set-up supports Debian 12 (bookworm) and 13 (trixie)"
 . /etc/os-release
 case "${VERSION_CODENAME:-}" in
-  bookworm) pg=15; patroni_from=trixie ;;
-  trixie) pg=17; patroni_from= ;;
+  bookworm) pg=15; newer_from=trixie ;;
+  trixie) pg=17; newer_from= ;;
   *) die "${PRETTY_NAME:-this system} is not supported: set-up is proven on Debian 12 (bookworm) and 13 (trixie)" ;;
 esac
 
@@ -47,32 +51,40 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
   openssh-server openssh-client iproute2 openssl mmdebstrap)
 
 installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
+# version_at_least VERSION MINIMUM: Debian's own version comparison.
+version_at_least() { [ -n "$1" ] && dpkg --compare-versions "$1" ge "$2"; }
+pkg_version() { dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true; }
+ETCD_MIN=3.5.13
 missing=()
-for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
-patroni_major=$(dpkg-query -W -f='${Version}' patroni 2>/dev/null | cut -d. -f1 || true)
-[ "${patroni_major:-0}" -ge 4 ] 2>/dev/null || missing+=(patroni)
+for p in "${packages[@]}"; do
+  case "$p" in etcd-server | etcd-client) version_at_least "$(pkg_version "$p")" "$ETCD_MIN" || missing+=("$p") ;; *) installed "$p" || missing+=("$p") ;; esac
+done
+version_at_least "$(pkg_version patroni)" 4 || missing+=(patroni)
+# What Debian 12 takes from Debian 13 (above), with the dependencies that must come along.
+newer=()
+if [ -n "$newer_from" ]; then
+  for p in "${missing[@]}"; do
+    case "$p" in patroni) newer+=(patroni python3-ydiff python3-cdiff) ;; etcd-server | etcd-client) newer+=("$p") ;; esac
+  done
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   $SUDO apt-get update -qq
   apt_install() { DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@"; }
   others=()
-  for p in "${missing[@]}"; do [ "$p" = patroni ] || others+=("$p"); done
+  for p in "${missing[@]}"; do [[ " ${newer[*]} " == *" $p "* ]] || others+=("$p"); done
   [ ${#others[@]} -eq 0 ] || apt_install "${others[@]}"
-  if [[ " ${missing[*]} " == *" patroni "* ]]; then
-    if [ -n "$patroni_from" ]; then
-      tmp=$(mktemp -d)
-      mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs"
-      printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$patroni_from" >"$tmp/$patroni_from.sources"
-      apt_from=(-o "Dir::Etc::SourceList=$tmp/$patroni_from.sources" -o Dir::Etc::SourceParts=/dev/null
-        -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
-      say "fetching patroni, python3-ydiff and python3-cdiff from Debian ($patroni_from)"
-      $SUDO apt-get "${apt_from[@]}" update -qq
-      (cd "$tmp/debs" && $SUDO apt-get "${apt_from[@]}" download -qq patroni python3-ydiff python3-cdiff)
-      apt_install "$tmp"/debs/*.deb
-    else
-      apt_install patroni
-    fi
+  if [ ${#newer[@]} -gt 0 ]; then
+    tmp=$(mktemp -d)
+    mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial" "$tmp/debs"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$newer_from" >"$tmp/$newer_from.sources"
+    apt_from=(-o "Dir::Etc::SourceList=$tmp/$newer_from.sources" -o Dir::Etc::SourceParts=/dev/null
+      -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
+    say "fetching ${newer[*]} from Debian ($newer_from)"
+    $SUDO apt-get "${apt_from[@]}" update -qq
+    (cd "$tmp/debs" && $SUDO apt-get "${apt_from[@]}" download -qq "${newer[@]}")
+    apt_install "$tmp"/debs/*.deb
   fi
 else
   say "all Debian packages present"
@@ -92,8 +104,8 @@ check() { # check WHAT PACKAGE COMMAND...
   fi
 }
 
-check "etcd" etcd-server etcd --version
-check "etcdctl" etcd-client etcdctl version
+check "etcd >= $ETCD_MIN" etcd-server sh -c "v=\$(etcd --version | sed -n 's/^etcd Version: //p') && echo \"etcd \$v\" && dpkg --compare-versions \"\$v\" ge $ETCD_MIN"
+check "etcdctl >= $ETCD_MIN" etcd-client sh -c "v=\$(etcdctl version | sed -n 's/^etcdctl version: //p') && echo \"etcdctl \$v\" && dpkg --compare-versions \"\$v\" ge $ETCD_MIN"
 check "haproxy" haproxy haproxy -vv
 check "pgbouncer (the pooler, pooler.enabled)" pgbouncer pgbouncer --version
 check "patroni >= 4" patroni sh -c 'v=$(patroni --version) && echo "$v" && [ "$(echo "$v" | sed "s/[^0-9.]//g" | cut -d. -f1)" -ge 4 ]'

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
-import { API_VERSION } from './version.ts';
+import { API_VERSION, KUBERNETES_VERSION } from './version.ts';
 
 export { API_VERSION };
 
@@ -75,7 +75,7 @@ const etcd = z.strictObject({
 });
 
 const k3s = z.strictObject({
-  version: z.string().regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, 'must be a K3s release such as v1.31.4+k3s1').default('v1.31.4+k3s1'),
+  version: z.string().regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, `must be a K3s release such as v${KUBERNETES_VERSION}+k3s1`).default(`v${KUBERNETES_VERSION}+k3s1`),
   /** Path of a file holding the shared server token; generated and kept in the secrets directory when absent. */
   tokenFile: z.string().optional(),
   clusterCidr: cidr.default('10.42.0.0/16'),

@@ -3,6 +3,7 @@
 // the difference, and every change goes through `Changes.do`, which either
 // does it or, with --dry-run, only records it — so the dry-run plan is exactly
 // what a real run would do. etcd and K3s restart one host at a time.
+import { etcdServesKubernetes, KUBERNETES_VERSION, MIN_ETCD } from '../config/version.ts';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -255,6 +256,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         const n = h.node.name;
         if (f.clockSkewS > 2) problems.push(`${n}: clock is ${f.clockSkewS.toFixed(1)}s off this machine's; etcd and TLS need synchronised clocks (install chrony or systemd-timesyncd)`);
         if (h.node.roles.includes('etcd') && !f.versions.etcd) problems.push(`${n}: etcd is not installed (apt-get install -y etcd-server etcd-client)`);
+        else if (h.node.roles.includes('etcd') && !etcdServesKubernetes(f.versions.etcd!)) {
+          problems.push(`${n}: etcd ${f.versions.etcd} cannot hold the state of K3s ${KUBERNETES_VERSION.split('.').slice(0, 2).join('.')}: its API server needs etcd >= ${MIN_ETCD.join('.')} (watch progress requests; without them every watch from "now" fails with 500). Debian 13's etcd-server 3.5 installs on Debian 12: scripts/install-deps.sh does it`);
+        }
         if (h.node.roles.includes('haproxy') && !f.versions.haproxy) problems.push(`${n}: haproxy is not installed (apt-get install -y haproxy)`);
         if (f.freeKiB && f.freeKiB < 1024 * 1024) problems.push(`${n}: only ${Math.round(f.freeKiB / 1024)} MiB free under ${posix.dirname(config.etcd.dataDir)}; etcd and PostgreSQL need at least 1 GiB`);
         // A port GardenOS needs, taken while GardenOS's own service there is not running: something else has it.

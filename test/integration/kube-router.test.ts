@@ -81,15 +81,27 @@ describe("the router's Kubernetes sink on a real API server, following a real Pa
     // The router's objects as `gardenos up` applies them, in the database namespace.
     const config = exampleConfig();
     await applyObjects(cp.admin(), [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DB } }, ...(routerManifests(config) as KubernetesObject[])], { report: silent });
-    // Every version of the primary's Endpoints and EndpointSlice, as a watcher (kube-proxy) sees them.
-    const watch = new Watch(cp.admin());
+    // Every version of the primary's Endpoints and EndpointSlice, as a watcher (kube-proxy) sees them:
+    // a watch resumed from the last resourceVersion whenever the server or the client's idle timer ends it.
     for (const [kind, path, name] of [['Endpoints', `/api/v1/namespaces/${DB}/endpoints`, 'postgres-primary'], ['EndpointSlice', `/apis/discovery.k8s.io/v1/namespaces/${DB}/endpointslices`, 'postgres-primary-gardenos']] as const) {
-      watches.push(
-        await watch.watch(path, { fieldSelector: `metadata.name=${name}` }, (_type, obj: V1Endpoints & V1EndpointSlice) => {
+      let resourceVersion: string | undefined;
+      let stopped = false;
+      let current: { abort(): void } | undefined;
+      const begin = async (): Promise<void> => {
+        const watch = new Watch(cp.admin());
+        current = await watch.watch(path, { fieldSelector: `metadata.name=${name}`, allowWatchBookmarks: true, ...(resourceVersion ? { resourceVersion } : {}) }, (type, obj: V1Endpoints & V1EndpointSlice) => {
+          // 410 Gone (the watch cache no longer reaches back that far): start from the current state, as an informer does.
+          if (type === 'ERROR') return void (resourceVersion = undefined);
+          resourceVersion = obj.metadata?.resourceVersion ?? resourceVersion;
+          if (type === 'BOOKMARK') return;
           const addresses = kind === 'Endpoints' ? (obj.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)) : (obj.endpoints ?? []).flatMap((e) => e.addresses);
           seen.push({ at: Date.now(), kind, addresses });
-        }, () => undefined),
-      );
+        }, () => {
+          if (!stopped) void begin();
+        });
+      };
+      await begin();
+      watches.push({ abort: () => { stopped = true; current?.abort(); } });
     }
     await startRouter('router-a', 18405);
     await startRouter('router-b', 18406);
@@ -121,7 +133,7 @@ describe("the router's Kubernetes sink on a real API server, following a real Pa
     const after = await leader();
     assert.notEqual(after.name, before.name);
     await routedTo(after.host);
-    assert.ok(seen.slice(from).some((s) => s.addresses.join() === after.host), 'the watch saw the move');
+    await waitFor('the watch to see the move', async () => seen.slice(from).some((s) => s.addresses.join() === after.host), { timeoutMs: 10_000, intervalMs: 50 });
   });
 
   it('follows a crash of the leader: the new leader only, never two addresses', async () => {

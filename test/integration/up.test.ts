@@ -122,7 +122,7 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     const r = await up('--dry-run');
     assert.equal(r.code, 0, r.stderr);
     const k3s = r.result!.changes.filter((c) => c.phase === 'k3s');
-    assert.deepEqual(k3s.map((c) => `${c.host} ${c.action.split(':')[0]}`), t.hosts.flatMap((h) => [`${h.name} install K3s v1.31.4+k3s1`, `${h.name} start k3s`, `${h.name} wait until node ${h.name} is Ready`]));
+    assert.deepEqual(k3s.map((c) => `${c.host} ${c.action.split(':')[0]}`), t.hosts.flatMap((h) => [`${h.name} install K3s v1.34.4+k3s1`, `${h.name} start k3s`, `${h.name} wait until node ${h.name} is Ready`]));
     assert.match(k3s[0]!.action, /INSTALL_K3S_VERSION='v1\.31\.4\+k3s1' .* server --config \/etc\/rancher\/k3s\/config\.yaml$/);
     const later = r.result!.changes.filter((c) => ['kubeconfig', 'manifests', 'database'].includes(c.phase)).map((c) => c.phase);
     assert.deepEqual(later, ['kubeconfig', 'manifests', 'database']);
