@@ -194,6 +194,7 @@ sshFlags(program.command('up').description('provision the hosts over SSH and app
   .option('--concurrency <n>', 'hosts worked on at once', '3')
   .option('--timeout <seconds>', 'deadline for each wait (etcd healthy, a node Ready)', '120')
   .option('--kubeconfig <file>', 'where to write the kubeconfig (default: kubeconfig beside the config file)')
+  .option('--no-wait', 'apply the manifests without waiting for the Deployments and StatefulSets to roll out')
   .action(run(async (opts: Parameters<Awaited<ReturnType<typeof remoteCmds>>['upCommand']>[0]) => (await remoteCmds()).upCommand(opts)));
 sshFlags(program.command('kubeconfig').description("write a kubeconfig for the platform whose server is the HAProxy address (from the first K3s server's)"))
   .option('--out <file>', 'where to write it (default: kubeconfig beside the config file)')

@@ -18,7 +18,7 @@ export interface RemoteOptions {
 
 const sshOptions = (o: RemoteOptions) => ({ ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}), ...(o.trustNewHostKeys ? { trustNew: true } : {}) });
 
-export async function upCommand(o: RemoteOptions & { dryRun?: boolean; skip?: string[]; concurrency?: string; timeout?: string; kubeconfig?: string }): Promise<number> {
+export async function upCommand(o: RemoteOptions & { dryRun?: boolean; skip?: string[]; concurrency?: string; timeout?: string; kubeconfig?: string; wait?: boolean }): Promise<number> {
   const config = await loadConfig(o.config);
   const { up, PHASES, SKIPPABLE } = await import('../remote/up.ts');
   const skip = (o.skip ?? []).flatMap((s) => s.split(',')).filter(Boolean);
@@ -35,6 +35,7 @@ export async function upCommand(o: RemoteOptions & { dryRun?: boolean; skip?: st
     skip: skip as never[],
     ...(o.concurrency ? { concurrency: Number(o.concurrency) } : {}),
     ...(o.timeout ? { waitMs: Number(o.timeout) * 1000 } : {}),
+    ...(o.wait === false ? { waitForRollouts: false } : {}),
     kubeconfigFile: resolve(o.kubeconfig ?? join(dirname(resolve(o.config)), 'kubeconfig')),
     report: streamReporter(process.stderr, Boolean(o.json)),
   });

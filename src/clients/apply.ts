@@ -20,7 +20,6 @@ export interface ApplyResult {
   applied: string[];
   /** Create-only objects that existed already and were left as their owner keeps them. */
   leftAlone: string[];
-  rolledOut: string[];
 }
 
 function failure(obj: KubernetesObject, e: unknown): GardenError {
@@ -30,7 +29,7 @@ function failure(obj: KubernetesObject, e: unknown): GardenError {
 }
 
 /** Applies every object in order (server-side, GardenOS's field manager); does not wait for rollouts. */
-export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter }): Promise<Pick<ApplyResult, 'applied' | 'leftAlone'>> {
+export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter }): Promise<ApplyResult> {
   const k8s = await import('@kubernetes/client-node');
   const client = k8s.KubernetesObjectApi.makeApiClient(kc);
   const applied: string[] = [];
@@ -88,9 +87,4 @@ export async function awaitRollouts(kc: KubeConfig, objects: KubernetesObject[],
     opts.report({ kind: 'info', message: `${id(w)} rolled out` });
   }
   return rolledOut;
-}
-
-export async function applyManifests(kc: KubeConfig, objects: KubernetesObject[], opts: { report: Reporter; waitMs: number }): Promise<ApplyResult> {
-  const { applied, leftAlone } = await applyObjects(kc, objects, opts);
-  return { applied, leftAlone, rolledOut: await awaitRollouts(kc, objects, opts) };
 }

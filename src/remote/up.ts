@@ -35,6 +35,8 @@ export interface UpOptions extends SshOptions {
   concurrency?: number;
   /** Deadline for each wait (etcd healthy, a node Ready). */
   waitMs?: number;
+  /** Wait for every Deployment and StatefulSet to roll out after applying (default true; `--no-wait`). */
+  waitForRollouts?: boolean;
   /** Where `kubeconfig` writes (default ./kubeconfig beside gardenos.yaml). */
   kubeconfigFile: string;
   report: Reporter;
@@ -377,8 +379,10 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         } catch (e) {
           throw new GardenError('CONFIG_NOT_FOUND', `no kubeconfig at ${opts.kubeconfigFile}: ${describe(e)}`, { hint: 'the kubeconfig phase writes it; do not --skip kubeconfig, or pass --kubeconfig' });
         }
-        const { applyManifests } = await import('../clients/apply.ts');
-        await applyManifests(kc, objects, { report, waitMs });
+        const { applyObjects, awaitRollouts } = await import('../clients/apply.ts');
+        await applyObjects(kc, objects, { report });
+        if (opts.waitForRollouts === false) report({ kind: 'info', message: 'not waiting for the rollouts (--no-wait)' });
+        else await awaitRollouts(kc, objects, { report, waitMs });
       });
       return undefined;
     },

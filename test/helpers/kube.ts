@@ -37,6 +37,10 @@ export interface ControlPlaneOptions {
   host: string;
   etcd: EtcdAccess;
   port?: number;
+  /** Run the components inside this network namespace (a test host of `startTestHosts`), as on that host. */
+  netns?: string;
+  /** The etcd client certificate and key files to use (the platform's etcd-client-k3s); else one is issued from `etcd.ca`. */
+  datastore?: { cert: string; key: string };
 }
 
 export interface ControlPlane {
@@ -121,9 +125,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   ]);
   const kubeletClientFiles = await pair('apiserver-kubelet-client', kubeletClient);
   // The etcd client certificate GardenOS issues for K3s (the platform's etcd-client-k3s), from etcd's CA.
-  const etcdCa = await loadCa(o.etcd.ca);
   const etcdCaFile = await put('etcd-ca.crt', o.etcd.ca.cert);
-  const datastore = await pair('etcd-client-k3s', await issue(etcdCa, { commonName: 'k3s', usage: 'client' }));
+  const datastore = o.datastore ?? (await pair('etcd-client-k3s', await issue(await loadCa(o.etcd.ca), { commonName: 'k3s', usage: 'client' })));
   // Service-account tokens: signed with this key by the API server, verified with its public half.
   const sa = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const saKey = await put('service-account.key', sa.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
@@ -143,7 +146,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     const log = join(dir, `${name}.log`);
     const { openSync } = await import('node:fs');
     const fd = openSync(log, 'a', 0o600);
-    const child = spawn(join(bin, name), args, { stdio: ['ignore', fd, fd] });
+    // `ip netns exec` execs the program itself, so the child is the component (signals reach it).
+    const child = o.netns ? spawn('ip', ['netns', 'exec', o.netns, join(bin, name), ...args], { stdio: ['ignore', fd, fd] }) : spawn(join(bin, name), args, { stdio: ['ignore', fd, fd] });
     children.push(child);
     return { child, log };
   };
@@ -241,7 +245,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       'kube-controller-manager and kube-scheduler to hold their leader Leases',
       async () => {
         for (const name of ['kube-controller-manager', 'kube-scheduler']) {
-          const dead = children.find((c) => c.spawnfile.endsWith(name) && c.exitCode !== null);
+          const dead = children.find((c) => c.spawnargs.some((a) => a.endsWith(`/${name}`)) && c.exitCode !== null);
           if (dead) throw Object.assign(new Error(`${name} exited (${dead.exitCode}): see ${join(dir, `${name}.log`)}`), { permanent: true });
           const lease = await coordination.readNamespacedLease({ name, namespace: 'kube-system' }).catch(() => undefined);
           if (!lease?.spec?.holderIdentity) throw new Error(`${name} holds no Lease yet`);

@@ -3,14 +3,18 @@
 // directories): host keys verified, a dry run that changes nothing, a real
 // 3-member etcd with mutual TLS and HAProxy on every host, a second run with no
 // changes, a dry run that lists exactly an edit, the K3s plan in order, a host
-// that is down, a wrong host key, a failure halfway, kubeconfig and reset.
+// that is down, a wrong host key, a failure halfway, the kubeconfig and manifests
+// phases against a real Kubernetes API server on h1 and the hosts' etcd, and reset.
 // Needs root (network namespaces); skipped otherwise, as the README says.
 import assert from 'node:assert/strict';
 import { access, readFile, stat, writeFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { EtcdClient } from '../../src/clients/etcd.ts';
 import type { UpResult } from '../../src/remote/up.ts';
+import { waitFor } from '../../src/util/wait.ts';
+import { startControlPlane } from '../helpers/kube.ts';
 import { runCli, type CliResult } from '../helpers/local.ts';
 import { startTestHosts, type TestHosts } from '../helpers/ssh-hosts.ts';
 
@@ -123,7 +127,7 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     assert.equal(r.code, 0, r.stderr);
     const k3s = r.result!.changes.filter((c) => c.phase === 'k3s');
     assert.deepEqual(k3s.map((c) => `${c.host} ${c.action.split(':')[0]}`), t.hosts.flatMap((h) => [`${h.name} install K3s v1.34.4+k3s1`, `${h.name} start k3s`, `${h.name} wait until node ${h.name} is Ready`]));
-    assert.match(k3s[0]!.action, /INSTALL_K3S_VERSION='v1\.31\.4\+k3s1' .* server --config \/etc\/rancher\/k3s\/config\.yaml$/);
+    assert.match(k3s[0]!.action, /INSTALL_K3S_VERSION='v1\.34\.4\+k3s1' .* server --config \/etc\/rancher\/k3s\/config\.yaml$/);
     const later = r.result!.changes.filter((c) => ['kubeconfig', 'manifests', 'database'].includes(c.phase)).map((c) => c.phase);
     assert.deepEqual(later, ['kubeconfig', 'manifests', 'database']);
     const phases = r.result!.changes.map((c) => c.phase);
@@ -203,17 +207,61 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     }
   });
 
-  it('kubeconfig points at the HAProxy address and is 0600', async () => {
-    // K3s cannot be installed here: the file K3s would write on the first server stands in for it.
-    const k3sYaml = t.hosts[0]!.path('/etc/rancher/k3s/k3s.yaml');
-    await writeFile(k3sYaml, 'apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: AAAA\n    server: https://127.0.0.1:6443\n  name: default\ncontexts:\n- context:\n    cluster: default\n    user: default\n  name: default\ncurrent-context: default\nkind: Config\nusers:\n- name: default\n  user:\n    client-certificate-data: BBBB\n');
-    const out = join(t.dir, 'kubeconfig');
-    const r = await cli(['kubeconfig', '--out', out]);
-    assert.equal(r.code, 0, r.stderr);
-    const text = await readFile(out, 'utf8');
-    assert.match(text, /server: https:\/\/10\.252\.219\.11:7443/);
-    assert.match(text, /current-context: it-up/);
-    assert.equal((await stat(out)).mode & 0o777, 0o600);
+  it("kubeconfig and manifests phases against a real Kubernetes API server on h1, storing its state in the hosts' etcd with the platform's K3s certificate", async () => {
+    // K3s cannot be downloaded here; Kubernetes' own API server (built from its Go modules) runs on h1 as
+    // K3s's would — in h1's network namespace, on the 3-member etcd `up` made, with the etcd-client-k3s
+    // certificate `gardenos pki` issued — and K3s's admin kubeconfig is where K3s writes it.
+    const pki = join(t.dir, '.gardenos', 'secrets', 'pki');
+    const h1 = t.hosts[0]!;
+    const cp = await startControlPlane({
+      host: h1.address,
+      netns: h1.namespace,
+      etcd: { endpoints: t.hosts.map((h) => `https://${h.address}:2379`), ca: { cert: await readFile(join(pki, 'ca.crt'), 'utf8'), key: await readFile(join(pki, 'ca.key'), 'utf8') } },
+      datastore: { cert: join(pki, 'etcd-client-k3s.crt'), key: join(pki, 'etcd-client-k3s.key') },
+    });
+    try {
+      const admin = (await readFile(cp.adminKubeconfigFile, 'utf8')).replace(/server: https:\/\/[^\s]+/, 'server: https://127.0.0.1:6443').replace(/\bgardenos-test\b|\badmin\b/g, 'default');
+      await writeFile(h1.path('/etc/rancher/k3s/k3s.yaml'), admin, { mode: 0o600 });
+      // Only h1 runs an API server: wait until every HAProxy has marked the other two down.
+      await waitFor('HAProxy to route the Kubernetes API to h1 only', async () => {
+        const st = JSON.parse((await runCli(['status', '-c', configFile, '--json'])).stdout) as { haproxy: { servers: { proxy: string; server: string; status: string }[] }[] };
+        return st.haproxy.every((h) => h.servers.filter((x) => x.proxy === 'kube-api' && x.status.startsWith('UP')).map((x) => x.server).join() === 'h1');
+      }, { timeoutMs: 60_000, intervalMs: 500 });
+
+      const kubeconfig = join(t.dir, 'kubeconfig');
+      const r = await up('--skip', 'k3s', 'database', '--no-wait');
+      assert.equal(r.code, 0, r.stderr);
+      const manifests = r.result!.changes.find((c) => c.phase === 'manifests')!;
+      assert.match(manifests.action, /^apply \d+ objects server-side \(field manager gardenos\) through 10\.252\.219\.11:7443/);
+      const text = await readFile(kubeconfig, 'utf8');
+      assert.match(text, /server: https:\/\/10\.252\.219\.11:7443/);
+      assert.match(text, /current-context: it-up/);
+      assert.equal((await stat(kubeconfig)).mode & 0o777, 0o600);
+
+      // Through that kubeconfig (HAProxy → the API server): everything `up` rendered is there, as applied.
+      const kc = new KubeConfig();
+      kc.loadFromFile(kubeconfig);
+      const core = kc.makeApiClient(CoreV1Api);
+      const namespaces = (await core.listNamespace()).items.map((n) => n.metadata!.name!);
+      for (const ns of ['database', 'supabase', 'apps', 'gardenos-system']) assert.ok(namespaces.includes(ns), namespaces.join(', '));
+      const sts = await kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: 'gardenos', namespace: 'database' });
+      assert.equal(sts.metadata?.managedFields?.find((m) => m.manager === 'gardenos')?.operation, 'Apply');
+      // And the API server keeps them in the hosts' etcd, under K3s's prefix.
+      const etcd = new EtcdClient(t.hosts.map((h) => `https://${h.address}:2379`), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
+      try {
+        assert.ok(Object.keys((await etcd.readPrefix('/registry/statefulsets/database/')).kvs).includes('/registry/statefulsets/database/gardenos'));
+      } finally {
+        etcd.close();
+      }
+
+      // `gardenos kubeconfig` writes the same file on its own.
+      const out = join(t.dir, 'kubeconfig-again');
+      const again = await cli(['kubeconfig', '--out', out]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(await readFile(out, 'utf8'), text);
+    } finally {
+      await cp.stop();
+    }
   });
 
   it('reset asks first, then backs up etcd, stops everything and removes the files', async () => {
