@@ -17,17 +17,19 @@ fi
 
 version="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$mod/go.mod")"
 [ -n "$version" ] || { echo "build-kube: no 'require k8s.io/kubernetes vX.Y.Z' line in $mod/go.mod" >&2; exit 1; }
-key="$(cat "$mod/go.mod" "$mod/go.sum" "$0" | sha256sum | cut -c1-12)"
-default_cache=/var/cache/gardenos-test/kube
-[ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/kube"
-out="${GARDENOS_KUBE_CACHE:-$default_cache}/$version-$key"
-
-if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
-mkdir -p "$out"
 minor="${version#v1.}"; minor="${minor%%.*}"
 pkg=k8s.io/component-base/version
 ldflags="-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
 ldflags="$ldflags -X $pkg.buildDate=1970-01-01T00:00:00Z"
+# The key: what decides the binaries (the modules and how they are built), not this file's comments.
+key="$( (cat "$mod/go.mod" "$mod/go.sum"; echo "$ldflags ${commands[*]} CGO_ENABLED=0 -trimpath") | sha256sum | cut -c1-12)"
+default_cache=/var/cache/gardenos-test/kube
+[ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/kube"
+cache="${GARDENOS_KUBE_CACHE:-$default_cache}"
+out="$cache/$version-$key"
+
+if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
+mkdir -p "$out"
 # Kubernetes' own release builds are static, pure-Go binaries; so are these.
 start=$(date +%s)
 echo "build-kube: building Kubernetes $version (${commands[*]}) into $out — a fresh machine takes several minutes" >&2
@@ -36,4 +38,6 @@ echo "build-kube: building Kubernetes $version (${commands[*]}) into $out — a 
 for c in "${commands[@]}"; do "$out/$c" --version >/dev/null; done
 echo "build-kube: built in $(( $(date +%s) - start )) s" >&2
 touch "$out/.complete"
+# Builds of other keys are of no further use here.
+for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
 echo "$out"

@@ -3,12 +3,13 @@
 // the difference, and every change goes through `Changes.do`, which either
 // does it or, with --dry-run, only records it — so the dry-run plan is exactly
 // what a real run would do. etcd and K3s restart one host at a time.
-import { etcdServesKubernetes, KUBERNETES_VERSION, MIN_ETCD } from '../config/version.ts';
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Config, NodeConfig } from '../config/schema.ts';
+import { etcdServesKubernetes, KUBERNETES_VERSION, MIN_ETCD } from '../config/version.ts';
 import { EtcdClient } from '../clients/etcd.ts';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
@@ -443,9 +444,31 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   };
 }
 
-/** K3s's admin kubeconfig, pointed at the HAProxy address instead of 127.0.0.1, with GardenOS's names. */
+/**
+ * K3s's admin kubeconfig, pointed at the HAProxy address instead of 127.0.0.1, its cluster, user
+ * and context named after the cluster. Read as YAML (which JSON is too), not edited as text.
+ */
 export function kubeconfigFor(raw: string, config: Config): string {
+  type Named<K extends string> = { name?: string } & Record<K, Record<string, unknown> | undefined>;
+  let kc: { clusters?: Named<'cluster'>[]; users?: Named<'user'>[]; contexts?: Named<'context'>[]; 'current-context'?: string };
+  try {
+    kc = parseYaml(raw) as typeof kc;
+  } catch (e) {
+    throw new GardenError('BACKEND_UNAVAILABLE', `K3s's /etc/rancher/k3s/k3s.yaml is not a kubeconfig: ${describe(e)}`);
+  }
+  if (!kc?.clusters?.length || !kc.users?.length) throw new GardenError('BACKEND_UNAVAILABLE', "K3s's /etc/rancher/k3s/k3s.yaml has no cluster or user", { hint: 'is K3s running on the first server? `systemctl status k3s`' });
+  const name = config.cluster.name;
   const server = `https://${hostPort(productionTopology(config).loadBalancer, config.haproxy.ports.kubeApi)}`;
-  return raw.replace(/server: https:\/\/[^\s]+/g, `server: ${server}`).replace(/\bdefault\b/g, config.cluster.name);
+  const cluster = kc.clusters[0]!;
+  const user = kc.users[0]!;
+  const out = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name, cluster: { ...cluster.cluster, server } }],
+    users: [{ name, user: user.user }],
+    contexts: [{ name, context: { cluster: name, user: name } }],
+    'current-context': name,
+  };
+  return stringifyYaml(out, { lineWidth: 0 });
 }
 

@@ -11,6 +11,7 @@ import { access, readFile, stat, writeFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 import { EtcdClient } from '../../src/clients/etcd.ts';
 import type { UpResult } from '../../src/remote/up.ts';
 import { waitFor } from '../../src/util/wait.ts';
@@ -220,8 +221,10 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
       datastore: { cert: join(pki, 'etcd-client-k3s.crt'), key: join(pki, 'etcd-client-k3s.key') },
     });
     try {
-      const admin = (await readFile(cp.adminKubeconfigFile, 'utf8')).replace(/server: https:\/\/[^\s]+/, 'server: https://127.0.0.1:6443').replace(/\bgardenos-test\b|\badmin\b/g, 'default');
-      await writeFile(h1.path('/etc/rancher/k3s/k3s.yaml'), admin, { mode: 0o600 });
+      // As K3s writes it: YAML, everything named "default", the server on 127.0.0.1.
+      const admin = JSON.parse(await readFile(cp.adminKubeconfigFile, 'utf8')) as { clusters: { cluster: { server: string } }[]; users: { user: unknown }[] };
+      const k3sYaml = { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'default', cluster: { ...admin.clusters[0]!.cluster, server: 'https://127.0.0.1:6443' } }], users: [{ name: 'default', user: admin.users[0]!.user }], contexts: [{ name: 'default', context: { cluster: 'default', user: 'default' } }], 'current-context': 'default' };
+      await writeFile(h1.path('/etc/rancher/k3s/k3s.yaml'), stringify(k3sYaml), { mode: 0o600 });
       // Only h1 runs an API server: wait until every HAProxy has marked the other two down.
       await waitFor('HAProxy to route the Kubernetes API to h1 only', async () => {
         const st = JSON.parse((await runCli(['status', '-c', configFile, '--json'])).stdout) as { haproxy: { servers: { proxy: string; server: string; status: string }[] }[] };
