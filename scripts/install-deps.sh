@@ -49,6 +49,18 @@ fi
 # not imported).
 packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy pgbouncer
   openssh-server openssh-client iproute2 openssl mmdebstrap)
+# --tests: also what the real Kubernetes node in the tests runs on (README, "Testing"): Debian's containerd,
+# runc and CNI plugins, and umoci, catatonit and busybox-static, from which scripts/build-images.sh makes
+# the images. Not needed to run GardenOS; on a systemd host, installing containerd also starts Debian's
+# containerd service, which the tests leave alone (they run their own, on their own socket).
+tests=0
+for arg in "$@"; do
+  case "$arg" in
+    --tests) tests=1 ;;
+    *) die "unknown option $arg (usage: install-deps.sh [--tests])" ;;
+  esac
+done
+[ "$tests" -eq 0 ] || packages+=(containerd runc containernetworking-plugins umoci catatonit busybox-static)
 
 installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 # version_at_least VERSION MINIMUM: Debian's own version comparison.
@@ -112,6 +124,14 @@ check "patroni >= 4" patroni sh -c 'v=$(patroni --version) && echo "$v" && [ "$(
 for bin in postgres initdb pg_ctl pg_basebackup pg_rewind pg_dump pg_dumpall pg_restore psql; do
   check "$bin" "postgresql-$pg" "/usr/lib/postgresql/$pg/bin/$bin" --version
 done
+if [ "$tests" -eq 1 ]; then
+  check "containerd (the test node)" containerd containerd --version
+  check "runc" runc runc --version
+  check "CNI bridge, host-local and portmap plugins" containernetworking-plugins sh -c 'for p in bridge host-local portmap loopback; do [ -x /usr/lib/cni/$p ] || exit 1; done; echo /usr/lib/cni'
+  check "umoci (builds the test images)" umoci umoci --version
+  check "catatonit (the pause image's process)" catatonit catatonit --version
+  check "busybox, static (the test workload image)" busybox-static sh -c 'ldd "$(command -v busybox)" 2>&1 | grep -q "not a dynamic executable" && busybox | head -n1'
+fi
 check "psycopg2 (Patroni's PostgreSQL driver)" python3-psycopg2 /usr/bin/python3 -c 'import psycopg2; print("psycopg2", psycopg2.__version__)'
 
 # Patroni's etcd3 client is urllib3 over TLS with a client certificate, after the imports

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PatroniClient } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
-import { removeNetwork } from './netns.ts';
+import { isolatedNetwork, removeNetwork } from './netns.ts';
 
 export interface DownResult {
   stopped: string[];
@@ -52,8 +52,10 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
 
 export async function localDestroy(c: LocalCluster, report: Reporter): Promise<DownResult> {
   const result = await localDown(c, report);
-  if (c.network) {
-    const removed = await removeNetwork(c.network);
+  // The network's names follow from the state directory: remove whatever of it exists, even when the
+  // record of `up --isolated` was never written (an `up` that failed after making the namespaces).
+  const removed = await removeNetwork(c.network ?? isolatedNetwork(c.layout.root, c.topology));
+  if (c.network || removed.length) {
     report({ kind: 'step', step: 'delete network', status: removed.length ? 'done' : 'skip', detail: removed.join(', ') || 'none left' });
   }
   const entries = await readdir(c.layout.root).catch(() => []);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createCa, issue, loadCa, type PemPair } from '../../src/pki/certs.ts';
+import { createCa, issue, loadCa, type CertificateAuthority, type PemPair } from '../../src/pki/certs.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { processesMentioning } from './local.ts';
 
@@ -54,6 +54,8 @@ export interface ControlPlane {
   /** A ServiceAccount's token, as the kubelet would project it into the pod. */
   serviceAccountToken(namespace: string, name: string): Promise<string>;
   bin: string;
+  /** Kubernetes' CA (what the API server trusts for client certificates), to issue a kubelet's. */
+  kubeCa: CertificateAuthority;
   stop(): Promise<void>;
 }
 
@@ -180,6 +182,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       `--tls-private-key-file=${serving.key}`,
       `--kubelet-client-certificate=${kubeletClientFiles.cert}`,
       `--kubelet-client-key=${kubeletClientFiles.key}`,
+      // K3s's choice: reach kubelets at their addresses, not by names no DNS knows.
+      '--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname',
       '--anonymous-auth=false',
       '--authorization-mode=Node,RBAC',
       // K3s's own addition; the rest of the default admission chain is on by default.
@@ -208,13 +212,19 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       },
       { timeoutMs: 120_000, intervalMs: 250, isFatal: exited },
     );
-    await start('kube-controller-manager', [
-      `--kubeconfig=${kcmKubeconfig}`,
-      `--authentication-kubeconfig=${kcmKubeconfig}`,
-      `--authorization-kubeconfig=${kcmKubeconfig}`,
+    // Each with a kubeconfig of its own (its own identity and RBAC), serving on the test's address, leader election on.
+    const component = (kubeconfigFile: string, port: number) => [
+      `--kubeconfig=${kubeconfigFile}`,
+      `--authentication-kubeconfig=${kubeconfigFile}`,
+      `--authorization-kubeconfig=${kubeconfigFile}`,
       `--bind-address=${o.host}`,
-      '--secure-port=10257',
+      `--secure-port=${port}`,
       '--leader-elect=true',
+      '--profiling=false',
+      '--v=1',
+    ];
+    await start('kube-controller-manager', [
+      ...component(kcmKubeconfig, 10257),
       `--service-account-private-key-file=${saKey}`,
       `--root-ca-file=${caFile}`,
       '--use-service-account-credentials=true',
@@ -224,19 +234,8 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       `--cluster-cidr=${CLUSTER_CIDR}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
       '--configure-cloud-routes=false',
-      '--profiling=false',
-      '--v=1',
     ]);
-    await start('kube-scheduler', [
-      `--kubeconfig=${schedulerKubeconfig}`,
-      `--authentication-kubeconfig=${schedulerKubeconfig}`,
-      `--authorization-kubeconfig=${schedulerKubeconfig}`,
-      `--bind-address=${o.host}`,
-      '--secure-port=10259',
-      '--leader-elect=true',
-      '--profiling=false',
-      '--v=1',
-    ]);
+    await start('kube-scheduler', component(schedulerKubeconfig, 10259));
     // Both hold their leader-election Lease, and the controllers have made the default ServiceAccount.
     const k8s = await import('@kubernetes/client-node');
     const coordination = adminKc.makeApiClient(k8s.CoordinationV1Api);
@@ -259,6 +258,7 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       url,
       dir,
       bin,
+      kubeCa,
       adminKubeconfigFile,
       admin: () => kubeconfig(url, kubeCa.cert, { certData: admin.cert, keyData: admin.key }),
       withToken: (token) => kubeconfig(url, kubeCa.cert, { token }),

@@ -8,6 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Verdict } from '../../src/chaos/verdict.ts';
 import { PatroniClient } from '../../src/clients/patroni.ts';
+import { openLocalCluster } from '../../src/local/cluster.ts';
+import { ensureNetwork } from '../../src/local/netns.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
 
@@ -79,5 +81,16 @@ describe('gardenos local --isolated: members in their own network namespaces', {
     const { stdout } = await run('ip', ['-o', 'link', 'show']);
     assert.doesNotMatch(stdout, new RegExp(`gos${hash}`));
     assert.deepEqual(await c.processes(), []);
+  });
+
+  it('destroy also removes the network of an `up --isolated` that failed before it recorded the cluster', async () => {
+    // What a failed up leaves: the namespaces, links and bridge named after the state directory, and no cluster.json.
+    const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir, isolated: true });
+    await ensureNetwork(local.network!);
+    assert.match(await netnsList(), new RegExp(`gos-${hash}-node1`));
+    const r = await c.cli(['local', 'destroy', '--yes']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(await netnsList(), new RegExp(`gos-${hash}-`));
+    assert.doesNotMatch((await run('ip', ['-o', 'link', 'show'])).stdout, new RegExp(`gos${hash}`));
   });
 });

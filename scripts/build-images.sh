@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the OCI images GardenOS's tests run on a real node, from Debian's binaries, with umoci
+# (no registry is reachable, and no Docker engine runs): each an OCI archive tagged "1", cached per
+# machine under a key of what goes into it. Prints a JSON object {name: archive}.
+#   pause  catatonit -P: the pod sandbox's process (what registry.k8s.io/pause does)
+#   tools  busybox (static): sh, wget, nc, sleep — a small workload for tests
+set -euo pipefail
+for c in umoci catatonit busybox tar sha256sum; do
+  command -v "$c" >/dev/null || { echo "build-images: $c is missing: apt-get install -y umoci catatonit busybox-static" >&2; exit 1; }
+done
+default_cache=/var/cache/gardenos-test/images
+[ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/images"
+cache="${GARDENOS_IMAGE_CACHE:-$default_cache}"
+key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)"; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
+out="$cache/$key"
+
+build() { # build NAME ENTRYPOINT... : a one-layer image from the files staged in $work/NAME
+  local name=$1
+  local layout="$work/$name-layout"
+  shift
+  umoci init --layout "$layout"
+  umoci new --image "$layout:1"
+  umoci unpack --rootless --image "$layout:1" "$work/$name-bundle" >/dev/null
+  cp -a "$work/$name/." "$work/$name-bundle/rootfs/"
+  umoci repack --image "$layout:1" "$work/$name-bundle"
+  local args=()
+  for a in "$@"; do args+=(--config.entrypoint "$a"); done
+  umoci config --image "$layout:1" --author gardenos --config.user 65534:65534 "${args[@]}"
+  umoci gc --layout "$layout"
+  tar -C "$layout" -cf "$out/$name.tar" .
+}
+
+if [ ! -f "$out/.complete" ]; then
+  mkdir -p "$out"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  mkdir -p "$work/pause" "$work/tools/bin" "$work/tools/tmp"
+  cp "$(command -v catatonit)" "$work/pause/pause"
+  cp "$(command -v busybox)" "$work/tools/bin/busybox"
+  for t in sh wget nc sleep cat echo ls date hostname; do ln -s busybox "$work/tools/bin/$t"; done
+  chmod 1777 "$work/tools/tmp"
+  build pause /pause -P
+  build tools /bin/sh
+  touch "$out/.complete"
+  for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
+fi
+printf '{"pause":"%s","tools":"%s"}\n' "$out/pause.tar" "$out/tools.tar"
