@@ -1,6 +1,6 @@
 // `gardenos local down` stops the cluster gracefully and keeps its data;
 // `destroy` also deletes the state directory, only when confirmed.
-import { readdir, rm } from 'node:fs/promises';
+import { access, readdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PatroniClient } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
@@ -12,6 +12,8 @@ export interface DownResult {
 }
 
 async function leaderName(c: LocalCluster): Promise<string | undefined> {
+  // No CA, no member ever started (an `up` that stopped before its state phase): nobody to ask.
+  if (!(await access(c.layout.ca.cert).then(() => true, () => false))) return undefined;
   for (const m of c.topology.postgres) {
     const view = await new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 1000 }).cluster().catch(() => undefined);
     const leader = view?.members.find((x) => x.role === 'leader');

@@ -27,6 +27,8 @@ export interface TestNode {
   dir: string;
   /** containerd's socket, for `ctr`/`crictl`. */
   socket: string;
+  /** Imports an OCI archive whose image is tagged "1" as gardenos.local/<name>:1. */
+  importImage(name: string, archive: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,10 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
     children.push(child);
     return child;
+  };
+  // The archive's one image is tagged "1": imported into the CRI's namespace as gardenos.local/<name>:1.
+  const importImage = async (name: string, archive: string) => {
+    await run('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', '--base-name', `gardenos.local/${name}`, archive], { maxBuffer: 1 << 20 });
   };
   const stop = async () => {
     for (const c of children.reverse()) {
@@ -130,10 +136,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       await run('ctr', ['--address', socket, 'version']);
       return true;
     }, { timeoutMs: 30_000, intervalMs: 200, isFatal: permanent });
-    for (const [name, archive] of Object.entries(images)) {
-      // The archive's one image is tagged "1": imported as gardenos.local/<name>:1.
-      await run('ctr', ['--address', socket, '-n', 'k8s.io', 'images', 'import', '--base-name', `gardenos.local/${name}`, archive]);
-    }
+    for (const [name, archive] of Object.entries(images)) await importImage(name, archive);
 
     // The kubelet: its own identity (system:node:<name>, which the Node authorizer and NodeRestriction check), serving cert, directories.
     const pki = join(dir, 'pki');
@@ -210,7 +213,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       if (ready?.status !== 'True') throw new Error(`Ready=${ready?.status ?? 'none'}: ${ready?.message ?? ''}`);
       return true;
     }, { timeoutMs: 120_000, intervalMs: 500, isFatal: permanent });
-    return { name: o.name, dir, socket, stop };
+    return { name: o.name, dir, socket, importImage, stop };
   } catch (e) {
     const logs = await Promise.all(['containerd', 'kubelet'].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`));
     await stop();

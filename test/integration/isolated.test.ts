@@ -85,12 +85,13 @@ describe('gardenos local --isolated: members in their own network namespaces', {
 
   it('destroy also removes the network of an `up --isolated` that failed before it recorded the cluster', async () => {
     // What a failed up leaves: the namespaces, links and bridge named after the state directory, and no cluster.json.
-    const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir, isolated: true });
-    await ensureNetwork(local.network!);
-    assert.match(await netnsList(), new RegExp(`gos-${hash}-node1`));
+    const net = (await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir, isolated: true })).network!;
+    await ensureNetwork(net);
+    assert.match(await netnsList(), new RegExp(net.members[0]!.namespace));
     const r = await c.cli(['local', 'destroy', '--yes']);
     assert.equal(r.code, 0, r.stderr);
-    assert.doesNotMatch(await netnsList(), new RegExp(`gos-${hash}-`));
-    assert.doesNotMatch((await run('ip', ['-o', 'link', 'show'])).stdout, new RegExp(`gos${hash}`));
+    const left = await netnsList();
+    for (const m of net.members) assert.doesNotMatch(left, new RegExp(m.namespace));
+    assert.doesNotMatch((await run('ip', ['-o', 'link', 'show'])).stdout, new RegExp(net.bridge));
   });
 });
