@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 mod="$here/test/kube"
-commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 if ! command -v go >/dev/null 2>&1; then
   [ -x /usr/local/go/bin/go ] && PATH="/usr/local/go/bin:$PATH" || {

@@ -35,7 +35,9 @@ export class GardenError extends Error {
 export function describe(e: unknown): string {
   if (e instanceof Error) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    const own = code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    // fetch() says only "fetch failed"; the reason (ECONNREFUSED, a certificate error) is its cause.
+    return e.message === 'fetch failed' && e.cause ? `${own}: ${describe(e.cause)}` : own;
   }
   return String(e);
 }

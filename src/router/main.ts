@@ -20,6 +20,7 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
   const sinks: RouteSink[] = [];
   const closers: (() => Promise<void>)[] = [];
   let mayWrite: (() => boolean) | undefined;
+  let leaseProblem: (() => string | undefined) | undefined;
   for (const s of settings.sinks) {
     if (s.type === 'haproxy') sinks.push(new HaproxySink(s));
     else {
@@ -27,8 +28,10 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
       const kc = await routerKubeConfig(s.kubeconfig);
       if (s.lease) {
         const lease = new LeaseHolder(kc, s.namespace, s.lease.name, s.lease.durationSeconds);
-        lease.start();
+        // Said once per change: taken, standing by, or why the Lease cannot be read (then /readyz says so too).
+        lease.start((e) => log(JSON.stringify({ ts: new Date().toISOString(), ...e })));
         mayWrite = () => lease.isHolder();
+        leaseProblem = () => (lease.lastError ? `Kubernetes API: ${lease.lastError}` : undefined);
         closers.push(() => lease.stop());
       }
       sinks.push(new KubernetesSink(kc, { ...s, ...(mayWrite ? { mayWrite } : {}) }));
@@ -45,7 +48,7 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
     ...(mayWrite ? { mayWrite } : {}),
     log: (entry) => log(JSON.stringify(entry)),
   });
-  const server = await startRouterServer(router, metrics, settings.listen, settings.recheckIntervalMs);
+  const server = await startRouterServer(router, metrics, settings.listen, settings.recheckIntervalMs, () => leaseProblem?.());
   router.start();
   return {
     router,

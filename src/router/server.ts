@@ -4,7 +4,8 @@ import { createServer, type Server } from 'node:http';
 import type { Router } from './controller.ts';
 import type { RouterMetrics } from './metrics.ts';
 
-export function startRouterServer(router: Router, metrics: RouterMetrics, listen: { host: string; port: number }, recheckIntervalMs: number): Promise<Server> {
+/** `problem`: what keeps the router from doing its job beside its control loop (its Lease cannot be read, say). */
+export function startRouterServer(router: Router, metrics: RouterMetrics, listen: { host: string; port: number }, recheckIntervalMs: number, problem: () => string | undefined = () => undefined): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
@@ -15,8 +16,10 @@ export function startRouterServer(router: Router, metrics: RouterMetrics, listen
     switch (path) {
       case '/healthz':
         return send(fresh ? 200 : 503, fresh ? 'ok\n' : 'control loop stalled\n');
-      case '/readyz':
-        return send(fresh && router.state.lastCycleOk ? 200 : 503, `${router.state.lastDecision}\n`);
+      case '/readyz': {
+        const p = problem();
+        return send(fresh && router.state.lastCycleOk && !p ? 200 : 503, `${p ? `${p}; ` : ''}${router.state.lastDecision}\n`);
+      }
       case '/status':
         return send(
           200,

@@ -16,11 +16,12 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { issue } from '../../src/pki/certs.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import type { ControlPlane } from './kube.ts';
+import { CLUSTER_CIDR, type ControlPlane } from './kube.ts';
 import { processesMentioning } from './local.ts';
 
 const run = promisify(execFile);
 const IMAGES = fileURLToPath(new URL('../../scripts/build-images.sh', import.meta.url));
+const IPTABLES_CLEANUP = fileURLToPath(new URL('./kubelet-iptables-cleanup.sh', import.meta.url));
 
 export interface TestNode {
   name: string;
@@ -56,10 +57,12 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
   // The CRI makes a network namespace per pod sandbox (/var/run/netns/cni-…); the new ones are this node's.
   const netnsBefore = new Set(await readdir('/var/run/netns').catch(() => [] as string[]));
   const children: ChildProcess[] = [];
+  const logOf = new Map<ChildProcess, string>();
   const spawnLogged = (name: string, cmd: string, args: string[]) => {
     const fd = openSync(join(dir, `${name}.log`), 'a', 0o600);
     const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
     children.push(child);
+    logOf.set(child, join(dir, `${name}.log`));
     return child;
   };
   // The archive's one image is tagged "1": imported into the CRI's namespace as gardenos.local/<name>:1.
@@ -90,6 +93,10 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     for (const ns of await readdir('/var/run/netns').catch(() => [] as string[])) {
       if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
+    // kube-proxy's own clean-up of its iptables chains.
+    await run(join(cp.bin, 'kube-proxy'), ['--cleanup', '--proxy-mode=iptables']).catch(() => undefined);
+    // …and the kubelet's (KUBE-FIREWALL drops traffic to 127.0.0.0/8 from other sources: it must not outlive the test).
+    await run('bash', [IPTABLES_CLEANUP]).catch(() => undefined);
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
     await run('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
@@ -189,12 +196,36 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       `--node-ip=${o.host}`,
       '--v=1',
     ]);
+    // kube-proxy (iptables mode, as K3s runs it), so Service addresses — kubernetes.default's 10.43.0.1 among
+    // them, which in-cluster clients use — reach their endpoints. Its own identity: system:kube-proxy.
+    const proxyPair = await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' });
+    const proxyKc = new KubeConfig();
+    proxyKc.loadFromOptions({
+      clusters: [{ name: 'k', server: cp.url, caData: b64(cp.kubeCa.cert) }],
+      users: [{ name: 'k', certData: b64(proxyPair.cert), keyData: b64(proxyPair.key) }],
+      contexts: [{ name: 'k', cluster: 'k', user: 'k' }],
+      currentContext: 'k',
+    });
+    await writeFile(join(dir, 'kube-proxy.kubeconfig'), proxyKc.exportConfig(), { mode: 0o600 });
+    spawnLogged('kube-proxy', join(cp.bin, 'kube-proxy'), [
+      `--kubeconfig=${join(dir, 'kube-proxy.kubeconfig')}`,
+      `--hostname-override=${o.name}`,
+      '--proxy-mode=iptables',
+      `--cluster-cidr=${CLUSTER_CIDR}`,
+      `--healthz-bind-address=${o.host}:10256`,
+      `--metrics-bind-address=${o.host}:10249`,
+      // Leave the machine's conntrack sysctls as they are.
+      '--conntrack-max-per-core=0',
+      '--conntrack-tcp-timeout-established=0',
+      '--conntrack-tcp-timeout-close-wait=0',
+      '--v=1',
+    ]);
     const core = cp.admin().makeApiClient(CoreV1Api);
     // The pod network, as flannel does it: the node registers, the controller-manager gives it a slice of
     // the cluster CIDR, and a bridge of this node's own hands out addresses from that slice.
     const subnet = await waitFor(`node ${o.name} to register and get its pod CIDR`, async () => {
       const dead = children.find((c) => c.exitCode !== null);
-      if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(join(dir, dead === containerd ? 'containerd.log' : 'kubelet.log'))}`), { permanent: true });
+      if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(logOf.get(dead)!)}`), { permanent: true });
       return (await core.readNode({ name: o.name }).catch(() => undefined))?.spec?.podCIDR;
     }, { timeoutMs: 120_000, intervalMs: 250, isFatal: permanent });
     await writeFile(join(cniConf, '10-gardenos.conflist'), JSON.stringify({
@@ -207,7 +238,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     }));
     await waitFor(`node ${o.name} to be Ready`, async () => {
       const dead = children.find((c) => c.exitCode !== null);
-      if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(join(dir, dead === containerd ? 'containerd.log' : 'kubelet.log'))}`), { permanent: true });
+      if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(logOf.get(dead)!)}`), { permanent: true });
       const node = await core.readNode({ name: o.name });
       const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
       if (ready?.status !== 'True') throw new Error(`Ready=${ready?.status ?? 'none'}: ${ready?.message ?? ''}`);
@@ -215,7 +246,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     }, { timeoutMs: 120_000, intervalMs: 500, isFatal: permanent });
     return { name: o.name, dir, socket, importImage, stop };
   } catch (e) {
-    const logs = await Promise.all(['containerd', 'kubelet'].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`));
+    const logs = await Promise.all(['containerd', 'kubelet', 'kube-proxy'].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`));
     await stop();
     throw new Error(`${(e as Error).message}\n${logs.join('\n')}`, { cause: e });
   }

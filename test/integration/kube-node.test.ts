@@ -113,7 +113,11 @@ describe('a real node: kubelet and containerd running pods from images made here
     const routed = (what: string) => waitFor(`postgres-primary to name ${what}`, async () => {
       const want = await leaderHost();
       const got = await primaryIps();
-      if (!want || got.join() !== want) throw new Error(`leader ${want}, Endpoints [${got}]`);
+      if (!want || got.join() !== want) {
+        const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items;
+        const logs = await Promise.all(pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database', tailLines: 2 }).catch((x: Error) => x.message)));
+        throw new Error(`leader ${want}, Endpoints [${got}]; router logs: ${logs.join(' | ').slice(0, 1500)}`);
+      }
       return want;
     }, { timeoutMs: 60_000, intervalMs: 200 });
     const before = await routed('the leader');

@@ -208,6 +208,29 @@ describe("the router's Kubernetes sink on a real API server, following a real Pa
     await routedTo((await leader()).host);
   });
 
+  it('a router that cannot reach the API server says so, and is not ready', async () => {
+    // Its kubeconfig names a port nothing listens on: the Lease cannot be read.
+    const settings = parse(await readFile(`${c.dir}/router-a.yml`, 'utf8')) as RouterSettings;
+    const sink = settings.sinks[0] as Extract<RouterSettings['sinks'][number], { type: 'kubernetes' }>;
+    const kubeconfig = `${c.dir}/router-c.kubeconfig`;
+    await writeFile(kubeconfig, (await readFile(sink.kubeconfig!, 'utf8')).replace(`${HOST}:6443`, `${HOST}:6449`), { mode: 0o600 });
+    await writeFile(`${c.dir}/router-c.yml`, stringify({ ...settings, listen: { host: HOST, port: 18409 }, sinks: [{ ...sink, kubeconfig }] }), { mode: 0o600 });
+    const log = `${c.dir}/router-c.log`;
+    const child = spawn(process.execPath, [CLI, 'router', '--config', `${c.dir}/router-c.yml`], { stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')] });
+    routers.set('router-c', { child, port: 18409, log });
+    try {
+      const body = await waitFor('router-c to report its Lease problem', async () => {
+        const res = await fetch(`http://${HOST}:18409/readyz`).catch(() => undefined);
+        return res?.status === 503 ? await res.text() : undefined;
+      }, { timeoutMs: 30_000, intervalMs: 200 });
+      assert.match(body, /^Kubernetes API: reading Lease database\/gardenos-router: .*ECONNREFUSED/);
+      assert.match(await readFile(log, 'utf8'), /"lease":"error","detail":"reading Lease database\/gardenos-router/);
+    } finally {
+      child.kill('SIGKILL');
+      routers.delete('router-c');
+    }
+  });
+
   it('never showed two addresses behind postgres-primary', () => {
     assert.ok(seen.length > 4, `the watch saw ${seen.length} versions`);
     const two = seen.filter((s) => s.addresses.length > 1);

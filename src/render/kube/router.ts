@@ -98,7 +98,8 @@ export function routerManifests(config: Config): Manifest[] {
           metadata: { labels },
           spec: {
             serviceAccountName: ROUTER_NAME,
-            securityContext: { runAsNonRoot: true, runAsUser: 10001, seccompProfile: { type: 'RuntimeDefault' } },
+            // fsGroup: the kubelet writes Secret files owned by root; the group is what lets user 10001 read its key.
+            securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
             affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } } }] } },
             containers: [
               {
@@ -120,7 +121,7 @@ export function routerManifests(config: Config): Manifest[] {
             volumes: [
               { name: 'settings', configMap: { name: ROUTER_NAME } },
               // The etcd client certificate for the router, written by `gardenos pki` / `render --with-secrets`.
-              { name: 'etcd-client', secret: { secretName: `${ROUTER_NAME}-etcd-client`, defaultMode: 0o400 } },
+              { name: 'etcd-client', secret: { secretName: `${ROUTER_NAME}-etcd-client`, defaultMode: 0o440 } },
             ],
           },
         },

@@ -202,6 +202,8 @@ export class LeaseHolder {
   private readonly durationSeconds: number;
   private renewedAt = 0;
   private holder = false;
+  /** Why the last attempt could not read or write the Lease (the API server unreachable, refused); cleared by success. */
+  lastError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -226,8 +228,12 @@ export class LeaseHolder {
     try {
       lease = await this.api.readNamespacedLease({ name: this.name, namespace: this.namespace });
     } catch (e) {
-      if (status(e) !== 404) return (this.holder = false);
+      if (status(e) !== 404) {
+        this.lastError = `reading Lease ${this.namespace}/${this.name}: ${describe(e)}`;
+        return (this.holder = false);
+      }
     }
+    this.lastError = undefined;
     const spec = lease?.spec;
     const renew = spec?.renewTime ? new Date(spec.renewTime).getTime() : 0;
     const expired = !spec?.holderIdentity || renew + (spec.leaseDurationSeconds ?? this.durationSeconds) * 1000 < now.getTime();
@@ -250,15 +256,20 @@ export class LeaseHolder {
       else await this.api.createNamespacedLease({ namespace: this.namespace, body });
       this.renewedAt = now.getTime();
       return (this.holder = true);
-    } catch {
-      // 409: someone else renewed or took it first.
+    } catch (e) {
+      // 409: someone else renewed or took it first; anything else is a problem to report.
+      if (status(e) !== 409) this.lastError = `writing Lease ${this.namespace}/${this.name}: ${describe(e)}`;
       return (this.holder = false);
     }
   }
 
-  start(): void {
+  start(onChange: (event: { lease: 'held' | 'standby' | 'error'; detail?: string }) => void = () => undefined): void {
+    let last = '';
     const tick = async () => {
       await this.tryAcquireOrRenew();
+      const now = this.lastError ? `error ${this.lastError}` : this.holder ? 'held' : 'standby';
+      if (now !== last) onChange(this.lastError ? { lease: 'error', detail: this.lastError } : { lease: this.holder ? 'held' : 'standby', detail: this.identity });
+      last = now;
       if (!this.stopped) this.timer = setTimeout(() => (this.running = tick()), (this.durationSeconds * 1000) / 3);
     };
     this.running = tick();
