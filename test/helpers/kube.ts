@@ -65,7 +65,8 @@ export async function kubeBinaries(): Promise<string> {
   return stdout.trim().split('\n').pop()!;
 }
 
-function kubeconfig(server: string, ca: string, user: { certData?: string; keyData?: string; token?: string }, name = 'gardenos-test'): KubeConfig {
+/** A kubeconfig for one user (a client certificate's PEM pair, or a bearer token) of the API server at `server`. */
+export function kubeconfig(server: string, ca: string, user: { certData?: string; keyData?: string; token?: string }, name = 'gardenos-test'): KubeConfig {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   const kc = new KubeConfig();
   kc.loadFromOptions({

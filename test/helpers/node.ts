@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { issue } from '../../src/pki/certs.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { CLUSTER_CIDR, type ControlPlane } from './kube.ts';
+import { CLUSTER_CIDR, kubeconfig, type ControlPlane } from './kube.ts';
 import { processesMentioning } from './local.ts';
 
 const run = promisify(execFile);
@@ -153,15 +153,8 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     for (const [file, content] of [['kubelet-client.crt', clientPair.cert], ['kubelet-client.key', clientPair.key], ['kubelet.crt', servingPair.cert], ['kubelet.key', servingPair.key], ['ca.crt', cp.kubeCa.cert]] as const) {
       await writeFile(join(pki, file), content, { mode: 0o600 });
     }
-    const kc = new KubeConfig();
-    const b64 = (s: string) => Buffer.from(s).toString('base64');
-    kc.loadFromOptions({
-      clusters: [{ name: 'k', server: cp.url, caData: b64(cp.kubeCa.cert) }],
-      users: [{ name: 'k', certData: b64(clientPair.cert), keyData: b64(clientPair.key) }],
-      contexts: [{ name: 'k', cluster: 'k', user: 'k' }],
-      currentContext: 'k',
-    });
-    await writeFile(join(dir, 'kubelet.kubeconfig'), kc.exportConfig(), { mode: 0o600 });
+    const writeKubeconfig = (name: string, p: { cert: string; key: string }) => writeFile(join(dir, `${name}.kubeconfig`), kubeconfig(cp.url, cp.kubeCa.cert, { certData: p.cert, keyData: p.key }, name).exportConfig(), { mode: 0o600 });
+    await writeKubeconfig('kubelet', clientPair);
     await writeFile(join(dir, 'kubelet.yaml'), stringify({
       apiVersion: 'kubelet.config.k8s.io/v1beta1',
       kind: 'KubeletConfiguration',
@@ -198,15 +191,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     ]);
     // kube-proxy (iptables mode, as K3s runs it), so Service addresses — kubernetes.default's 10.43.0.1 among
     // them, which in-cluster clients use — reach their endpoints. Its own identity: system:kube-proxy.
-    const proxyPair = await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' });
-    const proxyKc = new KubeConfig();
-    proxyKc.loadFromOptions({
-      clusters: [{ name: 'k', server: cp.url, caData: b64(cp.kubeCa.cert) }],
-      users: [{ name: 'k', certData: b64(proxyPair.cert), keyData: b64(proxyPair.key) }],
-      contexts: [{ name: 'k', cluster: 'k', user: 'k' }],
-      currentContext: 'k',
-    });
-    await writeFile(join(dir, 'kube-proxy.kubeconfig'), proxyKc.exportConfig(), { mode: 0o600 });
+    await writeKubeconfig('kube-proxy', await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' }));
     spawnLogged('kube-proxy', join(cp.bin, 'kube-proxy'), [
       `--kubeconfig=${join(dir, 'kube-proxy.kubeconfig')}`,
       `--hostname-override=${o.name}`,
