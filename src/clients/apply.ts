@@ -7,12 +7,10 @@
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
+import { APPLY_ANNOTATION, CREATE_ONLY } from '../render/kube/names.ts';
 import { waitFor } from '../util/wait.ts';
 
 export const FIELD_MANAGER = 'gardenos';
-/** The annotation (and its value) that makes an object create-only for `gardenos up`. */
-export const APPLY_ANNOTATION = 'gardenos.dev/apply';
-export const CREATE_ONLY = 'create-only';
 
 const id = (o: KubernetesObject) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`;
 

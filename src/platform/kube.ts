@@ -5,7 +5,8 @@
 // referenced by name; their contents are rendered only on request (`secretManifests`).
 import type { AppConfig, Config } from '../config/schema.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
-import { ROUTER_NAME, routerManifests } from '../render/kube/router.ts';
+import { ROUTER_NAME } from '../render/kube/names.ts';
+import { routerManifests } from '../render/kube/router.ts';
 import { productionTopology } from '../render/topology.ts';
 import type { PemPair } from '../pki/certs.ts';
 import type { PlatformSecrets } from './secrets.ts';

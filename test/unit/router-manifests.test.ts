@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
-import { renderRouterManifests, routerManifests, ROUTER_NAME } from '../../src/render/kube/router.ts';
+import { ROUTER_NAME } from '../../src/render/kube/names.ts';
+import { renderRouterManifests, routerManifests } from '../../src/render/kube/router.ts';
 import { routerSettingsSchema } from '../../src/router/settings.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';
 

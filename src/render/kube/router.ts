@@ -4,19 +4,11 @@
 // Services with their Endpoints, EndpointSlices and the Lease pre-created (so
 // the Role needs no `create`), and the router's settings in a ConfigMap.
 import { stringify } from 'yaml';
-import { APPLY_ANNOTATION, CREATE_ONLY } from '../../clients/apply.ts';
 import type { Config } from '../../config/schema.ts';
 import { routerSettings } from '../router.ts';
 import { productionTopology } from '../topology.ts';
 import { GENERATED } from '../yaml.ts';
-
-export const ROUTER_NAME = 'gardenos-router';
-/**
- * The labels of the Endpoints the router keeps. skip-mirror: the router writes the Service's
- * EndpointSlice itself; were the Endpoints mirrored too, kube-proxy would see a second slice that
- * lags behind the first, and for a moment two addresses behind postgres-primary.
- */
-export const ENDPOINTS_LABELS = { 'app.kubernetes.io/managed-by': ROUTER_NAME, 'endpointslice.kubernetes.io/skip-mirror': 'true' } as const;
+import { APPLY_ANNOTATION, CREATE_ONLY, ENDPOINTS_LABELS, ROUTER_NAME } from './names.ts';
 
 const createOnly = <M extends Manifest['metadata']>(m: M): M => ({ ...m, annotations: { ...m.annotations, [APPLY_ANNOTATION]: CREATE_ONLY } });
 const TLS_DIR = '/etc/gardenos/tls';

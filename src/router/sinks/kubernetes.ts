@@ -20,7 +20,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { describe, GardenError } from '../../errors.ts';
-import { ENDPOINTS_LABELS, ROUTER_NAME } from '../../render/kube/router.ts';
+import { ENDPOINTS_LABELS, ROUTER_NAME } from '../../render/kube/names.ts';
 import type { Route, RouteTarget } from '../decide.ts';
 import type { RouteSink } from './types.ts';
 

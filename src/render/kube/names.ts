@@ -1,0 +1,17 @@
+// Names the rendered Kubernetes objects and the code that acts on them share: the router's
+// object names and labels, and the annotation that makes an object create-only for `gardenos up`.
+// A leaf module, so the renderer, the apply client and the router all import it without
+// importing each other.
+
+export const ROUTER_NAME = 'gardenos-router';
+
+/**
+ * The labels of the Endpoints the router keeps. skip-mirror: the router writes the Service's
+ * EndpointSlice itself; were the Endpoints mirrored too, kube-proxy would see a second slice that
+ * lags behind the first, and for a moment two addresses behind postgres-primary.
+ */
+export const ENDPOINTS_LABELS = { 'app.kubernetes.io/managed-by': ROUTER_NAME, 'endpointslice.kubernetes.io/skip-mirror': 'true' } as const;
+
+/** The annotation (and its value) that makes an object create-only for `gardenos up`. */
+export const APPLY_ANNOTATION = 'gardenos.dev/apply';
+export const CREATE_ONLY = 'create-only';
