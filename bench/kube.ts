@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Watch, type KubernetesObject, type V1Endpoints } from '@kubernetes/client-node';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { applyObjects } from '../src/clients/apply.ts';
 import { EtcdClient } from '../src/clients/etcd.ts';
 import { HaproxyClient } from '../src/clients/haproxy.ts';
@@ -21,10 +21,9 @@ import { table } from '../src/cli/output.ts';
 import { silent } from '../src/log/events.ts';
 import { ROUTER_NAME } from '../src/render/kube/names.ts';
 import { routerManifests } from '../src/render/kube/router.ts';
-import type { RouterSettings } from '../src/router/settings.ts';
 import { waitFor } from '../src/util/wait.ts';
 import { exampleConfig } from '../test/helpers/fixtures.ts';
-import { startControlPlane } from '../test/helpers/kube.ts';
+import { kubernetesRouterSettings, startControlPlane } from '../test/helpers/kube.ts';
 import { DIST_CLI, makeTestCluster } from '../test/helpers/local.ts';
 import { formatMs, percentile } from './stats.ts';
 
@@ -73,11 +72,9 @@ try {
 
   await applyObjects(cp.admin(), [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DB } }, ...(routerManifests(exampleConfig()) as KubernetesObject[])], { report: silent });
   // One router with the Kubernetes sink (the local cluster's own router keeps HAProxy).
-  const settings = parse(await readFile(`${s}/router/router.yml`, 'utf8')) as RouterSettings;
   const kubeconfig = join(cluster.dir, 'router.kubeconfig');
   await writeFile(kubeconfig, cp.withToken(await cp.serviceAccountToken(DB, ROUTER_NAME)).exportConfig(), { mode: 0o600 });
-  settings.listen = { host: HOST, port: 18407 };
-  settings.sinks = [{ type: 'kubernetes', namespace: DB, primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: `cluster-name=${settings.scope}`, port: 5432, lease: { name: ROUTER_NAME, durationSeconds: 15 }, kubeconfig }];
+  const settings = await kubernetesRouterSettings(s, { listen: { host: HOST, port: 18407 }, kubeconfig, leaseSeconds: 15 });
   await writeFile(join(cluster.dir, 'router.yml'), stringify(settings), { mode: 0o600 });
   const log = openSync(join(cluster.dir, 'router.log'), 'a');
   children.push(spawn(process.execPath, [DIST_CLI, 'router', '--config', join(cluster.dir, 'router.yml')], { stdio: ['ignore', log, log] }));

@@ -52,7 +52,9 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
 # --tests: also what the real Kubernetes node in the tests runs on (README, "Testing"): Debian's containerd,
 # runc and CNI plugins, and umoci, catatonit and busybox-static, from which scripts/build-images.sh makes
 # the images. Not needed to run GardenOS; on a systemd host, installing containerd also starts Debian's
-# containerd service, which the tests leave alone (they run their own, on their own socket).
+# containerd service, which the tests leave alone (they run their own, on their own socket). Of their
+# Recommends only runc's criu exists (checkpoint/restore, never run by `runc create/start`); etcd 3.5.16 from
+# Debian 13 recommends nothing.
 tests=0
 for arg in "$@"; do
   case "$arg" in

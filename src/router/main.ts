@@ -28,7 +28,7 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
       const kc = await routerKubeConfig(s.kubeconfig);
       if (s.lease) {
         const lease = new LeaseHolder(kc, s.namespace, s.lease.name, s.lease.durationSeconds);
-        // Said once per change: taken, standing by, or why the Lease cannot be read (then /readyz says so too).
+        // Logged once per change — held, standby, or why the Lease cannot be read (then /readyz says so too).
         lease.start((e) => log(JSON.stringify({ ts: new Date().toISOString(), ...e })));
         mayWrite = () => lease.isHolder();
         leaseProblem = () => (lease.lastError ? `Kubernetes API: ${lease.lastError}` : undefined);

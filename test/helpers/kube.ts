@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+import { ROUTER_NAME } from '../../src/render/kube/names.ts';
+import type { RouterSettings } from '../../src/router/settings.ts';
 import { createCa, issue, loadCa, type CertificateAuthority, type PemPair } from '../../src/pki/certs.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { processesMentioning } from './local.ts';
@@ -274,6 +277,19 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     await stop();
     throw new Error(`${(e as Error).message}\n${logs.join('\n')}`, { cause: e });
   }
+}
+
+/**
+ * A local cluster's router settings (its etcd, scope and Patroni CA), with the Kubernetes sink instead of
+ * HAProxy's: the database namespace's postgres-primary/-replica, the router's Lease, and `kubeconfig`'s credentials.
+ */
+export async function kubernetesRouterSettings(stateDir: string, o: { listen: { host: string; port: number }; kubeconfig: string; leaseSeconds: number }): Promise<RouterSettings> {
+  const local = parse(await readFile(`${stateDir}/router/router.yml`, 'utf8')) as RouterSettings;
+  return {
+    ...local,
+    listen: o.listen,
+    sinks: [{ type: 'kubernetes', namespace: 'database', primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: `cluster-name=${local.scope}`, port: 5432, lease: { name: ROUTER_NAME, durationSeconds: o.leaseSeconds }, kubeconfig: o.kubeconfig }],
+  };
 }
 
 /** A component that exited ends the wait for it at once, with its log's tail. */

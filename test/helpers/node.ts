@@ -55,6 +55,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
   const cgroupRoot = `/gardenos-test-${h}`;
   const hierarchies = (await readdir('/sys/fs/cgroup', { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => join('/sys/fs/cgroup', d.name));
   // The CRI makes a network namespace per pod sandbox (/var/run/netns/cni-…); the new ones are this node's.
+  const podPids = () => run('sh', ['-c', `cat $(find /sys/fs/cgroup/pids${cgroupRoot} -name cgroup.procs 2>/dev/null) /dev/null`]).then((r) => r.stdout.split('\n').filter(Boolean).map(Number), () => [] as number[]);
   const netnsBefore = new Set(await readdir('/var/run/netns').catch(() => [] as string[]));
   const children: ChildProcess[] = [];
   const logOf = new Map<ChildProcess, string>();
@@ -80,15 +81,14 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       }
     }
     // containerd's shims mention this directory; the pods' own processes are in this node's cgroups.
-    const pods = await run('sh', ['-c', `cat $(find /sys/fs/cgroup/pids${cgroupRoot} -name cgroup.procs 2>/dev/null) /dev/null`]).then((r) => r.stdout.split('\n').filter(Boolean).map(Number), () => []);
-    for (const pid of [...(await processesMentioning(dir)), ...pods]) {
+    for (const pid of [...(await processesMentioning(dir)), ...(await podPids())]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // gone
       }
     }
-    await waitFor('the pods\' processes to exit', async () => (await run('sh', ['-c', `cat $(find /sys/fs/cgroup/pids${cgroupRoot} -name cgroup.procs 2>/dev/null) /dev/null`])).stdout.trim() === '', { timeoutMs: 10_000, intervalMs: 100 }).catch(() => undefined);
+    await waitFor('the pods\' processes to exit', async () => (await podPids()).length === 0, { timeoutMs: 10_000, intervalMs: 100 }).catch(() => undefined);
     for (const hier of hierarchies) await run('find', [join(hier, cgroupRoot), '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';']).catch(() => undefined);
     for (const ns of await readdir('/var/run/netns').catch(() => [] as string[])) {
       if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);

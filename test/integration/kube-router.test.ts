@@ -20,7 +20,7 @@ import type { RouterSettings } from '../../src/router/settings.ts';
 import { upsert } from '../../src/router/sinks/kubernetes.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';
-import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
+import { kubernetesRouterSettings, startControlPlane, type ControlPlane } from '../helpers/kube.ts';
 import { CLI, makeTestCluster, type TestCluster } from '../helpers/local.ts';
 
 const asRoot = process.getuid?.() === 0;
@@ -59,11 +59,9 @@ describe("the router's Kubernetes sink on a real API server, following a real Pa
     }, { timeoutMs, intervalMs: 50 });
 
   const startRouter = async (name: string, port: number) => {
-    const settings = parse(await readFile(`${c.stateDir}/router/router.yml`, 'utf8')) as RouterSettings;
     const kubeconfig = `${c.dir}/${name}.kubeconfig`;
     await writeFile(kubeconfig, cp.withToken(await cp.serviceAccountToken(DB, ROUTER_NAME)).exportConfig(), { mode: 0o600 });
-    settings.listen = { host: HOST, port };
-    settings.sinks = [{ type: 'kubernetes', namespace: DB, primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: `application=spilo,cluster-name=${settings.scope}`, port: 5432, lease: { name: ROUTER_NAME, durationSeconds: LEASE_SECONDS }, kubeconfig }];
+    const settings = await kubernetesRouterSettings(c.stateDir, { listen: { host: HOST, port }, kubeconfig, leaseSeconds: LEASE_SECONDS });
     const file = `${c.dir}/${name}.yml`;
     await writeFile(file, stringify(settings), { mode: 0o600 });
     const log = `${c.dir}/${name}.log`;
