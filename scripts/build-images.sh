@@ -3,15 +3,21 @@
 # (no registry is reachable, and no Docker engine runs): each an OCI archive tagged "1", cached per
 # machine under a key of what goes into it. Prints a JSON object {name: archive}.
 #   pause  catatonit -P: the pod sandbox's process (what registry.k8s.io/pause does)
-#   tools  busybox (static): sh, wget, nc, sleep — a small workload for tests
+#   tools  busybox (static): sh, wget, nc, sleep — a small workload for tests, and the local-path
+#          provisioner's helper pods (storage.helperImage)
+#   local-path-provisioner  with a directory holding that binary as the argument (scripts/build-kube.sh
+#          builds it from its Go module): Rancher's provisioner, what storage.provisionerImage names
+# usage: build-images.sh [KUBE_BIN_DIR]
 set -euo pipefail
+provisioner="${1:+$1/local-path-provisioner}"
+[ -z "$provisioner" ] || [ -x "$provisioner" ] || { echo "build-images: $provisioner is missing: run scripts/build-kube.sh" >&2; exit 1; }
 for c in umoci catatonit busybox tar sha256sum; do
   command -v "$c" >/dev/null || { echo "build-images: $c is missing: apt-get install -y umoci catatonit busybox-static" >&2; exit 1; }
 done
 default_cache=/var/cache/gardenos-test/images
 [ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/images"
 cache="${GARDENOS_IMAGE_CACHE:-$default_cache}"
-key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)"; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
+key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner"}; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
 out="$cache/$key"
 
 build() { # build NAME ENTRYPOINT... : a one-layer image from the files staged in $work/NAME
@@ -37,11 +43,17 @@ if [ ! -f "$out/.complete" ]; then
   mkdir -p "$work/pause" "$work/tools/bin" "$work/tools/tmp"
   cp "$(command -v catatonit)" "$work/pause/pause"
   cp "$(command -v busybox)" "$work/tools/bin/busybox"
-  for t in sh wget nc sleep cat echo ls date hostname; do ln -s busybox "$work/tools/bin/$t"; done
+  for t in sh wget nc sleep cat echo ls date hostname mkdir rm chmod; do ln -s busybox "$work/tools/bin/$t"; done
   chmod 1777 "$work/tools/tmp"
   build pause /pause -P
   build tools /bin/sh
+  if [ -n "$provisioner" ]; then
+    mkdir -p "$work/local-path-provisioner/usr/bin" "$work/local-path-provisioner/tmp"
+    chmod 1777 "$work/local-path-provisioner/tmp"
+    cp "$provisioner" "$work/local-path-provisioner/usr/bin/local-path-provisioner"
+    build local-path-provisioner /usr/bin/local-path-provisioner
+  fi
   touch "$out/.complete"
   for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
 fi
-printf '{"pause":"%s","tools":"%s"}\n' "$out/pause.tar" "$out/tools.tar"
+printf '{"pause":"%s","tools":"%s"%s}\n' "$out/pause.tar" "$out/tools.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\"}"

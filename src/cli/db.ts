@@ -1,11 +1,11 @@
-// `gardenos local db …`: operations on the PostgreSQL cluster through Patroni,
-// and logical backup, restore and migration through PostgreSQL's own tools.
+// `gardenos local db …` and `gardenos db …`: operations on the PostgreSQL cluster through
+// Patroni, and (local) logical backup, restore and migration through PostgreSQL's own tools.
 import { join, resolve } from 'node:path';
 import { streamReporter } from '../log/events.ts';
 import { openLocalCluster, patroniAccess, type LocalCluster } from '../local/cluster.ts';
 import type { PgTarget } from '../ops/backup.ts';
 import { USERS } from '../render/files.ts';
-import { reinitMember, restartMember, switchover, type OperationResult } from '../ops/patroni.ts';
+import { reinitMember, restartMember, switchover, type OperationResult, type PatroniAccess } from '../ops/patroni.ts';
 import { confirmed } from './confirm.ts';
 import type { GlobalOptions } from './local.ts';
 import { print, table } from './output.ts';
@@ -28,9 +28,35 @@ function report(json: boolean | undefined, r: OperationResult): void {
   process.stdout.write(`${headline}\n\n${table(['MEMBER', 'ROLE', 'STATE', 'TL', 'LAG'], r.after.members.map((m) => [m.name, m.role, m.state, String(m.timeline ?? '-'), String(m.lag ?? '-')]))}\n`);
 }
 
+/**
+ * `gardenos db switchover|failover|restart|reinit` on the production platform: Patroni's REST API on
+ * the postgres nodes (whatever its members are called: on Kubernetes, the StatefulSet's pods), with the
+ * REST password and CA from the secrets directory.
+ */
+export async function platformDbCommand(opts: OperationOptions & { config: string; secretsDir?: string; json?: boolean }, op: 'switchover' | 'failover' | 'restart' | 'reinit', member: string | undefined): Promise<number> {
+  const { loadConfig } = await import('../config/load.ts');
+  const { defaultSecretsDir, readPlatformSecrets } = await import('../platform/secrets.ts');
+  const { hostPort, productionTopology } = await import('../render/topology.ts');
+  const { discoverAccess } = await import('../ops/patroni.ts');
+  const config = await loadConfig(opts.config);
+  const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
+  const secrets = await readPlatformSecrets(secretsDir);
+  const access = await discoverAccess({
+    scope: config.postgres.scope,
+    seeds: productionTopology(config).postgres.map((m) => `https://${hostPort(m.address, config.postgres.patroniPort)}`),
+    caFile: join(secretsDir, 'pki', 'ca.crt'),
+    auth: { username: USERS.restApi, password: secrets.restApiPassword },
+  });
+  return operate(access, op, member, opts, { json: opts.json });
+}
+
 export async function dbOperationCommand(g: GlobalOptions, op: 'switchover' | 'failover' | 'restart' | 'reinit', member: string | undefined, opts: OperationOptions): Promise<number> {
   const c = await openLocalCluster(g);
-  const access = await patroniAccess(c);
+  return operate(await patroniAccess(c), op, member, opts, { json: g.json, local: c });
+}
+
+async function operate(access: PatroniAccess, op: 'switchover' | 'failover' | 'restart' | 'reinit', member: string | undefined, opts: OperationOptions, where: { json?: boolean | undefined; local?: LocalCluster }): Promise<number> {
+  const c = where.local;
   const timeoutMs = Number(opts.timeout ?? 120) * 1000;
   const scope = access.scope;
   const ask = (action: string, loss: string, expect: string, what: string) => confirmed({ yes: opts.yes, action, loss, expect, what });
@@ -40,8 +66,8 @@ export async function dbOperationCommand(g: GlobalOptions, op: 'switchover' | 'f
     case 'failover': {
       const { planSwitchover } = await import('../ops/patroni.ts');
       const plan = await planSwitchover(access, op, opts.to);
-      // A planned switchover behind a running pooler: its clients wait instead of losing their connections.
-      const pooled = op === 'switchover' && c.config.pooler.enabled && (await c.supervisor.pid(c.specs.pooler)) !== undefined;
+      // A planned switchover behind a running (local) pooler: its clients wait instead of losing their connections.
+      const pooled = op === 'switchover' && c !== undefined && c.config.pooler.enabled && (await c.supervisor.pid(c.specs.pooler)) !== undefined;
       const cut = pooled ? 'clients of the pooled endpoint wait a moment; direct connections to the primary are cut' : 'open connections to the primary are cut';
       const loss = `This demotes ${plan.leader ?? 'no leader (there is none)'} and promotes ${plan.candidate ?? 'the best replica'} in cluster ${scope}; ${cut}.`;
       if (!(await ask(`${op} ${scope}`, loss, scope, 'the scope'))) return 1;
@@ -57,7 +83,7 @@ export async function dbOperationCommand(g: GlobalOptions, op: 'switchover' | 'f
       result = await reinitMember(access, member!, timeoutMs);
       break;
   }
-  report(g.json, result);
+  report(where.json, result);
   return 0;
 }
 

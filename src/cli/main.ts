@@ -215,6 +215,31 @@ program
   .option('--json', 'machine-readable output')
   .action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; json?: boolean }) => (await platformCmds()).statusCommand(opts)));
 
+// `gardenos db …`: the production cluster's Patroni operations (`local db` for the local cluster).
+const platformDb = program.command('db').description("the production PostgreSQL cluster through Patroni's REST API on the postgres nodes: switchover, failover, restart, reinit");
+for (const [name, description, member] of [
+  ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)', false],
+  ['failover', 'promote the member named by --to, whether or not there is a healthy leader', false],
+  ['restart', "restart one member's PostgreSQL through its Patroni", true],
+  ['reinit', "wipe a replica's data and copy it again from the leader (never the leader)", true],
+] as const) {
+  const c = platformDb.command(name).description(description);
+  if (member) c.argument('<member>', 'the Patroni member (on Kubernetes, the pod: <scope>-0, …)');
+  else c.option('--to <member>', 'the member to promote');
+  c.option('-c, --config <file>', 'config file', 'gardenos.yaml')
+    .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--timeout <seconds>', 'how long to wait for the outcome', member ? '300' : '120')
+    .option('--json', 'machine-readable output')
+    .action(
+      run(async (...args: unknown[]) => {
+        type Opts = { config: string; secretsDir?: string; to?: string; yes?: boolean; timeout: string; json?: boolean };
+        const opts = (member ? args[1] : args[0]) as Opts;
+        return (await dbCmds()).platformDbCommand(opts, name, member ? (args[0] as string) : undefined);
+      }),
+    );
+}
+
 program
   .command('pki')
   .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')

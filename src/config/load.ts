@@ -103,9 +103,13 @@ function allowedKeys(path: readonly PropertyKey[]): string[] {
 }
 
 function unwrap(s: z.ZodType): z.ZodType {
-  let cur = s as unknown as { _zod: { def: { type: string; innerType?: unknown } } };
-  while (['default', 'prefault', 'optional', 'nullable'].includes(cur._zod.def.type) && cur._zod.def.innerType) {
-    cur = cur._zod.def.innerType as typeof cur;
+  let cur = s as unknown as { _zod: { def: { type: string; innerType?: unknown; in?: unknown } } };
+  for (;;) {
+    const def = cur._zod.def;
+    if (['default', 'prefault', 'optional', 'nullable'].includes(def.type) && def.innerType) cur = def.innerType as typeof cur;
+    // A section with a transform (postgres: its image from flavor and version) is a pipe from the object.
+    else if (def.type === 'pipe' && def.in) cur = def.in as typeof cur;
+    else break;
   }
   return cur as unknown as z.ZodType;
 }

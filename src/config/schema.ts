@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
-import { API_VERSION, KUBERNETES_VERSION } from './version.ts';
+import { API_VERSION, KUBERNETES_VERSION, LOCAL_PATH_PROVISIONER_VERSION, defaultPostgresImage } from './version.ts';
 
 export { API_VERSION };
 
@@ -123,8 +123,25 @@ const postgres = z.strictObject({
   synchronousModeStrict: z.boolean().default(false),
   maximumLagOnFailover: z.number().int().min(0).default(1048576),
   storage: quantity.default('20Gi'),
-  image: image.default('ghcr.io/zalando/spilo-15:3.0-p1'),
+  /**
+   * What the StatefulSet runs. gardenos: GardenOS's image (images/postgres: Debian's PostgreSQL and
+   * Patroni 4, the packages `gardenos local` runs); spilo: Zalando's Spilo. Both run the same rendered
+   * patroni.yml; the image defaults to the flavor's image for `version`.
+   */
+  flavor: z.enum(['gardenos', 'spilo']).default('gardenos'),
+  image: image.optional(),
   parameters: z.record(z.string().regex(/^[a-z_.]+$/, 'must be a PostgreSQL parameter name'), pgParamValue).default({}),
+}).transform((pg) => ({ ...pg, image: pg.image ?? defaultPostgresImage(pg.flavor, pg.version) }));
+
+/**
+ * Volumes when K3s's own local-storage is disabled: GardenOS renders Rancher's local-path
+ * provisioner (StorageClass local-path) with these images, keeping volumes under `path` on each node.
+ */
+const storage = z.strictObject({
+  path: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/gardenos/volumes').default('/var/lib/gardenos/volumes'),
+  provisionerImage: image.default(`rancher/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION}`),
+  /** The provisioner's helper pods (make and remove a volume's directory): sh, mkdir, chmod, rm. */
+  helperImage: image.default('busybox:1.36'),
 });
 
 const supabase = z.strictObject({
@@ -230,6 +247,7 @@ export const configSchema = z.strictObject({
   k3s: k3s.prefault({}),
   haproxy: haproxy.prefault({}),
   postgres: postgres.prefault({}),
+  storage: storage.prefault({}),
   supabase: supabase.prefault({}),
   apps: z.array(app).default([]),
   ingress: ingress.prefault({}),

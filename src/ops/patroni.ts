@@ -29,6 +29,17 @@ function client(access: PatroniAccess, name: string, timeoutMs: number): Patroni
   return new PatroniClient(m.apiUrl, { caFile: access.caFile, auth: access.auth, timeoutMs });
 }
 
+/**
+ * Access to a cluster whose member names are not known in advance (a StatefulSet's pods are named
+ * <scope>-N, not after the nodes): the view from the first seed URL that answers, its members with
+ * the REST API address each one advertises.
+ */
+export async function discoverAccess(seed: Omit<PatroniAccess, 'members'> & { seeds: string[] }, timeoutMs = 2000): Promise<PatroniAccess> {
+  const view = await clusterView({ ...seed, members: seed.seeds.map((apiUrl) => ({ name: apiUrl, apiUrl })) }, timeoutMs);
+  const members = view.members.filter((m) => m.api_url).map((m) => ({ name: m.name, apiUrl: new URL(m.api_url!).origin }));
+  return { scope: seed.scope, caFile: seed.caFile, auth: seed.auth, members };
+}
+
 /** The cluster view from the first member that answers. */
 export async function clusterView(access: PatroniAccess, timeoutMs = 2000): Promise<PatroniClusterView> {
   const errors: string[] = [];

@@ -5,7 +5,7 @@
 // referenced by name; their contents are rendered only on request (`secretManifests`).
 import type { AppConfig, Config } from '../config/schema.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
-import { ROUTER_NAME } from '../render/kube/names.ts';
+import { ROUTER_NAME, postgresPodLabels } from '../render/kube/names.ts';
 import { routerManifests } from '../render/kube/router.ts';
 import { productionTopology } from '../render/topology.ts';
 import type { PemPair } from '../pki/certs.ts';
@@ -34,9 +34,12 @@ export const SECRET_NAMES = {
 } as const;
 
 const PATRONI_CONFIG_DIR = '/etc/patroni';
-const PGDATA = '/home/postgres/pgdata';
-/** The Spilo image's postgres user and group. */
-const SPILO_UID = 101;
+/** Where the volume is mounted, in both images (Spilo's layout). */
+const PGDATA_MOUNT = '/home/postgres/pgdata';
+/** Patroni's data directory: a directory under the mount, so a file system's lost+found never stops initdb. */
+const PGDATA = `${PGDATA_MOUNT}/pgroot/data`;
+/** The postgres user and group of each image: images/postgres/install.sh fixes 999; Spilo's is 101. */
+const POSTGRES_UID = { gardenos: 999, spilo: 101 } as const;
 
 function namespaces(config: Config): Manifest[] {
   return [...new Set(Object.values(config.namespaces))].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { ...PART_OF } } }));
@@ -51,7 +54,13 @@ function localPathStorage(config: Config): Manifest[] {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'helper-pod' },
-    spec: { priorityClassName: 'system-node-critical', tolerations: [{ key: 'node.kubernetes.io/disk-pressure', operator: 'Exists', effect: 'NoSchedule' }], containers: [{ name: 'helper-pod', image: 'busybox:1.36', imagePullPolicy: 'IfNotPresent' }] },
+    spec: {
+      priorityClassName: 'system-node-critical',
+      tolerations: [{ key: 'node.kubernetes.io/disk-pressure', operator: 'Exists', effect: 'NoSchedule' }],
+      // It makes and removes directories under storage.path on the node, whatever user the image declares.
+      securityContext: { runAsUser: 0, runAsGroup: 0 },
+      containers: [{ name: 'helper-pod', image: config.storage.helperImage, imagePullPolicy: 'IfNotPresent' }],
+    },
   };
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns, labels } },
@@ -78,7 +87,7 @@ function localPathStorage(config: Config): Manifest[] {
       kind: 'ConfigMap',
       metadata: { name: 'local-path-config', namespace: ns, labels },
       data: {
-        'config.json': JSON.stringify({ nodePathMap: [{ node: 'DEFAULT_PATH_FOR_NON_LISTED_NODES', paths: ['/var/lib/gardenos/volumes'] }] }, null, 2),
+        'config.json': JSON.stringify({ nodePathMap: [{ node: 'DEFAULT_PATH_FOR_NON_LISTED_NODES', paths: [config.storage.path] }] }, null, 2),
         setup: '#!/bin/sh\nset -eu\nmkdir -m 0777 -p "$VOL_DIR"\n',
         teardown: '#!/bin/sh\nset -eu\nrm -rf "$VOL_DIR"\n',
         'helperPod.yaml': JSON.stringify(helperPod, null, 2),
@@ -98,7 +107,7 @@ function localPathStorage(config: Config): Manifest[] {
             containers: [
               {
                 name: 'provisioner',
-                image: 'rancher/local-path-provisioner:v0.0.30',
+                image: config.storage.provisionerImage,
                 command: ['local-path-provisioner', '--debug', 'start', '--config', '/etc/config/config.json', '--service-account-name', name, '--configmap-name', 'local-path-config'],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
                 resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
@@ -122,30 +131,31 @@ function localPathStorage(config: Config): Manifest[] {
 }
 
 /**
- * PostgreSQL: a Patroni StatefulSet on the Spilo image, one pod per postgres node (required
- * anti-affinity), on the host network so that each member is reachable at its node's private
- * address — where HAProxy checks it and etcd's certificates name it. Patroni reads the same
- * rendered patroni.yml as everywhere else; the pod's name and address come from the environment.
+ * PostgreSQL: a Patroni StatefulSet (GardenOS's image by default, Spilo's if chosen), one pod per
+ * postgres node (required anti-affinity), on the host network so that each member is reachable at
+ * its node's private address — where HAProxy checks it and etcd's certificates name it. Patroni
+ * reads the same rendered patroni.yml as everywhere else; the pod's name and address come from the environment.
  */
 function postgres(config: Config): Manifest[] {
   const ns = config.namespaces.database;
   const scope = config.postgres.scope;
   const topo = productionTopology(config);
-  // The labels the router selects pods by (Spilo's convention).
-  const labels = { application: 'spilo', 'cluster-name': scope, ...labelsFor('postgres') };
+  const selector = postgresPodLabels(scope);
+  const labels = { ...selector, ...labelsFor('postgres') };
   const pg = config.postgres;
+  const uid = POSTGRES_UID[pg.flavor];
   return [
     {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: scope, namespace: ns, labels },
-      spec: { clusterIP: 'None', selector: { application: 'spilo', 'cluster-name': scope }, ports: [{ name: 'postgresql', port: pg.port }, { name: 'patroni', port: pg.patroniPort }] },
+      spec: { clusterIP: 'None', selector, ports: [{ name: 'postgresql', port: pg.port }, { name: 'patroni', port: pg.patroniPort }] },
     },
     {
       apiVersion: 'policy/v1',
       kind: 'PodDisruptionBudget',
       metadata: { name: scope, namespace: ns, labels },
-      spec: { maxUnavailable: 1, selector: { matchLabels: { application: 'spilo', 'cluster-name': scope } } },
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
     },
     {
       apiVersion: 'apps/v1',
@@ -155,27 +165,28 @@ function postgres(config: Config): Manifest[] {
         serviceName: scope,
         replicas: topo.postgres.length,
         podManagementPolicy: 'Parallel',
-        selector: { matchLabels: { application: 'spilo', 'cluster-name': scope } },
+        selector: { matchLabels: selector },
         template: {
           metadata: { labels },
           spec: {
             hostNetwork: true,
             dnsPolicy: 'ClusterFirstWithHostNet',
             terminationGracePeriodSeconds: 60,
-            securityContext: { fsGroup: SPILO_UID },
+            securityContext: { fsGroup: uid },
             affinity: {
               nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: topo.postgres.map((m) => m.name) }] }] } },
-              podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { application: 'spilo', 'cluster-name': scope } } }] },
+              podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } }] },
             },
             initContainers: [
               {
                 // The journal's "initdb could not change permissions": the volume arrives root-owned.
+                // The postgres image's own shell, as root, for this one step.
                 name: 'volume-permissions',
-                image: 'busybox:1.36',
-                command: ['sh', '-c', `chown -R ${SPILO_UID}:${SPILO_UID} ${PGDATA} && chmod 700 ${PGDATA}`],
-                securityContext: { runAsUser: 0 },
+                image: pg.image,
+                command: ['sh', '-c', `[ "$(stat -c %u:%g ${PGDATA_MOUNT})" = ${uid}:${uid} ] || chown -R ${uid}:${uid} ${PGDATA_MOUNT} && chmod 0700 ${PGDATA_MOUNT}`],
+                securityContext: { runAsUser: 0, runAsGroup: 0 },
                 resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
-                volumeMounts: [{ name: 'pgdata', mountPath: PGDATA }],
+                volumeMounts: [{ name: 'pgdata', mountPath: PGDATA_MOUNT }],
               },
             ],
             containers: [
@@ -183,7 +194,7 @@ function postgres(config: Config): Manifest[] {
                 name: 'postgres',
                 image: pg.image,
                 command: ['patroni', `${PATRONI_CONFIG_DIR}/patroni.yml`],
-                securityContext: { runAsUser: SPILO_UID, runAsGroup: SPILO_UID, allowPrivilegeEscalation: false },
+                securityContext: { runAsUser: uid, runAsGroup: uid, runAsNonRoot: true, allowPrivilegeEscalation: false },
                 env: [
                   { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
                   { name: 'PATRONI_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
@@ -197,7 +208,7 @@ function postgres(config: Config): Manifest[] {
                 livenessProbe: { httpGet: { path: '/liveness', port: pg.patroniPort, scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
                 resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } },
                 volumeMounts: [
-                  { name: 'pgdata', mountPath: PGDATA },
+                  { name: 'pgdata', mountPath: PGDATA_MOUNT },
                   { name: 'patroni', mountPath: PATRONI_CONFIG_DIR, readOnly: true },
                   { name: 'tls', mountPath: '/etc/patroni/tls', readOnly: true },
                   { name: 'run', mountPath: '/var/run/postgresql' },

@@ -35,13 +35,23 @@ export interface TestNode {
 
 export interface NodeOptions {
   name: string;
-  /** The node's address (its InternalIP; the kubelet serves there). */
+  /** The node's address (its InternalIP; the kubelet serves there, and hostNetwork pods listen on it). */
   host: string;
+  /** Adds `host` to this link (a /24, removed by `stop`) when no link has it yet: a second and third node beside the first. */
+  addTo?: string;
+  /**
+   * Run kube-proxy (default true). The nodes of one test share the machine's network namespace, where
+   * kube-proxy's iptables rules are one set: the first node's kube-proxy serves them all.
+   */
+  kubeProxy?: boolean;
 }
 
-/** Builds (or finds in the machine's cache) GardenOS's test images; returns their OCI archives by name. */
-export async function testImages(): Promise<Record<string, string>> {
-  const { stdout } = await run('bash', [IMAGES], { maxBuffer: 1 << 20, timeout: 1_800_000 });
+/**
+ * Builds (or finds in the machine's cache) GardenOS's test images, with the local-path provisioner
+ * image from the control plane's bin directory; returns their OCI archives by name.
+ */
+export async function testImages(kubeBin: string): Promise<Record<string, string>> {
+  const { stdout } = await run('bash', [IMAGES, kubeBin], { maxBuffer: 1 << 20, timeout: 1_800_000 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
 }
 
@@ -57,6 +67,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
   // The CRI makes a network namespace per pod sandbox (/var/run/netns/cni-…); the new ones are this node's.
   const podPids = () => run('sh', ['-c', `cat $(find /sys/fs/cgroup/pids${cgroupRoot} -name cgroup.procs 2>/dev/null) /dev/null`]).then((r) => r.stdout.split('\n').filter(Boolean).map(Number), () => [] as number[]);
   const netnsBefore = new Set(await readdir('/var/run/netns').catch(() => [] as string[]));
+  let addedAddress = false;
   const children: ChildProcess[] = [];
   const logOf = new Map<ChildProcess, string>();
   const spawnLogged = (name: string, cmd: string, args: string[]) => {
@@ -94,16 +105,21 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
     }
     // kube-proxy's own clean-up of its iptables chains.
-    await run(join(cp.bin, 'kube-proxy'), ['--cleanup', '--proxy-mode=iptables']).catch(() => undefined);
+    if (o.kubeProxy !== false) await run(join(cp.bin, 'kube-proxy'), ['--cleanup', '--proxy-mode=iptables']).catch(() => undefined);
     // …and the kubelet's (KUBE-FIREWALL drops traffic to 127.0.0.0/8 from other sources: it must not outlive the test).
     await run('bash', [IPTABLES_CLEANUP]).catch(() => undefined);
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
+    if (addedAddress) await run('ip', ['addr', 'del', `${o.host}/24`, 'dev', o.addTo!]).catch(() => undefined);
     await run('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   };
 
   try {
-    const images = await testImages();
+    if (o.addTo && !(await run('ip', ['-o', 'addr', 'show', 'to', o.host])).stdout.trim()) {
+      await run('ip', ['addr', 'add', `${o.host}/24`, 'dev', o.addTo]);
+      addedAddress = true;
+    }
+    const images = await testImages(cp.bin);
     for (const hier of hierarchies) {
       await mkdir(join(hier, cgroupRoot), { recursive: true });
       // A new cpuset cgroup starts with no CPUs or memory nodes: give it its parent's.
@@ -171,6 +187,8 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       cgroupDriver: 'cgroupfs',
       cgroupRoot,
       containerRuntimeEndpoint: `unix://${socket}`,
+      // Its own pod log directory: a kubelet removes the directories of pods it does not run, other nodes' among them.
+      podLogsDir: join(dir, 'pod-logs'),
       clusterDomain: 'cluster.local',
       clusterDNS: ['10.43.0.10'],
       failSwapOn: false,
@@ -191,8 +209,8 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     ]);
     // kube-proxy (iptables mode, as K3s runs it), so Service addresses — kubernetes.default's 10.43.0.1 among
     // them, which in-cluster clients use — reach their endpoints. Its own identity: system:kube-proxy.
-    await writeKubeconfig('kube-proxy', await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' }));
-    spawnLogged('kube-proxy', join(cp.bin, 'kube-proxy'), [
+    if (o.kubeProxy !== false) await writeKubeconfig('kube-proxy', await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' }));
+    if (o.kubeProxy !== false) spawnLogged('kube-proxy', join(cp.bin, 'kube-proxy'), [
       `--kubeconfig=${join(dir, 'kube-proxy.kubeconfig')}`,
       `--hostname-override=${o.name}`,
       '--proxy-mode=iptables',
@@ -231,7 +249,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     }, { timeoutMs: 120_000, intervalMs: 500, isFatal: permanent });
     return { name: o.name, dir, socket, importImage, stop };
   } catch (e) {
-    const logs = await Promise.all(['containerd', 'kubelet', 'kube-proxy'].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`));
+    const logs = await Promise.all(['containerd', 'kubelet', ...(o.kubeProxy !== false ? ['kube-proxy'] : [])].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`));
     await stop();
     throw new Error(`${(e as Error).message}\n${logs.join('\n')}`, { cause: e });
   }

@@ -8,18 +8,19 @@
 // the ServiceAccount token the kubelet projects — and keeps postgres-primary on the local
 // cluster's leader through a switchover. Needs root (namespaces, bridges, containers), as CI runs.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CoordinationV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
-import { parseConfig } from '../../src/config/load.ts';
-import type { LocalStatus } from '../../src/local/status.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { silent } from '../../src/log/events.ts';
-import { issue, loadCa } from '../../src/pki/certs.ts';
-import { SECRET_NAMES } from '../../src/platform/kube.ts';
-import { routerManifests } from '../../src/render/kube/router.ts';
+import { kustomizationObjects, renderPlatform } from '../../src/platform/render.ts';
+import { ensurePlatformPki, ensurePlatformSecrets } from '../../src/platform/secrets.ts';
+import type { PlatformStatus } from '../../src/platform/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
 import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
@@ -27,32 +28,45 @@ import { startNode, type TestNode } from '../helpers/node.ts';
 
 const run = promisify(execFile);
 const ROUTER_IMAGE = new URL('../../scripts/build-router-image.sh', import.meta.url).pathname;
+const POSTGRES_IMAGE = new URL('../../scripts/build-postgres-image.sh', import.meta.url).pathname;
 const asRoot = process.getuid?.() === 0;
 const OCTET = 228;
 const HOST = `10.251.${OCTET}.1`;
+// Three nodes in the machine's network namespace, each with its own address on the isolated cluster's bridge
+// (the first is the bridge's own); hostNetwork pods listen there, as on three hosts.
+const NODES = [1, 2, 3].map((i) => ({ name: `node${i}`, host: `10.251.${OCTET}.${i}` }));
 
 describe('a real node: kubelet and containerd running pods from images made here', { timeout: 900_000, skip: asRoot ? false : 'needs root for namespaces, bridges and containers (see README)' }, () => {
   let c: TestCluster;
   let cp: ControlPlane;
-  let node: TestNode;
+  let nodes: TestNode[] = [];
+  let work: string;
 
   before(async () => {
+    work = await mkdtemp(join(tmpdir(), 'gardenos-it-node-'));
     c = await makeTestCluster('it-node', OCTET);
     const up = await c.cli(['local', 'up', '--isolated', '--json']);
     assert.equal(up.code, 0, up.stderr);
     const ca = { cert: await readFile(`${c.stateDir}/pki/ca.crt`, 'utf8'), key: await readFile(`${c.stateDir}/pki/ca.key`, 'utf8') };
     cp = await startControlPlane({ host: HOST, etcd: { endpoints: [1, 2, 3].map((i) => `https://10.251.${OCTET}.1${i}:2379`), ca } });
-    node = await startNode(cp, { name: 'garden-1', host: HOST });
+    // The first node runs kube-proxy for all three (one network namespace, one set of iptables rules).
+    nodes.push(await startNode(cp, NODES[0]!));
+    const bridge = (await run('ip', ['-o', 'addr', 'show', 'to', HOST])).stdout.split(/\s+/)[1]!;
+    const more = await Promise.allSettled(NODES.slice(1).map((n) => startNode(cp, { ...n, addTo: bridge, kubeProxy: false })));
+    for (const r of more) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = more.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   });
   after(async () => {
-    await node?.stop();
+    for (const n of nodes.reverse()) await n.stop();
+    if (work) await rm(work, { recursive: true, force: true });
     await cp?.stop();
     await c?.cleanup();
   });
 
   it('registers the node Ready with its pod CIDR, and runs a pod whose log the API server reads from the kubelet', async () => {
     const core = cp.admin().makeApiClient(CoreV1Api);
-    const n = await core.readNode({ name: 'garden-1' });
+    const n = await core.readNode({ name: 'node1' });
     assert.equal(n.spec?.podCIDR, '10.42.0.0/24', 'the first slice of K3s\'s cluster CIDR');
     assert.ok(n.status?.addresses?.some((a) => a.type === 'InternalIP' && a.address === HOST));
     await core.createNamespacedPod({
@@ -83,48 +97,113 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.match(log, /^HTTP\/1\.1 200 OK\r?$/m, 'the router answered over HTTP from the pod network');
   });
 
-  it('runs the router as rendered — its own image, 2 replicas, one Lease — keeping postgres-primary on the leader through a switchover', async () => {
-    const { stdout } = await run('bash', [ROUTER_IMAGE], { maxBuffer: 1 << 22, timeout: 600_000 });
-    await node.importImage('router', stdout.trim().split('\n').pop()!);
-    // The platform as it would be rendered for hosts at the isolated cluster's addresses, with the router image built here.
-    const config = parseConfig([
+  it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod', async () => {
+    // The images, built here from Debian's packages and the Dockerfile's recipe, on every node.
+    const [postgresImage, routerImage] = await Promise.all([POSTGRES_IMAGE, ROUTER_IMAGE].map(async (script) => (await run('bash', [script], { maxBuffer: 1 << 22, timeout: 900_000 })).stdout.trim().split('\n').pop()!));
+    await Promise.all(nodes.flatMap((n) => [n.importImage('postgres', postgresImage!), n.importImage('router', routerImage!)]));
+    // gardenos.yaml for three postgres nodes at the test nodes' addresses and three etcd hosts at the local cluster's
+    // members (its etcd is the DCS; its own Patroni is another scope). K3s's local-storage off: GardenOS renders local-path.
+    const configFile = join(work, 'gardenos.yaml');
+    await writeFile(configFile, [
       'cluster: { name: it-node }',
-      'postgres: { scope: it-node, ttl: 20, loopWait: 2, retryTimeout: 5 }',
-      'router: { image: "gardenos.local/router:1" }',
       'nodes:',
-      ...[1, 2, 3].map((i) => `  - { name: node${i}, address: { public: 10.251.${OCTET}.1${i}, private: 10.251.${OCTET}.1${i} } }`),
+      ...NODES.map((n) => `  - { name: ${n.name}, address: { public: ${n.host}, private: ${n.host} }, roles: [k3s-server, postgres] }`),
+      ...[1, 2, 3].map((i) => `  - { name: etcd${i}, address: { public: 10.251.${OCTET}.1${i}, private: 10.251.${OCTET}.1${i} }, roles: [etcd] }`),
+      'k3s: { disable: [traefik, servicelb, local-storage] }',
+      'postgres: { scope: sts, version: 17, image: "gardenos.local/postgres:1", storage: 1Gi, ttl: 20, loopWait: 2, retryTimeout: 5 }',
+      `storage: { path: ${join(work, 'volumes')}, provisionerImage: "gardenos.local/local-path-provisioner:1", helperImage: "gardenos.local/tools:1" }`,
+      'router: { image: "gardenos.local/router:1" }',
+      'supabase: { enabled: false }',
+      '',
     ].join('\n'));
-    const ca = await loadCa({ cert: await readFile(`${c.stateDir}/pki/ca.crt`, 'utf8'), key: await readFile(`${c.stateDir}/pki/ca.key`, 'utf8') });
-    const client = await issue(ca, { commonName: 'router', usage: 'client' });
-    const b64 = (x: string) => Buffer.from(x).toString('base64');
-    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET_NAMES.routerEtcd, namespace: 'database' }, type: 'Opaque', data: { 'ca.crt': b64(ca.cert), 'tls.crt': b64(client.cert), 'tls.key': b64(client.key) } };
-    const objects = [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'database' } }, secret, ...routerManifests(config)] as KubernetesObject[];
+    const config = await loadConfig(configFile);
+    // The platform's PKI on the local cluster's CA (so its etcd trusts Patroni's certificate), then `gardenos render --with-secrets`.
+    const secretsDir = join(work, 'secrets');
+    await mkdir(join(secretsDir, 'pki'), { recursive: true, mode: 0o700 });
+    for (const f of ['ca.crt', 'ca.key']) await copyFile(`${c.stateDir}/pki/${f}`, join(secretsDir, 'pki', f));
+    await ensurePlatformSecrets(secretsDir, config);
+    await ensurePlatformPki(secretsDir, config);
+    const objects = kustomizationObjects(await renderPlatform(config, { secretsDir, withSecrets: true })) as KubernetesObject[];
+    assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router']);
+    // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout.
     await applyObjects(cp.admin(), objects, { report: silent });
-    // The rollout as `gardenos up` waits for it: both replicas ready (/readyz: a cycle applied to every sink).
-    await awaitRollouts(cp.admin(), objects, { report: silent, waitMs: 120_000 }).catch(async (e) => {
-      const core = cp.admin().makeApiClient(CoreV1Api);
-      const pods = (await core.listNamespacedPod({ namespace: 'database' })).items;
-      const logs = await Promise.all(pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database' }).then((l) => l.slice(-600), (x: Error) => x.message.slice(0, 300))));
-      throw new Error(`${(e as Error).message}; pods: ${pods.map((p, i) => `${p.metadata?.name} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state)} log: ${logs[i]}`).join(' | ')}`);
-    });
     const core = cp.admin().makeApiClient(CoreV1Api);
-    const primaryIps = async () => ((await core.readNamespacedEndpoints({ name: 'postgres-primary', namespace: 'database' })).subsets ?? []).flatMap((x) => (x.addresses ?? []).map((a) => a.ip));
-    const leaderHost = async () => (JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as LocalStatus).members.find((m) => m.role === 'leader' && m.state === 'running')?.host;
-    const routed = (what: string) => waitFor(`postgres-primary to name ${what}`, async () => {
-      const want = await leaderHost();
-      const got = await primaryIps();
-      if (!want || got.join() !== want) {
-        const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items;
-        const logs = await Promise.all(pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database', tailLines: 2 }).catch((x: Error) => x.message)));
-        throw new Error(`leader ${want}, Endpoints [${got}]; router logs: ${logs.join(' | ').slice(0, 1500)}`);
+    await awaitRollouts(cp.admin(), objects, { report: silent, waitMs: 300_000 }).catch(async (e) => {
+      throw new Error(`${(e as Error).message}; ${await podReport(core)}`);
+    });
+
+    // Volumes: three claims bound by the local-path provisioner, each a directory under storage.path on its node.
+    const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: 'database' })).items;
+    assert.equal(pvcs.length, 3);
+    for (const pvc of pvcs) {
+      assert.equal(pvc.status?.phase, 'Bound', `${pvc.metadata?.name} is ${pvc.status?.phase}`);
+      assert.equal(pvc.spec?.storageClassName, 'local-path');
+      const pv = await core.readPersistentVolume({ name: pvc.spec!.volumeName! });
+      assert.ok(pv.spec?.hostPath?.path?.startsWith(join(work, 'volumes')), `${pv.metadata?.name} at ${pv.spec?.hostPath?.path}`);
+    }
+    // The permissions step ran before Patroni, and the data directory belongs to the image's postgres user (999).
+    const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'application=spilo,cluster-name=sts' })).items;
+    assert.equal(pods.length, 3);
+    for (const p of pods) assert.equal(p.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode, 0, `${p.metadata?.name}: volume-permissions`);
+    const dataDirs = (await run('sh', ['-c', `stat -c '%u %a' ${join(work, 'volumes')}/*/pgroot/data`])).stdout.trim().split('\n');
+    assert.deepEqual(dataDirs, ['999 700', '999 700', '999 700']);
+
+    // `gardenos status` on this platform: etcd, the three members (one leader, one synchronous standby), and postgres-primary.
+    const status = async () => {
+      const r = await c.cli(['status', '--config', configFile, '--secrets-dir', secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--json']);
+      return JSON.parse(r.stdout) as PlatformStatus;
+    };
+    const settled = (why: string, previous?: string) => waitFor(`the cluster to settle (${why})`, async () => {
+      const s = await status();
+      const leader = s.members.find((m) => m.role === 'leader' && m.state === 'running');
+      // Patroni 4 says a replica that replicates is "streaming".
+      const sync = s.members.filter((m) => m.role === 'sync_standby' && m.state === 'streaming');
+      const ep = s.kubernetes?.primaryEndpoint ?? [];
+      if (!leader || leader.name === previous || sync.length !== 1 || ep.join() !== leader.host) {
+        throw new Error(`members ${s.members.map((m) => `${m.name}@${m.host}=${m.role}/${m.state}`).join(' ')}; postgres-primary [${ep}]; ${await routerLogs(core)}`);
       }
-      return want;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
-    const before = await routed('the leader');
-    const lease = await cp.admin().makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'gardenos-router', namespace: 'database' });
-    assert.match(lease.spec?.holderIdentity ?? '', /^gardenos-router-/, 'a router pod holds the Lease');
-    const r = await c.cli(['local', 'db', 'switchover', '--yes', '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.notEqual(await routed('the new leader'), before);
+      return { leader, status: s };
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    const first = await settled('bootstrap');
+    assert.deepEqual(first.status.etcd.map((m) => m.healthy), [true, true, true]);
+    assert.deepEqual(first.status.members.map((m) => m.name).sort(), ['sts-0', 'sts-1', 'sts-2']);
+    assert.equal(first.status.kubernetes?.reachable, true);
+    assert.deepEqual(first.status.problems, [], 'status finds nothing wrong with this cluster');
+
+    // A planned switchover with the production command; the router moves postgres-primary.
+    const sw = await c.cli(['db', 'switchover', '--config', configFile, '--secrets-dir', secretsDir, '--yes', '--json']);
+    assert.equal(sw.code, 0, sw.stderr);
+    const switched = await settled('after the switchover', first.leader.name);
+    assert.equal((JSON.parse(sw.stdout) as { after: { leader: string } }).after.leader, switched.leader.name);
+
+    // The leader's pod deleted: Patroni stops on SIGTERM and hands over; the StatefulSet brings the pod back as a replica.
+    await core.deleteNamespacedPod({ name: switched.leader.name, namespace: 'database' });
+    const after = await settled('after the leader pod was deleted', switched.leader.name);
+    await waitFor('the deleted pod to rejoin as a running replica', async () => {
+      const s = await status();
+      const m = s.members.find((x) => x.name === switched.leader.name);
+      if (m?.state !== 'streaming') throw new Error(`${switched.leader.name}: ${m?.role}/${m?.state}`);
+      return true;
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    assert.notEqual(after.leader.name, switched.leader.name);
   });
 });
+
+async function podReport(core: CoreV1Api): Promise<string> {
+  const out: string[] = [];
+  for (const ns of ['database', 'gardenos-system']) {
+    for (const p of (await core.listNamespacedPod({ namespace: ns })).items) {
+      const log = await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: ns, tailLines: 5 }).catch((x: Error) => x.message.slice(0, 200));
+      out.push(`${ns}/${p.metadata?.name} on ${p.spec?.nodeName ?? '-'} ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? p.status?.conditions?.slice(-1))} log: ${log.slice(-500)}`);
+    }
+    for (const e of (await core.listNamespacedEvent({ namespace: ns })).items.slice(-8)) out.push(`event ${e.involvedObject.name}: ${e.reason} ${e.message}`);
+  }
+  const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: 'database' })).items.map((p) => `${p.metadata?.name}=${p.status?.phase}`);
+  return `${out.join(' | ')} | pvcs ${pvcs.join(' ')}`;
+}
+
+async function routerLogs(core: CoreV1Api): Promise<string> {
+  const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items;
+  const logs = await Promise.all(pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database', tailLines: 2 }).catch((x: Error) => x.message)));
+  return `router logs: ${logs.join(' | ').slice(0, 1500)}`;
+}

@@ -10,6 +10,7 @@ import { jwtVerify, decodeProtectedHeader } from 'jose';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
+import { platformManifests } from '../../src/platform/kube.ts';
 import { renderPlatform, type RenderedFile } from '../../src/platform/render.ts';
 import { ensurePlatformPki, ensurePlatformSecrets, type PlatformSecrets } from '../../src/platform/secrets.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';
@@ -147,8 +148,34 @@ describe('gardenos render: the production platform', () => {
   });
 
   it('renders a default StorageClass when K3s local storage is disabled', () => {
-    const sc = docs(plain.find((f) => f.path === 'kubernetes/10-storage.yaml')!).find((o) => o.kind === 'StorageClass')!;
+    const objs = docs(plain.find((f) => f.path === 'kubernetes/10-storage.yaml')!);
+    const sc = objs.find((o) => o.kind === 'StorageClass')!;
     assert.equal(sc.metadata.annotations!['storageclass.kubernetes.io/is-default-class'], 'true');
+    const cm = objs.find((o) => o.kind === 'ConfigMap')! as unknown as { data: Record<string, string> };
+    assert.deepEqual(JSON.parse(cm.data['config.json']!).nodePathMap[0].paths, [config.storage.path]);
+    const helper = JSON.parse(cm.data['helperPod.yaml']!) as { spec: { securityContext: { runAsUser: number }; containers: { image: string }[] } };
+    assert.equal(helper.spec.containers[0]!.image, 'busybox:1.36');
+    assert.equal(helper.spec.securityContext.runAsUser, 0, 'the helper makes directories on the node as root, whatever the image declares');
+  });
+
+  it('runs GardenOS\'s PostgreSQL image by default as its user 999, Spilo\'s as 101 when chosen; data under pgroot/ of the mount', () => {
+    type Sts = { spec: { template: { spec: { securityContext: { fsGroup: number }; initContainers: { image: string; command: string[] }[]; containers: { image: string; securityContext: { runAsUser: number } }[] } } } };
+    const stsOf = (c: Config) => postgresManifests(c).find((o) => o.kind === 'StatefulSet') as unknown as Sts;
+    const gardenos = stsOf(config).spec.template.spec;
+    assert.equal(config.postgres.flavor, 'gardenos');
+    assert.equal(gardenos.containers[0]!.image, `ghcr.io/gardenos/postgres:${config.postgres.version}`);
+    assert.equal(gardenos.containers[0]!.securityContext.runAsUser, 999);
+    assert.equal(gardenos.securityContext.fsGroup, 999);
+    assert.equal(gardenos.initContainers[0]!.image, gardenos.containers[0]!.image, 'the permissions step runs the postgres image\'s own shell');
+    assert.match(gardenos.initContainers[0]!.command.join(' '), /chown -R 999:999 \/home\/postgres\/pgdata && chmod 0700/);
+    const spilo = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { flavor: 'spilo', version: 16 } }));
+    assert.equal(spilo.postgres.image, 'ghcr.io/zalando/spilo-16:3.3-p3');
+    assert.equal(stsOf(spilo).spec.template.spec.containers[0]!.securityContext.runAsUser, 101);
+    const chosen = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { image: 'registry.example.com/pg:17', version: 17 } }));
+    assert.equal(chosen.postgres.image, 'registry.example.com/pg:17', 'an image named in the config wins');
+    const secretObjs = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
+    const patroni = Buffer.from((secretObjs.find((o) => o.metadata.name === 'postgres-patroni')!.data as Record<string, string>)['patroni.yml']!, 'base64').toString();
+    assert.match(patroni, /data_dir: \/home\/postgres\/pgdata\/pgroot\/data/);
   });
 
   it('puts Supabase behind a gateway that checks the apikey, and apps behind the ingress', () => {
@@ -176,6 +203,8 @@ describe('gardenos render: the production platform', () => {
     await assert.rejects(jwtVerify(secrets.supabase.anonKey, new TextEncoder().encode('another-secret')));
   });
 });
+
+const postgresManifests = (c: Config) => platformManifests(c).find((f) => f.file === '20-postgres.yaml')!.manifests;
 
 function exampleConfigInput(): Record<string, unknown> {
   const c = exampleConfig() as unknown as Record<string, unknown>;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
-import { etcdServesKubernetes, KUBERNETES_VERSION } from '../../src/config/version.ts';
+import { etcdServesKubernetes, KUBERNETES_VERSION, LOCAL_PATH_PROVISIONER_VERSION } from '../../src/config/version.ts';
 
 describe('pinned versions', () => {
   it('test/kube/go.mod builds the Kubernetes release K3s is rendered for, its staging modules at the matching v0 release', () => {
@@ -14,6 +14,12 @@ describe('pinned versions', () => {
     assert.ok(staging.length >= 30, `${staging.length} staging modules replaced`);
     assert.deepEqual([...new Set(staging.map((m) => m[2]))], [`v0.${KUBERNETES_VERSION.split('.').slice(1).join('.')}`]);
     assert.equal(parseConfig('apiVersion: gardenos.dev/v1alpha1\ncluster: { name: x }\n').k3s.version, `v${KUBERNETES_VERSION}+k3s1`);
+  });
+
+  it('the local-path provisioner the tests build is the release the render names', () => {
+    const script = readFileSync(new URL('../../scripts/build-kube.sh', import.meta.url), 'utf8');
+    assert.match(script, /LOCAL_PATH_PROVISIONER_VERSION/, 'build-kube.sh reads the version from src/config/version.ts');
+    assert.equal(parseConfig('cluster: { name: x }\n').storage.provisionerImage, `rancher/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION}`);
   });
 
   it('etcd: 3.5.13 and later hold Kubernetes 1.34, Debian 12 3.4.23 does not', () => {

@@ -15,3 +15,14 @@ export const ENDPOINTS_LABELS = { 'app.kubernetes.io/managed-by': ROUTER_NAME, '
 /** The annotation (and its value) that makes an object create-only for `gardenos up`. */
 export const APPLY_ANNOTATION = 'gardenos.dev/apply';
 export const CREATE_ONLY = 'create-only';
+
+/**
+ * The labels of the PostgreSQL members' pods, which the router selects them by: Spilo's convention
+ * (application=spilo, cluster-name=<scope>), kept for every postgres.flavor so Zalando's tools and
+ * dashboards that know it keep working.
+ */
+export const postgresPodLabels = (scope: string) => ({ application: 'spilo', 'cluster-name': scope }) as const;
+export const postgresPodSelector = (scope: string) =>
+  Object.entries(postgresPodLabels(scope))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');

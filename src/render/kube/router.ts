@@ -8,7 +8,7 @@ import type { Config } from '../../config/schema.ts';
 import { routerSettings } from '../router.ts';
 import { productionTopology } from '../topology.ts';
 import { GENERATED } from '../yaml.ts';
-import { APPLY_ANNOTATION, CREATE_ONLY, ENDPOINTS_LABELS, ROUTER_NAME } from './names.ts';
+import { APPLY_ANNOTATION, CREATE_ONLY, ENDPOINTS_LABELS, ROUTER_NAME, postgresPodSelector } from './names.ts';
 
 const createOnly = <M extends Manifest['metadata']>(m: M): M => ({ ...m, annotations: { ...m.annotations, [APPLY_ANNOTATION]: CREATE_ONLY } });
 const TLS_DIR = '/etc/gardenos/tls';
@@ -33,7 +33,7 @@ export function routerManifests(config: Config): Manifest[] {
         namespace: ns,
         primaryService: services[0]!,
         replicasService: services[1]!,
-        podSelector: `application=spilo,cluster-name=${scope}`,
+        podSelector: postgresPodSelector(scope),
         port: config.postgres.port,
         lease: { name: ROUTER_NAME, durationSeconds: 15 },
       },
