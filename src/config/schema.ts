@@ -175,7 +175,10 @@ const app = z.strictObject({
   image,
   replicas: z.number().int().min(0).default(2),
   port: port.default(8000),
+  /** The liveness probe's path: answers while the process works. */
   healthPath: z.string().startsWith('/').default('/health'),
+  /** The readiness probe's path: answers 200 only when the app can serve (its database answers); default healthPath. */
+  readyPath: z.string().startsWith('/').optional(),
   env: z.record(envName, z.string()).default({}),
   /** Names of keys in the app's Kubernetes Secret, exposed as environment variables. */
   secrets: z.array(envName).default([]),

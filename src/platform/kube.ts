@@ -236,6 +236,8 @@ interface DeploymentSpec {
   port: number;
   env: unknown[];
   probePath: string;
+  /** The readiness probe's path when it differs from the liveness probe's (probePath). */
+  readyPath?: string;
   /** A second port that answers the probes (Kong's status listener). */
   statusPort?: number;
   args?: string[];
@@ -268,7 +270,7 @@ function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] 
                 ports: [{ name: 'http', containerPort: spec.port }, ...(spec.statusPort ? [{ name: 'status', containerPort: spec.statusPort }] : [])],
                 env: spec.env,
                 ...(spec.envFrom ? { envFrom: spec.envFrom } : {}),
-                readinessProbe: { httpGet: { path: spec.probePath, port: spec.statusPort ? 'status' : 'http' }, periodSeconds: 5 },
+                readinessProbe: { httpGet: { path: spec.readyPath ?? spec.probePath, port: spec.statusPort ? 'status' : 'http' }, periodSeconds: 5 },
                 livenessProbe: { httpGet: { path: spec.probePath, port: spec.statusPort ? 'status' : 'http' }, periodSeconds: 10, failureThreshold: 6 },
                 resources: spec.resources ?? { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
@@ -423,6 +425,7 @@ function app(config: Config, a: AppConfig): Manifest[] {
       replicas: a.replicas,
       port: a.port,
       probePath: a.healthPath,
+      ...(a.readyPath ? { readyPath: a.readyPath } : {}),
       envFrom: [{ configMapRef: { name: `${a.name}-env` } }],
       env: a.secrets.map((key) => secretEnv(key, SECRET_NAMES.app(a.name), key)),
       resources: { requests: { cpu: a.resources.cpu, memory: a.resources.memory }, limits: { memory: a.resources.memory } },

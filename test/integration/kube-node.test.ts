@@ -8,27 +8,30 @@
 // the ServiceAccount token the kubelet projects — and keeps postgres-primary on the local
 // cluster's leader through a switchover. Needs root (namespaces, bridges, containers), as CI runs.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import pg from 'pg';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { silent } from '../../src/log/events.ts';
 import { kustomizationObjects, renderPlatform } from '../../src/platform/render.ts';
-import { ensurePlatformPki, ensurePlatformSecrets } from '../../src/platform/secrets.ts';
+import { ensurePlatformPki, ensurePlatformSecrets, readPlatformSecrets } from '../../src/platform/secrets.ts';
 import type { PlatformStatus } from '../../src/platform/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
 import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
+import { buildImage } from '../helpers/containerfile.ts';
 import { startNode, type TestNode } from '../helpers/node.ts';
 
 const run = promisify(execFile);
 const ROUTER_IMAGE = new URL('../../scripts/build-router-image.sh', import.meta.url).pathname;
-const POSTGRES_IMAGE = new URL('../../scripts/build-postgres-image.sh', import.meta.url).pathname;
+const RECIPES = { postgres: new URL('../../images/postgres', import.meta.url).pathname, api: new URL('../../examples/apps/api', import.meta.url).pathname };
 const asRoot = process.getuid?.() === 0;
 const OCTET = 228;
 const HOST = `10.251.${OCTET}.1`;
@@ -99,8 +102,13 @@ describe('a real node: kubelet and containerd running pods from images made here
 
   it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod', async () => {
     // The images, built here from Debian's packages and the Dockerfile's recipe, on every node.
-    const [postgresImage, routerImage] = await Promise.all([POSTGRES_IMAGE, ROUTER_IMAGE].map(async (script) => (await run('bash', [script], { maxBuffer: 1 << 22, timeout: 900_000 })).stdout.trim().split('\n').pop()!));
-    await Promise.all(nodes.flatMap((n) => [n.importImage('postgres', postgresImage!), n.importImage('router', routerImage!)]));
+    // PostgreSQL's and the example API's from their Containerfiles (no engine: mmdebstrap + umoci), the router's from the Dockerfile's recipe.
+    const images = {
+      postgres: await buildImage(RECIPES.postgres, 'postgres'),
+      api: await buildImage(RECIPES.api, 'api'),
+      router: (await run('bash', [ROUTER_IMAGE], { maxBuffer: 1 << 22, timeout: 900_000 })).stdout.trim().split('\n').pop()!,
+    };
+    await Promise.all(nodes.flatMap((n) => Object.entries(images).map(([name, archive]) => n.importImage(name, archive))));
     // gardenos.yaml for three postgres nodes at the test nodes' addresses and three etcd hosts at the local cluster's
     // members (its etcd is the DCS; its own Patroni is another scope). K3s's local-storage off: GardenOS renders local-path.
     const configFile = join(work, 'gardenos.yaml');
@@ -114,6 +122,9 @@ describe('a real node: kubelet and containerd running pods from images made here
       `storage: { path: ${join(work, 'volumes')}, provisionerImage: "gardenos.local/local-path-provisioner:1", helperImage: "gardenos.local/tools:1" }`,
       'router: { image: "gardenos.local/router:1" }',
       'supabase: { enabled: false }',
+      // The example API (examples/apps/api): liveness /health, readiness /ready (the database answers).
+      'apps:',
+      '  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL] }',
       '',
     ].join('\n'));
     const config = await loadConfig(configFile);
@@ -124,11 +135,18 @@ describe('a real node: kubelet and containerd running pods from images made here
     await ensurePlatformSecrets(secretsDir, config);
     await ensurePlatformPki(secretsDir, config);
     const objects = kustomizationObjects(await renderPlatform(config, { secretsDir, withSecrets: true })) as KubernetesObject[];
-    assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router']);
+    assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router', 'Deployment/api']);
     // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout.
-    await applyObjects(cp.admin(), objects, { report: silent });
+    // The app's Secret is the user's (docs): its DATABASE_URL names a role that does not exist yet, through
+    // postgres-primary's Service address (no cluster DNS runs here; on a platform it is postgres-primary.database.svc).
     const core = cp.admin().makeApiClient(CoreV1Api);
-    await awaitRollouts(cp.admin(), objects, { report: silent, waitMs: 300_000 }).catch(async (e) => {
+    const platform = objects.filter((o) => o.metadata?.namespace !== 'apps');
+    await applyObjects(cp.admin(), platform, { report: silent });
+    const primaryService = await waitFor('postgres-primary\'s Service', () => core.readNamespacedService({ name: 'postgres-primary', namespace: 'database' }), { timeoutMs: 10_000, intervalMs: 200 });
+    const apiPassword = 'api-' + Math.random().toString(36).slice(2);
+    await core.createNamespacedSecret({ namespace: 'apps', body: { metadata: { name: 'api-secrets' }, stringData: { DATABASE_URL: `postgresql://api:${apiPassword}@${primaryService.spec!.clusterIP}:5432/api?sslmode=require` } } });
+    await applyObjects(cp.admin(), objects, { report: silent });
+    await awaitRollouts(cp.admin(), platform, { report: silent, waitMs: 300_000 }).catch(async (e) => {
       throw new Error(`${(e as Error).message}; ${await podReport(core)}`);
     });
 
@@ -168,7 +186,70 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.deepEqual(first.status.etcd.map((m) => m.healthy), [true, true, true]);
     assert.deepEqual(first.status.members.map((m) => m.name).sort(), ['sts-0', 'sts-1', 'sts-2']);
     assert.equal(first.status.kubernetes?.reachable, true);
-    assert.deepEqual(first.status.problems, [], 'status finds nothing wrong with this cluster');
+    assert.deepEqual(first.status.problems, ['Deployment apps/api: 0/1 ready'], 'status sees the one thing wrong: the API, whose role does not exist yet');
+
+    // The API runs but is not ready: its role does not exist, so /ready answers 503 and the Service has no endpoint.
+    const apps = cp.admin().makeApiClient(AppsV1Api);
+    const apiReady = async () => (await apps.readNamespacedDeployment({ name: 'api', namespace: 'apps' })).status?.readyReplicas ?? 0;
+    await waitFor('the API pod to run (and say it is not ready)', async () => {
+      const p = (await core.listNamespacedPod({ namespace: 'apps', labelSelector: 'app.kubernetes.io/name=api' })).items[0];
+      const log = p ? await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'apps' }).catch(() => '') : '';
+      if (!/"msg": "not ready"/.test(log)) throw new Error(`pod ${p?.status?.phase}; log: ${log.slice(-300)}`);
+      return true;
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    assert.equal(await apiReady(), 0, 'not ready while the database refuses it');
+    // The database lets it in: the role and its database, as an operator would create them.
+    const secrets = await readPlatformSecrets(secretsDir);
+    const db = (host: string, database = 'postgres') => new pg.Client({ host, port: 5432, user: 'postgres', password: secrets.superuserPassword, database, ssl: { ca: readFileSync(join(secretsDir, 'pki', 'ca.crt'), 'utf8'), rejectUnauthorized: true, servername: 'localhost' } });
+    const admin = db(first.leader.host);
+    await admin.connect();
+    await admin.query(`CREATE ROLE api LOGIN PASSWORD '${apiPassword}'`);
+    await admin.query('CREATE DATABASE api OWNER api');
+    await admin.query('CREATE TABLE writes (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+    await admin.end();
+    await waitFor('the API to turn ready', async () => (await apiReady()) === 1 || undefined, { timeoutMs: 60_000, intervalMs: 500 });
+    assert.deepEqual((await status()).problems, [], 'status finds nothing wrong with this cluster now');
+    // A write and a read through the API's Service (kube-proxy → the pod → postgres-primary → the leader).
+    const apiService = await core.readNamespacedService({ name: 'api', namespace: 'apps' });
+    const apiUrl = `http://${apiService.spec!.clusterIP}:8000`;
+    const created = await fetch(`${apiUrl}/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'first seed' }) });
+    assert.equal(created.status, 201, await created.clone().text());
+    const item = (await created.json()) as { id: number; name: string };
+    const read = await fetch(`${apiUrl}/items/${item.id}`);
+    assert.equal(read.status, 200);
+    assert.deepEqual(((await read.json()) as { name: string }).name, 'first seed');
+    assert.equal((await fetch(`${apiUrl}/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name": ""}' })).status, 422, 'bad input gets a clear refusal');
+
+    // A writer in the cluster: one INSERT per connection through postgres-primary's Service address (kube-proxy →
+    // the leader's node), logging each acknowledged id. Nothing it was told is committed may be lost.
+    await core.createNamespacedSecret({ namespace: 'database', body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: secrets.superuserPassword } } });
+    await core.createNamespacedPod({
+      namespace: 'database',
+      body: {
+        metadata: { name: 'writer' },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{
+            name: 'writer',
+            image: 'gardenos.local/postgres:1',
+            command: ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); if psql -qtA -v ON_ERROR_STOP=1 "host=$POSTGRES_PRIMARY_SERVICE_HOST port=5432 user=postgres dbname=postgres sslmode=require connect_timeout=2" -c "INSERT INTO writes (id) VALUES ($i)" >/dev/null 2>&1; then echo "ack $i"; else echo "fail $i"; sleep 0.1; fi; done'],
+            envFrom: [{ secretRef: { name: 'writer' } }],
+            securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false },
+          }],
+        },
+      },
+    });
+    const writerLog = () => core.readNamespacedPodLog({ name: 'writer', namespace: 'database' }).catch(() => '');
+    const acked = async () => (await writerLog()).split('\n').filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
+    const moreAcks = async (what: string) => {
+      const before = (await acked()).length;
+      await waitFor(`the writer to commit again (${what})`, async () => {
+        const n = (await acked()).length;
+        if (n < before + 20) throw new Error(`${n - before} new acknowledged writes; log tail: ${(await writerLog()).slice(-300)}; ${await podReport(core)}`);
+        return true;
+      }, { timeoutMs: 90_000, intervalMs: 500 });
+    };
+    await moreAcks('before the switchover');
 
     // A planned switchover with the production command; the router moves postgres-primary.
     const sw = await c.cli(['db', 'switchover', '--config', configFile, '--secrets-dir', secretsDir, '--yes', '--json']);
@@ -186,6 +267,20 @@ describe('a real node: kubelet and containerd running pods from images made here
       return true;
     }, { timeoutMs: 120_000, intervalMs: 500 });
     assert.notEqual(after.leader.name, switched.leader.name);
+
+    // Every write the writer saw acknowledged is on the leader, through a switchover and a deleted leader pod.
+    await moreAcks('after the leader pod was deleted');
+    const log = await writerLog();
+    const ackedIds = log.split('\n').filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
+    const failures = log.split('\n').filter((l) => l.startsWith('fail ')).length;
+    const check = db(after.leader.host);
+    await check.connect();
+    const { rows } = await check.query<{ id: number }>('SELECT id FROM writes WHERE id = ANY($1::int[])', [ackedIds]);
+    await check.end();
+    const stored = new Set(rows.map((r) => r.id));
+    const lost = ackedIds.filter((id) => !stored.has(id));
+    assert.deepEqual(lost, [], `${lost.length} of ${ackedIds.length} acknowledged writes lost (${failures} refused during the moves)`);
+    assert.ok(failures > 0, 'the writer did see the primary move (some INSERTs failed while it did)');
   });
 });
 
