@@ -1,74 +1,48 @@
-// A real node: the kubelet (built from k8s.io/kubernetes with the control plane) on Debian's
+// Real nodes: three kubelets (built from k8s.io/kubernetes with the control plane) on Debian's
 // containerd, runc and CNI plugins, joined to a real control plane on a real local GardenOS etcd
-// (isolated, 10.251.228.0/24). Images are made here from Debian's binaries (scripts/build-images.sh)
-// and imported: the pause sandbox is catatonit. The node registers and turns Ready, a pod runs
-// and its log is read through the API server from the kubelet, and it reaches PostgreSQL's primary
-// through HAProxy from the pod network. Then the router runs as rendered — its image built from
-// the Dockerfile's recipe without Docker (scripts/build-router-image.sh), two replicas, one Lease,
-// the ServiceAccount token the kubelet projects — and keeps postgres-primary on the local
-// cluster's leader through a switchover. Needs root (namespaces, bridges, containers), as CI runs.
+// (isolated, 10.251.228.0/24; test/helpers/platform-nodes.ts). Every image is made here: the pause
+// sandbox (catatonit) and a busybox workload from Debian's binaries, PostgreSQL + Patroni and the
+// example API from their Containerfiles (mmdebstrap + umoci), the router from the Dockerfile's recipe.
+// A pod runs, its log is read through the API server, and it reaches HAProxy from the pod network.
+// Then the rendered platform is applied as `gardenos up` applies it: local-path volumes bound by the
+// real provisioner, the permissions step, Patroni electing a leader and a synchronous standby, the
+// router (2 replicas, one Lease) keeping postgres-primary on the leader through `gardenos db
+// switchover` and a deleted leader pod while a writer in the cluster loses no acknowledged write,
+// and the example API ready only once its database lets it in. Needs root, as CI runs.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { AppsV1Api, CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
-import pg from 'pg';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
-import { loadConfig } from '../../src/config/load.ts';
 import { silent } from '../../src/log/events.ts';
-import { kustomizationObjects, renderPlatform } from '../../src/platform/render.ts';
-import { ensurePlatformPki, ensurePlatformSecrets, readPlatformSecrets } from '../../src/platform/secrets.ts';
-import type { PlatformStatus } from '../../src/platform/status.ts';
+import { readPlatformSecrets } from '../../src/platform/secrets.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
-import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
-import { buildImage } from '../helpers/containerfile.ts';
-import { startNode, type TestNode } from '../helpers/node.ts';
+import { startPlatformNodes, type PlatformNodes } from '../helpers/platform-nodes.ts';
 
 const run = promisify(execFile);
-const ROUTER_IMAGE = new URL('../../scripts/build-router-image.sh', import.meta.url).pathname;
-const RECIPES = { postgres: new URL('../../images/postgres', import.meta.url).pathname, api: new URL('../../examples/apps/api', import.meta.url).pathname };
 const asRoot = process.getuid?.() === 0;
 const OCTET = 228;
 const HOST = `10.251.${OCTET}.1`;
-// Three nodes in the machine's network namespace, each with its own address on the isolated cluster's bridge
-// (the first is the bridge's own); hostNetwork pods listen there, as on three hosts.
-const NODES = [1, 2, 3].map((i) => ({ name: `node${i}`, host: `10.251.${OCTET}.${i}` }));
 
 describe('a real node: kubelet and containerd running pods from images made here', { timeout: 900_000, skip: asRoot ? false : 'needs root for namespaces, bridges and containers (see README)' }, () => {
-  let c: TestCluster;
-  let cp: ControlPlane;
-  let nodes: TestNode[] = [];
-  let work: string;
+  let p: PlatformNodes;
 
   before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'gardenos-it-node-'));
-    c = await makeTestCluster('it-node', OCTET);
-    const up = await c.cli(['local', 'up', '--isolated', '--json']);
-    assert.equal(up.code, 0, up.stderr);
-    const ca = { cert: await readFile(`${c.stateDir}/pki/ca.crt`, 'utf8'), key: await readFile(`${c.stateDir}/pki/ca.key`, 'utf8') };
-    cp = await startControlPlane({ host: HOST, etcd: { endpoints: [1, 2, 3].map((i) => `https://10.251.${OCTET}.1${i}:2379`), ca } });
-    // The first node runs kube-proxy for all three (one network namespace, one set of iptables rules).
-    nodes.push(await startNode(cp, NODES[0]!));
-    const bridge = (await run('ip', ['-o', 'addr', 'show', 'to', HOST])).stdout.split(/\s+/)[1]!;
-    const more = await Promise.allSettled(NODES.slice(1).map((n) => startNode(cp, { ...n, addTo: bridge, kubeProxy: false })));
-    for (const r of more) if (r.status === 'fulfilled') nodes.push(r.value);
-    const failed = more.find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    // Three nodes at 10.251.228.1–3, the platform rendered for them with the example API as an app.
+    p = await startPlatformNodes({
+      name: 'it-node',
+      octet: OCTET,
+      extraYaml: ['apps:', '  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL] }'],
+    });
   });
   after(async () => {
-    for (const n of nodes.reverse()) await n.stop();
-    if (work) await rm(work, { recursive: true, force: true });
-    await cp?.stop();
-    await c?.cleanup();
+    await p?.stop();
   });
 
   it('registers the node Ready with its pod CIDR, and runs a pod whose log the API server reads from the kubelet', async () => {
-    const core = cp.admin().makeApiClient(CoreV1Api);
+    const core = p.core;
     const n = await core.readNode({ name: 'node1' });
     assert.equal(n.spec?.podCIDR, '10.42.0.0/24', 'the first slice of K3s\'s cluster CIDR');
     assert.ok(n.status?.addresses?.some((a) => a.type === 'InternalIP' && a.address === HOST));
@@ -83,14 +57,17 @@ describe('a real node: kubelet and containerd running pods from images made here
       },
     });
     const pod = await waitFor('the pod to run', async () => {
-      const p = await core.readNamespacedPod({ name: 'hello', namespace: 'default' });
-      if (p.status?.phase !== 'Running') {
+      const hello = await core.readNamespacedPod({ name: 'hello', namespace: 'default' });
+      if (hello.status?.phase !== 'Running') {
         const events = (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=hello' })).items.map((e) => `${e.reason}: ${e.message}`);
-        throw new Error(`${p.status?.phase}: ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? p.status?.conditions)}; events: ${events.slice(-3).join(' | ')}`);
+        throw new Error(`${hello.status?.phase}: ${JSON.stringify(hello.status?.containerStatuses?.[0]?.state ?? hello.status?.conditions)}; events: ${events.slice(-3).join(' | ')}`);
       }
-      return p;
+      return hello;
     }, { timeoutMs: 60_000, intervalMs: 500 });
-    assert.match(pod.status!.podIP!, /^10\.42\.0\.\d+$/);
+    // The pod's address is from its node's slice of the cluster CIDR.
+    const podCidr = (await core.readNode({ name: pod.spec!.nodeName! })).spec!.podCIDR!;
+    assert.match(podCidr, /^10\.42\.\d+\.0\/24$/);
+    assert.equal(pod.status!.podIP!.split('.').slice(0, 3).join('.'), podCidr.split('.').slice(0, 3).join('.'), `${pod.status!.podIP} in ${podCidr}`);
     const log = await waitFor('the pod to log both checks', async () => {
       const l = await core.readNamespacedPodLog({ name: 'hello', namespace: 'default' });
       if (!/primary reachable/.test(l)) throw new Error(`log so far: ${JSON.stringify(l)}`);
@@ -101,45 +78,11 @@ describe('a real node: kubelet and containerd running pods from images made here
   });
 
   it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod', async () => {
-    // The images, built here from Debian's packages and the Dockerfile's recipe, on every node.
-    // PostgreSQL's and the example API's from their Containerfiles (no engine: mmdebstrap + umoci), the router's from the Dockerfile's recipe.
-    const images = {
-      postgres: await buildImage(RECIPES.postgres, 'postgres'),
-      api: await buildImage(RECIPES.api, 'api'),
-      router: (await run('bash', [ROUTER_IMAGE], { maxBuffer: 1 << 22, timeout: 900_000 })).stdout.trim().split('\n').pop()!,
-    };
-    await Promise.all(nodes.flatMap((n) => Object.entries(images).map(([name, archive]) => n.importImage(name, archive))));
-    // gardenos.yaml for three postgres nodes at the test nodes' addresses and three etcd hosts at the local cluster's
-    // members (its etcd is the DCS; its own Patroni is another scope). K3s's local-storage off: GardenOS renders local-path.
-    const configFile = join(work, 'gardenos.yaml');
-    await writeFile(configFile, [
-      'cluster: { name: it-node }',
-      'nodes:',
-      ...NODES.map((n) => `  - { name: ${n.name}, address: { public: ${n.host}, private: ${n.host} }, roles: [k3s-server, postgres] }`),
-      ...[1, 2, 3].map((i) => `  - { name: etcd${i}, address: { public: 10.251.${OCTET}.1${i}, private: 10.251.${OCTET}.1${i} }, roles: [etcd] }`),
-      'k3s: { disable: [traefik, servicelb, local-storage] }',
-      'postgres: { scope: sts, version: 17, image: "gardenos.local/postgres:1", storage: 1Gi, ttl: 20, loopWait: 2, retryTimeout: 5 }',
-      `storage: { path: ${join(work, 'volumes')}, provisionerImage: "gardenos.local/local-path-provisioner:1", helperImage: "gardenos.local/tools:1" }`,
-      'router: { image: "gardenos.local/router:1" }',
-      'supabase: { enabled: false }',
-      // The example API (examples/apps/api): liveness /health, readiness /ready (the database answers).
-      'apps:',
-      '  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL] }',
-      '',
-    ].join('\n'));
-    const config = await loadConfig(configFile);
-    // The platform's PKI on the local cluster's CA (so its etcd trusts Patroni's certificate), then `gardenos render --with-secrets`.
-    const secretsDir = join(work, 'secrets');
-    await mkdir(join(secretsDir, 'pki'), { recursive: true, mode: 0o700 });
-    for (const f of ['ca.crt', 'ca.key']) await copyFile(`${c.stateDir}/pki/${f}`, join(secretsDir, 'pki', f));
-    await ensurePlatformSecrets(secretsDir, config);
-    await ensurePlatformPki(secretsDir, config);
-    const objects = kustomizationObjects(await renderPlatform(config, { secretsDir, withSecrets: true })) as KubernetesObject[];
+    const { cp, core, objects, settled, status, db } = p;
     assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router', 'Deployment/api']);
     // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout.
     // The app's Secret is the user's (docs): its DATABASE_URL names a role that does not exist yet, through
     // postgres-primary's Service address (no cluster DNS runs here; on a platform it is postgres-primary.database.svc).
-    const core = cp.admin().makeApiClient(CoreV1Api);
     const platform = objects.filter((o) => o.metadata?.namespace !== 'apps');
     await applyObjects(cp.admin(), platform, { report: silent });
     const primaryService = await waitFor('postgres-primary\'s Service', () => core.readNamespacedService({ name: 'postgres-primary', namespace: 'database' }), { timeoutMs: 10_000, intervalMs: 200 });
@@ -147,7 +90,7 @@ describe('a real node: kubelet and containerd running pods from images made here
     await core.createNamespacedSecret({ namespace: 'apps', body: { metadata: { name: 'api-secrets' }, stringData: { DATABASE_URL: `postgresql://api:${apiPassword}@${primaryService.spec!.clusterIP}:5432/api?sslmode=require` } } });
     await applyObjects(cp.admin(), objects, { report: silent });
     await awaitRollouts(cp.admin(), platform, { report: silent, waitMs: 300_000 }).catch(async (e) => {
-      throw new Error(`${(e as Error).message}; ${await podReport(core)}`);
+      throw new Error(`${(e as Error).message}; ${await p.podReport()}`);
     });
 
     // Volumes: three claims bound by the local-path provisioner, each a directory under storage.path on its node.
@@ -157,31 +100,16 @@ describe('a real node: kubelet and containerd running pods from images made here
       assert.equal(pvc.status?.phase, 'Bound', `${pvc.metadata?.name} is ${pvc.status?.phase}`);
       assert.equal(pvc.spec?.storageClassName, 'local-path');
       const pv = await core.readPersistentVolume({ name: pvc.spec!.volumeName! });
-      assert.ok(pv.spec?.hostPath?.path?.startsWith(join(work, 'volumes')), `${pv.metadata?.name} at ${pv.spec?.hostPath?.path}`);
+      assert.ok(pv.spec?.hostPath?.path?.startsWith(join(p.work, 'volumes')), `${pv.metadata?.name} at ${pv.spec?.hostPath?.path}`);
     }
     // The permissions step ran before Patroni, and the data directory belongs to the image's postgres user (999).
     const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'application=spilo,cluster-name=sts' })).items;
     assert.equal(pods.length, 3);
     for (const p of pods) assert.equal(p.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode, 0, `${p.metadata?.name}: volume-permissions`);
-    const dataDirs = (await run('sh', ['-c', `stat -c '%u %a' ${join(work, 'volumes')}/*/pgroot/data`])).stdout.trim().split('\n');
+    const dataDirs = (await run('sh', ['-c', `stat -c '%u %a' ${join(p.work, 'volumes')}/*/pgroot/data`])).stdout.trim().split('\n');
     assert.deepEqual(dataDirs, ['999 700', '999 700', '999 700']);
 
     // `gardenos status` on this platform: etcd, the three members (one leader, one synchronous standby), and postgres-primary.
-    const status = async () => {
-      const r = await c.cli(['status', '--config', configFile, '--secrets-dir', secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--json']);
-      return JSON.parse(r.stdout) as PlatformStatus;
-    };
-    const settled = (why: string, previous?: string) => waitFor(`the cluster to settle (${why})`, async () => {
-      const s = await status();
-      const leader = s.members.find((m) => m.role === 'leader' && m.state === 'running');
-      // Patroni 4 says a replica that replicates is "streaming".
-      const sync = s.members.filter((m) => m.role === 'sync_standby' && m.state === 'streaming');
-      const ep = s.kubernetes?.primaryEndpoint ?? [];
-      if (!leader || leader.name === previous || sync.length !== 1 || ep.join() !== leader.host) {
-        throw new Error(`members ${s.members.map((m) => `${m.name}@${m.host}=${m.role}/${m.state}`).join(' ')}; postgres-primary [${ep}]; ${await routerLogs(core)}`);
-      }
-      return { leader, status: s };
-    }, { timeoutMs: 120_000, intervalMs: 500 });
     const first = await settled('bootstrap');
     assert.deepEqual(first.status.etcd.map((m) => m.healthy), [true, true, true]);
     assert.deepEqual(first.status.members.map((m) => m.name).sort(), ['sts-0', 'sts-1', 'sts-2']);
@@ -192,15 +120,13 @@ describe('a real node: kubelet and containerd running pods from images made here
     const apps = cp.admin().makeApiClient(AppsV1Api);
     const apiReady = async () => (await apps.readNamespacedDeployment({ name: 'api', namespace: 'apps' })).status?.readyReplicas ?? 0;
     await waitFor('the API pod to run (and say it is not ready)', async () => {
-      const p = (await core.listNamespacedPod({ namespace: 'apps', labelSelector: 'app.kubernetes.io/name=api' })).items[0];
-      const log = p ? await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'apps' }).catch(() => '') : '';
-      if (!/"msg": "not ready"/.test(log)) throw new Error(`pod ${p?.status?.phase}; log: ${log.slice(-300)}`);
+      const pod = (await core.listNamespacedPod({ namespace: 'apps', labelSelector: 'app.kubernetes.io/name=api' })).items[0];
+      const log = pod ? await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: 'apps' }).catch(() => '') : '';
+      if (!/"msg": "not ready"/.test(log)) throw new Error(`pod ${pod?.status?.phase}; log: ${log.slice(-300)}`);
       return true;
     }, { timeoutMs: 120_000, intervalMs: 500 });
     assert.equal(await apiReady(), 0, 'not ready while the database refuses it');
     // The database lets it in: the role and its database, as an operator would create them.
-    const secrets = await readPlatformSecrets(secretsDir);
-    const db = (host: string, database = 'postgres') => new pg.Client({ host, port: 5432, user: 'postgres', password: secrets.superuserPassword, database, ssl: { ca: readFileSync(join(secretsDir, 'pki', 'ca.crt'), 'utf8'), rejectUnauthorized: true, servername: 'localhost' } });
     const admin = db(first.leader.host);
     await admin.connect();
     await admin.query(`CREATE ROLE api LOGIN PASSWORD '${apiPassword}'`);
@@ -222,7 +148,7 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // A writer in the cluster: one INSERT per connection through postgres-primary's Service address (kube-proxy →
     // the leader's node), logging each acknowledged id. Nothing it was told is committed may be lost.
-    await core.createNamespacedSecret({ namespace: 'database', body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: secrets.superuserPassword } } });
+    await core.createNamespacedSecret({ namespace: 'database', body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: (await readPlatformSecrets(p.secretsDir)).superuserPassword } } });
     await core.createNamespacedPod({
       namespace: 'database',
       body: {
@@ -245,14 +171,14 @@ describe('a real node: kubelet and containerd running pods from images made here
       const before = (await acked()).length;
       await waitFor(`the writer to commit again (${what})`, async () => {
         const n = (await acked()).length;
-        if (n < before + 20) throw new Error(`${n - before} new acknowledged writes; log tail: ${(await writerLog()).slice(-300)}; ${await podReport(core)}`);
+        if (n < before + 20) throw new Error(`${n - before} new acknowledged writes; log tail: ${(await writerLog()).slice(-300)}; ${await p.podReport()}`);
         return true;
       }, { timeoutMs: 90_000, intervalMs: 500 });
     };
     await moreAcks('before the switchover');
 
     // A planned switchover with the production command; the router moves postgres-primary.
-    const sw = await c.cli(['db', 'switchover', '--config', configFile, '--secrets-dir', secretsDir, '--yes', '--json']);
+    const sw = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
     assert.equal(sw.code, 0, sw.stderr);
     const switched = await settled('after the switchover', first.leader.name);
     assert.equal((JSON.parse(sw.stdout) as { after: { leader: string } }).after.leader, switched.leader.name);
@@ -283,22 +209,3 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.ok(failures > 0, 'the writer did see the primary move (some INSERTs failed while it did)');
   });
 });
-
-async function podReport(core: CoreV1Api): Promise<string> {
-  const out: string[] = [];
-  for (const ns of ['database', 'gardenos-system']) {
-    for (const p of (await core.listNamespacedPod({ namespace: ns })).items) {
-      const log = await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: ns, tailLines: 5 }).catch((x: Error) => x.message.slice(0, 200));
-      out.push(`${ns}/${p.metadata?.name} on ${p.spec?.nodeName ?? '-'} ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? p.status?.conditions?.slice(-1))} log: ${log.slice(-500)}`);
-    }
-    for (const e of (await core.listNamespacedEvent({ namespace: ns })).items.slice(-8)) out.push(`event ${e.involvedObject.name}: ${e.reason} ${e.message}`);
-  }
-  const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: 'database' })).items.map((p) => `${p.metadata?.name}=${p.status?.phase}`);
-  return `${out.join(' | ')} | pvcs ${pvcs.join(' ')}`;
-}
-
-async function routerLogs(core: CoreV1Api): Promise<string> {
-  const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items;
-  const logs = await Promise.all(pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database', tailLines: 2 }).catch((x: Error) => x.message)));
-  return `router logs: ${logs.join(' | ').slice(0, 1500)}`;
-}
