@@ -40,8 +40,17 @@ if (process.env.BENCH_NODE_COLD === '1') {
   await rm(scratch, { recursive: true, force: true });
 }
 
+const progress = (what: string) => process.stderr.write(`bench:node ${new Date().toISOString().slice(11, 19)} ${what}\n`);
+progress('starting a local etcd, a control plane and three nodes; building the images');
 const t0 = performance.now();
 const p = await startPlatformNodes({ name: 'bench-node', octet: 229 });
+// Interrupted (Ctrl-C, a CI timeout): still remove every process, link and directory it made.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: cleaning up`);
+    void p.stop().finally(() => process.exit(130));
+  });
+}
 try {
   stat('local etcd + control plane + 3 nodes Ready + images imported', [performance.now() - t0]);
   for (const [name, ms] of Object.entries(p.imageMs)) stat(`image ${name}, cached`, [ms]);
@@ -49,6 +58,7 @@ try {
   const password = (await readPlatformSecrets(p.secretsDir)).superuserPassword;
 
   // Empty cluster → the rendered platform applied → the first write committed through postgres-primary.
+  progress('applying the rendered platform');
   const applied = performance.now();
   await applyObjects(p.cp.admin(), p.objects, { report: silent });
   const service = await waitFor('postgres-primary\'s Service', () => core.readNamespacedService({ name: 'postgres-primary', namespace: config.namespaces.database }), { timeoutMs: 10_000, intervalMs: 100 });
@@ -99,9 +109,11 @@ try {
     for (let i = from + 1; i < acked.length; i++) gap = Math.max(gap, acked[i]!.at - acked[i - 1]!.at);
     return gap;
   };
+  progress(`measuring ${SWITCHOVERS} switchovers and ${DELETES} leader pod deletions`);
   const switchovers: number[] = [];
   for (let i = 0; i < SWITCHOVERS; i++) {
     const { leader } = await p.settled('before a switchover');
+    progress(`switchover ${i + 1}/${SWITCHOVERS} from ${leader.name}`);
     switchovers.push(await outage(async () => {
       const r = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
       if (r.code !== 0) throw new Error(r.stderr);
@@ -111,6 +123,7 @@ try {
   const deletes: number[] = [];
   for (let i = 0; i < DELETES; i++) {
     const { leader } = await p.settled('before deleting the leader pod');
+    progress(`deleting leader pod ${leader.name} (${i + 1}/${DELETES})`);
     deletes.push(await outage(() => core.deleteNamespacedPod({ name: leader.name, namespace: config.namespaces.database }), leader.name));
     // The pod comes back as a replica before the next round.
     await waitFor('the deleted pod to stream again', async () => (await p.status()).members.find((m) => m.name === leader.name)?.state === 'streaming' || undefined, { timeoutMs: 180_000, intervalMs: 500 });

@@ -7,7 +7,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { openSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,11 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
     if (addedAddress) await run('ip', ['addr', 'del', `${o.host}/24`, 'dev', o.addTo!]).catch(() => undefined);
     await run('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
+    // The kubelet links each container's log into /var/log/containers (a fixed path): this node's links go.
+    for (const link of await readdir('/var/log/containers').catch(() => [] as string[])) {
+      const target = await readlink(join('/var/log/containers', link)).catch(() => '');
+      if (target.startsWith(`${dir}/`)) await rm(join('/var/log/containers', link), { force: true }).catch(() => undefined);
+    }
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   };
 

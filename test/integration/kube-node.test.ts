@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, PolicyV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { silent } from '../../src/log/events.ts';
 import { readPlatformSecrets } from '../../src/platform/secrets.ts';
@@ -105,7 +105,9 @@ describe('a real node: kubelet and containerd running pods from images made here
     // The permissions step ran before Patroni, and the data directory belongs to the image's postgres user (999).
     const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'application=spilo,cluster-name=sts' })).items;
     assert.equal(pods.length, 3);
-    for (const p of pods) assert.equal(p.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode, 0, `${p.metadata?.name}: volume-permissions`);
+    for (const pod of pods) assert.equal(pod.status?.initContainerStatuses?.[0]?.state?.terminated?.exitCode, 0, `${pod.metadata?.name}: volume-permissions`);
+    // Required anti-affinity: one member per node.
+    assert.deepEqual(pods.map((pod) => pod.spec?.nodeName).sort(), ['node1', 'node2', 'node3']);
     const dataDirs = (await run('sh', ['-c', `stat -c '%u %a' ${join(p.work, 'volumes')}/*/pgroot/data`])).stdout.trim().split('\n');
     assert.deepEqual(dataDirs, ['999 700', '999 700', '999 700']);
 
@@ -207,5 +209,13 @@ describe('a real node: kubelet and containerd running pods from images made here
     const lost = ackedIds.filter((id) => !stored.has(id));
     assert.deepEqual(lost, [], `${lost.length} of ${ackedIds.length} acknowledged writes lost (${failures} refused during the moves)`);
     assert.ok(failures > 0, 'the writer did see the primary move (some INSERTs failed while it did)');
+
+    // The PodDisruptionBudget (maxUnavailable 1): a drain may evict one member, never a second while the first is away.
+    const policy = cp.admin().makeApiClient(PolicyV1Api);
+    await waitFor('the PodDisruptionBudget to allow one disruption', async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'sts', namespace: 'database' })).status?.disruptionsAllowed === 1 || undefined, { timeoutMs: 60_000, intervalMs: 500 });
+    const replicas = (await status()).members.filter((m) => m.role !== 'leader').map((m) => m.name);
+    const evict = (name: string) => core.createNamespacedPodEviction({ name, namespace: 'database', body: { metadata: { name, namespace: 'database' } } });
+    await evict(replicas[0]!);
+    await assert.rejects(evict(replicas[1]!), (e: { code?: number; body?: string }) => e.code === 429 && /disruption budget/.test(String(e.body)), 'the second eviction is refused');
   });
 });
