@@ -186,10 +186,11 @@ describe('gardenos render: the production platform', () => {
     const supa = ingress.find((o) => o.metadata.name === 'supabase') as unknown as { spec: { rules: { http: { paths: { backend: { service: { name: string } } }[] } }[] } };
     assert.ok(supa.spec.rules[0]!.http.paths.every((p) => p.backend.service.name === 'gateway'), 'Supabase is reached only through the gateway');
     const apps = docs(plain.find((f) => f.path === 'kubernetes/50-apps.yaml')!);
-    const api = apps.find((o) => o.kind === 'Deployment' && o.metadata.name === 'main-api') as unknown as { spec: { replicas: number; template: { spec: { containers: { env: { name: string; valueFrom: { secretKeyRef: { name: string } } }[]; readinessProbe: { httpGet: { path: string } }; resources: unknown }[] } } } };
+    const api = apps.find((o) => o.kind === 'Deployment' && o.metadata.name === 'main-api') as unknown as { spec: { replicas: number; template: { spec: { containers: { env: { name: string; valueFrom: { secretKeyRef: { name: string } } }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; resources: unknown }[] } } } };
     const c = api.spec.template.spec.containers[0]!;
     assert.deepEqual(c.env.map((e) => [e.name, e.valueFrom.secretKeyRef.name]), [['DATABASE_URL', 'main-api-secrets']]);
-    assert.equal(c.readinessProbe.httpGet.path, '/health');
+    assert.equal(c.readinessProbe.httpGet.path, '/ready', 'readyPath: ready only when its database answers');
+    assert.equal(c.livenessProbe.httpGet.path, '/health');
     assert.deepEqual(c.resources, { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } });
   });
 
