@@ -60,6 +60,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
   const socket = join(dir, 'containerd', 'containerd.sock');
   const h = createHash('sha256').update(dir).digest('hex').slice(0, 6);
   const bridge = `gosn${h}`;
+  const cniName = `gardenos-test-${h}`;
   // The kubelet puts every pod under a cgroup root of this node's own (cgroup v1 here: one per hierarchy),
   // so `stop` can find each process a pod left behind, kill it and remove the tree.
   const cgroupRoot = `/gardenos-test-${h}`;
@@ -109,6 +110,8 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     // …and the kubelet's (KUBE-FIREWALL drops traffic to 127.0.0.0/8 from other sources: it must not outlive the test).
     await run('bash', [IPTABLES_CLEANUP]).catch(() => undefined);
     await run('ip', ['link', 'del', bridge]).catch(() => undefined);
+    // The pods' masquerade rules: the CRI never ran CNI DEL for sandboxes killed with containerd.
+    await run('bash', [IPTABLES_CLEANUP, '--cni', cniName]).catch(() => undefined);
     if (addedAddress) await run('ip', ['addr', 'del', `${o.host}/24`, 'dev', o.addTo!]).catch(() => undefined);
     await run('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
     // The kubelet links each container's log into /var/log/containers (a fixed path): this node's links go.
@@ -238,7 +241,8 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     }, { timeoutMs: 120_000, intervalMs: 250, isFatal: permanent });
     await writeFile(join(cniConf, '10-gardenos.conflist'), JSON.stringify({
       cniVersion: '1.0.0',
-      name: 'gardenos-test',
+      // Per node: the bridge plugin's masquerade rules carry this name, and `stop` removes them by it.
+      name: cniName,
       plugins: [
         { type: 'bridge', bridge, isGateway: true, ipMasq: true, hairpinMode: true, ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
         { type: 'portmap', capabilities: { portMappings: true } },

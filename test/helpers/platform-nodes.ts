@@ -20,7 +20,7 @@ import { ensurePlatformPki, ensurePlatformSecrets, readPlatformSecrets } from '.
 import type { PlatformStatus } from '../../src/platform/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { buildImage } from './containerfile.ts';
-import { SERVICE_CIDR, startControlPlane, type ControlPlane } from './kube.ts';
+import { startControlPlane, type ControlPlane } from './kube.ts';
 import { makeTestCluster, type TestCluster } from './local.ts';
 import { startNode, type TestNode } from './node.ts';
 
@@ -49,9 +49,23 @@ export interface PlatformNodes {
   settled(why: string, previous?: string, timeoutMs?: number): Promise<{ leader: PlatformStatus['members'][number]; status: PlatformStatus }>;
   /** A superuser client for a member's PostgreSQL, TLS verified against the platform CA. */
   db(host: string, database?: string): pg.Client;
+  /**
+   * Starts a writer pod in the database namespace: a client in the cluster, one INSERT per connection through
+   * postgres-primary's Service address (kube-proxy → the leader's node), logging each outcome with its time.
+   * (From this machine itself a Service address whose endpoint is local is masqueraded to eth0's address,
+   * which pg_hba rightly refuses; from a pod the leader sees the pod's address.)
+   */
+  startWriter(): Promise<Writer>;
   /** Pods, events and claims of the platform's namespaces: what a failure message needs. */
   podReport(): Promise<string>;
   stop(): Promise<void>;
+}
+
+export interface Writer {
+  /** The writer's log so far: acknowledged ids with the time (ms since the epoch) and the refused count. */
+  read(): Promise<{ acked: { id: number; at: number }[]; failed: number; tail: string }>;
+  /** Waits for `n` more acknowledged writes than there are now. */
+  more(n: number, what: string, timeoutMs?: number): Promise<void>;
 }
 
 export interface PlatformNodesOptions {
@@ -68,9 +82,7 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
   const nodes: TestNode[] = [];
   let c: TestCluster | undefined;
   let cp: ControlPlane | undefined;
-  let serviceRoute: string[] | undefined;
   const stop = async () => {
-    if (serviceRoute) await run('ip', ['route', 'del', ...serviceRoute]).catch(() => undefined);
     for (const n of [...nodes].reverse()) await n.stop();
     await cp?.stop();
     await c?.cleanup();
@@ -89,10 +101,6 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
     for (const r of more) if (r.status === 'fulfilled') nodes.push(r.value);
     const failed = more.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    // This machine reaches Service addresses from node1's address, as a node does (otherwise from its default
-    // route's, which no pg_hba here allows): the test's and the benchmark's clients of postgres-primary.
-    serviceRoute = [SERVICE_CIDR, 'dev', bridge, 'src', hostOf(1)];
-    await run('ip', ['route', 'add', ...serviceRoute]);
 
     // PostgreSQL's and the example API's images from their Containerfiles (no engine: mmdebstrap + umoci), the router's from the Dockerfile's recipe.
     const imageMs: Record<string, number> = {};
@@ -172,7 +180,44 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
       const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: config.namespaces.database })).items.map((p) => `${p.metadata?.name}=${p.status?.phase}`);
       return `${out.join(' | ')} | pvcs ${pvcs.join(' ')}`;
     };
-    return { c, cp, nodes, hosts, work, configFile, secretsDir, config, objects, imageMs, core, status, settled, db, podReport, stop };
+    const startWriter = async (): Promise<Writer> => {
+      const ns = config.namespaces.database;
+      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: secrets.superuserPassword } } });
+      const loop = [
+        'i=0',
+        'while [ $i -lt 100000 ]; do',
+        '  i=$((i+1))',
+        `  if psql -qtA -v ON_ERROR_STOP=1 "host=$POSTGRES_PRIMARY_SERVICE_HOST port=${config.postgres.port} user=postgres dbname=postgres sslmode=require connect_timeout=2" -c "CREATE TABLE IF NOT EXISTS writes (id int PRIMARY KEY); INSERT INTO writes (id) VALUES ($i)" >/dev/null 2>&1`,
+        '  then echo "ack $i $(date +%s%3N)"; else echo "fail $i $(date +%s%3N)"; sleep 0.05; fi',
+        'done',
+      ].join('\n');
+      await core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: 'writer' },
+          spec: {
+            restartPolicy: 'Never',
+            containers: [{ name: 'writer', image: 'gardenos.local/postgres:1', command: ['sh', '-c', loop], envFrom: [{ secretRef: { name: 'writer' } }], securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } }],
+          },
+        },
+      });
+      const read = async () => {
+        const log = await core.readNamespacedPodLog({ name: 'writer', namespace: ns }).catch(() => '');
+        const lines = log.split('\n');
+        const acked = lines.filter((l) => l.startsWith('ack ')).map((l) => l.split(' ')).map(([, id, at]) => ({ id: Number(id), at: Number(at) }));
+        return { acked, failed: lines.filter((l) => l.startsWith('fail ')).length, tail: log.slice(-300) };
+      };
+      const more = async (n: number, what: string, timeoutMs = 90_000) => {
+        const before = (await read()).acked.length;
+        await waitFor(`the writer to commit again (${what})`, async () => {
+          const now = await read();
+          if (now.acked.length < before + n) throw new Error(`${now.acked.length - before} new acknowledged writes; log tail: ${now.tail}; ${await podReport()}`);
+          return true;
+        }, { timeoutMs, intervalMs: 250 });
+      };
+      return { read, more };
+    };
+    return { c, cp, nodes, hosts, work, configFile, secretsDir, config, objects, imageMs, core, status, settled, db, startWriter, podReport, stop };
   } catch (e) {
     await stop();
     throw e;

@@ -17,7 +17,6 @@ import { promisify } from 'node:util';
 import { AppsV1Api, PolicyV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { silent } from '../../src/log/events.ts';
-import { readPlatformSecrets } from '../../src/platform/secrets.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { startPlatformNodes, type PlatformNodes } from '../helpers/platform-nodes.ts';
 
@@ -133,7 +132,6 @@ describe('a real node: kubelet and containerd running pods from images made here
     await admin.connect();
     await admin.query(`CREATE ROLE api LOGIN PASSWORD '${apiPassword}'`);
     await admin.query('CREATE DATABASE api OWNER api');
-    await admin.query('CREATE TABLE writes (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
     await admin.end();
     await waitFor('the API to turn ready', async () => (await apiReady()) === 1 || undefined, { timeoutMs: 60_000, intervalMs: 500 });
     assert.deepEqual((await status()).problems, [], 'status finds nothing wrong with this cluster now');
@@ -148,36 +146,10 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.deepEqual(((await read.json()) as { name: string }).name, 'first seed');
     assert.equal((await fetch(`${apiUrl}/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name": ""}' })).status, 422, 'bad input gets a clear refusal');
 
-    // A writer in the cluster: one INSERT per connection through postgres-primary's Service address (kube-proxy →
-    // the leader's node), logging each acknowledged id. Nothing it was told is committed may be lost.
-    await core.createNamespacedSecret({ namespace: 'database', body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: (await readPlatformSecrets(p.secretsDir)).superuserPassword } } });
-    await core.createNamespacedPod({
-      namespace: 'database',
-      body: {
-        metadata: { name: 'writer' },
-        spec: {
-          restartPolicy: 'Never',
-          containers: [{
-            name: 'writer',
-            image: 'gardenos.local/postgres:1',
-            command: ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); if psql -qtA -v ON_ERROR_STOP=1 "host=$POSTGRES_PRIMARY_SERVICE_HOST port=5432 user=postgres dbname=postgres sslmode=require connect_timeout=2" -c "INSERT INTO writes (id) VALUES ($i)" >/dev/null 2>&1; then echo "ack $i"; else echo "fail $i"; sleep 0.1; fi; done'],
-            envFrom: [{ secretRef: { name: 'writer' } }],
-            securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false },
-          }],
-        },
-      },
-    });
-    const writerLog = () => core.readNamespacedPodLog({ name: 'writer', namespace: 'database' }).catch(() => '');
-    const acked = async () => (await writerLog()).split('\n').filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
-    const moreAcks = async (what: string) => {
-      const before = (await acked()).length;
-      await waitFor(`the writer to commit again (${what})`, async () => {
-        const n = (await acked()).length;
-        if (n < before + 20) throw new Error(`${n - before} new acknowledged writes; log tail: ${(await writerLog()).slice(-300)}; ${await p.podReport()}`);
-        return true;
-      }, { timeoutMs: 90_000, intervalMs: 500 });
-    };
-    await moreAcks('before the switchover');
+    // A writer in the cluster (a pod): one INSERT per connection through postgres-primary's Service address,
+    // logging each acknowledged id. Nothing it was told is committed may be lost.
+    const writer = await p.startWriter();
+    await writer.more(20, 'before the switchover');
 
     // A planned switchover with the production command; the router moves postgres-primary.
     const sw = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
@@ -197,10 +169,9 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.notEqual(after.leader.name, switched.leader.name);
 
     // Every write the writer saw acknowledged is on the leader, through a switchover and a deleted leader pod.
-    await moreAcks('after the leader pod was deleted');
-    const log = await writerLog();
-    const ackedIds = log.split('\n').filter((l) => l.startsWith('ack ')).map((l) => Number(l.slice(4)));
-    const failures = log.split('\n').filter((l) => l.startsWith('fail ')).length;
+    await writer.more(20, 'after the leader pod was deleted');
+    const { acked, failed: failures } = await writer.read();
+    const ackedIds = acked.map((a) => a.id);
     const check = db(after.leader.host);
     await check.connect();
     const { rows } = await check.query<{ id: number }>('SELECT id FROM writes WHERE id = ANY($1::int[])', [ackedIds]);
