@@ -241,6 +241,17 @@ for (const [name, description, member] of [
 }
 
 program
+  .command('doctor')
+  .description("diagnose the production platform: the journal's failures (etcd, Patroni, replication, volume permissions, pg_hba, postgres-primary, storage class, taints) with evidence and the exact fix; exit 2 on a problem")
+  .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+  .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+  .option('--kubeconfig <file>', 'the Kubernetes side (default: the kubeconfig `up` wrote beside the config file)')
+  .option('--timeout <ms>', 'deadline for each probe', '2000')
+  .option('-v, --verbose', 'show passed and skipped checks with their evidence too')
+  .option('--json', 'machine-readable output')
+  .action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; verbose?: boolean; json?: boolean }) => (await platformCmds()).doctorCommand(opts)));
+
+program
   .command('pki')
   .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')

@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { defaultSecretsDir, ensurePlatformPki, ensurePlatformSecrets } from '../platform/secrets.ts';
 import type { RenderedFile } from '../platform/render.ts';
-import { formatPlatformStatus, print } from './output.ts';
+import { formatDoctor, formatPlatformStatus, print } from './output.ts';
 
 export interface PlatformOptions {
   config: string;
@@ -62,6 +62,17 @@ export async function planCommand(opts: PlatformOptions & { out: string; withSec
     ].join('\n');
   });
   return 0;
+}
+
+export async function doctorCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string; verbose?: boolean }): Promise<number> {
+  const config = await loadConfig(opts.config);
+  const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
+  const beside = join(dirname(resolve(opts.config)), 'kubeconfig');
+  const kubeconfig = opts.kubeconfig ?? ((await access(beside).then(() => true, () => false)) ? beside : undefined);
+  const { platformDoctor } = await import('../doctor/platform.ts');
+  const r = await platformDoctor(config, { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
+  print(opts.json, r, () => formatDoctor(r, Boolean(opts.verbose)));
+  return r.healthy ? 0 : 2;
 }
 
 export async function statusCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string }): Promise<number> {

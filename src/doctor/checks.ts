@@ -26,7 +26,7 @@ type Verdict = Omit<Finding, 'id' | 'title'>;
 export interface Check {
   id: string;
   title: string;
-  source: 'local' | 'kubernetes' | 'host';
+  source: 'local' | 'kubernetes' | 'host' | 'platform';
   run(f: DoctorFacts): Verdict;
 }
 
@@ -44,6 +44,7 @@ const host = (fn: (h: HostFacts) => Verdict) => (f: DoctorFacts) => fn(f.host!);
 function missing(source: Check['source'], f: DoctorFacts): string | undefined {
   if (source === 'local') return f.local ? undefined : 'no local cluster to look at';
   if (source === 'host') return f.host ? undefined : 'host facts not gathered';
+  if (source === 'platform') return f.platform ? undefined : 'no platform to look at';
   return f.kube ? undefined : f.kubeError ? `Kubernetes API: ${f.kubeError}` : 'no kubeconfig given (--kubeconfig)';
 }
 
@@ -368,7 +369,7 @@ export const CHECKS: readonly Check[] = [
       const blocking = /^node-role\.kubernetes\.io\/(control-plane|master)$|^CriticalAddonsOnly$/;
       const tainted = k.nodes.flatMap((n) => (n.spec?.taints ?? []).filter((t) => blocking.test(t.key) && t.effect !== 'PreferNoSchedule').map((t) => ({ node: n.metadata?.name ?? '?', taint: `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}` })));
       const evidence = k.nodes.map((n) => `${n.metadata?.name}: ${(n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).join(', ') || 'no taints'}`);
-      const hybrid = f.local?.config.k3s.serversRunWorkloads ?? true;
+      const hybrid = (f.local ?? f.platform)?.config.k3s.serversRunWorkloads ?? true;
       if (tainted.length && hybrid) {
         return bad('fail', `control-plane taint on ${tainted.map((t) => t.node).join(', ')}: workloads cannot schedule on the hybrid servers`, evidence,
           tainted.map((t) => `kubectl taint node ${t.node} ${t.taint}-`).join(' && ') + '   (and drop node-taint from the K3s config: `gardenos render`)');

@@ -89,6 +89,8 @@ export interface LocalFacts {
 
 export interface DoctorFacts {
   local?: LocalFacts;
+  /** The production platform (`gardenos doctor`): see platform.ts. */
+  platform?: import('./platform.ts').PlatformFacts;
   host?: HostFacts;
   kube?: KubeFacts;
   kubeError?: string;
@@ -132,14 +134,25 @@ async function hbaRules(c: LocalCluster, status: LocalStatus): Promise<HbaRule[]
   const leader = status.members.find((m) => m.role === 'leader' && m.apiReachable) ?? status.members.find((m) => m.apiReachable);
   if (!leader) throw new Error('no member answers, so no server to ask');
   const secrets = await readSecrets(c.layout);
-  const { default: pg } = await import('pg');
   // Through the member's Unix socket: a pg_hba that refuses TCP clients is what this must be able to show.
-  const client = new pg.Client({
+  return queryHbaRules({
     host: c.layout.patroni(leader.name).socketDir,
     port: c.config.postgres.port,
     user: USERS.superuser,
-    database: 'postgres',
     ...(secrets ? { password: secrets.superuserPassword } : {}),
+  });
+}
+
+/** pg_hba_file_rules as the server parsed its pg_hba.conf, read as the superuser through `connect`. */
+export async function queryHbaRules(connect: { host: string; port: number; user: string; password?: string; ssl?: { ca: string; servername?: string } }): Promise<HbaRule[]> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({
+    host: connect.host,
+    port: connect.port,
+    user: connect.user,
+    database: 'postgres',
+    ...(connect.password !== undefined ? { password: connect.password } : {}),
+    ...(connect.ssl ? { ssl: { ca: connect.ssl.ca, rejectUnauthorized: true, ...(connect.ssl.servername ? { servername: connect.ssl.servername } : {}) } } : {}),
     connectionTimeoutMillis: 2000,
   });
   client.on('error', () => {});

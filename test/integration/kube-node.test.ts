@@ -14,7 +14,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { AppsV1Api, PolicyV1Api } from '@kubernetes/client-node';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { silent } from '../../src/log/events.ts';
 import { waitFor } from '../../src/util/wait.ts';
@@ -188,5 +189,92 @@ describe('a real node: kubelet and containerd running pods from images made here
     const evict = (name: string) => core.createNamespacedPodEviction({ name, namespace: 'database', body: { metadata: { name, namespace: 'database' } } });
     await evict(replicas[0]!);
     await assert.rejects(evict(replicas[1]!), (e: { code?: number; body?: string }) => e.code === 429 && /disruption budget/.test(String(e.body)), 'the second eviction is refused');
+  });
+
+  it('`gardenos doctor` finds each journal failure caused on this cluster, with its fix, and passes once it is undone', async () => {
+    const { cp, core } = p;
+    type Report = { healthy: boolean; findings: { id: string; status: string; summary: string; fix?: string; evidence: string[] }[] };
+    const doctor = async () => {
+      const r = await p.c.cli(['doctor', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--json']);
+      return JSON.parse(r.stdout) as Report;
+    };
+    const finding = async (id: string, want: 'ok' | 'fail', what: string) =>
+      waitFor(`doctor's ${id} to be ${want} (${what})`, async () => {
+        const f = (await doctor()).findings.find((x) => x.id === id)!;
+        if (f.status !== want) throw new Error(`${f.status}: ${f.summary}; evidence: ${f.evidence.join(' | ').slice(0, 600)}`);
+        return f;
+      }, { timeoutMs: 120_000, intervalMs: 1000 });
+    // Healthy first (the member evicted above is back), every check passing but none skipped for want of facts.
+    const healthy = await waitFor('doctor to find nothing wrong', async () => {
+      const r = await doctor();
+      if (!r.healthy) throw new Error(r.findings.filter((f) => f.status !== 'ok').map((f) => `${f.id}: ${f.status} ${f.summary}`).join('; '));
+      return r;
+    }, { timeoutMs: 180_000, intervalMs: 1000 });
+    assert.deepEqual(healthy.findings.filter((f) => f.status === 'skip').map((f) => f.id), []);
+
+    // No default StorageClass (the journal's PVCs stuck Pending).
+    const storage = cp.admin().makeApiClient(StorageV1Api);
+    const defaultClass = (v: string) => storage.patchStorageClass({ name: 'local-path', body: { metadata: { annotations: { 'storageclass.kubernetes.io/is-default-class': v } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await defaultClass('false');
+    assert.match((await finding('k8s-default-storage-class', 'fail', 'annotation removed')).fix ?? '', /kubectl patch storageclass local-path/);
+    await defaultClass('true');
+    await finding('k8s-default-storage-class', 'ok', 'annotation back');
+
+    // A control-plane taint on a hybrid server (workloads cannot schedule there).
+    const taint = (taints: { key: string; effect: string }[]) => core.patchNode({ name: 'node3', body: { spec: { taints } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await taint([{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]);
+    assert.match((await finding('k8s-control-plane-taint', 'fail', 'node3 tainted')).fix ?? '', /kubectl taint node node3 node-role\.kubernetes\.io\/control-plane:NoSchedule-/);
+    await taint([]);
+    await finding('k8s-control-plane-taint', 'ok', 'taint removed');
+
+    // postgres-primary pointing at a replica while the router is down (the journal's writes to the wrong pod).
+    const apps = cp.admin().makeApiClient(AppsV1Api);
+    const scaleRouter = (replicas: number) => apps.patchNamespacedDeploymentScale({ name: 'gardenos-router', namespace: 'database', body: { spec: { replicas } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await scaleRouter(0);
+    await waitFor('the router pods to be gone', async () => (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items.length === 0 || undefined, { timeoutMs: 90_000, intervalMs: 500 });
+    const replica = (await p.status()).members.find((m) => m.role !== 'leader')!;
+    await core.patchNamespacedEndpoints({ name: 'postgres-primary', namespace: 'database', body: { subsets: [{ addresses: [{ ip: replica.host }], ports: [{ name: 'postgresql', port: 5432, protocol: 'TCP' }] }] } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const wrong = await finding('primary-endpoint', 'fail', 'Endpoints on a replica, router stopped');
+    assert.match(wrong.summary, new RegExp(`points at \\[${replica.host.replaceAll('.', '\\.')}\\]`));
+    assert.match(wrong.fix ?? '', /the router is not running/);
+    await scaleRouter(2);
+    await finding('primary-endpoint', 'ok', 'the router back');
+
+    // pg_hba without the pod network (the journal's "no pg_hba.conf entry for host 10.42…"): the leader's file edited on its volume, reloaded.
+    const { leader } = await p.settled('before the pg_hba fault');
+    const pv = await core.readPersistentVolume({ name: (await core.readNamespacedPersistentVolumeClaim({ name: `pgdata-${leader.name}`, namespace: 'database' })).spec!.volumeName! });
+    const hbaFile = join(pv.spec!.hostPath!.path!, 'pgroot', 'data', 'pg_hba.conf');
+    const original = await readFile(hbaFile, 'utf8');
+    assert.match(original, /10\.42\.0\.0\/16/);
+    const reload = async () => {
+      const admin = p.db(leader.host);
+      await admin.connect();
+      await admin.query('SELECT pg_reload_conf()');
+      await admin.end();
+    };
+    await writeFile(hbaFile, original.split('\n').filter((l) => !l.includes('10.42.0.0/16')).join('\n'));
+    try {
+      await reload();
+      assert.match((await finding('pg-hba', 'fail', 'pod network line removed')).summary, /the pod network/);
+    } finally {
+      await writeFile(hbaFile, original);
+      await reload();
+    }
+    await finding('pg-hba', 'ok', 'pg_hba.conf restored');
+
+    // A data directory PostgreSQL refuses (the journal's "invalid permissions"): a replica's, mode 0777, its pod restarted.
+    const other = (await p.status()).members.find((m) => m.role !== 'leader')!;
+    const opv = await core.readPersistentVolume({ name: (await core.readNamespacedPersistentVolumeClaim({ name: `pgdata-${other.name}`, namespace: 'database' })).spec!.volumeName! });
+    const dataDir = join(opv.spec!.hostPath!.path!, 'pgroot', 'data');
+    await chmod(dataDir, 0o777);
+    try {
+      await core.deleteNamespacedPod({ name: other.name, namespace: 'database' });
+      assert.match((await finding('pgdata-permissions', 'fail', 'data directory 0777')).evidence.join('\n'), /invalid permissions/);
+    } finally {
+      await chmod(dataDir, 0o700);
+    }
+    await core.deleteNamespacedPod({ name: other.name, namespace: 'database' });
+    await finding('pgdata-permissions', 'ok', 'mode 0700 again, pod restarted');
+    await p.settled('after the faults');
   });
 });

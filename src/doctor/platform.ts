@@ -1,0 +1,221 @@
+// `gardenos doctor` for the production platform: the journal's failures as they show on real
+// hosts and Kubernetes. Facts: `gardenos status` (etcd, each Patroni member, postgres-primary),
+// pg_hba_file_rules from the leader over TLS, the PostgreSQL pods' permissions step and recent log
+// lines, and the Kubernetes facts (nodes, storage classes, workloads). The Kubernetes-only checks
+// are the local doctor's own; the rest read these facts instead of a local cluster's.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { PRIMARY_SERVICE } from '../clients/kubernetes.ts';
+import type { Config } from '../config/schema.ts';
+import { describe } from '../errors.ts';
+import type { PlatformStatus } from '../platform/status.ts';
+import { USERS } from '../render/files.ts';
+import { postgresPodSelector } from '../render/kube/names.ts';
+import { productionTopology, type Topology } from '../render/topology.ts';
+import { CHECKS, firstHbaMatch, runChecks, type Check, type Finding } from './checks.ts';
+import { queryHbaRules, type DoctorFacts, type HbaRule } from './facts.ts';
+import { report, type DoctorReport } from './run.ts';
+
+export interface PostgresPodFacts {
+  name: string;
+  node: string | undefined;
+  /** The volume-permissions step: its exit code once it ran, or why it waits. */
+  permissionsStep: { exitCode?: number; waiting?: string };
+  /** Patroni's and PostgreSQL's last log lines (this container and its previous run). */
+  log: string[];
+}
+
+export interface PlatformFacts {
+  config: Config;
+  topology: Topology;
+  status: PlatformStatus;
+  hba: HbaRule[] | undefined;
+  hbaError?: string;
+  pods: PostgresPodFacts[] | undefined;
+  podsError?: string;
+}
+
+const PERMISSION_LOG = /has invalid permissions|could not change permissions|wrong ownership|Permission denied/;
+
+async function postgresPods(kc: KubeConfig, config: Config): Promise<PostgresPodFacts[]> {
+  const k8s = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const namespace = config.namespaces.database;
+  const pods = (await core.listNamespacedPod({ namespace, labelSelector: postgresPodSelector(config.postgres.scope) })).items;
+  return Promise.all(
+    pods.map(async (p) => {
+      const name = p.metadata!.name!;
+      const init = p.status?.initContainerStatuses?.find((s) => s.name === 'volume-permissions');
+      const terminated = init?.state?.terminated ?? init?.lastState?.terminated;
+      const logOf = (previous: boolean) => core.readNamespacedPodLog({ name, namespace, container: 'postgres', tailLines: 200, previous }).then((l) => l.split('\n'), () => [] as string[]);
+      const [now, before] = await Promise.all([logOf(false), p.status?.containerStatuses?.[0]?.restartCount ? logOf(true) : Promise.resolve([] as string[])]);
+      return {
+        name,
+        node: p.spec?.nodeName,
+        permissionsStep: { ...(terminated ? { exitCode: terminated.exitCode } : {}), ...(init?.state?.waiting?.reason ? { waiting: init.state.waiting.reason } : {}) },
+        log: [...before, ...now].filter((l) => PERMISSION_LOG.test(l)).slice(-5),
+      };
+    }),
+  );
+}
+
+export async function gatherPlatformFacts(config: Config, opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number }): Promise<DoctorFacts> {
+  const { platformStatus } = await import('../platform/status.ts');
+  const { readPlatformSecrets } = await import('../platform/secrets.ts');
+  const kube = await import('../clients/kubernetes.ts');
+  const kc = opts.kubeconfig ? await kube.loadKubeConfig(opts.kubeconfig).catch((e: unknown) => e as Error) : undefined;
+  const status = await platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const leader = status.members.find((m) => m.role === 'leader');
+  const hba = leader
+    ? await (async () =>
+        queryHbaRules({
+          host: leader.host,
+          port: config.postgres.port,
+          user: USERS.superuser,
+          password: (await readPlatformSecrets(opts.secretsDir)).superuserPassword,
+          // The server certificate names the members' addresses and "localhost".
+          ssl: { ca: await readFile(join(opts.secretsDir, 'pki', 'ca.crt'), 'utf8') },
+        }))().then((rules) => ({ rules }), (e: unknown) => ({ error: describe(e) }))
+    : { error: 'no leader to ask' };
+  const [pods, kubeFacts] = kc && !(kc instanceof Error)
+    ? await Promise.all([
+        postgresPods(kc, config).then((p) => ({ p }), (e: unknown) => ({ error: describe(e) })),
+        kube.gatherKubeFacts(kc, config).then((k) => ({ kube: k }), (e: unknown) => ({ kubeError: describe(e) })),
+      ])
+    : [{ error: kc ? describe(kc) : 'no kubeconfig given (--kubeconfig)' }, kc ? { kubeError: describe(kc) } : {}];
+  const platform: PlatformFacts = {
+    config,
+    topology: productionTopology(config),
+    status,
+    hba: 'rules' in hba ? hba.rules : undefined,
+    ...('error' in hba ? { hbaError: hba.error } : {}),
+    pods: 'p' in pods ? pods.p : undefined,
+    ...('error' in pods ? { podsError: pods.error } : {}),
+  };
+  return { platform, ...kubeFacts };
+}
+
+type Verdict = Omit<Finding, 'id' | 'title'>;
+const ok = (summary: string, evidence: string[] = []): Verdict => ({ status: 'ok', summary, evidence });
+const skip = (summary: string): Verdict => ({ status: 'skip', summary, evidence: [] });
+const bad = (status: 'warn' | 'fail', summary: string, evidence: string[], fix: string): Verdict => ({ status, summary, evidence, fix });
+const platform = (fn: (p: PlatformFacts, f: DoctorFacts) => Verdict) => (f: DoctorFacts) => fn(f.platform!, f);
+const KUBE_CHECKS = CHECKS.filter((c) => c.source === 'kubernetes');
+
+export const PLATFORM_CHECKS: readonly Check[] = [
+  {
+    id: 'etcd-health',
+    title: 'etcd members healthy, one leader',
+    source: 'platform',
+    run: platform(({ status }) => {
+      const evidence = status.etcd.map((e) => `${e.name} ${e.endpoint}: ${e.healthy ? 'healthy' : (e.error ?? 'unhealthy')}${e.leader ? ', leader' : ''}`);
+      const sick = status.etcd.filter((e) => !e.healthy);
+      if (sick.length || !status.etcd.some((e) => e.leader)) {
+        return bad('fail', sick.length ? `${sick.map((e) => e.name).join(', ')} not healthy${sick.length * 2 >= status.etcd.length ? ': quorum is lost, Patroni cannot hold its leader lock' : ''}` : 'etcd has no leader', evidence,
+          'on the node: `journalctl -u gardenos-etcd -n 50`; `gardenos up` restarts what is stopped');
+      }
+      return ok(`${status.etcd.length} healthy`, evidence);
+    }),
+  },
+  {
+    id: 'patroni-members',
+    title: 'every Patroni member answers, exactly one leader',
+    source: 'platform',
+    run: platform(({ status }) => {
+      const evidence = status.members.map((m) => `${m.name} (${m.host}): ${m.role}, ${m.state}${m.apiReachable ? '' : ', REST API does not answer'}`);
+      const leaders = status.members.filter((m) => m.role === 'leader');
+      const silent = status.members.filter((m) => !m.apiReachable);
+      if (leaders.length !== 1 || silent.length) {
+        return bad('fail', [leaders.length === 1 ? '' : `${leaders.length} leaders`, silent.length ? `${silent.map((m) => m.host).join(', ')} does not answer` : ''].filter(Boolean).join('; '), evidence,
+          `kubectl -n ${status.kubernetes ? 'database' : '<database namespace>'} get pods -o wide; kubectl logs <pod> -c postgres`);
+      }
+      return ok(`leader ${leaders[0]!.name}`, evidence);
+    }),
+  },
+  {
+    id: 'replication',
+    title: 'replicas streaming, a synchronous standby',
+    source: 'platform',
+    run: platform(({ status, config }) => {
+      const limit = config.router.replicaMaxLagBytes;
+      const replicas = status.members.filter((m) => m.role !== 'leader' && m.apiReachable);
+      const evidence = replicas.map((m) => `${m.name}: ${m.role}, ${m.state}, lag ${m.lagBytes ?? 'unknown'} bytes (limit ${limit})`);
+      const notStreaming = replicas.filter((m) => m.state !== 'streaming');
+      const noSync = config.postgres.synchronousMode && !status.members.some((m) => m.role === 'sync_standby');
+      if (notStreaming.length || noSync) {
+        return bad('fail', [notStreaming.map((m) => `${m.name} is ${m.state}`).join(', '), noSync ? 'no synchronous standby: writes wait or run unprotected' : ''].filter(Boolean).join('; '), evidence,
+          'kubectl logs <pod> -c postgres; a replica that cannot catch up: `gardenos db reinit <member>`');
+      }
+      const lagging = replicas.filter((m) => m.lagBytes === null || m.lagBytes > limit);
+      if (lagging.length) return bad('warn', `${lagging.map((m) => m.name).join(', ')} more than ${limit} bytes behind`, evidence, 'look for long transactions or I/O on the replica; if it never catches up: `gardenos db reinit <member>`');
+      return ok('all streaming within the lag limit', evidence);
+    }),
+  },
+  {
+    id: 'pgdata-permissions',
+    title: 'the volume-permissions step ran; PostgreSQL accepts its data directory',
+    source: 'platform',
+    run: platform(({ pods, podsError }) => {
+      if (!pods) return skip(`cannot read the PostgreSQL pods: ${podsError}`);
+      const evidence = pods.flatMap((p) => [
+        `${p.name} on ${p.node ?? '-'}: volume-permissions ${p.permissionsStep.exitCode !== undefined ? `exited ${p.permissionsStep.exitCode}` : (p.permissionsStep.waiting ?? 'has not run')}`,
+        ...p.log.map((l) => `${p.name} log: ${l}`),
+      ]);
+      const wrong = pods.filter((p) => (p.permissionsStep.exitCode ?? 0) !== 0 || p.log.length);
+      if (wrong.length) {
+        return bad('fail', `${wrong.map((p) => p.name).join(', ')}: the data directory has the wrong owner or mode; initdb and PostgreSQL refuse to run there`, evidence,
+          'on the node: chown -R 999:999 <volume> && chmod 700 <volume> (uid 101 for Spilo); the rendered volume-permissions step does this when it can (`gardenos render`)');
+      }
+      return ok('every member\'s permissions step succeeded; no permission errors in the logs', evidence);
+    }),
+  },
+  {
+    id: 'pg-hba',
+    title: 'pg_hba accepts TLS clients from the members, the nodes and the pod network',
+    source: 'platform',
+    run: platform(({ hba, hbaError, topology, config }) => {
+      if (!hba) return skip(`cannot read pg_hba_file_rules from the leader: ${hbaError}`);
+      const networks = [...new Set([...topology.memberNetworks, ...topology.clientNetworks])];
+      const evidence: string[] = [];
+      const refused: string[] = [];
+      for (const net of networks) {
+        const rule = firstHbaMatch(hba, net, true);
+        evidence.push(`${net} over TLS → ${rule ? `line ${rule.line}: ${rule.type} ${rule.address}/${rule.netmask} ${rule.method}` : 'no matching line'}`);
+        if (!rule || rule.method === 'reject') refused.push(net);
+      }
+      if (refused.length) {
+        return bad('fail', `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network: no pod reaches PostgreSQL)' : ''}`, evidence,
+          'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` of the postgres-patroni Secret as `gardenos render --with-secrets` writes it, then `kubectl -n <database namespace> exec <pod> -- patronictl reload` or restart the pods');
+      }
+      return ok(`TLS clients accepted from ${networks.join(', ')}`, evidence);
+    }),
+  },
+  {
+    id: 'primary-endpoint',
+    title: 'postgres-primary points at the current leader only',
+    source: 'platform',
+    run: (f) => {
+      const p = f.platform!;
+      if (!f.kube) return skip(f.kubeError ? `Kubernetes API: ${f.kubeError}` : 'no kubeconfig given (--kubeconfig)');
+      const leader = p.status.members.find((m) => m.role === 'leader');
+      const ep = f.kube.primaryEndpoints;
+      const addresses = ep?.subsets?.flatMap((s) => (s.addresses ?? []).map((a) => a.ip)) ?? [];
+      const evidence = [ep ? `Endpoints ${PRIMARY_SERVICE}: [${addresses.join(', ')}]` : `Endpoints ${PRIMARY_SERVICE}: missing`, `leader: ${leader ? `${leader.name} (${leader.host})` : 'none'}`];
+      const router = f.kube.deployments.find((d) => d.metadata?.name === 'gardenos-router');
+      if (router) evidence.push(`router: ${router.status?.readyReplicas ?? 0}/${router.spec?.replicas ?? 0} ready`);
+      if (!ep || addresses.length !== 1 || (leader && addresses[0] !== leader.host)) {
+        return bad('fail', !ep ? `the ${PRIMARY_SERVICE} Endpoints object is missing: in-cluster clients have nowhere to connect` : `${PRIMARY_SERVICE} points at [${addresses.join(', ')}], the leader is ${leader ? `${leader.name} (${leader.host})` : 'unknown'}`, evidence,
+          (router?.status?.readyReplicas ?? 0) === 0
+            ? 'the router is not running: `kubectl -n <database namespace> scale deploy/gardenos-router --replicas=2`, and its log says why it stopped'
+            : 'the router runs but does not follow: `kubectl -n <database namespace> logs deploy/gardenos-router`');
+      }
+      return ok(`routes to the leader ${leader?.name ?? ''}`.trim(), evidence);
+    },
+  },
+  ...KUBE_CHECKS,
+];
+
+export async function platformDoctor(config: Config, opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number }): Promise<DoctorReport> {
+  return report(config.cluster.name, runChecks(await gatherPlatformFacts(config, opts), PLATFORM_CHECKS));
+}
