@@ -50,7 +50,7 @@ export async function clusterView(access: PatroniAccess, timeoutMs = 2000): Prom
       errors.push(`${m.name}: ${(e as Error).message}`);
     }
   }
-  throw new GardenError('BACKEND_UNAVAILABLE', `no Patroni member of ${access.scope} answers`, { details: errors, hint: 'is the cluster up? `gardenos local status`' });
+  throw new GardenError('BACKEND_UNAVAILABLE', `no Patroni member of ${access.scope} answers`, { details: errors, hint: 'is the cluster up? `gardenos status` (`gardenos local status` for the local cluster)' });
 }
 
 const leaderOf = (v: PatroniClusterView) => v.members.find((m) => m.role === 'leader')?.name ?? null;

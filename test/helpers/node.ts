@@ -217,20 +217,22 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     ]);
     // kube-proxy (iptables mode, as K3s runs it), so Service addresses — kubernetes.default's 10.43.0.1 among
     // them, which in-cluster clients use — reach their endpoints. Its own identity: system:kube-proxy.
-    if (o.kubeProxy !== false) await writeKubeconfig('kube-proxy', await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' }));
-    if (o.kubeProxy !== false) spawnLogged('kube-proxy', join(cp.bin, 'kube-proxy'), [
-      `--kubeconfig=${join(dir, 'kube-proxy.kubeconfig')}`,
-      `--hostname-override=${o.name}`,
-      '--proxy-mode=iptables',
-      `--cluster-cidr=${CLUSTER_CIDR}`,
-      `--healthz-bind-address=${o.host}:10256`,
-      `--metrics-bind-address=${o.host}:10249`,
-      // Leave the machine's conntrack sysctls as they are.
-      '--conntrack-max-per-core=0',
-      '--conntrack-tcp-timeout-established=0',
-      '--conntrack-tcp-timeout-close-wait=0',
-      '--v=1',
-    ]);
+    if (o.kubeProxy !== false) {
+      await writeKubeconfig('kube-proxy', await issue(cp.kubeCa, { commonName: 'system:kube-proxy', usage: 'client' }));
+      spawnLogged('kube-proxy', join(cp.bin, 'kube-proxy'), [
+        `--kubeconfig=${join(dir, 'kube-proxy.kubeconfig')}`,
+        `--hostname-override=${o.name}`,
+        '--proxy-mode=iptables',
+        `--cluster-cidr=${CLUSTER_CIDR}`,
+        `--healthz-bind-address=${o.host}:10256`,
+        `--metrics-bind-address=${o.host}:10249`,
+        // Leave the machine's conntrack sysctls as they are.
+        '--conntrack-max-per-core=0',
+        '--conntrack-tcp-timeout-established=0',
+        '--conntrack-tcp-timeout-close-wait=0',
+        '--v=1',
+      ]);
+    }
     const core = cp.admin().makeApiClient(CoreV1Api);
     // The pod network, as flannel does it: the node registers, the controller-manager gives it a slice of
     // the cluster CIDR, and a bridge of this node's own hands out addresses from that slice.
@@ -244,7 +246,9 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
       // Per node: the bridge plugin's masquerade rules carry this name, and `stop` removes them by it.
       name: cniName,
       plugins: [
-        { type: 'bridge', bridge, isGateway: true, ipMasq: true, hairpinMode: true, ipam: { type: 'host-local', ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
+        // host-local keeps its address reservations in the node's directory: pods killed with containerd never
+        // release theirs (no CNI DEL), and under /var/lib/cni they would pile up until the range runs out.
+        { type: 'bridge', bridge, isGateway: true, ipMasq: true, hairpinMode: true, ipam: { type: 'host-local', dataDir: join(dir, 'cni-ipam'), ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
         { type: 'portmap', capabilities: { portMappings: true } },
       ],
     }));
