@@ -114,6 +114,13 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     await run('bash', [IPTABLES_CLEANUP, '--cni', cniName]).catch(() => undefined);
     if (addedAddress) await run('ip', ['addr', 'del', `${o.host}/24`, 'dev', o.addTo!]).catch(() => undefined);
     await run('sh', ['-c', `grep -o ' ${dir}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l`]).catch(() => undefined);
+    // libcni caches each sandbox's result under /var/lib/cni/results (containerd 1.6 has no setting for it): this
+    // node's network's, and the loopback ones of this node's sandboxes.
+    const sandboxes = new Set(await readdir(join(dir, 'containerd', 'root', 'io.containerd.grpc.v1.cri', 'sandboxes')).catch(() => [] as string[]));
+    for (const f of await readdir('/var/lib/cni/results').catch(() => [] as string[])) {
+      const loopback = /^cni-loopback-([0-9a-f]{64})-lo$/.exec(f);
+      if (f.startsWith(`${cniName}-`) || (loopback && sandboxes.has(loopback[1]!))) await rm(join('/var/lib/cni/results', f), { force: true }).catch(() => undefined);
+    }
     // The kubelet links each container's log into /var/log/containers (a fixed path): this node's links go.
     for (const link of await readdir('/var/log/containers').catch(() => [] as string[])) {
       const target = await readlink(join('/var/log/containers', link)).catch(() => '');
