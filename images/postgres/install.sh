@@ -25,7 +25,9 @@ if ! apt-cache show "postgresql-$PG_MAJOR" >/dev/null 2>&1; then
   /usr/share/postgresql-common/pgdg/apt.postgresql.org.sh -y
 fi
 # python3-idna: python-etcd switches urllib3 to pyOpenSSL where it is installed, and that imports idna
-# (the same reason scripts/install-deps.sh names it).
+# (the same reason scripts/install-deps.sh names it). The Recommends left out (Debian 13, checked):
+# postgresql-17 → sysstat; postgresql-common → e2fsprogs, logrotate; patroni → iproute2; python3-urllib3
+# → ca-certificates — tools and data, none imported by Patroni or PostgreSQL (the pods run them for real).
 apt_install "postgresql-$PG_MAJOR" patroni python3-etcd python3-psycopg2 python3-idna
 # The volume is mounted at /home/postgres/pgdata (Patroni's data directory is pgroot/data under it,
 # so a file system's lost+found never stops initdb); the unix socket directory is writable by postgres.

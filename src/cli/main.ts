@@ -123,27 +123,26 @@ local
   .action(run(async (opts: { kubeconfig?: string; verbose?: boolean }, cmd: Command) => (await localCmds()).doctorCommand(localGlobals(cmd), opts)));
 const db = local.command('db').description('the PostgreSQL cluster: switchover, failover, restart, reinit (through Patroni), backup, restore, migrate');
 const dbCmds = () => import('./db.ts');
-for (const [name, description] of [
-  ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)'],
-  ['failover', 'promote the member named by --to, whether or not there is a healthy leader'],
-] as const) {
-  db.command(name)
-    .description(description)
-    .option('--to <member>', 'the member to promote')
-    .option('-y, --yes', 'do not ask for confirmation')
-    .option('--timeout <seconds>', 'how long to wait for the new leader', '120')
-    .action(run(async (opts: { to?: string; yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, undefined, opts)));
-}
-for (const [name, description] of [
-  ['restart', "restart one member's PostgreSQL through its Patroni"],
-  ['reinit', "wipe a replica's data and copy it again from the leader (never the leader)"],
-] as const) {
-  db.command(name)
-    .description(description)
-    .argument('<member>', 'member name (node1, node2, …)')
-    .option('-y, --yes', 'do not ask for confirmation')
-    .option('--timeout <seconds>', 'how long to wait for the member to be running again', '300')
-    .action(run(async (member: string, opts: { yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, member, opts)));
+/** Patroni's operations, for the local cluster (`local db`) and the production one (`db`); the last field: takes a member. */
+const DB_OPERATIONS = [
+  ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)', false],
+  ['failover', 'promote the member named by --to, whether or not there is a healthy leader', false],
+  ['restart', "restart one member's PostgreSQL through its Patroni", true],
+  ['reinit', "wipe a replica's data and copy it again from the leader (never the leader)", true],
+] as const;
+for (const [name, description, member] of DB_OPERATIONS) {
+  const c = db.command(name).description(description);
+  if (member) {
+    c.argument('<member>', 'member name (node1, node2, …)')
+      .option('-y, --yes', 'do not ask for confirmation')
+      .option('--timeout <seconds>', 'how long to wait for the member to be running again', '300')
+      .action(run(async (m: string, opts: { yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, m, opts)));
+  } else {
+    c.option('--to <member>', 'the member to promote')
+      .option('-y, --yes', 'do not ask for confirmation')
+      .option('--timeout <seconds>', 'how long to wait for the new leader', '120')
+      .action(run(async (opts: { to?: string; yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, undefined, opts)));
+  }
 }
 db.command('backup')
   .description('logical backup: roles (pg_dumpall --globals-only) and each database (pg_dump -Fc), with row counts and SHA-256 in manifest.json')
@@ -217,12 +216,7 @@ program
 
 // `gardenos db …`: the production cluster's Patroni operations (`local db` for the local cluster).
 const platformDb = program.command('db').description("the production PostgreSQL cluster through Patroni's REST API on the postgres nodes: switchover, failover, restart, reinit");
-for (const [name, description, member] of [
-  ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)', false],
-  ['failover', 'promote the member named by --to, whether or not there is a healthy leader', false],
-  ['restart', "restart one member's PostgreSQL through its Patroni", true],
-  ['reinit', "wipe a replica's data and copy it again from the leader (never the leader)", true],
-] as const) {
+for (const [name, description, member] of DB_OPERATIONS) {
   const c = platformDb.command(name).description(description);
   if (member) c.argument('<member>', 'the Patroni member (on Kubernetes, the pod: <scope>-0, …)');
   else c.option('--to <member>', 'the member to promote');

@@ -64,25 +64,27 @@ export async function planCommand(opts: PlatformOptions & { out: string; withSec
   return 0;
 }
 
-export async function doctorCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string; verbose?: boolean }): Promise<number> {
+/** What status and doctor read: the config, the secrets directory and the kubeconfig — `up`'s, beside the config, when none was named. */
+async function probeTarget(opts: PlatformOptions & { kubeconfig?: string; timeout?: string }) {
   const config = await loadConfig(opts.config);
   const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
   const beside = join(dirname(resolve(opts.config)), 'kubeconfig');
   const kubeconfig = opts.kubeconfig ?? ((await access(beside).then(() => true, () => false)) ? beside : undefined);
+  return { config, probe: { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) } };
+}
+
+export async function doctorCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string; verbose?: boolean }): Promise<number> {
+  const { config, probe } = await probeTarget(opts);
   const { platformDoctor } = await import('../doctor/platform.ts');
-  const r = await platformDoctor(config, { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
+  const r = await platformDoctor(config, probe);
   print(opts.json, r, () => formatDoctor(r, Boolean(opts.verbose)));
   return r.healthy ? 0 : 2;
 }
 
 export async function statusCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string }): Promise<number> {
-  const config = await loadConfig(opts.config);
-  const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
-  // The kubeconfig `gardenos up` wrote, when there is one and none was named.
-  const beside = join(dirname(resolve(opts.config)), 'kubeconfig');
-  const kubeconfig = opts.kubeconfig ?? ((await access(beside).then(() => true, () => false)) ? beside : undefined);
+  const { config, probe } = await probeTarget(opts);
   const { platformStatus } = await import('../platform/status.ts');
-  const s = await platformStatus(config, { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) });
+  const s = await platformStatus(config, probe);
   print(opts.json, s, () => formatPlatformStatus(s));
   return s.healthy ? 0 : 2;
 }

@@ -6,6 +6,8 @@ import type { DoctorFacts, HbaRule, HostFacts, LocalFacts } from './facts.ts';
 import { PRIMARY_SERVICE, type KubeFacts } from '../clients/kubernetes.ts';
 import { memberRunning } from '../clients/patroni.ts';
 import { groupCauses } from './causes.ts';
+import type { Config } from '../config/schema.ts';
+import type { Topology } from '../render/topology.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -21,7 +23,7 @@ export interface Finding {
   fix?: string;
 }
 
-type Verdict = Omit<Finding, 'id' | 'title'>;
+export type Verdict = Omit<Finding, 'id' | 'title'>;
 
 export interface Check {
   id: string;
@@ -30,9 +32,9 @@ export interface Check {
   run(f: DoctorFacts): Verdict;
 }
 
-const ok = (summary: string, evidence: string[] = []): Verdict => ({ status: 'ok', summary, evidence });
-const skip = (summary: string): Verdict => ({ status: 'skip', summary, evidence: [] });
-const bad = (status: 'warn' | 'fail', summary: string, evidence: string[], fix: string): Verdict => ({ status, summary, evidence, fix });
+export const ok = (summary: string, evidence: string[] = []): Verdict => ({ status: 'ok', summary, evidence });
+export const skip = (summary: string): Verdict => ({ status: 'skip', summary, evidence: [] });
+export const bad = (status: 'warn' | 'fail', summary: string, evidence: string[], fix: string): Verdict => ({ status, summary, evidence, fix });
 
 // A check runs only when the facts of its `source` were gathered (runChecks skips it otherwise),
 // so these hand each check its own facts, present.
@@ -81,6 +83,38 @@ export function firstHbaMatch(rules: HbaRule[], cidr: string, tls: boolean): Hba
       r.users.includes('all') &&
       covers(r, cidr),
   );
+}
+
+/** How pg_hba treats a TLS client from each member and client network: one evidence line each, and the networks refused. */
+export function hbaAcceptance(hba: HbaRule[], topology: Pick<Topology, 'memberNetworks' | 'clientNetworks'>): { networks: string[]; evidence: string[]; refused: string[] } {
+  const networks = [...new Set([...topology.memberNetworks, ...topology.clientNetworks])];
+  const evidence: string[] = [];
+  const refused: string[] = [];
+  for (const net of networks) {
+    const rule = firstHbaMatch(hba, net, true);
+    evidence.push(`${net} over TLS → ${rule ? `line ${rule.line}: ${rule.type} ${rule.address}/${rule.netmask} ${rule.method}` : 'no matching line'}`);
+    if (!rule || rule.method === 'reject') refused.push(net);
+  }
+  return { networks, evidence, refused };
+}
+
+type MemberRow = { name: string; role: string; state: string; lagBytes: number | null; apiReachable: boolean };
+
+/**
+ * The replicas that answer, and which of them are not streaming (`streaming` says what counts) or lag past
+ * router.replicaMaxLagBytes; whether synchronous mode lacks its standby.
+ */
+export function replicationState(members: MemberRow[], config: Config, streaming: (m: MemberRow) => boolean) {
+  const limit = config.router.replicaMaxLagBytes;
+  const replicas = members.filter((m) => m.role !== 'leader' && m.apiReachable);
+  return {
+    limit,
+    evidence: replicas.map((m) => `${m.name}: ${m.role}, ${m.state}, lag ${m.lagBytes ?? 'unknown'} bytes (limit ${limit})`),
+    replicas,
+    notStreaming: replicas.filter((m) => !streaming(m)),
+    lagging: replicas.filter((m) => m.lagBytes === null || m.lagBytes > limit),
+    noSync: config.postgres.synchronousMode && !members.some((m) => m.role === 'sync_standby'),
+  };
 }
 
 // --- the catalogue -----------------------------------------------------------------------------
@@ -197,14 +231,7 @@ export const CHECKS: readonly Check[] = [
     source: 'local',
     run: local(({ hba, hbaError, topology, members, config }) => {
       if (!hba) return skip(`cannot read pg_hba_file_rules: ${hbaError}`);
-      const networks = [...new Set([...topology.memberNetworks, ...topology.clientNetworks])];
-      const evidence: string[] = [];
-      const refused: string[] = [];
-      for (const net of networks) {
-        const rule = firstHbaMatch(hba, net, true);
-        evidence.push(`${net} over TLS → ${rule ? `line ${rule.line}: ${rule.type} ${rule.address}/${rule.netmask} ${rule.method}` : 'no matching line'}`);
-        if (!rule || rule.method === 'reject') refused.push(net);
-      }
+      const { networks, evidence, refused } = hbaAcceptance(hba, topology);
       if (refused.length) {
         return bad('fail', `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network)' : ''}`, evidence,
           'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` in patroni.yml as GardenOS renders it (`gardenos local up`), adding networks through `nodes`/`k3s.clusterCidr` in gardenos.yaml');
@@ -261,12 +288,7 @@ export const CHECKS: readonly Check[] = [
     title: 'replicas streaming, lag within bounds',
     source: 'local',
     run: local(({ status, config }) => {
-      const limit = config.router.replicaMaxLagBytes;
-      const replicas = status.members.filter((m) => m.role !== 'leader' && m.apiReachable);
-      const evidence = replicas.map((m) => `${m.name}: ${m.role}, ${m.state}, lag ${m.lagBytes ?? 'unknown'} bytes (limit ${limit})`);
-      const notStreaming = replicas.filter((m) => m.state !== 'streaming' && m.state !== 'running');
-      const lagging = replicas.filter((m) => m.lagBytes === null || m.lagBytes > limit);
-      const noSync = config.postgres.synchronousMode && !status.members.some((m) => m.role === 'sync_standby');
+      const { limit, evidence, replicas, notStreaming, lagging, noSync } = replicationState(status.members, config, (m) => m.state === 'streaming' || m.state === 'running');
       if (notStreaming.length || noSync) {
         return bad('fail', [notStreaming.length ? `${notStreaming.map((m) => `${m.name} is ${m.state}`).join(', ')}` : '', noSync ? 'no synchronous standby: writes wait or run unprotected' : ''].filter(Boolean).join('; '), evidence,
           '`gardenos local logs <member>`; a replica that cannot catch up: `gardenos local db reinit <member>`');

@@ -13,7 +13,7 @@ import type { PlatformStatus } from '../platform/status.ts';
 import { USERS } from '../render/files.ts';
 import { postgresPodSelector } from '../render/kube/names.ts';
 import { productionTopology, type Topology } from '../render/topology.ts';
-import { CHECKS, firstHbaMatch, runChecks, type Check, type Finding } from './checks.ts';
+import { bad, CHECKS, hbaAcceptance, ok, replicationState, runChecks, skip, type Check, type Verdict } from './checks.ts';
 import { queryHbaRules, type DoctorFacts, type HbaRule } from './facts.ts';
 import { report, type DoctorReport } from './run.ts';
 
@@ -65,7 +65,13 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
   const { readPlatformSecrets } = await import('../platform/secrets.ts');
   const kube = await import('../clients/kubernetes.ts');
   const kc = opts.kubeconfig ? await kube.loadKubeConfig(opts.kubeconfig).catch((e: unknown) => e as Error) : undefined;
-  const status = await platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  // The Kubernetes side is read once, here (status without a kubeconfig reads only etcd, Patroni and HAProxy),
+  // alongside the status probes; pg_hba then from the leader they found.
+  const [status, pods, kubeFacts] = await Promise.all([
+    platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }),
+    kc && !(kc instanceof Error) ? postgresPods(kc, config).then((p) => ({ p }), (e: unknown) => ({ error: describe(e) })) : { error: kc ? describe(kc) : 'no kubeconfig given (--kubeconfig)' },
+    kc && !(kc instanceof Error) ? kube.gatherKubeFacts(kc, config).then((k) => ({ kube: k }), (e: unknown) => ({ kubeError: describe(e) })) : kc ? { kubeError: describe(kc) } : {},
+  ]);
   const leader = status.members.find((m) => m.role === 'leader');
   const hba = leader
     ? await (async () =>
@@ -78,12 +84,6 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
           ssl: { ca: await readFile(join(opts.secretsDir, 'pki', 'ca.crt'), 'utf8') },
         }))().then((rules) => ({ rules }), (e: unknown) => ({ error: describe(e) }))
     : { error: 'no leader to ask' };
-  const [pods, kubeFacts] = kc && !(kc instanceof Error)
-    ? await Promise.all([
-        postgresPods(kc, config).then((p) => ({ p }), (e: unknown) => ({ error: describe(e) })),
-        kube.gatherKubeFacts(kc, config).then((k) => ({ kube: k }), (e: unknown) => ({ kubeError: describe(e) })),
-      ])
-    : [{ error: kc ? describe(kc) : 'no kubeconfig given (--kubeconfig)' }, kc ? { kubeError: describe(kc) } : {}];
   const platform: PlatformFacts = {
     config,
     topology: productionTopology(config),
@@ -96,10 +96,6 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
   return { platform, ...kubeFacts };
 }
 
-type Verdict = Omit<Finding, 'id' | 'title'>;
-const ok = (summary: string, evidence: string[] = []): Verdict => ({ status: 'ok', summary, evidence });
-const skip = (summary: string): Verdict => ({ status: 'skip', summary, evidence: [] });
-const bad = (status: 'warn' | 'fail', summary: string, evidence: string[], fix: string): Verdict => ({ status, summary, evidence, fix });
 const platform = (fn: (p: PlatformFacts, f: DoctorFacts) => Verdict) => (f: DoctorFacts) => fn(f.platform!, f);
 const KUBE_CHECKS = CHECKS.filter((c) => c.source === 'kubernetes');
 
@@ -122,13 +118,13 @@ export const PLATFORM_CHECKS: readonly Check[] = [
     id: 'patroni-members',
     title: 'every Patroni member answers, exactly one leader',
     source: 'platform',
-    run: platform(({ status }) => {
+    run: platform(({ status, config }) => {
       const evidence = status.members.map((m) => `${m.name} (${m.host}): ${m.role}, ${m.state}${m.apiReachable ? '' : ', REST API does not answer'}`);
       const leaders = status.members.filter((m) => m.role === 'leader');
       const silent = status.members.filter((m) => !m.apiReachable);
       if (leaders.length !== 1 || silent.length) {
         return bad('fail', [leaders.length === 1 ? '' : `${leaders.length} leaders`, silent.length ? `${silent.map((m) => m.host).join(', ')} does not answer` : ''].filter(Boolean).join('; '), evidence,
-          `kubectl -n ${status.kubernetes ? 'database' : '<database namespace>'} get pods -o wide; kubectl logs <pod> -c postgres`);
+          `kubectl -n ${config.namespaces.database} get pods -o wide; kubectl -n ${config.namespaces.database} logs <pod> -c postgres`);
       }
       return ok(`leader ${leaders[0]!.name}`, evidence);
     }),
@@ -138,16 +134,12 @@ export const PLATFORM_CHECKS: readonly Check[] = [
     title: 'replicas streaming, a synchronous standby',
     source: 'platform',
     run: platform(({ status, config }) => {
-      const limit = config.router.replicaMaxLagBytes;
-      const replicas = status.members.filter((m) => m.role !== 'leader' && m.apiReachable);
-      const evidence = replicas.map((m) => `${m.name}: ${m.role}, ${m.state}, lag ${m.lagBytes ?? 'unknown'} bytes (limit ${limit})`);
-      const notStreaming = replicas.filter((m) => m.state !== 'streaming');
-      const noSync = config.postgres.synchronousMode && !status.members.some((m) => m.role === 'sync_standby');
+      // Patroni 4 says "streaming" of a replica that replicates.
+      const { limit, evidence, notStreaming, lagging, noSync } = replicationState(status.members, config, (m) => m.state === 'streaming');
       if (notStreaming.length || noSync) {
         return bad('fail', [notStreaming.map((m) => `${m.name} is ${m.state}`).join(', '), noSync ? 'no synchronous standby: writes wait or run unprotected' : ''].filter(Boolean).join('; '), evidence,
           'kubectl logs <pod> -c postgres; a replica that cannot catch up: `gardenos db reinit <member>`');
       }
-      const lagging = replicas.filter((m) => m.lagBytes === null || m.lagBytes > limit);
       if (lagging.length) return bad('warn', `${lagging.map((m) => m.name).join(', ')} more than ${limit} bytes behind`, evidence, 'look for long transactions or I/O on the replica; if it never catches up: `gardenos db reinit <member>`');
       return ok('all streaming within the lag limit', evidence);
     }),
@@ -176,14 +168,7 @@ export const PLATFORM_CHECKS: readonly Check[] = [
     source: 'platform',
     run: platform(({ hba, hbaError, topology, config }) => {
       if (!hba) return skip(`cannot read pg_hba_file_rules from the leader: ${hbaError}`);
-      const networks = [...new Set([...topology.memberNetworks, ...topology.clientNetworks])];
-      const evidence: string[] = [];
-      const refused: string[] = [];
-      for (const net of networks) {
-        const rule = firstHbaMatch(hba, net, true);
-        evidence.push(`${net} over TLS → ${rule ? `line ${rule.line}: ${rule.type} ${rule.address}/${rule.netmask} ${rule.method}` : 'no matching line'}`);
-        if (!rule || rule.method === 'reject') refused.push(net);
-      }
+      const { networks, evidence, refused } = hbaAcceptance(hba, topology);
       if (refused.length) {
         return bad('fail', `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network: no pod reaches PostgreSQL)' : ''}`, evidence,
           'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` of the postgres-patroni Secret as `gardenos render --with-secrets` writes it, then `kubectl -n <database namespace> exec <pod> -- patronictl reload` or restart the pods');
