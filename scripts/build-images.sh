@@ -5,19 +5,23 @@
 #   pause  catatonit -P: the pod sandbox's process (what registry.k8s.io/pause does)
 #   tools  busybox (static): sh, wget, nc, sleep — a small workload for tests, and the local-path
 #          provisioner's helper pods (storage.helperImage)
-#   local-path-provisioner  with a directory holding that binary as the argument (scripts/build-kube.sh
-#          builds it from its Go module): Rancher's provisioner, what storage.provisionerImage names
+#   local-path-provisioner, traefik  with a directory holding those binaries as the argument
+#          (scripts/build-kube.sh builds them from their Go modules): Rancher's provisioner, what
+#          storage.provisionerImage names, and the ingress controller, what ingress.image names
 # usage: build-images.sh [KUBE_BIN_DIR]
 set -euo pipefail
 provisioner="${1:+$1/local-path-provisioner}"
-[ -z "$provisioner" ] || [ -x "$provisioner" ] || { echo "build-images: $provisioner is missing: run scripts/build-kube.sh" >&2; exit 1; }
+traefik="${1:+$1/traefik}"
+for b in $provisioner $traefik; do
+  [ -x "$b" ] || { echo "build-images: $b is missing: run scripts/build-kube.sh" >&2; exit 1; }
+done
 for c in umoci catatonit busybox tar sha256sum; do
   command -v "$c" >/dev/null || { echo "build-images: $c is missing: apt-get install -y umoci catatonit busybox-static" >&2; exit 1; }
 done
 default_cache=/var/cache/gardenos-test/images
 [ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/images"
 cache="${GARDENOS_IMAGE_CACHE:-$default_cache}"
-key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner"}; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
+key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner" "$traefik"}; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
 out="$cache/$key"
 
 build() { # build NAME ENTRYPOINT... : a one-layer image from the files staged in $work/NAME
@@ -52,8 +56,12 @@ if [ ! -f "$out/.complete" ]; then
     chmod 1777 "$work/local-path-provisioner/tmp"
     cp "$provisioner" "$work/local-path-provisioner/usr/bin/local-path-provisioner"
     build local-path-provisioner /usr/bin/local-path-provisioner
+    mkdir -p "$work/traefik/usr/bin" "$work/traefik/tmp"
+    chmod 1777 "$work/traefik/tmp"
+    cp "$traefik" "$work/traefik/usr/bin/traefik"
+    build traefik /usr/bin/traefik
   fi
   touch "$out/.complete"
   for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
 fi
-printf '{"pause":"%s","tools":"%s"%s}\n' "$out/pause.tar" "$out/tools.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\"}"
+printf '{"pause":"%s","tools":"%s"%s}\n' "$out/pause.tar" "$out/tools.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\",\"traefik\":\"$out/traefik.tar\"}"

@@ -1,6 +1,6 @@
 // Cross-field rules, checked after defaults are applied (k0sctl's Validate(),
 // Patroni's validator): things no single field's schema can know.
-import type { Config } from './schema.ts';
+import { hostTls, type Config } from './schema.ts';
 
 export interface RuleIssue {
   path: (string | number)[];
@@ -71,15 +71,7 @@ export function checkRules(c: Config): RuleIssue[] {
   for (const d of duplicates(c.apps, (a) => a.name)) {
     issues.push({ path: ['apps', d.index, 'name'], message: `app name "${d.value}" is used by an earlier app` });
   }
-  const ingressHosts = new Set(c.ingress.hosts.map((h) => h.name));
-  c.apps.forEach((app, ai) => {
-    app.routes.forEach((r, ri) => {
-      if (!ingressHosts.has(r.host)) {
-        const known = [...ingressHosts].join(', ') || 'none';
-        issues.push({ path: ['apps', ai, 'routes', ri, 'host'], message: `host "${r.host}" is not one of ingress.hosts (${known}); add it there first` });
-      }
-    });
-  });
+  issues.push(...ingressRules(c));
 
   if (c.supabase.storage.backend === 's3' && !c.supabase.storage.s3) {
     issues.push({ path: ['supabase', 'storage', 's3'], message: 'backend "s3" needs an s3 section with bucket and region' });
@@ -87,5 +79,58 @@ export function checkRules(c: Config): RuleIssue[] {
   if (c.local.firstHost + c.local.members - 1 > 254) {
     issues.push({ path: ['local', 'firstHost'], message: `members would need addresses up to .${c.local.firstHost + c.local.members - 1}; keep firstHost <= ${255 - c.local.members}` });
   }
+  return issues;
+}
+
+/** The Prefix path a route is matched by, as the ingress compares it (a trailing "/" is not part of it). */
+const routeKey = (host: string, path: string) => `${host}${path.length > 1 ? path.replace(/\/+$/, '') : path}`;
+
+/** Paths Supabase's gateway takes on the first ingress host. */
+export const SUPABASE_PATHS = ['/auth/v1', '/rest/v1', '/storage/v1'] as const;
+
+function ingressRules(c: Config): RuleIssue[] {
+  const issues: RuleIssue[] = [];
+  const hosts = c.ingress.hosts;
+  for (const d of duplicates(hosts, (h) => h.name)) {
+    issues.push({ path: ['ingress', 'hosts', d.index, 'name'], message: `host "${d.value}" is listed twice; list each host once` });
+  }
+  hosts.forEach((h, i) => {
+    const tls = hostTls(h);
+    if (tls === 'secret' && !h.tlsSecret) issues.push({ path: ['ingress', 'hosts', i, 'tlsSecret'], message: 'tls: secret needs tlsSecret, the name of a kubernetes.io/tls Secret you manage' });
+    if (h.tlsSecret && tls !== 'secret') issues.push({ path: ['ingress', 'hosts', i, 'tls'], message: `tlsSecret is used only with tls: secret, but tls is ${tls}; remove one of them` });
+    if (tls === 'acme' && !c.ingress.acme) issues.push({ path: ['ingress', 'acme'], message: `host "${h.name}" has tls: acme, which needs ingress.acme.email (the ACME account's address)` });
+  });
+
+  if (c.ingress.controller === 'traefik' && !c.k3s.disable.includes('traefik')) {
+    issues.push({ path: ['k3s', 'disable'], message: "GardenOS installs its own Traefik (ingress.controller: traefik), and K3s's packaged one would take the same ports; keep traefik in k3s.disable, or set ingress.controller: none" });
+  }
+  hosts.forEach((h, i) => {
+    if (/^[\d.]+$|:/.test(h.name)) issues.push({ path: ['ingress', 'hosts', i, 'name'], message: `"${h.name}" is an address; an Ingress routes by DNS name (Kubernetes refuses addresses as hosts)` });
+  });
+  const known = new Set(hosts.map((h) => h.name));
+  // Who claims each host and path: Supabase's gateway first (it is rendered on the first host), then the apps in order.
+  const claims = new Map<string, string>();
+  const supabaseHost = hosts[0]?.name;
+  if (c.supabase.enabled && supabaseHost) for (const p of SUPABASE_PATHS) claims.set(routeKey(supabaseHost, p), `Supabase's gateway (${p} on the first ingress host)`);
+  c.apps.forEach((app, ai) => {
+    if (app.routes.length && !app.readyPath) {
+      issues.push({ path: ['apps', ai, 'readyPath'], message: `app "${app.name}" is behind the ingress but has no readyPath: the ingress would send requests to pods that cannot serve yet (give the path that answers 200 only when its database does)` });
+    }
+    app.routes.forEach((r, ri) => {
+      const at = ['apps', ai, 'routes', ri];
+      if (!known.has(r.host)) {
+        issues.push({ path: [...at, 'host'], message: `host "${r.host}" is not one of ingress.hosts (${[...known].join(', ') || 'none'}); add it there first` });
+      }
+      // A Prefix path is compared element by element with the request's path, which never holds these.
+      const never = /[*?#]|\/\//.exec(r.path);
+      if (never) {
+        issues.push({ path: [...at, 'path'], message: `"${r.path}" never matches a request: "${never[0]}" is compared literally (paths are prefixes, such as /api, not patterns)` });
+      }
+      const key = routeKey(r.host, r.path);
+      const owner = claims.get(key);
+      if (owner) issues.push({ path: [...at, 'path'], message: `${r.host}${r.path} is already routed to ${owner}; each host and path goes to one place` });
+      else claims.set(key, `app "${app.name}"`);
+    });
+  });
   return issues;
 }

@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
-import { API_VERSION, KUBERNETES_VERSION, LOCAL_PATH_PROVISIONER_VERSION, defaultPostgresImage } from './version.ts';
+import { API_VERSION, KUBERNETES_VERSION, LOCAL_PATH_PROVISIONER_VERSION, TRAEFIK_VERSION, defaultPostgresImage } from './version.ts';
 
 export { API_VERSION };
 
@@ -191,9 +191,35 @@ const app = z.strictObject({
     .prefault({}),
 });
 
+/**
+ * A host the ingress serves, and where its certificate comes from:
+ * internal  GardenOS's CA issues it (`gardenos pki`), for private hosts — clients trust pki/ca.crt;
+ * acme      Let's Encrypt (or ingress.acme.server) through cert-manager's HTTP-01 solver, for public hosts;
+ * secret    tlsSecret names a kubernetes.io/tls Secret you manage, in each namespace that routes the host;
+ * none      plain HTTP only.
+ * Default: secret when tlsSecret is given, otherwise internal.
+ */
+const ingressHost = z.strictObject({
+  name: address,
+  tls: z.enum(['internal', 'acme', 'secret', 'none']).optional(),
+  tlsSecret: k8sName.optional(),
+});
+
 const ingress = z.strictObject({
-  className: z.string().default('nginx'),
-  hosts: z.array(z.strictObject({ name: address, tlsSecret: k8sName.optional() })).default([]),
+  /** traefik: GardenOS installs Traefik (a DaemonSet on the nodes' HTTP/HTTPS ports); none: bring your own controller for className. */
+  controller: z.enum(['traefik', 'none']).default('traefik'),
+  className: k8sName.default('traefik'),
+  image: image.default(`traefik:${TRAEFIK_VERSION}`),
+  httpPort: port.default(80),
+  httpsPort: port.default(443),
+  /** For hosts with tls: acme — the ACME account's e-mail (expiry notices) and the directory. */
+  acme: z
+    .strictObject({
+      email: z.email(),
+      server: z.url().default('https://acme-v02.api.letsencrypt.org/directory'),
+    })
+    .optional(),
+  hosts: z.array(ingressHost).default([]),
 });
 
 const namespaces = z.strictObject({
@@ -264,3 +290,7 @@ export type Config = z.infer<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type NodeConfig = Config['nodes'][number];
 export type AppConfig = Config['apps'][number];
+export type IngressHost = Config['ingress']['hosts'][number];
+
+/** Where a host's certificate comes from (ingressHost's default applied). */
+export const hostTls = (h: IngressHost) => h.tls ?? (h.tlsSecret ? 'secret' : 'internal');

@@ -29,6 +29,18 @@ export const KUBERNETES_VERSION = '1.34.4';
  */
 export const LOCAL_PATH_PROVISIONER_VERSION = 'v0.0.30';
 
+/**
+ * Traefik, the ingress controller GardenOS installs (the one K3s ships, but version-pinned and configured from
+ * gardenos.yaml); scripts/build-kube.sh builds the same release from its Go module for the tests' node.
+ */
+export const TRAEFIK_VERSION = 'v3.6.12';
+
+/**
+ * cert-manager, which hosts with tls: acme need (GardenOS renders its ClusterIssuer and Certificates, and does
+ * not install it); the tests check those objects against this release's CRDs, from its Go module.
+ */
+export const CERT_MANAGER_VERSION = 'v1.19.1';
+
 /** The oldest etcd whose watch progress requests Kubernetes 1.34's API server can use (3.4.31 too, which Debian never shipped). */
 export const MIN_ETCD = [3, 5, 13] as const;
 

@@ -31,16 +31,22 @@ export interface Supervisor {
 }
 
 async function procAlive(pid: number, match: string): Promise<boolean> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Field 3, after the parenthesised command name, is the state; Z is a zombie.
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    if (state === 'Z' || state === 'X') return false;
-    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');
-    return cmdline.includes(match);
-  } catch {
-    return false;
+  // A process in the middle of an exec (`ip netns exec` becoming the daemon, just after start) shows an
+  // empty command line for an instant: look again before calling it gone.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+      // Field 3, after the parenthesised command name, is the state; Z is a zombie.
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      if (state === 'Z' || state === 'X') return false;
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').join(' ');
+      if (cmdline.trim()) return cmdline.includes(match);
+    } catch {
+      return false;
+    }
+    await sleep(20);
   }
+  return false;
 }
 
 export function createSupervisor(pidsDir: string): Supervisor {

@@ -25,7 +25,7 @@ export interface LeafRequest {
   /** IP addresses and DNS names the certificate is valid for. */
   ips?: readonly string[];
   dnsNames?: readonly string[];
-  usage: 'server-and-client' | 'client';
+  usage: 'server-and-client' | 'server' | 'client';
   days?: number;
   /** The subject's O (default GardenOS); Kubernetes reads it as the user's group, e.g. system:masters. */
   organization?: string;
@@ -79,7 +79,9 @@ export async function issue(ca: CertificateAuthority, req: LeafRequest): Promise
   const eku =
     req.usage === 'client'
       ? [x509.ExtendedKeyUsage.clientAuth]
-      : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+      : req.usage === 'server'
+        ? [x509.ExtendedKeyUsage.serverAuth]
+        : [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),

@@ -1,26 +1,25 @@
 // The platform's Kubernetes manifests, in the order they must be applied:
 // namespaces; a default StorageClass when K3s's own is disabled; PostgreSQL as
 // a Patroni StatefulSet; the primary router; Supabase (auth, REST, storage)
-// behind its gateway; the user's apps; the NGINX ingress routes. Secrets are
+// behind its gateway; the user's apps; the ingress controller and routes. Secrets are
 // referenced by name; their contents are rendered only on request (`secretManifests`).
-import type { AppConfig, Config } from '../config/schema.ts';
+import { hostTls, type AppConfig, type Config } from '../config/schema.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
 import { ROUTER_NAME, postgresPodLabels } from '../render/kube/names.ts';
+import { acmeIssuer, hostNamespaces, ingressControllerManifests, ingressManifests, tlsSecretName } from '../render/kube/ingress.ts';
+import { PART_OF, labelsFor, type Manifest } from '../render/kube/manifest.ts';
 import { routerManifests } from '../render/kube/router.ts';
 import { productionTopology } from '../render/topology.ts';
 import type { PemPair } from '../pki/certs.ts';
 import type { PlatformSecrets } from './secrets.ts';
 
-export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
+export type { Manifest };
 
 /** A file of the kustomization: a name and its manifests. */
 export interface ManifestFile {
   file: string;
   manifests: Manifest[];
 }
-
-const PART_OF = { 'app.kubernetes.io/part-of': 'gardenos' };
-const labelsFor = (name: string) => ({ 'app.kubernetes.io/name': name, ...PART_OF });
 
 /** Names of the Secrets the manifests use; `render --with-secrets` writes them, `gardenos up` applies them. */
 export const SECRET_NAMES = {
@@ -240,6 +239,12 @@ interface DeploymentSpec {
   readyPath?: string;
   /** A second port that answers the probes (Kong's status listener). */
   statusPort?: number;
+  /**
+   * The numeric user (and group, fsGroup) to run as: the kubelet cannot verify runAsNonRoot for an image
+   * whose USER is a name (GoTrue's "supabase", Kong's "kong") or that runs as root (storage-api). Apps
+   * run as their image's USER, which must then be numeric.
+   */
+  runAsUser?: number;
   args?: string[];
   volumes?: unknown[];
   volumeMounts?: unknown[];
@@ -260,7 +265,11 @@ function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] 
         template: {
           metadata: { labels },
           spec: {
-            securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+            securityContext: {
+              runAsNonRoot: true,
+              ...(spec.runAsUser !== undefined ? { runAsUser: spec.runAsUser, runAsGroup: spec.runAsUser, fsGroup: spec.runAsUser } : {}),
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
             affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } } }] } },
             containers: [
               {
@@ -286,6 +295,9 @@ function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] 
   ];
 }
 
+/** The user Supabase's containers run as (GoTrue's image creates its user with this id). */
+const SUPABASE_UID = 1000;
+
 const secretEnv = (name: string, secret: string, key: string) => ({ name, valueFrom: { secretKeyRef: { name: secret, key } } });
 
 /**
@@ -308,6 +320,7 @@ function supabase(config: Config): Manifest[] {
       ? [{ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'supabase-storage', namespace: ns, labels: labelsFor('storage') }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: s.storage.size } } } }]
       : []),
     ...deployment(ns, 'auth', {
+      runAsUser: SUPABASE_UID,
       image: s.images.auth,
       replicas: 2,
       port: 9999,
@@ -328,20 +341,25 @@ function supabase(config: Config): Manifest[] {
       ],
     }),
     ...deployment(ns, 'rest', {
+      runAsUser: SUPABASE_UID,
       image: s.images.rest,
       replicas: 2,
       port: 3000,
-      probePath: '/ready',
+      // PostgREST's admin server (its own port: on the API's port PostgREST would not start) answers /live and /ready.
+      statusPort: 3001,
+      probePath: '/live',
+      readyPath: '/ready',
       env: [
         db('PGRST_DB_URI', 'rest-url'),
         { name: 'PGRST_DB_SCHEMAS', value: 'public,storage' },
         { name: 'PGRST_DB_ANON_ROLE', value: 'anon' },
         jwt('PGRST_JWT_SECRET', 'jwt-secret'),
         { name: 'PGRST_DB_USE_LEGACY_GUCS', value: 'false' },
-        { name: 'PGRST_ADMIN_SERVER_PORT', value: '3000' },
+        { name: 'PGRST_ADMIN_SERVER_PORT', value: '3001' },
       ],
     }),
     ...deployment(ns, 'storage', {
+      runAsUser: SUPABASE_UID,
       image: s.images.storage,
       replicas: storageVolume ? 1 : 2,
       port: 5000,
@@ -365,6 +383,7 @@ function supabase(config: Config): Manifest[] {
         : {}),
     }),
     ...deployment(ns, 'gateway', {
+      runAsUser: SUPABASE_UID,
       image: s.images.gateway,
       replicas: 2,
       port: 8000,
@@ -377,21 +396,43 @@ function supabase(config: Config): Manifest[] {
         { name: 'KONG_PROXY_LISTEN', value: '0.0.0.0:8000' },
         { name: 'KONG_STATUS_LISTEN', value: '0.0.0.0:8100' },
         { name: 'KONG_DNS_ORDER', value: 'LAST,A,CNAME' },
+        // Kong writes its nginx.conf, pid and sockets under its prefix: an emptyDir, writable by SUPABASE_UID whatever the image's own user.
+        { name: 'KONG_PREFIX', value: '/kong-prefix' },
       ],
-      volumes: [{ name: 'kong', secret: { secretName: SECRET_NAMES.gateway, defaultMode: 0o444 } }],
-      volumeMounts: [{ name: 'kong', mountPath: '/kong', readOnly: true }],
+      volumes: [
+        { name: 'kong', secret: { secretName: SECRET_NAMES.gateway, defaultMode: 0o444 } },
+        { name: 'prefix', emptyDir: {} },
+      ],
+      volumeMounts: [
+        { name: 'kong', mountPath: '/kong', readOnly: true },
+        { name: 'prefix', mountPath: '/kong-prefix' },
+      ],
     }),
   ];
 }
 
-/** Kong's declarative config: the three services, each route behind key-auth with an ACL. */
+/**
+ * The auth paths that arrive without an apikey: e-mail confirmation links (verify) and the OAuth
+ * round trip (authorize, callback) come from a mail client or an identity provider, which cannot send one.
+ */
+export const OPEN_AUTH_PATHS = ['verify', 'callback', 'authorize'] as const;
+
+/**
+ * Kong's declarative config, Supabase's own gateway rules: auth and REST behind key-auth with an ACL
+ * (the anon and service-role keys); the open auth paths without; storage without (it checks the JWT
+ * itself, and public buckets' objects are fetched by plain URL). Kong picks the longest matching path.
+ */
 export function kongConfig(config: Config, secrets: Pick<PlatformSecrets, 'supabase'>): string {
   const ns = config.namespaces.supabase;
-  const route = (name: string, url: string, path: string, groups: string[]) => ({
+  const auth = `http://auth.${ns}.svc:9999`;
+  const service = (name: string, url: string, path: string, keyed: boolean) => ({
     name,
     url,
     routes: [{ name, strip_path: true, paths: [path] }],
-    plugins: [{ name: 'cors' }, { name: 'key-auth', config: { hide_credentials: false } }, { name: 'acl', config: { hide_groups_header: true, allow: groups } }],
+    plugins: [
+      { name: 'cors' },
+      ...(keyed ? [{ name: 'key-auth', config: { hide_credentials: false } }, { name: 'acl', config: { hide_groups_header: true, allow: ['admin', 'anon'] } }] : []),
+    ],
   });
   return JSON.stringify(
     {
@@ -406,9 +447,10 @@ export function kongConfig(config: Config, secrets: Pick<PlatformSecrets, 'supab
         { consumer: 'service_role', group: 'admin' },
       ],
       services: [
-        route('auth-v1', `http://auth.${ns}.svc:9999/`, '/auth/v1/', ['admin', 'anon']),
-        route('rest-v1', `http://rest.${ns}.svc:3000/`, '/rest/v1/', ['admin', 'anon']),
-        route('storage-v1', `http://storage.${ns}.svc:5000/`, '/storage/v1/', ['admin', 'anon']),
+        ...OPEN_AUTH_PATHS.map((p) => service(`auth-v1-open-${p}`, `${auth}/${p}`, `/auth/v1/${p}`, false)),
+        service('auth-v1', `${auth}/`, '/auth/v1/', true),
+        service('rest-v1', `http://rest.${ns}.svc:3000/`, '/rest/v1/', true),
+        service('storage-v1', `http://storage.${ns}.svc:5000/`, '/storage/v1/', false),
       ],
     },
     null,
@@ -433,37 +475,6 @@ function app(config: Config, a: AppConfig): Manifest[] {
   ];
 }
 
-function ingresses(config: Config): Manifest[] {
-  const tlsFor = (hosts: string[]) =>
-    config.ingress.hosts.filter((h) => h.tlsSecret && hosts.includes(h.name)).map((h) => ({ hosts: [h.name], secretName: h.tlsSecret! }));
-  const ingress = (name: string, ns: string, rules: { host: string; path: string; service: string; port: number }[]): Manifest => {
-    const hosts = [...new Set(rules.map((r) => r.host))];
-    const tls = tlsFor(hosts);
-    return {
-      apiVersion: 'networking.k8s.io/v1',
-      kind: 'Ingress',
-      metadata: { name, namespace: ns, labels: labelsFor(name) },
-      spec: {
-        ingressClassName: config.ingress.className,
-        ...(tls.length ? { tls } : {}),
-        rules: hosts.map((host) => ({
-          host,
-          http: { paths: rules.filter((r) => r.host === host).map((r) => ({ path: r.path, pathType: 'Prefix', backend: { service: { name: r.service, port: { number: r.port } } } })) },
-        })),
-      },
-    };
-  };
-  const out: Manifest[] = [];
-  for (const a of config.apps) {
-    if (a.routes.length) out.push(ingress(a.name, config.namespaces.apps, a.routes.map((r) => ({ host: r.host, path: r.path, service: a.name, port: a.port }))));
-  }
-  const host = config.ingress.hosts[0]?.name;
-  if (config.supabase.enabled && host) {
-    out.push(ingress('supabase', config.namespaces.supabase, ['/auth/v1', '/rest/v1', '/storage/v1'].map((path) => ({ host, path, service: 'gateway', port: 8000 }))));
-  }
-  return out;
-}
-
 /** The manifests of the platform, file by file, in the order `kubectl apply -k` should see them. */
 export function platformManifests(config: Config): ManifestFile[] {
   const files: ManifestFile[] = [{ file: '00-namespaces.yaml', manifests: namespaces(config) }];
@@ -472,8 +483,12 @@ export function platformManifests(config: Config): ManifestFile[] {
   files.push({ file: '30-router.yaml', manifests: routerManifests(config) });
   if (config.supabase.enabled) files.push({ file: '40-supabase.yaml', manifests: supabase(config) });
   if (config.apps.length) files.push({ file: '50-apps.yaml', manifests: config.apps.flatMap((a) => app(config, a)) });
-  const ing = ingresses(config);
+  const controller = ingressControllerManifests(config);
+  if (controller.length) files.push({ file: '55-ingress-controller.yaml', manifests: controller });
+  const ing = ingressManifests(config);
   if (ing.length) files.push({ file: '60-ingress.yaml', manifests: ing });
+  const issuer = acmeIssuer(config);
+  if (issuer.length) files.push({ file: '65-acme-issuer.yaml', manifests: issuer });
   return files;
 }
 
@@ -484,6 +499,8 @@ export interface SecretInputs {
   ca: string;
   postgresServer: PemPair;
   routerClient: PemPair;
+  /** Certificates of the ingress hosts with tls: internal, by host. */
+  ingressCerts: Record<string, PemPair>;
 }
 
 /** The Secrets the manifests reference, with their contents: only `render --with-secrets` and `gardenos up` produce these. */
@@ -514,6 +531,13 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     secret(SECRET_NAMES.postgresTls, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.postgresServer.cert, 'tls.key': input.postgresServer.key }),
     secret(SECRET_NAMES.routerEtcd, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.routerClient.cert, 'tls.key': input.routerClient.key }),
   ];
+  // tls: internal — the host's certificate from GardenOS's CA, in every namespace whose Ingress names it.
+  for (const [host, namespaces] of hostNamespaces(config)) {
+    const h = config.ingress.hosts.find((x) => x.name === host);
+    const pair = input.ingressCerts[host];
+    if (!h || hostTls(h) !== 'internal' || !pair) continue;
+    for (const ns of [...namespaces].sort()) out.push({ ...secret(tlsSecretName(h), ns, { 'tls.crt': pair.cert, 'tls.key': pair.key }), type: 'kubernetes.io/tls' });
+  }
   if (config.supabase.enabled) {
     const s = secrets.supabase;
     out.push(

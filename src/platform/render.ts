@@ -6,13 +6,13 @@ import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import type { Config } from '../config/schema.ts';
+import { hostTls, type Config } from '../config/schema.ts';
 import { GardenError } from '../errors.ts';
 import { GENERATED } from '../render/yaml.ts';
 import { writeFileAtomic } from '../util/files.ts';
 import { hostFiles, hostPaths } from './hosts.ts';
 import { platformManifests, secretManifests, type Manifest } from './kube.ts';
-import { readPair, readPlatformSecrets } from './secrets.ts';
+import { ingressCertName, readPair, readPlatformSecrets } from './secrets.ts';
 import { supabaseBootstrapSql } from './supabase.ts';
 
 export interface RenderedFile {
@@ -66,7 +66,9 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
   const resources = manifestFiles.map((f) => f.file);
   if (opts.withSecrets) {
     const [ca, postgresServer, routerClient] = await Promise.all([readPair(opts.secretsDir, 'ca'), readPair(opts.secretsDir, 'postgres-server'), readPair(opts.secretsDir, 'etcd-client-router')]);
-    add('kubernetes/05-secrets.yaml', manifestsYaml(secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient })), 0o600, true);
+    const internal = config.ingress.hosts.filter((h) => hostTls(h) === 'internal').map((h) => h.name);
+    const ingressCerts = Object.fromEntries(await Promise.all(internal.map(async (h) => [h, await readPair(opts.secretsDir, ingressCertName(h))] as const)));
+    add('kubernetes/05-secrets.yaml', manifestsYaml(secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient, ingressCerts })), 0o600, true);
     resources.splice(1, 0, '05-secrets.yaml');
   }
   for (const f of manifestFiles) add(`kubernetes/${f.file}`, manifestsYaml(f.manifests));

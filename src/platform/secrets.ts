@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { access, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import type { Config } from '../config/schema.ts';
+import { hostTls, type Config } from '../config/schema.ts';
 import { GardenError } from '../errors.ts';
 import type { PemPair } from '../pki/certs.ts';
 import type { ClusterSecrets } from '../render/files.ts';
@@ -74,7 +74,7 @@ export interface CertSpec {
   commonName: string;
   ips: string[];
   dnsNames: string[];
-  usage: 'server-and-client' | 'client';
+  usage: 'server-and-client' | 'server' | 'client';
 }
 
 export function certSpecs(config: Config): CertSpec[] {
@@ -100,8 +100,13 @@ export function certSpecs(config: Config): CertSpec[] {
       dnsNames: [...topo.postgres.map((m) => m.name), ...namesOf(pgHosts), ...svc('postgres-primary'), ...svc('postgres-replica'), 'localhost'],
       usage: 'server-and-client',
     },
+    // Ingress hosts with tls: internal (private hosts): clients trust the CA.
+    ...config.ingress.hosts.filter((h) => hostTls(h) === 'internal').map((h) => ({ name: ingressCertName(h.name), commonName: h.name, ips: [], dnsNames: [h.name], usage: 'server' as const })),
   ];
 }
+
+/** The PKI file stem of an ingress host's certificate (tls: internal). */
+export const ingressCertName = (host: string) => `ingress-${host}`;
 
 export interface PkiResult {
   dir: string;

@@ -280,6 +280,33 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
 }
 
 /**
+ * cert-manager's CRDs (Certificate, ClusterIssuer, …: scripts/build-kube.sh copies them from its Go module at
+ * CERT_MANAGER_VERSION) created on this API server and waited for until established: the objects GardenOS
+ * renders for tls: acme are then checked against cert-manager's own schemas. The controller is not run (no ACME
+ * server is reachable from the tests).
+ */
+export async function installCertManagerCrds(kc: KubeConfig): Promise<string[]> {
+  const { ApiextensionsV1Api, KubernetesObjectApi } = await import('@kubernetes/client-node');
+  const dir = join(await kubeBinaries(), 'crds');
+  const { readdir } = await import('node:fs/promises');
+  const api = KubernetesObjectApi.makeApiClient(kc);
+  const names: string[] = [];
+  for (const f of (await readdir(dir)).filter((x) => x.endsWith('.yaml')).sort()) {
+    const crd = parse(await readFile(join(dir, f), 'utf8')) as { apiVersion: string; kind: string; metadata: { name: string } };
+    await api.create(crd);
+    names.push(crd.metadata.name);
+  }
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  for (const name of names) {
+    await waitFor(`CRD ${name} to be established`, async () => {
+      const crd = await ext.readCustomResourceDefinition({ name });
+      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined;
+    }, { timeoutMs: 60_000, intervalMs: 200 });
+  }
+  return names;
+}
+
+/**
  * A local cluster's router settings (its etcd, scope and Patroni CA), with the Kubernetes sink instead of
  * HAProxy's: the database namespace's postgres-primary/-replica, the router's Lease, and `kubeconfig`'s credentials.
  */

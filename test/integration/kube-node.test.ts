@@ -25,6 +25,36 @@ const run = promisify(execFile);
 const asRoot = process.getuid?.() === 0;
 const OCTET = 228;
 const HOST = `10.251.${OCTET}.1`;
+const API_HOST = 'api.it-node.test';
+const [HTTP_PORT, HTTPS_PORT] = [20080, 20443];
+
+/** One request to a node's ingress port: by name (Host and SNI), over TLS checked against `ca` unless `insecure`. */
+async function viaIngress(o: { path: string; method?: string; body?: string; host?: string; tls?: boolean; ca?: string; node?: string }): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  const host = o.host ?? API_HOST;
+  const mod = o.tls === false ? await import('node:http') : await import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      {
+        host: o.node ?? HOST,
+        port: o.tls === false ? HTTP_PORT : HTTPS_PORT,
+        method: o.method ?? 'GET',
+        path: o.path,
+        headers: { host, ...(o.body ? { 'content-type': 'application/json' } : {}) },
+        ...(o.tls === false ? {} : { servername: host, ...(o.ca ? { ca: o.ca } : { rejectUnauthorized: false }) }),
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${o.node ?? HOST} for ${host}${o.path}`)));
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
 
 describe('a real node: kubelet and containerd running pods from images made here', { timeout: 900_000, skip: asRoot ? false : 'needs root for namespaces, bridges and containers (see README)' }, () => {
   let p: PlatformNodes;
@@ -34,7 +64,12 @@ describe('a real node: kubelet and containerd running pods from images made here
     p = await startPlatformNodes({
       name: 'it-node',
       octet: OCTET,
-      extraYaml: ['apps:', '  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL] }'],
+      extraYaml: [
+        'apps:',
+        `  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL], routes: [{ host: ${API_HOST} }] }`,
+        // Traefik from its Go module; the nodes' HTTP/HTTPS ports moved off 80/443 (the nodes share this machine), a certificate from GardenOS's CA.
+        `ingress: { image: "gardenos.local/traefik:1", httpPort: ${HTTP_PORT}, httpsPort: ${HTTPS_PORT}, hosts: [{ name: ${API_HOST} }] }`,
+      ],
     });
   });
   after(async () => {
@@ -136,16 +171,32 @@ describe('a real node: kubelet and containerd running pods from images made here
     await admin.end();
     await waitFor('the API to turn ready', async () => (await apiReady()) === 1 || undefined, { timeoutMs: 60_000, intervalMs: 500 });
     assert.deepEqual((await status()).problems, [], 'status finds nothing wrong with this cluster now');
-    // A write and a read through the API's Service (kube-proxy → the pod → postgres-primary → the leader).
-    const apiService = await core.readNamespacedService({ name: 'api', namespace: 'apps' });
-    const apiUrl = `http://${apiService.spec!.clusterIP}:8000`;
-    const created = await fetch(`${apiUrl}/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'first seed' }) });
-    assert.equal(created.status, 201, await created.clone().text());
-    const item = (await created.json()) as { id: number; name: string };
-    const read = await fetch(`${apiUrl}/items/${item.id}`);
-    assert.equal(read.status, 200);
-    assert.deepEqual(((await read.json()) as { name: string }).name, 'first seed');
-    assert.equal((await fetch(`${apiUrl}/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"name": ""}' })).status, 422, 'bad input gets a clear refusal');
+
+    // Through the ingress: a node's HTTPS port → Traefik (the rendered DaemonSet) → the API pod → postgres-primary → the leader.
+    // The certificate is GardenOS's (tls: internal), checked against its CA for the host's name.
+    const ca = await readFile(join(p.secretsDir, 'pki', 'ca.crt'), 'utf8');
+    const ready = await waitFor('the route to the API through Traefik', async () => {
+      const r = await viaIngress({ path: '/ready', ca });
+      if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
+      return r;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
+    assert.match(ready.body, /ready/);
+    const created = await viaIngress({ path: '/items', method: 'POST', body: JSON.stringify({ name: 'first seed' }), ca });
+    assert.equal(created.status, 201, created.body);
+    const item = JSON.parse(created.body) as { id: number; name: string };
+    // Each node's port serves the route (whichever node a DNS name or floating address sends a client to).
+    for (const node of [1, 2, 3].map((i) => `10.251.${OCTET}.${i}`)) {
+      const read = await viaIngress({ path: `/items/${item.id}`, ca, node });
+      assert.equal(read.status, 200, `${node}: ${read.body}`);
+      assert.equal((JSON.parse(read.body) as { name: string }).name, 'first seed');
+    }
+    assert.equal((await viaIngress({ path: '/items', method: 'POST', body: '{"name": ""}', ca })).status, 422, 'bad input gets a clear refusal');
+    // A host no route names is not served (404, with Traefik's own certificate); plain HTTP is sent to HTTPS on the node's port.
+    const stranger = await viaIngress({ path: '/ready', host: 'nobody.it-node.test' });
+    assert.equal(stranger.status, 404, stranger.body);
+    const plain = await viaIngress({ path: '/ready', tls: false });
+    assert.ok([301, 308].includes(plain.status), `plain HTTP: ${plain.status}`);
+    assert.equal(plain.headers.location, `https://${API_HOST}:${HTTPS_PORT}/ready`);
 
     // A writer in the cluster (a pod): one INSERT per connection through postgres-primary's Service address,
     // logging each acknowledged id. Nothing it was told is committed may be lost.

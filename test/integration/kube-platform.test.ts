@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubernetesObjectApi, PolicyV1Api, StorageV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { applyObjects } from '../../src/clients/apply.ts';
 import { EtcdClient } from '../../src/clients/etcd.ts';
+import { GardenError } from '../../src/errors.ts';
 import type { Finding } from '../../src/doctor/checks.ts';
 import type { DoctorReport } from '../../src/doctor/run.ts';
 import { etcdEndpoints, openLocalCluster } from '../../src/local/cluster.ts';
@@ -23,7 +24,7 @@ import { NOWHERE, type Route } from '../../src/router/decide.ts';
 import { KubernetesSink, LeaseHolder, ROLE_LABEL } from '../../src/router/sinks/kubernetes.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';
-import { startControlPlane, type ControlPlane } from '../helpers/kube.ts';
+import { installCertManagerCrds, startControlPlane, type ControlPlane } from '../helpers/kube.ts';
 import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
 
 const asRoot = process.getuid?.() === 0;
@@ -84,6 +85,26 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
     }
   });
 
+  it('refuses before applying anything: an API this cluster does not serve (cert-manager, for tls: acme), an Ingress whose TLS Secret is nowhere', async () => {
+    const kc = cp.admin();
+    const core = kc.makeApiClient(CoreV1Api);
+    const namespaces = async () => (await core.listNamespace()).items.map((n) => n.metadata!.name!).sort();
+    const before = await namespaces();
+    await assert.rejects(applyObjects(kc, objects, { report: silent }), (e: unknown) => {
+      assert.ok(e instanceof GardenError, String(e));
+      assert.match(e.message, /^Certificate apps\/api\.example\.com-tls is cert-manager\.io\/v1, which this cluster does not serve; nothing was applied$/);
+      assert.match(e.hint ?? '', /tls: acme need cert-manager/);
+      return true;
+    });
+    assert.deepEqual(await namespaces(), before, 'nothing applied, not even the namespaces');
+
+    // With cert-manager's CRDs (from its Go module), the kinds are served; a TLS Secret that nothing provides is still refused.
+    assert.equal((await installCertManagerCrds(kc)).length, 4);
+    const ingress = structuredClone(objects.find((o) => o.kind === 'Ingress' && o.metadata?.namespace === 'apps')!) as KubernetesObject & { spec: { tls: unknown[] } };
+    ingress.spec.tls = [{ hosts: ['own.example.com'], secretName: 'own-cert' }];
+    await assert.rejects(applyObjects(kc, [ingress], { report: silent }), /Ingress apps\/main-api serves own\.example\.com with TLS Secret own-cert, which is not in namespace apps; nothing was applied/);
+  });
+
   it('server-side applies every rendered object as rendered, in order; a second apply changes nothing', async () => {
     const kc = cp.admin();
     const first = await applyObjects(kc, objects, { report: silent });
@@ -119,6 +140,17 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       if (mine?.time && new Date(mine.time).getTime() >= secondAt - 1000) changedBySecond.push(`${key} (${live.metadata!.managedFields?.map((m) => `${m.manager} ${m.operation} ${m.time}`).join('; ')})`);
     }
     assert.deepEqual(changedBySecond, [], 'the second apply changed nothing');
+  });
+
+  it("holds the ACME issuer and certificates to cert-manager's own schema: a broken issuer is refused", async () => {
+    const custom = cp.admin().makeApiClient(CustomObjectsApi);
+    const issuer = (await custom.getClusterCustomObject({ group: 'cert-manager.io', version: 'v1', plural: 'clusterissuers', name: 'gardenos-acme' })) as { spec: { acme: { email: string; solvers: { http01: { ingress: { ingressClassName: string } } }[] } } };
+    assert.deepEqual([issuer.spec.acme.email, issuer.spec.acme.solvers[0]!.http01.ingress.ingressClassName], ['ops@example.com', 'traefik']);
+    const cert = (await custom.getNamespacedCustomObject({ group: 'cert-manager.io', version: 'v1', namespace: 'apps', plural: 'certificates', name: 'api.example.com-tls' })) as { spec: { secretName: string; dnsNames: string[] } };
+    assert.deepEqual([cert.spec.secretName, cert.spec.dnsNames], ['api.example.com-tls', ['api.example.com']]);
+    // The schema bites: an ACME issuer without the account key's Secret is refused (422), so the rendered one passed a real check.
+    const broken = { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer', metadata: { name: 'broken' }, spec: { acme: { email: 'ops@example.com', server: 'https://acme.example/dir', solvers: [] } } };
+    await assert.rejects(custom.createClusterCustomObject({ group: 'cert-manager.io', version: 'v1', plural: 'clusterissuers', body: broken }), (e: unknown) => code(e) === 422 && /privateKeySecretRef/.test(String((e as { body?: unknown }).body)));
   });
 
   it('is acted on by the real controllers: ReplicaSets, StatefulSet pods and claims, PDB status, EndpointSlices, the scheduler', async () => {

@@ -81,8 +81,30 @@ describe('config', () => {
     assert.match(problemsOf('cluster: { name: a }\nk3s: { clusterCidr: 10.42.0.0/33 }\n')[0]!, /k3s\.clusterCidr: must be a CIDR block/);
     assert.match(problemsOf('cluster: { name: a }\nk3s: { clusterCidr: 10.0.0.0/8, serviceCidr: 10.43.0.0/16 }\n')[0]!, /k3s\.serviceCidr: overlaps k3s\.clusterCidr/);
     assert.match(problemsOf('cluster: { name: a }\napps:\n  - name: api\n')[0]!, /g\.yaml:3:5: apps\[0\]\.image: is required/);
-    const [route] = problemsOf('cluster: { name: a }\napps:\n  - name: api\n    image: x/api:1\n    routes: [{ host: nowhere.example.com }]\n');
+    const [route] = problemsOf('cluster: { name: a }\napps:\n  - name: api\n    image: x/api:1\n    readyPath: /ready\n    routes: [{ host: nowhere.example.com }]\n');
     assert.match(route!, /apps\[0\]\.routes\[0\]\.host: host "nowhere\.example\.com" is not one of ingress\.hosts \(none\)/);
+  });
+
+  it('refuses routes that cannot work: a host two routes claim, a path that never matches, an app behind the ingress without readiness, TLS that cannot be had', () => {
+    const base = 'cluster: { name: a }\nsupabase: { enabled: true }\n';
+    const claimed = problemsOf(`${base}ingress: { hosts: [{ name: h.example.com }] }\napps:\n  - { name: one, image: x/a:1, readyPath: /ready, routes: [{ host: h.example.com, path: /api }] }\n  - { name: two, image: x/b:1, readyPath: /ready, routes: [{ host: h.example.com, path: /api/ }, { host: h.example.com, path: /rest/v1 }] }\n`);
+    assert.deepEqual(claimed.map((p) => p.replace(/^g\.yaml:\d+:\d+: /, '')), [
+      'apps[1].routes[0].path: h.example.com/api/ is already routed to app "one"; each host and path goes to one place',
+      "apps[1].routes[1].path: h.example.com/rest/v1 is already routed to Supabase's gateway (/rest/v1 on the first ingress host); each host and path goes to one place",
+    ]);
+    const never = problemsOf(`cluster: { name: a }\ningress: { hosts: [{ name: h.example.com }] }\napps:\n  - { name: one, image: x/a:1, readyPath: /ready, routes: [{ host: h.example.com, path: /api/* }] }\n`);
+    assert.match(never[0]!, /apps\[0\]\.routes\[0\]\.path: "\/api\/\*" never matches a request: "\*" is compared literally/);
+    const unready = problemsOf(`cluster: { name: a }\ningress: { hosts: [{ name: h.example.com }] }\napps:\n  - { name: one, image: x/a:1, routes: [{ host: h.example.com }] }\n`);
+    assert.match(unready[0]!, /^g\.yaml:4:5: apps\[0\]\.readyPath: app "one" is behind the ingress but has no readyPath/);
+    const tls = problemsOf('cluster: { name: a }\ningress:\n  hosts:\n    - { name: a.example.com, tls: acme }\n    - { name: b.example.com, tls: secret }\n    - { name: c.example.com, tls: internal, tlsSecret: c-cert }\n    - { name: 10.0.0.5 }\n    - { name: a.example.com }\n');
+    assert.deepEqual(tls.map((p) => p.replace(/^g\.yaml:\d+:\d+: /, '')).sort(), [
+      'ingress.acme: host "a.example.com" has tls: acme, which needs ingress.acme.email (the ACME account\'s address)',
+      'ingress.hosts[1].tlsSecret: tls: secret needs tlsSecret, the name of a kubernetes.io/tls Secret you manage',
+      'ingress.hosts[2].tls: tlsSecret is used only with tls: secret, but tls is internal; remove one of them',
+      'ingress.hosts[3].name: "10.0.0.5" is an address; an Ingress routes by DNS name (Kubernetes refuses addresses as hosts)',
+      'ingress.hosts[4].name: host "a.example.com" is listed twice; list each host once',
+    ]);
+    assert.match(problemsOf('cluster: { name: a }\nk3s: { disable: [servicelb] }\n')[0]!, /k3s\.disable: GardenOS installs its own Traefik/);
   });
 
   it('reports YAML syntax errors with their position', () => {

@@ -20,7 +20,9 @@ type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespa
 /** Validates one object with kubernetes-models' generated JSON Schema validator for its apiVersion and kind. */
 async function validate(obj: Obj): Promise<void> {
   const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
-  const mod = (await import(`kubernetes-models/${group ? `${group}/` : ''}${version}/${obj.kind}`)) as Record<string, new (o: unknown) => { validate(): void }>;
+  // cert-manager's kinds (tls: acme) from its own generated schemas.
+  const pkg = group?.endsWith('cert-manager.io') ? '@kubernetes-models/cert-manager' : 'kubernetes-models';
+  const mod = (await import(`${pkg}/${group ? `${group}/` : ''}${version}/${obj.kind}`)) as Record<string, new (o: unknown) => { validate(): void }>;
   const Model = mod[obj.kind] ?? mod.default;
   assert.ok(Model, `no schema for ${obj.apiVersion} ${obj.kind}`);
   try {
@@ -99,7 +101,7 @@ describe('gardenos render: the production platform', () => {
 
   it('lists every manifest file in the kustomization, in dependency order', () => {
     const k = docs(withSecrets.find((f) => f.path === 'kubernetes/kustomization.yaml')!)[0] as unknown as { resources: string[] };
-    assert.deepEqual(k.resources, ['00-namespaces.yaml', '05-secrets.yaml', '10-storage.yaml', '20-postgres.yaml', '30-router.yaml', '40-supabase.yaml', '50-apps.yaml', '60-ingress.yaml']);
+    assert.deepEqual(k.resources, ['00-namespaces.yaml', '05-secrets.yaml', '10-storage.yaml', '20-postgres.yaml', '30-router.yaml', '40-supabase.yaml', '50-apps.yaml', '55-ingress-controller.yaml', '60-ingress.yaml', '65-acme-issuer.yaml']);
     for (const r of k.resources) assert.ok(withSecrets.some((f) => f.path === `kubernetes/${r}`), r);
   });
 
@@ -178,13 +180,17 @@ describe('gardenos render: the production platform', () => {
     assert.match(patroni, /data_dir: \/home\/postgres\/pgdata\/pgroot\/data/);
   });
 
-  it('puts Supabase behind a gateway that checks the apikey, and apps behind the ingress', () => {
-    const kong = JSON.parse(Buffer.from((docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'supabase-gateway')!.data as Record<string, string>)['kong.yml']!, 'base64').toString()) as { services: { name: string; plugins: { name: string }[] }[]; consumers: { username: string; keyauth_credentials: { key: string }[] }[] };
-    for (const s of kong.services) assert.ok(s.plugins.some((p) => p.name === 'key-auth'), `${s.name} checks the apikey`);
+  it('puts Supabase behind a gateway that checks the apikey as Supabase\'s own does (open auth links, storage checking its JWT), and apps behind the ingress', () => {
+    type Kong = { services: { name: string; url: string; routes: { paths: string[] }[]; plugins: { name: string }[] }[]; consumers: { username: string; keyauth_credentials: { key: string }[] }[] };
+    const kong = JSON.parse(Buffer.from((docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'supabase-gateway')!.data as Record<string, string>)['kong.yml']!, 'base64').toString()) as Kong;
+    const keyed = Object.fromEntries(kong.services.map((s) => [s.routes[0]!.paths[0], s.plugins.some((p) => p.name === 'key-auth')]));
+    assert.deepEqual(keyed, { '/auth/v1/verify': false, '/auth/v1/callback': false, '/auth/v1/authorize': false, '/auth/v1/': true, '/rest/v1/': true, '/storage/v1/': false });
+    assert.equal(kong.services.find((s) => s.name === 'auth-v1-open-verify')!.url, 'http://auth.supabase.svc:9999/verify', 'an open path reaches the same auth path, stripped of /auth/v1');
     assert.deepEqual(kong.consumers.map((c) => [c.username, c.keyauth_credentials[0]!.key]), [['anon', secrets.supabase.anonKey], ['service_role', secrets.supabase.serviceRoleKey]]);
     const ingress = docs(plain.find((f) => f.path === 'kubernetes/60-ingress.yaml')!);
-    const supa = ingress.find((o) => o.metadata.name === 'supabase') as unknown as { spec: { rules: { http: { paths: { backend: { service: { name: string } } }[] } }[] } };
+    const supa = ingress.find((o) => o.metadata.name === 'supabase') as unknown as { spec: { ingressClassName: string; rules: { http: { paths: { backend: { service: { name: string } } }[] } }[] } };
     assert.ok(supa.spec.rules[0]!.http.paths.every((p) => p.backend.service.name === 'gateway'), 'Supabase is reached only through the gateway');
+    assert.equal(supa.spec.ingressClassName, 'traefik');
     const apps = docs(plain.find((f) => f.path === 'kubernetes/50-apps.yaml')!);
     const api = apps.find((o) => o.kind === 'Deployment' && o.metadata.name === 'main-api') as unknown as { spec: { replicas: number; template: { spec: { containers: { env: { name: string; valueFrom: { secretKeyRef: { name: string } } }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; resources: unknown }[] } } } };
     const c = api.spec.template.spec.containers[0]!;
@@ -192,6 +198,79 @@ describe('gardenos render: the production platform', () => {
     assert.equal(c.readinessProbe.httpGet.path, '/ready', 'readyPath: ready only when its database answers');
     assert.equal(c.livenessProbe.httpGet.path, '/health');
     assert.deepEqual(c.resources, { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } });
+  });
+
+  it('starts Supabase\'s containers as a numeric non-root user, and PostgREST\'s admin server on its own port', () => {
+    type Pod = { securityContext: { runAsNonRoot?: boolean; runAsUser?: number }; containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } } }[] };
+    const supa = docs(plain.find((f) => f.path === 'kubernetes/40-supabase.yaml')!).filter((o) => o.kind === 'Deployment');
+    const pod = (name: string) => (supa.find((o) => o.metadata.name === name) as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec;
+    for (const name of ['auth', 'rest', 'storage', 'gateway']) {
+      const sc = pod(name).securityContext;
+      assert.ok(sc.runAsNonRoot && Number.isInteger(sc.runAsUser) && sc.runAsUser! > 0, `${name}: the kubelet can verify a numeric non-root user (${JSON.stringify(sc)})`);
+    }
+    const rest = pod('rest').containers[0]!;
+    const admin = rest.env.find((e) => e.name === 'PGRST_ADMIN_SERVER_PORT')!.value;
+    assert.notEqual(Number(admin), rest.ports.find((p) => p.name === 'http')!.containerPort, 'the admin server does not take the API port');
+    assert.equal(rest.ports.find((p) => p.name === 'status')!.containerPort, Number(admin));
+    assert.deepEqual([rest.readinessProbe.httpGet, rest.livenessProbe.httpGet], [{ path: '/ready', port: 'status' }, { path: '/live', port: 'status' }], "probed on PostgREST's admin server");
+    assert.equal(pod('gateway').containers[0]!.env.find((e) => e.name === 'KONG_PREFIX')!.value, '/kong-prefix', "Kong's prefix is writable whatever the image's user");
+  });
+
+  it('installs Traefik on every node\'s HTTP and HTTPS ports with least privilege, and the routes name its class', () => {
+    const objs = docs(plain.find((f) => f.path === 'kubernetes/55-ingress-controller.yaml')!);
+    type Ds = { spec: { template: { spec: { securityContext: { runAsUser: number }; containers: { args: string[]; ports: { name: string; hostPort?: number }[] }[] } } } };
+    const ds = objs.find((o) => o.kind === 'DaemonSet') as unknown as Ds;
+    const c = ds.spec.template.spec.containers[0]!;
+    assert.deepEqual(c.ports.filter((p) => p.hostPort).map((p) => [p.name, p.hostPort]), [['web', 80], ['websecure', 443]]);
+    assert.ok(c.args.includes('--providers.kubernetesingress.ingressClass=traefik'));
+    assert.ok(c.args.includes('--providers.kubernetesingress.namespaces=apps,supabase'), 'watches only the namespaces with routes');
+    assert.ok(c.args.includes('--entryPoints.web.http.redirections.entryPoint.to=:443'), 'HTTP goes to HTTPS');
+    assert.equal(objs.find((o) => o.kind === 'IngressClass')!.metadata.name, 'traefik');
+    const clusterRole = objs.find((o) => o.kind === 'ClusterRole') as unknown as { rules: { resources: string[] }[] };
+    assert.deepEqual(clusterRole.rules.flatMap((r) => r.resources).sort(), ['ingressclasses', 'nodes'], 'reads no Secret cluster-wide');
+    assert.deepEqual(objs.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace), ['apps', 'supabase']);
+    // K3s's own Traefik stays off (the rules refuse otherwise): one controller on the ports.
+    const k3s = plain.find((f) => f.path.endsWith('/etc/rancher/k3s/config.yaml'))!.content;
+    assert.match(k3s, /- traefik/);
+  });
+
+  it('gets each host\'s certificate where its tls says: ACME through cert-manager, GardenOS\'s CA, or the user\'s Secret', async () => {
+    const mixed = parseConfig(`cluster: { name: tls }
+nodes: [{ name: n1, address: { public: 10.0.0.1, private: 10.0.0.1 }, roles: [etcd, k3s-server, postgres, haproxy] }]
+supabase: { enabled: false }
+ingress:
+  acme: { email: ops@example.com }
+  hosts:
+    - { name: public.example.com, tls: acme }
+    - { name: private.example.internal }
+    - { name: own.example.com, tlsSecret: own-cert }
+apps:
+  - { name: web, image: x/web:1, readyPath: /ready, routes: [{ host: public.example.com }, { host: private.example.internal }, { host: own.example.com, path: /own }] }
+`);
+    const tlsDir = await mkdtemp(join(tmpdir(), 'gardenos-tls-'));
+    try {
+      await ensurePlatformSecrets(tlsDir, mixed);
+      const pki = await ensurePlatformPki(tlsDir, mixed);
+      assert.ok(pki.created.includes('ingress-private.example.internal'), 'the internal host has a certificate from the CA');
+      assert.ok(!pki.created.some((n) => n.includes('public.example.com') || n.includes('own.example.com')), 'no CA certificate for hosts that get theirs elsewhere');
+      const files = await renderPlatform(mixed, { secretsDir: tlsDir, withSecrets: true });
+      const ingress = docs(files.find((f) => f.path === 'kubernetes/60-ingress.yaml')!);
+      const web = ingress.find((o) => o.kind === 'Ingress') as unknown as { spec: { tls: { hosts: string[]; secretName: string }[] } };
+      assert.deepEqual(web.spec.tls, [
+        { hosts: ['public.example.com'], secretName: 'public.example.com-tls' },
+        { hosts: ['private.example.internal'], secretName: 'private.example.internal-tls' },
+        { hosts: ['own.example.com'], secretName: 'own-cert' },
+      ]);
+      const cert = ingress.find((o) => o.kind === 'Certificate') as unknown as { metadata: { namespace: string }; spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } } };
+      assert.deepEqual([cert.metadata.namespace, cert.spec.secretName, cert.spec.dnsNames, cert.spec.issuerRef], ['apps', 'public.example.com-tls', ['public.example.com'], { kind: 'ClusterIssuer', name: 'gardenos-acme' }]);
+      const issuer = docs(files.find((f) => f.path === 'kubernetes/65-acme-issuer.yaml')!)[0] as unknown as { spec: { acme: { email: string; server: string; solvers: { http01: { ingress: { ingressClassName: string } } }[] } } };
+      assert.deepEqual([issuer.spec.acme.email, issuer.spec.acme.server, issuer.spec.acme.solvers[0]!.http01.ingress.ingressClassName], ['ops@example.com', 'https://acme-v02.api.letsencrypt.org/directory', 'traefik']);
+      const tlsSecrets = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).filter((o) => o.type === 'kubernetes.io/tls');
+      assert.deepEqual(tlsSecrets.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['apps/private.example.internal-tls'], 'GardenOS writes only the internal host\'s Secret');
+      for (const f of files.filter((x) => x.path.startsWith('kubernetes/') && !x.path.endsWith('kustomization.yaml'))) for (const o of docs(f)) await validate(o);
+    } finally {
+      await rm(tlsDir, { recursive: true, force: true });
+    }
   });
 
   it('makes anon and service-role keys that verify with the JWT secret and carry the right claims', async () => {

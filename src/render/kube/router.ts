@@ -8,12 +8,12 @@ import type { Config } from '../../config/schema.ts';
 import { routerSettings } from '../router.ts';
 import { productionTopology } from '../topology.ts';
 import { GENERATED } from '../yaml.ts';
+import type { Manifest } from './manifest.ts';
 import { APPLY_ANNOTATION, CREATE_ONLY, ENDPOINTS_LABELS, ROUTER_NAME, postgresPodSelector } from './names.ts';
 
 const createOnly = <M extends Manifest['metadata']>(m: M): M => ({ ...m, annotations: { ...m.annotations, [APPLY_ANNOTATION]: CREATE_ONLY } });
 const TLS_DIR = '/etc/gardenos/tls';
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: unknown };
 
 export function routerManifests(config: Config): Manifest[] {
   const ns = config.namespaces.database;
