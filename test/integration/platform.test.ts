@@ -32,6 +32,7 @@ apps:
   - name: api
     image: registry.example.test/api:1.0.0
     replicas: 2
+    readyPath: /ready
     routes: [{ host: api.example.test, path: / }]
 `;
 
@@ -206,6 +207,65 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
         await login.end();
       } finally {
         await client.end();
+      }
+    });
+
+    // PostgREST and GoTrue cannot be obtained on these machines (PostgREST is Haskell; github.com/supabase/auth
+    // is refused by the Go module proxy), so what they do in the database is done here the way they do it,
+    // with a JWT signed by the generated secret: PostgREST verifies it, then per request
+    // `SET LOCAL ROLE <claims.role>` and `set_config('request.jwt.claims', …, true)` as authenticator.
+    it('without PostgREST or GoTrue (neither obtainable here): the request roles switch with a JWT\'s claims and RLS decides by auth.uid()', async () => {
+      const secret = 'jwt-secret-of-at-least-32-characters!';
+      const { SignJWT, jwtVerify } = await import('jose');
+      const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('supabase').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+      const alice = '11111111-1111-4111-8111-111111111111';
+      const bob = '22222222-2222-4222-8222-222222222222';
+      const su = new pg.Client({ connectionString: uri });
+      const authAdmin = new pg.Client({ connectionString: uri.replace('postgres:bootstrap-pw', 'supabase_auth_admin:admin-pw') });
+      const storageAdmin = new pg.Client({ connectionString: uri.replace('postgres:bootstrap-pw', 'supabase_storage_admin:storage-pw') });
+      const rest = new pg.Client({ connectionString: uri.replace('postgres:bootstrap-pw', 'authenticator:auth-pw') });
+      await Promise.all([su, authAdmin, storageAdmin, rest].map((c) => c.connect()));
+      try {
+        // GoTrue's migrations run as supabase_auth_admin into its schema (search_path auth): it can create auth.uid() there.
+        assert.equal((await authAdmin.query<{ s: string }>("SELECT current_setting('search_path') AS s")).rows[0]!.s, 'auth');
+        await authAdmin.query("CREATE OR REPLACE FUNCTION uid() RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')::uuid $$");
+        // storage-api's migrations run as supabase_storage_admin into storage.
+        assert.equal((await storageAdmin.query<{ s: string }>("SELECT current_setting('search_path') AS s")).rows[0]!.s, 'storage');
+        await storageAdmin.query('CREATE TABLE IF NOT EXISTS buckets (id text PRIMARY KEY)');
+        assert.equal((await su.query<{ o: string }>("SELECT tableowner AS o FROM pg_tables WHERE schemaname = 'storage' AND tablename = 'buckets'")).rows[0]!.o, 'supabase_storage_admin');
+        // A user's table with row-level security on auth.uid(), created as the owner of public would.
+        await su.query('DROP TABLE IF EXISTS public.notes');
+        await su.query('CREATE TABLE public.notes (id serial PRIMARY KEY, owner uuid NOT NULL DEFAULT auth.uid(), body text NOT NULL)');
+        await su.query('ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY');
+        await su.query('CREATE POLICY own_notes ON public.notes FOR ALL TO authenticated USING (owner = auth.uid()) WITH CHECK (owner = auth.uid())');
+        await su.query(`INSERT INTO public.notes (owner, body) VALUES ('${alice}', 'alice''s'), ('${bob}', 'bob''s')`);
+
+        // One PostgREST request: verify the token, switch to its role with its claims for one transaction.
+        const request = async (token: string, sql: string) => {
+          const { payload } = await jwtVerify(token, new TextEncoder().encode(secret), { issuer: 'supabase', algorithms: ['HS256'] });
+          await rest.query('BEGIN');
+          try {
+            await rest.query(`SET LOCAL ROLE ${String(payload.role)}`);
+            await rest.query("SELECT set_config('request.jwt.claims', $1, true)", [JSON.stringify(payload)]);
+            return (await rest.query(sql)).rows as Record<string, unknown>[];
+          } finally {
+            await rest.query('ROLLBACK').catch(() => {});
+          }
+        };
+        const asAlice = await sign({ role: 'authenticated', sub: alice, aud: 'authenticated' });
+        assert.deepEqual(await request(asAlice, 'SELECT body FROM public.notes ORDER BY id'), [{ body: "alice's" }], 'alice sees her rows only');
+        assert.deepEqual(await request(asAlice, "INSERT INTO public.notes (body) VALUES ('new') RETURNING owner::text"), [{ owner: alice }], 'a new row is hers by auth.uid()');
+        await assert.rejects(request(asAlice, `INSERT INTO public.notes (owner, body) VALUES ('${bob}', 'forged') RETURNING id`), /row-level security/, "she cannot write bob's rows");
+        assert.deepEqual(await request(await sign({ role: 'anon' }), 'SELECT body FROM public.notes'), [], 'anon: no policy, no rows');
+        assert.equal((await request(await sign({ role: 'service_role' }), 'SELECT count(*)::int AS n FROM public.notes'))[0]!.n, 2, 'service_role bypasses RLS');
+        // authenticator may become only the three request roles; a token claiming another is refused by PostgreSQL itself.
+        await assert.rejects(request(await sign({ role: 'postgres' }), 'SELECT 1'), /permission denied to set role "postgres"/);
+        // A token signed with another secret never reaches the database.
+        const forged = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('supabase').sign(new TextEncoder().encode('another-secret-of-at-least-32-chars!!'));
+        await assert.rejects(request(forged, 'SELECT 1'), /signature verification failed/);
+      } finally {
+        await su.query('DROP TABLE IF EXISTS public.notes').catch(() => {});
+        await Promise.all([su, authAdmin, storageAdmin, rest].map((c) => c.end()));
       }
     });
   });
