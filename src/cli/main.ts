@@ -3,6 +3,7 @@
 // 2 done but degraded (status, up). Errors print what happened and what to do.
 import { Command, Option } from 'commander';
 import type { GlobalOptions } from './local.ts';
+import { GATEWAY_AUTH_PORT } from '../render/kube/names.ts';
 import { formatError } from './output.ts';
 
 // Command modules load on use: `status` must not pay for the schema, YAML and X.509 libraries.
@@ -288,6 +289,35 @@ program
         process.once('SIGINT', resolve);
       });
       await running.stop();
+      return 0;
+    }),
+  );
+
+program
+  .command('gateway-auth')
+  .description("Supabase's apikey check for Traefik's forwardAuth (runs beside Traefik in its pod; keys from SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY)")
+  .option('--listen <host:port>', 'where to answer', `127.0.0.1:${GATEWAY_AUTH_PORT}`)
+  .action(
+    run(async (opts: { listen: string }) => {
+      const { GardenError } = await import('../errors.ts');
+      const { serveApikeyCheck } = await import('../gateway/apikey.ts');
+      const anonKey = process.env.SUPABASE_ANON_KEY;
+      const serviceRoleKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
+      if (!anonKey || !serviceRoleKey) {
+        throw new GardenError('CONFIG_INVALID', 'gateway-auth needs SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY in its environment', { hint: 'the rendered Traefik DaemonSet sets them from the supabase-gateway Secret' });
+      }
+      const at = opts.listen.lastIndexOf(':');
+      const listen = { host: opts.listen.slice(0, at), port: Number(opts.listen.slice(at + 1)) };
+      if (at <= 0 || !Number.isInteger(listen.port) || listen.port < 1 || listen.port > 65535) throw new GardenError('CONFIG_INVALID', `--listen ${opts.listen}: expected host:port, such as 127.0.0.1:${GATEWAY_AUTH_PORT}`);
+      const server = await serveApikeyCheck({ anonKey, serviceRoleKey }, listen).catch((e: NodeJS.ErrnoException) => {
+        throw e.code === 'EADDRINUSE' ? new GardenError('PORT_IN_USE', `${opts.listen} is in use`, { hint: 'stop what listens there, or choose another --listen' }) : e;
+      });
+      process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), msg: 'gateway-auth listening', listen: opts.listen })}\n`);
+      await new Promise<void>((resolve) => {
+        process.once('SIGTERM', resolve);
+        process.once('SIGINT', resolve);
+      });
+      server.close();
       return 0;
     }),
   );

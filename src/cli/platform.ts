@@ -1,8 +1,9 @@
 // `gardenos pki`, `gardenos render` and `gardenos plan`: the production platform from gardenos.yaml.
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import { GardenError } from '../errors.ts';
 import { defaultSecretsDir, ensurePlatformPki, ensurePlatformSecrets } from '../platform/secrets.ts';
 import type { RenderedFile } from '../platform/render.ts';
 import { formatDoctor, formatPlatformStatus, print } from './output.ts';
@@ -36,10 +37,21 @@ async function renderTree(opts: PlatformOptions & { withSecrets?: boolean; hostR
   return renderPlatform(config, { secretsDir, ...(opts.withSecrets ? { withSecrets: true } : {}), ...(opts.hostRoot ? { hostRoot: opts.hostRoot } : {}) });
 }
 
+/** `--out` must be a directory or not exist yet: checked before anything (secrets, certificates) is written. */
+async function checkOutDir(out: string): Promise<void> {
+  const st = await stat(out).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return undefined;
+    if (e.code === 'ENOTDIR') throw new GardenError('CONFIG_INVALID', `--out ${out}: a part of that path is a file, not a directory`, { hint: 'choose a directory for the rendered tree' });
+    throw e;
+  });
+  if (st && !st.isDirectory()) throw new GardenError('CONFIG_INVALID', `--out ${out} is a file; render writes a tree of files into a directory`, { hint: 'choose a directory (it is created if missing)' });
+}
+
 export async function renderCommand(opts: PlatformOptions & { out: string; withSecrets?: boolean; hostRoot?: string }): Promise<number> {
+  const out = resolve(opts.out);
+  await checkOutDir(out);
   const files = await renderTree(opts);
   const { writeRender } = await import('../platform/render.ts');
-  const out = resolve(opts.out);
   const r = await writeRender(out, files);
   print(opts.json, { out, files: files.map((f) => f.path), ...r }, () =>
     [`rendered ${files.length} files into ${out} (${r.written} written, ${files.length - r.written} unchanged${r.removed.length ? `, ${r.removed.length} removed` : ''})`, ...(opts.withSecrets ? ['including secrets (0600): keep this directory private'] : []), `apply the manifests with: kubectl apply -k ${out}/kubernetes`].join('\n'),
@@ -48,6 +60,7 @@ export async function renderCommand(opts: PlatformOptions & { out: string; withS
 }
 
 export async function planCommand(opts: PlatformOptions & { out: string; withSecrets?: boolean; hostRoot?: string }): Promise<number> {
+  await checkOutDir(resolve(opts.out));
   const files = await renderTree(opts);
   const { planRender } = await import('../platform/render.ts');
   const entries = await planRender(resolve(opts.out), files);

@@ -144,9 +144,12 @@ export async function loadConfig(file: string): Promise<Config> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
       throw new GardenError('CONFIG_NOT_FOUND', `config file ${file} does not exist`, { hint: 'create one with `gardenos init`, or leave out -c to use the built-in defaults' });
     }
+    if (code === 'EISDIR') throw new GardenError('CONFIG_INVALID', `config file ${file} is a directory`, { hint: `name the file in it, such as -c ${file.replace(/\/$/, '')}/gardenos.yaml` });
+    if (code === 'EACCES') throw new GardenError('CONFIG_INVALID', `config file ${file} cannot be read (permission denied)`, { hint: 'run as a user who can read it, or fix its mode' });
     throw e;
   }
   return parseConfig(text, file);

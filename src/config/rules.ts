@@ -64,6 +64,33 @@ export function checkRules(c: Config): RuleIssue[] {
     }
   }
 
+  // Every port GardenOS binds on a node (a hybrid node holds them all on its addresses): no two the same.
+  const ports: [(string | number)[], number][] = [
+    [['etcd', 'clientPort'], c.etcd.clientPort],
+    [['etcd', 'peerPort'], c.etcd.peerPort],
+    [['k3s', 'apiPort'], c.k3s.apiPort],
+    [['haproxy', 'ports', 'kubeApi'], c.haproxy.ports.kubeApi],
+    [['haproxy', 'ports', 'primary'], c.haproxy.ports.primary],
+    [['haproxy', 'ports', 'replicas'], c.haproxy.ports.replicas],
+    [['haproxy', 'ports', 'stats'], c.haproxy.ports.stats],
+    [['postgres', 'port'], c.postgres.port],
+    [['postgres', 'patroniPort'], c.postgres.patroniPort],
+    [['router', 'port'], c.router.port],
+    ...(c.pooler.enabled ? [[['pooler', 'port'], c.pooler.port] as [(string | number)[], number]] : []),
+    ...(c.ingress.controller === 'traefik'
+      ? ([
+          [['ingress', 'httpPort'], c.ingress.httpPort],
+          [['ingress', 'httpsPort'], c.ingress.httpsPort],
+        ] as [(string | number)[], number][])
+      : []),
+  ];
+  const owner = new Map<number, string>();
+  for (const [path, value] of ports) {
+    const first = owner.get(value);
+    if (first) issues.push({ path, message: `port ${value} is already ${first}'s; every port GardenOS binds on a node must differ` });
+    else owner.set(value, path.join('.'));
+  }
+
   if (cidrsOverlap(c.k3s.clusterCidr, c.k3s.serviceCidr)) {
     issues.push({ path: ['k3s', 'serviceCidr'], message: `overlaps k3s.clusterCidr ${c.k3s.clusterCidr}; pod and service networks must be disjoint` });
   }
@@ -101,6 +128,9 @@ function ingressRules(c: Config): RuleIssue[] {
     if (tls === 'acme' && !c.ingress.acme) issues.push({ path: ['ingress', 'acme'], message: `host "${h.name}" has tls: acme, which needs ingress.acme.email (the ACME account's address)` });
   });
 
+  if (c.supabase.enabled && c.ingress.controller !== 'traefik') {
+    issues.push({ path: ['ingress', 'controller'], message: "Supabase's gateway rules (the apikey check, the open auth paths) run in the Traefik GardenOS installs; keep ingress.controller: traefik, or disable supabase" });
+  }
   if (c.ingress.controller === 'traefik' && !c.k3s.disable.includes('traefik')) {
     issues.push({ path: ['k3s', 'disable'], message: "GardenOS installs its own Traefik (ingress.controller: traefik), and K3s's packaged one would take the same ports; keep traefik in k3s.disable, or set ingress.controller: none" });
   }

@@ -16,9 +16,11 @@ const dnsLabel = z
   .max(40)
   .regex(DNS_LABEL, 'must be lower-case letters, digits and "-", starting and ending with a letter or digit');
 
+/** A host name's last label is never all digits (RFC 3696 §2): "300.1.2.3" is a broken address, not a name. */
+const isHostName = (v: string) => HOSTNAME.test(v) && !/(^|\.)\d+$/.test(v);
 const address = z
   .string()
-  .refine((v) => isIP(v) !== 0 || HOSTNAME.test(v), 'must be an IPv4 or IPv6 address or a host name');
+  .refine((v) => isIP(v) !== 0 || isHostName(v), 'must be an IPv4 or IPv6 address or a host name');
 
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
 
@@ -160,7 +162,6 @@ const supabase = z.strictObject({
       auth: image.default('supabase/gotrue:v2.164.0'),
       rest: image.default('postgrest/postgrest:v12.2.3'),
       storage: image.default('supabase/storage-api:v1.11.13'),
-      gateway: image.default('kong:2.8.1'),
     })
     .prefault({}),
 });

@@ -1,12 +1,12 @@
 // The platform's Kubernetes manifests, in the order they must be applied:
 // namespaces; a default StorageClass when K3s's own is disabled; PostgreSQL as
 // a Patroni StatefulSet; the primary router; Supabase (auth, REST, storage)
-// behind its gateway; the user's apps; the ingress controller and routes. Secrets are
+// (its gateway is the ingress); the user's apps; the ingress controller and routes. Secrets are
 // referenced by name; their contents are rendered only on request (`secretManifests`).
 import { hostTls, type AppConfig, type Config } from '../config/schema.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
 import { ROUTER_NAME, postgresPodLabels } from '../render/kube/names.ts';
-import { acmeIssuer, hostNamespaces, ingressControllerManifests, ingressManifests, tlsSecretName } from '../render/kube/ingress.ts';
+import { GATEWAY_SECRET, acmeIssuer, hostNamespaces, ingressControllerManifests, ingressManifests, tlsSecretName } from '../render/kube/ingress.ts';
 import { PART_OF, labelsFor, type Manifest } from '../render/kube/manifest.ts';
 import { routerManifests } from '../render/kube/router.ts';
 import { productionTopology } from '../render/topology.ts';
@@ -28,7 +28,7 @@ export const SECRET_NAMES = {
   routerEtcd: `${ROUTER_NAME}-etcd-client`,
   supabaseDb: 'supabase-db',
   supabaseJwt: 'supabase-jwt',
-  gateway: 'supabase-gateway',
+  gateway: GATEWAY_SECRET,
   app: (name: string) => `${name}-secrets`,
 } as const;
 
@@ -237,11 +237,11 @@ interface DeploymentSpec {
   probePath: string;
   /** The readiness probe's path when it differs from the liveness probe's (probePath). */
   readyPath?: string;
-  /** A second port that answers the probes (Kong's status listener). */
+  /** A second port that answers the probes (PostgREST's admin server). */
   statusPort?: number;
   /**
    * The numeric user (and group, fsGroup) to run as: the kubelet cannot verify runAsNonRoot for an image
-   * whose USER is a name (GoTrue's "supabase", Kong's "kong") or that runs as root (storage-api). Apps
+   * whose USER is a name (GoTrue's "supabase") or that runs as root (storage-api). Apps
    * run as their image's USER, which must then be numeric.
    */
   runAsUser?: number;
@@ -301,10 +301,9 @@ const SUPABASE_UID = 1000;
 const secretEnv = (name: string, secret: string, key: string) => ({ name, valueFrom: { secretKeyRef: { name: secret, key } } });
 
 /**
- * Supabase auth (GoTrue), REST (PostgREST) and storage (storage-api) behind Kong with
- * its declarative config: Kong checks the apikey header against the anon and
- * service-role keys before anything reaches PostgREST — a bare ingress would serve
- * every request as `anon`. The declarative config holds the keys, so it is a Secret.
+ * Supabase auth (GoTrue), REST (PostgREST) and storage (storage-api). Their gateway is the ingress
+ * (render/kube/ingress.ts): Traefik checks the apikey before anything reaches PostgREST — a bare
+ * ingress would serve every request as `anon`.
  */
 function supabase(config: Config): Manifest[] {
   if (!config.supabase.enabled) return [];
@@ -382,80 +381,7 @@ function supabase(config: Config): Manifest[] {
         ? { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'supabase-storage' } }], volumeMounts: [{ name: 'data', mountPath: '/var/lib/storage' }] }
         : {}),
     }),
-    ...deployment(ns, 'gateway', {
-      runAsUser: SUPABASE_UID,
-      image: s.images.gateway,
-      replicas: 2,
-      port: 8000,
-      probePath: '/status',
-      statusPort: 8100,
-      env: [
-        { name: 'KONG_DATABASE', value: 'off' },
-        { name: 'KONG_DECLARATIVE_CONFIG', value: '/kong/kong.yml' },
-        { name: 'KONG_PLUGINS', value: 'request-transformer,cors,key-auth,acl' },
-        { name: 'KONG_PROXY_LISTEN', value: '0.0.0.0:8000' },
-        { name: 'KONG_STATUS_LISTEN', value: '0.0.0.0:8100' },
-        { name: 'KONG_DNS_ORDER', value: 'LAST,A,CNAME' },
-        // Kong writes its nginx.conf, pid and sockets under its prefix: an emptyDir, writable by SUPABASE_UID whatever the image's own user.
-        { name: 'KONG_PREFIX', value: '/kong-prefix' },
-      ],
-      volumes: [
-        { name: 'kong', secret: { secretName: SECRET_NAMES.gateway, defaultMode: 0o444 } },
-        { name: 'prefix', emptyDir: {} },
-      ],
-      volumeMounts: [
-        { name: 'kong', mountPath: '/kong', readOnly: true },
-        { name: 'prefix', mountPath: '/kong-prefix' },
-      ],
-    }),
   ];
-}
-
-/**
- * The auth paths that arrive without an apikey: e-mail confirmation links (verify) and the OAuth
- * round trip (authorize, callback) come from a mail client or an identity provider, which cannot send one.
- */
-export const OPEN_AUTH_PATHS = ['verify', 'callback', 'authorize'] as const;
-
-/**
- * Kong's declarative config, Supabase's own gateway rules: auth and REST behind key-auth with an ACL
- * (the anon and service-role keys); the open auth paths without; storage without (it checks the JWT
- * itself, and public buckets' objects are fetched by plain URL). Kong picks the longest matching path.
- */
-export function kongConfig(config: Config, secrets: Pick<PlatformSecrets, 'supabase'>): string {
-  const ns = config.namespaces.supabase;
-  const auth = `http://auth.${ns}.svc:9999`;
-  const service = (name: string, url: string, path: string, keyed: boolean) => ({
-    name,
-    url,
-    routes: [{ name, strip_path: true, paths: [path] }],
-    plugins: [
-      { name: 'cors' },
-      ...(keyed ? [{ name: 'key-auth', config: { hide_credentials: false } }, { name: 'acl', config: { hide_groups_header: true, allow: ['admin', 'anon'] } }] : []),
-    ],
-  });
-  return JSON.stringify(
-    {
-      _format_version: '2.1',
-      _transform: true,
-      consumers: [
-        { username: 'anon', keyauth_credentials: [{ key: secrets.supabase.anonKey }] },
-        { username: 'service_role', keyauth_credentials: [{ key: secrets.supabase.serviceRoleKey }] },
-      ],
-      acls: [
-        { consumer: 'anon', group: 'anon' },
-        { consumer: 'service_role', group: 'admin' },
-      ],
-      services: [
-        ...OPEN_AUTH_PATHS.map((p) => service(`auth-v1-open-${p}`, `${auth}/${p}`, `/auth/v1/${p}`, false)),
-        service('auth-v1', `${auth}/`, '/auth/v1/', true),
-        service('rest-v1', `http://rest.${ns}.svc:3000/`, '/rest/v1/', true),
-        service('storage-v1', `http://storage.${ns}.svc:5000/`, '/storage/v1/', false),
-      ],
-    },
-    null,
-    2,
-  );
 }
 
 function app(config: Config, a: AppConfig): Manifest[] {
@@ -547,7 +473,8 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
         'rest-url': url('authenticator', s.authenticatorPassword),
         'storage-url': url('supabase_storage_admin', s.storageAdminPassword),
       }),
-      secret(SECRET_NAMES.gateway, ns.supabase, { 'kong.yml': kongConfig(config, secrets) }),
+      // The keys gateway-auth checks, beside Traefik (its pod's environment reads them from its own namespace).
+      secret(SECRET_NAMES.gateway, ns.platform, { 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
     );
   }
   return out;

@@ -73,6 +73,8 @@ export interface PlatformNodesOptions {
   octet: number;
   /** Extra gardenos.yaml lines (apps:, …). */
   extraYaml?: string[];
+  /** Render Supabase (its gateway's routes and Services; its own images cannot be had here). */
+  supabase?: boolean;
 }
 
 export async function startPlatformNodes(o: PlatformNodesOptions): Promise<PlatformNodes> {
@@ -129,7 +131,7 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
       'postgres: { scope: sts, version: 17, image: "gardenos.local/postgres:1", storage: 1Gi, ttl: 20, loopWait: 2, retryTimeout: 5 }',
       `storage: { path: ${join(work, 'volumes')}, provisionerImage: "gardenos.local/local-path-provisioner:1", helperImage: "gardenos.local/tools:1" }`,
       'router: { image: "gardenos.local/router:1" }',
-      'supabase: { enabled: false }',
+      `supabase: { enabled: ${o.supabase === true} }`,
       ...(o.extraYaml ?? []),
       '',
     ].join('\n'));

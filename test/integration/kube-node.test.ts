@@ -18,6 +18,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { silent } from '../../src/log/events.ts';
+import { readPlatformSecrets } from '../../src/platform/secrets.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { startPlatformNodes, type PlatformNodes } from '../helpers/platform-nodes.ts';
 
@@ -29,7 +30,7 @@ const API_HOST = 'api.it-node.test';
 const [HTTP_PORT, HTTPS_PORT] = [20080, 20443];
 
 /** One request to a node's ingress port: by name (Host and SNI), over TLS checked against `ca` unless `insecure`. */
-async function viaIngress(o: { path: string; method?: string; body?: string; host?: string; tls?: boolean; ca?: string; node?: string }): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+async function viaIngress(o: { path: string; method?: string; body?: string; host?: string; tls?: boolean; ca?: string; node?: string; headers?: Record<string, string> }): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const host = o.host ?? API_HOST;
   const mod = o.tls === false ? await import('node:http') : await import('node:https');
   return new Promise((resolve, reject) => {
@@ -39,7 +40,7 @@ async function viaIngress(o: { path: string; method?: string; body?: string; hos
         port: o.tls === false ? HTTP_PORT : HTTPS_PORT,
         method: o.method ?? 'GET',
         path: o.path,
-        headers: { host, ...(o.body ? { 'content-type': 'application/json' } : {}) },
+        headers: { host, ...(o.body ? { 'content-type': 'application/json' } : {}), ...o.headers },
         ...(o.tls === false ? {} : { servername: host, ...(o.ca ? { ca: o.ca } : { rejectUnauthorized: false }) }),
         timeout: 10_000,
       },
@@ -64,6 +65,7 @@ describe('a real node: kubelet and containerd running pods from images made here
     p = await startPlatformNodes({
       name: 'it-node',
       octet: OCTET,
+      supabase: true,
       extraYaml: [
         'apps:',
         `  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL], routes: [{ host: ${API_HOST} }] }`,
@@ -114,16 +116,18 @@ describe('a real node: kubelet and containerd running pods from images made here
 
   it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod', async () => {
     const { cp, core, objects, settled, status, db } = p;
-    assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router', 'Deployment/api']);
-    // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout.
-    // The app's Secret is the user's (docs): its DATABASE_URL names a role that does not exist yet, through
-    // postgres-primary's Service address (no cluster DNS runs here; on a platform it is postgres-primary.database.svc).
-    const platform = objects.filter((o) => o.metadata?.namespace !== 'apps');
+    assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment' || o.kind === 'DaemonSet').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router', 'Deployment/auth', 'Deployment/rest', 'Deployment/storage', 'Deployment/api', 'DaemonSet/traefik']);
+    // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout —
+    // except Supabase's own workloads: GoTrue, PostgREST and storage-api cannot be obtained on this machine (no
+    // registry; PostgREST is Haskell, the Go module proxy refuses github.com/supabase/auth), so their rendered
+    // Deployments and volume are left out; their rendered Services, routes and gateway rules are applied.
+    const unobtainable = (o: (typeof objects)[number]) => o.metadata?.namespace === 'supabase' && (o.kind === 'Deployment' || o.kind === 'PersistentVolumeClaim');
+    const platform = objects.filter((o) => o.metadata?.namespace !== 'apps' && !unobtainable(o));
     await applyObjects(cp.admin(), platform, { report: silent });
     const primaryService = await waitFor('postgres-primary\'s Service', () => core.readNamespacedService({ name: 'postgres-primary', namespace: 'database' }), { timeoutMs: 10_000, intervalMs: 200 });
     const apiPassword = 'api-' + Math.random().toString(36).slice(2);
     await core.createNamespacedSecret({ namespace: 'apps', body: { metadata: { name: 'api-secrets' }, stringData: { DATABASE_URL: `postgresql://api:${apiPassword}@${primaryService.spec!.clusterIP}:5432/api?sslmode=require` } } });
-    await applyObjects(cp.admin(), objects, { report: silent });
+    await applyObjects(cp.admin(), objects.filter((o) => !unobtainable(o)), { report: silent });
     await awaitRollouts(cp.admin(), platform, { report: silent, waitMs: 300_000 }).catch(async (e) => {
       throw new Error(`${(e as Error).message}; ${await p.podReport()}`);
     });
@@ -179,7 +183,10 @@ describe('a real node: kubelet and containerd running pods from images made here
       const r = await viaIngress({ path: '/ready', ca });
       if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
       return r;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    }, { timeoutMs: 60_000, intervalMs: 500 }).catch(async (e) => {
+      const nat = (await run('iptables', ['-w', '-t', 'nat', '-S'])).stdout.split('\n').filter((l) => l.includes(String(HTTPS_PORT)));
+      throw new Error(`${(e as Error).message}; ${(e as { details?: string[] }).details?.join(' ')}; nat: ${nat.join(' | ')}; ${await p.podReport()}`);
+    });
     assert.match(ready.body, /ready/);
     const created = await viaIngress({ path: '/items', method: 'POST', body: JSON.stringify({ name: 'first seed' }), ca });
     assert.equal(created.status, 201, created.body);
@@ -197,6 +204,65 @@ describe('a real node: kubelet and containerd running pods from images made here
     const plain = await viaIngress({ path: '/ready', tls: false });
     assert.ok([301, 308].includes(plain.status), `plain HTTP: ${plain.status}`);
     assert.equal(plain.headers.location, `https://${API_HOST}:${HTTPS_PORT}/ready`);
+
+    // Supabase's gateway rules, in Traefik with gateway-auth beside it (the router image). GoTrue, PostgREST and
+    // storage-api cannot be obtained here, so a busybox httpd stands behind each of their rendered Services,
+    // answering "<service> <path it received>": what the rules let through, and where, is what is proven.
+    const backends = { auth: { port: 9999, files: ['verify', 'callback', 'authorize', 'user'] }, rest: { port: 3000, files: ['notes'] }, storage: { port: 5000, files: ['object/public/avatar.png'] } };
+    for (const [name, b] of Object.entries(backends)) {
+      const files = b.files.map((f) => `mkdir -p "$(dirname /tmp/www/${f})" && echo "${name} /${f}" > /tmp/www/${f}`).join(' && ');
+      await core.createNamespacedPod({
+        namespace: 'supabase',
+        body: {
+          metadata: { name: `stand-in-${name}`, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'gardenos' } },
+          spec: {
+            containers: [{ name, image: 'gardenos.local/tools:1', command: ['sh', '-c', `${files} && exec busybox httpd -f -p ${b.port} -h /tmp/www`], ports: [{ name: 'http', containerPort: b.port }], securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } }],
+          },
+        },
+      });
+    }
+    const { supabase: keys } = await readPlatformSecrets(p.secretsDir);
+    const gw = (path: string, headers: Record<string, string> = {}, method = 'GET') => viaIngress({ path, ca, headers, method });
+    await waitFor('the open auth path to reach its stand-in', async () => {
+      const r = await gw('/auth/v1/verify?token=t&type=signup');
+      if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
+      return true;
+    }, { timeoutMs: 90_000, intervalMs: 500 });
+    const seen = async (path: string, headers?: Record<string, string>) => {
+      const r = await gw(path, headers);
+      return `${r.status} ${r.body.trim()}`;
+    };
+    assert.deepEqual(
+      {
+        noKey: await seen('/rest/v1/notes'),
+        wrongKey: await seen('/rest/v1/notes', { apikey: 'not-a-key' }),
+        anonHeader: await seen('/rest/v1/notes', { apikey: keys.anonKey }),
+        anonQuery: await seen(`/rest/v1/notes?select=*&apikey=${keys.anonKey}`),
+        authNoKey: await seen('/auth/v1/user'),
+        authService: await seen('/auth/v1/user', { apikey: keys.serviceRoleKey }),
+        verify: await seen('/auth/v1/verify?token=t&type=signup'),
+        callback: await seen('/auth/v1/callback?code=c'),
+        authorize: await seen('/auth/v1/authorize?provider=github'),
+        storage: await seen('/storage/v1/object/public/avatar.png'),
+      },
+      {
+        noKey: '401 {"message":"No API key found in request"}',
+        wrongKey: '401 {"message":"Invalid authentication credentials"}',
+        anonHeader: '200 rest /notes',
+        anonQuery: '200 rest /notes',
+        authNoKey: '401 {"message":"No API key found in request"}',
+        authService: '200 auth /user',
+        verify: '200 auth /verify',
+        callback: '200 auth /callback',
+        authorize: '200 auth /authorize',
+        storage: '200 storage /object/public/avatar.png',
+      },
+    );
+    // A browser's CORS preflight is answered without a key (it cannot carry one), for any origin, as Kong's cors plugin does.
+    const preflight = await gw('/rest/v1/notes', { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'apikey,authorization,content-type' }, 'OPTIONS');
+    assert.equal(preflight.status, 200, preflight.body);
+    assert.equal(preflight.headers['access-control-allow-origin'], '*');
+    assert.match(String(preflight.headers['access-control-allow-headers']), /apikey/i);
 
     // A writer in the cluster (a pod): one INSERT per connection through postgres-primary's Service address,
     // logging each acknowledged id. Nothing it was told is committed may be lost.

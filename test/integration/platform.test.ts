@@ -4,7 +4,7 @@
 // Supabase's bootstrap SQL runs twice on a real PostgreSQL; plan shows an edit.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -80,6 +80,24 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
       assert.match(human.stdout, /0 to add, 1 to change, 0 to remove/);
     } finally {
       await writeFile(join(dir, 'gardenos.yaml'), CONFIG);
+    }
+  });
+
+  it('refuses an --out that is a file and a config that is a directory, with a clear error and nothing written', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'gardenos-badinput-'));
+    try {
+      await writeFile(join(scratch, 'gardenos.yaml'), CONFIG);
+      await writeFile(join(scratch, 'a-file'), 'x');
+      const r = await runCli(['render', '-c', join(scratch, 'gardenos.yaml'), '--out', join(scratch, 'a-file')]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /--out .*a-file is a file; render writes a tree of files into a directory/);
+      assert.doesNotMatch(r.stderr, /bug in GardenOS/);
+      const dir = await runCli(['config', 'check', '-c', scratch]);
+      assert.match(dir.stderr, /config file .* is a directory/);
+      assert.doesNotMatch(dir.stderr, /bug in GardenOS/);
+      assert.deepEqual((await readdir(scratch)).sort(), ['a-file', 'gardenos.yaml'], 'no secrets, certificates or render were written');
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
     }
   });
 

@@ -107,6 +107,14 @@ describe('config', () => {
     assert.match(problemsOf('cluster: { name: a }\nk3s: { disable: [servicelb] }\n')[0]!, /k3s\.disable: GardenOS installs its own Traefik/);
   });
 
+  it('refuses what used to get through to a crash: an address that is no address, two things on one port', () => {
+    assert.match(problemsOf('cluster: { name: a }\nnodes:\n  - { name: n1, address: { public: 300.1.2.3, private: 10.0.0.1 } }\n')[0]!, /nodes\[0\]\.address\.public: must be an IPv4 or IPv6 address or a host name \(got "300\.1\.2\.3"\)/);
+    assert.deepEqual(problemsOf('cluster: { name: a }\npostgres: { port: 2379, patroniPort: 5000 }\n'), [
+      'g.yaml:2:19: postgres.port: port 2379 is already etcd.clientPort\'s; every port GardenOS binds on a node must differ',
+      'g.yaml:2:38: postgres.patroniPort: port 5000 is already haproxy.ports.primary\'s; every port GardenOS binds on a node must differ',
+    ]);
+  });
+
   it('reports YAML syntax errors with their position', () => {
     const [p] = problemsOf('cluster:\n  name: [unclosed\n');
     assert.match(p!, /^g\.yaml:\d+:\d+: YAML syntax: /);

@@ -180,17 +180,29 @@ describe('gardenos render: the production platform', () => {
     assert.match(patroni, /data_dir: \/home\/postgres\/pgdata\/pgroot\/data/);
   });
 
-  it('puts Supabase behind a gateway that checks the apikey as Supabase\'s own does (open auth links, storage checking its JWT), and apps behind the ingress', () => {
-    type Kong = { services: { name: string; url: string; routes: { paths: string[] }[]; plugins: { name: string }[] }[]; consumers: { username: string; keyauth_credentials: { key: string }[] }[] };
-    const kong = JSON.parse(Buffer.from((docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'supabase-gateway')!.data as Record<string, string>)['kong.yml']!, 'base64').toString()) as Kong;
-    const keyed = Object.fromEntries(kong.services.map((s) => [s.routes[0]!.paths[0], s.plugins.some((p) => p.name === 'key-auth')]));
-    assert.deepEqual(keyed, { '/auth/v1/verify': false, '/auth/v1/callback': false, '/auth/v1/authorize': false, '/auth/v1/': true, '/rest/v1/': true, '/storage/v1/': false });
-    assert.equal(kong.services.find((s) => s.name === 'auth-v1-open-verify')!.url, 'http://auth.supabase.svc:9999/verify', 'an open path reaches the same auth path, stripped of /auth/v1');
-    assert.deepEqual(kong.consumers.map((c) => [c.username, c.keyauth_credentials[0]!.key]), [['anon', secrets.supabase.anonKey], ['service_role', secrets.supabase.serviceRoleKey]]);
-    const ingress = docs(plain.find((f) => f.path === 'kubernetes/60-ingress.yaml')!);
-    const supa = ingress.find((o) => o.metadata.name === 'supabase') as unknown as { spec: { ingressClassName: string; rules: { http: { paths: { backend: { service: { name: string } } }[] } }[] } };
-    assert.ok(supa.spec.rules[0]!.http.paths.every((p) => p.backend.service.name === 'gateway'), 'Supabase is reached only through the gateway');
-    assert.equal(supa.spec.ingressClassName, 'traefik');
+  it('puts Supabase behind the ingress with Supabase\'s gateway rules: the apikey checked for auth and REST, the open auth links and storage open, prefixes stripped; apps behind the ingress too', () => {
+    type Ing = { metadata: { name: string; annotations?: Record<string, string> }; spec: { ingressClassName: string; rules: { http: { paths: { path: string; backend: { service: { name: string; port: { number: number } } } }[] } }[] } };
+    const ingress = docs(plain.find((f) => f.path === 'kubernetes/60-ingress.yaml')!).filter((o) => o.kind === 'Ingress') as unknown as Ing[];
+    const routes = (name: string) => ingress.find((o) => o.metadata.name === name)!;
+    const paths = (i: Ing) => i.spec.rules[0]!.http.paths.map((p) => `${p.path}→${p.backend.service.name}:${p.backend.service.port.number}`);
+    assert.deepEqual(paths(routes('supabase')), ['/auth/v1→auth:9999', '/rest/v1→rest:3000']);
+    assert.deepEqual(paths(routes('supabase-open')), ['/auth/v1/verify→auth:9999', '/auth/v1/callback→auth:9999', '/auth/v1/authorize→auth:9999', '/storage/v1→storage:5000']);
+    const middlewares = (i: Ing) => i.metadata.annotations?.['traefik.ingress.kubernetes.io/router.middlewares'];
+    assert.equal(middlewares(routes('supabase')), 'supabase-cors@file,supabase-apikey@file,supabase-strip@file');
+    assert.equal(middlewares(routes('supabase-open')), 'supabase-cors@file,supabase-strip@file', 'no key asked where none can be sent');
+    assert.ok(ingress.every((i) => i.spec.ingressClassName === 'traefik'));
+    // The middlewares, in Traefik's file provider: forwardAuth to gateway-auth beside Traefik, the keys only in a Secret.
+    const controller = docs(withSecrets.find((f) => f.path === 'kubernetes/55-ingress-controller.yaml')!);
+    const dynamic = parseAllDocuments((controller.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>)['supabase.yml']!)[0]!.toJS() as { http: { middlewares: Record<string, Record<string, { address?: string; prefixes?: string[] }>> } };
+    assert.equal(dynamic.http.middlewares['supabase-apikey']!.forwardAuth!.address, 'http://127.0.0.1:8081/');
+    assert.deepEqual(dynamic.http.middlewares['supabase-strip']!.stripPrefix!.prefixes, ['/auth/v1', '/rest/v1', '/storage/v1']);
+    type Ds = { spec: { template: { spec: { containers: { name: string; args: string[]; env?: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[] }[] } } } };
+    const sidecar = (controller.find((o) => o.kind === 'DaemonSet') as unknown as Ds).spec.template.spec.containers.find((c) => c.name === 'gateway-auth')!;
+    assert.deepEqual(sidecar.args, ['gateway-auth', '--listen', '127.0.0.1:8081']);
+    assert.deepEqual(sidecar.env!.map((e) => `${e.name}=${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`), ['SUPABASE_ANON_KEY=supabase-gateway/anon-key', 'SUPABASE_SERVICE_ROLE_KEY=supabase-gateway/service-role-key']);
+    const keys = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'supabase-gateway')!;
+    assert.equal(keys.metadata.namespace, 'gardenos-system', "beside Traefik: a pod's environment reads Secrets of its own namespace");
+    assert.deepEqual(Object.fromEntries(Object.entries(keys.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])), { 'anon-key': secrets.supabase.anonKey, 'service-role-key': secrets.supabase.serviceRoleKey });
     const apps = docs(plain.find((f) => f.path === 'kubernetes/50-apps.yaml')!);
     const api = apps.find((o) => o.kind === 'Deployment' && o.metadata.name === 'main-api') as unknown as { spec: { replicas: number; template: { spec: { containers: { env: { name: string; valueFrom: { secretKeyRef: { name: string } } }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; resources: unknown }[] } } } };
     const c = api.spec.template.spec.containers[0]!;
@@ -204,7 +216,7 @@ describe('gardenos render: the production platform', () => {
     type Pod = { securityContext: { runAsNonRoot?: boolean; runAsUser?: number }; containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } } }[] };
     const supa = docs(plain.find((f) => f.path === 'kubernetes/40-supabase.yaml')!).filter((o) => o.kind === 'Deployment');
     const pod = (name: string) => (supa.find((o) => o.metadata.name === name) as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec;
-    for (const name of ['auth', 'rest', 'storage', 'gateway']) {
+    for (const name of ['auth', 'rest', 'storage']) {
       const sc = pod(name).securityContext;
       assert.ok(sc.runAsNonRoot && Number.isInteger(sc.runAsUser) && sc.runAsUser! > 0, `${name}: the kubelet can verify a numeric non-root user (${JSON.stringify(sc)})`);
     }
@@ -213,7 +225,6 @@ describe('gardenos render: the production platform', () => {
     assert.notEqual(Number(admin), rest.ports.find((p) => p.name === 'http')!.containerPort, 'the admin server does not take the API port');
     assert.equal(rest.ports.find((p) => p.name === 'status')!.containerPort, Number(admin));
     assert.deepEqual([rest.readinessProbe.httpGet, rest.livenessProbe.httpGet], [{ path: '/ready', port: 'status' }, { path: '/live', port: 'status' }], "probed on PostgREST's admin server");
-    assert.equal(pod('gateway').containers[0]!.env.find((e) => e.name === 'KONG_PREFIX')!.value, '/kong-prefix', "Kong's prefix is writable whatever the image's user");
   });
 
   it('installs Traefik on every node\'s HTTP and HTTPS ports with least privilege, and the routes name its class', () => {

@@ -1,20 +1,41 @@
 // The edge: Traefik as the ingress controller GardenOS installs (a DaemonSet on every node's HTTP and
 // HTTPS ports, as K3s would run it, but version-pinned and configured from gardenos.yaml), the Ingress
-// routes of the apps and of Supabase's gateway, and where each host's certificate comes from
-// (GardenOS's CA, cert-manager's ACME issuer, or a Secret the user manages).
+// routes of the apps and of Supabase, and where each host's certificate comes from (GardenOS's CA,
+// cert-manager's ACME issuer, or a Secret the user manages).
+//
+// Supabase's gateway is Traefik itself, with the rules of Supabase's Kong configuration: CORS on every
+// path; /auth/v1 and /rest/v1 only with the anon or service-role key (forwardAuth to `gardenos
+// gateway-auth`, beside Traefik in its pod); the auth paths that arrive from e-mail and OAuth
+// providers without a key, and storage (which checks the JWT itself), open; the prefix stripped.
+// Kong cannot be fetched on GardenOS's test machines, so it could never be run there; these rules run for real.
 //
 // Traefik rather than NGINX ingress: K3s ships it, and it is one static Go binary, so the tests run the
 // very controller production runs (built from its Go module); ingress-nginx needs an OpenResty build of
 // NGINX with Lua modules that Debian does not package.
+import { stringify } from 'yaml';
 import { hostTls, type Config, type IngressHost } from '../../config/schema.ts';
 import { SUPABASE_PATHS } from '../../config/rules.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
+import { GATEWAY_AUTH_PORT } from './names.ts';
 
 export const INGRESS_CONTROLLER = 'traefik';
 /** The ClusterIssuer hosts with tls: acme get their certificates from. */
 export const ACME_ISSUER = 'gardenos-acme';
 /** Where Traefik listens inside its pod (unprivileged ports; hostPort maps the node's ports to them). */
 const PORTS = { web: 8000, websecure: 8443, traefik: 9000 } as const;
+
+/** The Secret (in the controller's namespace) holding the keys gateway-auth checks. */
+export const GATEWAY_SECRET = 'supabase-gateway';
+
+/**
+ * The auth paths that arrive without an apikey: e-mail confirmation links (verify) and the OAuth
+ * round trip (authorize, callback) come from a mail client or an identity provider, which cannot send one.
+ */
+export const OPEN_AUTH_PATHS = ['/auth/v1/verify', '/auth/v1/callback', '/auth/v1/authorize'] as const;
+
+/** Traefik's middlewares for Supabase (its file provider), by name, as Ingress annotations name them. */
+const MIDDLEWARE = { cors: 'supabase-cors@file', apikey: 'supabase-apikey@file', strip: 'supabase-strip@file' } as const;
+const DYNAMIC_DIR = '/etc/traefik/dynamic';
 
 /** The Secret holding a host's certificate (tls: internal or acme), in each namespace that routes the host. */
 export const tlsSecretName = (h: IngressHost) => (hostTls(h) === 'secret' ? h.tlsSecret! : `${h.name}-tls`);
@@ -26,14 +47,55 @@ interface Route {
   port: number;
 }
 
+interface RouteSet {
+  ns: string;
+  name: string;
+  routes: Route[];
+  /** Traefik middlewares, in order. */
+  middlewares?: string[];
+}
+
 /** Every Ingress GardenOS renders: its namespace, name and routes. */
-function routeSets(config: Config): { ns: string; name: string; routes: Route[] }[] {
-  const out = config.apps
+function routeSets(config: Config): RouteSet[] {
+  const out: RouteSet[] = config.apps
     .filter((a) => a.routes.length)
     .map((a) => ({ ns: config.namespaces.apps, name: a.name, routes: a.routes.map((r) => ({ host: r.host, path: r.path, service: a.name, port: a.port })) }));
   const host = config.ingress.hosts[0]?.name;
-  if (config.supabase.enabled && host) out.push({ ns: config.namespaces.supabase, name: 'supabase', routes: SUPABASE_PATHS.map((path) => ({ host, path, service: 'gateway', port: 8000 })) });
+  if (config.supabase.enabled && host) {
+    const [auth, rest, storage] = SUPABASE_PATHS;
+    const to = (path: string, service: string, port: number) => ({ host, path, service, port });
+    out.push(
+      { ns: config.namespaces.supabase, name: 'supabase', routes: [to(auth, 'auth', 9999), to(rest, 'rest', 3000)], middlewares: [MIDDLEWARE.cors, MIDDLEWARE.apikey, MIDDLEWARE.strip] },
+      { ns: config.namespaces.supabase, name: 'supabase-open', routes: [...OPEN_AUTH_PATHS.map((p) => to(p, 'auth', 9999)), to(storage, 'storage', 5000)], middlewares: [MIDDLEWARE.cors, MIDDLEWARE.strip] },
+    );
+  }
   return out;
+}
+
+/** Traefik's file-provider configuration of Supabase's middlewares: no secret in it (gateway-auth holds the keys). */
+function supabaseMiddlewares(): string {
+  return stringify(
+    {
+      http: {
+        middlewares: {
+          // Kong's cors plugin as Supabase configures it: any origin; the headers supabase-js sends. Traefik answers preflights itself.
+          'supabase-cors': {
+            headers: {
+              accessControlAllowOriginList: ['*'],
+              accessControlAllowMethods: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE', 'OPTIONS'],
+              accessControlAllowHeaders: ['authorization', 'apikey', 'content-type', 'x-client-info', 'accept-profile', 'content-profile', 'prefer', 'range', 'x-upsert', 'cache-control', 'x-supabase-api-version'],
+              accessControlExposeHeaders: ['content-range', 'content-location', 'preference-applied'],
+              accessControlMaxAge: 3600,
+              addVaryHeader: true,
+            },
+          },
+          'supabase-apikey': { forwardAuth: { address: `http://127.0.0.1:${GATEWAY_AUTH_PORT}/` } },
+          'supabase-strip': { stripPrefix: { prefixes: [...SUPABASE_PATHS] } },
+        },
+      },
+    },
+    { lineWidth: 0 },
+  );
 }
 
 /** Which namespaces route each host: a host's certificate Secret must be in each of them. */
@@ -57,7 +119,12 @@ export function ingressManifests(config: Config): Manifest[] {
     out.push({
       apiVersion: 'networking.k8s.io/v1',
       kind: 'Ingress',
-      metadata: { name: set.name, namespace: set.ns, labels: labelsFor(set.name) },
+      metadata: {
+        name: set.name,
+        namespace: set.ns,
+        labels: labelsFor(set.name),
+        ...(set.middlewares ? { annotations: { 'traefik.ingress.kubernetes.io/router.middlewares': set.middlewares.join(',') } } : {}),
+      },
       spec: {
         ingressClassName: config.ingress.className,
         ...(tls.length ? { tls } : {}),
@@ -119,6 +186,7 @@ export function ingressControllerManifests(config: Config): Manifest[] {
   const labels = labelsFor(name);
   const watched = watchedNamespaces(config);
   const redirect = !ing.hosts.some((h) => hostTls(h) === 'none');
+  const gateway = config.supabase.enabled;
   const args = [
     '--global.checkNewVersion=false',
     '--global.sendAnonymousUsage=false',
@@ -134,6 +202,8 @@ export function ingressControllerManifests(config: Config): Manifest[] {
     ...(watched.length ? [`--providers.kubernetesingress.namespaces=${watched.join(',')}`] : []),
     // Kubernetes' own Prefix semantics: /api matches /api/x, never /apiary.
     '--providers.kubernetesingress.strictPrefixMatching=true',
+    // One file (a ConfigMap's directory also holds its own versioned copies, which a directory provider would read twice).
+    ...(gateway ? [`--providers.file.filename=${DYNAMIC_DIR}/supabase.yml`] : []),
     '--log.format=json',
     '--accesslog=true',
     '--accesslog.format=json',
@@ -176,6 +246,7 @@ export function ingressControllerManifests(config: Config): Manifest[] {
         subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
       },
     ]),
+    ...(gateway ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-dynamic`, namespace: ns, labels }, data: { 'supabase.yml': supabaseMiddlewares() } } satisfies Manifest] : []),
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'IngressClass',
@@ -212,10 +283,26 @@ export function ingressControllerManifests(config: Config): Manifest[] {
                 livenessProbe: { httpGet: { path: '/ping', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },
                 resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '256Mi' } },
                 securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
-                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+                volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, ...(gateway ? [{ name: 'dynamic', mountPath: DYNAMIC_DIR, readOnly: true }] : [])],
               },
+              ...(gateway
+                ? [
+                    {
+                      // Supabase's apikey check, on loopback: only this pod's Traefik asks it.
+                      name: 'gateway-auth',
+                      image: config.router.image,
+                      args: ['gateway-auth', '--listen', `127.0.0.1:${GATEWAY_AUTH_PORT}`],
+                      env: [
+                        { name: 'SUPABASE_ANON_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'anon-key' } } },
+                        { name: 'SUPABASE_SERVICE_ROLE_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'service-role-key' } } },
+                      ],
+                      resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '96Mi' } },
+                      securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+                    },
+                  ]
+                : []),
             ],
-            volumes: [{ name: 'tmp', emptyDir: {} }],
+            volumes: [{ name: 'tmp', emptyDir: {} }, ...(gateway ? [{ name: 'dynamic', configMap: { name: `${name}-dynamic` } }] : [])],
           },
         },
       },

@@ -26,3 +26,6 @@ export const postgresPodSelector = (scope: string) =>
   Object.entries(postgresPodLabels(scope))
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
+
+/** Where `gardenos gateway-auth` answers Traefik's forwardAuth, beside it in its pod (loopback only). */
+export const GATEWAY_AUTH_PORT = 8081;
