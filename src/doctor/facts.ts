@@ -19,6 +19,7 @@ import { USERS } from '../render/files.ts';
 import type { Topology } from '../render/topology.ts';
 import { request } from '../util/http.ts';
 import type { KubeFacts } from '../clients/kubernetes.ts';
+import type { PlatformStatus } from '../platform/status.ts';
 
 const run = promisify(execFile);
 
@@ -90,7 +91,7 @@ export interface LocalFacts {
 export interface DoctorFacts {
   local?: LocalFacts;
   /** The production platform (`gardenos doctor`): see platform.ts. */
-  platform?: import('./platform.ts').PlatformFacts;
+  platform?: PlatformFacts;
   host?: HostFacts;
   kube?: KubeFacts;
   kubeError?: string;
@@ -234,3 +235,22 @@ export async function gatherHostFacts(src: HostSources = {}): Promise<HostFacts>
   };
 }
 
+/** What the production doctor gathers (platform.ts): the config, status, pg_hba as PostgreSQL reads it, and the members' pods. */
+export interface PostgresPodFacts {
+  name: string;
+  node: string | undefined;
+  /** The volume-permissions step: its exit code once it ran, or why it waits. */
+  permissionsStep: { exitCode?: number; waiting?: string };
+  /** Patroni's and PostgreSQL's last log lines (this container and its previous run). */
+  log: string[];
+}
+
+export interface PlatformFacts {
+  config: Config;
+  topology: Topology;
+  status: PlatformStatus;
+  hba: HbaRule[] | undefined;
+  hbaError?: string;
+  pods: PostgresPodFacts[] | undefined;
+  podsError?: string;
+}

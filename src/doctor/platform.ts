@@ -14,27 +14,8 @@ import { USERS } from '../render/files.ts';
 import { postgresPodSelector } from '../render/kube/names.ts';
 import { productionTopology, type Topology } from '../render/topology.ts';
 import { bad, CHECKS, hbaAcceptance, ok, replicationState, runChecks, skip, type Check, type Verdict } from './checks.ts';
-import { queryHbaRules, type DoctorFacts, type HbaRule } from './facts.ts';
+import { queryHbaRules, type DoctorFacts, type HbaRule, type PlatformFacts, type PostgresPodFacts } from './facts.ts';
 import { report, type DoctorReport } from './run.ts';
-
-export interface PostgresPodFacts {
-  name: string;
-  node: string | undefined;
-  /** The volume-permissions step: its exit code once it ran, or why it waits. */
-  permissionsStep: { exitCode?: number; waiting?: string };
-  /** Patroni's and PostgreSQL's last log lines (this container and its previous run). */
-  log: string[];
-}
-
-export interface PlatformFacts {
-  config: Config;
-  topology: Topology;
-  status: PlatformStatus;
-  hba: HbaRule[] | undefined;
-  hbaError?: string;
-  pods: PostgresPodFacts[] | undefined;
-  podsError?: string;
-}
 
 const PERMISSION_LOG = /has invalid permissions|could not change permissions|wrong ownership|Permission denied/;
 

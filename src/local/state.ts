@@ -6,7 +6,7 @@ import { access, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { CertificateAuthority } from '../pki/certs.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
-import type { LocalCluster } from './cluster.ts';
+import type { Config } from '../config/schema.ts';
 import type { Topology } from '../render/topology.ts';
 import { GardenError } from '../errors.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
@@ -35,7 +35,7 @@ export async function ensureSecrets(layout: LocalLayout, cluster: string): Promi
 }
 
 /** The superuser's password for every address a client uses, in libpq's format (0600). */
-export async function writePgpass(c: Pick<LocalCluster, 'layout' | 'topology' | 'config'>, secrets: ClusterSecrets): Promise<void> {
+export async function writePgpass(c: { layout: LocalLayout; topology: Topology; config: Config }, secrets: ClusterSecrets): Promise<void> {
   const esc = (v: string) => v.replace(/[\\:]/g, '\\$&');
   const { haproxy, postgres } = c.config;
   const lb = c.topology.loadBalancer;

@@ -11,7 +11,8 @@ import { GardenError } from '../errors.ts';
 import { GENERATED } from '../render/yaml.ts';
 import { writeFileAtomic } from '../util/files.ts';
 import { hostFiles, hostPaths } from './hosts.ts';
-import { platformManifests, secretManifests, type Manifest } from './kube.ts';
+import { platformManifests, type Manifest } from '../render/kube/platform.ts';
+import { secretManifests } from '../render/kube/secrets.ts';
 import { ingressCertName, readPair, readPlatformSecrets } from './secrets.ts';
 import { supabaseBootstrapSql } from './supabase.ts';
 

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.ts';
 import { runChecks } from '../../src/doctor/checks.ts';
-import type { DoctorFacts } from '../../src/doctor/facts.ts';
-import { PLATFORM_CHECKS, type PlatformFacts } from '../../src/doctor/platform.ts';
+import type { DoctorFacts, PlatformFacts } from '../../src/doctor/facts.ts';
+import { PLATFORM_CHECKS } from '../../src/doctor/platform.ts';
 import type { PlatformStatus } from '../../src/platform/status.ts';
 import { productionTopology } from '../../src/render/topology.ts';
 

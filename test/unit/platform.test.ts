@@ -10,7 +10,7 @@ import { jwtVerify, decodeProtectedHeader } from 'jose';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
-import { platformManifests } from '../../src/platform/kube.ts';
+import { platformManifests } from '../../src/render/kube/platform.ts';
 import { renderPlatform, type RenderedFile } from '../../src/platform/render.ts';
 import { ensurePlatformPki, ensurePlatformSecrets, type PlatformSecrets } from '../../src/platform/secrets.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';

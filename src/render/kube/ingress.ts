@@ -16,16 +16,13 @@ import { stringify } from 'yaml';
 import { hostTls, type Config, type IngressHost } from '../../config/schema.ts';
 import { SUPABASE_PATHS } from '../../config/rules.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
-import { GATEWAY_AUTH_PORT } from './names.ts';
+import { GATEWAY_AUTH_PORT, GATEWAY_SECRET } from './names.ts';
 
 export const INGRESS_CONTROLLER = 'traefik';
 /** The ClusterIssuer hosts with tls: acme get their certificates from. */
 export const ACME_ISSUER = 'gardenos-acme';
 /** Where Traefik listens inside its pod (unprivileged ports; hostPort maps the node's ports to them). */
 const PORTS = { web: 8000, websecure: 8443, traefik: 9000 } as const;
-
-/** The Secret (in the controller's namespace) holding the keys gateway-auth checks. */
-export const GATEWAY_SECRET = 'supabase-gateway';
 
 /**
  * The auth paths that arrive without an apikey: e-mail confirmation links (verify) and the OAuth

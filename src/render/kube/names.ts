@@ -29,3 +29,17 @@ export const postgresPodSelector = (scope: string) =>
 
 /** Where `gardenos gateway-auth` answers Traefik's forwardAuth, beside it in its pod (loopback only). */
 export const GATEWAY_AUTH_PORT = 8081;
+
+/** The Secret (in the ingress controller's namespace) holding the keys gateway-auth checks. */
+export const GATEWAY_SECRET = 'supabase-gateway';
+
+/** Names of the Secrets the manifests use; `render --with-secrets` writes them, `gardenos up` applies them. */
+export const SECRET_NAMES = {
+  postgresConfig: 'postgres-patroni',
+  postgresTls: 'postgres-tls',
+  routerEtcd: `${ROUTER_NAME}-etcd-client`,
+  supabaseDb: 'supabase-db',
+  supabaseJwt: 'supabase-jwt',
+  gateway: GATEWAY_SECRET,
+  app: (name: string) => `${name}-secrets`,
+} as const;

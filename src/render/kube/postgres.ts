@@ -1,0 +1,114 @@
+// PostgreSQL on Kubernetes: the Patroni StatefulSet, its headless Service and PodDisruptionBudget.
+import type { Config } from '../../config/schema.ts';
+import { productionTopology } from '../topology.ts';
+import { labelsFor, type Manifest } from './manifest.ts';
+import { SECRET_NAMES, postgresPodLabels } from './names.ts';
+
+export const PATRONI_CONFIG_DIR = '/etc/patroni';
+/** Where the volume is mounted, in both images (Spilo's layout). */
+const PGDATA_MOUNT = '/home/postgres/pgdata';
+/** Patroni's data directory: a directory under the mount, so a file system's lost+found never stops initdb. */
+export const PGDATA = `${PGDATA_MOUNT}/pgroot/data`;
+/** The postgres user and group of each image: images/postgres/install.sh fixes 999; Spilo's is 101. */
+const POSTGRES_UID = { gardenos: 999, spilo: 101 } as const;
+
+/**
+ * PostgreSQL: a Patroni StatefulSet (GardenOS's image by default, Spilo's if chosen), one pod per
+ * postgres node (required anti-affinity), on the host network so that each member is reachable at
+ * its node's private address — where HAProxy checks it and etcd's certificates name it. Patroni
+ * reads the same rendered patroni.yml as everywhere else; the pod's name and address come from the environment.
+ */
+export function postgresManifests(config: Config): Manifest[] {
+  const ns = config.namespaces.database;
+  const scope = config.postgres.scope;
+  const topo = productionTopology(config);
+  const selector = postgresPodLabels(scope);
+  const labels = { ...selector, ...labelsFor('postgres') };
+  const pg = config.postgres;
+  const uid = POSTGRES_UID[pg.flavor];
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: scope, namespace: ns, labels },
+      spec: { clusterIP: 'None', selector, ports: [{ name: 'postgresql', port: pg.port }, { name: 'patroni', port: pg.patroniPort }] },
+    },
+    {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: scope, namespace: ns, labels },
+      spec: { maxUnavailable: 1, selector: { matchLabels: selector } },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: scope, namespace: ns, labels },
+      spec: {
+        serviceName: scope,
+        replicas: topo.postgres.length,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels },
+          spec: {
+            hostNetwork: true,
+            dnsPolicy: 'ClusterFirstWithHostNet',
+            terminationGracePeriodSeconds: 60,
+            securityContext: { fsGroup: uid },
+            affinity: {
+              nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: topo.postgres.map((m) => m.name) }] }] } },
+              podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } }] },
+            },
+            initContainers: [
+              {
+                // The journal's "initdb could not change permissions": the volume arrives root-owned.
+                // The postgres image's own shell, as root, for this one step.
+                name: 'volume-permissions',
+                image: pg.image,
+                command: ['sh', '-c', `[ "$(stat -c %u:%g ${PGDATA_MOUNT})" = ${uid}:${uid} ] || chown -R ${uid}:${uid} ${PGDATA_MOUNT} && chmod 0700 ${PGDATA_MOUNT}`],
+                securityContext: { runAsUser: 0, runAsGroup: 0 },
+                resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+                volumeMounts: [{ name: 'pgdata', mountPath: PGDATA_MOUNT }],
+              },
+            ],
+            containers: [
+              {
+                name: 'postgres',
+                image: pg.image,
+                command: ['patroni', `${PATRONI_CONFIG_DIR}/patroni.yml`],
+                securityContext: { runAsUser: uid, runAsGroup: uid, runAsNonRoot: true, allowPrivilegeEscalation: false },
+                env: [
+                  { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                  { name: 'PATRONI_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+                  { name: 'PATRONI_RESTAPI_LISTEN', value: `$(POD_IP):${pg.patroniPort}` },
+                  { name: 'PATRONI_RESTAPI_CONNECT_ADDRESS', value: `$(POD_IP):${pg.patroniPort}` },
+                  { name: 'PATRONI_POSTGRESQL_LISTEN', value: `$(POD_IP):${pg.port}` },
+                  { name: 'PATRONI_POSTGRESQL_CONNECT_ADDRESS', value: `$(POD_IP):${pg.port}` },
+                ],
+                ports: [{ name: 'postgresql', containerPort: pg.port }, { name: 'patroni', containerPort: pg.patroniPort }],
+                readinessProbe: { httpGet: { path: '/readiness', port: pg.patroniPort, scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 3 },
+                livenessProbe: { httpGet: { path: '/liveness', port: pg.patroniPort, scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
+                resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } },
+                volumeMounts: [
+                  { name: 'pgdata', mountPath: PGDATA_MOUNT },
+                  { name: 'patroni', mountPath: PATRONI_CONFIG_DIR, readOnly: true },
+                  { name: 'tls', mountPath: '/etc/patroni/tls', readOnly: true },
+                  { name: 'run', mountPath: '/var/run/postgresql' },
+                ],
+              },
+            ],
+            volumes: [
+              { name: 'patroni', secret: { secretName: SECRET_NAMES.postgresConfig, defaultMode: 0o400 } },
+              { name: 'tls', secret: { secretName: SECRET_NAMES.postgresTls, defaultMode: 0o400 } },
+              { name: 'run', emptyDir: {} },
+            ],
+          },
+        },
+        volumeClaimTemplates: [
+          { metadata: { name: 'pgdata' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: pg.storage } } } },
+        ],
+      },
+    },
+  ];
+}
+

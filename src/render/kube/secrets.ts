@@ -1,0 +1,77 @@
+// The Secrets the manifests reference by name, and — only for `render --with-secrets` and `gardenos up` —
+// their contents: Patroni's configuration and TLS, the router's etcd client certificate, Supabase's keys and
+// database URLs, gateway-auth's keys, and the ingress hosts' certificates from GardenOS's CA.
+import { hostTls, type Config } from '../../config/schema.ts';
+import type { PemPair } from '../../pki/certs.ts';
+import type { PlatformSecrets } from '../../platform/secrets.ts';
+import { renderPatroniConfig } from '../patroni.ts';
+import { productionTopology } from '../topology.ts';
+import { hostNamespaces, tlsSecretName } from './ingress.ts';
+import { PART_OF, type Manifest } from './manifest.ts';
+import { SECRET_NAMES } from './names.ts';
+import { PGDATA } from './postgres.ts';
+
+
+
+const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+export interface SecretInputs {
+  secrets: PlatformSecrets;
+  ca: string;
+  postgresServer: PemPair;
+  routerClient: PemPair;
+  /** Certificates of the ingress hosts with tls: internal, by host. */
+  ingressCerts: Record<string, PemPair>;
+}
+
+/** The Secrets the manifests reference, with their contents: only `render --with-secrets` and `gardenos up` produce these. */
+export function secretManifests(config: Config, input: SecretInputs): Manifest[] {
+  const { secrets } = input;
+  const topo = productionTopology(config);
+  const secret = (name: string, ns: string, data: Record<string, string>): Manifest => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: ns, labels: { ...PART_OF } },
+    type: 'Opaque',
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
+  });
+  const tlsDir = '/etc/patroni/tls';
+  const patroni = renderPatroniConfig({
+    config,
+    topology: topo,
+    // Name and addresses come from the pod's environment (PATRONI_NAME, PATRONI_*_LISTEN / CONNECT_ADDRESS).
+    member: { name: 'set-by-PATRONI_NAME', address: '0.0.0.0' },
+    files: { dataDir: PGDATA, binDir: `/usr/lib/postgresql/${config.postgres.version}/bin`, socketDir: '/var/run/postgresql', pgpass: '/tmp/pgpass', tls: { ca: `${tlsDir}/ca.crt`, cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key` } },
+    secrets,
+  });
+  const ns = config.namespaces;
+  const pgHost = `postgres-primary.${ns.database}.svc`;
+  const url = (user: string, password: string) => `postgres://${user}:${encodeURIComponent(password)}@${pgHost}:${config.postgres.port}/postgres?sslmode=require`;
+  const out = [
+    secret(SECRET_NAMES.postgresConfig, ns.database, { 'patroni.yml': patroni }),
+    secret(SECRET_NAMES.postgresTls, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.postgresServer.cert, 'tls.key': input.postgresServer.key }),
+    secret(SECRET_NAMES.routerEtcd, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.routerClient.cert, 'tls.key': input.routerClient.key }),
+  ];
+  // tls: internal — the host's certificate from GardenOS's CA, in every namespace whose Ingress names it.
+  for (const [host, namespaces] of hostNamespaces(config)) {
+    const h = config.ingress.hosts.find((x) => x.name === host);
+    const pair = input.ingressCerts[host];
+    if (!h || hostTls(h) !== 'internal' || !pair) continue;
+    for (const ns of [...namespaces].sort()) out.push({ ...secret(tlsSecretName(h), ns, { 'tls.crt': pair.cert, 'tls.key': pair.key }), type: 'kubernetes.io/tls' });
+  }
+  if (config.supabase.enabled) {
+    const s = secrets.supabase;
+    out.push(
+      secret(SECRET_NAMES.supabaseJwt, ns.supabase, { 'jwt-secret': s.jwtSecret, 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
+      secret(SECRET_NAMES.supabaseDb, ns.supabase, {
+        'auth-url': url('supabase_auth_admin', s.authAdminPassword),
+        'rest-url': url('authenticator', s.authenticatorPassword),
+        'storage-url': url('supabase_storage_admin', s.storageAdminPassword),
+      }),
+      // The keys gateway-auth checks, beside Traefik (its pod's environment reads them from its own namespace).
+      secret(SECRET_NAMES.gateway, ns.platform, { 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
+    );
+  }
+  return out;
+}
+
