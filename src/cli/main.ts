@@ -251,9 +251,11 @@ program
   .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')
   .option('--secrets-dir <dir>', 'where they live (default: .gardenos/secrets beside the config file)')
-  .option('--rotate <name...>', 're-issue these certificates (all: every leaf; ca: a new CA and every leaf)')
+  .option('--rotate <name...>', 're-issue these certificates (all: every leaf; ca: a new CA and every leaf); supabase: new JWT secret and keys, the previous still accepted')
+  .option('--retire <name>', "supabase: stop accepting the previous JWT secret and keys (ends a rotation; secrets.json is copied first)")
+  .option('--yes', 'do not ask for confirmation (--retire)')
   .option('--json', 'machine-readable output')
-  .action(run(async (opts: { config: string; secretsDir?: string; rotate?: string[]; json?: boolean }) => (await platformCmds()).pkiCommand(opts)));
+  .action(run(async (opts: { config: string; secretsDir?: string; rotate?: string[]; retire?: string; yes?: boolean; json?: boolean }) => (await platformCmds()).pkiCommand(opts)));
 
 renderFlags(program.command('plan').description('what `render` would change in the render directory: files added, removed and changed, with a diff')).action(
   run(async (opts: RenderFlags) => (await platformCmds()).planCommand(opts)),
@@ -309,7 +311,9 @@ program
       const at = opts.listen.lastIndexOf(':');
       const listen = { host: opts.listen.slice(0, at), port: Number(opts.listen.slice(at + 1)) };
       if (at <= 0 || !Number.isInteger(listen.port) || listen.port < 1 || listen.port > 65535) throw new GardenError('CONFIG_INVALID', `--listen ${opts.listen}: expected host:port, such as 127.0.0.1:${GATEWAY_AUTH_PORT}`);
-      const server = await serveApikeyCheck({ anonKey, serviceRoleKey }, listen).catch((e: NodeJS.ErrnoException) => {
+      const [previousAnon, previousService] = [process.env.SUPABASE_PREVIOUS_ANON_KEY, process.env.SUPABASE_PREVIOUS_SERVICE_ROLE_KEY];
+      const previous = previousAnon && previousService ? { anonKey: previousAnon, serviceRoleKey: previousService } : undefined;
+      const server = await serveApikeyCheck({ anonKey, serviceRoleKey, ...(previous ? { previous } : {}) }, listen).catch((e: NodeJS.ErrnoException) => {
         throw e.code === 'EADDRINUSE' ? new GardenError('PORT_IN_USE', `${opts.listen} is in use`, { hint: 'stop what listens there, or choose another --listen' }) : e;
       });
       process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), msg: 'gateway-auth listening', listen: opts.listen })}\n`);

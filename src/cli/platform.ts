@@ -22,10 +22,37 @@ async function prepare(opts: PlatformOptions, rotate: string[] = []): Promise<{ 
   return { config, secretsDir, created: pki.created };
 }
 
-export async function pkiCommand(opts: PlatformOptions & { rotate?: string[] }): Promise<number> {
-  const { secretsDir, created } = await prepare(opts, opts.rotate ?? []);
-  print(opts.json, { secretsDir, created }, () =>
-    created.length ? `issued ${created.join(', ')} in ${secretsDir}/pki (keys 0600)` : `every certificate exists in ${secretsDir}/pki; --rotate NAME (or all, ca) re-issues`,
+export async function pkiCommand(opts: PlatformOptions & { rotate?: string[]; retire?: string; yes?: boolean }): Promise<number> {
+  // "supabase" is Supabase's JWT secret and keys, not a certificate: rotated in two steps (docs/operations.md).
+  const rotateSupabase = opts.rotate?.includes('supabase') ?? false;
+  if (opts.retire !== undefined && opts.retire !== 'supabase') throw new GardenError('CONFIG_INVALID', `--retire ${opts.retire}: only supabase's previous keys can be retired`, { hint: '`gardenos pki --retire supabase` ends a rotation that `--rotate supabase` started' });
+  const { secretsDir, created } = await prepare(opts, (opts.rotate ?? []).filter((r) => r !== 'supabase'));
+  const { retireSupabaseKeys, rotateSupabaseKeys } = await import('../platform/secrets.ts');
+  let supabase: { rotatedAt?: string; retiredBackup?: string } = {};
+  if (rotateSupabase) supabase = { rotatedAt: (await rotateSupabaseKeys(secretsDir)).supabase.previous!.rotatedAt };
+  if (opts.retire === 'supabase') {
+    const { confirmed } = await import('./confirm.ts');
+    const ok = await confirmed({
+      yes: opts.yes,
+      action: "retire Supabase's previous keys",
+      loss: 'Tokens signed with the previous JWT secret, and the previous anon and service-role keys, stop working at the next `gardenos up`.',
+      expect: 'supabase',
+      what: 'the word',
+    });
+    if (!ok) return 1;
+    supabase = { retiredBackup: await retireSupabaseKeys(secretsDir) };
+  }
+  print(opts.json, { secretsDir, created, supabase }, () =>
+    [
+      created.length ? `issued ${created.join(', ')} in ${secretsDir}/pki (keys 0600)` : `every certificate exists in ${secretsDir}/pki; --rotate NAME (or all, ca, supabase) re-issues`,
+      ...(supabase.rotatedAt
+        ? [
+            "new Supabase JWT secret and keys in secrets.json; the previous ones stay accepted. Next: `gardenos up` (PostgREST and the gateway accept both, GoTrue signs with the new),",
+            'then give every holder of the service-role key the new one, wait supabase.jwtExpirySeconds, and `gardenos pki --retire supabase` + `gardenos up`',
+          ]
+        : []),
+      ...(supabase.retiredBackup ? [`retired Supabase's previous keys (secrets.json copied to ${supabase.retiredBackup} first); run \`gardenos up\` to stop accepting them`] : []),
+    ].join('\n'),
   );
   return 0;
 }

@@ -8,6 +8,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 export interface ApiKeys {
   anonKey: string;
   serviceRoleKey: string;
+  /** During a rotation: the keys being retired, accepted until `pki --retire supabase`. */
+  previous?: { anonKey: string; serviceRoleKey: string };
 }
 
 export interface Verdict {
@@ -35,7 +37,8 @@ export function requestKey(headers: IncomingHttpHeaders): string | undefined {
 export function apikeyVerdict(headers: IncomingHttpHeaders, keys: ApiKeys): Verdict {
   const key = requestKey(headers);
   if (!key) return { status: 401, message: 'No API key found in request' };
-  if (same(key, keys.anonKey) || same(key, keys.serviceRoleKey)) return { status: 200 };
+  const accepted = [keys.anonKey, keys.serviceRoleKey, ...(keys.previous ? [keys.previous.anonKey, keys.previous.serviceRoleKey] : [])];
+  if (accepted.some((k) => same(key, k))) return { status: 200 };
   return { status: 401, message: 'Invalid authentication credentials' };
 }
 

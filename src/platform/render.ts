@@ -63,7 +63,9 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
     }
   }
 
-  const manifestFiles = platformManifests(config);
+  const s = secrets.supabase;
+  const keysRevision = createHash('sha256').update(`${s.jwtSecret}|${s.previous?.jwtSecret ?? ''}`).digest('hex').slice(0, 12);
+  const manifestFiles = platformManifests(config, { keysRevision });
   const resources = manifestFiles.map((f) => f.file);
   if (opts.withSecrets) {
     const [ca, postgresServer, routerClient] = await Promise.all([readPair(opts.secretsDir, 'ca'), readPair(opts.secretsDir, 'postgres-server'), readPair(opts.secretsDir, 'etcd-client-router')]);

@@ -24,7 +24,49 @@ export interface PlatformSecrets extends ClusterSecrets {
     authenticatorPassword: string;
     authAdminPassword: string;
     storageAdminPassword: string;
+    /**
+     * During a key rotation (`pki --rotate supabase`): the JWT secret and keys being retired, still
+     * accepted by PostgREST and the gateway until `pki --retire supabase`.
+     */
+    previous?: { jwtSecret: string; anonKey: string; serviceRoleKey: string; rotatedAt: string };
   };
+}
+
+/**
+ * Starts a rotation of Supabase's JWT secret and API keys: new ones are made, the current ones kept as
+ * `previous` (still accepted) — so holders of the service-role key lose nothing while they move to the new
+ * key. Refuses while an earlier rotation is unfinished. Returns the secrets as written.
+ */
+export async function rotateSupabaseKeys(dir: string, now = new Date()): Promise<PlatformSecrets> {
+  const secrets = await readPlatformSecrets(dir);
+  const s = secrets.supabase;
+  if (s.previous) {
+    throw new GardenError('STATE_CONFLICT', `a rotation of Supabase's keys started at ${s.previous.rotatedAt} is not finished`, {
+      hint: 'once every holder of the service-role key uses the new one and supabase.jwtExpirySeconds have passed since `gardenos up` applied it: `gardenos pki --retire supabase`, then `gardenos up`',
+    });
+  }
+  const { supabaseKeys } = await import('./supabase.ts');
+  const jwtSecret = randomBytes(48).toString('base64url');
+  const next: PlatformSecrets = {
+    ...secrets,
+    supabase: { ...s, jwtSecret, ...(await supabaseKeys(jwtSecret)), previous: { jwtSecret: s.jwtSecret, anonKey: s.anonKey, serviceRoleKey: s.serviceRoleKey, rotatedAt: now.toISOString() } },
+  };
+  await writeFileAtomic(join(dir, 'secrets.json'), `${JSON.stringify(next, null, 2)}\n`, 0o600);
+  return next;
+}
+
+/**
+ * Ends a rotation: the previous JWT secret and keys are no longer accepted. secrets.json is copied first
+ * (0600, beside it) so a retirement made too early can be undone. Returns the backup's path.
+ */
+export async function retireSupabaseKeys(dir: string, now = new Date()): Promise<string> {
+  const secrets = await readPlatformSecrets(dir);
+  if (!secrets.supabase.previous) throw new GardenError('STATE_CONFLICT', "no rotation of Supabase's keys is in progress: nothing to retire", { hint: '`gardenos pki --rotate supabase` starts one' });
+  const backup = join(dir, `secrets.json.${now.toISOString().replace(/[:.]/g, '-')}.bak`);
+  await writeFileAtomic(backup, `${JSON.stringify(secrets, null, 2)}\n`, 0o600);
+  const { previous: _retired, ...supabase } = secrets.supabase;
+  await writeFileAtomic(join(dir, 'secrets.json'), `${JSON.stringify({ ...secrets, supabase }, null, 2)}\n`, 0o600);
+  return backup;
 }
 
 /** Where the secrets live unless --secrets-dir says otherwise: beside gardenos.yaml, out of the render. */
@@ -130,7 +172,7 @@ export async function ensurePlatformPki(dir: string, config: Config, rotate: str
   };
   const specs = certSpecs(config);
   const unknown = rotate.filter((r) => r !== 'all' && r !== 'ca' && !specs.some((s) => s.name === r));
-  if (unknown.length) throw new GardenError('CONFIG_INVALID', `no certificate called ${unknown.join(', ')}`, { hint: `one of: ca, all, ${specs.map((s) => s.name).join(', ')}` });
+  if (unknown.length) throw new GardenError('CONFIG_INVALID', `no certificate called ${unknown.join(', ')}`, { hint: `one of: ca, all, supabase (its JWT secret and keys), ${specs.map((s) => s.name).join(', ')}` });
   const created: string[] = [];
   const kept: string[] = [];
   const newCa = rotate.includes('ca') || !(await exists(join(pki, 'ca.key')));

@@ -101,6 +101,24 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
     }
   });
 
+  it("rotates Supabase's keys with `pki --rotate supabase`, and retires the previous ones only when confirmed", async () => {
+    const rotate = await cli('pki', '--rotate', 'supabase', '--json');
+    assert.equal(rotate.code, 0, rotate.stderr);
+    assert.match((JSON.parse(rotate.stdout) as { supabase: { rotatedAt: string } }).supabase.rotatedAt, /^\d{4}-\d\d-\d\dT/);
+    const again = await cli('pki', '--rotate', 'supabase');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /is not finished/);
+    const unconfirmed = await cli('pki', '--retire', 'supabase');
+    assert.equal(unconfirmed.code, 1);
+    assert.match(unconfirmed.stderr, /refusing to retire Supabase's previous keys without confirmation/);
+    const retired = await cli('pki', '--retire', 'supabase', '--yes', '--json');
+    assert.equal(retired.code, 0, retired.stderr);
+    assert.match((JSON.parse(retired.stdout) as { supabase: { retiredBackup: string } }).supabase.retiredBackup, /secrets\.json\..*\.bak$/);
+    const nothing = await cli('pki', '--retire', 'supabase', '--yes');
+    assert.match(nothing.stderr, /no rotation of Supabase's keys is in progress/);
+    for (const r of [rotate, again, unconfirmed, retired, nothing]) assert.doesNotMatch(r.stdout + r.stderr, /eyJ/, 'no key is ever printed');
+  });
+
   it('HAProxy accepts every host configuration it renders (haproxy -c)', async () => {
     for (const n of ['n1', 'n2', 'n3']) {
       const cfg = join(out, 'hosts', n, 'etc/haproxy/haproxy.cfg');

@@ -15,6 +15,12 @@ describe('gateway-auth', () => {
     assert.equal(requestKey({ apikey: 'h', 'x-forwarded-uri': '/x?apikey=q' }), 'h', 'the header wins, as in Kong');
   });
 
+  it('during a key rotation admits the previous keys too, and only while they are given', () => {
+    const rotating = { ...keys, previous: { anonKey: 'old.anon', serviceRoleKey: 'old.service' } };
+    assert.deepEqual(apikeyVerdict({ apikey: 'old.service' }, rotating), { status: 200 });
+    assert.deepEqual(apikeyVerdict({ apikey: 'old.service' }, keys), { status: 401, message: 'Invalid authentication credentials' });
+  });
+
   it("refuses no key and a wrong key with Kong's messages", () => {
     assert.deepEqual(apikeyVerdict({}, keys), { status: 401, message: 'No API key found in request' });
     assert.deepEqual(apikeyVerdict({ 'x-forwarded-uri': '/rest/v1/notes?apikey=' }, keys), { status: 401, message: 'No API key found in request' });

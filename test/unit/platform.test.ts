@@ -199,7 +199,7 @@ describe('gardenos render: the production platform', () => {
     type Ds = { spec: { template: { spec: { containers: { name: string; args: string[]; env?: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[] }[] } } } };
     const sidecar = (controller.find((o) => o.kind === 'DaemonSet') as unknown as Ds).spec.template.spec.containers.find((c) => c.name === 'gateway-auth')!;
     assert.deepEqual(sidecar.args, ['gateway-auth', '--listen', '127.0.0.1:8081']);
-    assert.deepEqual(sidecar.env!.map((e) => `${e.name}=${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`), ['SUPABASE_ANON_KEY=supabase-gateway/anon-key', 'SUPABASE_SERVICE_ROLE_KEY=supabase-gateway/service-role-key']);
+    assert.deepEqual(sidecar.env!.map((e) => `${e.name}=${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`), ['SUPABASE_ANON_KEY=supabase-gateway/anon-key', 'SUPABASE_SERVICE_ROLE_KEY=supabase-gateway/service-role-key', 'SUPABASE_PREVIOUS_ANON_KEY=supabase-gateway/previous-anon-key', 'SUPABASE_PREVIOUS_SERVICE_ROLE_KEY=supabase-gateway/previous-service-role-key']);
     const keys = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'supabase-gateway')!;
     assert.equal(keys.metadata.namespace, 'gardenos-system', "beside Traefik: a pod's environment reads Secrets of its own namespace");
     assert.deepEqual(Object.fromEntries(Object.entries(keys.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])), { 'anon-key': secrets.supabase.anonKey, 'service-role-key': secrets.supabase.serviceRoleKey });
@@ -281,6 +281,65 @@ apps:
       for (const f of files.filter((x) => x.path.startsWith('kubernetes/') && !x.path.endsWith('kustomization.yaml'))) for (const o of docs(f)) await validate(o);
     } finally {
       await rm(tlsDir, { recursive: true, force: true });
+    }
+  });
+
+  it("rotates Supabase's JWT secret in two steps: both secrets verify and both keys pass the gateway until the previous is retired; each step rolls the pods", async () => {
+    const { importJWK, jwtVerify: verify } = await import('jose');
+    // As PostgREST uses a key set of HS256 secrets: the token verifies if one of them verifies it.
+    const verifyWithSet = async (token: string, set: string) => {
+      for (const jwk of (JSON.parse(set) as { keys: Record<string, string>[] }).keys) {
+        const r = await verify(token, await importJWK(jwk, 'HS256'), { algorithms: ['HS256'] }).catch(() => undefined);
+        if (r) return r;
+      }
+      throw new Error('no key of the set verifies the token');
+    };
+    const { retireSupabaseKeys, rotateSupabaseKeys, readPlatformSecrets } = await import('../../src/platform/secrets.ts');
+    const { apikeyVerdict } = await import('../../src/gateway/apikey.ts');
+    const rotDir = await mkdtemp(join(tmpdir(), 'gardenos-rotate-'));
+    try {
+      await ensurePlatformSecrets(rotDir, config);
+      await ensurePlatformPki(rotDir, config);
+      const revision = (files: RenderedFile[]) => {
+        const of = (path: string, kind: string, name: string) => (docs(files.find((f) => f.path === path)!).find((o) => o.kind === kind && o.metadata.name === name) as unknown as { spec: { template: { metadata: { annotations?: Record<string, string> } } } }).spec.template.metadata.annotations?.['gardenos.dev/supabase-keys'];
+        const all = [of('kubernetes/40-supabase.yaml', 'Deployment', 'auth'), of('kubernetes/40-supabase.yaml', 'Deployment', 'rest'), of('kubernetes/40-supabase.yaml', 'Deployment', 'storage'), of('kubernetes/55-ingress-controller.yaml', 'DaemonSet', 'traefik')];
+        assert.equal(new Set(all).size, 1, `one revision on every pod template that reads the keys: ${all.join(' ')}`);
+        return all[0]!;
+      };
+      const secretData = (files: RenderedFile[], name: string) => Object.fromEntries(Object.entries(docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === name)!.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      const before = await renderPlatform(config, { secretsDir: rotDir, withSecrets: true });
+      const old = (await readPlatformSecrets(rotDir)).supabase;
+
+      const rotated = (await rotateSupabaseKeys(rotDir, new Date('2026-11-30T00:00:00Z'))).supabase;
+      assert.notEqual(rotated.jwtSecret, old.jwtSecret);
+      assert.notEqual(rotated.serviceRoleKey, old.serviceRoleKey);
+      assert.deepEqual(rotated.previous, { jwtSecret: old.jwtSecret, anonKey: old.anonKey, serviceRoleKey: old.serviceRoleKey, rotatedAt: '2026-11-30T00:00:00.000Z' });
+      const during = await renderPlatform(config, { secretsDir: rotDir, withSecrets: true });
+      assert.notEqual(revision(during), revision(before), 'the rotation rolls the pods');
+      // PostgREST's key set verifies tokens signed with either secret; GoTrue signs with the new one.
+      const jwt = secretData(during, 'supabase-jwt');
+      assert.equal(jwt['jwt-secret'], rotated.jwtSecret);
+      for (const token of [old.serviceRoleKey, rotated.serviceRoleKey]) assert.equal((await verifyWithSet(token, jwt.jwks!)).payload.role, 'service_role');
+      // The gateway admits the old and the new keys while the rotation lasts.
+      const gateway = secretData(during, 'supabase-gateway');
+      const keys = { anonKey: gateway['anon-key']!, serviceRoleKey: gateway['service-role-key']!, previous: { anonKey: gateway['previous-anon-key']!, serviceRoleKey: gateway['previous-service-role-key']! } };
+      for (const k of [old.anonKey, old.serviceRoleKey, rotated.anonKey, rotated.serviceRoleKey]) assert.equal(apikeyVerdict({ apikey: k }, keys).status, 200);
+      await assert.rejects(rotateSupabaseKeys(rotDir), /a rotation of Supabase's keys started at 2026-11-30T00:00:00.000Z is not finished/);
+
+      // Retired: a backup first; then only the new secret verifies and only the new keys pass.
+      const backup = await retireSupabaseKeys(rotDir);
+      assert.equal((await stat(backup)).mode & 0o777, 0o600);
+      assert.equal(JSON.parse(await readFile(backup, 'utf8')).supabase.previous.jwtSecret, old.jwtSecret, 'the backup can undo a retirement made too early');
+      const after = await renderPlatform(config, { secretsDir: rotDir, withSecrets: true });
+      assert.notEqual(revision(after), revision(during));
+      await assert.rejects(verifyWithSet(old.serviceRoleKey, secretData(after, 'supabase-jwt').jwks!), /no key of the set verifies/);
+      assert.equal((await verifyWithSet(rotated.anonKey, secretData(after, 'supabase-jwt').jwks!)).payload.role, 'anon');
+      const left = secretData(after, 'supabase-gateway');
+      assert.deepEqual(Object.keys(left).sort(), ['anon-key', 'service-role-key']);
+      assert.equal(apikeyVerdict({ apikey: old.serviceRoleKey }, { anonKey: left['anon-key']!, serviceRoleKey: left['service-role-key']! }).status, 401);
+      await assert.rejects(retireSupabaseKeys(rotDir), /no rotation of Supabase's keys is in progress/);
+    } finally {
+      await rm(rotDir, { recursive: true, force: true });
     }
   });
 

@@ -16,7 +16,7 @@ import { stringify } from 'yaml';
 import { hostTls, type Config, type IngressHost } from '../../config/schema.ts';
 import { SUPABASE_PATHS } from '../../config/rules.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
-import { GATEWAY_AUTH_PORT, GATEWAY_SECRET } from './names.ts';
+import { GATEWAY_AUTH_PORT, GATEWAY_SECRET, KEYS_REVISION_ANNOTATION } from './names.ts';
 
 export const INGRESS_CONTROLLER = 'traefik';
 /** The ClusterIssuer hosts with tls: acme get their certificates from. */
@@ -175,7 +175,7 @@ export function acmeIssuer(config: Config): Manifest[] {
  * EndpointSlices and Secrets only in the namespaces that have routes, and IngressClasses and Nodes
  * cluster-wide. HTTP redirects to HTTPS unless a host asked for tls: none.
  */
-export function ingressControllerManifests(config: Config): Manifest[] {
+export function ingressControllerManifests(config: Config, keysRevision?: string): Manifest[] {
   const ing = config.ingress;
   if (ing.controller !== 'traefik') return [];
   const ns = config.namespaces.platform;
@@ -259,7 +259,7 @@ export function ingressControllerManifests(config: Config): Manifest[] {
         // Two pods cannot hold one node's ports: replace one node's pod at a time.
         updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } },
         template: {
-          metadata: { labels },
+          metadata: { labels, ...(gateway && keysRevision ? { annotations: { [KEYS_REVISION_ANNOTATION]: keysRevision } } : {}) },
           spec: {
             serviceAccountName: name,
             terminationGracePeriodSeconds: 30,
@@ -292,6 +292,9 @@ export function ingressControllerManifests(config: Config): Manifest[] {
                       env: [
                         { name: 'SUPABASE_ANON_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'anon-key' } } },
                         { name: 'SUPABASE_SERVICE_ROLE_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'service-role-key' } } },
+                        // During a rotation (pki --rotate supabase) the previous keys are accepted too.
+                        { name: 'SUPABASE_PREVIOUS_ANON_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'previous-anon-key', optional: true } } },
+                        { name: 'SUPABASE_PREVIOUS_SERVICE_ROLE_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'previous-service-role-key', optional: true } } },
                       ],
                       resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '96Mi' } },
                       securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },

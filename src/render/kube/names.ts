@@ -43,3 +43,9 @@ export const SECRET_NAMES = {
   gateway: GATEWAY_SECRET,
   app: (name: string) => `${name}-secrets`,
 } as const;
+
+/**
+ * The pod-template annotation naming the revision of Supabase's JWT secrets the pods must run with (a short
+ * hash, no secret): a rotation changes it, so `gardenos up` rolls the pods that read them from their environment.
+ */
+export const KEYS_REVISION_ANNOTATION = 'gardenos.dev/supabase-keys';

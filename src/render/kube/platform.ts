@@ -26,14 +26,15 @@ function namespaces(config: Config): Manifest[] {
 
 
 /** The manifests of the platform, file by file, in the order `kubectl apply -k` should see them. */
-export function platformManifests(config: Config): ManifestFile[] {
+/** keysRevision: the revision of Supabase's JWT secrets (render.ts, from secrets.json), so a rotation rolls the pods that read them. */
+export function platformManifests(config: Config, opts: { keysRevision?: string } = {}): ManifestFile[] {
   const files: ManifestFile[] = [{ file: '00-namespaces.yaml', manifests: namespaces(config) }];
   if (config.k3s.disable.includes('local-storage')) files.push({ file: '10-storage.yaml', manifests: localPathStorage(config) });
   files.push({ file: '20-postgres.yaml', manifests: postgresManifests(config) });
   files.push({ file: '30-router.yaml', manifests: routerManifests(config) });
-  if (config.supabase.enabled) files.push({ file: '40-supabase.yaml', manifests: supabaseManifests(config) });
+  if (config.supabase.enabled) files.push({ file: '40-supabase.yaml', manifests: supabaseManifests(config, opts.keysRevision) });
   if (config.apps.length) files.push({ file: '50-apps.yaml', manifests: config.apps.flatMap((a) => appManifests(config, a)) });
-  const controller = ingressControllerManifests(config);
+  const controller = ingressControllerManifests(config, opts.keysRevision);
   if (controller.length) files.push({ file: '55-ingress-controller.yaml', manifests: controller });
   const ing = ingressManifests(config);
   if (ing.length) files.push({ file: '60-ingress.yaml', manifests: ing });

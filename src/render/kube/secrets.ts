@@ -13,6 +13,9 @@ import { PGDATA } from './postgres.ts';
 
 
 
+/** HS256 secrets as a JSON Web Key Set (PostgREST's jwt-secret accepts one): each secret's UTF-8 bytes, as GoTrue signs with them. */
+export const jwks = (secrets: string[]) => JSON.stringify({ keys: secrets.map((k) => ({ kty: 'oct', alg: 'HS256', k: Buffer.from(k, 'utf8').toString('base64url') })) });
+
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
 export interface SecretInputs {
@@ -62,14 +65,19 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
   if (config.supabase.enabled) {
     const s = secrets.supabase;
     out.push(
-      secret(SECRET_NAMES.supabaseJwt, ns.supabase, { 'jwt-secret': s.jwtSecret, 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
+      // jwt-secret: what GoTrue signs with; jwks: what PostgREST verifies with (during a rotation, the previous secret too).
+      secret(SECRET_NAMES.supabaseJwt, ns.supabase, { 'jwt-secret': s.jwtSecret, jwks: jwks([s.jwtSecret, ...(s.previous ? [s.previous.jwtSecret] : [])]), 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
       secret(SECRET_NAMES.supabaseDb, ns.supabase, {
         'auth-url': url('supabase_auth_admin', s.authAdminPassword),
         'rest-url': url('authenticator', s.authenticatorPassword),
         'storage-url': url('supabase_storage_admin', s.storageAdminPassword),
       }),
       // The keys gateway-auth checks, beside Traefik (its pod's environment reads them from its own namespace).
-      secret(SECRET_NAMES.gateway, ns.platform, { 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
+      secret(SECRET_NAMES.gateway, ns.platform, {
+        'anon-key': s.anonKey,
+        'service-role-key': s.serviceRoleKey,
+        ...(s.previous ? { 'previous-anon-key': s.previous.anonKey, 'previous-service-role-key': s.previous.serviceRoleKey } : {}),
+      }),
     );
   }
   return out;

@@ -2,7 +2,7 @@
 // and the user's apps. Their gateway is the ingress (ingress.ts).
 import type { AppConfig, Config } from '../../config/schema.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
-import { SECRET_NAMES } from './names.ts';
+import { KEYS_REVISION_ANNOTATION, SECRET_NAMES } from './names.ts';
 
 interface DeploymentSpec {
   image: string;
@@ -25,6 +25,8 @@ interface DeploymentSpec {
   volumeMounts?: unknown[];
   resources?: unknown;
   envFrom?: unknown[];
+  /** Pod-template annotations (a change rolls the pods). */
+  podAnnotations?: Record<string, string>;
 }
 
 function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] {
@@ -38,7 +40,7 @@ function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] 
         replicas: spec.replicas,
         selector: { matchLabels: labels },
         template: {
-          metadata: { labels },
+          metadata: { labels, ...(spec.podAnnotations ? { annotations: spec.podAnnotations } : {}) },
           spec: {
             securityContext: {
               runAsNonRoot: true,
@@ -80,7 +82,8 @@ const secretEnv = (name: string, secret: string, key: string) => ({ name, valueF
  * (render/kube/ingress.ts): Traefik checks the apikey before anything reaches PostgREST — a bare
  * ingress would serve every request as `anon`.
  */
-export function supabaseManifests(config: Config): Manifest[] {
+export function supabaseManifests(config: Config, keysRevision?: string): Manifest[] {
+  const podAnnotations = keysRevision ? { [KEYS_REVISION_ANNOTATION]: keysRevision } : undefined;
   if (!config.supabase.enabled) return [];
   const ns = config.namespaces.supabase;
   const s = config.supabase;
@@ -95,6 +98,7 @@ export function supabaseManifests(config: Config): Manifest[] {
       : []),
     ...deployment(ns, 'auth', {
       runAsUser: SUPABASE_UID,
+      ...(podAnnotations ? { podAnnotations } : {}),
       image: s.images.auth,
       replicas: 2,
       port: 9999,
@@ -116,6 +120,7 @@ export function supabaseManifests(config: Config): Manifest[] {
     }),
     ...deployment(ns, 'rest', {
       runAsUser: SUPABASE_UID,
+      ...(podAnnotations ? { podAnnotations } : {}),
       image: s.images.rest,
       replicas: 2,
       port: 3000,
@@ -127,13 +132,15 @@ export function supabaseManifests(config: Config): Manifest[] {
         db('PGRST_DB_URI', 'rest-url'),
         { name: 'PGRST_DB_SCHEMAS', value: 'public,storage' },
         { name: 'PGRST_DB_ANON_ROLE', value: 'anon' },
-        jwt('PGRST_JWT_SECRET', 'jwt-secret'),
+        // A key set: during a rotation PostgREST accepts tokens signed with the previous secret too.
+        jwt('PGRST_JWT_SECRET', 'jwks'),
         { name: 'PGRST_DB_USE_LEGACY_GUCS', value: 'false' },
         { name: 'PGRST_ADMIN_SERVER_PORT', value: '3001' },
       ],
     }),
     ...deployment(ns, 'storage', {
       runAsUser: SUPABASE_UID,
+      ...(podAnnotations ? { podAnnotations } : {}),
       image: s.images.storage,
       replicas: storageVolume ? 1 : 2,
       port: 5000,
