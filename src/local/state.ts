@@ -5,11 +5,12 @@ import { execFile } from 'node:child_process';
 import { access, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { CertificateAuthority } from '../pki/certs.ts';
-import { USERS, type ClusterSecrets } from '../render/files.ts';
+import { USERS, clusterSecretsSchema, type ClusterSecrets } from '../render/files.ts';
 import type { Config } from '../config/schema.ts';
 import type { Topology } from '../render/topology.ts';
 import { GardenError } from '../errors.ts';
-import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
+import { ensureDir, writeFileAtomic, type Owner } from '../util/files.ts';
+import { readStateFile } from '../util/state-file.ts';
 import type { LocalLayout } from './profile.ts';
 
 const run = promisify(execFile);
@@ -20,7 +21,7 @@ export function generatePassword(): string {
 
 export async function ensureSecrets(layout: LocalLayout, cluster: string): Promise<ClusterSecrets> {
   await ensureDir(layout.secretsDir, 0o700);
-  const existing = await readJson<ClusterSecrets>(layout.secretsFile);
+  const existing = await readSecrets(layout);
   if (existing) return existing;
   const secrets: ClusterSecrets = {
     superuserPassword: generatePassword(),
@@ -44,7 +45,7 @@ export async function writePgpass(c: { layout: LocalLayout; topology: Topology; 
 }
 
 export async function readSecrets(layout: LocalLayout): Promise<ClusterSecrets | undefined> {
-  return readJson<ClusterSecrets>(layout.secretsFile);
+  return readStateFile(layout.secretsFile, clusterSecretsSchema, 'restore it from your copy; or `gardenos local destroy` and `local up` for a new cluster (its data is lost)') as Promise<ClusterSecrets | undefined>;
 }
 
 const exists = (p: string) => access(p).then(() => true, () => false);

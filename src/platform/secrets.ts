@@ -9,9 +9,11 @@ import { dirname, join, resolve } from 'node:path';
 import { hostTls, type Config } from '../config/schema.ts';
 import { GardenError } from '../errors.ts';
 import type { PemPair } from '../pki/certs.ts';
-import type { ClusterSecrets } from '../render/files.ts';
+import { z } from 'zod';
+import { clusterSecretsSchema, type ClusterSecrets } from '../render/files.ts';
 import { productionTopology } from '../render/topology.ts';
-import { ensureDir, readJson, writeFileAtomic } from '../util/files.ts';
+import { ensureDir, writeFileAtomic } from '../util/files.ts';
+import { readStateFile } from '../util/state-file.ts';
 
 export interface PlatformSecrets extends ClusterSecrets {
   /** The K3s server token, the same on every server. */
@@ -69,6 +71,21 @@ export async function retireSupabaseKeys(dir: string, now = new Date()): Promise
   return backup;
 }
 
+const secret = z.string().min(1);
+const keys = { jwtSecret: secret, anonKey: secret, serviceRoleKey: secret };
+const platformSecretsSchema = clusterSecretsSchema.extend({
+  k3sToken: secret,
+  supabase: z.looseObject({
+    ...keys,
+    authenticatorPassword: secret,
+    authAdminPassword: secret,
+    storageAdminPassword: secret,
+    previous: z.object({ ...keys, rotatedAt: secret }).optional(),
+  }),
+});
+const RECOVER = 'restore secrets.json from your copy (or a secrets.json.*.bak beside it): a new one would not match the running platform';
+const readSecretsFile = (file: string) => readStateFile(file, platformSecretsSchema, RECOVER) as Promise<PlatformSecrets | undefined>;
+
 /** Where the secrets live unless --secrets-dir says otherwise: beside gardenos.yaml, out of the render. */
 export function defaultSecretsDir(configFile: string): string {
   return join(dirname(resolve(configFile)), '.gardenos', 'secrets');
@@ -80,7 +97,7 @@ export async function ensurePlatformSecrets(dir: string, config: Config): Promis
   await ensureDir(dir, 0o700);
   await writeFileAtomic(join(dir, '.gitignore'), '*\n', 0o600);
   const file = join(dir, 'secrets.json');
-  const existing = await readJson<PlatformSecrets>(file);
+  const existing = await readSecretsFile(file);
   if (existing) return existing;
   const { supabaseKeys } = await import('./supabase.ts');
   const jwtSecret = randomBytes(48).toString('base64url');
@@ -105,7 +122,7 @@ export async function ensurePlatformSecrets(dir: string, config: Config): Promis
 }
 
 export async function readPlatformSecrets(dir: string): Promise<PlatformSecrets> {
-  const s = await readJson<PlatformSecrets>(join(dir, 'secrets.json'));
+  const s = await readSecretsFile(join(dir, 'secrets.json'));
   if (!s) throw new GardenError('CONFIG_NOT_FOUND', `no secrets in ${dir}`, { hint: 'run `gardenos pki` first (it generates the secrets and certificates)' });
   return s;
 }

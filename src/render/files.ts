@@ -1,5 +1,6 @@
 // Where each daemon finds its data, sockets and certificates. Production and
 // the local profile differ only in these paths (and in addresses and ports).
+import { z } from 'zod';
 
 export interface TlsFiles {
   ca: string;
@@ -25,6 +26,17 @@ export interface HaproxyFiles {
   adminSocket: string;
   ca: string;
 }
+
+const secret = z.string().min(1);
+/** ClusterSecrets as stored: every field a non-empty string; unknown fields kept (a newer GardenOS may add some). */
+export const clusterSecretsSchema = z.looseObject({
+  superuserPassword: secret,
+  replicationPassword: secret,
+  rewindPassword: secret,
+  restApiPassword: secret,
+  statsPassword: secret,
+  etcdClusterToken: secret,
+});
 
 export interface ClusterSecrets {
   superuserPassword: string;

@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { jwtVerify, decodeProtectedHeader } from 'jose';
 import { parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
+import { GardenError } from '../../src/errors.ts';
 import type { Config } from '../../src/config/schema.ts';
 import { platformManifests } from '../../src/render/kube/platform.ts';
 import { renderPlatform, type RenderedFile } from '../../src/platform/render.ts';
@@ -340,6 +341,26 @@ apps:
       await assert.rejects(retireSupabaseKeys(rotDir), /no rotation of Supabase's keys is in progress/);
     } finally {
       await rm(rotDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a damaged secrets file, naming the file, the field and the way back, before rendering anything', async () => {
+    const { readPlatformSecrets } = await import('../../src/platform/secrets.ts');
+    const { writeFile: write } = await import('node:fs/promises');
+    const bad = await mkdtemp(join(tmpdir(), 'gardenos-damaged-'));
+    try {
+      const { supabase: { jwtSecret: _gone, ...supabase }, etcdClusterToken: _token, ...rest } = secrets;
+      await write(join(bad, 'secrets.json'), JSON.stringify({ ...rest, supabase }), { mode: 0o600 });
+      await assert.rejects(renderPlatform(config, { secretsDir: bad, withSecrets: true }), (e: unknown) => {
+        assert.ok(e instanceof GardenError, String(e));
+        assert.match(e.message, /secrets\.json is damaged: etcdClusterToken: missing; supabase\.jwtSecret: missing$/);
+        assert.match(e.hint ?? '', /restore secrets\.json from your copy/);
+        return true;
+      });
+      await write(join(bad, 'secrets.json'), '{"superuserPassword": "x", ');
+      await assert.rejects(readPlatformSecrets(bad), /secrets\.json is damaged: not JSON/);
+    } finally {
+      await rm(bad, { recursive: true, force: true });
     }
   });
 
