@@ -54,7 +54,10 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
 # the images. Not needed to run GardenOS; on a systemd host, installing containerd also starts Debian's
 # containerd service, which the tests leave alone (they run their own, on their own socket). Of their
 # Recommends only runc's criu exists (checkpoint/restore, never run by `runc create/start`); etcd 3.5.16 from
-# Debian 13 recommends nothing.
+# Debian 13 recommends nothing. Also Prometheus (`local up --with-monitoring`, and promtool for the alert
+# rules' tests): its Recommends, prometheus-node-exporter, is left out; on a systemd host the package starts
+# Debian's own Prometheus on *:9090, so the tests give theirs other ports (and `--with-monitoring` users
+# either stop that service or set monitoring.port).
 tests=0
 for arg in "$@"; do
   case "$arg" in
@@ -62,7 +65,7 @@ for arg in "$@"; do
     *) die "unknown option $arg (usage: install-deps.sh [--tests])" ;;
   esac
 done
-[ "$tests" -eq 0 ] || packages+=(containerd runc containernetworking-plugins umoci catatonit busybox-static)
+[ "$tests" -eq 0 ] || packages+=(containerd runc containernetworking-plugins umoci catatonit busybox-static prometheus)
 
 installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 # version_at_least VERSION MINIMUM: Debian's own version comparison.
@@ -132,6 +135,7 @@ if [ "$tests" -eq 1 ]; then
   check "CNI bridge, host-local and portmap plugins" containernetworking-plugins sh -c 'for p in bridge host-local portmap loopback; do [ -x /usr/lib/cni/$p ] || exit 1; done; echo /usr/lib/cni'
   check "umoci (builds the test images)" umoci umoci --version
   check "catatonit (the pause image's process)" catatonit catatonit --version
+  check "prometheus and promtool (monitoring)" prometheus sh -c 'prometheus --version 2>&1 | head -n1 && promtool --version >/dev/null 2>&1'
   check "busybox, static (the test workload image)" busybox-static sh -c 'ldd "$(command -v busybox)" 2>&1 | grep -q "not a dynamic executable" && busybox | head -n1'
 fi
 check "psycopg2 (Patroni's PostgreSQL driver)" python3-psycopg2 /usr/bin/python3 -c 'import psycopg2; print("psycopg2", psycopg2.__version__)'

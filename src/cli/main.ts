@@ -71,7 +71,8 @@ local
   .description('start the cluster, or restart what is not running; idempotent')
   .addOption(new Option('--timeout <seconds>', 'deadline for each wait').default('120'))
   .option('--isolated', 'each member in its own network namespace on a bridge, so it can be cut off (root only)')
-  .action(run(async (opts: { timeout?: string; isolated?: boolean }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
+  .option('--with-monitoring', "Prometheus beside the cluster with GardenOS's alert rules (Debian's prometheus)")
+  .action(run(async (opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
 local
   .command('status')
   .description('etcd, Patroni and HAProxy as their own APIs report them; exit 2 when degraded')

@@ -77,6 +77,7 @@ export function checkRules(c: Config): RuleIssue[] {
     [['postgres', 'patroniPort'], c.postgres.patroniPort],
     [['router', 'port'], c.router.port],
     ...(c.pooler.enabled ? [[['pooler', 'port'], c.pooler.port] as [(string | number)[], number]] : []),
+    ...(c.monitoring.enabled ? [[['monitoring', 'port'], c.monitoring.port] as [(string | number)[], number]] : []),
     ...(c.ingress.controller === 'traefik'
       ? ([
           [['ingress', 'httpPort'], c.ingress.httpPort],

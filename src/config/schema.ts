@@ -252,6 +252,20 @@ const pooler = z.strictObject({
   defaultPoolSize: z.number().int().min(1).default(20),
 });
 
+/**
+ * Prometheus watching every component (etcd over mTLS, Patroni, HAProxy, the router) with GardenOS's
+ * alert rules for the journal's failures. Local profile: Debian's prometheus beside the cluster.
+ */
+const monitoring = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Prometheus's web and API port, on the load balancer's address. */
+  port: port.default(9090),
+  scrapeIntervalSeconds: z.number().int().min(1).max(300).default(5),
+  retention: z.string().regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d').default('15d'),
+  /** A replica this far behind the primary's WAL raises GardenOSReplicationLag. */
+  replicationLagAlertBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+});
+
 /** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */
 const local = z.strictObject({
   /** Member i (0-based) listens on <addressPrefix>.<firstHost + i>; the load balancer on <addressPrefix>.<firstHost - 1>. */
@@ -284,6 +298,7 @@ export const configSchema = z.strictObject({
   namespaces: namespaces.prefault({}),
   router: router.prefault({}),
   pooler: pooler.prefault({}),
+  monitoring: monitoring.prefault({}),
   local: local.prefault({}),
 });
 

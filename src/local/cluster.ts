@@ -23,7 +23,7 @@ export interface LocalCluster {
   supervisor: Supervisor;
   /** Who PostgreSQL and Patroni run as (undefined: the current user). */
   pgOwner: Owner | undefined;
-  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec; pooler: ProcessSpec };
+  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec; pooler: ProcessSpec; monitoring: ProcessSpec };
   /** Set in isolated mode: the namespaces, links and bridge the members live on. */
   network: IsolatedNetwork | undefined;
 }
@@ -42,6 +42,8 @@ export interface OpenOptions {
   stateDir?: string;
   /** `up --isolated`: members in their own network namespaces (recorded, so later commands need not repeat it). */
   isolated?: boolean;
+  /** `up --with-monitoring`: Prometheus beside the cluster (recorded, like isolation). */
+  monitoring?: boolean;
 }
 
 /**
@@ -77,8 +79,11 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
   const root = resolveStateDir(resolved, opts.stateDir);
   // Isolation is a fact about the cluster that exists, not only about the file: once made with
   // `up --isolated`, every later command (with or without -c) must find its namespaces.
-  const recorded = opts.configFile ? (await readJson<ClusterMeta>(`${root}/cluster.json`).catch(() => undefined))?.config.local.isolated : false;
-  const config = opts.isolated || recorded ? { ...resolved, local: { ...resolved.local, isolated: true } } : resolved;
+  const recordedConfig = opts.configFile ? (await readJson<ClusterMeta>(`${root}/cluster.json`).catch(() => undefined))?.config : undefined;
+  const isolated = opts.isolated || recordedConfig?.local.isolated;
+  const withIsolation = isolated ? { ...resolved, local: { ...resolved.local, isolated: true } } : resolved;
+  const monitored = opts.monitoring || recordedConfig?.monitoring?.enabled;
+  const config = monitored ? { ...withIsolation, monitoring: { ...withIsolation.monitoring, enabled: true } } : withIsolation;
   const layout = localLayout(root, config.postgres.version);
   const topology = localTopology(config);
   const pgOwner = await postgresOwner();
@@ -140,6 +145,22 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
         ...(pgOwner ? { owner: pgOwner } : {}),
         logFile: layout.log('pooler'),
         match: layout.pooler.configFile,
+      },
+      // Debian's Prometheus, on the load balancer's address (the host's side in isolated mode).
+      monitoring: {
+        id: 'prometheus',
+        command: 'prometheus',
+        args: [
+          `--config.file=${layout.monitoring.configFile}`,
+          `--storage.tsdb.path=${layout.monitoring.dataDir}`,
+          `--storage.tsdb.retention.time=${config.monitoring.retention}`,
+          `--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.port)}`,
+          '--log.format=json',
+        ],
+        cwd: layout.monitoring.dir,
+        env,
+        logFile: layout.log('prometheus'),
+        match: layout.monitoring.configFile,
       },
     },
   };

@@ -1,5 +1,6 @@
 // Every file the local cluster's daemons read, rendered by the shared
 // renderers with the local profile's addresses and paths, with its mode and owner.
+import { renderAlertRules, renderPrometheusConfig } from '../render/prometheus.ts';
 import { renderEtcdConfig } from '../render/etcd.ts';
 import type { ClusterSecrets } from '../render/files.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
@@ -65,6 +66,24 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
           { file: layout.pooler.configFile, content: renderPgbouncerIni({ config, topology, files: layout.pooler }) },
           { file: layout.pooler.userlist, content: renderPgbouncerUserlist(secrets) },
         ].map((f): LocalFile => ({ ...f, dir: layout.pooler.socketDir, dirMode: 0o700, mode: 0o600, ...pgOwner, member: 'pooler', processId: specs.pooler.id }))
+      : []),
+    ...(config.monitoring.enabled
+      ? [
+          {
+            file: layout.monitoring.configFile,
+            content: renderPrometheusConfig({
+              config,
+              topology,
+              tls: layout.client,
+              rulesFile: layout.monitoring.rulesFile,
+              statsPasswordFile: layout.monitoring.statsPasswordFile,
+              haproxy: [topology.loadBalancer],
+              router: [topology.loadBalancer],
+            }),
+          },
+          { file: layout.monitoring.rulesFile, content: renderAlertRules(config) },
+          { file: layout.monitoring.statsPasswordFile, content: secrets.statsPassword },
+        ].map((f): LocalFile => ({ ...f, dir: layout.monitoring.dir, dirMode: 0o700, mode: 0o600, member: 'monitoring', processId: specs.monitoring.id }))
       : []),
   ];
 }

@@ -13,9 +13,10 @@ export interface Requirement {
   debianPackage: string;
 }
 
-export function requirements(postgresVersion: number, opts: { pooler?: boolean } = {}): Requirement[] {
+export function requirements(postgresVersion: number, opts: { pooler?: boolean; monitoring?: boolean } = {}): Requirement[] {
   return [
     ...(opts.pooler ? [{ binary: 'pgbouncer', path: 'pgbouncer', debianPackage: 'pgbouncer' }] : []),
+    ...(opts.monitoring ? [{ binary: 'prometheus', path: 'prometheus', debianPackage: 'prometheus' }] : []),
     { binary: 'etcd', path: 'etcd', debianPackage: 'etcd-server' },
     { binary: 'etcdctl', path: 'etcdctl', debianPackage: 'etcd-client' },
     { binary: 'patroni', path: 'patroni', debianPackage: 'patroni' },

@@ -79,6 +79,7 @@ export interface LocalLayout {
   haproxy: HaproxyFiles & { dir: string; configFile: string };
   router: { dir: string; configFile: string };
   pooler: PoolerFiles & { dir: string; configFile: string };
+  monitoring: { dir: string; configFile: string; rulesFile: string; dataDir: string; statsPasswordFile: string };
   log(process: string): string;
 }
 
@@ -121,6 +122,13 @@ export function localLayout(root: string, postgresVersion: number): LocalLayout 
       socketDir: join(root, 'pooler', 'run'),
       userlist: join(root, 'pooler', 'userlist.txt'),
       tls: { ca: ca.cert, cert: join(root, 'pooler', 'tls', 'server.crt'), key: join(root, 'pooler', 'tls', 'server.key') },
+    },
+    monitoring: {
+      dir: join(root, 'monitoring'),
+      configFile: join(root, 'monitoring', 'prometheus.yml'),
+      rulesFile: join(root, 'monitoring', 'gardenos.rules.yml'),
+      dataDir: join(root, 'monitoring', 'data'),
+      statsPasswordFile: join(root, 'monitoring', 'haproxy-stats-password'),
     },
     log: (p) => join(root, 'logs', `${p}.log`),
   };

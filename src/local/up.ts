@@ -9,6 +9,9 @@ import { PatroniClient, readyLeader } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import type { ClusterSecrets } from '../render/files.ts';
+import { alertRules } from '../render/prometheus.ts';
+import { hostPort } from '../render/topology.ts';
+import { request } from '../util/http.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
 import { localFiles } from './files.ts';
@@ -104,13 +107,14 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
   }
   if (!running.get(specs.router.id)) needs.push({ host: lb, port: config.router.port, owner: 'router' });
   if (config.pooler.enabled && !running.get(specs.pooler.id)) needs.push({ host: lb, port: config.pooler.port, owner: 'pooler (PgBouncer)' });
+  if (config.monitoring.enabled && !running.get(specs.monitoring.id)) needs.push({ host: lb, port: config.monitoring.port, owner: 'Prometheus' });
   return needs;
 }
 
 const preflight: Phase = {
   title: 'preflight',
   async run(ctx) {
-    await checkPackages(requirements(ctx.c.config.postgres.version, { pooler: ctx.c.config.pooler.enabled }));
+    await checkPackages(requirements(ctx.c.config.postgres.version, { pooler: ctx.c.config.pooler.enabled, monitoring: ctx.c.config.monitoring.enabled }));
     // Patroni answers --version in ~0.4 s (Python's start-up): asked while the rest runs.
     const [patroniVersion, network] = await Promise.all([
       checkPatroniVersion(),
@@ -292,11 +296,24 @@ const pooler: Phase = {
   },
 };
 
-export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patroni, haproxy, router, pooler];
+const monitoring: Phase = {
+  title: 'monitoring',
+  async run(ctx) {
+    const { c, timeoutMs } = ctx;
+    const { config, topology, specs } = c;
+    if (!config.monitoring.enabled) return 'off (monitoring.enabled in gardenos.yaml, or `local up --with-monitoring`, runs Prometheus with the alert rules)';
+    await startMissing(ctx, [specs.monitoring], 'monitoring');
+    const url = `http://${hostPort(topology.loadBalancer, config.monitoring.port)}`;
+    await awaitMembers(c, [specs.monitoring], 'Prometheus to be ready', async () => (await request(`${url}/-/ready`, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200 || undefined, { timeoutMs, intervalMs: 250, since: ctx.startedAt });
+    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules)`;
+  },
+};
+
+export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patroni, haproxy, router, pooler, monitoring];
 
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();
-  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
+  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler, c.specs.monitoring]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
   const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
   for (const phase of UP_PHASES) {
     report({ kind: 'step', step: phase.title, status: 'start' });

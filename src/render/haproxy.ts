@@ -42,9 +42,16 @@ export function renderHaproxyConfig({ config, topology, files, secrets, statsAut
     '    timeout server 30m',
     '    timeout check 2s',
     '',
+    // The stats page and HAProxy's Prometheus exporter (/metrics) behind the same credentials: an
+    // http-request rule answers before either, so the exporter is not left open.
+    'userlist gardenos-stats',
+    `    user ${h.statsUser} insecure-password ${statsPassword}`,
+    '',
     'listen stats',
     '    mode http',
     `    bind ${hostPort(lb, h.ports.stats)}`,
+    '    http-request auth realm HAProxy unless { http_auth(gardenos-stats) }',
+    '    http-request use-service prometheus-exporter if { path /metrics }',
     '    stats enable',
     '    stats uri /',
     '    stats refresh 5s',

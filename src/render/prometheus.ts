@@ -1,0 +1,101 @@
+// Prometheus for a GardenOS cluster: what to scrape (etcd over mutual TLS, Patroni's REST API over TLS,
+// HAProxy's built-in exporter, the router) and GardenOS's alert rules — one for each failure the journal
+// lived through and each problem `doctor` knows that metrics can show. Rendered the same for the local
+// profile and the platform; `promtool check rules` and `promtool test rules` hold the rules to account.
+import { stringify } from 'yaml';
+import type { Config } from '../config/schema.ts';
+import type { TlsFiles } from './files.ts';
+import { hostPort, type Topology } from './topology.ts';
+import { GENERATED } from './yaml.ts';
+
+export interface PrometheusInput {
+  config: Config;
+  topology: Topology;
+  /** Prometheus's client certificate for etcd, and the CA it trusts for etcd and Patroni. */
+  tls: TlsFiles;
+  rulesFile: string;
+  /** HAProxy's stats password, for its /metrics (the same credentials as its stats page), in a 0600 file. */
+  statsPasswordFile: string;
+  /** The HAProxy and router addresses to scrape (local: the load balancer; the platform: each HAProxy host). */
+  haproxy: string[];
+  router: string[];
+}
+
+const targets = (members: { name: string; address: string }[], port: number) => members.map((m) => ({ targets: [hostPort(m.address, port)], labels: { member: m.name } }));
+
+export function renderPrometheusConfig(i: PrometheusInput): string {
+  const { config, topology } = i;
+  const every = `${config.monitoring.scrapeIntervalSeconds}s`;
+  const doc = {
+    global: { scrape_interval: every, evaluation_interval: every, external_labels: { cluster: config.cluster.name } },
+    rule_files: [i.rulesFile],
+    scrape_configs: [
+      { job_name: 'etcd', scheme: 'https', tls_config: { ca_file: i.tls.ca, cert_file: i.tls.cert, key_file: i.tls.key }, static_configs: targets(topology.etcd, config.etcd.clientPort) },
+      { job_name: 'patroni', scheme: 'https', tls_config: { ca_file: i.tls.ca }, static_configs: targets(topology.postgres, config.postgres.patroniPort) },
+      {
+        job_name: 'haproxy',
+        basic_auth: { username: config.haproxy.statsUser, password_file: i.statsPasswordFile },
+        static_configs: [{ targets: i.haproxy.map((a) => hostPort(a, config.haproxy.ports.stats)) }],
+      },
+      { job_name: 'router', static_configs: [{ targets: i.router.map((a) => hostPort(a, config.router.port)) }] },
+    ],
+  };
+  return `${GENERATED}\n${stringify(doc, { lineWidth: 0 })}`;
+}
+
+export interface AlertRule {
+  alert: string;
+  expr: string;
+  for: string;
+  labels: { severity: 'critical' | 'warning' };
+  annotations: { summary: string; fix: string };
+}
+
+/**
+ * The alert rules. `for` windows are short on purpose: each condition is already a failure (a member down,
+ * no leader), and the windows ride out a scrape or a planned switchover, not an outage.
+ */
+export function alertRules(config: Config): AlertRule[] {
+  const scope = `scope="${config.postgres.scope}"`;
+  const rule = (alert: string, expr: string, forWindow: string, severity: 'critical' | 'warning', summary: string, fix: string): AlertRule => ({ alert, expr, for: forWindow, labels: { severity }, annotations: { summary, fix } });
+  return [
+    rule('GardenOSEtcdMemberDown', 'up{job="etcd"} == 0', '30s', 'warning', 'etcd member {{ $labels.member }} does not answer', '`gardenos local status` / `gardenos status`; the member\'s log says why (`gardenos local logs etcd-<member>`)'),
+    rule(
+      'GardenOSEtcdQuorumAtRisk',
+      'sum(up{job="etcd"}) <= floor(count(up{job="etcd"}) / 2) + 1 and sum(up{job="etcd"}) < count(up{job="etcd"})',
+      '30s',
+      'critical',
+      'etcd has {{ $value }} members up: one more failure loses quorum, and Patroni then demotes the primary',
+      'bring the down member back before anything else; do not restart another',
+    ),
+    rule('GardenOSEtcdNoLeader', 'etcd_server_has_leader == 0', '30s', 'critical', 'etcd member {{ $labels.member }} sees no leader', 'check the network between the etcd members and their clocks; `gardenos doctor`'),
+    rule('GardenOSPostgresMemberDown', `up{job="patroni"} == 0 or patroni_postgres_running{${scope}} == 0`, '30s', 'critical', 'PostgreSQL member {{ $labels.member }} is down (Patroni or PostgreSQL)', '`gardenos local status`; the member\'s log; `gardenos local db reinit <member>` if its data is broken'),
+    rule('GardenOSNoLeader', `absent(patroni_primary{${scope}} == 1)`, '30s', 'critical', 'no PostgreSQL member is the leader: writes are refused', '`gardenos doctor` (stale DCS state, etcd health, Patroni logs)'),
+    ...(config.postgres.synchronousMode
+      ? [rule('GardenOSNoSyncStandby', `absent(patroni_sync_standby{${scope}} == 1)`, '1m', 'warning', 'no synchronous standby: a failover now could lose acknowledged writes, or writes wait', 'bring a replica back (`gardenos local status` shows which is down or lagging)')]
+      : []),
+    rule(
+      'GardenOSReplicationLag',
+      `((scalar(max(patroni_xlog_location{${scope}})) - patroni_xlog_replayed_location{${scope}}) and on(member) (patroni_replica{${scope}} == 1)) > ${config.monitoring.replicationLagAlertBytes}`,
+      '1m',
+      'warning',
+      'replica {{ $labels.member }} is {{ $value | humanize1024 }}B behind the primary',
+      'check its disk and network; the router stops sending reads to it past router.replicaMaxLagBytes',
+    ),
+    rule('GardenOSPrimaryBackendDown', 'haproxy_backend_active_servers{proxy="postgres-primary"} < 1', '30s', 'critical', 'HAProxy has no server up behind postgres-primary: clients cannot write', '`gardenos doctor` (is there a leader? does Patroni answer /primary?)'),
+    rule(
+      'GardenOSRouterNotFollowingLeader',
+      // Both carry the member's name in "member": Patroni's series from its scrape target, the router's from its own label.
+      `(patroni_primary{${scope}} == 1) unless on(member) (gardenos_router_primary == 1)`,
+      '30s',
+      'critical',
+      'Patroni\'s leader is {{ $labels.member }}, but the router does not route the primary to it',
+      'the router\'s log and /status; `gardenos doctor` (primary-endpoint)',
+    ),
+    rule('GardenOSRouterDown', 'up{job="router"} == 0', '1m', 'critical', 'the router does not answer: the primary route no longer follows the leader', 'restart it (`gardenos local up` starts what is missing); its log says why it stopped'),
+  ];
+}
+
+export function renderAlertRules(config: Config): string {
+  return `${GENERATED}\n${stringify({ groups: [{ name: 'gardenos', rules: alertRules(config) }] }, { lineWidth: 0 })}`;
+}

@@ -1,0 +1,141 @@
+// GardenOS's alert rules held to account by Prometheus's own tools: `promtool check rules` accepts the
+// rendered file, and `promtool test rules` plays series through each rule — the failure it names fires
+// with its labels and text, and a healthy cluster fires nothing.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { alertRules, renderAlertRules } from '../../src/render/prometheus.ts';
+
+const run = promisify(execFile);
+const S = 'scope="gardenos"';
+
+/** The rule's annotations as Prometheus expands them for one alert (the templates these rules use). */
+function expanded(config: Config, alert: string, labels: Record<string, string>, value: string): Record<string, string> {
+  const r = alertRules(config).find((x) => x.alert === alert)!;
+  const fill = (t: string) =>
+    t
+      .replaceAll('{{ $labels.member }}', labels.member ?? '')
+      .replaceAll('{{ $value | humanize1024 }}', value)
+      .replaceAll('{{ $value }}', value);
+  return { summary: fill(r.annotations.summary), fix: fill(r.annotations.fix) };
+}
+
+describe('alert rules, checked and tested by promtool', () => {
+  let dir: string;
+  let config: Config;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gardenos-rules-'));
+    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')) + '\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n');
+    await writeFile(join(dir, 'rules.yml'), renderAlertRules(config));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('promtool check rules accepts the rendered file', async () => {
+    const { stdout } = await run('promtool', ['check', 'rules', join(dir, 'rules.yml')]);
+    assert.match(stdout, new RegExp(`SUCCESS: ${alertRules(config).length} rules found`));
+  });
+
+  it('promtool check rules refuses a broken rule (the check can fail)', async () => {
+    await writeFile(join(dir, 'broken.yml'), renderAlertRules(config).replace('etcd_server_has_leader == 0', 'etcd_server_has_leader ==== 0'));
+    await assert.rejects(run('promtool', ['check', 'rules', join(dir, 'broken.yml')]), /parse error/);
+  });
+
+  it('fires each alert on the failure it names, with its labels and text, and nothing on a healthy cluster', async () => {
+    const member = (name: string, job: string) => `job="${job}", member="${name}", instance="${name}:1"`;
+    const healthy = [
+      ...['n1', 'n2', 'n3'].flatMap((m) => [
+        { series: `up{${member(m, 'etcd')}}`, values: '1x40' },
+        { series: `etcd_server_has_leader{${member(m, 'etcd')}}`, values: '1x40' },
+        { series: `up{${member(m, 'patroni')}}`, values: '1x40' },
+        { series: `patroni_postgres_running{${S}, name="${m}", ${member(m, 'patroni')}}`, values: '1x40' },
+      ]),
+      { series: `patroni_primary{${S}, name="n1", ${member('n1', 'patroni')}}`, values: '1x40' },
+      { series: `patroni_primary{${S}, name="n2", ${member('n2', 'patroni')}}`, values: '0x40' },
+      { series: `patroni_sync_standby{${S}, name="n2", ${member('n2', 'patroni')}}`, values: '1x40' },
+      { series: `patroni_replica{${S}, name="n2", ${member('n2', 'patroni')}}`, values: '1x40' },
+      { series: `patroni_xlog_location{${S}, name="n1", ${member('n1', 'patroni')}}`, values: '1000000x40' },
+      { series: `patroni_xlog_replayed_location{${S}, name="n2", ${member('n2', 'patroni')}}`, values: '999000x40' },
+      { series: 'haproxy_backend_active_servers{job="haproxy", instance="lb:8404", proxy="postgres-primary"}', values: '1x40' },
+      { series: 'up{job="router", instance="lb:8405"}', values: '1x40' },
+      { series: 'gardenos_router_primary{job="router", instance="lb:8405", member="n1"}', values: '1x40' },
+    ];
+    const at = '3m';
+    const tests = [
+      // A healthy cluster: no alert at all.
+      { interval: '5s', input_series: healthy, alert_rule_test: alertRules(config).map((r) => ({ eval_time: at, alertname: r.alert, exp_alerts: [] })) },
+      // One etcd member down: it is named, and quorum is at risk.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) => (s.series === `up{${member('n3', 'etcd')}}` ? { ...s, values: '1 0x39' } : s)),
+        alert_rule_test: [
+          { eval_time: at, alertname: 'GardenOSEtcdMemberDown', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'etcd', member: 'n3', instance: 'n3:1' }, exp_annotations: expanded(config, 'GardenOSEtcdMemberDown', { member: 'n3' }, '') }] },
+          { eval_time: at, alertname: 'GardenOSEtcdQuorumAtRisk', exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSEtcdQuorumAtRisk', {}, '2') }] },
+        ],
+      },
+      // etcd without a leader.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) => (s.series === `etcd_server_has_leader{${member('n2', 'etcd')}}` ? { ...s, values: '1 0x39' } : s)),
+        alert_rule_test: [{ eval_time: at, alertname: 'GardenOSEtcdNoLeader', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'etcd', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSEtcdNoLeader', { member: 'n2' }, '') }] }],
+      },
+      // A PostgreSQL member's Patroni stops answering.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) => (s.series === `up{${member('n3', 'patroni')}}` ? { ...s, values: '1 0x39' } : s)),
+        alert_rule_test: [{ eval_time: at, alertname: 'GardenOSPostgresMemberDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'patroni', member: 'n3', instance: 'n3:1' }, exp_annotations: expanded(config, 'GardenOSPostgresMemberDown', { member: 'n3' }, '') }] }],
+      },
+      // No leader, no synchronous standby, no primary behind HAProxy, and the router points at a member that is not the leader.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) =>
+          s.series.startsWith('patroni_primary{') || s.series.startsWith('patroni_sync_standby{') || s.series.startsWith('haproxy_backend_active_servers{') ? { ...s, values: '1 0x39' } : s,
+        ),
+        alert_rule_test: [
+          { eval_time: at, alertname: 'GardenOSNoLeader', exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSNoLeader', {}, '') }] },
+          { eval_time: at, alertname: 'GardenOSNoSyncStandby', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: expanded(config, 'GardenOSNoSyncStandby', {}, '') }] },
+          { eval_time: at, alertname: 'GardenOSPrimaryBackendDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'haproxy', instance: 'lb:8404', proxy: 'postgres-primary' }, exp_annotations: expanded(config, 'GardenOSPrimaryBackendDown', {}, '') }] },
+        ],
+      },
+      // The leader moved to n2; the router still routes to n1.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) =>
+          s.series.startsWith('patroni_primary{') ? { ...s, values: s.series.includes('"n1"') ? '1 0x39' : '0 1x39' } : s,
+        ),
+        alert_rule_test: [
+          {
+            eval_time: at,
+            alertname: 'GardenOSRouterNotFollowingLeader',
+            exp_alerts: [{ exp_labels: { severity: 'critical', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSRouterNotFollowingLeader', { member: 'n2' }, '') }],
+          },
+        ],
+      },
+      // A replica 100 MiB behind; the router down.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) => {
+          if (s.series.startsWith('patroni_xlog_location{')) return { ...s, values: '1000000+0x10 105857600+0x29' };
+          if (s.series === 'up{job="router", instance="lb:8405"}') return { ...s, values: '1 0x39' };
+          return s;
+        }),
+        alert_rule_test: [
+          { eval_time: at, alertname: 'GardenOSReplicationLag', exp_alerts: [{ exp_labels: { severity: 'warning', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSReplicationLag', { member: 'n2' }, '100Mi') }] },
+          { eval_time: at, alertname: 'GardenOSRouterDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSRouterDown', {}, '') }] },
+        ],
+      },
+    ];
+    await writeFile(join(dir, 'tests.yml'), stringify({ rule_files: ['rules.yml'], evaluation_interval: '5s', tests }, { lineWidth: 0 }));
+    const r = await run('promtool', ['test', 'rules', join(dir, 'tests.yml')]).catch((e: { stdout?: string; stderr?: string }) => {
+      throw new Error(`promtool test rules failed:\n${e.stdout}\n${e.stderr}`);
+    });
+    assert.match(r.stdout, /SUCCESS/);
+  });
+});
