@@ -2,7 +2,7 @@
 // then cross-field rules. Every problem names the field path, the line and
 // column, and what is allowed; all problems are reported at once.
 import { readFile } from 'node:fs/promises';
-import { isMap, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import { isMap, isSeq, LineCounter, parseDocument, visit, type Document, type Node as YamlNode } from 'yaml';
 import type { z } from 'zod';
 import { GardenError } from '../errors.ts';
 import { checkRules } from './rules.ts';
@@ -129,7 +129,23 @@ export function parseConfig(text: string, file = 'gardenos.yaml'): Config {
     });
     throw new GardenError('CONFIG_INVALID', `${file} is not valid YAML`, { details: problems, hint: 'fix the syntax at the positions shown' });
   }
-  const { config, problems } = validateConfig(doc.toJS(), { doc, lines });
+  let data: unknown;
+  try {
+    // Anchors and aliases are YAML's own; a bounded count keeps an alias bomb from expanding.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // An alias with no anchor before it, or too many aliases: yaml knows where the first alias is.
+    let at = '';
+    visit(doc, {
+      Alias(_, node) {
+        if (at || !node.range) return;
+        const { line, col } = lines.linePos(node.range[0]);
+        at = `${file}:${line}:${col}: `;
+      },
+    });
+    throw new GardenError('CONFIG_INVALID', `${file} is not valid YAML`, { details: [`${at}YAML: ${(e as Error).message}`], hint: 'define an anchor (&name) before its alias (*name), or write the value out' });
+  }
+  const { config, problems } = validateConfig(data, { doc, lines });
   if (!config) {
     throw new GardenError('CONFIG_INVALID', `${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}`, {
       details: formatProblems(file, problems),

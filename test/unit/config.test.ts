@@ -115,6 +115,12 @@ describe('config', () => {
     ]);
   });
 
+  it('reports an alias without its anchor at its position, and refuses an alias bomb (found by the property test)', () => {
+    assert.deepEqual(problemsOf('cluster: { name: a }\npostgres: *nothing\n'), ['g.yaml:2:11: YAML: Unresolved alias (the anchor must be set before the alias): nothing']);
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefghij'.split('').map((k, i) => `${k}: &${k} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(', ')}]`), 'cluster: { name: a }'].join('\n');
+    assert.match(problemsOf(bomb)[0]!, /YAML: Excessive alias count/);
+  });
+
   it('reports YAML syntax errors with their position', () => {
     const [p] = problemsOf('cluster:\n  name: [unclosed\n');
     assert.match(p!, /^g\.yaml:\d+:\d+: YAML syntax: /);
