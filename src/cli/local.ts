@@ -26,6 +26,7 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
       ...(result.status.endpoints.pooled ? [`pooled (read-write, kept through a planned switchover):  ${result.status.endpoints.pooled}`] : []),
       `password:              PGPASSFILE=${result.status.endpoints.passwordFile} (libpq and psql read it; never printed)`,
       `HAProxy stats:         ${result.status.endpoints.stats} (user ${c.config.haproxy.statsUser}, password in ${c.layout.secretsFile})`,
+      ...(result.status.endpoints.prometheus ? [`Prometheus (alerts):   ${result.status.endpoints.prometheus}alerts`] : []),
       '',
       formatStatus(result.status),
     ].join('\n'),
@@ -77,7 +78,7 @@ export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }):
 
 export async function logsCommand(g: GlobalOptions, member: string | undefined, opts: { lines: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router];
+  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, ...(c.config.pooler.enabled ? [c.specs.pooler] : []), ...(c.config.monitoring.enabled ? [c.specs.monitoring] : [])];
   const picked = member ? all.filter((s) => s.id === member || s.id.endsWith(`-${member}`)) : all;
   if (picked.length === 0) {
     throw new GardenError('NOT_RUNNING', `no process called "${member}"`, { hint: `one of: ${all.map((s) => s.id).join(', ')}, or a member name (${c.topology.postgres.map((m) => m.name).join(', ')})` });

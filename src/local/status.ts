@@ -9,7 +9,8 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { NodeRow, WorkloadRow } from '../clients/kubernetes.ts';
 import { describe } from '../errors.ts';
 import type { TlsFiles } from '../render/files.ts';
-import { getJson } from '../util/http.ts';
+import { hostPort } from '../render/topology.ts';
+import { getJson, request } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
 import type { PoolerStatus } from './pooler.ts';
@@ -46,7 +47,7 @@ export interface LocalStatus {
   healthy: boolean;
   problems: string[];
   /** Connection URIs without the password, which is in `passwordFile` (libpq's PGPASSFILE format). */
-  endpoints: { primary: string; replicas: string; stats: string; passwordFile: string; pooled?: string };
+  endpoints: { primary: string; replicas: string; stats: string; passwordFile: string; pooled?: string; prometheus?: string };
   etcd: EtcdMemberStatus[];
   members: PostgresMemberStatus[];
   haproxy: { reachable: boolean; servers: HaproxyServerStat[]; error?: string };
@@ -165,7 +166,7 @@ async function whyDown(c: LocalCluster, spec: ProcessSpec): Promise<string> {
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
-  const [etcd, patroni, hap, router, kubernetes, pooler] = await Promise.all([
+  const [etcd, patroni, hap, router, kubernetes, pooler, prometheus] = await Promise.all([
     withTimeout(etcdMemberStatuses(etcdEndpoints(c), c.layout.client, c.topology.etcd.map((m) => m.name), timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
@@ -177,6 +178,13 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     probeRouter(c, timeoutMs),
     opts.kubeconfig ? probeKubernetes(c, opts.kubeconfig, timeoutMs) : undefined,
     c.config.pooler.enabled ? import('./pooler.ts').then((p) => p.poolerStatus(c, timeoutMs)) : undefined,
+    // Prometheus, when monitoring is on: ready, or why not.
+    c.config.monitoring.enabled
+      ? request(`http://${hostPort(c.topology.loadBalancer, c.config.monitoring.port)}/-/ready`, { timeoutMs }).then(
+          (r) => (r.status === 200 ? undefined : `answers ${r.status}`),
+          (e: unknown) => describe(e),
+        )
+      : undefined,
   ]);
 
   // The cluster view from the first member that answers; each member's own answer says whether its API is up.
@@ -224,6 +232,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
 
   if (pooler && !pooler.reachable) problems.push(`the pooler (PgBouncer) does not answer: ${pooler.error ?? ''}`);
   else if (pooler?.paused) problems.push('the pooler is paused: clients of the pooled endpoint wait (a switchover in progress; `gardenos local up` resumes one left paused)');
+  if (prometheus) problems.push(`Prometheus (monitoring) is not ready: ${prometheus}; \`gardenos local up\` starts it, \`gardenos local logs prometheus\` says why it stopped`);
   if (kubernetes) problems.push(...kubernetesProblems(kubernetes));
 
   const lb = c.topology.loadBalancer;
@@ -234,7 +243,12 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     stateDir: c.layout.root,
     healthy: problems.length === 0,
     problems,
-    endpoints: { ...uris, stats: `http://${lb}:${c.config.haproxy.ports.stats}/`, passwordFile: c.layout.pgpassFile },
+    endpoints: {
+      ...uris,
+      stats: `http://${lb}:${c.config.haproxy.ports.stats}/`,
+      passwordFile: c.layout.pgpassFile,
+      ...(c.config.monitoring.enabled ? { prometheus: `http://${lb}:${c.config.monitoring.port}/` } : {}),
+    },
     etcd,
     members,
     haproxy: hap,

@@ -46,7 +46,9 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
     }, { timeoutMs: 60_000, intervalMs: 500 });
     assert.deepEqual(targets.map((t) => t.labels.job).sort(), ['etcd', 'etcd', 'etcd', 'haproxy', 'patroni', 'patroni', 'patroni', 'router']);
     // What they say agrees with the cluster: one leader, the router routing to it, HAProxy with one primary server up.
-    const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[] };
+    const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[]; endpoints: { prometheus?: string }; problems: string[] };
+    assert.equal(status.endpoints.prometheus, `http://${c.prefix}.10:${PORT}/`);
+    assert.deepEqual(status.problems, []);
     const leader = status.members.find((m) => m.role === 'leader')!.name;
     const value = async (q: string) => (await get<{ result: { metric: Record<string, string>; value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(q)}`)).result;
     await waitFor('the leader in the metrics', async () => (await value('patroni_primary == 1')).map((r) => r.metric.member).join() === leader || undefined, { timeoutMs: 30_000, intervalMs: 500 });
