@@ -215,6 +215,11 @@ describe('a real node: kubelet and containerd running pods from images made here
     // Supabase's gateway rules, in Traefik with gateway-auth beside it (the router image). GoTrue, PostgREST and
     // storage-api cannot be obtained here, so a busybox httpd stands behind each of their rendered Services,
     // answering "<service> <path it received>": what the rules let through, and where, is what is proven.
+    const { supabase: keys } = await readPlatformSecrets(p.secretsDir);
+    const gw = (path: string, headers: Record<string, string> = {}, method = 'GET') => viaIngress({ path, ca, headers, method });
+    // Before any backend runs: a keyed request gets 503 from its own route, never the app's answer on the same host's "/".
+    const early = await gw('/rest/v1/notes', { apikey: keys.anonKey });
+    assert.equal(early.status, 503, `no backend yet: ${early.status} ${early.body.slice(0, 200)}`);
     const backends = { auth: { port: 9999, files: ['verify', 'callback', 'authorize', 'user'] }, rest: { port: 3000, files: ['notes'] }, storage: { port: 5000, files: ['object/public/avatar.png'] } };
     for (const [name, b] of Object.entries(backends)) {
       const files = b.files.map((f) => `mkdir -p "$(dirname /tmp/www/${f})" && echo "${name} /${f}" > /tmp/www/${f}`).join(' && ');
@@ -228,11 +233,12 @@ describe('a real node: kubelet and containerd running pods from images made here
         },
       });
     }
-    const { supabase: keys } = await readPlatformSecrets(p.secretsDir);
-    const gw = (path: string, headers: Record<string, string> = {}, method = 'GET') => viaIngress({ path, ca, headers, method });
-    await waitFor('the open auth path to reach its stand-in', async () => {
-      const r = await gw('/auth/v1/verify?token=t&type=signup');
-      if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
+    // Until a stand-in is ready its route answers 503 (allowEmptyServices), never another route's answer.
+    await waitFor('every stand-in to answer through the gateway', async () => {
+      for (const [path, headers] of [['/auth/v1/verify', {}], ['/rest/v1/notes', { apikey: keys.anonKey }], ['/storage/v1/object/public/avatar.png', {}]] as const) {
+        const r = await gw(path, headers);
+        if (r.status !== 200) throw new Error(`${path}: ${r.status} ${r.body.slice(0, 200)}`);
+      }
       return true;
     }, { timeoutMs: 90_000, intervalMs: 500 });
     const seen = async (path: string, headers?: Record<string, string>) => {

@@ -237,6 +237,7 @@ describe('gardenos render: the production platform', () => {
     assert.ok(c.args.includes('--providers.kubernetesingress.ingressClass=traefik'));
     assert.ok(c.args.includes('--providers.kubernetesingress.namespaces=apps,supabase'), 'watches only the namespaces with routes');
     assert.ok(c.args.includes('--entryPoints.web.http.redirections.entryPoint.to=:443'), 'HTTP goes to HTTPS');
+    assert.ok(c.args.includes('--providers.kubernetesingress.allowEmptyServices=true'), 'a route without ready pods answers 503, never falls through to a shorter one');
     assert.equal(objs.find((o) => o.kind === 'IngressClass')!.metadata.name, 'traefik');
     const clusterRole = objs.find((o) => o.kind === 'ClusterRole') as unknown as { rules: { resources: string[] }[] };
     assert.deepEqual(clusterRole.rules.flatMap((r) => r.resources).sort(), ['ingressclasses', 'nodes'], 'reads no Secret cluster-wide');

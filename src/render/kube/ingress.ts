@@ -199,6 +199,9 @@ export function ingressControllerManifests(config: Config, keysRevision?: string
     ...(watched.length ? [`--providers.kubernetesingress.namespaces=${watched.join(',')}`] : []),
     // Kubernetes' own Prefix semantics: /api matches /api/x, never /apiary.
     '--providers.kubernetesingress.strictPrefixMatching=true',
+    // A route whose Service has no ready pod answers 503; without this Traefik drops the route, and the
+    // request falls through to a shorter one on the same host (/rest/v1 to an app's /).
+    '--providers.kubernetesingress.allowEmptyServices=true',
     // One file (a ConfigMap's directory also holds its own versioned copies, which a directory provider would read twice).
     ...(gateway ? [`--providers.file.filename=${DYNAMIC_DIR}/supabase.yml`] : []),
     '--log.format=json',
