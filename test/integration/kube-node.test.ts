@@ -315,7 +315,8 @@ describe('a real node: kubelet and containerd running pods from images made here
     // The PodDisruptionBudget (maxUnavailable 1): a drain may evict one member, never a second while the first is away.
     const policy = cp.admin().makeApiClient(PolicyV1Api);
     await waitFor('the PodDisruptionBudget to allow one disruption', async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'sts', namespace: 'database' })).status?.disruptionsAllowed === 1 || undefined, { timeoutMs: 60_000, intervalMs: 500 });
-    const replicas = (await status()).members.filter((m) => m.role !== 'leader').map((m) => m.name);
+    // The members' names from a settled view (a status whose Patroni probes missed their deadline names hosts, not pods).
+    const replicas = (await settled('before the evictions')).status.members.filter((m) => m.role !== 'leader').map((m) => m.name);
     const evict = (name: string) => core.createNamespacedPodEviction({ name, namespace: 'database', body: { metadata: { name, namespace: 'database' } } });
     await evict(replicas[0]!);
     await assert.rejects(evict(replicas[1]!), (e: { code?: number; body?: string }) => e.code === 429 && /disruption budget/.test(String(e.body)), 'the second eviction is refused');
