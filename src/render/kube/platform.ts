@@ -19,11 +19,9 @@ export interface ManifestFile {
   manifests: Manifest[];
 }
 
-
 function namespaces(config: Config): Manifest[] {
   return [...new Set(Object.values(config.namespaces))].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { ...PART_OF } } }));
 }
-
 
 /** The manifests of the platform, file by file, in the order `kubectl apply -k` should see them. */
 /** keysRevision: the revision of Supabase's JWT secrets (render.ts, from secrets.json), so a rotation rolls the pods that read them. */

@@ -4,7 +4,7 @@ import { productionTopology } from '../topology.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
 import { SECRET_NAMES, postgresPodLabels } from './names.ts';
 
-export const PATRONI_CONFIG_DIR = '/etc/patroni';
+const PATRONI_CONFIG_DIR = '/etc/patroni';
 /** Where the volume is mounted, in both images (Spilo's layout). */
 const PGDATA_MOUNT = '/home/postgres/pgdata';
 /** Patroni's data directory: a directory under the mount, so a file system's lost+found never stops initdb. */

@@ -11,8 +11,6 @@ import { PART_OF, type Manifest } from './manifest.ts';
 import { SECRET_NAMES } from './names.ts';
 import { PGDATA } from './postgres.ts';
 
-
-
 /** HS256 secrets as a JSON Web Key Set (PostgREST's jwt-secret accepts one): each secret's UTF-8 bytes, as GoTrue signs with them. */
 export const jwks = (secrets: string[]) => JSON.stringify({ keys: secrets.map((k) => ({ kty: 'oct', alg: 'HS256', k: Buffer.from(k, 'utf8').toString('base64url') })) });
 
