@@ -46,17 +46,25 @@ export interface OpenOptions {
   monitoring?: boolean;
 }
 
+/** Sections a recorded config must have to be used as it is (those added after records were first written). */
+const RECORD_SECTIONS = ['monitoring'] as const;
+
 /**
  * The config comes from -c when given; otherwise from the state directory's
  * record of the last `up` (so `status --state-dir X` needs no -c); otherwise the built-in defaults.
  * The record is GardenOS's own, written after validation, so it is trusted as it is; the
- * validator (and its schema library) is loaded only for input a person wrote.
+ * validator (and its schema library) is loaded only for input a person wrote, and for a record
+ * written before a section existed, which gets that section's defaults.
  */
 export async function resolveConfig(opts: OpenOptions): Promise<Config> {
   if (opts.configFile) return (await import('../config/load.ts')).loadConfig(opts.configFile);
   const dir = opts.stateDir ?? process.env.GARDENOS_STATE_DIR ?? defaultStateDir(String(DEFAULT_LOCAL_CONFIG.cluster.name));
   const meta = await readJson<ClusterMeta>(`${dir}/cluster.json`).catch(() => undefined);
-  if (meta?.config?.apiVersion === API_VERSION) return meta.config;
+  if (meta?.config?.apiVersion === API_VERSION) {
+    if (RECORD_SECTIONS.every((k) => k in meta.config)) return meta.config;
+    const { config } = (await import('../config/load.ts')).validateConfig(meta.config);
+    if (config) return config;
+  }
   const { validateConfig } = await import('../config/load.ts');
   // Without a file, the PostgreSQL the machine has: Debian 12 ships 15, Debian 13 ships 17.
   const version = await installedPostgres();

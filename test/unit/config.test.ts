@@ -151,3 +151,23 @@ describe('config', () => {
     assert.equal(cidrsOverlap('10.0.0.0/8', '10.43.0.0/16'), true);
   });
 });
+
+describe('the local cluster record', () => {
+  it('a record written before monitoring existed gets its defaults, instead of crashing status', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { resolveConfig } = await import('../../src/local/cluster.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'gardenos-record-'));
+    try {
+      const { monitoring: _absent, ...old } = parseConfig('cluster: { name: old }\n');
+      await writeFile(join(dir, 'cluster.json'), JSON.stringify({ name: 'old', createdAt: '2026-01-01T00:00:00.000Z', config: old }));
+      const config = await resolveConfig({ stateDir: dir });
+      assert.equal(config.cluster.name, 'old');
+      assert.equal(config.monitoring.enabled, false);
+      assert.equal(config.monitoring.port, 9090);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
