@@ -56,6 +56,14 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
         etcdTls: layout.client,
         listenHost: topology.loadBalancer,
         sinks: [{ type: 'haproxy', socket: layout.haproxy.adminSocket, primaryBackend: 'postgres-primary', replicasBackend: 'postgres-replicas' }],
+        // Every certificate of the local cluster, for GardenOSCertificateExpiringSoon.
+        certificates: [
+          layout.ca.cert,
+          layout.client.cert,
+          ...topology.etcd.map((m) => layout.etcd(m.name).tls.cert),
+          ...topology.postgres.map((m) => layout.patroni(m.name).tls.cert),
+          ...(config.pooler.enabled ? [layout.pooler.tls.cert] : []),
+        ],
       }),
       mode: 0o600,
       member: 'router',

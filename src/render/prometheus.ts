@@ -92,6 +92,14 @@ export function alertRules(config: Config): AlertRule[] {
       'Patroni\'s leader is {{ $labels.member }}, but the router does not route the primary to it',
       'the router\'s log and /status; `gardenos doctor` (primary-endpoint)',
     ),
+    rule(
+      'GardenOSCertificateExpiringSoon',
+      'gardenos_certificate_expiry_timestamp_seconds - time() < 30 * 86400',
+      '10m',
+      'warning',
+      'certificate {{ $labels.subject }} ({{ $labels.file }}) expires in {{ $value | humanizeDuration }}',
+      'the platform: `gardenos pki --rotate <name>` (`ca` re-issues everything), then `gardenos up`; a local cluster: delete the expiring leaf and `gardenos local up` issues it again',
+    ),
     rule('GardenOSRouterDown', 'up{job="router"} == 0', '1m', 'critical', 'the router does not answer: the primary route no longer follows the leader', 'restart it (`gardenos local up` starts what is missing); its log says why it stopped'),
   ];
 }

@@ -12,9 +12,11 @@ export interface RouterRenderInput {
   etcdTls: TlsFiles;
   listenHost: string;
   sinks: RouterSettings['sinks'];
+  /** Certificates whose expiry the router reports (default: the CA and its own etcd client certificate). */
+  certificates?: string[];
 }
 
-export function routerSettings({ config, topology, etcdTls, listenHost, sinks }: RouterRenderInput): RouterSettings {
+export function routerSettings({ config, topology, etcdTls, listenHost, sinks, certificates }: RouterRenderInput): RouterSettings {
   return {
     scope: config.postgres.scope,
     namespace: config.postgres.namespace,
@@ -24,6 +26,7 @@ export function routerSettings({ config, topology, etcdTls, listenHost, sinks }:
     recheckIntervalMs: config.router.recheckIntervalMs,
     listen: { host: listenHost, port: config.router.port },
     sinks,
+    certificates: certificates ?? [etcdTls.ca, etcdTls.cert],
   };
 }
 

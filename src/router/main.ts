@@ -3,7 +3,9 @@
 import { EtcdClient } from '../clients/etcd.ts';
 import { Router } from './controller.ts';
 import { PatroniDcs } from './dcs.ts';
-import { createMetrics } from './metrics.ts';
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createMetrics, type RouterMetrics } from './metrics.ts';
 import { patroniProbe } from './probe.ts';
 import { startRouterServer } from './server.ts';
 import type { RouterSettings } from './settings.ts';
@@ -13,6 +15,20 @@ import type { RouteSink } from './sinks/types.ts';
 export interface RunningRouter {
   router: Router;
   stop(): Promise<void>;
+}
+
+/** Sets each certificate's expiry; a file that cannot be read or parsed is counted and logged, its series removed. */
+export async function readCertificateExpiry(files: readonly string[], metrics: RouterMetrics, log: (line: string) => void): Promise<void> {
+  metrics.certificateExpiry.reset();
+  for (const file of files) {
+    try {
+      const cert = new X509Certificate(await readFile(file));
+      metrics.certificateExpiry.set({ file, subject: cert.subject.replaceAll('\n', ', ') }, Math.floor(Date.parse(cert.validTo) / 1000));
+    } catch (e) {
+      metrics.errors.inc({ kind: 'certificate' });
+      log(JSON.stringify({ ts: new Date().toISOString(), error: `certificate ${file}: ${(e as Error).message}` }));
+    }
+  }
 }
 
 export async function startRouter(settings: RouterSettings, log: (line: string) => void): Promise<RunningRouter> {
@@ -50,9 +66,15 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
   });
   const server = await startRouterServer(router, metrics, settings.listen, settings.recheckIntervalMs, () => leaseProblem?.());
   router.start();
+  // Certificates change only when GardenOS re-issues them: read at start and hourly.
+  const reportCertificates = () => void readCertificateExpiry(settings.certificates, metrics, log);
+  reportCertificates();
+  const certificateTimer = setInterval(reportCertificates, 3_600_000);
+  certificateTimer.unref();
   return {
     router,
     async stop() {
+      clearInterval(certificateTimer);
       await router.stop();
       for (const c of closers) await c();
       await new Promise((r) => server.close(r));

@@ -10,6 +10,8 @@ export interface RouterMetrics {
   convergence: Histogram;
   errors: Counter<'kind'>;
   cycles: Counter<'outcome'>;
+  /** When each certificate the router was told about expires (the alert GardenOSCertificateExpiringSoon reads it). */
+  certificateExpiry: Gauge<'file' | 'subject'>;
 }
 
 export function createMetrics(): RouterMetrics {
@@ -24,7 +26,8 @@ export function createMetrics(): RouterMetrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers: [registry],
     }),
-    errors: new Counter({ name: 'gardenos_router_errors_total', help: 'Errors by kind (dcs, sink, probe, bug)', labelNames: ['kind'], registers: [registry] }),
+    errors: new Counter({ name: 'gardenos_router_errors_total', help: 'Errors by kind (dcs, sink, probe, certificate, bug)', labelNames: ['kind'], registers: [registry] }),
     cycles: new Counter({ name: 'gardenos_router_cycles_total', help: 'Control-loop cycles by outcome', labelNames: ['outcome'], registers: [registry] }),
+    certificateExpiry: new Gauge({ name: 'gardenos_certificate_expiry_timestamp_seconds', help: 'When a certificate GardenOS issued expires (Unix time)', labelNames: ['file', 'subject'], registers: [registry] }),
   };
 }

@@ -37,6 +37,8 @@ export const routerSettingsSchema = z.strictObject({
   recheckIntervalMs: z.number().int().min(100),
   listen: z.strictObject({ host: z.string(), port: z.number().int() }),
   sinks: z.array(z.discriminatedUnion('type', [haproxySink, kubernetesSink])).min(1),
+  /** PEM certificates GardenOS issued whose expiry the router reports (gardenos_certificate_expiry_timestamp_seconds). */
+  certificates: z.array(z.string()).default([]),
 });
 
 export type RouterSettings = z.infer<typeof routerSettingsSchema>;

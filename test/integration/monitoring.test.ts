@@ -1,7 +1,8 @@
 // Monitoring on a real local cluster (127.0.232.x; Prometheus on port 19090, away from a Debian
 // Prometheus that may hold 9090): `local up --with-monitoring` starts Debian's Prometheus with the
 // rendered scrape configuration and alert rules; every component is scraped for real (etcd over mutual
-// TLS, Patroni over TLS, HAProxy's exporter behind its stats credentials, the router); stopping a
+// TLS, Patroni over TLS, HAProxy's exporter behind its stats credentials, the router, which also reports
+// every certificate's expiry); stopping a
 // PostgreSQL member and then an etcd member fires the alerts that name them within their `for` windows,
 // and `local up` bringing them back resolves them.
 import assert from 'node:assert/strict';
@@ -54,6 +55,10 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
     await waitFor('the leader in the metrics', async () => (await value('patroni_primary == 1')).map((r) => r.metric.member).join() === leader || undefined, { timeoutMs: 30_000, intervalMs: 500 });
     assert.deepEqual((await value('gardenos_router_primary == 1')).map((r) => r.metric.member), [leader]);
     assert.equal((await value('haproxy_backend_active_servers{proxy="postgres-primary"}'))[0]?.value[1], '1');
+    // Every certificate of the cluster, as the router reads it: the CA, GardenOS's client, three etcd and three PostgreSQL members'.
+    const certs = await value('gardenos_certificate_expiry_timestamp_seconds');
+    assert.equal(certs.length, 8, certs.map((r) => r.metric.file).join(', '));
+    for (const r of certs) assert.ok(Number(r.value[1]) > Date.now() / 1000 + 365 * 86400, `${r.metric.subject} expires in more than a year`);
     assert.deepEqual(await firing(), [], 'a healthy cluster fires nothing');
   });
 

@@ -23,6 +23,9 @@ function expanded(config: Config, alert: string, labels: Record<string, string>,
     t
       .replaceAll('{{ $labels.member }}', labels.member ?? '')
       .replaceAll('{{ $value | humanize1024 }}', value)
+      .replaceAll('{{ $value | humanizeDuration }}', value)
+      .replaceAll('{{ $labels.subject }}', labels.subject ?? '')
+      .replaceAll('{{ $labels.file }}', labels.file ?? '')
       .replaceAll('{{ $value }}', value);
   return { summary: fill(r.annotations.summary), fix: fill(r.annotations.fix) };
 }
@@ -66,6 +69,7 @@ describe('alert rules, checked and tested by promtool', () => {
       { series: 'haproxy_backend_active_servers{job="haproxy", instance="lb:8404", proxy="postgres-primary"}', values: '1x40' },
       { series: 'up{job="router", instance="lb:8405"}', values: '1x40' },
       { series: 'gardenos_router_primary{job="router", instance="lb:8405", member="n1"}', values: '1x40' },
+      { series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/ca.crt", subject="CN=ca"}', values: '1000000000x40' },
     ];
     const at = '3m';
     const tests = [
@@ -115,6 +119,18 @@ describe('alert rules, checked and tested by promtool', () => {
             eval_time: at,
             alertname: 'GardenOSRouterNotFollowingLeader',
             exp_alerts: [{ exp_labels: { severity: 'critical', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSRouterNotFollowingLeader', { member: 'n2' }, '') }],
+          },
+        ],
+      },
+      // A certificate that expires in ten days (at the evaluation, time() is 900 s after the epoch).
+      {
+        interval: '1m',
+        input_series: [{ series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/etcd-n1.crt", subject="CN=n1"}', values: `${10 * 86400 + 900}x20` }],
+        alert_rule_test: [
+          {
+            eval_time: '15m',
+            alertname: 'GardenOSCertificateExpiringSoon',
+            exp_alerts: [{ exp_labels: { severity: 'warning', job: 'router', instance: 'lb:8405', file: '/pki/etcd-n1.crt', subject: 'CN=n1' }, exp_annotations: expanded(config, 'GardenOSCertificateExpiringSoon', { subject: 'CN=n1', file: '/pki/etcd-n1.crt' }, '10d 0h 0m 0s') }],
           },
         ],
       },

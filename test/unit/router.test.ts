@@ -188,3 +188,35 @@ describe('router: control loop', () => {
     assert.match(r.state.lastDecision, /^standby: leader a holds the lock/);
   });
 });
+
+describe('the router reports certificate expiry', () => {
+  it('sets each certificate\'s expiry from the file, and counts a file it cannot read', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { X509Certificate } = await import('node:crypto');
+    const { createCa, issue } = await import('../../src/pki/certs.ts');
+    const { readCertificateExpiry } = await import('../../src/router/main.ts');
+    const dir = await mkdtemp(join(tmpdir(), 'gardenos-certs-'));
+    try {
+      const ca = await createCa('expiry test CA');
+      const leaf = await issue(ca, { commonName: 'node1', ips: ['127.0.0.1'], dnsNames: [], usage: 'server', days: 20 });
+      await writeFile(join(dir, 'ca.crt'), ca.cert);
+      await writeFile(join(dir, 'node1.crt'), leaf.cert);
+      await writeFile(join(dir, 'broken.crt'), 'not a certificate');
+      const metrics = createMetrics();
+      const logged: string[] = [];
+      await readCertificateExpiry([join(dir, 'ca.crt'), join(dir, 'node1.crt'), join(dir, 'broken.crt'), join(dir, 'missing.crt')], metrics, (l) => logged.push(l));
+      const series = (await metrics.certificateExpiry.get()).values;
+      const leafExpiry = series.find((v) => v.labels.file === join(dir, 'node1.crt'))!;
+      assert.equal(leafExpiry.value, Math.floor(Date.parse(new X509Certificate(leaf.cert).validTo) / 1000));
+      assert.match(String(leafExpiry.labels.subject), /CN=node1/);
+      assert.ok(leafExpiry.value - Date.now() / 1000 < 21 * 86400, 'a 20-day certificate expires within 21 days');
+      assert.equal(series.length, 2, 'the unreadable files have no series');
+      assert.equal((await metrics.errors.get()).values.find((v) => v.labels.kind === 'certificate')?.value, 2);
+      assert.equal(logged.length, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
