@@ -55,7 +55,8 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
 # containerd service, which the tests leave alone (they run their own, on their own socket). Of their
 # Recommends only runc's criu exists (checkpoint/restore, never run by `runc create/start`); etcd 3.5.16 from
 # Debian 13 recommends nothing. Also Prometheus (`local up --with-monitoring`, and promtool for the alert
-# rules' tests): its Recommends, prometheus-node-exporter, is left out; on a systemd host the package starts
+# rules' tests): a Go program that loads no module at run time, so its one Recommends, prometheus-node-exporter
+# (another daemon, which GardenOS does not scrape yet), is safely left out; on a systemd host the package starts
 # Debian's own Prometheus on *:9090, so the tests give theirs other ports (and `--with-monitoring` users
 # either stop that service or set monitoring.port).
 tests=0

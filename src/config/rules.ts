@@ -1,5 +1,6 @@
 // Cross-field rules, checked after defaults are applied (k0sctl's Validate(),
 // Patroni's validator): things no single field's schema can know.
+import { isIP } from 'node:net';
 import { hostTls, type Config } from './schema.ts';
 
 export interface RuleIssue {
@@ -136,7 +137,7 @@ function ingressRules(c: Config): RuleIssue[] {
     issues.push({ path: ['k3s', 'disable'], message: "GardenOS installs its own Traefik (ingress.controller: traefik), and K3s's packaged one would take the same ports; keep traefik in k3s.disable, or set ingress.controller: none" });
   }
   hosts.forEach((h, i) => {
-    if (/^[\d.]+$|:/.test(h.name)) issues.push({ path: ['ingress', 'hosts', i, 'name'], message: `"${h.name}" is an address; an Ingress routes by DNS name (Kubernetes refuses addresses as hosts)` });
+    if (isIP(h.name) !== 0) issues.push({ path: ['ingress', 'hosts', i, 'name'], message: `"${h.name}" is an address; an Ingress routes by DNS name (Kubernetes refuses addresses as hosts)` });
   });
   const known = new Set(hosts.map((h) => h.name));
   // Who claims each host and path: Supabase's gateway first (it is rendered on the first host), then the apps in order.

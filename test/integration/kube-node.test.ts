@@ -114,12 +114,14 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.match(log, /^HTTP\/1\.1 200 OK\r?$/m, 'the router answered over HTTP from the pod network');
   });
 
-  it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod', async () => {
+  it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod; the API through Traefik over TLS; Supabase\'s gateway rules with stand-in backends (GoTrue, PostgREST, storage-api cannot be obtained here)', async () => {
     const { cp, core, objects, settled, status, db } = p;
     assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment' || o.kind === 'DaemonSet').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router', 'Deployment/auth', 'Deployment/rest', 'Deployment/storage', 'Deployment/api', 'DaemonSet/traefik']);
     // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout —
-    // except Supabase's own workloads: GoTrue, PostgREST and storage-api cannot be obtained on this machine (no
-    // registry; PostgREST is Haskell, the Go module proxy refuses github.com/supabase/auth), so their rendered
+    // except Supabase's own workloads: GoTrue, PostgREST and storage-api cannot be obtained on this machine
+    // (GoTrue: the Go module proxy answers 403 for github.com/supabase/auth; PostgREST: a Haskell program in neither
+    // Debian 12 nor 13, and Hackage is not reachable; storage-api: not published on npm; no container registry is
+    // reachable for any of their images), so their rendered
     // Deployments and volume are left out; their rendered Services, routes and gateway rules are applied.
     const unobtainable = (o: (typeof objects)[number]) => o.metadata?.namespace === 'supabase' && (o.kind === 'Deployment' || o.kind === 'PersistentVolumeClaim');
     const platform = objects.filter((o) => o.metadata?.namespace !== 'apps' && !unobtainable(o));
@@ -213,7 +215,7 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.equal(plain.headers.location, `https://${API_HOST}:${HTTPS_PORT}/ready`);
 
     // Supabase's gateway rules, in Traefik with gateway-auth beside it (the router image). GoTrue, PostgREST and
-    // storage-api cannot be obtained here, so a busybox httpd stands behind each of their rendered Services,
+    // storage-api cannot be obtained here (above), so a busybox httpd stands behind each of their rendered Services,
     // answering "<service> <path it received>": what the rules let through, and where, is what is proven.
     const { supabase: keys } = await readPlatformSecrets(p.secretsDir);
     const gw = (path: string, headers: Record<string, string> = {}, method = 'GET') => viaIngress({ path, ca, headers, method });

@@ -15,7 +15,7 @@
 import { stringify } from 'yaml';
 import { hostTls, type Config, type IngressHost } from '../../config/schema.ts';
 import { SUPABASE_PATHS } from '../../config/rules.ts';
-import { labelsFor, type Manifest } from './manifest.ts';
+import { clusterServiceAccount, labelsFor, type Manifest } from './manifest.ts';
 import { GATEWAY_AUTH_PORT, GATEWAY_SECRET, KEYS_REVISION_ANNOTATION } from './names.ts';
 
 export const INGRESS_CONTROLLER = 'traefik';
@@ -210,23 +210,10 @@ export function ingressControllerManifests(config: Config, keysRevision?: string
   ];
   const readAll = ['get', 'list', 'watch'];
   return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns, labels } },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: `gardenos-${name}`, labels },
-      rules: [
-        { apiGroups: ['networking.k8s.io'], resources: ['ingressclasses'], verbs: readAll },
-        { apiGroups: [''], resources: ['nodes'], verbs: readAll },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: `gardenos-${name}`, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `gardenos-${name}` },
-      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
-    },
+    ...clusterServiceAccount(name, ns, labels, [
+      { apiGroups: ['networking.k8s.io'], resources: ['ingressclasses'], verbs: readAll },
+      { apiGroups: [''], resources: ['nodes'], verbs: readAll },
+    ]),
     ...watched.flatMap((target): Manifest[] => [
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',

@@ -1,6 +1,6 @@
 // Rancher's local-path provisioner as the default StorageClass, when K3s's own local-storage is disabled.
 import type { Config } from '../../config/schema.ts';
-import { labelsFor, type Manifest } from './manifest.ts';
+import { clusterServiceAccount, labelsFor, type Manifest } from './manifest.ts';
 
 /** Rancher's local-path provisioner as the default StorageClass (the journal's "no storage class": PVCs stuck Pending). */
 export function localPathStorage(config: Config): Manifest[] {
@@ -20,25 +20,12 @@ export function localPathStorage(config: Config): Manifest[] {
     },
   };
   return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace: ns, labels } },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: `gardenos-${name}`, labels },
-      rules: [
-        { apiGroups: [''], resources: ['nodes', 'persistentvolumeclaims', 'configmaps', 'pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
-        { apiGroups: [''], resources: ['persistentvolumes', 'pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
-        { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
-        { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'list', 'watch'] },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: `gardenos-${name}`, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `gardenos-${name}` },
-      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
-    },
+    ...clusterServiceAccount(name, ns, labels, [
+      { apiGroups: [''], resources: ['nodes', 'persistentvolumeclaims', 'configmaps', 'pods', 'pods/log'], verbs: ['get', 'list', 'watch'] },
+      { apiGroups: [''], resources: ['persistentvolumes', 'pods'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'update', 'delete'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+      { apiGroups: ['storage.k8s.io'], resources: ['storageclasses'], verbs: ['get', 'list', 'watch'] },
+    ]),
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',

@@ -83,9 +83,11 @@ const secretEnv = (name: string, secret: string, key: string) => ({ name, valueF
  * ingress would serve every request as `anon`.
  */
 export function supabaseManifests(config: Config, keysRevision?: string): Manifest[] {
-  const podAnnotations = keysRevision ? { [KEYS_REVISION_ANNOTATION]: keysRevision } : undefined;
   if (!config.supabase.enabled) return [];
   const ns = config.namespaces.supabase;
+  // Every Supabase container runs as SUPABASE_UID and rolls when the keys it reads from its environment change.
+  const supabaseDeployment = (name: string, spec: DeploymentSpec) =>
+    deployment(ns, name, { runAsUser: SUPABASE_UID, ...(keysRevision ? { podAnnotations: { [KEYS_REVISION_ANNOTATION]: keysRevision } } : {}), ...spec });
   const s = config.supabase;
   const host = config.ingress.hosts[0]?.name;
   const externalUrl = host ? `https://${host}` : (s.siteUrl ?? 'http://localhost');
@@ -96,9 +98,7 @@ export function supabaseManifests(config: Config, keysRevision?: string): Manife
     ...(storageVolume
       ? [{ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'supabase-storage', namespace: ns, labels: labelsFor('storage') }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: s.storage.size } } } }]
       : []),
-    ...deployment(ns, 'auth', {
-      runAsUser: SUPABASE_UID,
-      ...(podAnnotations ? { podAnnotations } : {}),
+    ...supabaseDeployment('auth', {
       image: s.images.auth,
       replicas: 2,
       port: 9999,
@@ -118,9 +118,7 @@ export function supabaseManifests(config: Config, keysRevision?: string): Manife
         { name: 'GOTRUE_DISABLE_SIGNUP', value: 'false' },
       ],
     }),
-    ...deployment(ns, 'rest', {
-      runAsUser: SUPABASE_UID,
-      ...(podAnnotations ? { podAnnotations } : {}),
+    ...supabaseDeployment('rest', {
       image: s.images.rest,
       replicas: 2,
       port: 3000,
@@ -138,9 +136,7 @@ export function supabaseManifests(config: Config, keysRevision?: string): Manife
         { name: 'PGRST_ADMIN_SERVER_PORT', value: '3001' },
       ],
     }),
-    ...deployment(ns, 'storage', {
-      runAsUser: SUPABASE_UID,
-      ...(podAnnotations ? { podAnnotations } : {}),
+    ...supabaseDeployment('storage', {
       image: s.images.storage,
       replicas: storageVolume ? 1 : 2,
       port: 5000,
