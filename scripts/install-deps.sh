@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what GardenOS's local cluster and its tests need on Debian 12 or 13:
-# etcd, Patroni >= 4, PostgreSQL, HAProxy, PgBouncer (the optional pooler), OpenSSH (the `gardenos up` tests run
+# etcd, Patroni >= 4, PostgreSQL, HAProxy, PgBouncer (the optional pooler), pgBackRest (backups), OpenSSH (the `gardenos up` tests run
 # real SSH servers in network namespaces) and mmdebstrap (the fresh-root test),
 # then checks each code path the daemons take at run time, on this machine.
 #
@@ -46,8 +46,8 @@ fi
 # idna, which nothing depends on. The other Recommends of these packages were checked (Debian 12 and
 # 13): patroni → iproute2 (listed), python3-urllib3 → ca-certificates (trust store data, not imported;
 # every TLS connection here uses the cluster CA), postgresql → sysstat, e2fsprogs, logrotate (tools,
-# not imported).
-packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy pgbouncer
+# not imported); pgbackrest recommends nothing.
+packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "postgresql-$pg" haproxy pgbouncer pgbackrest
   openssh-server openssh-client iproute2 openssl mmdebstrap)
 # --tests: also what the real Kubernetes node in the tests runs on (README, "Testing"): Debian's containerd,
 # runc and CNI plugins, and umoci, catatonit and busybox-static, from which scripts/build-images.sh makes
@@ -126,6 +126,7 @@ check "etcd >= $ETCD_MIN" etcd-server sh -c "v=\$(etcd --version | sed -n 's/^et
 check "etcdctl >= $ETCD_MIN" etcd-client sh -c "v=\$(etcdctl version | sed -n 's/^etcdctl version: //p') && echo \"etcdctl \$v\" && dpkg --compare-versions \"\$v\" ge $ETCD_MIN"
 check "haproxy" haproxy haproxy -vv
 check "pgbouncer (the pooler, pooler.enabled)" pgbouncer pgbouncer --version
+check "pgbackrest (backups.enabled)" pgbackrest pgbackrest version
 check "patroni >= 4" patroni sh -c 'v=$(patroni --version) && echo "$v" && [ "$(echo "$v" | sed "s/[^0-9.]//g" | cut -d. -f1)" -ge 4 ]'
 for bin in postgres initdb pg_ctl pg_basebackup pg_rewind pg_dump pg_dumpall pg_restore psql; do
   check "$bin" "postgresql-$pg" "/usr/lib/postgresql/$pg/bin/$bin" --version

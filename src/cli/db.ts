@@ -1,6 +1,7 @@
 // `gardenos local db …` and `gardenos db …`: operations on the PostgreSQL cluster through
 // Patroni, and (local) logical backup, restore and migration through PostgreSQL's own tools.
 import { join, resolve } from 'node:path';
+import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
 import { openLocalCluster, patroniAccess, type LocalCluster } from '../local/cluster.ts';
 import type { PgTarget } from '../ops/backup.ts';
@@ -103,12 +104,52 @@ function clusterTarget(c: LocalCluster): PgTarget {
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
 
-export async function backupCommand(g: GlobalOptions, opts: { out?: string; database?: string[] }): Promise<number> {
+export async function backupCommand(g: GlobalOptions, opts: { type?: 'full' | 'diff' | 'incr'; logical?: boolean; out?: string; database?: string[] }): Promise<number> {
   const c = await openLocalCluster(g);
+  const logical = opts.logical || opts.out !== undefined || opts.database !== undefined || !c.config.backups.enabled;
+  if (logical && opts.type) throw new GardenError('CONFIG_INVALID', `--type ${opts.type} is a pgBackRest backup type, and this would be a logical dump`, { hint: c.config.backups.enabled ? 'leave out --logical, --out and --database' : 'backups are not enabled: backups.enabled: true in gardenos.yaml, or `gardenos local up --with-backups`' });
+  if (!logical) {
+    const { localBackup } = await import('../local/backups.ts');
+    const report = streamReporter(process.stderr, Boolean(g.json));
+    report({ kind: 'step', step: 'backup', status: 'start', detail: `${opts.type ?? 'incr'} (pgBackRest, from a standby)` });
+    const b = await localBackup(c, opts.type ?? 'incr');
+    report({ kind: 'step', step: 'backup', status: 'done', detail: b.label });
+    print(g.json, { kind: 'pgbackrest', backup: b }, () => `${b.type} backup ${b.label}: ${mib(b.sizeBytes)} of database, ${mib(b.repositoryBytes)} stored in ${c.layout.backups.repoPath}\nrestore a point in time with: gardenos local db restore --to <time|LSN|latest>`);
+    return 0;
+  }
   const { backup } = await import('../ops/backup.ts');
   const dir = resolve(opts.out ?? join(c.layout.root, 'backups', stamp()));
   const manifest = await backup(clusterTarget(c), dir, { ...(opts.database ? { databases: opts.database } : {}), report: streamReporter(process.stderr, Boolean(g.json)) });
-  print(g.json, { dir, manifest }, () => `backup of ${manifest.databases.length} database${manifest.databases.length === 1 ? '' : 's'} in ${dir}\nrestore with: gardenos local db restore ${dir}`);
+  print(g.json, { kind: 'logical', dir, manifest }, () => `logical backup of ${manifest.databases.length} database${manifest.databases.length === 1 ? '' : 's'} in ${dir}\nrestore with: gardenos local db restore ${dir}`);
+  return 0;
+}
+
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+export async function backupListCommand(g: GlobalOptions): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { localBackupList } = await import('../local/backups.ts');
+  const info = await localBackupList(c);
+  print(g.json, info, () =>
+    [
+      `stanza ${info.stanza}: ${info.status}; WAL archived ${info.archive.min ?? '-'} … ${info.archive.max ?? '-'}`,
+      '',
+      table(
+        ['LABEL', 'TYPE', 'STARTED', 'CONSISTENT AT', 'SIZE', 'STORED', 'PRIOR'],
+        info.backups.map((b) => [b.label, b.type + (b.error ? ' (checksum errors)' : ''), b.startedAt, `${b.stoppedAt} ${b.stopLsn ?? ''}`.trim(), mib(b.sizeBytes), mib(b.repositoryBytes), b.prior ?? '-']),
+      ),
+      '',
+      info.lastVerified ? `last restore test: ${info.lastVerified.label} at ${info.lastVerified.verifiedAt} (to ${info.lastVerified.lsn}, ${info.lastVerified.databases.length} databases)` : 'no restore test yet: gardenos local db backup verify',
+    ].join('\n'),
+  );
+  return 0;
+}
+
+export async function backupVerifyCommand(g: GlobalOptions, opts: { set?: string }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { localVerify } = await import('../local/backups.ts');
+  const r = await localVerify(c, opts.set, streamReporter(process.stderr, Boolean(g.json)));
+  print(g.json, r, () => `backup ${r.label} restored to ${r.lsn} and verified in ${(r.durationMs / 1000).toFixed(1)} s: pg_amcheck clean, row counts equal the source's in ${r.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`);
   return 0;
 }
 
@@ -125,7 +166,13 @@ async function confirmOverwrite(c: LocalCluster, names: string[], what: string, 
   return safety;
 }
 
-export async function restoreCommand(g: GlobalOptions, dir: string, opts: { database?: string[]; yes?: boolean }): Promise<number> {
+export async function restoreCommand(g: GlobalOptions, dir: string | undefined, opts: { to?: string; from?: string; timeout?: string; database?: string[]; yes?: boolean }): Promise<number> {
+  if (opts.to !== undefined) {
+    if (dir !== undefined || opts.database) throw new GardenError('CONFIG_INVALID', '--to restores the whole cluster from the backup repository; it takes no directory and no --database', { hint: 'a logical dump is restored with: gardenos local db restore <dir>' });
+    return pitrCommand(g, opts.to, opts);
+  }
+  if (dir === undefined) throw new GardenError('CONFIG_INVALID', 'restore what? give a logical dump\'s directory, or --to <time|LSN|latest> for point-in-time recovery');
+  if (opts.from) throw new GardenError('CONFIG_INVALID', '--from names a pgBackRest backup; it goes with --to');
   const c = await openLocalCluster(g);
   const { restore, verifyBackup } = await import('../ops/backup.ts');
   const manifest = await verifyBackup(resolve(dir));
@@ -137,6 +184,25 @@ export async function restoreCommand(g: GlobalOptions, dir: string, opts: { data
     [
       `restored and verified: ${result.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`,
       ...(safety ? [`what was there before is in ${safety}`] : []),
+    ].join('\n'),
+  );
+  return 0;
+}
+
+async function pitrCommand(g: GlobalOptions, to: string, opts: { from?: string; timeout?: string; yes?: boolean }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { parseTarget } = await import('../ops/pgbackrest.ts');
+  const { describeTarget, pointInTimeRestore } = await import('../local/backups.ts');
+  const target = parseTarget(to);
+  const loss = `This rebuilds cluster ${c.config.cluster.name} as it was at ${describeTarget(target)}: every member is stopped and its data replaced; what was written after that point is no longer in the cluster (an incremental backup of the current state is taken first, and stays in the repository).`;
+  if (!(await confirmed({ yes: opts.yes, action: `restore ${c.config.postgres.scope} to ${describeTarget(target)}`, loss, expect: c.config.postgres.scope, what: 'the scope' }))) return 1;
+  const r = await pointInTimeRestore(c, target, { ...(opts.from ? { from: opts.from } : {}), report: streamReporter(process.stderr, Boolean(g.json)), timeoutMs: Number(opts.timeout ?? 600) * 1000 });
+  print(g.json, r, () =>
+    [
+      `cluster restored to ${r.target} from ${r.from} in ${(r.durationMs / 1000).toFixed(1)} s; leader ${r.leader}`,
+      ...(r.safetyBackup ? [`the state before the restore is kept in the repository as backup ${r.safetyBackup}`] : []),
+      `a full backup of the restored cluster: ${r.newBackup}`,
+      `Patroni's previous keys: ${r.dcsBackup}`,
     ].join('\n'),
   );
   return 0;

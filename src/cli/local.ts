@@ -12,8 +12,8 @@ export interface GlobalOptions extends OpenOptions {
   json?: boolean;
 }
 
-export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean }): Promise<number> {
-  const c = await openLocalCluster({ ...g, ...(opts.isolated ? { isolated: true } : {}), ...(opts.withMonitoring ? { monitoring: true } : {}) });
+export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean; withBackups?: boolean }): Promise<number> {
+  const c = await openLocalCluster({ ...g, ...(opts.isolated ? { isolated: true } : {}), ...(opts.withMonitoring ? { monitoring: true } : {}), ...(opts.withBackups ? { backups: true } : {}) });
   const report = streamReporter(process.stderr, Boolean(g.json));
   const { localUp } = await import('../local/up.ts');
   const result = await localUp(c, report, opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {});

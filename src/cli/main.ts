@@ -72,7 +72,8 @@ local
   .addOption(new Option('--timeout <seconds>', 'deadline for each wait').default('120'))
   .option('--isolated', 'each member in its own network namespace on a bridge, so it can be cut off (root only)')
   .option('--with-monitoring', "Prometheus beside the cluster with GardenOS's alert rules (Debian's prometheus)")
-  .action(run(async (opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
+  .option('--with-backups', "WAL archiving and base backups with pgBackRest (Debian's pgbackrest); the first full backup is taken at once")
+  .action(run(async (opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean; withBackups?: boolean }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
 local
   .command('status')
   .description('etcd, Patroni and HAProxy as their own APIs report them; exit 2 when degraded')
@@ -146,17 +147,37 @@ for (const [name, description, member] of DB_OPERATIONS) {
       .action(run(async (opts: { to?: string; yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, undefined, opts)));
   }
 }
-db.command('backup')
-  .description('logical backup: roles (pg_dumpall --globals-only) and each database (pg_dump -Fc), with row counts and SHA-256 in manifest.json')
-  .option('--out <dir>', 'where to write it (default: <state>/backups/<time>)')
-  .option('-d, --database <name...>', 'only these databases (default: all)')
-  .action(run(async (opts: { out?: string; database?: string[] }, cmd: Command) => (await dbCmds()).backupCommand(localGlobals(cmd), opts)));
+const backupCmd = db.command('backup').description('backups: pgBackRest base backups into the repository (backups.enabled), or a logical dump; list them; verify one by restoring it');
+backupCmd
+  .command('run', { isDefault: true })
+  .description('take a backup: pgBackRest (full, diff or incr, from a standby) when backups are enabled, else a logical dump (pg_dumpall --globals-only + pg_dump -Fc per database, with row counts and SHA-256)')
+  .addOption(new Option('--type <type>', 'pgBackRest backup type (default: incr; the first is always full)').choices(['full', 'diff', 'incr']))
+  .option('--logical', 'a logical dump even when backups are enabled')
+  .option('--out <dir>', 'logical dump: where to write it (default: <state>/backups/<time>)')
+  .option('-d, --database <name...>', 'logical dump: only these databases (default: all)')
+  .action(run(async (opts: { type?: 'full' | 'diff' | 'incr'; logical?: boolean; out?: string; database?: string[] }, cmd: Command) => (await dbCmds()).backupCommand(localGlobals(cmd), opts)));
+backupCmd
+  .command('list')
+  .description("the repository's backups (pgbackrest info), its archived WAL range and the last restore test")
+  .action(run(async (_o: unknown, cmd: Command) => (await dbCmds()).backupListCommand(localGlobals(cmd))));
+backupCmd
+  .command('verify')
+  .description("restore a backup (the newest by default) into a throwaway instance, run pg_amcheck, and compare every table's row count with a standby's at the same point")
+  .option('--set <label>', 'the backup to test (see `db backup list`)')
+  .action(run(async (opts: { set?: string }, cmd: Command) => (await dbCmds()).backupVerifyCommand(localGlobals(cmd), opts)));
 db.command('restore')
-  .description('restore a backup into the cluster: checksums first, a backup of what it overwrites, then every table\'s row count verified')
-  .argument('<dir>', 'a directory `db backup` wrote')
+  .description("point in time: `--to <time|LSN|latest>` rebuilds the cluster from the repository (a safety backup first); or a logical dump's directory, checksums first, every table's row count verified")
+  .argument('[dir]', 'a directory a logical `db backup` wrote')
+  .option('--to <target>', 'point-in-time recovery of the whole cluster: latest, a time with its offset (2026-11-30T09:15:00Z) or an LSN')
+  .option('--from <label>', 'with --to: the backup to start from (default: the newest one consistent before the target)')
+  .option('--timeout <seconds>', 'with --to: how long to wait for the restored leader and its replicas', '600')
   .option('-d, --database <name...>', 'only these databases (default: all in the backup)')
-  .option('-y, --yes', 'do not ask before overwriting databases that have tables')
-  .action(run(async (dir: string, opts: { database?: string[]; yes?: boolean }, cmd: Command) => (await dbCmds()).restoreCommand(localGlobals(cmd), dir, opts)));
+  .option('-y, --yes', 'do not ask for confirmation')
+  .action(
+    run(async (dir: string | undefined, opts: { to?: string; from?: string; timeout: string; database?: string[]; yes?: boolean }, cmd: Command) =>
+      (await dbCmds()).restoreCommand(localGlobals(cmd), dir, opts),
+    ),
+  );
 db.command('migrate')
   .description('copy databases from another PostgreSQL (such as an old Docker Compose one) into the cluster and verify every table\'s row count; safe to re-run')
   .requiredOption('--from <url>', 'postgresql://USER:PASSWORD@HOST:PORT/?sslmode=… of the source')

@@ -70,9 +70,19 @@ export function formatStatus(s: LocalStatus): string {
     const p = s.pooler;
     out.push('', p.reachable ? `POOLER   ${p.paused ? 'PAUSED' : 'serving'}; ${p.databases.map((d) => `${d.name} → ${d.host}:${d.port} (${d.currentConnections} server connections)`).join(', ')}` : `POOLER   unreachable: ${p.error ?? ''}`);
   }
+  if (s.backups) out.push('', backupsLine(s.backups));
   if (s.kubernetes) out.push('', ...kubernetesSection(s.kubernetes));
   out.push(...problemsSection(s.problems));
   return out.join('\n');
+}
+
+const ago = (seconds: number) => (seconds < 120 ? `${seconds} s` : seconds < 7200 ? `${Math.round(seconds / 60)} min` : seconds < 172_800 ? `${Math.round(seconds / 3600)} h` : `${Math.round(seconds / 86_400)} d`);
+
+function backupsLine(b: NonNullable<LocalStatus['backups']>): string {
+  if (!b.readable) return `BACKUPS  repository unreadable: ${b.error ?? ''}`;
+  const newest = b.newest ? `newest ${b.newest.label} (${b.newest.type}, ${ago(b.newest.ageSeconds)} ago)` : 'no backup yet';
+  const verified = b.lastVerified ? `last restore test ${b.lastVerified.label} at ${b.lastVerified.verifiedAt}` : 'never restore-tested (gardenos local db backup verify)';
+  return `BACKUPS  ${newest}; WAL archived to ${b.walArchivedUpTo ?? '-'}; ${verified}`;
 }
 
 export function formatPlatformStatus(s: PlatformStatus): string {

@@ -266,6 +266,30 @@ const monitoring = z.strictObject({
   replicationLagAlertBytes: z.number().int().min(0).default(64 * 1024 * 1024),
 });
 
+/**
+ * Continuous archiving and base backups with pgBackRest: every member's archive_command pushes WAL to the
+ * repository (only the primary's runs), base backups are taken from a standby where one is healthy, and
+ * the repository is encrypted with a generated key. Point-in-time recovery and restore tests read it.
+ */
+const backups = z.strictObject({
+  enabled: z.boolean().default(false),
+  repository: z
+    .strictObject({
+      /** A directory (local profile: under the state directory when unset; hosts: /var/lib/pgbackrest). */
+      path: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/pgbackrest').optional(),
+    })
+    .prefault({}),
+  /** Full backups kept (pgBackRest's repo1-retention-full); the WAL they need is kept with them. */
+  retentionFull: z.number().int().min(1).max(100).default(2),
+  /** Differential backups kept per full (repo1-retention-diff). */
+  retentionDiff: z.number().int().min(1).max(100).default(6),
+  /** aes-256-cbc with a generated passphrase among the secrets; `none` only where the storage itself is encrypted. */
+  encryption: z.enum(['aes-256-cbc', 'none']).default('aes-256-cbc'),
+  compression: z.enum(['zst', 'lz4', 'gz', 'none']).default('zst'),
+  /** Seconds to wait for a WAL segment to reach the repository before a backup or a check calls archiving broken. */
+  archiveTimeoutSeconds: z.number().int().min(5).max(3600).default(60),
+});
+
 /** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */
 const local = z.strictObject({
   /** Member i (0-based) listens on <addressPrefix>.<firstHost + i>; the load balancer on <addressPrefix>.<firstHost - 1>. */
@@ -299,6 +323,7 @@ export const configSchema = z.strictObject({
   router: router.prefault({}),
   pooler: pooler.prefault({}),
   monitoring: monitoring.prefault({}),
+  backups: backups.prefault({}),
   local: local.prefault({}),
 });
 

@@ -44,10 +44,12 @@ export interface OpenOptions {
   isolated?: boolean;
   /** `up --with-monitoring`: Prometheus beside the cluster (recorded, like isolation). */
   monitoring?: boolean;
+  /** `up --with-backups`: pgBackRest archiving and base backups (recorded, like monitoring). */
+  backups?: boolean;
 }
 
 /** Sections a recorded config must have to be used as it is (those added after records were first written). */
-const RECORD_SECTIONS = ['monitoring'] as const;
+const RECORD_SECTIONS = ['monitoring', 'backups'] as const;
 
 /**
  * The config comes from -c when given; otherwise from the state directory's
@@ -91,8 +93,10 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
   const isolated = opts.isolated || recordedConfig?.local.isolated;
   const withIsolation = isolated ? { ...resolved, local: { ...resolved.local, isolated: true } } : resolved;
   const monitored = opts.monitoring || recordedConfig?.monitoring?.enabled;
-  const config = monitored ? { ...withIsolation, monitoring: { ...withIsolation.monitoring, enabled: true } } : withIsolation;
-  const layout = localLayout(root, config.postgres.version);
+  const withMonitoring = monitored ? { ...withIsolation, monitoring: { ...withIsolation.monitoring, enabled: true } } : withIsolation;
+  const backedUp = opts.backups || recordedConfig?.backups?.enabled;
+  const config = backedUp ? { ...withMonitoring, backups: { ...withMonitoring.backups, enabled: true } } : withMonitoring;
+  const layout = localLayout(root, config.postgres.version, config.backups.repository.path);
   const topology = localTopology(config);
   const pgOwner = await postgresOwner();
   // TZ passes through so that the daemons' log times and GardenOS's reading of them agree.

@@ -22,6 +22,12 @@ async function leaderName(c: LocalCluster): Promise<string | undefined> {
   return undefined;
 }
 
+/** The Patroni members, replicas first and the leader last, so that stopping them does not trigger failovers. */
+export async function patroniStopOrder(c: LocalCluster): Promise<LocalCluster['specs']['patroni']> {
+  const leader = await leaderName(c);
+  return [...c.specs.patroni].sort((a, b) => Number(a.id === `patroni-${leader}`) - Number(b.id === `patroni-${leader}`));
+}
+
 export async function localDown(c: LocalCluster, report: Reporter): Promise<DownResult> {
   const stopped: string[] = [];
   const stop = async (spec: { id: string; match: string }, graceMs: number) => {
@@ -35,10 +41,7 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
   if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stop(c.specs.pooler, 10_000);
   await stop(c.specs.router, 10_000);
   await stop(c.specs.haproxy, 10_000);
-  // Replicas first and the leader last, so stopping does not trigger failovers.
-  const leader = await leaderName(c);
-  const order = [...c.specs.patroni].sort((a, b) => Number(a.id === `patroni-${leader}`) - Number(b.id === `patroni-${leader}`));
-  for (const spec of order) await stop(spec, 60_000);
+  for (const spec of await patroniStopOrder(c)) await stop(spec, 60_000);
   // A PostgreSQL whose Patroni was killed keeps running; stop it too (fast shutdown, then kill).
   for (const m of c.topology.postgres) {
     const pid = await postmasterPid(c, m.name);

@@ -2,9 +2,10 @@
 // renderers with the local profile's addresses and paths, with its mode and owner.
 import { renderAlertRules, renderPrometheusConfig } from '../render/prometheus.ts';
 import { renderEtcdConfig } from '../render/etcd.ts';
-import type { ClusterSecrets } from '../render/files.ts';
+import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
+import { archiveCommand, renderPgbackrestConfig, restoreCommand } from '../render/pgbackrest.ts';
 import { renderPgbouncerIni, renderPgbouncerUserlist } from '../render/pgbouncer.ts';
 import { renderRouterSettings } from '../render/router.ts';
 import type { Owner } from '../util/files.ts';
@@ -35,7 +36,7 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
     ...topology.postgres.map((m, i): LocalFile => {
       const f = layout.patroni(m.name);
       // Holds passwords: readable by its PostgreSQL only.
-      return { file: f.configFile, dir: f.socketDir, dirMode: 0o700, content: renderPatroniConfig({ config, topology, member: m, files: f, secrets }), mode: 0o600, ...pgOwner, member: m.name, processId: specs.patroni[i]!.id };
+      return { file: f.configFile, dir: f.socketDir, dirMode: 0o700, content: renderPatroniConfig({ config, topology, member: m, files: f, secrets, ...archiveOf(c, m.name) }), mode: 0o600, ...pgOwner, member: m.name, processId: specs.patroni[i]!.id };
     }),
     {
       file: layout.haproxy.configFile,
@@ -93,5 +94,30 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
           { file: layout.monitoring.statsPasswordFile, content: secrets.statsPassword },
         ].map((f): LocalFile => ({ ...f, dir: layout.monitoring.dir, dirMode: 0o700, mode: 0o600, member: 'monitoring', processId: specs.monitoring.id }))
       : []),
+    ...backupFiles(c, secrets),
   ];
+}
+
+const archiveOf = (c: LocalCluster, member: string) => {
+  const archive = memberArchive(c, member);
+  return archive ? { archive } : {};
+};
+
+/** Each member's archive_command and restore_command, for its patroni.yml. */
+export function memberArchive(c: LocalCluster, member: string): { archiveCommand: string; restoreCommand: string } | undefined {
+  if (!c.config.backups.enabled) return undefined;
+  const dataDir = c.layout.patroni(member).dataDir;
+  return { archiveCommand: archiveCommand(c.layout.backups.configFile, c.config, dataDir), restoreCommand: restoreCommand(c.layout.backups.configFile, c.config, dataDir) };
+}
+
+/** pgbackrest.conf (it holds the repository's key) and the superuser's pgpass it connects with: PostgreSQL's user's, 0600. */
+export function backupFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[] {
+  if (!c.config.backups.enabled) return [];
+  const { layout, topology, config } = c;
+  const members = topology.postgres.map((m) => ({ name: m.name, dataDir: layout.patroni(m.name).dataDir, socketDir: layout.patroni(m.name).socketDir, port: config.postgres.port }));
+  const esc = (v: string) => v.replace(/[\\:]/g, '\\$&');
+  return [
+    { file: layout.backups.configFile, content: renderPgbackrestConfig({ config, files: layout.backups, members, ...(secrets.backupCipherPass ? { cipherPass: secrets.backupCipherPass } : {}), superuser: USERS.superuser }) },
+    { file: layout.backups.pgpass, content: `*:*:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n` },
+  ].map((f): LocalFile => ({ ...f, dir: layout.backups.dir, dirMode: 0o700, mode: 0o600, ...(c.pgOwner ? { owner: c.pgOwner } : {}), member: 'backups', processId: 'pgbackrest' }));
 }

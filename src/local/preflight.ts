@@ -13,10 +13,11 @@ export interface Requirement {
   debianPackage: string;
 }
 
-export function requirements(postgresVersion: number, opts: { pooler?: boolean; monitoring?: boolean } = {}): Requirement[] {
+export function requirements(postgresVersion: number, opts: { pooler?: boolean; monitoring?: boolean; backups?: boolean } = {}): Requirement[] {
   return [
     ...(opts.pooler ? [{ binary: 'pgbouncer', path: 'pgbouncer', debianPackage: 'pgbouncer' }] : []),
     ...(opts.monitoring ? [{ binary: 'prometheus', path: 'prometheus', debianPackage: 'prometheus' }] : []),
+    ...(opts.backups ? [{ binary: 'pgbackrest', path: 'pgbackrest', debianPackage: 'pgbackrest' }] : []),
     { binary: 'etcd', path: 'etcd', debianPackage: 'etcd-server' },
     { binary: 'etcdctl', path: 'etcdctl', debianPackage: 'etcd-client' },
     { binary: 'patroni', path: 'patroni', debianPackage: 'patroni' },

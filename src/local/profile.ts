@@ -5,6 +5,7 @@ import { homedir, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Config, ConfigInput } from '../config/schema.ts';
 import type { EtcdFiles, HaproxyFiles, PatroniFiles, TlsFiles } from '../render/files.ts';
+import type { PgbackrestFiles } from '../render/pgbackrest.ts';
 import type { PoolerFiles } from '../render/pgbouncer.ts';
 import type { Member, Topology } from '../render/topology.ts';
 
@@ -80,10 +81,12 @@ export interface LocalLayout {
   router: { dir: string; configFile: string };
   pooler: PoolerFiles & { dir: string; configFile: string };
   monitoring: { dir: string; configFile: string; rulesFile: string; dataDir: string; statsPasswordFile: string };
+  /** pgBackRest (backups.enabled): its config, default repository, logs, and the superuser's pgpass it connects with. */
+  backups: PgbackrestFiles & { dir: string; pgpass: string; verifyDir: string; recordFile: string };
   log(process: string): string;
 }
 
-export function localLayout(root: string, postgresVersion: number): LocalLayout {
+export function localLayout(root: string, postgresVersion: number, repoPath?: string): LocalLayout {
   const pki = join(root, 'pki');
   const ca = { cert: join(pki, 'ca.crt'), key: join(pki, 'ca.key') };
   const tls = (name: string): TlsFiles => ({ ca: ca.cert, cert: join(pki, `${name}.crt`), key: join(pki, `${name}.key`) });
@@ -129,6 +132,17 @@ export function localLayout(root: string, postgresVersion: number): LocalLayout 
       rulesFile: join(root, 'monitoring', 'gardenos.rules.yml'),
       dataDir: join(root, 'monitoring', 'data'),
       statsPasswordFile: join(root, 'monitoring', 'haproxy-stats-password'),
+    },
+    backups: {
+      dir: join(root, 'pgbackrest'),
+      configFile: join(root, 'pgbackrest', 'pgbackrest.conf'),
+      repoPath: repoPath ?? join(root, 'pgbackrest', 'repo'),
+      logDir: join(root, 'pgbackrest', 'log'),
+      lockDir: join(root, 'pgbackrest', 'lock'),
+      spoolDir: join(root, 'pgbackrest', 'spool'),
+      pgpass: join(root, 'pgbackrest', 'pgpass'),
+      verifyDir: join(root, 'pgbackrest', 'verify'),
+      recordFile: join(root, 'pgbackrest', 'verified.json'),
     },
     log: (p) => join(root, 'logs', `${p}.log`),
   };

@@ -22,7 +22,14 @@ export function generatePassword(): string {
 export async function ensureSecrets(layout: LocalLayout, cluster: string): Promise<ClusterSecrets> {
   await ensureDir(layout.secretsDir, 0o700);
   const existing = await readSecrets(layout);
-  if (existing) return existing;
+  // A cluster made before backups existed gets its repository key added; one that has it keeps it
+  // (the repository cannot be read with another).
+  if (existing?.backupCipherPass) return existing;
+  if (existing) {
+    const completed = { ...existing, backupCipherPass: randomBytes(32).toString('base64url') };
+    await writeFileAtomic(layout.secretsFile, `${JSON.stringify(completed, null, 2)}\n`, 0o600);
+    return completed;
+  }
   const secrets: ClusterSecrets = {
     superuserPassword: generatePassword(),
     replicationPassword: generatePassword(),
@@ -30,6 +37,7 @@ export async function ensureSecrets(layout: LocalLayout, cluster: string): Promi
     restApiPassword: generatePassword(),
     statsPassword: generatePassword(),
     etcdClusterToken: `${cluster}-${randomBytes(8).toString('hex')}`,
+    backupCipherPass: randomBytes(32).toString('base64url'),
   };
   await writeFileAtomic(layout.secretsFile, `${JSON.stringify(secrets, null, 2)}\n`, 0o600);
   return secrets;

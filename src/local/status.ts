@@ -13,6 +13,7 @@ import { hostPort } from '../render/topology.ts';
 import { getJson, request } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
+import type { BackupStatus } from './backups.ts';
 import type { PoolerStatus } from './pooler.ts';
 import { readStartLog } from './startup.ts';
 import type { ProcessSpec } from './supervisor.ts';
@@ -56,6 +57,8 @@ export interface LocalStatus {
   pooler?: PoolerStatus;
   /** K3s through its API, when a kubeconfig was given. */
   kubernetes?: KubernetesStatus;
+  /** pgBackRest's repository, when `backups.enabled`. */
+  backups?: BackupStatus;
 }
 
 export interface KubernetesStatus {
@@ -166,7 +169,7 @@ async function whyDown(c: LocalCluster, spec: ProcessSpec): Promise<string> {
 export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): Promise<LocalStatus> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
-  const [etcd, patroni, hap, router, kubernetes, pooler, prometheus] = await Promise.all([
+  const [etcd, patroni, hap, router, kubernetes, pooler, prometheus, backups] = await Promise.all([
     withTimeout(etcdMemberStatuses(etcdEndpoints(c), c.layout.client, c.topology.etcd.map((m) => m.name), timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
       c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
@@ -185,6 +188,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
           (e: unknown) => describe(e),
         )
       : undefined,
+    c.config.backups.enabled ? import('./backups.ts').then((b) => b.backupStatus(c, timeoutMs)) : undefined,
   ]);
 
   // The cluster view from the first member that answers; each member's own answer says whether its API is up.
@@ -233,6 +237,8 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   if (pooler && !pooler.reachable) problems.push(`the pooler (PgBouncer) does not answer: ${pooler.error ?? ''}`);
   else if (pooler?.paused) problems.push('the pooler is paused: clients of the pooled endpoint wait (a switchover in progress; `gardenos local up` resumes one left paused)');
   if (prometheus) problems.push(`Prometheus (monitoring) is not ready: ${prometheus}; \`gardenos local up\` starts it, \`gardenos local logs prometheus\` says why it stopped`);
+  if (backups && !backups.readable) problems.push(`the backup repository cannot be read: ${backups.error ?? ''}`);
+  else if (backups && !backups.newest) problems.push('backups are on but the repository holds no backup: `gardenos local up` takes the first');
   if (kubernetes) problems.push(...kubernetesProblems(kubernetes));
 
   const lb = c.topology.loadBalancer;
@@ -255,5 +261,6 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     router,
     ...(pooler ? { pooler } : {}),
     ...(kubernetes ? { kubernetes } : {}),
+    ...(backups ? { backups } : {}),
   };
 }

@@ -14,6 +14,7 @@ import { hostPort } from '../render/topology.ts';
 import { request } from '../util/http.ts';
 import { ensureDir, readJson, writeFileAtomic, type Owner } from '../util/files.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, postmasterPid, type ClusterMeta, type LocalCluster } from './cluster.ts';
+import { backupDirs, ensureBackups } from './backups.ts';
 import { localFiles } from './files.ts';
 import { ensureNetwork } from './netns.ts';
 import { checkPackages, checkPatroniVersion, checkPorts, requirements, type PortNeed } from './preflight.ts';
@@ -114,7 +115,8 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
 const preflight: Phase = {
   title: 'preflight',
   async run(ctx) {
-    await checkPackages(requirements(ctx.c.config.postgres.version, { pooler: ctx.c.config.pooler.enabled, monitoring: ctx.c.config.monitoring.enabled }));
+    const { config } = ctx.c;
+    await checkPackages(requirements(config.postgres.version, { pooler: config.pooler.enabled, monitoring: config.monitoring.enabled, backups: config.backups.enabled }));
     // Patroni answers --version in ~0.4 s (Python's start-up): asked while the rest runs.
     const [patroniVersion, network] = await Promise.all([
       checkPatroniVersion(),
@@ -143,6 +145,8 @@ const state: Phase = {
     ctx.secrets = await ensureSecrets(layout, config.cluster.name);
     await writePgpass(ctx.c, ctx.secrets);
     await ensurePki(layout, topology, pgOwner, config.pooler.enabled);
+    // The archive_command runs as PostgreSQL's user from the members' first start: its directories first.
+    if (config.backups.enabled) for (const dir of backupDirs(ctx.c)) await ensureDir(dir, 0o750, pgOwner);
     return `${layout.root}${fresh ? ' (new)' : ''}`;
   },
 };
@@ -309,7 +313,19 @@ const monitoring: Phase = {
   },
 };
 
-export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patroni, haproxy, router, pooler, monitoring];
+const backups: Phase = {
+  title: 'backups',
+  async run(ctx) {
+    const { c, report } = ctx;
+    if (!c.config.backups.enabled) return 'off (backups.enabled in gardenos.yaml, or `local up --with-backups`, archives WAL and takes base backups with pgBackRest)';
+    const { created, info } = await ensureBackups(c, report);
+    if (created) change(ctx, `took the first full backup ${created.label}`, 'backups');
+    const last = info.backups.at(-1);
+    return `stanza ${info.stanza}, WAL archived${last ? `; newest backup ${last.label} (${last.type})` : ''}`;
+  },
+};
+
+export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patroni, haproxy, router, pooler, backups, monitoring];
 
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();

@@ -36,6 +36,7 @@ export const clusterSecretsSchema = z.looseObject({
   restApiPassword: secret,
   statsPassword: secret,
   etcdClusterToken: secret,
+  backupCipherPass: secret.optional(),
 });
 
 export interface ClusterSecrets {
@@ -47,6 +48,8 @@ export interface ClusterSecrets {
   statsPassword: string;
   /** etcd's initial-cluster-token: unique per cluster so two clusters never merge by mistake. */
   etcdClusterToken: string;
+  /** The backup repository's encryption passphrase (made the first time backups are enabled, then never changed). */
+  backupCipherPass?: string;
 }
 
 export const USERS = {

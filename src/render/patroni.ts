@@ -12,7 +12,17 @@ export interface PatroniRenderInput {
   member: Member;
   files: PatroniFiles;
   secrets: ClusterSecrets;
+  /** backups.enabled: the member's archive_command and restore_command (pgBackRest). */
+  archive?: { archiveCommand: string; restoreCommand: string };
+  /**
+   * A cluster built from a backup instead of initdb (`db restore --to`): Patroni runs `command` on the
+   * member that wins the initialize race, then recovers with `recoveryConf` and promotes.
+   */
+  restore?: { command: string; recoveryConf: Record<string, string> };
 }
+
+/** The bootstrap method's name in patroni.yml when a cluster is rebuilt from a backup. */
+export const RESTORE_METHOD = 'gardenos_restore';
 
 export function renderPgHba(config: Config, topology: Topology): string[] {
   const auth = 'scram-sha-256';
@@ -29,7 +39,7 @@ export function renderPgHba(config: Config, topology: Topology): string[] {
   ];
 }
 
-export function renderPatroniConfig({ config, topology, member, files, secrets }: PatroniRenderInput): string {
+export function renderPatroniConfig({ config, topology, member, files, secrets, archive, restore }: PatroniRenderInput): string {
   const pg = config.postgres;
   const restApi = hostPort(member.address, pg.patroniPort);
   const pgHba = renderPgHba(config, topology);
@@ -56,6 +66,7 @@ export function renderPatroniConfig({ config, topology, member, files, secrets }
       key: files.tls.key,
     },
     bootstrap: {
+      ...(restore ? { method: RESTORE_METHOD, [RESTORE_METHOD]: { command: restore.command, no_params: true, keep_existing_recovery_conf: false, recovery_conf: restore.recoveryConf } } : {}),
       dcs: {
         ttl: pg.ttl,
         loop_wait: pg.loopWait,
@@ -85,6 +96,9 @@ export function renderPatroniConfig({ config, topology, member, files, secrets }
     postgresql: {
       listen: postgresAddr,
       connect_address: postgresAddr,
+      // A custom bootstrap lets only the member's own address in (trust, for its post-bootstrap work), and on
+      // loopback every connection comes from 127.0.0.1: Patroni reaches its PostgreSQL over the socket then.
+      ...(restore ? { use_unix_socket: true } : {}),
       data_dir: files.dataDir,
       bin_dir: files.binDir,
       pgpass: files.pgpass,
@@ -100,7 +114,9 @@ export function renderPatroniConfig({ config, topology, member, files, secrets }
         ssl_key_file: files.tls.key,
         ssl_ca_file: files.tls.ca,
         password_encryption: 'scram-sha-256',
+        ...(archive ? { archive_mode: 'on', archive_command: archive.archiveCommand } : {}),
       },
+      ...(archive ? { recovery_conf: { restore_command: archive.restoreCommand } } : {}),
       pg_hba: pgHba,
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },

@@ -1,0 +1,302 @@
+// The local cluster's backups (backups.enabled, or `local up --with-backups`): pgBackRest's files, the
+// stanza made at `up` with a first full backup, backups on demand, the restore test, and point-in-time
+// recovery of the whole cluster through Patroni's custom bootstrap.
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { PatroniClient, readyLeader, type PatroniClusterView } from '../clients/patroni.ts';
+import { describe, GardenError } from '../errors.ts';
+import type { Reporter } from '../log/events.ts';
+import {
+  backupFor,
+  ensureStanza,
+  recoverySettings,
+  repositoryInfo,
+  takeBackup,
+  verifyBackup,
+  type BackupInfo,
+  type BackupType,
+  type PgbackrestContext,
+  type RecoveryTarget,
+  type SocketTarget,
+  type VerifyResult,
+} from '../ops/pgbackrest.ts';
+import { USERS, type ClusterSecrets } from '../render/files.ts';
+import { renderPatroniConfig } from '../render/patroni.ts';
+import { stanzaOf } from '../render/pgbackrest.ts';
+import { readJson, writeFileAtomic } from '../util/files.ts';
+import { waitFor } from '../util/wait.ts';
+import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
+import { dcsClean, scopePrefix } from './dcs.ts';
+import { patroniStopOrder } from './down.ts';
+import { memberArchive } from './files.ts';
+import { readSecrets } from './state.ts';
+
+export function pgbackrestContext(c: LocalCluster): PgbackrestContext {
+  const b = c.layout.backups;
+  return {
+    configFile: b.configFile,
+    stanza: stanzaOf(c.config),
+    ...(c.pgOwner ? { owner: c.pgOwner } : {}),
+    pgpass: b.pgpass,
+    binDir: c.layout.patroni(c.topology.postgres[0]!.name).binDir,
+    repoPath: b.repoPath,
+  };
+}
+
+/** The directories pgBackRest writes, owned by PostgreSQL's user (the archive_command runs as it). */
+export function backupDirs(c: LocalCluster): string[] {
+  const b = c.layout.backups;
+  return [b.repoPath, b.logDir, b.lockDir, b.spoolDir];
+}
+
+/** `up`'s backups phase: the stanza exists and archiving works; the first full backup is taken when the repository has none. */
+export async function ensureBackups(c: LocalCluster, report: Reporter): Promise<{ created: BackupInfo | undefined; info: Awaited<ReturnType<typeof repositoryInfo>> }> {
+  const ctx = pgbackrestContext(c);
+  await ensureStanza(ctx).catch((e: unknown) => {
+    const details = e instanceof GardenError ? e.details : [describe(e)];
+    const notOn = details.some((d) => /archive_mode must be enabled|archive_command/.test(d));
+    throw new GardenError('STATE_CONFLICT', `backups: pgBackRest's check of stanza ${ctx.stanza} failed`, {
+      details,
+      hint: notOn
+        ? 'archiving is configured but PostgreSQL runs without it (it was started before backups were enabled): gardenos local down && gardenos local up'
+        : `the repository is ${ctx.repoPath}; pgBackRest's logs are in ${c.layout.backups.logDir}`,
+    });
+  });
+  let info = await repositoryInfo(ctx);
+  let created: BackupInfo | undefined;
+  if (info.backups.length === 0) {
+    report({ kind: 'step', step: 'backups', member: 'full', status: 'start', detail: 'the first full backup' });
+    created = await takeBackup(ctx, 'full');
+    info = await repositoryInfo(ctx);
+  }
+  return { created, info };
+}
+
+export async function localBackup(c: LocalCluster, type: BackupType): Promise<BackupInfo> {
+  requireBackups(c);
+  return takeBackup(pgbackrestContext(c), type);
+}
+
+export async function localBackupList(c: LocalCluster): Promise<Awaited<ReturnType<typeof repositoryInfo>> & { lastVerified: VerifyResult | null }> {
+  requireBackups(c);
+  const info = await repositoryInfo(pgbackrestContext(c));
+  return { ...info, lastVerified: (await readJson<VerifyResult>(c.layout.backups.recordFile).catch(() => undefined)) ?? null };
+}
+
+function requireBackups(c: LocalCluster): void {
+  if (!c.config.backups.enabled) {
+    throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no backups configured`, {
+      hint: 'turn them on: backups.enabled: true in gardenos.yaml, or `gardenos local up --with-backups`; a logical dump works without: gardenos local db backup --logical',
+    });
+  }
+}
+
+async function clusterView(c: LocalCluster): Promise<PatroniClusterView | undefined> {
+  for (const m of c.topology.postgres) {
+    const view = await new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 2000 }).cluster().catch(() => undefined);
+    if (view) return view;
+  }
+  return undefined;
+}
+
+const socketTarget = (c: LocalCluster, member: string, secrets: ClusterSecrets): SocketTarget => ({
+  socketDir: c.layout.patroni(member).socketDir,
+  port: c.config.postgres.port,
+  user: USERS.superuser,
+  password: secrets.superuserPassword,
+});
+
+/** Switches the primary to a new WAL segment and waits until the finished one is in the repository. */
+async function switchAndArchive(c: LocalCluster, leader: string, secrets: ClusterSecrets): Promise<void> {
+  const t = socketTarget(c, leader, secrets);
+  const client = new pg.Client({ host: t.socketDir, port: t.port, user: t.user, password: t.password, database: 'postgres', connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    // A restore point is a WAL record written now: the segment is never empty, so the switch always
+    // happens, and a recovery to any earlier point finds a record after it (and stops there).
+    await client.query("SELECT pg_create_restore_point('gardenos')");
+    const segment = (await client.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')).rows[0]!.w;
+    const deadline = Date.now() + c.config.backups.archiveTimeoutSeconds * 1000;
+    for (;;) {
+      const s = (await client.query<{ last: string | null; failed: string | null }>('SELECT last_archived_wal AS last, last_failed_wal AS failed FROM pg_stat_archiver')).rows[0]!;
+      // Segment names sort in WAL order within a timeline; a newer timeline's names sort after.
+      if (s.last !== null && s.last.slice(8) >= segment.slice(8)) return;
+      if (Date.now() > deadline) {
+        throw new GardenError('TIMEOUT', `WAL segment ${segment} did not reach the repository within ${c.config.backups.archiveTimeoutSeconds} s (archiving is stalled)`, {
+          details: s.failed ? [`last failed segment: ${s.failed}`] : [],
+          hint: `the primary's log says why: gardenos local logs patroni-${leader}; pgBackRest's: ${c.layout.backups.logDir}`,
+        });
+      }
+      await sleep(200);
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * `db backup verify`: the restore test of a backup (the newest by default), counted against an
+ * asynchronous standby where there is one (pausing a synchronous one's replay would not block commits,
+ * but an asynchronous one is the cheaper witness). The result is recorded for `db backup list` and status.
+ */
+export async function localVerify(c: LocalCluster, label: string | undefined, report: Reporter): Promise<VerifyResult> {
+  requireBackups(c);
+  const ctx = pgbackrestContext(c);
+  const secrets = await readSecrets(c.layout);
+  if (!secrets) throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no secrets file; was it ever started?`);
+  const info = await repositoryInfo(ctx);
+  const backup = label ? info.backups.find((b) => b.label === label) : info.backups.at(-1);
+  if (!backup) throw new GardenError('STATE_CONFLICT', label ? `the repository has no backup ${label}` : 'the repository holds no backup yet', { hint: 'list them: gardenos local db backup list' });
+  const view = await clusterView(c);
+  const leader = view?.members.find((m) => m.role === 'leader' && m.state === 'running');
+  const standbys = (view?.members ?? []).filter((m) => m.role !== 'leader' && m.role !== 'standby_leader' && (m.state === 'streaming' || m.state === 'running'));
+  const witness = standbys.find((m) => m.role === 'replica') ?? standbys[0];
+  if (!leader || !witness) throw new GardenError('NOT_RUNNING', 'a restore test needs a running leader and a streaming standby to compare with', { hint: 'gardenos local status says what is missing' });
+  const result = await verifyBackup(ctx, {
+    backup,
+    standby: socketTarget(c, witness.name, secrets),
+    switchWal: () => switchAndArchive(c, leader.name, secrets),
+    workDir: join(c.layout.backups.verifyDir, backup.label),
+    port: c.config.postgres.port + 100,
+    report,
+  });
+  await writeFileAtomic(c.layout.backups.recordFile, `${JSON.stringify(result, null, 2)}\n`, 0o644);
+  return result;
+}
+
+export interface PitrResult {
+  target: string;
+  from: string;
+  leader: string;
+  safetyBackup: string | null;
+  /** The full backup taken of the restored cluster. */
+  newBackup: string;
+  dcsBackup: string;
+  durationMs: number;
+}
+
+/**
+ * `db restore --to`: the whole cluster rebuilt at a point in time. A safety backup first (when a leader
+ * runs), then every member stopped, the data directories moved aside, Patroni's keys cleaned (backed up),
+ * and the first member bootstrapped by Patroni from the chosen backup plus archived WAL up to the target;
+ * the others are then copied from it. The moved-aside directories are removed once the leader is back.
+ */
+export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget, opts: { from?: string; report: Reporter; timeoutMs: number }): Promise<PitrResult> {
+  requireBackups(c);
+  const started = Date.now();
+  const { report } = opts;
+  const ctx = pgbackrestContext(c);
+  const secrets = await readSecrets(c.layout);
+  if (!secrets) throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no secrets file; was it ever started?`);
+  if (target.kind === 'time' && target.time.getTime() > Date.now()) throw new GardenError('CONFIG_INVALID', `--to ${target.time.toISOString()} is in the future`, { hint: 'to replay everything archived, use --to latest' });
+
+  // A target the repository cannot reach is refused before anything is touched.
+  const before = await repositoryInfo(ctx);
+  if (opts.from && !before.backups.some((b) => b.label === opts.from)) throw new GardenError('STATE_CONFLICT', `the repository has no backup ${opts.from}`, { hint: 'list them: gardenos local db backup list' });
+  backupFor(opts.from ? { ...before, backups: before.backups.filter((b) => b.label === opts.from) } : before, target);
+
+  // The safety backup, while the cluster still runs: what is there now stays restorable.
+  let safetyBackup: string | null = null;
+  const view = await clusterView(c);
+  const leader = view?.members.find((m) => m.role === 'leader' && m.state === 'running');
+  if (leader) {
+    report({ kind: 'step', step: 'safety backup', status: 'start' });
+    await switchAndArchive(c, leader.name, secrets);
+    safetyBackup = (await takeBackup(ctx, 'incr')).label;
+    report({ kind: 'step', step: 'safety backup', status: 'done', detail: safetyBackup });
+  }
+  const info = await repositoryInfo(ctx);
+  const from = backupFor(opts.from ? { ...info, backups: info.backups.filter((b) => b.label === opts.from) } : info, target);
+
+  report({ kind: 'step', step: 'stop', status: 'start' });
+  for (const spec of [c.specs.router, ...(await patroniStopOrder(c))]) await c.supervisor.stop(spec, { graceMs: 60_000 });
+  for (const m of c.topology.postgres) {
+    if ((await postmasterPid(c, m.name)) !== undefined) throw new GardenError('STATE_CONFLICT', `PostgreSQL of ${m.name} still runs after its Patroni stopped; nothing was changed`, { hint: 'gardenos local down, then run the restore again' });
+  }
+  report({ kind: 'step', step: 'stop', status: 'done', detail: 'router and every Patroni member' });
+
+  const aside = `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const moved: [string, string][] = [];
+  for (const m of c.topology.postgres) {
+    const dataDir = c.layout.patroni(m.name).dataDir;
+    const to = `${dataDir}.${aside}`;
+    if (await rename(dataDir, to).then(() => true, () => false)) moved.push([dataDir, to]);
+  }
+  const dcs = await dcsClean(c).catch((e: unknown) => {
+    throw new GardenError('STATE_CONFLICT', `cleaning Patroni's keys under ${scopePrefix(c)} failed; the data directories are kept beside their places (*.${aside})`, { details: [describe(e)] });
+  });
+  report({ kind: 'step', step: 'prepare', status: 'done', detail: `data directories moved aside (*.${aside}); Patroni's keys backed up to ${dcs.backup}` });
+
+  // The first member bootstraps from the backup; its patroni.yml names the method until it is the leader.
+  const first = c.topology.postgres[0]!;
+  const f = c.layout.patroni(first.name);
+  const archive = memberArchive(c, first.name)!;
+  const command = [
+    'pgbackrest',
+    `--config=${c.layout.backups.configFile}`,
+    `--stanza=${ctx.stanza}`,
+    `--pg1-path=${f.dataDir}`,
+    `--set=${from.label}`,
+    // Recovery settings are Patroni's (recovery_conf): pgBackRest only lays the files down.
+    '--type=none',
+    'restore',
+  ].join(' ');
+  const restoring = renderPatroniConfig({ config: c.config, topology: c.topology, member: first, files: f, secrets, archive, restore: { command, recoveryConf: recoverySettings(target, archive.restoreCommand) } });
+  await writeFileAtomic(f.configFile, restoring, 0o600, c.pgOwner);
+  report({ kind: 'step', step: 'restore', member: first.name, status: 'start', detail: `${from.label} + WAL to ${describeTarget(target)}` });
+  await c.supervisor.start(c.specs.patroni[0]!);
+  const client = new PatroniClient(patroniUrl(c, first.address), { caFile: c.layout.ca.cert, timeoutMs: 2000 });
+  await waitFor(`${first.name} to restore and become the leader (its log: ${c.layout.log(`patroni-${first.name}`)})`, async () => {
+    const v = await client.cluster().catch(() => undefined);
+    return v?.members.some((m) => m.name === first.name && m.role === 'leader' && m.state === 'running') ?? false;
+  }, { timeoutMs: opts.timeoutMs, intervalMs: 250 });
+  // Back to the plain configuration (the bootstrap section only matters to a member that initialises).
+  await writeFileAtomic(f.configFile, renderPatroniConfig({ config: c.config, topology: c.topology, member: first, files: f, secrets, archive }), 0o600, c.pgOwner);
+  report({ kind: 'step', step: 'restore', member: first.name, status: 'done', detail: 'leader' });
+
+  report({ kind: 'step', step: 'replicas', status: 'start' });
+  for (const spec of [...c.specs.patroni.slice(1), c.specs.router]) await c.supervisor.start(spec);
+  await waitFor('every member to run again', async () => {
+    const v = await client.cluster().catch(() => undefined);
+    return v !== undefined && readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode }) === first.name;
+  }, { timeoutMs: opts.timeoutMs, intervalMs: 250 });
+  report({ kind: 'step', step: 'replicas', status: 'done' });
+  for (const [, to] of moved) await rm(to, { recursive: true, force: true });
+  // The restored cluster runs on a new timeline that forked before any later backup: the backups from
+  // before the restore cannot bring it back to where it is now. A full backup of it starts its history.
+  report({ kind: 'step', step: 'full backup', status: 'start', detail: 'the new timeline\'s first' });
+  const newBackup = (await takeBackup(ctx, 'full')).label;
+  report({ kind: 'step', step: 'full backup', status: 'done', detail: newBackup });
+  return { target: describeTarget(target), from: from.label, leader: first.name, safetyBackup, newBackup, dcsBackup: dcs.backup, durationMs: Date.now() - started };
+}
+
+export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
+
+export interface BackupStatus {
+  readable: boolean;
+  newest: { label: string; type: BackupType; stoppedAt: string; ageSeconds: number } | null;
+  walArchivedUpTo: string | null;
+  lastVerified: { label: string; verifiedAt: string } | null;
+  error?: string;
+}
+
+/** For `status`: the newest backup and its age, how far WAL is archived, and the last restore test. */
+export async function backupStatus(c: LocalCluster, timeoutMs: number): Promise<BackupStatus> {
+  const verified = (await readJson<VerifyResult>(c.layout.backups.recordFile).catch(() => undefined)) ?? null;
+  const lastVerified = verified ? { label: verified.label, verifiedAt: verified.verifiedAt } : null;
+  try {
+    const info = await repositoryInfo(pgbackrestContext(c), { timeoutMs: Math.max(timeoutMs, 5000) });
+    const b = info.backups.at(-1);
+    return {
+      readable: true,
+      newest: b ? { label: b.label, type: b.type, stoppedAt: b.stoppedAt, ageSeconds: Math.round((Date.now() - Date.parse(b.stoppedAt)) / 1000) } : null,
+      walArchivedUpTo: info.archive.max,
+      lastVerified,
+    };
+  } catch (e) {
+    return { readable: false, newest: null, walArchivedUpTo: null, lastVerified, error: describe(e) };
+  }
+}

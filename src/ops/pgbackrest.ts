@@ -1,0 +1,423 @@
+// pgBackRest, driven: stanza creation and checks, base backups, the repository's inventory, and the
+// two ways a backup is read back — a point-in-time recovery of the cluster (run by Patroni's custom
+// bootstrap, see local/restore.ts) and a restore test into a throwaway instance (verifyBackup here).
+// Every command runs as PostgreSQL's user (the repository and the archive_command's files are its own),
+// with the cluster's pgBackRest config; errors carry pgBackRest's own last lines.
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { z } from 'zod';
+import { describe, GardenError } from '../errors.ts';
+import type { Reporter } from '../log/events.ts';
+import { ensureDir, type Owner } from '../util/files.ts';
+
+export interface PgbackrestContext {
+  configFile: string;
+  stanza: string;
+  /** Who runs it (PostgreSQL's user when GardenOS runs as root). */
+  owner?: Owner;
+  /** libpq password file with the superuser's password (pgBackRest connects through each member's socket). */
+  pgpass: string;
+  /** PostgreSQL's binaries (for the throwaway instance of a restore test). */
+  binDir: string;
+  /** The repository's path, for messages. */
+  repoPath: string;
+}
+
+export type BackupType = 'full' | 'diff' | 'incr';
+
+const backupInfoSchema = z.looseObject({
+  label: z.string(),
+  type: z.enum(['full', 'diff', 'incr']),
+  prior: z.string().nullable().optional(),
+  timestamp: z.looseObject({ start: z.number(), stop: z.number() }),
+  lsn: z.looseObject({ start: z.string(), stop: z.string() }).optional(),
+  archive: z.looseObject({ start: z.string().nullable(), stop: z.string().nullable() }),
+  info: z.looseObject({ size: z.number(), delta: z.number(), repository: z.looseObject({ size: z.number(), delta: z.number() }) }),
+  error: z.boolean().optional(),
+});
+
+const stanzaInfoSchema = z.looseObject({
+  name: z.string(),
+  status: z.looseObject({ code: z.number(), message: z.string() }),
+  backup: z.array(backupInfoSchema).default([]),
+  archive: z.array(z.looseObject({ id: z.string(), min: z.string().nullable(), max: z.string().nullable() })).default([]),
+});
+
+export interface BackupInfo {
+  label: string;
+  type: BackupType;
+  /** The backup it depends on (diff and incr). */
+  prior: string | null;
+  startedAt: string;
+  stoppedAt: string;
+  /** WAL position where the backup becomes consistent: the earliest point it can restore to. */
+  stopLsn: string | null;
+  /** The database's size and what the repository stores for this backup (compressed, delta). */
+  sizeBytes: number;
+  repositoryBytes: number;
+  /** pgBackRest found page checksum errors while copying. */
+  error: boolean;
+}
+
+export interface RepositoryInfo {
+  stanza: string;
+  status: string;
+  backups: BackupInfo[];
+  /** The archived WAL range, oldest to newest. */
+  archive: { min: string | null; max: string | null };
+}
+
+/** Runs pgBackRest with this cluster's config; resolves with stdout, or rejects naming the command and pgBackRest's last error lines. */
+export function runPgbackrest(ctx: PgbackrestContext, command: string, args: string[] = [], opts: { timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('pgbackrest', [`--config=${ctx.configFile}`, `--stanza=${ctx.stanza}`, ...args, command], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', PGPASSFILE: ctx.pgpass, ...(process.env.TZ ? { TZ: process.env.TZ } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(ctx.owner ? { uid: ctx.owner.uid, gid: ctx.owner.gid } : {}),
+      timeout: opts.timeoutMs ?? 30 * 60_000,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', (e) =>
+      reject(new GardenError('MISSING_PACKAGE', `cannot run pgbackrest: ${describe(e)}`, { hint: 'install it: apt-get install -y pgbackrest (scripts/install-deps.sh does)' })),
+    );
+    child.on('close', (code, signal) => {
+      if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
+      const lines = `${Buffer.concat(err).toString('utf8')}${Buffer.concat(out).toString('utf8')}`.trim().split('\n').filter(Boolean);
+      reject(
+        new GardenError('BACKEND_UNAVAILABLE', `pgbackrest ${command} failed (${signal ? `killed by ${signal}` : `exit ${code}`})`, {
+          details: lines.slice(-6),
+          hint: `its log: ${ctx.configFile.replace(/pgbackrest\.conf$/, 'log')}/${ctx.stanza}-${command}.log`,
+        }),
+      );
+    });
+  });
+}
+
+export async function repositoryInfo(ctx: PgbackrestContext, opts: { timeoutMs?: number } = {}): Promise<RepositoryInfo> {
+  const text = await runPgbackrest(ctx, 'info', ['--output=json'], opts);
+  const parsed = z.array(stanzaInfoSchema).safeParse(JSON.parse(text));
+  const stanza = parsed.success ? parsed.data.find((s) => s.name === ctx.stanza) : undefined;
+  if (!stanza) throw new GardenError('STATE_CONFLICT', `pgbackrest info did not describe stanza ${ctx.stanza}`, { details: [text.slice(0, 400)] });
+  const iso = (s: number) => new Date(s * 1000).toISOString();
+  const archive = stanza.archive.at(-1);
+  return {
+    stanza: stanza.name,
+    status: stanza.status.message,
+    backups: stanza.backup.map((b) => ({
+      label: b.label,
+      type: b.type,
+      prior: b.prior ?? null,
+      startedAt: iso(b.timestamp.start),
+      stoppedAt: iso(b.timestamp.stop),
+      stopLsn: b.lsn?.stop ?? null,
+      sizeBytes: b.info.size,
+      repositoryBytes: b.info.repository.delta,
+      error: b.error ?? false,
+    })),
+    archive: { min: stanza.archive[0]?.min ?? null, max: archive?.max ?? null },
+  };
+}
+
+/** Creates the stanza (idempotent: an existing one that matches the cluster is accepted), then proves archiving works end to end. */
+export async function ensureStanza(ctx: PgbackrestContext): Promise<void> {
+  await runPgbackrest(ctx, 'stanza-create');
+  await runPgbackrest(ctx, 'check');
+}
+
+/** Takes a base backup (from a standby where one is streaming) and returns its entry in the repository. */
+export async function takeBackup(ctx: PgbackrestContext, type: BackupType): Promise<BackupInfo> {
+  const before = new Set((await repositoryInfo(ctx)).backups.map((b) => b.label));
+  await runPgbackrest(ctx, 'backup', [`--type=${type}`]);
+  const made = (await repositoryInfo(ctx)).backups.find((b) => !before.has(b.label));
+  if (!made) throw new GardenError('STATE_CONFLICT', 'pgbackrest backup succeeded but the repository lists no new backup');
+  return made;
+}
+
+/** A recovery target as the user wrote it: `latest`, a time (ISO 8601 with an offset, or UTC) or an LSN. */
+export type RecoveryTarget = { kind: 'latest' } | { kind: 'time'; time: Date } | { kind: 'lsn'; lsn: string };
+
+export function parseTarget(text: string): RecoveryTarget {
+  if (text === 'latest') return { kind: 'latest' };
+  if (/^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i.test(text)) return { kind: 'lsn', lsn: text.toUpperCase() };
+  // A time without an offset would be read in whatever zone the server runs in: insist on one.
+  if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/.test(text)) {
+    const time = new Date(text.replace(' ', 'T'));
+    if (!Number.isNaN(time.getTime())) return { kind: 'time', time };
+  }
+  throw new GardenError('CONFIG_INVALID', `--to ${text} is not a recovery target`, {
+    hint: 'use latest, a time with its offset (2026-11-30T09:15:00Z, 2026-11-30 10:15:00+01:00) or an LSN (0/3000060)',
+  });
+}
+
+/** Compares two LSNs ("X/Y", hexadecimal). */
+export function compareLsn(a: string, b: string): number {
+  const n = (l: string) => {
+    const [hi, lo] = l.split('/');
+    return BigInt(`0x${hi}`) * 2n ** 32n + BigInt(`0x${lo}`);
+  };
+  const d = n(a) - n(b);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/**
+ * The backup a restore to `target` starts from: the newest one that became consistent at or before it.
+ * A target before the first backup's consistency point cannot be reached, and is refused with the earliest one that can.
+ */
+export function backupFor(info: RepositoryInfo, target: RecoveryTarget): BackupInfo {
+  const usable = info.backups.filter((b) => !b.error);
+  if (usable.length === 0) throw new GardenError('STATE_CONFLICT', `the repository ${info.stanza} holds no backup to restore from`, { hint: 'take one: gardenos local db backup --type full' });
+  const first = usable[0]!;
+  const fits = usable.filter((b) => (target.kind === 'time' ? new Date(b.stoppedAt) <= target.time : target.kind === 'lsn' ? b.stopLsn !== null && compareLsn(b.stopLsn, target.lsn) <= 0 : true));
+  const chosen = fits.at(-1);
+  if (!chosen) {
+    const what = target.kind === 'time' ? target.time.toISOString() : target.kind === 'lsn' ? target.lsn : 'latest';
+    throw new GardenError('STATE_CONFLICT', `cannot restore to ${what}: it is before the first backup's consistent point (${first.label}, ${first.stoppedAt}, LSN ${first.stopLsn ?? '?'})`, {
+      hint: `the earliest point this repository can restore to is ${first.stoppedAt}`,
+    });
+  }
+  return chosen;
+}
+
+/** PostgreSQL's recovery settings for a target, as Patroni's bootstrap `recovery_conf` takes them. */
+export function recoverySettings(target: RecoveryTarget, restoreCommand: string): Record<string, string> {
+  return {
+    restore_command: restoreCommand,
+    recovery_target_timeline: 'latest',
+    ...(target.kind === 'time' ? { recovery_target_time: target.time.toISOString(), recovery_target_action: 'promote' } : {}),
+    ...(target.kind === 'lsn' ? { recovery_target_lsn: target.lsn, recovery_target_action: 'promote' } : {}),
+  };
+}
+
+/**
+ * pgBackRest's own check of the repository: every backup file and archived WAL segment read back and
+ * its checksum compared. pgBackRest 2.45 exits 0 whatever it finds and names bad files only in its
+ * log lines, so those are read (at info level, for this run only).
+ */
+export async function repositoryProblems(ctx: PgbackrestContext): Promise<{ problem: string; file: string }[]> {
+  const out = await runPgbackrest(ctx, 'verify', ['--output=text', '--log-level-console=info', '--log-level-stderr=off']);
+  const problems = [...out.matchAll(/INFO: (invalid checksum|invalid size|missing|invalid result|[a-z ]*invalid[a-z ]*) '([^']+)'/g)].map((m) => ({ problem: m[1]!, file: m[2]! }));
+  if (problems.length === 0 && /^status: error/m.test(out)) {
+    return [{ problem: 'pgbackrest verify reported status error', file: out.split('\n').filter((l) => /invalid|missing/.test(l)).join('; ') }];
+  }
+  return problems;
+}
+
+/**
+ * Whether restoring `b` reads `file` (a path in pgBackRest's verify output): archived WAL, and the files of
+ * `b` and of the backups it builds on — its full backup and the diff/incr ones of that chain up to it
+ * (labels are F, F_D and F_I stamped with their time, so they sort in order).
+ */
+function needs(b: BackupInfo, file: string): boolean {
+  const label = file.split('/')[0]!;
+  if (!/^\d{8}-\d{6}F/.test(label)) return true;
+  const full = b.label.split('_')[0]!;
+  return label === full || (label.startsWith(`${full}_`) && label <= b.label);
+}
+
+export interface VerifyResult {
+  label: string;
+  /** The point the throwaway instance was recovered to: the source standby's replay position when counting. */
+  lsn: string;
+  databases: { name: string; tables: number; rows: number }[];
+  amcheck: string;
+  verifiedAt: string;
+  durationMs: number;
+}
+
+/** Row counts per table of one database, on an open connection. */
+async function countRows(client: pg.Client): Promise<Record<string, number>> {
+  const tables = await client.query<{ s: string; t: string }>(
+    "SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
+  );
+  const q = (s: string) => `"${s.replaceAll('"', '""')}"`;
+  const counts: Record<string, number> = {};
+  for (const { s, t } of tables.rows) counts[`${s}.${t}`] = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${q(s)}.${q(t)}`)).rows[0]!.n);
+  return counts;
+}
+
+/** A libpq-style connection to a member or the throwaway instance, through its Unix socket. */
+export interface SocketTarget {
+  socketDir: string;
+  port: number;
+  user: string;
+  password: string;
+}
+
+async function withClient<T>(t: SocketTarget, database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ host: t.socketDir, port: t.port, user: t.user, password: t.password, database, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * The source side of a restore test: on a standby, replay is paused, its position read and every table
+ * counted — a standby paused at LSN L shows exactly the transactions committed up to L, so a restore to
+ * L must show the same counts. Replay resumes whatever happens. Returns L and the counts.
+ */
+export async function countAtPausedReplay(standby: SocketTarget): Promise<{ lsn: string; counts: Record<string, Record<string, number>> }> {
+  return withClient(standby, 'postgres', async (admin) => {
+    if (!(await admin.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r) throw new GardenError('STATE_CONFLICT', 'the member chosen to count on is not a standby');
+    await admin.query('SELECT pg_wal_replay_pause()');
+    try {
+      // Pausing is requested, then takes effect between records: wait until it has.
+      for (let i = 0; ; i++) {
+        const state = (await admin.query<{ s: string }>('SELECT pg_get_wal_replay_pause_state() AS s')).rows[0]!.s;
+        if (state === 'paused') break;
+        if (i > 200) throw new GardenError('TIMEOUT', 'the standby did not pause its replay within 10 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const lsn = (await admin.query<{ l: string }>('SELECT pg_last_wal_replay_lsn()::text AS l')).rows[0]!.l;
+      const names = (await admin.query<{ d: string }>('SELECT datname AS d FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1')).rows.map((r) => r.d);
+      const counts: Record<string, Record<string, number>> = {};
+      for (const name of names) counts[name] = await withClient(standby, name, countRows);
+      return { lsn, counts };
+    } finally {
+      await admin.query('SELECT pg_wal_replay_resume()').catch(() => {});
+    }
+  });
+}
+
+/** Runs a PostgreSQL binary as the owner; rejects with its output. */
+function pgTool(ctx: PgbackrestContext, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(ctx.binDir, name), args, {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(ctx.owner ? { uid: ctx.owner.uid, gid: ctx.owner.gid } : {}),
+      timeout: 30 * 60_000,
+    });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => out.push(c));
+    child.on('error', (e) => reject(new GardenError('MISSING_PACKAGE', `cannot run ${name}: ${describe(e)}`)));
+    child.on('close', (code) => {
+      const text = Buffer.concat(out).toString('utf8');
+      if (code === 0) resolve(text);
+      else reject(new GardenError('STATE_CONFLICT', `${name} failed (exit ${code})`, { details: text.trim().split('\n').slice(-8) }));
+    });
+  });
+}
+
+export interface VerifyInput {
+  backup: BackupInfo;
+  /** The standby whose paused replay gives the point and the counts to compare with. */
+  standby: SocketTarget;
+  /** Makes WAL up to the counted point reach the repository (the primary switches to a new segment). */
+  switchWal: () => Promise<void>;
+  /** A directory for the throwaway instance (created, then removed). */
+  workDir: string;
+  /** A port for the throwaway instance; it listens on a Unix socket only. */
+  port: number;
+  report: Reporter;
+}
+
+/**
+ * A backup counts once it has been restored: pgBackRest's own verify over the repository (checksums of
+ * every file; names a damaged one), then a restore of `backup` plus the archived WAL up to the point a
+ * standby was counted at, into a throwaway instance on its own socket and port; PostgreSQL's own checks
+ * (pg_amcheck, heap and every B-tree index) on every database; and every table's row count equal to the
+ * standby's at that point. The instance and its files are removed afterwards, pass or fail.
+ */
+export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): Promise<VerifyResult> {
+  const started = Date.now();
+  const { report } = input;
+  report({ kind: 'step', step: 'repository', status: 'start' });
+  const damaged = await repositoryProblems(ctx);
+  const ours = damaged.filter((d) => needs(input.backup, d.file));
+  for (const d of damaged.filter((x) => !ours.includes(x))) report({ kind: 'warn', message: `another backup in the repository is damaged: ${d.problem} ${d.file}` });
+  if (ours.length) {
+    throw new GardenError('STATE_CONFLICT', `backup ${input.backup.label} is damaged: pgbackrest verify found ${ours.length} bad file${ours.length === 1 ? '' : 's'} in the repository ${ctx.repoPath}; nothing was restored`, {
+      details: ours.map((d) => `${d.problem}: ${d.file}`),
+      hint: 'take a new full backup (gardenos local db backup --type full), and find out what damaged the repository',
+    });
+  }
+  report({ kind: 'step', step: 'repository', status: 'done', detail: `checksums of ${input.backup.label} and its WAL match` });
+
+  report({ kind: 'step', step: 'source', status: 'start' });
+  const source = await countAtPausedReplay(input.standby);
+  await input.switchWal();
+  report({ kind: 'step', step: 'source', status: 'done', detail: `counted at ${source.lsn} on a paused standby` });
+
+  const dataDir = join(input.workDir, 'data');
+  const socketDir = join(input.workDir, 'run');
+  await rm(input.workDir, { recursive: true, force: true });
+  await ensureDir(input.workDir, 0o700, ctx.owner);
+  await ensureDir(socketDir, 0o700, ctx.owner);
+  const pgCtl = (...args: string[]) => pgTool(ctx, 'pg_ctl', ['-D', dataDir, ...args]);
+  let started_ = false;
+  try {
+    report({ kind: 'step', step: 'restore', status: 'start', detail: `${input.backup.label} + WAL to ${source.lsn}` });
+    // archive-mode=off: the throwaway instance never pushes WAL into the cluster's repository.
+    await runPgbackrest(ctx, 'restore', [`--pg1-path=${dataDir}`, `--set=${input.backup.label}`, '--type=lsn', `--target=${source.lsn}`, '--target-exclusive', '--target-action=promote', '--archive-mode=off']);
+    report({ kind: 'step', step: 'restore', status: 'done' });
+
+    report({ kind: 'step', step: 'start', status: 'start' });
+    // The member's postgresql.conf came along: its address, TLS files and pg_hba path are overridden.
+    const opts = [
+      `-c port=${input.port}`,
+      "-c listen_addresses=''",
+      `-c unix_socket_directories=${socketDir}`,
+      '-c ssl=off',
+      '-c archive_mode=off',
+      `-c hba_file=${join(dataDir, 'pg_hba.conf')}`,
+      `-c ident_file=${join(dataDir, 'pg_ident.conf')}`,
+      '-c shared_buffers=32MB',
+      '-c synchronous_standby_names=',
+    ].join(' ');
+    const logFile = join(input.workDir, 'postgres.log');
+    await pgCtl('-o', opts, '-l', logFile, '-w', '-t', '600', 'start').catch(async (e: unknown) => {
+      const log = await readFile(logFile, 'utf8').catch(() => '');
+      throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} did not start`, { details: log.trim().split('\n').slice(-8), cause: e });
+    });
+    started_ = true;
+    const target: SocketTarget = { ...input.standby, socketDir, port: input.port };
+    // Recovery to the target ends with a promotion; wait for it.
+    for (let i = 0; ; i++) {
+      const inRecovery = await withClient(target, 'postgres', async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(() => true);
+      if (!inRecovery) break;
+      // A recovery that cannot reach its target ends the instance (FATAL): say so at once, with its log.
+      if (!(await pgCtl('status').then(() => true, () => false))) {
+        const log = await readFile(logFile, 'utf8').catch(() => '');
+        throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} stopped during recovery to ${source.lsn}`, { details: log.trim().split('\n').slice(-8) });
+      }
+      if (i > 1200) throw new GardenError('TIMEOUT', `the restored instance did not finish recovery to ${source.lsn} within 10 minutes`, { hint: `its log: ${join(input.workDir, 'postgres.log')}` });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    report({ kind: 'step', step: 'start', status: 'done', detail: 'recovered and promoted' });
+
+    report({ kind: 'step', step: 'amcheck', status: 'start' });
+    const amcheck = await pgTool(ctx, 'pg_amcheck', ['--all', '--install-missing', '--heapallindexed', '--host', socketDir, '--port', String(input.port), '--username', input.standby.user], {
+      PGPASSWORD: input.standby.password,
+    });
+    report({ kind: 'step', step: 'amcheck', status: 'done', detail: amcheck.trim() || 'no corruption found' });
+
+    report({ kind: 'step', step: 'compare', status: 'start' });
+    const wrong: string[] = [];
+    const databases: VerifyResult['databases'] = [];
+    for (const [name, expected] of Object.entries(source.counts)) {
+      const actual = await withClient(target, name, countRows).catch((e: unknown) => {
+        wrong.push(`${name}: ${describe(e)}`);
+        return undefined;
+      });
+      if (!actual) continue;
+      for (const [table, n] of Object.entries(expected)) if (actual[table] !== n) wrong.push(`${name}.${table}: restored ${actual[table] ?? 'missing'} rows, the source had ${n} at ${source.lsn}`);
+      databases.push({ name, tables: Object.keys(expected).length, rows: Object.values(expected).reduce((a, b) => a + b, 0) });
+    }
+    if (wrong.length) throw new GardenError('STATE_CONFLICT', `the restore of ${input.backup.label} does not match the source at ${source.lsn}`, { details: wrong.slice(0, 20) });
+    report({ kind: 'step', step: 'compare', status: 'done', detail: `${databases.length} databases, row counts equal` });
+    return { label: input.backup.label, lsn: source.lsn, databases, amcheck: amcheck.trim() || 'no corruption found', verifiedAt: new Date().toISOString(), durationMs: Date.now() - started };
+  } finally {
+    if (started_) await pgCtl('-m', 'immediate', '-w', 'stop').catch(() => {});
+    await rm(input.workDir, { recursive: true, force: true });
+  }
+}

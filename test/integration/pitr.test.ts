@@ -1,0 +1,179 @@
+// Backups with pgBackRest on a real local cluster (127.0.234.x): `local up --with-backups` archives WAL
+// into an encrypted repository and takes the first full backup; `db restore --to <time>` rebuilds the
+// cluster at a point reached across a switchover and a crash of the primary (rows committed before the
+// point present, rows after it absent); `db backup verify` restores into a throwaway instance and
+// compares with a standby at the same point; a target before the first backup and a damaged backup
+// file are refused with messages that name them, and leave the cluster as it was.
+import assert from 'node:assert/strict';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { LocalStatus } from '../../src/local/status.ts';
+import type { BackupInfo, RepositoryInfo, VerifyResult } from '../../src/ops/pgbackrest.ts';
+import { waitFor } from '../../src/util/wait.ts';
+import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
+
+describe('backups: WAL archiving, point-in-time recovery and restore tests with pgBackRest', { timeout: 900_000 }, () => {
+  let c: TestCluster;
+  const json = <T>(s: string) => JSON.parse(s) as T;
+  const status = async () => json<LocalStatus>((await c.cli(['local', 'status', '--json'])).stdout);
+  const sql = async <T extends pg.QueryResultRow>(text: string, params: unknown[] = []) => {
+    const client = new pg.Client({ connectionString: await withPassword((await status()).endpoints.primary, c.stateDir) });
+    await client.connect();
+    try {
+      return (await client.query<T>(text, params)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  const healthy = () =>
+    waitFor('a healthy cluster (leader, synchronous standby, router following)', async () => {
+      const s = await status();
+      if (s.problems.length) throw new Error(s.problems.join('; '));
+      return s;
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+  const write = (phase: string, n: number) => sql(`INSERT INTO ledger (phase) SELECT $1 FROM generate_series(1, ${n})`, [phase]);
+  const counts = async () => Object.fromEntries((await sql<{ phase: string; n: string }>('SELECT phase, count(*) AS n FROM ledger GROUP BY phase')).map((r) => [r.phase, Number(r.n)]));
+  const list = async () => {
+    const r = await c.cli(['local', 'db', 'backup', 'list', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return json<RepositoryInfo & { lastVerified: VerifyResult | null }>(r.stdout);
+  };
+
+  before(async () => {
+    c = await makeTestCluster('it-pitr', 234);
+    const up = await c.cli(['local', 'up', '--with-backups', '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    await sql('CREATE TABLE ledger (id bigserial PRIMARY KEY, phase text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+  });
+  after(async () => {
+    await c?.cleanup();
+  });
+
+  it('archives WAL into an encrypted repository and takes the first full backup at `up`; the key is never printed', async () => {
+    const info = await list();
+    assert.equal(info.backups.length, 1);
+    assert.equal(info.backups[0]!.type, 'full');
+    assert.match(info.archive.max ?? '', /^[0-9A-F]{24}$/);
+    // Encrypted at rest: pgBackRest's files start with OpenSSL's "Salted__" header, not zstd's magic.
+    const repo = join(c.stateDir, 'pgbackrest', 'repo');
+    const walDir = join(repo, 'archive', 'it-pitr', (await readdir(join(repo, 'archive', 'it-pitr'))).find((d) => /^\d+-\d+$/.test(d))!);
+    const segDir = (await readdir(walDir)).find((d) => /^[0-9A-F]{16}$/.test(d))!;
+    const segment = (await readdir(join(walDir, segDir)))[0]!;
+    assert.equal((await readFile(join(walDir, segDir, segment))).subarray(0, 8).toString('latin1'), 'Salted__', segment);
+    // The key lives in pgbackrest.conf (0600) and the secrets file, and in nothing GardenOS printed.
+    const conf = join(c.stateDir, 'pgbackrest', 'pgbackrest.conf');
+    assert.equal((await stat(conf)).mode & 0o777, 0o600);
+    const { backupCipherPass } = json<{ backupCipherPass: string }>(await readFile(join(c.stateDir, 'secrets', 'passwords.json'), 'utf8'));
+    assert.ok((await readFile(conf, 'utf8')).includes(`repo1-cipher-pass=${backupCipherPass}`));
+    const again = await c.cli(['local', 'up', '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.ok(!`${again.stdout}${again.stderr}`.includes(backupCipherPass));
+    assert.equal((await list()).backups.length, 1, 'a second `up` takes no second full backup');
+    const s = await status();
+    assert.equal(s.backups?.readable, true);
+    assert.equal(s.backups?.newest?.type, 'full');
+    assert.deepEqual(s.problems, []);
+  });
+
+  it('refuses a target before the first backup, naming the earliest point, and changes nothing', async () => {
+    await write('early', 10);
+    const r = await c.cli(['local', 'db', 'restore', '--to', '2001-01-01T00:00:00Z', '--yes']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /before the first backup's consistent point/);
+    assert.match(r.stderr, /earliest point this repository can restore to is \d{4}-/);
+    await healthy();
+    assert.equal((await counts()).early, 10, 'the cluster was left as it was');
+    assert.equal((await list()).backups.length, 1, 'no safety backup for a refused restore');
+  });
+
+  it('restores the whole cluster to a point in time reached across a switchover and a crash of the primary', async () => {
+    await write('a', 500);
+    const incr = await c.cli(['local', 'db', 'backup', '--type', 'incr', '--json']);
+    assert.equal(incr.code, 0, incr.stderr);
+    assert.equal(json<{ backup: BackupInfo }>(incr.stdout).backup.type, 'incr');
+    await write('b', 500);
+    const sw = await c.cli(['local', 'db', 'switchover', '--yes']);
+    assert.equal(sw.code, 0, sw.stderr);
+    await healthy();
+    // A crash: the new primary's postmaster is killed; Patroni (or a failover) brings a primary back.
+    const leader = (await status()).members.find((m) => m.role === 'leader')!.name;
+    const pid = Number((await readFile(join(c.stateDir, 'pg', leader, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('a primary again after the crash (restarted by Patroni, or another member promoted)', async () => {
+      const s = await status();
+      const now = s.members.find((m) => m.role === 'leader' && m.state === 'running')?.name;
+      if (!now || s.problems.length) return false;
+      const postmaster = Number((await readFile(join(c.stateDir, 'pg', now, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      if (postmaster === pid) return false;
+      await sql('SELECT 1');
+      return true;
+    }, { timeoutMs: 120_000, intervalMs: 500 });
+    await write('c', 500);
+    // The target is the server's own clock after 'c' committed; 'd' commits after it.
+    const t = (await sql<{ t: Date }>('SELECT clock_timestamp() AS t'))[0]!.t;
+    await write('d', 500);
+    const timelineBefore = Math.max(...(await status()).members.map((m) => m.timeline ?? 0));
+    assert.deepEqual(await counts(), { early: 10, a: 500, b: 500, c: 500, d: 500 });
+
+    const r = await c.cli(['local', 'db', 'restore', '--to', t.toISOString(), '--yes', '--json', '--timeout', '300']);
+    assert.equal(r.code, 0, r.stderr);
+    const result = json<{ target: string; from: string; safetyBackup: string | null; newBackup: string; leader: string }>(r.stdout);
+    assert.equal(result.target, t.toISOString());
+    assert.ok(result.safetyBackup, 'the state before the restore was backed up first');
+    assert.deepEqual(await counts(), { early: 10, a: 500, b: 500, c: 500 }, "every row committed before the target, none after ('d')");
+    const s = await healthy();
+    assert.equal(s.members.length, 3);
+    assert.ok(Math.max(...s.members.map((m) => m.timeline ?? 0)) > timelineBefore, 'the restored cluster runs on a new timeline');
+    // It is a working cluster again, archiving on its new timeline.
+    await write('e', 5);
+    assert.equal((await counts()).e, 5);
+    const backups = (await list()).backups;
+    assert.ok(backups.some((b) => b.label === result.safetyBackup));
+    assert.equal(backups.at(-1)?.label, result.newBackup, 'a full backup of the restored cluster is the newest');
+    assert.equal(backups.at(-1)?.type, 'full');
+  });
+
+  it('verifies a backup by restoring it beside the cluster: pg_amcheck clean and row counts equal to a standby at the same point', async () => {
+    await write('f', 300);
+    const r = await c.cli(['local', 'db', 'backup', 'verify', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const v = json<VerifyResult>(r.stdout);
+    const newest = (await list()).backups.at(-1)!;
+    assert.equal(v.label, newest.label);
+    assert.match(v.lsn, /^[0-9A-F]+\/[0-9A-F]+$/);
+    assert.ok(v.databases.some((d) => d.name === 'postgres' && d.rows >= 10 + 1500 + 5 + 300), JSON.stringify(v.databases));
+    assert.equal((await list()).lastVerified?.label, v.label, 'the result is recorded');
+    const s = await status();
+    assert.equal(s.backups?.lastVerified?.label, v.label, 'status shows the last restore test');
+    assert.equal(s.backups?.newest?.label, newest.label);
+    // The throwaway instance is gone: no files left, nothing on its port.
+    assert.deepEqual(await readdir(join(c.stateDir, 'pgbackrest', 'verify')).catch(() => []), []);
+  });
+
+  it('names the damaged file when a backup in the repository is corrupted, and restores nothing from it', async () => {
+    const full = await c.cli(['local', 'db', 'backup', '--type', 'full', '--json']);
+    assert.equal(full.code, 0, full.stderr);
+    const label = json<{ backup: BackupInfo }>(full.stdout).backup.label;
+    const base = join(c.stateDir, 'pgbackrest', 'repo', 'backup', 'it-pitr', label, 'pg_data', 'base');
+    // The largest file of the backup's first database directory.
+    let victim = '';
+    let size = 0;
+    for (const db of await readdir(base)) {
+      for (const f of await readdir(join(base, db))) {
+        const st = await stat(join(base, db, f));
+        if (st.size > size) [victim, size] = [join(base, db, f), st.size];
+      }
+    }
+    const bytes = await readFile(victim);
+    for (let i = Math.floor(bytes.length / 2); i < Math.floor(bytes.length / 2) + 16; i++) bytes[i] = bytes[i]! ^ 0xff;
+    await writeFile(victim, bytes);
+    const r = await c.cli(['local', 'db', 'backup', 'verify', '--set', label]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, new RegExp(`backup ${label} is damaged`));
+    const relative = victim.slice(victim.indexOf('pg_data/')).replace(/\.zst$/, '');
+    assert.ok(r.stderr.includes(relative), `the damaged file ${relative} is named:\n${r.stderr}`);
+    assert.deepEqual(await readdir(join(c.stateDir, 'pgbackrest', 'verify')).catch(() => []), [], 'nothing was restored');
+  });
+});

@@ -1,0 +1,91 @@
+// Backups' pure parts: pgBackRest's rendered config and the commands Patroni gets, recovery targets as
+// people write them, and which backup a point in time restores from (or why none can).
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parse } from 'yaml';
+import { GardenError } from '../../src/errors.ts';
+import { backupFor, compareLsn, parseTarget, recoverySettings, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
+import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
+import { archiveCommand, renderPgbackrestConfig, restoreCommand } from '../../src/render/pgbackrest.ts';
+import { productionTopology } from '../../src/render/topology.ts';
+import { exampleConfig, patroniFiles, SECRETS } from '../helpers/fixtures.ts';
+
+const config = exampleConfig();
+const files = { configFile: '/etc/pgbackrest/pgbackrest.conf', repoPath: '/var/lib/pgbackrest', logDir: '/var/log/pgbackrest', lockDir: '/run/pgbackrest', spoolDir: '/var/spool/pgbackrest' };
+const members = ['pg1', 'pg2', 'pg3'].map((name) => ({ name, dataDir: `/srv/${name}/data`, socketDir: `/srv/${name}/run`, port: 5432 }));
+
+const backup = (label: string, stoppedAt: string, stopLsn: string, extra: Partial<BackupInfo> = {}): BackupInfo => ({
+  label,
+  type: 'full',
+  prior: null,
+  startedAt: stoppedAt,
+  stoppedAt,
+  stopLsn,
+  sizeBytes: 1,
+  repositoryBytes: 1,
+  error: false,
+  ...extra,
+});
+const repo = (backups: BackupInfo[]): RepositoryInfo => ({ stanza: 's', status: 'ok', backups, archive: { min: null, max: null } });
+
+describe('backups', () => {
+  it('pgbackrest.conf: encrypted repository, retention, a standby as the source, every member as a pg host', () => {
+    const text = renderPgbackrestConfig({ config, files, members, cipherPass: 'k3y', superuser: 'postgres' });
+    assert.match(text, /^repo1-cipher-type=aes-256-cbc$/m);
+    assert.match(text, /^repo1-cipher-pass=k3y$/m);
+    assert.match(text, /^repo1-retention-full=2$/m);
+    assert.match(text, /^backup-standby=y$/m);
+    assert.match(text, new RegExp(`^\\[${config.postgres.scope}\\]$`, 'm'));
+    for (const [i, m] of members.entries()) assert.match(text, new RegExp(`^pg${i + 1}-path=${m.dataDir}$`, 'm'));
+    assert.throws(() => renderPgbackrestConfig({ config, files, members, superuser: 'postgres' }), /cipher passphrase/);
+    const plain = renderPgbackrestConfig({ config: { ...config, backups: { ...config.backups, encryption: 'none' } }, files, members, superuser: 'postgres' });
+    assert.doesNotMatch(plain, /cipher/);
+  });
+
+  it('Patroni: archive_mode and the archive/restore commands on each member; a restore names its bootstrap method', () => {
+    const topology = productionTopology(config);
+    const archive = { archiveCommand: archiveCommand(files.configFile, config, '/srv/pg1/data'), restoreCommand: restoreCommand(files.configFile, config, '/srv/pg1/data') };
+    assert.equal(archive.archiveCommand, `pgbackrest --config=${files.configFile} --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data archive-push "%p"`);
+    const input = { config, topology, member: topology.postgres[0]!, files: patroniFiles('/srv', topology.postgres[0]!.name), secrets: SECRETS };
+    const p = parse(renderPatroniConfig({ ...input, archive })) as { postgresql: { parameters: Record<string, string>; recovery_conf: Record<string, string> }; bootstrap: Record<string, unknown> };
+    assert.equal(p.postgresql.parameters.archive_mode, 'on');
+    assert.equal(p.postgresql.parameters.archive_command, archive.archiveCommand);
+    assert.equal(p.postgresql.recovery_conf.restore_command, archive.restoreCommand);
+    assert.equal(p.bootstrap.method, undefined, 'initdb unless restoring');
+    const plain = parse(renderPatroniConfig(input)) as { postgresql: { parameters: Record<string, string> } };
+    assert.equal(plain.postgresql.parameters.archive_mode, undefined, 'no archiving without backups');
+    const recoveryConf = recoverySettings(parseTarget('2026-11-30T09:00:00Z'), archive.restoreCommand);
+    const r = parse(renderPatroniConfig({ ...input, archive, restore: { command: 'pgbackrest restore', recoveryConf } })) as { bootstrap: Record<string, { command: string; recovery_conf: Record<string, string> } | string> };
+    assert.equal(r.bootstrap.method, RESTORE_METHOD);
+    const method = r.bootstrap[RESTORE_METHOD] as { command: string; recovery_conf: Record<string, string> };
+    assert.equal(method.recovery_conf.recovery_target_time, '2026-11-30T09:00:00.000Z');
+    assert.equal(method.recovery_conf.recovery_target_action, 'promote');
+    assert.equal(method.recovery_conf.recovery_target_timeline, 'latest');
+  });
+
+  it('targets: latest, a time with its offset, an LSN; anything else is refused with the forms it takes', () => {
+    assert.deepEqual(parseTarget('latest'), { kind: 'latest' });
+    assert.deepEqual(parseTarget('0/3000060'), { kind: 'lsn', lsn: '0/3000060' });
+    const t = parseTarget('2026-11-30 10:15:00+01:00');
+    assert.equal(t.kind === 'time' && t.time.toISOString(), '2026-11-30T09:15:00.000Z');
+    for (const bad of ['yesterday', '2026-11-30T10:15:00', '0/XYZ', '', '2026-13-45T00:00:00Z']) {
+      assert.throws(() => parseTarget(bad), (e: unknown) => e instanceof GardenError && e.code === 'CONFIG_INVALID' && /latest, a time with its offset/.test(e.hint ?? ''), bad);
+    }
+    assert.equal(compareLsn('0/A000000', '0/9FFFFFF'), 1);
+    assert.equal(compareLsn('1/0', 'FFFFFFFF/0'), -1);
+    assert.equal(compareLsn('0/10', '0/10'), 0);
+    assert.deepEqual(recoverySettings({ kind: 'latest' }, 'cmd'), { restore_command: 'cmd', recovery_target_timeline: 'latest' });
+  });
+
+  it('chooses the newest backup consistent before the target, and refuses a target before the first one', () => {
+    const info = repo([backup('F1', '2026-11-30T08:00:00.000Z', '0/3000000'), backup('F1_I2', '2026-11-30T09:00:00.000Z', '0/5000000', { type: 'incr', prior: 'F1' }), backup('F2', '2026-11-30T10:00:00.000Z', '0/7000000', { error: true })]);
+    assert.equal(backupFor(info, parseTarget('2026-11-30T08:30:00Z')).label, 'F1');
+    assert.equal(backupFor(info, parseTarget('2026-11-30T09:30:00Z')).label, 'F1_I2');
+    assert.equal(backupFor(info, parseTarget('2026-11-30T11:00:00Z')).label, 'F1_I2', 'a backup with checksum errors is never chosen');
+    assert.equal(backupFor(info, parseTarget('0/4000000')).label, 'F1');
+    assert.equal(backupFor(info, { kind: 'latest' }).label, 'F1_I2');
+    assert.throws(() => backupFor(info, parseTarget('2026-11-30T07:59:00Z')), /before the first backup's consistent point \(F1, 2026-11-30T08:00:00.000Z/);
+    assert.throws(() => backupFor(info, parseTarget('0/2000000')), /before the first backup/);
+    assert.throws(() => backupFor(repo([]), { kind: 'latest' }), /holds no backup/);
+  });
+});
