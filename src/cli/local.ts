@@ -78,7 +78,7 @@ export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }):
 
 export async function logsCommand(g: GlobalOptions, member: string | undefined, opts: { lines: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, ...(c.config.pooler.enabled ? [c.specs.pooler] : []), ...(c.config.monitoring.enabled ? [c.specs.monitoring] : [])];
+  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, ...(c.config.pooler.enabled ? [c.specs.pooler] : []), ...(c.config.monitoring.enabled ? [c.specs.monitoring] : []), ...(c.config.backups.enabled ? [c.specs.scheduler] : [])];
   const picked = member ? all.filter((s) => s.id === member || s.id.endsWith(`-${member}`)) : all;
   if (picked.length === 0) {
     throw new GardenError('NOT_RUNNING', `no process called "${member}"`, { hint: `one of: ${all.map((s) => s.id).join(', ')}, or a member name (${c.topology.postgres.map((m) => m.name).join(', ')})` });
@@ -117,4 +117,14 @@ export async function doctorCommand(g: GlobalOptions, opts: { kubeconfig?: strin
   const r = await doctor(c, opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {});
   print(g.json, r, () => formatDoctor(r, Boolean(opts.verbose)));
   return r.healthy ? 0 : 2;
+}
+
+/** The backup scheduler's process (`local up` starts it when backups are on): runs until SIGTERM. */
+export async function backupSchedulerCommand(g: GlobalOptions): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { runSchedule } = await import('../local/scheduler.ts');
+  const stop = new AbortController();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => stop.abort());
+  await runSchedule(c, (line) => process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), ...line })}\n`), stop.signal);
+  return 0;
 }

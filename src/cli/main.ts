@@ -185,6 +185,10 @@ db.command('migrate')
   .option('-y, --yes', 'do not ask before overwriting databases that have tables')
   .action(run(async (opts: { from: string; database?: string[]; yes?: boolean }, cmd: Command) => (await dbCmds()).migrateCommand(localGlobals(cmd), opts)));
 local
+  .command('backup-scheduler', { hidden: true })
+  .description('the backup scheduler process that `local up --with-backups` starts')
+  .action(run(async (_o: unknown, cmd: Command) => (await localCmds()).backupSchedulerCommand(localGlobals(cmd))));
+local
   .command('logs')
   .description('the last lines of a process log (etcd-node1, patroni-node2, haproxy) or of every process')
   .argument('[process]', 'process id or member name')

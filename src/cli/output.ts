@@ -82,7 +82,9 @@ function backupsLine(b: NonNullable<LocalStatus['backups']>): string {
   if (!b.readable) return `BACKUPS  repository unreadable: ${b.error ?? ''}`;
   const newest = b.newest ? `newest ${b.newest.label} (${b.newest.type}, ${ago(b.newest.ageSeconds)} ago)` : 'no backup yet';
   const verified = b.lastVerified ? `last restore test ${b.lastVerified.label} at ${b.lastVerified.verifiedAt}` : 'never restore-tested (gardenos local db backup verify)';
-  return `BACKUPS  ${newest}; WAL archived to ${b.walArchivedUpTo ?? '-'}; ${verified}`;
+  const archiving = b.archiver?.failing ? `WAL ARCHIVING FAILING at ${b.archiver.lastFailedWal}` : `WAL archived to ${b.walArchivedUpTo ?? '-'}`;
+  const next = b.scheduler.running ? (b.scheduler.next ? `next: ${b.scheduler.next.kind} at ${b.scheduler.next.at}` : 'nothing scheduled') : 'SCHEDULER NOT RUNNING';
+  return `BACKUPS  ${newest}; ${archiving}; ${verified}; ${next}`;
 }
 
 export function formatPlatformStatus(s: PlatformStatus): string {

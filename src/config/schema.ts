@@ -2,6 +2,7 @@
 // the smallest valid file is `cluster: {name: x}` plus nodes; unknown keys are
 // errors (strict objects) so a typo never silently does nothing.
 import { isIP } from 'node:net';
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 
 import { API_VERSION, KUBERNETES_VERSION, LOCAL_PATH_PROVISIONER_VERSION, TRAEFIK_VERSION, defaultPostgresImage } from './version.ts';
@@ -34,6 +35,18 @@ export function isCidr(v: string): boolean {
 const cidr = z.string().refine(isCidr, 'must be a CIDR block such as 10.42.0.0/16');
 
 const port = z.number().int().min(1).max(65535);
+/** A cron expression cron-parser accepts: five fields, or six with seconds first. */
+function isCron(text: string): boolean {
+  const fields = text.trim().split(/\s+/).length;
+  if (fields < 5 || fields > 6) return false;
+  try {
+    CronExpressionParser.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const cron = z.string().refine(isCron, 'must be a cron expression such as "0 2 * * 0" (minute hour day-of-month month day-of-week; a sixth, leading field is seconds)');
 const quantity = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$/, 'must be a Kubernetes quantity such as 20Gi');
 const image = z.string().min(1, 'an image is required').regex(/^[^\s]+$/, 'must be an image reference such as ghcr.io/org/app:1.0');
 const k8sName = z.string().max(63).regex(DNS_LABEL, 'must be a Kubernetes name: lower-case letters, digits and "-"');
@@ -288,6 +301,19 @@ const backups = z.strictObject({
   compression: z.enum(['zst', 'lz4', 'gz', 'none']).default('zst'),
   /** Seconds to wait for a WAL segment to reach the repository before a backup or a check calls archiving broken. */
   archiveTimeoutSeconds: z.number().int().min(5).max(3600).default(60),
+  /**
+   * When backups run without a person, as cron expressions in the machine's time zone (a sixth, leading
+   * field is seconds): the local profile's scheduler, systemd timers on hosts, a CronJob in Kubernetes.
+   */
+  schedule: z
+    .strictObject({
+      full: cron.default('0 2 * * 0'),
+      diff: cron.default('0 2 * * 1-6'),
+      incr: cron.optional(),
+      /** A restore test (`db backup verify`) after each scheduled full backup. */
+      verifyAfterFull: z.boolean().default(true),
+    })
+    .prefault({}),
 });
 
 /** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */

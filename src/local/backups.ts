@@ -4,8 +4,11 @@
 import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CronExpressionParser } from 'cron-parser';
 import pg from 'pg';
+import { z } from 'zod';
 import { PatroniClient, readyLeader, type PatroniClusterView } from '../clients/patroni.ts';
+import type { Config } from '../config/schema.ts';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import {
@@ -19,13 +22,15 @@ import {
   type BackupType,
   type PgbackrestContext,
   type RecoveryTarget,
+  type RepositoryInfo,
   type SocketTarget,
   type VerifyResult,
 } from '../ops/pgbackrest.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
 import { stanzaOf } from '../render/pgbackrest.ts';
-import { readJson, writeFileAtomic } from '../util/files.ts';
+import { writeFileAtomic } from '../util/files.ts';
+import { readStateFile } from '../util/state-file.ts';
 import { waitFor } from '../util/wait.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
 import { dcsClean, scopePrefix } from './dcs.ts';
@@ -52,16 +57,19 @@ export function backupDirs(c: LocalCluster): string[] {
 }
 
 /** `up`'s backups phase: the stanza exists and archiving works; the first full backup is taken when the repository has none. */
-export async function ensureBackups(c: LocalCluster, report: Reporter): Promise<{ created: BackupInfo | undefined; info: Awaited<ReturnType<typeof repositoryInfo>> }> {
+export async function ensureBackups(c: LocalCluster, report: Reporter): Promise<{ created: BackupInfo | undefined; info: RepositoryInfo }> {
   const ctx = pgbackrestContext(c);
   await ensureStanza(ctx).catch((e: unknown) => {
     const details = e instanceof GardenError ? e.details : [describe(e)];
     const notOn = details.some((d) => /archive_mode must be enabled|archive_command/.test(d));
+    const foreign = details.some((d) => /do(es)? not match the database|system-id/i.test(d));
     throw new GardenError('STATE_CONFLICT', `backups: pgBackRest's check of stanza ${ctx.stanza} failed`, {
       details,
       hint: notOn
         ? 'archiving is configured but PostgreSQL runs without it (it was started before backups were enabled): gardenos local down && gardenos local up'
-        : `the repository is ${ctx.repoPath}; pgBackRest's logs are in ${c.layout.backups.logDir}`,
+        : foreign
+          ? `the repository ${ctx.repoPath} holds the backups of an earlier cluster with the same scope; nothing was changed. Keep them elsewhere (move the directory) or set another backups.repository.path, then run \`gardenos local up\` again`
+          : `the repository is ${ctx.repoPath}; pgBackRest's logs are in ${c.layout.backups.logDir}`,
     });
   });
   let info = await repositoryInfo(ctx);
@@ -79,10 +87,10 @@ export async function localBackup(c: LocalCluster, type: BackupType): Promise<Ba
   return takeBackup(pgbackrestContext(c), type);
 }
 
-export async function localBackupList(c: LocalCluster): Promise<Awaited<ReturnType<typeof repositoryInfo>> & { lastVerified: VerifyResult | null }> {
+export async function localBackupList(c: LocalCluster): Promise<RepositoryInfo & { lastVerified: VerifyResult | null }> {
   requireBackups(c);
   const info = await repositoryInfo(pgbackrestContext(c));
-  return { ...info, lastVerified: (await readJson<VerifyResult>(c.layout.backups.recordFile).catch(() => undefined)) ?? null };
+  return { ...info, lastVerified: await readVerified(c) };
 }
 
 function requireBackups(c: LocalCluster): void {
@@ -212,7 +220,9 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   const from = backupFor(opts.from ? { ...info, backups: info.backups.filter((b) => b.label === opts.from) } : info, target);
 
   report({ kind: 'step', step: 'stop', status: 'start' });
-  for (const spec of [c.specs.router, ...(await patroniStopOrder(c))]) await c.supervisor.stop(spec, { graceMs: 60_000 });
+  // The scheduler too: no scheduled backup may start against a cluster being rebuilt.
+  const scheduled = (await c.supervisor.pid(c.specs.scheduler)) !== undefined;
+  for (const spec of [c.specs.scheduler, c.specs.router, ...(await patroniStopOrder(c))]) await c.supervisor.stop(spec, { graceMs: 60_000 });
   for (const m of c.topology.postgres) {
     if ((await postmasterPid(c, m.name)) !== undefined) throw new GardenError('STATE_CONFLICT', `PostgreSQL of ${m.name} still runs after its Patroni stopped; nothing was changed`, { hint: 'gardenos local down, then run the restore again' });
   }
@@ -270,33 +280,106 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   report({ kind: 'step', step: 'full backup', status: 'start', detail: 'the new timeline\'s first' });
   const newBackup = (await takeBackup(ctx, 'full')).label;
   report({ kind: 'step', step: 'full backup', status: 'done', detail: newBackup });
+  if (scheduled) await c.supervisor.start(c.specs.scheduler);
   return { target: describeTarget(target), from: from.label, leader: first.name, safetyBackup, newBackup, dcsBackup: dcs.backup, durationMs: Date.now() - started };
 }
 
 export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
 
+const verifiedSchema = z.looseObject({ label: z.string(), lsn: z.string(), verifiedAt: z.string(), durationMs: z.number(), amcheck: z.string(), databases: z.array(z.looseObject({ name: z.string(), tables: z.number(), rows: z.number() })) });
+const runSchema = z.looseObject({ kind: z.enum(['full', 'diff', 'incr', 'verify']), at: z.string(), ok: z.boolean(), label: z.string().optional(), error: z.string().optional(), durationMs: z.number() });
+const scheduleStateSchema = z.partialRecord(z.enum(['full', 'diff', 'incr', 'verify']), runSchema);
+
+/** The last restore test's record; a damaged one is named with how to recover. */
+export async function readVerified(c: LocalCluster): Promise<VerifyResult | null> {
+  return ((await readStateFile(c.layout.backups.recordFile, verifiedSchema, 'delete it; the next `gardenos local db backup verify` writes it again')) as VerifyResult | undefined) ?? null;
+}
+
 export interface BackupStatus {
   readable: boolean;
+  /** The primary's archiver (pg_stat_archiver): failing when its last failure is newer than its last success. */
+  archiver: { failing: boolean; lastArchivedWal: string | null; lastFailedWal: string | null; lastFailedAt: string | null } | null;
   newest: { label: string; type: BackupType; stoppedAt: string; ageSeconds: number } | null;
   walArchivedUpTo: string | null;
   lastVerified: { label: string; verifiedAt: string } | null;
+  /** The scheduler process: running, the next backup it will take, and its last run of each kind. */
+  scheduler: { running: boolean; next: { kind: BackupType; at: string } | null; lastRuns: ScheduleState };
   error?: string;
 }
 
 /** For `status`: the newest backup and its age, how far WAL is archived, and the last restore test. */
 export async function backupStatus(c: LocalCluster, timeoutMs: number): Promise<BackupStatus> {
-  const verified = (await readJson<VerifyResult>(c.layout.backups.recordFile).catch(() => undefined)) ?? null;
+  const verified = await readVerified(c).catch(() => null);
   const lastVerified = verified ? { label: verified.label, verifiedAt: verified.verifiedAt } : null;
+  const archiver = await primaryArchiver(c, timeoutMs);
+  const next = nextRuns(c.config.backups.schedule, new Date())[0];
+  const scheduler = { running: (await c.supervisor.pid(c.specs.scheduler)) !== undefined, next: next ? { kind: next.kind, at: next.at.toISOString() } : null, lastRuns: await readScheduleState(c).catch(() => ({})) };
   try {
     const info = await repositoryInfo(pgbackrestContext(c), { timeoutMs: Math.max(timeoutMs, 5000) });
     const b = info.backups.at(-1);
     return {
       readable: true,
+      archiver,
+      scheduler,
       newest: b ? { label: b.label, type: b.type, stoppedAt: b.stoppedAt, ageSeconds: Math.round((Date.now() - Date.parse(b.stoppedAt)) / 1000) } : null,
       walArchivedUpTo: info.archive.max,
       lastVerified,
     };
   } catch (e) {
-    return { readable: false, newest: null, walArchivedUpTo: null, lastVerified, error: describe(e) };
+    return { readable: false, archiver, scheduler, newest: null, walArchivedUpTo: null, lastVerified, error: describe(e) };
   }
+}
+
+/** The archiver of whichever member is primary, asked through each member's socket; null when none answers. */
+async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<BackupStatus['archiver']> {
+  const secrets = await readSecrets(c.layout).catch(() => undefined);
+  if (!secrets) return null;
+  const answers = await Promise.all(
+    c.topology.postgres.map(async (m) => {
+      const t = socketTarget(c, m.name, secrets);
+      const client = new pg.Client({ host: t.socketDir, port: t.port, user: t.user, password: t.password, database: 'postgres', connectionTimeoutMillis: timeoutMs });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        const r = await client.query<{ standby: boolean; archived: string | null; archivedAt: Date | null; failed: string | null; failedAt: Date | null }>(
+          'SELECT pg_is_in_recovery() AS standby, last_archived_wal AS archived, last_archived_time AS "archivedAt", last_failed_wal AS failed, last_failed_time AS "failedAt" FROM pg_stat_archiver',
+        );
+        return r.rows[0];
+      } catch {
+        return undefined;
+      } finally {
+        await client.end().catch(() => {});
+      }
+    }),
+  );
+  const a = answers.find((x) => x && !x.standby);
+  if (!a) return null;
+  const failing = a.failedAt !== null && (a.archivedAt === null || a.failedAt > a.archivedAt);
+  return { failing, lastArchivedWal: a.archived, lastFailedWal: a.failed, lastFailedAt: a.failedAt?.toISOString() ?? null };
+}
+
+export interface ScheduledRun {
+  kind: BackupType | 'verify';
+  at: string;
+  ok: boolean;
+  label?: string;
+  error?: string;
+  durationMs: number;
+}
+
+export type ScheduleState = Partial<Record<ScheduledRun['kind'], ScheduledRun>>;
+
+/** The next time each kind of backup is due after `from`; a full and a diff due together run as the full. */
+export function nextRuns(schedule: Config['backups']['schedule'], from: Date): { kind: BackupType; at: Date }[] {
+  const runs = (['full', 'diff', 'incr'] as const).flatMap((kind) => {
+    const expression = schedule[kind];
+    return expression ? [{ kind, at: CronExpressionParser.parse(expression, { currentDate: from }).next().toDate() }] : [];
+  });
+  return runs.sort((a, b) => a.at.getTime() - b.at.getTime() || order(a.kind) - order(b.kind));
+}
+
+const order = (k: BackupType) => ['full', 'diff', 'incr'].indexOf(k);
+
+export async function readScheduleState(c: LocalCluster): Promise<ScheduleState> {
+  return ((await readStateFile(c.layout.backups.scheduleStateFile, scheduleStateSchema, 'delete it; the scheduler writes it again after its next run')) as ScheduleState | undefined) ?? {};
 }

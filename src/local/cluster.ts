@@ -23,7 +23,7 @@ export interface LocalCluster {
   supervisor: Supervisor;
   /** Who PostgreSQL and Patroni run as (undefined: the current user). */
   pgOwner: Owner | undefined;
-  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec; pooler: ProcessSpec; monitoring: ProcessSpec };
+  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec; pooler: ProcessSpec; monitoring: ProcessSpec; scheduler: ProcessSpec };
   /** Set in isolated mode: the namespaces, links and bridge the members live on. */
   network: IsolatedNetwork | undefined;
 }
@@ -157,6 +157,16 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
         ...(pgOwner ? { owner: pgOwner } : {}),
         logFile: layout.log('pooler'),
         match: layout.pooler.configFile,
+      },
+      // The backup scheduler (backups.enabled): this CLI, reading the config `up` resolved (JSON is YAML).
+      scheduler: {
+        id: 'backup-scheduler',
+        command: process.execPath,
+        args: ['--max-semi-space-size=1', CLI_ENTRY, 'local', '-c', layout.backups.schedulerConfigFile, '--state-dir', root, 'backup-scheduler'],
+        cwd: layout.backups.dir,
+        env,
+        logFile: layout.log('backup-scheduler'),
+        match: layout.backups.schedulerConfigFile,
       },
       // Debian's Prometheus, on the load balancer's address (the host's side in isolated mode).
       monitoring: {

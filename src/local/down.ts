@@ -37,6 +37,7 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
     report({ kind: 'step', step: 'stop', member: spec.id, status: was ? 'done' : 'skip', ...(was ? {} : { detail: 'not running' }) });
   };
 
+  if (c.config.backups.enabled || (await c.supervisor.pid(c.specs.scheduler)) !== undefined) await stop(c.specs.scheduler, 30_000);
   if (c.config.monitoring.enabled || (await c.supervisor.pid(c.specs.monitoring)) !== undefined) await stop(c.specs.monitoring, 10_000);
   if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stop(c.specs.pooler, 10_000);
   await stop(c.specs.router, 10_000);

@@ -119,5 +119,7 @@ export function backupFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile
   return [
     { file: layout.backups.configFile, content: renderPgbackrestConfig({ config, files: layout.backups, members, ...(secrets.backupCipherPass ? { cipherPass: secrets.backupCipherPass } : {}), superuser: USERS.superuser }) },
     { file: layout.backups.pgpass, content: `*:*:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n` },
-  ].map((f): LocalFile => ({ ...f, dir: layout.backups.dir, dirMode: 0o700, mode: 0o600, ...(c.pgOwner ? { owner: c.pgOwner } : {}), member: 'backups', processId: 'pgbackrest' }));
+    // The scheduler's config: the one `up` resolved, so that it runs the schedule this cluster was started with.
+    { file: layout.backups.schedulerConfigFile, content: `${JSON.stringify(config, null, 2)}\n`, processId: c.specs.scheduler.id },
+  ].map((f): LocalFile => ({ processId: 'pgbackrest', ...f, dir: layout.backups.dir, dirMode: 0o700, mode: 0o600, ...(c.pgOwner ? { owner: c.pgOwner } : {}), member: 'backups' }));
 }

@@ -82,7 +82,7 @@ export interface LocalLayout {
   pooler: PoolerFiles & { dir: string; configFile: string };
   monitoring: { dir: string; configFile: string; rulesFile: string; dataDir: string; statsPasswordFile: string };
   /** pgBackRest (backups.enabled): its config, default repository, logs, and the superuser's pgpass it connects with. */
-  backups: PgbackrestFiles & { dir: string; pgpass: string; verifyDir: string; recordFile: string };
+  backups: PgbackrestFiles & { dir: string; pgpass: string; verifyDir: string; recordFile: string; schedulerConfigFile: string; scheduleStateFile: string };
   log(process: string): string;
 }
 
@@ -143,6 +143,8 @@ export function localLayout(root: string, postgresVersion: number, repoPath?: st
       pgpass: join(root, 'pgbackrest', 'pgpass'),
       verifyDir: join(root, 'pgbackrest', 'verify'),
       recordFile: join(root, 'pgbackrest', 'verified.json'),
+      schedulerConfigFile: join(root, 'pgbackrest', 'scheduler.json'),
+      scheduleStateFile: join(root, 'pgbackrest', 'schedule-state.json'),
     },
     log: (p) => join(root, 'logs', `${p}.log`),
   };

@@ -239,6 +239,15 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   if (prometheus) problems.push(`Prometheus (monitoring) is not ready: ${prometheus}; \`gardenos local up\` starts it, \`gardenos local logs prometheus\` says why it stopped`);
   if (backups && !backups.readable) problems.push(`the backup repository cannot be read: ${backups.error ?? ''}`);
   else if (backups && !backups.newest) problems.push('backups are on but the repository holds no backup: `gardenos local up` takes the first');
+  if (backups && !backups.scheduler.running) problems.push('the backup scheduler is not running: scheduled backups are not taken; `gardenos local up` starts it, `gardenos local logs backup-scheduler` says why it stopped');
+  for (const run of Object.values(backups?.scheduler.lastRuns ?? {})) {
+    if (!run.ok) problems.push(`the last scheduled ${run.kind === 'verify' ? 'restore test' : `${run.kind} backup`} failed (${run.at}): ${run.error ?? ''}`);
+  }
+  if (backups?.archiver?.failing) {
+    problems.push(
+      `WAL archiving is failing (segment ${backups.archiver.lastFailedWal}, last failure ${backups.archiver.lastFailedAt}): the primary keeps the WAL until it succeeds, so its disk fills; pgBackRest's log says why: ${c.layout.backups.logDir}`,
+    );
+  }
   if (kubernetes) problems.push(...kubernetesProblems(kubernetes));
 
   const lb = c.topology.loadBalancer;

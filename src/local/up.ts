@@ -320,8 +320,10 @@ const backups: Phase = {
     if (!c.config.backups.enabled) return 'off (backups.enabled in gardenos.yaml, or `local up --with-backups`, archives WAL and takes base backups with pgBackRest)';
     const { created, info } = await ensureBackups(c, report);
     if (created) change(ctx, `took the first full backup ${created.label}`, 'backups');
+    await startMissing(ctx, [c.specs.scheduler], 'backups');
     const last = info.backups.at(-1);
-    return `stanza ${info.stanza}, WAL archived${last ? `; newest backup ${last.label} (${last.type})` : ''}`;
+    const s = c.config.backups.schedule;
+    return `stanza ${info.stanza}, WAL archived${last ? `; newest backup ${last.label} (${last.type})` : ''}; scheduled: full "${s.full}", diff "${s.diff}"${s.incr ? `, incr "${s.incr}"` : ''}`;
   },
 };
 
@@ -329,7 +331,7 @@ export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patro
 
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();
-  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler, c.specs.monitoring]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
+  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler, c.specs.monitoring, c.specs.scheduler]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
   const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
   for (const phase of UP_PHASES) {
     report({ kind: 'step', step: phase.title, status: 'start' });

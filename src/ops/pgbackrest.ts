@@ -132,7 +132,12 @@ export async function ensureStanza(ctx: PgbackrestContext): Promise<void> {
 /** Takes a base backup (from a standby where one is streaming) and returns its entry in the repository. */
 export async function takeBackup(ctx: PgbackrestContext, type: BackupType): Promise<BackupInfo> {
   const before = new Set((await repositoryInfo(ctx)).backups.map((b) => b.label));
-  await runPgbackrest(ctx, 'backup', [`--type=${type}`]);
+  await runPgbackrest(ctx, 'backup', [`--type=${type}`]).catch((e: unknown) => {
+    if (e instanceof GardenError && e.details.some((d) => /unable to acquire lock/.test(d))) {
+      throw new GardenError('STATE_CONFLICT', `another backup of stanza ${ctx.stanza} is running (the scheduler's, or another command's)`, { details: e.details, hint: 'wait for it to finish, then run this one again' });
+    }
+    throw e;
+  });
   const made = (await repositoryInfo(ctx)).backups.find((b) => !before.has(b.label));
   if (!made) throw new GardenError('STATE_CONFLICT', 'pgbackrest backup succeeded but the repository lists no new backup');
   return made;

@@ -5,10 +5,11 @@
 // compares with a standby at the same point; a target before the first backup and a damaged backup
 // file are refused with messages that name them, and leave the cluster as it was.
 import assert from 'node:assert/strict';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import { openLocalCluster } from '../../src/local/cluster.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import type { BackupInfo, RepositoryInfo, VerifyResult } from '../../src/ops/pgbackrest.ts';
 import { waitFor } from '../../src/util/wait.ts';
@@ -42,7 +43,8 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
   };
 
   before(async () => {
-    c = await makeTestCluster('it-pitr', 234);
+    // The default schedule (full on Sundays, diff the other days, at 02:00) moved out of the test's way: once a year.
+    c = await makeTestCluster('it-pitr', 234, 'backups: { schedule: { full: "0 0 1 1 *", diff: "0 0 1 1 *" } }');
     const up = await c.cli(['local', 'up', '--with-backups', '--json']);
     assert.equal(up.code, 0, up.stderr);
     await sql('CREATE TABLE ledger (id bigserial PRIMARY KEY, phase text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())');
@@ -152,6 +154,33 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     assert.deepEqual(await readdir(join(c.stateDir, 'pgbackrest', 'verify')).catch(() => []), []);
   });
 
+  it('reports stalled archiving when the repository is unwritable; writes go on and archiving catches up once it is fixed', async () => {
+    // Every directory of the WAL archive made read-only for PostgreSQL's user (and back, whatever happens).
+    const dirs: [string, number][] = [];
+    const walk = async (d: string) => {
+      dirs.push([d, (await stat(d)).mode & 0o7777]);
+      for (const e of await readdir(d, { withFileTypes: true })) if (e.isDirectory()) await walk(join(d, e.name));
+    };
+    await walk(join(c.stateDir, 'pgbackrest', 'repo', 'archive', 'it-pitr'));
+    try {
+      for (const [d] of dirs) await chmod(d, 0o500);
+      await write('g', 100);
+      await sql('SELECT pg_switch_wal()');
+      const stalled = await waitFor('status to report the stalled archiver', async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)), { timeoutMs: 90_000, intervalMs: 1000 });
+      assert.match(stalled, /pgBackRest's log says why/);
+      await write('g', 100);
+      assert.equal((await counts()).g, 200, 'the primary keeps accepting writes while archiving stalls');
+    } finally {
+      for (const [d, mode] of dirs) await chmod(d, mode);
+    }
+    await write('h', 10);
+    await sql('SELECT pg_switch_wal()');
+    await waitFor('archiving to catch up', async () => {
+      const s = await status();
+      return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
+    }, { timeoutMs: 120_000, intervalMs: 1000 });
+  });
+
   it('names the damaged file when a backup in the repository is corrupted, and restores nothing from it', async () => {
     const full = await c.cli(['local', 'db', 'backup', '--type', 'full', '--json']);
     assert.equal(full.code, 0, full.stderr);
@@ -175,5 +204,27 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     const relative = victim.slice(victim.indexOf('pg_data/')).replace(/\.zst$/, '');
     assert.ok(r.stderr.includes(relative), `the damaged file ${relative} is named:\n${r.stderr}`);
     assert.deepEqual(await readdir(join(c.stateDir, 'pgbackrest', 'verify')).catch(() => []), [], 'nothing was restored');
+  });
+
+  it('takes scheduled backups without a person: the scheduler runs backups.schedule and status shows its last run', async () => {
+    const before = new Set((await list()).backups.map((b) => b.label));
+    // A schedule that fires within seconds: an incremental every 5 s (full and diff once a year).
+    const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
+    await local.supervisor.stop(local.specs.scheduler, { graceMs: 30_000 });
+    await writeFile(c.configFile, (await readFile(c.configFile, 'utf8')).replace('backups: { schedule: { full: "0 0 1 1 *", diff: "0 0 1 1 *" } }', 'backups: { schedule: { incr: "*/5 * * * * *", diff: "0 0 1 1 *", full: "0 0 1 1 *" } }'));
+    const up = await c.cli(['local', 'up', '--json']);
+    assert.equal(up.code, 0, up.stderr);
+    const made = await waitFor('a scheduled incremental backup', async () => (await list()).backups.find((b) => !before.has(b.label) && b.type === 'incr'), { timeoutMs: 90_000, intervalMs: 1000 });
+    const s = await status();
+    assert.equal(s.backups?.scheduler.running, true);
+    assert.equal(s.backups?.scheduler.next?.kind, 'incr');
+    const last = await waitFor('the run recorded', async () => (await status()).backups?.scheduler.lastRuns.incr, { timeoutMs: 30_000, intervalMs: 500 });
+    assert.equal(last.ok, true, last.error);
+    assert.ok(last.label && (last.label === made.label || !before.has(last.label)));
+    const logs = await c.cli(['local', 'logs', 'backup-scheduler']);
+    assert.match(logs.stdout, /"msg":"done","kind":"incr"/);
+    // `down` stops it with the rest.
+    assert.equal((await c.cli(['local', 'down'])).code, 0);
+    assert.equal(await local.supervisor.pid(local.specs.scheduler), undefined);
   });
 });

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { parseConfig, validateConfig } from '../../src/config/load.ts';
 import { GardenError } from '../../src/errors.ts';
+import { nextRuns } from '../../src/local/backups.ts';
 import { backupFor, compareLsn, parseTarget, recoverySettings, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
 import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, restoreCommand } from '../../src/render/pgbackrest.ts';
@@ -87,5 +89,19 @@ describe('backups', () => {
     assert.throws(() => backupFor(info, parseTarget('2026-11-30T07:59:00Z')), /before the first backup's consistent point \(F1, 2026-11-30T08:00:00.000Z/);
     assert.throws(() => backupFor(info, parseTarget('0/2000000')), /before the first backup/);
     assert.throws(() => backupFor(repo([]), { kind: 'latest' }), /holds no backup/);
+  });
+
+  it('schedule: the next backup of each kind from cron expressions; a full and a diff due together run once, as the full', () => {
+    const schedule = parseConfig('cluster: { name: s }\nbackups: { schedule: { full: "0 2 * * 0", diff: "0 2 * * *", incr: "0 */6 * * *" } }').backups.schedule;
+    // Saturday 2026-11-28 03:00 local time.
+    const saturday = new Date(2026, 10, 28, 3, 0, 0);
+    const runs = nextRuns(schedule, saturday);
+    assert.deepEqual(runs.map((r) => r.kind), ['incr', 'full', 'diff']);
+    assert.equal(runs[0]!.at.getTime(), new Date(2026, 10, 28, 6, 0, 0).getTime());
+    assert.equal(runs[1]!.at.getTime(), new Date(2026, 10, 29, 2, 0, 0).getTime(), 'Sunday 02:00: full');
+    assert.equal(runs[2]!.at.getTime(), runs[1]!.at.getTime(), 'the diff is due at the same instant, and sorts after the full');
+    assert.equal(parseConfig('cluster: { name: s }').backups.schedule.incr, undefined);
+    const { problems } = validateConfig({ cluster: { name: 's' }, backups: { schedule: { full: 'every sunday' } } });
+    assert.match(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), /backups\.schedule\.full: must be a cron expression/);
   });
 });
