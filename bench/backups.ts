@@ -34,10 +34,8 @@ const must = async (args: string[]) => {
 try {
   progress('local up, then down, then up --with-backups (the first full backup included)');
   await must(['local', 'up']);
-  const [, plainUp] = await timed(async () => {
-    await must(['local', 'down']);
-    await must(['local', 'up']);
-  });
+  await must(['local', 'down']);
+  const [, plainUp] = await timed(() => must(['local', 'up']));
   await must(['local', 'down']);
   const [, backupsUp] = await timed(() => must(['local', 'up', '--with-backups']));
   rows.push(['local up (from stopped)', formatMs(plainUp), 'without backups']);
@@ -45,13 +43,15 @@ try {
 
   const status = JSON.parse(await must(['local', 'status', '--json'])) as { endpoints: { primary: string } };
   const db = new pg.Client({ connectionString: await withPassword(status.endpoints.primary, c.stateDir) });
+  db.on('error', () => {});
   await db.connect();
   progress(`loading ${MB} MB`);
   await db.query('CREATE TABLE IF NOT EXISTS payload (id bigint PRIMARY KEY, body text NOT NULL)');
-  // ~1 kB a row, in 64 MB transactions.
+  // ~1 kB a row of random hex (it compresses about as well as text does, not like repeated bytes), in 64 MB transactions.
   const perBatch = 64 * 1024;
+  const row = "array_to_string(ARRAY(SELECT md5(random()::text || g) FROM generate_series(1, 30) WHERE g > 0), '')";
   for (let done = 0; done < MB * 1024; done += perBatch) {
-    await db.query(`INSERT INTO payload SELECT g, repeat(md5(g::text), 30) FROM generate_series($1::bigint, $2::bigint) g`, [done + 1, done + perBatch]);
+    await db.query(`INSERT INTO payload SELECT g, ${row} FROM generate_series($1::bigint, $2::bigint) g`, [done + 1, done + perBatch]);
   }
   const size = Number((await db.query<{ s: string }>("SELECT pg_database_size('postgres') AS s")).rows[0]!.s);
 
@@ -75,13 +75,15 @@ try {
   progress('pg_basebackup of the same database, for comparison');
   const base = await mkdtemp(join(tmpdir(), 'bench-bk-base-'));
   try {
-    const secrets = JSON.parse(await readFile(join(c.stateDir, 'secrets', 'passwords.json'), 'utf8')) as { superuserPassword: string };
+    const secrets = JSON.parse(await readFile(join(c.stateDir, 'secrets', 'passwords.json'), 'utf8')) as { replicationPassword: string };
     const leader = (JSON.parse(await must(['local', 'status', '--json'])) as { members: { name: string; role: string }[] }).members.find((m) => m.role === 'leader')!.name;
     const [, baseMs] = await timed(
       () =>
         new Promise<void>((resolve, reject) => {
-          const p = spawn(join(ctx.binDir, 'pg_basebackup'), ['-D', `${base}/data`, '-h', local.layout.patroni(leader).socketDir, '-p', String(local.config.postgres.port), '-U', 'postgres', '-X', 'stream', '-c', 'fast', '--no-sync'], {
-            env: { PATH: process.env.PATH, PGPASSWORD: secrets.superuserPassword },
+          // As Patroni's replicas do: the replication user over TLS to the leader's address.
+          const address = local.topology.postgres.find((m) => m.name === leader)!.address;
+          const p = spawn(join(ctx.binDir, 'pg_basebackup'), ['-D', `${base}/data`, '-h', address, '-p', String(local.config.postgres.port), '-U', 'replicator', '-X', 'stream', '-c', 'fast', '--no-sync'], {
+            env: { PATH: process.env.PATH, PGPASSWORD: secrets.replicationPassword, PGSSLMODE: 'require' },
             stdio: 'inherit',
           });
           p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`pg_basebackup exit ${code}`))));
@@ -95,9 +97,13 @@ try {
   progress('archive latency under write load');
   const lat: number[] = [];
   let writing = true;
+  let connected!: () => void;
+  const writerReady = new Promise<void>((r) => (connected = r));
   const writer = (async () => {
     const w = new pg.Client({ connectionString: await withPassword(status.endpoints.primary, c.stateDir) });
+    w.on('error', () => {});
     await w.connect();
+    connected();
     let i = MB * 1024 + 1;
     while (writing) {
       await w.query('INSERT INTO payload SELECT g, repeat(md5(g::text), 30) FROM generate_series($1::bigint, $2::bigint) g', [i, i + 999]);
@@ -105,7 +111,10 @@ try {
     }
     await w.end();
   })();
+  await writerReady;
+  // Each switch follows a write of its own, so there is always a segment to switch away from.
   for (let k = 0; k < 10; k++) {
+    await db.query('INSERT INTO payload VALUES ($1, $2)', [-(k + 2), 'switch marker']);
     const segment = (await db.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')).rows[0]!.w;
     const t = performance.now();
     for (;;) {
