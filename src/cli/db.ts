@@ -1,5 +1,6 @@
 // `gardenos local db …` and `gardenos db …`: operations on the PostgreSQL cluster through
-// Patroni, and (local) logical backup, restore and migration through PostgreSQL's own tools.
+// Patroni; (local) logical backup, restore and migration through PostgreSQL's own tools, and
+// pgBackRest's backups, restore tests and point-in-time recovery.
 import { join, resolve } from 'node:path';
 import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
@@ -192,8 +193,10 @@ export async function restoreCommand(g: GlobalOptions, dir: string | undefined, 
 async function pitrCommand(g: GlobalOptions, to: string, opts: { from?: string; timeout?: string; yes?: boolean }): Promise<number> {
   const c = await openLocalCluster(g);
   const { parseTarget } = await import('../ops/pgbackrest.ts');
-  const { describeTarget, pointInTimeRestore } = await import('../local/backups.ts');
+  const { checkTarget, describeTarget, pointInTimeRestore } = await import('../local/backups.ts');
   const target = parseTarget(to);
+  // Asked only about a restore that can happen.
+  await checkTarget(c, target, opts.from);
   const loss = `This rebuilds cluster ${c.config.cluster.name} as it was at ${describeTarget(target)}: every member is stopped and its data replaced; what was written after that point is no longer in the cluster (an incremental backup of the current state is taken first, and stays in the repository).`;
   if (!(await confirmed({ yes: opts.yes, action: `restore ${c.config.postgres.scope} to ${describeTarget(target)}`, loss, expect: c.config.postgres.scope, what: 'the scope' }))) return 1;
   const r = await pointInTimeRestore(c, target, { ...(opts.from ? { from: opts.from } : {}), report: streamReporter(process.stderr, Boolean(g.json)), timeoutMs: Number(opts.timeout ?? 600) * 1000 });

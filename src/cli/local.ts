@@ -68,7 +68,9 @@ export async function downCommand(g: GlobalOptions): Promise<number> {
 export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }): Promise<number> {
   const c = await openLocalCluster(g);
   const name = c.config.cluster.name;
-  const loss = `This stops cluster "${name}" and deletes ${c.layout.root}: every database in it, its certificates and its passwords.`;
+  const repo = c.config.backups.enabled ? c.layout.backups.repoPath : undefined;
+  const backups = repo === undefined ? '' : repo.startsWith(`${c.layout.root}/`) ? ', and its backup repository with every backup in it' : ` (its backup repository ${repo} is kept, but without the passwords file its encrypted backups cannot be read: keep a copy of ${c.layout.secretsFile})`;
+  const loss = `This stops cluster "${name}" and deletes ${c.layout.root}: every database in it, its certificates and its passwords${backups}.`;
   if (!(await confirmed({ yes: opts.yes, action: `destroy "${name}"`, loss, expect: name, what: 'the cluster name' }))) return 1;
   const { localDestroy } = await import('../local/down.ts');
   const result = await localDestroy(c, streamReporter(process.stderr, Boolean(g.json)));

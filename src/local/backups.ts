@@ -202,9 +202,7 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   if (target.kind === 'time' && target.time.getTime() > Date.now()) throw new GardenError('CONFIG_INVALID', `--to ${target.time.toISOString()} is in the future`, { hint: 'to replay everything archived, use --to latest' });
 
   // A target the repository cannot reach is refused before anything is touched.
-  const before = await repositoryInfo(ctx);
-  if (opts.from && !before.backups.some((b) => b.label === opts.from)) throw new GardenError('STATE_CONFLICT', `the repository has no backup ${opts.from}`, { hint: 'list them: gardenos local db backup list' });
-  backupFor(opts.from ? { ...before, backups: before.backups.filter((b) => b.label === opts.from) } : before, target);
+  await checkTarget(c, target, opts.from);
 
   // The safety backup, while the cluster still runs: what is there now stays restorable.
   let safetyBackup: string | null = null;
@@ -282,6 +280,14 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   report({ kind: 'step', step: 'full backup', status: 'done', detail: newBackup });
   if (scheduled) await c.supervisor.start(c.specs.scheduler);
   return { target: describeTarget(target), from: from.label, leader: first.name, safetyBackup, newBackup, dcsBackup: dcs.backup, durationMs: Date.now() - started };
+}
+
+/** The backup a restore to `target` would start from (the one named by `from`, if given); refuses what the repository cannot reach. */
+export async function checkTarget(c: LocalCluster, target: RecoveryTarget, from?: string): Promise<BackupInfo> {
+  requireBackups(c);
+  const info = await repositoryInfo(pgbackrestContext(c));
+  if (from && !info.backups.some((b) => b.label === from)) throw new GardenError('STATE_CONFLICT', `the repository has no backup ${from}`, { hint: 'list them: gardenos local db backup list' });
+  return backupFor(from ? { ...info, backups: info.backups.filter((b) => b.label === from) } : info, target);
 }
 
 export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
