@@ -147,7 +147,7 @@ async function sha256(file: string): Promise<string> {
 const quoteIdent = (s: string) => `"${s.replaceAll('"', '""')}"`;
 
 /** Row counts of every ordinary table, in the client's current transaction. */
-async function countRows(client: pg.Client): Promise<Record<string, number>> {
+export async function countRows(client: pg.Client): Promise<Record<string, number>> {
   const tables = await client.query<{ s: string; t: string }>(
     "SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
   );

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { z } from 'zod';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
+import { countRows } from './backup.ts';
 import { ensureDir, type Owner } from '../util/files.ts';
 
 export interface PgbackrestContext {
@@ -232,17 +233,6 @@ export interface VerifyResult {
   amcheck: string;
   verifiedAt: string;
   durationMs: number;
-}
-
-/** Row counts per table of one database, on an open connection. */
-async function countRows(client: pg.Client): Promise<Record<string, number>> {
-  const tables = await client.query<{ s: string; t: string }>(
-    "SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
-  );
-  const q = (s: string) => `"${s.replaceAll('"', '""')}"`;
-  const counts: Record<string, number> = {};
-  for (const { s, t } of tables.rows) counts[`${s}.${t}`] = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${q(s)}.${q(t)}`)).rows[0]!.n);
-  return counts;
 }
 
 /** A libpq-style connection to a member or the throwaway instance, through its Unix socket. */
