@@ -55,10 +55,12 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
 # containerd service, which the tests leave alone (they run their own, on their own socket). Of their
 # Recommends only runc's criu exists (checkpoint/restore, never run by `runc create/start`); etcd 3.5.16 from
 # Debian 13 recommends nothing. Also Prometheus (`local up --with-monitoring`, and promtool for the alert
-# rules' tests): a Go program that loads no module at run time, so its one Recommends, prometheus-node-exporter
-# (another daemon, which GardenOS does not scrape yet), is safely left out; on a systemd host the package starts
-# Debian's own Prometheus on *:9090, so the tests give theirs other ports (and `--with-monitoring` users
-# either stop that service or set monitoring.port).
+# rules' tests) with the exporters and Alertmanager it runs beside the cluster: Go programs that load no
+# module at run time; of their Recommends, node-exporter's dbus and extra collectors are for collectors GardenOS
+# does not enable. On a systemd host these packages start Debian's own daemons on their default ports (9090,
+# 9093, 9100, 9187), so the tests give theirs other ports (and `--with-monitoring` users either stop those
+# services or set monitoring's ports). And headless Chromium (chromium-headless-shell; DejaVu for its text), in
+# which the dashboard's test drives the page.
 tests=0
 for arg in "$@"; do
   case "$arg" in
@@ -66,7 +68,8 @@ for arg in "$@"; do
     *) die "unknown option $arg (usage: install-deps.sh [--tests])" ;;
   esac
 done
-[ "$tests" -eq 0 ] || packages+=(containerd runc containernetworking-plugins umoci catatonit busybox-static prometheus)
+[ "$tests" -eq 0 ] || packages+=(containerd runc containernetworking-plugins umoci catatonit busybox-static prometheus
+  prometheus-postgres-exporter prometheus-node-exporter prometheus-alertmanager chromium-headless-shell fonts-dejavu-core)
 
 installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 # version_at_least VERSION MINIMUM: Debian's own version comparison.
@@ -138,6 +141,10 @@ if [ "$tests" -eq 1 ]; then
   check "umoci (builds the test images)" umoci umoci --version
   check "catatonit (the pause image's process)" catatonit catatonit --version
   check "prometheus and promtool (monitoring)" prometheus sh -c 'prometheus --version 2>&1 | head -n1 && promtool --version >/dev/null 2>&1'
+  check "postgres-exporter" prometheus-postgres-exporter sh -c 'prometheus-postgres-exporter --version 2>&1 | head -n1'
+  check "node-exporter" prometheus-node-exporter sh -c 'prometheus-node-exporter --version 2>&1 | head -n1'
+  check "alertmanager" prometheus-alertmanager sh -c 'prometheus-alertmanager --version 2>&1 | head -n1'
+  check "headless Chromium (the dashboard's test)" chromium-headless-shell sh -c 'chromium-headless-shell --version 2>&1 | head -n1'
   check "busybox, static (the test workload image)" busybox-static sh -c 'ldd "$(command -v busybox)" 2>&1 | grep -q "not a dynamic executable" && busybox | head -n1'
 fi
 check "psycopg2 (Patroni's PostgreSQL driver)" python3-psycopg2 /usr/bin/python3 -c 'import psycopg2; print("psycopg2", psycopg2.__version__)'

@@ -80,7 +80,7 @@ export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }):
 
 export async function logsCommand(g: GlobalOptions, member: string | undefined, opts: { lines: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, ...(c.config.pooler.enabled ? [c.specs.pooler] : []), ...(c.config.monitoring.enabled ? [c.specs.monitoring] : []), ...(c.config.backups.enabled ? [c.specs.scheduler] : [])];
+  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, ...(c.config.pooler.enabled ? [c.specs.pooler] : []), ...(c.config.monitoring.enabled ? [c.specs.monitoring, ...c.specs.exporters] : []), ...(c.config.backups.enabled ? [c.specs.scheduler] : [])];
   const picked = member ? all.filter((s) => s.id === member || s.id.endsWith(`-${member}`)) : all;
   if (picked.length === 0) {
     throw new GardenError('NOT_RUNNING', `no process called "${member}"`, { hint: `one of: ${all.map((s) => s.id).join(', ')}, or a member name (${c.topology.postgres.map((m) => m.name).join(', ')})` });

@@ -78,7 +78,15 @@ export function checkRules(c: Config): RuleIssue[] {
     [['postgres', 'patroniPort'], c.postgres.patroniPort],
     [['router', 'port'], c.router.port],
     ...(c.pooler.enabled ? [[['pooler', 'port'], c.pooler.port] as [(string | number)[], number]] : []),
-    ...(c.monitoring.enabled ? [[['monitoring', 'port'], c.monitoring.port] as [(string | number)[], number]] : []),
+    ...(c.monitoring.enabled
+      ? ([
+          [['monitoring', 'port'], c.monitoring.port],
+          // The local profile runs one postgres-exporter per member on consecutive ports from this one.
+          ...[0, 1, 2].map((i) => [['monitoring', 'exporterPorts', 'postgres'], c.monitoring.exporterPorts.postgres + i]),
+          [['monitoring', 'exporterPorts', 'node'], c.monitoring.exporterPorts.node],
+          [['monitoring', 'alertmanager', 'port'], c.monitoring.alertmanager.port],
+        ] as [(string | number)[], number][])
+      : []),
     ...(c.ingress.controller === 'traefik'
       ? ([
           [['ingress', 'httpPort'], c.ingress.httpPort],

@@ -277,6 +277,25 @@ const monitoring = z.strictObject({
   retention: z.string().regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d').default('15d'),
   /** A replica this far behind the primary's WAL raises GardenOSReplicationLag. */
   replicationLagAlertBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+  /**
+   * The exporters Prometheus scrapes beside the components' own metrics: Debian's postgres-exporter (as a
+   * pg_monitor role of its own; the local profile runs one per member on consecutive ports from this one)
+   * and node-exporter (filesystems, CPU, memory, and the backup scheduler's metrics file).
+   */
+  exporterPorts: z.strictObject({ postgres: port.default(9187), node: port.default(9100) }).prefault({}),
+  /** Alertmanager, which Prometheus sends firing alerts to; `webhookUrl` forwards them (chat, paging). */
+  alertmanager: z
+    .strictObject({
+      port: port.default(9093),
+      webhookUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    })
+    .prefault({}),
+  /** A filesystem holding GardenOS's data with less than this share free raises GardenOSVolumeFilling. */
+  diskFreeAlertPercent: z.number().min(1).max(50).default(10),
+  /** With backups on: no new backup for this long raises GardenOSBackupTooOld (a day's diff plus slack). */
+  backupAlertAfterHours: z.number().min(1).max(24 * 60).default(26),
+  /** With backups on: no successful restore test for this long raises GardenOSRestoreTestTooOld (weekly full plus a day). */
+  restoreTestAlertAfterDays: z.number().min(1).max(365).default(8),
 });
 
 /**

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CronExpressionParser } from 'cron-parser';
 import pg from 'pg';
+import { Gauge, Registry } from 'prom-client';
 import { z } from 'zod';
 import { PatroniClient, readyLeader, type PatroniClusterView } from '../clients/patroni.ts';
 import type { Config } from '../config/schema.ts';
@@ -29,7 +30,7 @@ import {
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
 import { stanzaOf } from '../render/pgbackrest.ts';
-import { writeFileAtomic } from '../util/files.ts';
+import { ensureDir, writeFileAtomic } from '../util/files.ts';
 import { readStateFile } from '../util/state-file.ts';
 import { waitFor } from '../util/wait.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
@@ -84,7 +85,9 @@ export async function ensureBackups(c: LocalCluster, report: Reporter): Promise<
 
 export async function localBackup(c: LocalCluster, type: BackupType): Promise<BackupInfo> {
   requireBackups(c);
-  return takeBackup(pgbackrestContext(c), type);
+  const backup = await takeBackup(pgbackrestContext(c), type);
+  await writeBackupMetrics(c).catch(() => {}); // the scheduler's next minute writes it otherwise
+  return backup;
 }
 
 export async function localBackupList(c: LocalCluster): Promise<RepositoryInfo & { lastVerified: VerifyResult | null }> {
@@ -172,6 +175,7 @@ export async function localVerify(c: LocalCluster, label: string | undefined, re
     report,
   });
   await writeFileAtomic(c.layout.backups.recordFile, `${JSON.stringify(result, null, 2)}\n`, 0o644);
+  await writeBackupMetrics(c).catch(() => {});
   return result;
 }
 
@@ -388,4 +392,50 @@ const order = (k: BackupType) => ['full', 'diff', 'incr'].indexOf(k);
 
 export async function readScheduleState(c: LocalCluster): Promise<ScheduleState> {
   return ((await readStateFile(c.layout.backups.scheduleStateFile, scheduleStateSchema, 'delete it; the scheduler writes it again after its next run')) as ScheduleState | undefined) ?? {};
+}
+
+/**
+ * The backup metrics node-exporter's textfile collector serves (monitoring.enabled): the newest backup
+ * of each type, since when no restore test has succeeded, how the last one went, and each scheduled run's
+ * outcome. Written atomically by the scheduler after every run and every minute; its timestamp tells
+ * Prometheus the scheduler is alive (GardenOSBackupSchedulerSilent).
+ */
+export async function backupMetrics(c: LocalCluster, now = Date.now()): Promise<string> {
+  const registry = new Registry();
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []) => new Gauge<L>({ name, help, labelNames, registers: [registry] });
+  const seconds = (iso: string) => Date.parse(iso) / 1000;
+  gauge('gardenos_backup_metrics_timestamp_seconds', 'When the backup scheduler last wrote these metrics').set(now / 1000);
+  const readable = gauge('gardenos_backup_repository_readable', '1 when pgBackRest could read the repository');
+  const [info, verified, runs] = await Promise.all([
+    repositoryInfo(pgbackrestContext(c), { timeoutMs: 30_000 }).catch(() => undefined),
+    readVerified(c).catch(() => null),
+    readScheduleState(c).catch((): ScheduleState => ({})),
+  ]);
+  readable.set(info ? 1 : 0);
+  if (info) {
+    const newest = new Map<BackupType, number>();
+    for (const b of info.backups) newest.set(b.type, Math.max(newest.get(b.type) ?? 0, seconds(b.stoppedAt)));
+    const last = gauge('gardenos_backup_last_success_timestamp_seconds', 'When the newest backup of each type finished', ['type']);
+    for (const [type, at] of newest) last.set({ type }, at);
+    // Untested since the last successful restore test, or since the oldest backup when none has run.
+    const oldest = info.backups[0];
+    const since = verified ? seconds(verified.verifiedAt) : oldest ? seconds(oldest.stoppedAt) : undefined;
+    if (since !== undefined) gauge('gardenos_backup_untested_since_timestamp_seconds', 'The last successful restore test, or the oldest backup if none has succeeded').set(since);
+  }
+  // The newest restore test, scheduled or by hand: did it pass?
+  const scheduledVerify = runs.verify;
+  if (verified || scheduledVerify) {
+    const failedLater = scheduledVerify && !scheduledVerify.ok && (!verified || Date.parse(scheduledVerify.at) > Date.parse(verified.verifiedAt));
+    gauge('gardenos_backup_last_restore_test_success', '1 when the newest restore test passed').set(failedLater ? 0 : 1);
+  }
+  const failed = gauge('gardenos_backup_scheduled_run_failed', '1 when the last scheduled run of this kind failed', ['kind']);
+  for (const run of Object.values(runs)) failed.set({ kind: run.kind }, run.ok ? 0 : 1);
+  return registry.metrics();
+}
+
+/** Writes backupMetrics into node-exporter's textfile directory (only when monitoring is on). */
+export async function writeBackupMetrics(c: LocalCluster): Promise<void> {
+  if (!c.config.monitoring.enabled) return;
+  await ensureDir(c.layout.monitoring.textfileDir, 0o755);
+  await writeFileAtomic(join(c.layout.monitoring.textfileDir, 'gardenos-backups.prom'), await backupMetrics(c), 0o644);
 }

@@ -23,7 +23,18 @@ export interface LocalCluster {
   supervisor: Supervisor;
   /** Who PostgreSQL and Patroni run as (undefined: the current user). */
   pgOwner: Owner | undefined;
-  specs: { etcd: ProcessSpec[]; patroni: ProcessSpec[]; haproxy: ProcessSpec; router: ProcessSpec; pooler: ProcessSpec; monitoring: ProcessSpec; scheduler: ProcessSpec };
+  specs: {
+    etcd: ProcessSpec[];
+    patroni: ProcessSpec[];
+    haproxy: ProcessSpec;
+    router: ProcessSpec;
+    pooler: ProcessSpec;
+    /** Prometheus. */
+    monitoring: ProcessSpec;
+    /** What Prometheus scrapes and sends to beside the components: postgres-exporter per member, node-exporter, Alertmanager. */
+    exporters: ProcessSpec[];
+    scheduler: ProcessSpec;
+  };
   /** Set in isolated mode: the namespaces, links and bridge the members live on. */
   network: IsolatedNetwork | undefined;
 }
@@ -184,6 +195,57 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
         logFile: layout.log('prometheus'),
         match: layout.monitoring.configFile,
       },
+      exporters: [
+        // One postgres-exporter per member, on the load balancer's address (the host's side in isolated mode),
+        // logging in as the pg_monitor role over TLS checked against the cluster's CA.
+        ...topology.postgres.map(
+          (m, i): ProcessSpec => ({
+            id: `postgres-exporter-${m.name}`,
+            command: 'prometheus-postgres-exporter',
+            args: [`--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i)}`, '--disable-settings-metrics', '--log.level=warn', '--log.format=json'],
+            cwd: layout.monitoring.dir,
+            env: {
+              ...env,
+              DATA_SOURCE_URI: `${hostPort(m.address, config.postgres.port)}/postgres?sslmode=verify-full&sslrootcert=${layout.ca.cert}`,
+              DATA_SOURCE_USER: USERS.monitor,
+              DATA_SOURCE_PASS_FILE: layout.monitoring.monitorPasswordFile,
+            },
+            logFile: layout.log(`postgres-exporter-${m.name}`),
+            match: `--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i)}`,
+          }),
+        ),
+        {
+          id: 'node-exporter',
+          command: 'prometheus-node-exporter',
+          args: [
+            `--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.exporterPorts.node)}`,
+            '--collector.disable-defaults',
+            ...['filesystem', 'cpu', 'meminfo', 'loadavg', 'textfile'].map((c) => `--collector.${c}`),
+            `--collector.textfile.directory=${layout.monitoring.textfileDir}`,
+            '--log.format=json',
+          ],
+          cwd: layout.monitoring.dir,
+          env,
+          logFile: layout.log('node-exporter'),
+          match: `--collector.textfile.directory=${layout.monitoring.textfileDir}`,
+        },
+        {
+          id: 'alertmanager',
+          command: 'prometheus-alertmanager',
+          args: [
+            `--config.file=${layout.monitoring.alertmanagerConfigFile}`,
+            `--storage.path=${layout.monitoring.alertmanagerDataDir}`,
+            `--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.alertmanager.port)}`,
+            // One Alertmanager: no gossip port.
+            '--cluster.listen-address=',
+            '--log.format=json',
+          ],
+          cwd: layout.monitoring.dir,
+          env,
+          logFile: layout.log('alertmanager'),
+          match: layout.monitoring.alertmanagerConfigFile,
+        },
+      ],
     },
   };
 }

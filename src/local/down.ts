@@ -38,7 +38,9 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
   };
 
   if (c.config.backups.enabled || (await c.supervisor.pid(c.specs.scheduler)) !== undefined) await stop(c.specs.scheduler, 30_000);
-  if (c.config.monitoring.enabled || (await c.supervisor.pid(c.specs.monitoring)) !== undefined) await stop(c.specs.monitoring, 10_000);
+  for (const spec of [c.specs.monitoring, ...c.specs.exporters]) {
+    if (c.config.monitoring.enabled || (await c.supervisor.pid(spec)) !== undefined) await stop(spec, 10_000);
+  }
   if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stop(c.specs.pooler, 10_000);
   await stop(c.specs.router, 10_000);
   await stop(c.specs.haproxy, 10_000);

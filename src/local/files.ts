@@ -1,6 +1,6 @@
 // Every file the local cluster's daemons read, rendered by the shared
 // renderers with the local profile's addresses and paths, with its mode and owner.
-import { renderAlertRules, renderPrometheusConfig } from '../render/prometheus.ts';
+import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig } from '../render/prometheus.ts';
 import { renderEtcdConfig } from '../render/etcd.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
@@ -8,6 +8,7 @@ import { renderPatroniConfig } from '../render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, restoreCommand } from '../render/pgbackrest.ts';
 import { renderPgbouncerIni, renderPgbouncerUserlist } from '../render/pgbouncer.ts';
 import { renderRouterSettings } from '../render/router.ts';
+import { hostPort } from '../render/topology.ts';
 import type { Owner } from '../util/files.ts';
 import type { LocalCluster } from './cluster.ts';
 
@@ -88,11 +89,18 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
               statsPasswordFile: layout.monitoring.statsPasswordFile,
               haproxy: [topology.loadBalancer],
               router: [topology.loadBalancer],
+              postgresExporters: topology.postgres.map((m, i) => ({ member: m.name, target: hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i) })),
+              nodeExporters: [hostPort(topology.loadBalancer, config.monitoring.exporterPorts.node)],
+              alertmanagers: [hostPort(topology.loadBalancer, config.monitoring.alertmanager.port)],
             }),
+            processId: specs.monitoring.id,
           },
-          { file: layout.monitoring.rulesFile, content: renderAlertRules(config) },
-          { file: layout.monitoring.statsPasswordFile, content: secrets.statsPassword },
-        ].map((f): LocalFile => ({ ...f, dir: layout.monitoring.dir, dirMode: 0o700, mode: 0o600, member: 'monitoring', processId: specs.monitoring.id }))
+          { file: layout.monitoring.rulesFile, content: renderAlertRules(config), processId: specs.monitoring.id },
+          { file: layout.monitoring.statsPasswordFile, content: secrets.statsPassword, processId: specs.monitoring.id },
+          { file: layout.monitoring.alertmanagerConfigFile, content: renderAlertmanagerConfig(config), processId: 'alertmanager' },
+          // Made with the secrets; a cluster from before monitoring existed gets it from ensureSecrets.
+          { file: layout.monitoring.monitorPasswordFile, content: secrets.monitorPassword ?? '', processId: specs.exporters[0]!.id },
+        ].map((f): LocalFile => ({ ...f, dir: layout.monitoring.dir, dirMode: 0o700, mode: 0o600, member: 'monitoring' }))
       : []),
     ...backupFiles(c, secrets),
   ];

@@ -16,7 +16,14 @@ export interface Requirement {
 export function requirements(postgresVersion: number, opts: { pooler?: boolean; monitoring?: boolean; backups?: boolean } = {}): Requirement[] {
   return [
     ...(opts.pooler ? [{ binary: 'pgbouncer', path: 'pgbouncer', debianPackage: 'pgbouncer' }] : []),
-    ...(opts.monitoring ? [{ binary: 'prometheus', path: 'prometheus', debianPackage: 'prometheus' }] : []),
+    ...(opts.monitoring
+      ? [
+          { binary: 'prometheus', path: 'prometheus', debianPackage: 'prometheus' },
+          { binary: 'prometheus-postgres-exporter', path: 'prometheus-postgres-exporter', debianPackage: 'prometheus-postgres-exporter' },
+          { binary: 'prometheus-node-exporter', path: 'prometheus-node-exporter', debianPackage: 'prometheus-node-exporter' },
+          { binary: 'prometheus-alertmanager', path: 'prometheus-alertmanager', debianPackage: 'prometheus-alertmanager' },
+        ]
+      : []),
     ...(opts.backups ? [{ binary: 'pgbackrest', path: 'pgbackrest', debianPackage: 'pgbackrest' }] : []),
     { binary: 'etcd', path: 'etcd', debianPackage: 'etcd-server' },
     { binary: 'etcdctl', path: 'etcdctl', debianPackage: 'etcd-client' },

@@ -80,7 +80,19 @@ export interface LocalLayout {
   haproxy: HaproxyFiles & { dir: string; configFile: string };
   router: { dir: string; configFile: string };
   pooler: PoolerFiles & { dir: string; configFile: string };
-  monitoring: { dir: string; configFile: string; rulesFile: string; dataDir: string; statsPasswordFile: string };
+  monitoring: {
+    dir: string;
+    configFile: string;
+    rulesFile: string;
+    dataDir: string;
+    statsPasswordFile: string;
+    /** postgres-exporter's password (its role is gardenos_monitor). */
+    monitorPasswordFile: string;
+    alertmanagerConfigFile: string;
+    alertmanagerDataDir: string;
+    /** node-exporter's textfile directory: the backup scheduler writes its metrics here. */
+    textfileDir: string;
+  };
   /** pgBackRest (backups.enabled): its config, default repository, logs, and the superuser's pgpass it connects with. */
   backups: PgbackrestFiles & { dir: string; pgpass: string; verifyDir: string; recordFile: string; schedulerConfigFile: string; scheduleStateFile: string };
   log(process: string): string;
@@ -132,6 +144,10 @@ export function localLayout(root: string, postgresVersion: number, repoPath?: st
       rulesFile: join(root, 'monitoring', 'gardenos.rules.yml'),
       dataDir: join(root, 'monitoring', 'data'),
       statsPasswordFile: join(root, 'monitoring', 'haproxy-stats-password'),
+      monitorPasswordFile: join(root, 'monitoring', 'postgres-exporter-password'),
+      alertmanagerConfigFile: join(root, 'monitoring', 'alertmanager.yml'),
+      alertmanagerDataDir: join(root, 'monitoring', 'alertmanager'),
+      textfileDir: join(root, 'monitoring', 'textfile'),
     },
     backups: {
       dir: join(root, 'pgbackrest'),

@@ -7,13 +7,27 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe } from '../errors.ts';
 import { silent } from '../log/events.ts';
 import { writeFileAtomic } from '../util/files.ts';
-import { localBackup, localVerify, nextRuns, readScheduleState, type ScheduledRun } from './backups.ts';
+import { localBackup, localVerify, nextRuns, readScheduleState, writeBackupMetrics, type ScheduledRun } from './backups.ts';
 import type { LocalCluster } from './cluster.ts';
 
 /** Runs until `signal` aborts: sleeps to the next due backup, takes it, and after a full one tests it. */
 export async function runSchedule(c: LocalCluster, log: (line: Record<string, unknown>) => void, signal: AbortSignal): Promise<void> {
   const schedule = c.config.backups.schedule;
   log({ msg: 'scheduler started', schedule });
+  // The metrics file (monitoring on): now, after every run, and every minute — its age is the scheduler's heartbeat.
+  const metrics = () => writeBackupMetrics(c).catch((e: unknown) => log({ msg: 'could not write the backup metrics', error: describe(e) }));
+  await metrics();
+  const heartbeat = setInterval(metrics, 60_000);
+  signal.addEventListener('abort', () => clearInterval(heartbeat), { once: true });
+  try {
+    await loop(c, log, signal, metrics);
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
+
+async function loop(c: LocalCluster, log: (line: Record<string, unknown>) => void, signal: AbortSignal, metrics: () => Promise<void>): Promise<void> {
+  const schedule = c.config.backups.schedule;
   while (!signal.aborted) {
     const [next] = nextRuns(schedule, new Date());
     if (!next) return;
@@ -29,6 +43,7 @@ export async function runSchedule(c: LocalCluster, log: (line: Record<string, un
     const kind = due[0]?.kind ?? next.kind;
     await record(c, log, kind, async () => (await localBackup(c, kind)).label);
     if (kind === 'full' && schedule.verifyAfterFull && !signal.aborted) await record(c, log, 'verify', async () => (await localVerify(c, undefined, silent)).label);
+    await metrics();
   }
 }
 

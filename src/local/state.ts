@@ -22,11 +22,13 @@ export function generatePassword(): string {
 export async function ensureSecrets(layout: LocalLayout, cluster: string): Promise<ClusterSecrets> {
   await ensureDir(layout.secretsDir, 0o700);
   const existing = await readSecrets(layout);
-  // A cluster made before backups existed gets its repository key added; one that has it keeps it
-  // (the repository cannot be read with another).
-  if (existing?.backupCipherPass) return existing;
+  // A cluster made before backups or monitoring existed gets their secrets added; one that has them keeps
+  // them (the repository cannot be read with another key).
+  const later = { backupCipherPass: () => randomBytes(32).toString('base64url'), monitorPassword: generatePassword };
   if (existing) {
-    const completed = { ...existing, backupCipherPass: randomBytes(32).toString('base64url') };
+    const missing = (Object.keys(later) as (keyof typeof later)[]).filter((k) => !existing[k]);
+    if (!missing.length) return existing;
+    const completed = { ...existing, ...Object.fromEntries(missing.map((k) => [k, later[k]()])) };
     await writeFileAtomic(layout.secretsFile, `${JSON.stringify(completed, null, 2)}\n`, 0o600);
     return completed;
   }
@@ -37,7 +39,8 @@ export async function ensureSecrets(layout: LocalLayout, cluster: string): Promi
     restApiPassword: generatePassword(),
     statsPassword: generatePassword(),
     etcdClusterToken: `${cluster}-${randomBytes(8).toString('hex')}`,
-    backupCipherPass: randomBytes(32).toString('base64url'),
+    backupCipherPass: later.backupCipherPass(),
+    monitorPassword: later.monitorPassword(),
   };
   await writeFileAtomic(layout.secretsFile, `${JSON.stringify(secrets, null, 2)}\n`, 0o600);
   return secrets;

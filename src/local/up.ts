@@ -6,9 +6,11 @@ import { dirname, resolve } from 'node:path';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient } from '../clients/haproxy.ts';
 import { PatroniClient, readyLeader } from '../clients/patroni.ts';
-import { GardenError } from '../errors.ts';
+import pg from 'pg';
+import { describe, GardenError } from '../errors.ts';
+import { ensureLoginRole } from '../ops/roles.ts';
 import type { Reporter } from '../log/events.ts';
-import type { ClusterSecrets } from '../render/files.ts';
+import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { alertRules } from '../render/prometheus.ts';
 import { hostPort } from '../render/topology.ts';
 import { request } from '../util/http.ts';
@@ -109,6 +111,13 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
   if (!running.get(specs.router.id)) needs.push({ host: lb, port: config.router.port, owner: 'router' });
   if (config.pooler.enabled && !running.get(specs.pooler.id)) needs.push({ host: lb, port: config.pooler.port, owner: 'pooler (PgBouncer)' });
   if (config.monitoring.enabled && !running.get(specs.monitoring.id)) needs.push({ host: lb, port: config.monitoring.port, owner: 'Prometheus' });
+  if (config.monitoring.enabled) {
+    const m = config.monitoring;
+    const exporterPorts = [...topology.postgres.map((p, i) => ({ port: m.exporterPorts.postgres + i, owner: `postgres-exporter (${p.name})` })), { port: m.exporterPorts.node, owner: 'node-exporter' }, { port: m.alertmanager.port, owner: 'Alertmanager' }];
+    specs.exporters.forEach((s, i) => {
+      if (!running.get(s.id)) needs.push({ host: lb, ...exporterPorts[i]! });
+    });
+  }
   return needs;
 }
 
@@ -304,14 +313,36 @@ const monitoring: Phase = {
   title: 'monitoring',
   async run(ctx) {
     const { c, timeoutMs } = ctx;
-    const { config, topology, specs } = c;
+    const { config, topology, specs, layout } = c;
     if (!config.monitoring.enabled) return 'off (monitoring.enabled in gardenos.yaml, or `local up --with-monitoring`, runs Prometheus with the alert rules)';
+    // postgres-exporter's role, on the primary (replicated from there); its password is in the secrets.
+    if (await ensureMonitorRole(c, ctx.secrets!)) change(ctx, `created role ${USERS.monitor} (pg_monitor) for postgres-exporter`, 'monitoring');
+    await ensureDir(layout.monitoring.textfileDir, 0o755);
+    await startMissing(ctx, specs.exporters, 'monitoring');
     await startMissing(ctx, [specs.monitoring], 'monitoring');
     const url = `http://${hostPort(topology.loadBalancer, config.monitoring.port)}`;
-    await awaitMembers(c, [specs.monitoring], 'Prometheus to be ready', async () => (await request(`${url}/-/ready`, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200 || undefined, { timeoutMs, intervalMs: 250, since: ctx.startedAt });
-    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules)`;
+    const answers = async (u: string) => (await request(u, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200 || undefined;
+    await awaitMembers(c, [specs.monitoring, ...specs.exporters], 'Prometheus, the exporters and Alertmanager to be ready', async () => {
+      const exporterUrls = specs.exporters.map((s) => `http://${s.args.find((a) => a.startsWith('--web.listen-address='))!.split('=')[1]}${s.id === 'alertmanager' ? '/-/ready' : '/metrics'}`);
+      return (await Promise.all([answers(`${url}/-/ready`), ...exporterUrls.map(answers)])).every(Boolean) || undefined;
+    }, { timeoutMs, intervalMs: 250, since: ctx.startedAt });
+    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules), Alertmanager on :${config.monitoring.alertmanager.port}, postgres-exporter × ${topology.postgres.length}, node-exporter`;
   },
 };
+
+/** postgres-exporter's login role on the primary; true when it was created. */
+async function ensureMonitorRole(c: LocalCluster, secrets: ClusterSecrets): Promise<boolean> {
+  const client = new pg.Client({ connectionString: connectionUris(c, secrets.superuserPassword).primary, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return await ensureLoginRole(client, USERS.monitor, secrets.monitorPassword!, ['pg_monitor']);
+  } catch (e) {
+    throw new GardenError('BACKEND_UNAVAILABLE', `could not create postgres-exporter's role ${USERS.monitor} on the primary: ${describe(e)}`, { hint: 'the primary must accept connections: `gardenos local status`', cause: e });
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
 
 const backups: Phase = {
   title: 'backups',
@@ -331,7 +362,7 @@ export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patro
 
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();
-  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler, c.specs.monitoring, c.specs.scheduler]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
+  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler, c.specs.monitoring, ...c.specs.exporters, c.specs.scheduler]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
   const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
   for (const phase of UP_PHASES) {
     report({ kind: 'step', step: phase.title, status: 'start' });

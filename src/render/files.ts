@@ -37,6 +37,7 @@ export const clusterSecretsSchema = z.looseObject({
   statsPassword: secret,
   etcdClusterToken: secret,
   backupCipherPass: secret.optional(),
+  monitorPassword: secret.optional(),
 });
 
 export interface ClusterSecrets {
@@ -50,6 +51,8 @@ export interface ClusterSecrets {
   etcdClusterToken: string;
   /** The backup repository's encryption passphrase (made the first time backups are enabled, then never changed). */
   backupCipherPass?: string;
+  /** postgres-exporter's role (pg_monitor), made the first time monitoring is enabled. */
+  monitorPassword?: string;
 }
 
 export const USERS = {
@@ -57,4 +60,6 @@ export const USERS = {
   replication: 'replicator',
   rewind: 'rewind_user',
   restApi: 'patroni',
+  /** postgres-exporter's login: pg_monitor's read-only statistics, nothing else. */
+  monitor: 'gardenos_monitor',
 } as const;

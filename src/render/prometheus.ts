@@ -1,7 +1,8 @@
 // Prometheus for a GardenOS cluster: what to scrape (etcd over mutual TLS, Patroni's REST API over TLS,
-// HAProxy's built-in exporter, the router) and GardenOS's alert rules — one for each failure the journal
-// lived through and each problem `doctor` knows that metrics can show. Rendered the same for the local
-// profile and the platform; `promtool check rules` and `promtool test rules` hold the rules to account.
+// HAProxy's built-in exporter, the router, postgres-exporter, node-exporter), where to send alerts
+// (Alertmanager), and GardenOS's alert rules — one for each failure the journal lived through and each
+// problem `doctor` knows that metrics can show. Rendered the same for the local profile and the platform;
+// `promtool check rules` and `promtool test rules` hold the rules to account.
 import { stringify } from 'yaml';
 import type { Config } from '../config/schema.ts';
 import type { TlsFiles } from './files.ts';
@@ -19,6 +20,12 @@ export interface PrometheusInput {
   /** The HAProxy and router addresses to scrape (local: the load balancer; the platform: each HAProxy host). */
   haproxy: string[];
   router: string[];
+  /** postgres-exporter's address (host:port) for each member. */
+  postgresExporters: { member: string; target: string }[];
+  /** node-exporter's addresses (host:port). */
+  nodeExporters: string[];
+  /** Alertmanager's addresses (host:port). */
+  alertmanagers: string[];
 }
 
 const targets = (members: { name: string; address: string }[], port: number) => members.map((m) => ({ targets: [hostPort(m.address, port)], labels: { member: m.name } }));
@@ -29,6 +36,7 @@ export function renderPrometheusConfig(i: PrometheusInput): string {
   const doc = {
     global: { scrape_interval: every, evaluation_interval: every, external_labels: { cluster: config.cluster.name } },
     rule_files: [i.rulesFile],
+    alerting: { alertmanagers: [{ static_configs: [{ targets: i.alertmanagers }] }] },
     scrape_configs: [
       { job_name: 'etcd', scheme: 'https', tls_config: { ca_file: i.tls.ca, cert_file: i.tls.cert, key_file: i.tls.key }, static_configs: targets(topology.etcd, config.etcd.clientPort) },
       { job_name: 'patroni', scheme: 'https', tls_config: { ca_file: i.tls.ca }, static_configs: targets(topology.postgres, config.postgres.patroniPort) },
@@ -38,6 +46,8 @@ export function renderPrometheusConfig(i: PrometheusInput): string {
         static_configs: [{ targets: i.haproxy.map((a) => hostPort(a, config.haproxy.ports.stats)) }],
       },
       { job_name: 'router', static_configs: [{ targets: i.router.map((a) => hostPort(a, config.router.port)) }] },
+      { job_name: 'postgres', static_configs: i.postgresExporters.map((e) => ({ targets: [e.target], labels: { member: e.member } })) },
+      { job_name: 'node', static_configs: [{ targets: i.nodeExporters }] },
     ],
   };
   return `${GENERATED}\n${stringify(doc, { lineWidth: 0 })}`;
@@ -57,7 +67,7 @@ export interface AlertRule {
  */
 export function alertRules(config: Config): AlertRule[] {
   const scope = `scope="${config.postgres.scope}"`;
-  const rule = (alert: string, expr: string, forWindow: string, severity: 'critical' | 'warning', summary: string, fix: string): AlertRule => ({ alert, expr, for: forWindow, labels: { severity }, annotations: { summary, fix } });
+  const rule: RuleFn = (alert, expr, forWindow, severity, summary, fix) => ({ alert, expr, for: forWindow, labels: { severity }, annotations: { summary, fix } });
   return [
     rule('GardenOSEtcdMemberDown', 'up{job="etcd"} == 0', '30s', 'warning', 'etcd member {{ $labels.member }} does not answer', '`gardenos local status` / `gardenos status`; the member\'s log says why (`gardenos local logs etcd-<member>`)'),
     rule(
@@ -101,9 +111,74 @@ export function alertRules(config: Config): AlertRule[] {
       'the platform: `gardenos pki --rotate <name>` (`ca` re-issues everything), then `gardenos up`; a local cluster: delete the expiring leaf and `gardenos local up` issues it again',
     ),
     rule('GardenOSRouterDown', 'up{job="router"} == 0', '1m', 'critical', 'the router does not answer: the primary route no longer follows the leader', 'restart it (`gardenos local up` starts what is missing); its log says why it stopped'),
+    rule('GardenOSExporterDown', 'up{job=~"postgres|node"} == 0', '2m', 'warning', '{{ $labels.job }}-exporter {{ $labels.instance }} does not answer: its metrics and the alerts on them are blind', 'restart it (`gardenos local up` starts what is missing); its log says why it stopped'),
+    rule(
+      'GardenOSVolumeFilling',
+      `100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"} < ${config.monitoring.diskFreeAlertPercent}`,
+      '5m',
+      'critical',
+      'filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} has {{ $value | printf "%.1f" }}% free: PostgreSQL stops when WAL cannot be written',
+      'free space or grow the volume; look for WAL kept by a failing archive_command or an inactive replication slot (`gardenos doctor`)',
+    ),
+    ...(config.backups.enabled ? backupRules(config, rule) : []),
+  ];
+}
+
+type RuleFn = (alert: string, expr: string, forWindow: string, severity: 'critical' | 'warning', summary: string, fix: string) => AlertRule;
+
+/** With backups on: WAL archiving (postgres-exporter's pg_stat_archiver) and the backup scheduler's metrics file. */
+function backupRules(config: Config, rule: RuleFn): AlertRule[] {
+  const m = config.monitoring;
+  return [
+    rule(
+      'GardenOSWalArchivingFailing',
+      'increase(pg_stat_archiver_failed_count[5m]) > 0 and increase(pg_stat_archiver_archived_count[5m]) == 0',
+      '1m',
+      'critical',
+      'WAL archiving fails on {{ $labels.member }}: the primary keeps every segment until it succeeds, so its disk fills, and point-in-time recovery stops at the last archived segment',
+      'pgBackRest\'s log says why (repository full or unwritable, wrong key); `gardenos local status` shows the failing segment',
+    ),
+    rule(
+      'GardenOSBackupTooOld',
+      `time() - max(gardenos_backup_last_success_timestamp_seconds) > ${m.backupAlertAfterHours * 3600}`,
+      '10m',
+      'critical',
+      'the newest backup is {{ $value | humanizeDuration }} old',
+      'take one now (`gardenos local db backup`); the scheduler\'s log says why the scheduled ones did not run',
+    ),
+    rule(
+      'GardenOSRestoreTestTooOld',
+      `time() - gardenos_backup_untested_since_timestamp_seconds > ${m.restoreTestAlertAfterDays * 86400}`,
+      '10m',
+      'warning',
+      'no backup has been restored successfully for {{ $value | humanizeDuration }}: nobody knows whether they restore',
+      '`gardenos local db backup verify`',
+    ),
+    rule('GardenOSRestoreTestFailed', 'gardenos_backup_last_restore_test_success == 0', '0s', 'critical', 'the last restore test failed: the newest backup may not restore', '`gardenos local db backup verify` says which check failed; take a new full backup (`gardenos local db backup --type full`)'),
+    rule('GardenOSScheduledBackupFailed', 'gardenos_backup_scheduled_run_failed == 1', '0s', 'warning', 'the last scheduled {{ $labels.kind }} run failed', '`gardenos local status` shows its error; `gardenos local logs backup-scheduler`'),
+    rule(
+      'GardenOSBackupSchedulerSilent',
+      'time() - gardenos_backup_metrics_timestamp_seconds > 600 or absent(gardenos_backup_metrics_timestamp_seconds)',
+      '5m',
+      'critical',
+      'the backup scheduler has not reported for 10 minutes: scheduled backups are not being taken',
+      '`gardenos local up` starts it; `gardenos local logs backup-scheduler` says why it stopped',
+    ),
   ];
 }
 
 export function renderAlertRules(config: Config): string {
   return `${GENERATED}\n${stringify({ groups: [{ name: 'gardenos', rules: alertRules(config) }] }, { lineWidth: 0 })}`;
+}
+
+/** Alertmanager: every alert to one receiver, grouped per alert and member; forwarded to a webhook when one is set. */
+export function renderAlertmanagerConfig(config: Config): string {
+  const webhook = config.monitoring.alertmanager.webhookUrl;
+  const doc = {
+    route: { receiver: 'gardenos', group_by: ['alertname', 'cluster', 'member'], group_wait: '10s', group_interval: '1m', repeat_interval: '4h' },
+    receivers: [{ name: 'gardenos', ...(webhook ? { webhook_configs: [{ url: webhook, send_resolved: true }] } : {}) }],
+    // While quorum is at risk, the member that is down is the same news.
+    inhibit_rules: [{ source_matchers: ['alertname="GardenOSEtcdQuorumAtRisk"'], target_matchers: ['alertname="GardenOSEtcdMemberDown"'], equal: ['cluster'] }],
+  };
+  return `${GENERATED}\n${stringify(doc, { lineWidth: 0 })}`;
 }

@@ -6,12 +6,16 @@
 // PostgreSQL member and then an etcd member fires the alerts that name them within their `for` windows,
 // and `local up` bringing them back resolves them.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { openLocalCluster } from '../../src/local/cluster.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
 
 const PORT = 19090;
+const ALERTMANAGER = 19093;
 
 interface Alert {
   labels: Record<string, string>;
@@ -29,8 +33,8 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
   const firing = async () => (await get<{ alerts: Alert[] }>('/api/v1/alerts')).alerts.filter((a) => a.state === 'firing');
 
   before(async () => {
-    c = await makeTestCluster('it-mon', 232, `monitoring: { port: ${PORT}, scrapeIntervalSeconds: 1 }`);
-    const up = await c.cli(['local', 'up', '--with-monitoring', '--json']);
+    c = await makeTestCluster('it-mon', 232, `monitoring: { port: ${PORT}, scrapeIntervalSeconds: 1, exporterPorts: { postgres: 19187, node: 19100 }, alertmanager: { port: ${ALERTMANAGER} } }`);
+    const up = await c.cli(['local', 'up', '--with-monitoring', '--with-backups', '--json']);
     assert.equal(up.code, 0, up.stderr);
   });
   after(async () => {
@@ -42,12 +46,12 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
     const targets = await waitFor('every target to be scraped', async () => {
       const t = (await get<{ activeTargets: Target[] }>('/api/v1/targets')).activeTargets;
       const down = t.filter((x) => x.health !== 'up');
-      if (t.length !== 8 || down.length) throw new Error(`${t.length} targets; not up: ${down.map((x) => `${x.labels.job} ${x.labels.instance} ${x.health} ${x.lastError}`).join('; ')}`);
+      if (t.length !== 12 || down.length) throw new Error(`${t.length} targets; not up: ${down.map((x) => `${x.labels.job} ${x.labels.instance} ${x.health} ${x.lastError}`).join('; ')}`);
       return t;
     }, { timeoutMs: 60_000, intervalMs: 500 });
-    assert.deepEqual(targets.map((t) => t.labels.job).sort(), ['etcd', 'etcd', 'etcd', 'haproxy', 'patroni', 'patroni', 'patroni', 'router']);
+    assert.deepEqual(targets.map((t) => t.labels.job).sort(), ['etcd', 'etcd', 'etcd', 'haproxy', 'node', 'patroni', 'patroni', 'patroni', 'postgres', 'postgres', 'postgres', 'router']);
     // What they say agrees with the cluster: one leader, the router routing to it, HAProxy with one primary server up.
-    const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[]; endpoints: { prometheus?: string }; problems: string[] };
+    const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string; host: string }[]; endpoints: { prometheus?: string }; problems: string[] };
     assert.equal(status.endpoints.prometheus, `http://${c.prefix}.10:${PORT}/`);
     assert.deepEqual(status.problems, []);
     const leader = status.members.find((m) => m.role === 'leader')!.name;
@@ -59,6 +63,29 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
     const certs = await value('gardenos_certificate_expiry_timestamp_seconds');
     assert.equal(certs.length, 8, certs.map((r) => r.metric.file).join(', '));
     for (const r of certs) assert.ok(Number(r.value[1]) > Date.now() / 1000 + 365 * 86400, `${r.metric.subject} expires in more than a year`);
+    // postgres-exporter logs in to every member as its pg_monitor role (TLS checked against the CA) and reads its statistics.
+    await waitFor('postgres-exporter connected to every member', async () => {
+      const ups = await value('pg_up');
+      if (ups.map((r) => `${r.metric.member}=${r.value[1]}`).sort().join() !== 'node1=1,node2=1,node3=1') throw new Error(ups.map((r) => `${r.metric.member}=${r.value[1]}`).join() || 'no pg_up');
+      return true;
+    }, { timeoutMs: 30_000, intervalMs: 500 });
+    assert.ok((await value(`pg_stat_database_xact_commit{datname="postgres", member="${leader}"}`)).length === 1, 'the leader\'s commits are counted');
+    // The role logs in with the password among the secrets, reads statistics, and may do nothing it was not given.
+    const secrets = JSON.parse(await readFile(join(c.stateDir, 'secrets', 'passwords.json'), 'utf8')) as { monitorPassword: string };
+    const monitor = new pg.Client({ host: status.members.find((m) => m.name === leader)!.host, port: 5432, user: 'gardenos_monitor', password: secrets.monitorPassword, database: 'postgres', ssl: { ca: await readFile(join(c.stateDir, 'pki', 'ca.crt'), 'utf8') } });
+    await monitor.connect();
+    try {
+      const role = (await monitor.query<{ rolsuper: boolean; rolcreaterole: boolean; rolcreatedb: boolean; monitor: boolean }>("SELECT rolsuper, rolcreaterole, rolcreatedb, pg_has_role('pg_monitor', 'MEMBER') AS monitor FROM pg_roles WHERE rolname = current_user")).rows[0];
+      assert.deepEqual(role, { rolsuper: false, rolcreaterole: false, rolcreatedb: false, monitor: true });
+      await assert.rejects(monitor.query('CREATE TABLE monitor_may_not (i int)'), /permission denied/);
+    } finally {
+      await monitor.end();
+    }
+    // node-exporter: the filesystem that holds the state directory, and the backup scheduler's metrics.
+    const fs = await value('node_filesystem_size_bytes');
+    assert.ok(fs.length >= 1 && fs.every((r) => Number(r.value[1]) > 0), 'node-exporter reports filesystems');
+    const lastBackup = await waitFor('the backup metrics', async () => (await value('gardenos_backup_last_success_timestamp_seconds{type="full"}'))[0], { timeoutMs: 30_000, intervalMs: 500 });
+    assert.ok(Math.abs(Number(lastBackup.value[1]) - Date.now() / 1000) < 600, `the first full backup was just taken: ${lastBackup.value[1]}`);
     assert.deepEqual(await firing(), [], 'a healthy cluster fires nothing');
   });
 
@@ -77,6 +104,12 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
       return names;
     }, { timeoutMs: 120_000, intervalMs: 1000 });
     assert.ok(!fired.includes('GardenOSNoLeader'), 'the leader stayed: no leader alert');
+    // Prometheus sent them to Alertmanager, which holds them for its receivers.
+    await waitFor('Alertmanager to hold the alert', async () => {
+      const held = (await (await fetch(`http://${c.prefix}.10:${ALERTMANAGER}/api/v2/alerts`)).json()) as { labels: Record<string, string> }[];
+      if (!held.some((a) => a.labels.alertname === 'GardenOSPostgresMemberDown' && a.labels.member === replica)) throw new Error(held.map((a) => a.labels.alertname).join(', ') || 'none');
+      return true;
+    }, { timeoutMs: 60_000, intervalMs: 1000 });
 
     const up = await c.cli(['local', 'up', '--json']);
     assert.equal(up.code, 0, up.stderr);

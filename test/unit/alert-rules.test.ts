@@ -21,13 +21,31 @@ function expanded(config: Config, alert: string, labels: Record<string, string>,
   const r = alertRules(config).find((x) => x.alert === alert)!;
   const fill = (t: string) =>
     t
-      .replaceAll('{{ $labels.member }}', labels.member ?? '')
-      .replaceAll('{{ $value | humanize1024 }}', value)
-      .replaceAll('{{ $value | humanizeDuration }}', value)
-      .replaceAll('{{ $labels.subject }}', labels.subject ?? '')
-      .replaceAll('{{ $labels.file }}', labels.file ?? '')
-      .replaceAll('{{ $value }}', value);
+      .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, name: string) => labels[name] ?? '')
+      .replace(/\{\{ \$value(?: \| [^}]+)? \}\}/g, value);
   return { summary: fill(r.annotations.summary), fix: fill(r.annotations.fix) };
+}
+
+/** node-exporter's root filesystem with `freePercent` free, and the exporter up, for `samples` samples. */
+function nodeSeries(freePercent: number, samples: number) {
+  const fs = 'job="node", instance="lb:9100", device="/dev/vda", fstype="ext4", mountpoint="/"';
+  return [
+    { series: 'up{job="node", instance="lb:9100"}', values: `1x${samples}` },
+    { series: `node_filesystem_avail_bytes{${fs}}`, values: `${freePercent}x${samples}` },
+    { series: `node_filesystem_size_bytes{${fs}}`, values: `100x${samples}` },
+  ];
+}
+
+/** The backup scheduler's metrics file as node-exporter serves it, fresh: every sample written at its own time. */
+function backupSeries(interval: '5s', samples: number) {
+  const l = 'job="node", instance="lb:9100"';
+  return [
+    { series: `gardenos_backup_metrics_timestamp_seconds{${l}}`, values: `0+${parseInt(interval, 10)}x${samples}` },
+    { series: `gardenos_backup_last_success_timestamp_seconds{${l}, type="full"}`, values: `0x${samples}` },
+    { series: `gardenos_backup_untested_since_timestamp_seconds{${l}}`, values: `0x${samples}` },
+    { series: `gardenos_backup_last_restore_test_success{${l}}`, values: `1x${samples}` },
+    { series: `gardenos_backup_scheduled_run_failed{${l}, kind="full"}`, values: `0x${samples}` },
+  ];
 }
 
 describe('alert rules, checked and tested by promtool', () => {
@@ -36,7 +54,7 @@ describe('alert rules, checked and tested by promtool', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gardenos-rules-'));
-    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')) + '\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n');
+    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace('backups:\n  enabled: false', 'backups:\n  enabled: true') + '\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n');
     await writeFile(join(dir, 'rules.yml'), renderAlertRules(config));
   });
   after(() => rm(dir, { recursive: true, force: true }));
@@ -70,6 +88,11 @@ describe('alert rules, checked and tested by promtool', () => {
       { series: 'up{job="router", instance="lb:8405"}', values: '1x40' },
       { series: 'gardenos_router_primary{job="router", instance="lb:8405", member="n1"}', values: '1x40' },
       { series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/ca.crt", subject="CN=ca"}', values: '1000000000x40' },
+      ...['n1', 'n2', 'n3'].map((m) => ({ series: `up{job="postgres", member="${m}", instance="lb:918${m.slice(1)}"}`, values: '1x40' })),
+      { series: 'pg_stat_archiver_archived_count{job="postgres", member="n1", instance="lb:9181"}', values: '0+1x40' },
+      { series: 'pg_stat_archiver_failed_count{job="postgres", member="n1", instance="lb:9181"}', values: '0x40' },
+      ...nodeSeries(50, 40),
+      ...backupSeries('5s', 40),
     ];
     const at = '3m';
     const tests = [
@@ -145,6 +168,48 @@ describe('alert rules, checked and tested by promtool', () => {
         alert_rule_test: [
           { eval_time: at, alertname: 'GardenOSReplicationLag', exp_alerts: [{ exp_labels: { severity: 'warning', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSReplicationLag', { member: 'n2' }, '100Mi') }] },
           { eval_time: at, alertname: 'GardenOSRouterDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSRouterDown', {}, '') }] },
+        ],
+      },
+      // An exporter stops answering; WAL archiving fails on the primary and nothing is archived any more.
+      {
+        interval: '5s',
+        input_series: healthy.map((s) => {
+          if (s.series === 'up{job="node", instance="lb:9100"}') return { ...s, values: '1 0x39' };
+          if (s.series.startsWith('pg_stat_archiver_archived_count{')) return { ...s, values: '5x40' };
+          if (s.series.startsWith('pg_stat_archiver_failed_count{')) return { ...s, values: '0+1x40' };
+          return s;
+        }),
+        alert_rule_test: [
+          { eval_time: at, alertname: 'GardenOSExporterDown', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSExporterDown', { job: 'node', instance: 'lb:9100' }, '') }] },
+          { eval_time: at, alertname: 'GardenOSWalArchivingFailing', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'postgres', member: 'n1', instance: 'lb:9181' }, exp_annotations: expanded(config, 'GardenOSWalArchivingFailing', { member: 'n1' }, '') }] },
+        ],
+      },
+      // Sixteen minutes in (time() is 960): a volume with 5% free; the newest backup 100,000 s older than the
+      // test's start, nothing restore-tested for nine days, the last restore test and the last scheduled diff
+      // failed, and the scheduler's metrics file not rewritten since the start.
+      {
+        interval: '1m',
+        input_series: [
+          ...nodeSeries(5, 20),
+          { series: 'gardenos_backup_metrics_timestamp_seconds{job="node", instance="lb:9100"}', values: '0x20' },
+          { series: 'gardenos_backup_last_success_timestamp_seconds{job="node", instance="lb:9100", type="full"}', values: '-200000x20' },
+          { series: 'gardenos_backup_last_success_timestamp_seconds{job="node", instance="lb:9100", type="diff"}', values: '-100000x20' },
+          { series: 'gardenos_backup_untested_since_timestamp_seconds{job="node", instance="lb:9100"}', values: `${-9 * 86400}x20` },
+          { series: 'gardenos_backup_last_restore_test_success{job="node", instance="lb:9100"}', values: '0x20' },
+          { series: 'gardenos_backup_scheduled_run_failed{job="node", instance="lb:9100", kind="diff"}', values: '1x20' },
+          { series: 'gardenos_backup_scheduled_run_failed{job="node", instance="lb:9100", kind="full"}', values: '0x20' },
+        ],
+        alert_rule_test: [
+          {
+            eval_time: '16m',
+            alertname: 'GardenOSVolumeFilling',
+            exp_alerts: [{ exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100', device: '/dev/vda', fstype: 'ext4', mountpoint: '/' }, exp_annotations: expanded(config, 'GardenOSVolumeFilling', { mountpoint: '/', instance: 'lb:9100' }, '5.0') }],
+          },
+          { eval_time: '16m', alertname: 'GardenOSBackupTooOld', exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSBackupTooOld', {}, '1d 4h 2m 40s') }] },
+          { eval_time: '16m', alertname: 'GardenOSRestoreTestTooOld', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSRestoreTestTooOld', {}, '9d 0h 16m 0s') }] },
+          { eval_time: '16m', alertname: 'GardenOSRestoreTestFailed', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSRestoreTestFailed', {}, '') }] },
+          { eval_time: '16m', alertname: 'GardenOSScheduledBackupFailed', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100', kind: 'diff' }, exp_annotations: expanded(config, 'GardenOSScheduledBackupFailed', { kind: 'diff' }, '') }] },
+          { eval_time: '16m', alertname: 'GardenOSBackupSchedulerSilent', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSBackupSchedulerSilent', {}, '') }] },
         ],
       },
     ];
