@@ -3,6 +3,7 @@
 // 2 done but degraded (status, up). Errors print what happened and what to do.
 import { Command, Option } from 'commander';
 import type { GlobalOptions } from './local.ts';
+import type { DashboardFlags } from './dashboard.ts';
 import { GATEWAY_AUTH_PORT } from '../render/kube/names.ts';
 import { formatError } from './output.ts';
 
@@ -185,6 +186,14 @@ db.command('migrate')
   .option('-y, --yes', 'do not ask before overwriting databases that have tables')
   .action(run(async (opts: { from: string; database?: string[]; yes?: boolean }, cmd: Command) => (await dbCmds()).migrateCommand(localGlobals(cmd), opts)));
 local
+  .command('dashboard')
+  .description('a live web page of the cluster: members, routing, the router\'s decisions, alerts and charts (until Ctrl-C)')
+  .option('--address <ip>', 'where to listen; beyond loopback a token is required', '127.0.0.1')
+  .option('--port <port>', 'where to listen', '7700')
+  .option('--token-file <file>', 'require the token in this file (made and kept in the state directory when --address is not loopback)')
+  .option('--interval <ms>', 'how often routing and roles are looked at', '250')
+  .action(run(async (opts: DashboardFlags, cmd: Command) => (await import('./dashboard.ts')).dashboardCommand(localGlobals(cmd), opts)));
+local
   .command('backup-scheduler', { hidden: true })
   .description('the backup scheduler process that `local up --with-backups` starts')
   .action(run(async (_o: unknown, cmd: Command) => (await localCmds()).backupSchedulerCommand(localGlobals(cmd))));
@@ -240,6 +249,20 @@ program
   .option('--timeout <ms>', 'deadline for each probe', '2000')
   .option('--json', 'machine-readable output')
   .action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; json?: boolean }) => (await platformCmds()).statusCommand(opts)));
+
+program
+  .command('dashboard')
+  .description('a live web page of the platform: members, routing, alerts and charts from its Prometheus (until Ctrl-C; `local dashboard` for the local cluster)')
+  .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+  .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+  .option('--kubeconfig <file>', 'where postgres-primary points (default: the kubeconfig `up` wrote beside the config file)')
+  .option('--prometheus <url>', "the platform's Prometheus, for alerts and charts (http://HOST:PORT)")
+  .option('--address <ip>', 'where to listen; beyond loopback a token is required', '127.0.0.1')
+  .option('--port <port>', 'where to listen', '7700')
+  .option('--token-file <file>', 'require the token in this file (made and kept in the secrets directory when --address is not loopback)')
+  .option('--interval <ms>', 'how often the platform is looked at', '1000')
+  .option('--json', 'print the address as JSON')
+  .action(run(async (opts: DashboardFlags & { config: string; secretsDir?: string; kubeconfig?: string; prometheus?: string; json?: boolean }) => (await import('./dashboard.ts')).platformDashboardCommand(opts)));
 
 // `gardenos db …`: the production cluster's Patroni operations (`local db` for the local cluster).
 const platformDb = program.command('db').description("the production PostgreSQL cluster through Patroni's REST API on the postgres nodes: switchover, failover, restart, reinit");

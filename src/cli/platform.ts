@@ -105,7 +105,7 @@ export async function planCommand(opts: PlatformOptions & { out: string; withSec
 }
 
 /** What status and doctor read: the config, the secrets directory and the kubeconfig — `up`'s, beside the config, when none was named. */
-async function probeTarget(opts: PlatformOptions & { kubeconfig?: string; timeout?: string }) {
+export async function probeTarget(opts: PlatformOptions & { kubeconfig?: string; timeout?: string }) {
   const config = await loadConfig(opts.config);
   const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
   const beside = join(dirname(resolve(opts.config)), 'kubeconfig');

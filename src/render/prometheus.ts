@@ -33,6 +33,7 @@ const targets = (members: { name: string; address: string }[], port: number) => 
 export function renderPrometheusConfig(i: PrometheusInput): string {
   const { config, topology } = i;
   const every = `${config.monitoring.scrapeIntervalSeconds}s`;
+  const postgresEvery = Math.max(config.monitoring.scrapeIntervalSeconds, 5);
   const doc = {
     global: { scrape_interval: every, evaluation_interval: every, external_labels: { cluster: config.cluster.name } },
     rule_files: [i.rulesFile],
@@ -46,7 +47,14 @@ export function renderPrometheusConfig(i: PrometheusInput): string {
         static_configs: [{ targets: i.haproxy.map((a) => hostPort(a, config.haproxy.ports.stats)) }],
       },
       { job_name: 'router', static_configs: [{ targets: i.router.map((a) => hostPort(a, config.router.port)) }] },
-      { job_name: 'postgres', static_configs: i.postgresExporters.map((e) => ({ targets: [e.target], labels: { member: e.member } })) },
+      {
+        job_name: 'postgres',
+        // postgres-exporter answers a scrape of a stopped PostgreSQL with pg_up 0 only after about a
+        // second: a shorter timeout would call the exporter down whenever its member is.
+        scrape_interval: `${postgresEvery}s`,
+        scrape_timeout: `${Math.min(postgresEvery, 10)}s`,
+        static_configs: i.postgresExporters.map((e) => ({ targets: [e.target], labels: { member: e.member } })),
+      },
       { job_name: 'node', static_configs: [{ targets: i.nodeExporters }] },
     ],
   };

@@ -4,18 +4,27 @@
 // TLS, Patroni over TLS, HAProxy's exporter behind its stats credentials, the router, which also reports
 // every certificate's expiry); stopping a
 // PostgreSQL member and then an etcd member fires the alerts that name them within their `for` windows,
-// and `local up` bringing them back resolves them.
+// and `local up` bringing them back resolves them. The dashboard (`local dashboard`) is driven in headless
+// Chromium from Debian's packages: the leader shown, moved after a switchover, the stopped member's alert
+// on the page; axe-core's WCAG 2 A/AA rules pass; screenshots saved (GARDENOS_SCREENSHOTS=docs/images
+// writes the ones the docs use).
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { openLocalCluster } from '../../src/local/cluster.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { makeTestCluster, type TestCluster } from '../helpers/local.ts';
+import { CLI, makeTestCluster, type TestCluster } from '../helpers/local.ts';
 
 const PORT = 19090;
 const ALERTMANAGER = 19093;
+const DASHBOARD = 17732;
+const CHROMIUM = '/usr/lib/chromium/chromium-headless-shell';
 
 interface Alert {
   labels: Record<string, string>;
@@ -32,12 +41,22 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
   };
   const firing = async () => (await get<{ alerts: Alert[] }>('/api/v1/alerts')).alerts.filter((a) => a.state === 'firing');
 
+  let dashboard: ChildProcess | undefined;
+  let browser: Browser | undefined;
+  let page: Page;
+  let shots: string;
+  const text = (selector: string) => page.$eval(selector, (e) => e.textContent ?? '');
+
   before(async () => {
     c = await makeTestCluster('it-mon', 232, `monitoring: { port: ${PORT}, scrapeIntervalSeconds: 1, exporterPorts: { postgres: 19187, node: 19100 }, alertmanager: { port: ${ALERTMANAGER} } }`);
     const up = await c.cli(['local', 'up', '--with-monitoring', '--with-backups', '--json']);
     assert.equal(up.code, 0, up.stderr);
+    shots = process.env.GARDENOS_SCREENSHOTS ?? (await mkdtemp(join(tmpdir(), 'gardenos-shots-')));
+    await mkdir(shots, { recursive: true });
   });
   after(async () => {
+    await browser?.close();
+    dashboard?.kill('SIGTERM');
     await c?.cleanup();
   });
 
@@ -89,6 +108,58 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
     assert.deepEqual(await firing(), [], 'a healthy cluster fires nothing');
   });
 
+  it('the dashboard in headless Chromium: the members and routes, accessible (axe-core, WCAG 2 A/AA), and the new leader after a switchover', async () => {
+    dashboard = spawn(process.execPath, [CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'dashboard', '--address', `${c.prefix}.10`, '--port', String(DASHBOARD)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    dashboard.stdout!.on('data', (d: Buffer) => (output += d));
+    dashboard.stderr!.on('data', (d: Buffer) => (output += d));
+    const url = `http://${c.prefix}.10:${DASHBOARD}/`;
+    await waitFor('the dashboard to listen', async () => output.includes(url) || undefined, { timeoutMs: 30_000, intervalMs: 100 }).catch((e: Error) => {
+      throw new Error(`${e.message}; its output: ${output}`);
+    });
+    browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: 'shell', args: ['--no-sandbox', '--disable-gpu'], defaultViewport: { width: 1280, height: 1000 } });
+    page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto(url, { waitUntil: 'load' });
+
+    const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[] };
+    const leader = status.members.find((m) => m.role === 'leader')!.name;
+    await page.waitForFunction(`document.getElementById('primary-route')?.textContent === '→ ${leader}'`, { timeout: 30_000 });
+    assert.equal(await page.$eval(`#members tr[data-member="${leader}"]`, (e) => e.getAttribute('data-role')), 'leader');
+    assert.equal(await page.$$eval('#members tbody tr', (rows) => rows.length), 3);
+    assert.match(await text('#connection'), /live/);
+    // Prometheus's panels: no alert on a healthy cluster, and the charts drawn from its series.
+    await page.waitForFunction("document.querySelectorAll('#commits-chart polyline').length === 1", { timeout: 30_000 });
+    assert.match(await text('#prometheus-note'), /No alert/);
+    assert.match(await text('#health'), /^healthy$/);
+    await page.screenshot({ path: join(shots, 'dashboard.png'), fullPage: true });
+
+    // Accessibility: axe-core's WCAG 2 A and AA rules (contrast, names, headings, landmarks, tables).
+    // Evaluated through the DevTools protocol: the page's own CSP (no inline script) stays as it is.
+    await page.evaluate(await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8'));
+    const axe = (await page.evaluate(
+      "axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }).then((r) => ({ violations: r.violations.map((v) => v.id + ' (' + v.nodes.length + ')'), passes: r.passes.length }))",
+    )) as { violations: string[]; passes: number };
+    assert.deepEqual(axe.violations, [], 'WCAG 2 A/AA violations');
+    assert.ok(axe.passes > 10, `axe checked the page (${axe.passes} rules passed)`);
+    // A heading for the page and for every section; the tables name their columns.
+    assert.equal(await page.$$eval('h1', (e) => e.length), 1);
+    assert.equal(await page.$$eval('section', (s) => s.filter((x) => !x.querySelector('h2')).length), 0);
+
+    // A switchover: the page shows the new leader (the router moves, the page follows within a tick or two).
+    const sw = await c.cli(['local', 'db', 'switchover', '--yes', '--json']);
+    assert.equal(sw.code, 0, sw.stderr);
+    const after = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[] };
+    const next = after.members.find((m) => m.role === 'leader')!.name;
+    assert.notEqual(next, leader);
+    await page.waitForFunction(`document.getElementById('primary-route')?.textContent === '→ ${next}'`, { timeout: 30_000 });
+    assert.match(await text('#announce'), new RegExp(`moved from ${leader} to ${next}`));
+    assert.match(await text('#decisions'), new RegExp(next));
+    assert.deepEqual(errors, [], 'no script errors and no CSP violations in the page');
+  });
+
   it('fires the alert naming a stopped PostgreSQL member, and quorum-at-risk for a stopped etcd member; both resolve when `local up` brings them back', async () => {
     const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
     const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[] };
@@ -104,6 +175,14 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
       return names;
     }, { timeoutMs: 120_000, intervalMs: 1000 });
     assert.ok(!fired.includes('GardenOSNoLeader'), 'the leader stayed: no leader alert');
+    // The stopped member's postgres-exporter still answers its scrapes (it is not down; its PostgreSQL is).
+    const q = async (expr: string) => (await get<{ result: { value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result[0]?.value[1];
+    await waitFor('the exporter to report its member down', async () => ((await q(`pg_up{member="${replica}"}`)) === '0' ? true : undefined), { timeoutMs: 30_000, intervalMs: 500 });
+    assert.equal(await q(`up{job="postgres", member="${replica}"}`), '1', 'the exporter is scraped');
+    // The dashboard lists it, naming the member, and no longer calls the cluster healthy.
+    await page.waitForFunction(`document.querySelector('#alerts li[data-alert="GardenOSPostgresMemberDown"][data-member="${replica}"][data-state="firing"]') !== null`, { timeout: 60_000 });
+    assert.match(await text('#health'), /degraded/);
+    await page.screenshot({ path: join(shots, 'dashboard-alert.png'), fullPage: true });
     // Prometheus sent them to Alertmanager, which holds them for its receivers.
     await waitFor('Alertmanager to hold the alert', async () => {
       const held = (await (await fetch(`http://${c.prefix}.10:${ALERTMANAGER}/api/v2/alerts`)).json()) as { labels: Record<string, string> }[];
