@@ -114,9 +114,14 @@ try {
     const lags: number[] = [];
     for (let i = 0; i < SWITCHOVERS; i++) {
       progress(`switchover ${i + 1}/${SWITCHOVERS}`);
+      await waitFor('a healthy cluster before the switchover', async () => {
+        const st = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { problems: string[] };
+        return st.problems.length === 0 || undefined;
+      }, { timeoutMs: 120_000, intervalMs: 500 });
       const routerStatus = async () => (await (await fetch(`http://${c.prefix}.10:${local.config.router.port}/status`)).json()) as { primary: { name: string } | null; lastChangeAt: string };
       const old = (await routerStatus()).primary?.name;
-      if ((await c.cli(['local', 'db', 'switchover', '--yes'])).code !== 0) throw new Error('switchover failed');
+      const sw = await c.cli(['local', 'db', 'switchover', '--yes']);
+      if (sw.code !== 0) throw new Error(`switchover failed: ${sw.stderr}`);
       const router = await waitFor('the router to route the new leader', async () => {
         const r = await routerStatus();
         return r.primary && r.primary.name !== old ? r : undefined;
@@ -133,7 +138,8 @@ try {
     await browser.close();
     dashboard.kill('SIGTERM');
   }
-  console.log(table(['MEASURE', 'RESULT', 'NOTE'], rows));
 } finally {
+  // Whatever was measured, even when a later step failed.
+  if (rows.length) console.log(table(['MEASURE', 'RESULT', 'NOTE'], rows));
   await c.cleanup();
 }

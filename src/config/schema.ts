@@ -280,7 +280,8 @@ const monitoring = z.strictObject({
   /**
    * The exporters Prometheus scrapes beside the components' own metrics: Debian's postgres-exporter (as a
    * pg_monitor role of its own; the local profile runs one per member on consecutive ports from this one)
-   * and node-exporter (filesystems, CPU, memory, and the backup scheduler's metrics file).
+   * and node-exporter (filesystems, CPU, memory, and the backup scheduler's metrics file). The pooler's
+   * pools and paused state come from the router, which reads PgBouncer's SHOW lists as a stats user.
    */
   exporterPorts: z.strictObject({ postgres: port.default(9187), node: port.default(9100) }).prefault({}),
   /** Alertmanager, which Prometheus sends firing alerts to; `webhookUrl` forwards them (chat, paging). */
@@ -296,6 +297,16 @@ const monitoring = z.strictObject({
   backupAlertAfterHours: z.number().min(1).max(24 * 60).default(26),
   /** With backups on: no successful restore test for this long raises GardenOSRestoreTestTooOld (weekly full plus a day). */
   restoreTestAlertAfterDays: z.number().min(1).max(365).default(8),
+  /** The platform: Prometheus's volume (local-path, like PostgreSQL's). */
+  storage: quantity.default('20Gi'),
+  /** The platform's images (the local profile runs Debian's packages). */
+  images: z
+    .strictObject({
+      prometheus: image.default('quay.io/prometheus/prometheus:v2.53.4'),
+      alertmanager: image.default('quay.io/prometheus/alertmanager:v0.27.0'),
+      nodeExporter: image.default('quay.io/prometheus/node-exporter:v1.8.2'),
+    })
+    .prefault({}),
 });
 
 /**
@@ -318,6 +329,12 @@ const backups = z.strictObject({
   /** aes-256-cbc with a generated passphrase among the secrets; `none` only where the storage itself is encrypted. */
   encryption: z.enum(['aes-256-cbc', 'none']).default('aes-256-cbc'),
   compression: z.enum(['zst', 'lz4', 'gz', 'none']).default('zst'),
+  /**
+   * A new replica, or one `db reinit` rebuilds, is restored from the newest backup when it is at most this
+   * old (the rest of the WAL from the repository, then streaming), sparing the primary; else copied from the
+   * leader. 0: always from the leader.
+   */
+  replicaFromBackupMaxAgeHours: z.number().min(0).max(24 * 30).default(26),
   /** Seconds to wait for a WAL segment to reach the repository before a backup or a check calls archiving broken. */
   archiveTimeoutSeconds: z.number().int().min(5).max(3600).default(60),
   /**

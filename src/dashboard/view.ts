@@ -5,16 +5,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe } from '../errors.ts';
+import type { PostgresMemberStatus } from '../local/status.ts';
 import { getJson } from '../util/http.ts';
 
-export interface MemberRow {
-  name: string;
-  host: string;
-  role: string;
-  state: string;
-  timeline: number | null;
-  lagBytes: number | null;
-}
+/** A member as the page shows it: what `status` reports, without its probe details. */
+export type MemberRow = Pick<PostgresMemberStatus, 'name' | 'host' | 'role' | 'state' | 'timeline' | 'lagBytes'>;
 
 export interface AlertRow {
   name: string;

@@ -80,13 +80,14 @@ export async function ensureBackups(c: LocalCluster, report: Reporter): Promise<
     created = await takeBackup(ctx, 'full');
     info = await repositoryInfo(ctx);
   }
+  await writeBackupRecords(c, info);
   return { created, info };
 }
 
 export async function localBackup(c: LocalCluster, type: BackupType): Promise<BackupInfo> {
   requireBackups(c);
   const backup = await takeBackup(pgbackrestContext(c), type);
-  await writeBackupMetrics(c).catch(() => {}); // the scheduler's next minute writes it otherwise
+  await writeBackupRecords(c).catch(() => {}); // the scheduler's next minute writes them otherwise
   return backup;
 }
 
@@ -175,7 +176,7 @@ export async function localVerify(c: LocalCluster, label: string | undefined, re
     report,
   });
   await writeFileAtomic(c.layout.backups.recordFile, `${JSON.stringify(result, null, 2)}\n`, 0o644);
-  await writeBackupMetrics(c).catch(() => {});
+  await writeBackupRecords(c).catch(() => {});
   return result;
 }
 
@@ -229,6 +230,10 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
     if ((await postmasterPid(c, m.name)) !== undefined) throw new GardenError('STATE_CONFLICT', `PostgreSQL of ${m.name} still runs after its Patroni stopped; nothing was changed`, { hint: 'gardenos local down, then run the restore again' });
   }
   report({ kind: 'step', step: 'stop', status: 'done', detail: 'router and every Patroni member' });
+  // The replicas must be copied from the restored leader: every backup in the repository is of the old
+  // history (the newest even from after the target), so none may seed them. The record comes back with the
+  // new timeline's first full backup, below.
+  await rm(c.layout.backups.newestFile, { force: true });
 
   const aside = `before-restore-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const moved: [string, string][] = [];
@@ -281,6 +286,7 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   // before the restore cannot bring it back to where it is now. A full backup of it starts its history.
   report({ kind: 'step', step: 'full backup', status: 'start', detail: 'the new timeline\'s first' });
   const newBackup = (await takeBackup(ctx, 'full')).label;
+  await writeBackupRecords(c);
   report({ kind: 'step', step: 'full backup', status: 'done', detail: newBackup });
   if (scheduled) await c.supervisor.start(c.specs.scheduler);
   return { target: describeTarget(target), from: from.label, leader: first.name, safetyBackup, newBackup, dcsBackup: dcs.backup, durationMs: Date.now() - started };
@@ -398,19 +404,16 @@ export async function readScheduleState(c: LocalCluster): Promise<ScheduleState>
  * The backup metrics node-exporter's textfile collector serves (monitoring.enabled): the newest backup
  * of each type, since when no restore test has succeeded, how the last one went, and each scheduled run's
  * outcome. Written atomically by the scheduler after every run and every minute; its timestamp tells
- * Prometheus the scheduler is alive (GardenOSBackupSchedulerSilent).
+ * Prometheus the scheduler is alive (GardenOSBackupSchedulerSilent). `info` undefined: the repository
+ * could not be read.
  */
-export async function backupMetrics(c: LocalCluster, now = Date.now()): Promise<string> {
+export async function backupMetrics(c: LocalCluster, info: RepositoryInfo | undefined, now = Date.now()): Promise<string> {
   const registry = new Registry();
   const gauge = <L extends string>(name: string, help: string, labelNames: L[] = []) => new Gauge<L>({ name, help, labelNames, registers: [registry] });
   const seconds = (iso: string) => Date.parse(iso) / 1000;
   gauge('gardenos_backup_metrics_timestamp_seconds', 'When the backup scheduler last wrote these metrics').set(now / 1000);
   const readable = gauge('gardenos_backup_repository_readable', '1 when pgBackRest could read the repository');
-  const [info, verified, runs] = await Promise.all([
-    repositoryInfo(pgbackrestContext(c), { timeoutMs: 30_000 }).catch(() => undefined),
-    readVerified(c).catch(() => null),
-    readScheduleState(c).catch((): ScheduleState => ({})),
-  ]);
+  const [verified, runs] = await Promise.all([readVerified(c).catch(() => null), readScheduleState(c).catch((): ScheduleState => ({}))]);
   readable.set(info ? 1 : 0);
   if (info) {
     const newest = new Map<BackupType, number>();
@@ -433,9 +436,17 @@ export async function backupMetrics(c: LocalCluster, now = Date.now()): Promise<
   return registry.metrics();
 }
 
-/** Writes backupMetrics into node-exporter's textfile directory (only when monitoring is on). */
-export async function writeBackupMetrics(c: LocalCluster): Promise<void> {
+/**
+ * What others read about the repository, from one `pgbackrest info`: when the newest backup finished (each
+ * member's replica-from-backup script decides with it whether to restore or copy from the leader) and,
+ * with monitoring on, the metrics file in node-exporter's textfile directory.
+ */
+export async function writeBackupRecords(c: LocalCluster, given?: RepositoryInfo): Promise<void> {
+  if (!c.config.backups.enabled) return;
+  const info = given ?? (await repositoryInfo(pgbackrestContext(c), { timeoutMs: 30_000 }).catch(() => undefined));
+  const newest = info?.backups.at(-1);
+  if (newest) await writeFileAtomic(c.layout.backups.newestFile, `${Math.floor(Date.parse(newest.stoppedAt) / 1000)}\n`, 0o644);
   if (!c.config.monitoring.enabled) return;
   await ensureDir(c.layout.monitoring.textfileDir, 0o755);
-  await writeFileAtomic(join(c.layout.monitoring.textfileDir, 'gardenos-backups.prom'), await backupMetrics(c), 0o644);
+  await writeFileAtomic(join(c.layout.monitoring.textfileDir, 'gardenos-backups.prom'), await backupMetrics(c, info), 0o644);
 }

@@ -212,6 +212,7 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
             },
             logFile: layout.log(`postgres-exporter-${m.name}`),
             match: `--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i)}`,
+            listen: { host: topology.loadBalancer, port: config.monitoring.exporterPorts.postgres + i, readyPath: '/metrics' },
           }),
         ),
         {
@@ -228,6 +229,7 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
           env,
           logFile: layout.log('node-exporter'),
           match: `--collector.textfile.directory=${layout.monitoring.textfileDir}`,
+          listen: { host: topology.loadBalancer, port: config.monitoring.exporterPorts.node, readyPath: '/metrics' },
         },
         {
           id: 'alertmanager',
@@ -244,6 +246,7 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
           env,
           logFile: layout.log('alertmanager'),
           match: layout.monitoring.alertmanagerConfigFile,
+          listen: { host: topology.loadBalancer, port: config.monitoring.alertmanager.port, readyPath: '/-/ready' },
         },
       ],
     },

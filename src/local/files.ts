@@ -5,7 +5,7 @@ import { renderEtcdConfig } from '../render/etcd.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
-import { archiveCommand, renderPgbackrestConfig, restoreCommand } from '../render/pgbackrest.ts';
+import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../render/pgbackrest.ts';
 import { renderPgbouncerIni, renderPgbouncerUserlist } from '../render/pgbouncer.ts';
 import { renderRouterSettings } from '../render/router.ts';
 import { hostPort } from '../render/topology.ts';
@@ -66,11 +66,15 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
           ...topology.postgres.map((m) => layout.patroni(m.name).tls.cert),
           ...(config.pooler.enabled ? [layout.pooler.tls.cert] : []),
         ],
+        ...(config.pooler.enabled ? { pooler: { socketDir: layout.pooler.socketDir, port: config.pooler.port, user: USERS.monitor, passwordFile: layout.router.poolerPasswordFile, pauseMarker: layout.pooler.pauseMarker } } : {}),
       }),
       mode: 0o600,
       member: 'router',
       processId: specs.router.id,
     },
+    ...(config.pooler.enabled && secrets.monitorPassword
+      ? [{ file: layout.router.poolerPasswordFile, dir: layout.router.dir, dirMode: 0o700, content: secrets.monitorPassword, mode: 0o600, member: 'router', processId: specs.router.id }]
+      : []),
     ...(config.pooler.enabled
       ? [
           { file: layout.pooler.configFile, content: renderPgbouncerIni({ config, topology, files: layout.pooler }) },
@@ -112,10 +116,14 @@ const archiveOf = (c: LocalCluster, member: string) => {
 };
 
 /** Each member's archive_command and restore_command, for its patroni.yml. */
-export function memberArchive(c: LocalCluster, member: string): { archiveCommand: string; restoreCommand: string } | undefined {
+export function memberArchive(c: LocalCluster, member: string): { archiveCommand: string; restoreCommand: string; replicaScript?: string } | undefined {
   if (!c.config.backups.enabled) return undefined;
   const dataDir = c.layout.patroni(member).dataDir;
-  return { archiveCommand: archiveCommand(c.layout.backups.configFile, c.config, dataDir), restoreCommand: restoreCommand(c.layout.backups.configFile, c.config, dataDir) };
+  return {
+    archiveCommand: archiveCommand(c.layout.backups.configFile, c.config, dataDir),
+    restoreCommand: restoreCommand(c.layout.backups.configFile, c.config, dataDir),
+    ...(c.config.backups.replicaFromBackupMaxAgeHours > 0 ? { replicaScript: c.layout.backups.replicaScript(member) } : {}),
+  };
 }
 
 /** pgbackrest.conf (it holds the repository's key) and the superuser's pgpass it connects with: PostgreSQL's user's, 0600. */
@@ -129,5 +137,18 @@ export function backupFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile
     { file: layout.backups.pgpass, content: `*:*:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n` },
     // The scheduler's config: the one `up` resolved, so that it runs the schedule this cluster was started with.
     { file: layout.backups.schedulerConfigFile, content: `${JSON.stringify(config, null, 2)}\n`, processId: c.specs.scheduler.id },
-  ].map((f): LocalFile => ({ processId: 'pgbackrest', ...f, dir: layout.backups.dir, dirMode: 0o700, mode: 0o600, ...(c.pgOwner ? { owner: c.pgOwner } : {}), member: 'backups' }));
+  ].map((f): LocalFile => ({ processId: 'pgbackrest', ...f, dir: layout.backups.dir, dirMode: 0o700, mode: 0o600, ...(c.pgOwner ? { owner: c.pgOwner } : {}), member: 'backups' })).concat(
+    config.backups.replicaFromBackupMaxAgeHours > 0
+      ? topology.postgres.map((m, i) => ({
+          file: layout.backups.replicaScript(m.name),
+          content: replicaFromBackupScript(layout.backups.configFile, config, layout.patroni(m.name).dataDir, layout.backups.newestFile, Math.round(config.backups.replicaFromBackupMaxAgeHours * 3600)),
+          dir: layout.backups.dir,
+          dirMode: 0o700,
+          mode: 0o700,
+          ...(c.pgOwner ? { owner: c.pgOwner } : {}),
+          member: m.name,
+          processId: c.specs.patroni[i]!.id,
+        }))
+      : [],
+  );
 }

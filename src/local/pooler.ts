@@ -3,12 +3,14 @@
 // lets transactions in flight finish and holds new ones), Patroni's switchover,
 // wait until the router routes writes to the new leader, RESUME. Clients see a
 // pause, not an error. RESUME runs whatever happened in between.
+import { access, rm } from 'node:fs/promises';
 import pg from 'pg';
 import { PgbouncerAdmin, type PoolerDatabase } from '../clients/pgbouncer.ts';
 import { describe, GardenError } from '../errors.ts';
 import { switchover, type OperationResult, type PatroniAccess } from '../ops/patroni.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { waitFor } from '../util/wait.ts';
+import { writeFileAtomic } from '../util/files.ts';
 import { getJson } from '../util/http.ts';
 import { connectionUris, routerUrl, type LocalCluster } from './cluster.ts';
 import { readSecrets } from './state.ts';
@@ -37,7 +39,8 @@ export async function poolerStatus(c: LocalCluster, timeoutMs: number): Promise<
   try {
     admin = await poolerAdmin(c, undefined, timeoutMs);
     const databases = await admin.databases();
-    return { reachable: true, paused: databases.some((d) => d.paused), databases };
+    const marked = await access(c.layout.pooler.pauseMarker).then(() => true, () => false);
+    return { reachable: true, paused: marked || databases.some((d) => d.paused), databases };
   } catch (e) {
     return { reachable: false, paused: false, databases: [], error: describe(e) };
   } finally {
@@ -68,11 +71,13 @@ export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, c
   const secrets = await mustReadSecrets(c);
   const admin = await poolerAdmin(c, secrets);
   try {
+    await writeFileAtomic(c.layout.pooler.pauseMarker, `${JSON.stringify({ since: new Date().toISOString(), by: 'db switchover', pid: process.pid })}\n`, 0o644);
     // Waits for transactions in flight; one that never ends must not hold every client for long.
     // The PAUSE still pending on this connection would queue a RESUME behind it: a second one sends it.
     await admin.command('PAUSE', 10_000).catch(async (e: unknown) => {
       const other = await poolerAdmin(c, secrets);
       await other.command('RESUME').finally(() => other.close());
+      await rm(c.layout.pooler.pauseMarker, { force: true });
       throw e;
     });
     const pausedAt = Date.now();
@@ -91,6 +96,7 @@ export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, c
       return { ...result, pausedMs: Date.now() - pausedAt };
     } finally {
       await admin.command('RESUME', 10_000);
+      await rm(c.layout.pooler.pauseMarker, { force: true });
     }
   } finally {
     await admin.close();

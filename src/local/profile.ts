@@ -78,7 +78,8 @@ export interface LocalLayout {
   etcd(member: string): EtcdFiles & { dir: string; configFile: string };
   patroni(member: string): PatroniFiles & { dir: string; configFile: string };
   haproxy: HaproxyFiles & { dir: string; configFile: string };
-  router: { dir: string; configFile: string };
+  /** poolerPasswordFile: the pooler's stats user's password, with which the router reads PgBouncer's SHOW lists. */
+  router: { dir: string; configFile: string; poolerPasswordFile: string };
   pooler: PoolerFiles & { dir: string; configFile: string };
   monitoring: {
     dir: string;
@@ -94,7 +95,18 @@ export interface LocalLayout {
     textfileDir: string;
   };
   /** pgBackRest (backups.enabled): its config, default repository, logs, and the superuser's pgpass it connects with. */
-  backups: PgbackrestFiles & { dir: string; pgpass: string; verifyDir: string; recordFile: string; schedulerConfigFile: string; scheduleStateFile: string };
+  backups: PgbackrestFiles & {
+    dir: string;
+    pgpass: string;
+    verifyDir: string;
+    recordFile: string;
+    schedulerConfigFile: string;
+    scheduleStateFile: string;
+    /** When the newest backup finished (seconds since the epoch): each member's replica-from-backup script reads it. */
+    newestFile: string;
+    /** The script Patroni runs to create a replica from the repository. */
+    replicaScript(member: string): string;
+  };
   log(process: string): string;
 }
 
@@ -130,12 +142,13 @@ export function localLayout(root: string, postgresVersion: number, repoPath?: st
       };
     },
     haproxy: { dir: join(root, 'haproxy'), configFile: join(root, 'haproxy', 'haproxy.cfg'), adminSocket: join(root, 'haproxy', 'admin.sock'), ca: ca.cert },
-    router: { dir: join(root, 'router'), configFile: join(root, 'router', 'router.yml') },
+    router: { dir: join(root, 'router'), configFile: join(root, 'router', 'router.yml'), poolerPasswordFile: join(root, 'router', 'pooler-stats-password') },
     pooler: {
       dir: join(root, 'pooler'),
       configFile: join(root, 'pooler', 'pgbouncer.ini'),
       socketDir: join(root, 'pooler', 'run'),
       userlist: join(root, 'pooler', 'userlist.txt'),
+      pauseMarker: join(root, 'pooler', 'paused-by-gardenos'),
       tls: { ca: ca.cert, cert: join(root, 'pooler', 'tls', 'server.crt'), key: join(root, 'pooler', 'tls', 'server.key') },
     },
     monitoring: {
@@ -161,6 +174,8 @@ export function localLayout(root: string, postgresVersion: number, repoPath?: st
       recordFile: join(root, 'pgbackrest', 'verified.json'),
       schedulerConfigFile: join(root, 'pgbackrest', 'scheduler.json'),
       scheduleStateFile: join(root, 'pgbackrest', 'schedule-state.json'),
+      newestFile: join(root, 'pgbackrest', 'newest-backup'),
+      replicaScript: (m) => join(root, 'pgbackrest', `replica-from-backup-${m}.sh`),
     },
     log: (p) => join(root, 'logs', `${p}.log`),
   };

@@ -7,15 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe } from '../errors.ts';
 import { silent } from '../log/events.ts';
 import { writeFileAtomic } from '../util/files.ts';
-import { localBackup, localVerify, nextRuns, readScheduleState, writeBackupMetrics, type ScheduledRun } from './backups.ts';
+import { localBackup, localVerify, nextRuns, readScheduleState, writeBackupRecords, type ScheduledRun } from './backups.ts';
 import type { LocalCluster } from './cluster.ts';
 
 /** Runs until `signal` aborts: sleeps to the next due backup, takes it, and after a full one tests it. */
 export async function runSchedule(c: LocalCluster, log: (line: Record<string, unknown>) => void, signal: AbortSignal): Promise<void> {
   const schedule = c.config.backups.schedule;
   log({ msg: 'scheduler started', schedule });
-  // The metrics file (monitoring on): now, after every run, and every minute — its age is the scheduler's heartbeat.
-  const metrics = () => writeBackupMetrics(c).catch((e: unknown) => log({ msg: 'could not write the backup metrics', error: describe(e) }));
+  // The newest-backup record and the metrics file (monitoring on): now, after every run, and every minute —
+  // the metrics' timestamp is the scheduler's heartbeat.
+  const metrics = () => writeBackupRecords(c).catch((e: unknown) => log({ msg: 'could not write the backup records', error: describe(e) }));
   await metrics();
   const heartbeat = setInterval(metrics, 60_000);
   signal.addEventListener('abort', () => clearInterval(heartbeat), { once: true });

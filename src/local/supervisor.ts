@@ -22,6 +22,8 @@ export interface ProcessSpec {
   logFile: string;
   /** A string that appears in the process's command line (its config file path). */
   match: string;
+  /** Where it serves HTTP, and the path that answers 200 once it is ready (the monitoring processes). */
+  listen?: { host: string; port: number; readyPath: string };
 }
 
 export interface Supervisor {

@@ -1,7 +1,7 @@
 // `gardenos local up`: observe what runs, act only on the difference. A healthy
 // cluster is left alone; a dead member is restarted; nothing else is touched.
 // The work is a list of phases (k0sctl's pattern), each reported as it runs.
-import { access, stat } from 'node:fs/promises';
+import { access, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient } from '../clients/haproxy.ts';
@@ -112,11 +112,7 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
   if (config.pooler.enabled && !running.get(specs.pooler.id)) needs.push({ host: lb, port: config.pooler.port, owner: 'pooler (PgBouncer)' });
   if (config.monitoring.enabled && !running.get(specs.monitoring.id)) needs.push({ host: lb, port: config.monitoring.port, owner: 'Prometheus' });
   if (config.monitoring.enabled) {
-    const m = config.monitoring;
-    const exporterPorts = [...topology.postgres.map((p, i) => ({ port: m.exporterPorts.postgres + i, owner: `postgres-exporter (${p.name})` })), { port: m.exporterPorts.node, owner: 'node-exporter' }, { port: m.alertmanager.port, owner: 'Alertmanager' }];
-    specs.exporters.forEach((s, i) => {
-      if (!running.get(s.id)) needs.push({ host: lb, ...exporterPorts[i]! });
-    });
+    for (const s of specs.exporters) if (s.listen && !running.get(s.id)) needs.push({ host: s.listen.host, port: s.listen.port, owner: s.id });
   }
   return needs;
 }
@@ -290,13 +286,16 @@ const pooler: Phase = {
     if (!config.pooler.enabled) return 'off (pooler.enabled in gardenos.yaml puts PgBouncer in front of the primary)';
     await startMissing(ctx, [specs.pooler], 'pooler');
     if (ctx.running.get(specs.pooler.id)) {
-      // A switchover interrupted between PAUSE and RESUME leaves clients waiting: resume it.
+      // A switchover interrupted between PAUSE and RESUME leaves clients waiting: resume it. PgBouncer 1.18
+      // does not show a global PAUSE in its SHOW lists, so RESUME is simply sent: "not paused" means fine.
       const admin = await poolerAdmin(c, ctx.secrets!);
       try {
-        if ((await admin.databases()).some((d) => d.paused)) {
-          await admin.command('RESUME');
-          change(ctx, 'resumed the pooler, which was left paused', 'pooler');
-        }
+        const resumed = await admin.command('RESUME').then(() => true, (e: unknown) => {
+          if (/not paused/i.test(describe(e))) return false;
+          throw e;
+        });
+        if (resumed) change(ctx, 'resumed the pooler, which was left paused', 'pooler');
+        await rm(c.layout.pooler.pauseMarker, { force: true });
       } finally {
         await admin.close();
       }
@@ -323,10 +322,10 @@ const monitoring: Phase = {
     const url = `http://${hostPort(topology.loadBalancer, config.monitoring.port)}`;
     const answers = async (u: string) => (await request(u, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200 || undefined;
     await awaitMembers(c, [specs.monitoring, ...specs.exporters], 'Prometheus, the exporters and Alertmanager to be ready', async () => {
-      const exporterUrls = specs.exporters.map((s) => `http://${s.args.find((a) => a.startsWith('--web.listen-address='))!.split('=')[1]}${s.id === 'alertmanager' ? '/-/ready' : '/metrics'}`);
+      const exporterUrls = specs.exporters.flatMap((s) => (s.listen ? [`http://${hostPort(s.listen.host, s.listen.port)}${s.listen.readyPath}`] : []));
       return (await Promise.all([answers(`${url}/-/ready`), ...exporterUrls.map(answers)])).every(Boolean) || undefined;
     }, { timeoutMs, intervalMs: 250, since: ctx.startedAt });
-    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules), Alertmanager on :${config.monitoring.alertmanager.port}, postgres-exporter × ${topology.postgres.length}, node-exporter`;
+    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules), Alertmanager on :${config.monitoring.alertmanager.port}, ${specs.exporters.filter((s) => s.id !== 'alertmanager').map((s) => s.id).join(', ')}`;
   },
 };
 

@@ -8,6 +8,7 @@ import { join, posix } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { hostTls, type Config } from '../config/schema.ts';
 import { GardenError } from '../errors.ts';
+import { renderGrafanaDashboard } from '../render/grafana.ts';
 import { GENERATED } from '../render/yaml.ts';
 import { writeFileAtomic } from '../util/files.ts';
 import { hostFiles, hostPaths } from './hosts.ts';
@@ -71,12 +72,15 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
     const [ca, postgresServer, routerClient] = await Promise.all([readPair(opts.secretsDir, 'ca'), readPair(opts.secretsDir, 'postgres-server'), readPair(opts.secretsDir, 'etcd-client-router')]);
     const internal = config.ingress.hosts.filter((h) => hostTls(h) === 'internal').map((h) => h.name);
     const ingressCerts = Object.fromEntries(await Promise.all(internal.map(async (h) => [h, await readPair(opts.secretsDir, ingressCertName(h))] as const)));
-    add('kubernetes/05-secrets.yaml', manifestsYaml(secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient, ingressCerts })), 0o600, true);
+    const prometheusClient = config.monitoring.enabled ? await readPair(opts.secretsDir, 'etcd-client-prometheus') : undefined;
+    add('kubernetes/05-secrets.yaml', manifestsYaml(secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient, ingressCerts, ...(prometheusClient ? { prometheusClient } : {}) })), 0o600, true);
     resources.splice(1, 0, '05-secrets.yaml');
   }
   for (const f of manifestFiles) add(`kubernetes/${f.file}`, manifestsYaml(f.manifests));
   add('kubernetes/kustomization.yaml', `${GENERATED}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`);
   if (config.supabase.enabled) add('supabase/bootstrap.sql', supabaseBootstrapSql());
+  // For a Grafana the user already runs: the panels of `gardenos dashboard` (import it, pick the Prometheus).
+  add('monitoring/grafana-dashboard.json', `${JSON.stringify(renderGrafanaDashboard(config), null, 2)}\n`);
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 

@@ -150,7 +150,7 @@ export function certSpecs(config: Config): CertSpec[] {
       return { name: `etcd-${m.name}`, commonName: m.name, ips: ipsOf(hosts), dnsNames: [m.name, 'localhost', ...namesOf(hosts)], usage: 'server-and-client' as const };
     }),
     // etcd clients, one identity each, so any one can be revoked on its own.
-    ...['k3s', 'patroni', 'router', 'gardenos'].map((who) => ({ name: `etcd-client-${who}`, commonName: `${who}`, ips: [], dnsNames: [], usage: 'client' as const })),
+    ...['k3s', 'patroni', 'router', 'gardenos', ...(config.monitoring.enabled ? ['prometheus'] : [])].map((who) => ({ name: `etcd-client-${who}`, commonName: `${who}`, ips: [], dnsNames: [], usage: 'client' as const })),
     {
       // PostgreSQL's and Patroni's REST API server certificate (also Patroni's etcd client certificate).
       name: 'postgres-server',

@@ -13,7 +13,7 @@ export interface PatroniRenderInput {
   files: PatroniFiles;
   secrets: ClusterSecrets;
   /** backups.enabled: the member's archive_command and restore_command (pgBackRest). */
-  archive?: { archiveCommand: string; restoreCommand: string };
+  archive?: { archiveCommand: string; restoreCommand: string; replicaScript?: string };
   /**
    * A cluster built from a backup instead of initdb (`db restore --to`): Patroni runs `command` on the
    * member that wins the initialize race, then recovers with `recoveryConf` and promotes.
@@ -117,6 +117,11 @@ export function renderPatroniConfig({ config, topology, member, files, secrets, 
         ...(archive ? { archive_mode: 'on', archive_command: archive.archiveCommand } : {}),
       },
       ...(archive ? { recovery_conf: { restore_command: archive.restoreCommand } } : {}),
+      // A new replica (and `db reinit`) from the backup repository when a backup is recent, else from the
+      // leader; a failed restore leaves an empty data directory (Patroni cleans it) for basebackup.
+      ...(archive?.replicaScript
+        ? { create_replica_methods: ['pgbackrest', 'basebackup'], pgbackrest: { command: `/bin/sh ${archive.replicaScript}`, no_params: true } }
+        : {}),
       pg_hba: pgHba,
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },

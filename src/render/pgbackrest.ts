@@ -76,3 +76,24 @@ export function archiveCommand(configFile: string, config: Config, dataDir: stri
 export function restoreCommand(configFile: string, config: Config, dataDir: string): string {
   return `${pgbackrest(configFile, config, dataDir)} archive-get %f "%p"`;
 }
+
+/**
+ * The script Patroni runs to create a replica (its `pgbackrest` create_replica_method, tried before
+ * basebackup): when the newest backup — as `marker` records it, seconds since the epoch — is at most
+ * `maxAgeSeconds` old, a restore of it as a standby (the rest of the WAL comes from the repository, then
+ * streaming from the leader); otherwise it exits 1 and Patroni copies from the leader instead. The primary's
+ * disk and network are spared when a backup is recent.
+ */
+export function replicaFromBackupScript(configFile: string, config: Config, dataDir: string, marker: string, maxAgeSeconds: number): string {
+  return [
+    '#!/bin/sh',
+    '# Written by GardenOS from gardenos.yaml (backups.replicaFromBackupMaxAgeHours); changes here are overwritten.',
+    'set -eu',
+    `newest=$(cat '${marker}' 2>/dev/null) || { echo "gardenos: no backup recorded in ${marker}: copying from the leader" >&2; exit 1; }`,
+    'age=$(( $(date +%s) - newest ))',
+    `if [ "$age" -gt ${maxAgeSeconds} ]; then echo "gardenos: the newest backup is $age s old (more than ${maxAgeSeconds}): copying from the leader" >&2; exit 1; fi`,
+    `echo "gardenos: restoring the newest backup ($age s old) as a standby" >&2`,
+    `exec ${pgbackrest(configFile, config, dataDir)} --type=standby restore`,
+    '',
+  ].join('\n');
+}

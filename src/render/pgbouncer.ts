@@ -10,6 +10,12 @@ export interface PoolerFiles {
   /** Directory of the admin console's Unix socket (.s.PGSQL.<port>). */
   socketDir: string;
   userlist: string;
+  /**
+   * Written while GardenOS holds the pooler paused (a switchover), removed after RESUME. PgBouncer 1.18's SHOW
+   * lists do not show a global PAUSE (SHOW STATE came in 1.21): this file is how `status`, the router and
+   * `up` know of one.
+   */
+  pauseMarker: string;
   /** Its certificate for clients (names the load balancer's address) and the CA it checks servers with. */
   tls: TlsFiles;
 }
@@ -36,6 +42,8 @@ export function renderPgbouncerIni({ config, topology, files }: PgbouncerRenderI
     'auth_type = scram-sha-256',
     `auth_file = ${files.userlist}`,
     `admin_users = ${USERS.superuser}`,
+    // Read-only SHOW commands for the exporter (monitoring.enabled), never PAUSE or RESUME.
+    `stats_users = ${USERS.monitor}`,
     `pool_mode = ${p.poolMode}`,
     `max_client_conn = ${p.maxClientConnections}`,
     `default_pool_size = ${p.defaultPoolSize}`,
@@ -56,8 +64,9 @@ export function renderPgbouncerIni({ config, topology, files }: PgbouncerRenderI
   ].join('\n');
 }
 
-/** The auth file: PgBouncer needs the password itself to speak SCRAM to both sides. */
-export function renderPgbouncerUserlist(secrets: Pick<ClusterSecrets, 'superuserPassword'>): string {
+/** The auth file: PgBouncer needs the password itself to speak SCRAM to both sides; the exporter's stats user beside it. */
+export function renderPgbouncerUserlist(secrets: Pick<ClusterSecrets, 'superuserPassword' | 'monitorPassword'>): string {
   const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
-  return `${quote(USERS.superuser)} ${quote(secrets.superuserPassword)}\n`;
+  const monitor = secrets.monitorPassword ? `${quote(USERS.monitor)} ${quote(secrets.monitorPassword)}\n` : '';
+  return `${quote(USERS.superuser)} ${quote(secrets.superuserPassword)}\n${monitor}`;
 }

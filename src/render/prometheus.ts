@@ -20,6 +20,8 @@ export interface PrometheusInput {
   /** The HAProxy and router addresses to scrape (local: the load balancer; the platform: each HAProxy host). */
   haproxy: string[];
   router: string[];
+  /** On Kubernetes: every router pod, by the DNS name of a headless Service (one A record per pod), instead of `router`. */
+  routerPods?: { dnsName: string };
   /** postgres-exporter's address (host:port) for each member. */
   postgresExporters: { member: string; target: string }[];
   /** node-exporter's addresses (host:port). */
@@ -46,7 +48,9 @@ export function renderPrometheusConfig(i: PrometheusInput): string {
         basic_auth: { username: config.haproxy.statsUser, password_file: i.statsPasswordFile },
         static_configs: [{ targets: i.haproxy.map((a) => hostPort(a, config.haproxy.ports.stats)) }],
       },
-      { job_name: 'router', static_configs: [{ targets: i.router.map((a) => hostPort(a, config.router.port)) }] },
+      i.routerPods
+        ? { job_name: 'router', dns_sd_configs: [{ names: [i.routerPods.dnsName], type: 'A', port: config.router.port, refresh_interval: '30s' }] }
+        : { job_name: 'router', static_configs: [{ targets: i.router.map((a) => hostPort(a, config.router.port)) }] },
       {
         job_name: 'postgres',
         // postgres-exporter answers a scrape of a stopped PostgreSQL with pg_up 0 only after about a
@@ -129,6 +133,30 @@ export function alertRules(config: Config): AlertRule[] {
       'free space or grow the volume; look for WAL kept by a failing archive_command or an inactive replication slot (`gardenos doctor`)',
     ),
     ...(config.backups.enabled ? backupRules(config, rule) : []),
+    ...(config.pooler.enabled ? poolerRules(rule) : []),
+  ];
+}
+
+/** With the pooler: what the router reads from PgBouncer's admin console. */
+function poolerRules(rule: RuleFn): AlertRule[] {
+  return [
+    rule('GardenOSPoolerDown', 'gardenos_pooler_up == 0', '1m', 'critical', "PgBouncer's admin console does not answer: clients of the pooled endpoint cannot connect", '`gardenos local up` starts it; `gardenos local logs pooler` says why it stopped'),
+    rule(
+      'GardenOSPoolerPaused',
+      'max by (database) (gardenos_pooler_paused) == 1',
+      '30s',
+      'critical',
+      'the pooler has held {{ $labels.database }} paused for 30 s: its clients wait (a switchover pauses it for a moment, never this long)',
+      '`gardenos local up` resumes a pooler left paused',
+    ),
+    rule(
+      'GardenOSPoolerClientsWaiting',
+      'max by (database) (gardenos_pooler_max_wait_seconds) > 5',
+      '1m',
+      'warning',
+      'clients of {{ $labels.database }} wait {{ $value | humanizeDuration }} for a server connection',
+      'raise pooler.defaultPoolSize, or find the transactions that hold the connections (`gardenos local doctor`)',
+    ),
   ];
 }
 

@@ -14,9 +14,11 @@ export interface RouterRenderInput {
   sinks: RouterSettings['sinks'];
   /** Certificates whose expiry the router reports (default: the CA and its own etcd client certificate). */
   certificates?: string[];
+  /** The pooler the router reports on (its admin socket; a stats user's password file). */
+  pooler?: RouterSettings['pooler'];
 }
 
-export function routerSettings({ config, topology, etcdTls, listenHost, sinks, certificates }: RouterRenderInput): RouterSettings {
+export function routerSettings({ config, topology, etcdTls, listenHost, sinks, certificates, pooler }: RouterRenderInput): RouterSettings {
   return {
     scope: config.postgres.scope,
     namespace: config.postgres.namespace,
@@ -27,6 +29,7 @@ export function routerSettings({ config, topology, etcdTls, listenHost, sinks, c
     listen: { host: listenHost, port: config.router.port },
     sinks,
     certificates: certificates ?? [etcdTls.ca, etcdTls.cert],
+    ...(pooler ? { pooler } : {}),
   };
 }
 

@@ -54,6 +54,7 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
     }
   }
   const metrics = createMetrics();
+  if (settings.pooler) (await import('./pooler.ts')).poolerMetrics(metrics.registry, settings.pooler, log);
   const router = new Router({
     dcs: new PatroniDcs(etcd, settings.namespace, settings.scope),
     probe: patroniProbe(settings.patroniCa),

@@ -39,6 +39,8 @@ export const routerSettingsSchema = z.strictObject({
   sinks: z.array(z.discriminatedUnion('type', [haproxySink, kubernetesSink])).min(1),
   /** PEM certificates GardenOS issued whose expiry the router reports (gardenos_certificate_expiry_timestamp_seconds). */
   certificates: z.array(z.string()).default([]),
+  /** PgBouncer in front of the primary (pooler.enabled): its admin socket and a stats user whose password is in a file. */
+  pooler: z.strictObject({ socketDir: z.string(), port: z.number().int(), user: z.string(), passwordFile: z.string(), pauseMarker: z.string().optional() }).optional(),
 });
 
 export type RouterSettings = z.infer<typeof routerSettingsSchema>;

@@ -65,6 +65,8 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
     // GardenOS's own local-path StorageClass and provisioner instead of K3s's (there is no K3s here): more of the render, applied.
     const config = exampleConfig();
     config.k3s.disable.push('local-storage');
+    // And the platform's monitoring (Prometheus, Alertmanager, node-exporter): held to the real API server too.
+    config.monitoring.enabled = true;
     await ensurePlatformSecrets(`${c.dir}/platform`, config);
     await ensurePlatformPki(`${c.dir}/platform`, config);
     objects = kustomizationObjects(await renderPlatform(config, { secretsDir: `${c.dir}/platform`, withSecrets: true })) as KubernetesObject[];
@@ -181,6 +183,15 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
     }, { timeoutMs: 60_000, intervalMs: 500 });
     const claims = (await core.listNamespacedPersistentVolumeClaim({ namespace: DB })).items.map((p) => `${p.metadata!.name}:${p.status?.phase}`).sort();
     assert.deepEqual(claims, pods.map((p) => `pgdata-${p}:Pending`));
+    // Prometheus's StatefulSet made its pod and its claim of monitoring.storage.
+    const platformNs = exampleConfig().namespaces.platform;
+    await waitFor("Prometheus's pod and claim", async () => {
+      const pvc = (await core.listNamespacedPersistentVolumeClaim({ namespace: platformNs })).items.find((p) => p.metadata!.name === 'data-prometheus-0');
+      const pod = (await core.listNamespacedPod({ namespace: platformNs })).items.find((p) => p.metadata!.name === 'prometheus-0');
+      if (!pvc || !pod) throw new Error(`claim ${pvc ? 'made' : 'missing'}, pod ${pod ? 'made' : 'missing'}`);
+      assert.equal(pvc.spec?.resources?.requests?.storage, exampleConfig().monitoring.storage);
+      return true;
+    }, { timeoutMs: 60_000, intervalMs: 500 });
 
     await waitFor('the PodDisruptionBudget to count the database pods', async () => {
       const pdb = await policy.readNamespacedPodDisruptionBudget({ name: scope, namespace: DB });

@@ -154,6 +154,55 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     assert.deepEqual(await readdir(join(c.stateDir, 'pgbackrest', 'verify')).catch(() => []), []);
   });
 
+  it('`db reinit` rebuilds a replica from the repository when a backup is recent, and copies it from the leader when not', async () => {
+    const s = await healthy();
+    const replica = s.members.find((m) => m.role === 'replica' || m.role === 'sync_standby')!;
+    const log = join(c.stateDir, 'logs', `patroni-${replica.name}.log`);
+    const since = async () => {
+      const offset = (await stat(log)).size;
+      return async () => (await readFile(log, 'utf8')).slice(offset);
+    };
+    const rowsOn = async (host: string) => {
+      const client = new pg.Client({ connectionString: (await withPassword(s.endpoints.primary, c.stateDir)).replace(/@[^/]+\//, `@${host}:5432/`) });
+      await client.connect();
+      try {
+        return Number((await client.query<{ n: string }>('SELECT count(*) AS n FROM ledger')).rows[0]!.n);
+      } finally {
+        await client.end();
+      }
+    };
+    const reinit = async () => {
+      const r = await c.cli(['local', 'db', 'reinit', replica.name, '--yes', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      await healthy();
+    };
+    await write('reinit', 50);
+    const total = Object.values(await counts()).reduce((a, b) => a + b, 0);
+
+    // A recent backup (the scheduler's record says so): Patroni's pgbackrest method restores it as a standby.
+    let read = await since();
+    await reinit();
+    const fromRepository = await read();
+    assert.match(fromRepository, /replica has been created using pgbackrest/, 'restored from the repository');
+    assert.doesNotMatch(fromRepository, /replica has been created using basebackup/);
+    assert.equal(await waitFor('the rebuilt replica to catch up', async () => ((await rowsOn(replica.host)) === total ? total : undefined), { timeoutMs: 60_000, intervalMs: 500 }), total);
+
+    // The newest backup recorded as two days old: the script declines, Patroni copies from the leader.
+    const marker = join(c.stateDir, 'pgbackrest', 'newest-backup');
+    const recorded = await readFile(marker, 'utf8');
+    await writeFile(marker, `${Math.floor(Date.now() / 1000) - 2 * 86400}\n`);
+    try {
+      read = await since();
+      await reinit();
+      const fromLeader = await read();
+      assert.match(fromLeader, /copying from the leader/);
+      assert.match(fromLeader, /replica has been created using basebackup/);
+      assert.equal(await rowsOn(replica.host), total);
+    } finally {
+      await writeFile(marker, recorded);
+    }
+  });
+
   it('reports stalled archiving when the repository is unwritable; writes go on and archiving catches up once it is fixed', async () => {
     // Every directory of the WAL archive made read-only for PostgreSQL's user (and back, whatever happens).
     const dirs: [string, number][] = [];

@@ -3,7 +3,7 @@
 // it, and a planned switchover behind it — ten clients writing through it — costs
 // no failed statement and no lost write. Measured waits are benchmarks, not asserted.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import type { Verdict } from '../../src/chaos/verdict.ts';
@@ -61,9 +61,67 @@ describe('the pooler: clients keep their connections through a planned switchove
     }
   });
 
+  it('a switchover interrupted while the pooler is paused: the router and status report it, and `local up` resumes it', async () => {
+    const metric = async (name: string) => {
+      const text = await (await fetch(`http://${c.prefix}.10:8405/metrics`)).text();
+      return text.split('\n').find((l) => l.startsWith(name))?.split(' ').at(-1);
+    };
+    assert.equal(await metric('gardenos_pooler_up'), '1', (await readFile(`${c.stateDir}/logs/router.log`, 'utf8')).split('\n').filter((l) => l.includes('pooler')).slice(-3).join('\n'));
+    assert.equal(await metric('gardenos_pooler_paused{database="postgres"}'), '0');
+    const { openLocalCluster } = await import('../../src/local/cluster.ts');
+    const { poolerAdmin } = await import('../../src/local/pooler.ts');
+    const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
+    const serves = async () => {
+      const client = new pg.Client({ connectionString: await withPassword((await status()).endpoints.pooled!, c.stateDir), query_timeout: 2000, connectionTimeoutMillis: 2000 });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        return (await client.query('SELECT 1 AS one')).rows[0].one === 1;
+      } catch {
+        return false;
+      } finally {
+        await Promise.race([client.end().catch(() => {}), new Promise((r) => setTimeout(r, 300))]);
+      }
+    };
+    // What `db switchover` leaves when it dies between PAUSE and RESUME: its marker, and PgBouncer paused.
+    const admin = await poolerAdmin(local);
+    try {
+      await writeFile(local.layout.pooler.pauseMarker, '{"by":"a switchover that died"}\n');
+      await admin.command('PAUSE');
+      assert.equal(await metric('gardenos_pooler_paused{database="postgres"}'), '1', 'the router reports it paused');
+      assert.equal((await status()).pooler?.paused, true, 'status reports it paused');
+      assert.equal(await serves(), false, 'clients wait');
+    } finally {
+      await admin.close();
+    }
+    const up = await c.cli(['local', 'up']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout + up.stderr, /resumed the pooler, which was left paused/);
+    assert.equal(await serves(), true, 'clients are served again');
+    assert.equal(await metric('gardenos_pooler_paused{database="postgres"}'), '0');
+    assert.equal((await status()).pooler?.paused, false);
+
+    // A PAUSE without GardenOS's marker (typed into the console): PgBouncer 1.18's SHOW lists cannot tell, but `up` resumes it all the same.
+    const admin2 = await poolerAdmin(local);
+    try {
+      await admin2.command('PAUSE');
+    } finally {
+      await admin2.close();
+    }
+    assert.equal(await serves(), false);
+    const again = await c.cli(['local', 'up']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout + again.stderr, /resumed the pooler/);
+    assert.equal(await serves(), true);
+  });
+
   it('doctor names a pooler that is gone, and up brings it back', async () => {
     const pid = Number((await readFile(`${c.stateDir}/pids/pooler.pid`, 'utf8')).trim());
     process.kill(pid, 'SIGTERM');
+    await waitFor('the router to report the pooler down', async () => {
+      const text = await (await fetch(`http://${c.prefix}.10:8405/metrics`)).text();
+      return text.includes('gardenos_pooler_up 0') || undefined;
+    }, { timeoutMs: 30_000, intervalMs: 250 });
     const doctor = await waitFor('doctor to name the pooler', async () => {
       const report = JSON.parse((await c.cli(['local', 'doctor', '--json'])).stdout) as DoctorReport;
       const f = report.findings.find((x) => x.id === 'pooler')!;

@@ -54,7 +54,7 @@ describe('alert rules, checked and tested by promtool', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gardenos-rules-'));
-    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace('backups:\n  enabled: false', 'backups:\n  enabled: true') + '\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n');
+    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace('backups:\n  enabled: false', 'backups:\n  enabled: true').replace('pooler:\n  enabled: false', 'pooler:\n  enabled: true') + '\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n');
     await writeFile(join(dir, 'rules.yml'), renderAlertRules(config));
   });
   after(() => rm(dir, { recursive: true, force: true }));
@@ -93,6 +93,9 @@ describe('alert rules, checked and tested by promtool', () => {
       { series: 'pg_stat_archiver_failed_count{job="postgres", member="n1", instance="lb:9181"}', values: '0x40' },
       ...nodeSeries(50, 40),
       ...backupSeries('5s', 40),
+      { series: 'gardenos_pooler_up{job="router", instance="lb:8405"}', values: '1x40' },
+      { series: 'gardenos_pooler_paused{job="router", instance="lb:8405", database="app"}', values: '0 1 0x38' },
+      { series: 'gardenos_pooler_max_wait_seconds{job="router", instance="lb:8405", database="app"}', values: '0 2 0x38' },
     ];
     const at = '3m';
     const tests = [
@@ -182,6 +185,21 @@ describe('alert rules, checked and tested by promtool', () => {
         alert_rule_test: [
           { eval_time: at, alertname: 'GardenOSExporterDown', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSExporterDown', { job: 'node', instance: 'lb:9100' }, '') }] },
           { eval_time: at, alertname: 'GardenOSWalArchivingFailing', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'postgres', member: 'n1', instance: 'lb:9181' }, exp_annotations: expanded(config, 'GardenOSWalArchivingFailing', { member: 'n1' }, '') }] },
+        ],
+      },
+      // The pooler: down; paused for good; clients waiting 12 s for a server connection. (The healthy series
+      // pause it for one sample, as a switchover does, and that fires nothing.)
+      {
+        interval: '5s',
+        input_series: [
+          { series: 'gardenos_pooler_up{job="router", instance="lb:8405"}', values: '1 0x39' },
+          { series: 'gardenos_pooler_paused{job="router", instance="lb:8405", database="app"}', values: '0 1x39' },
+          { series: 'gardenos_pooler_max_wait_seconds{job="router", instance="lb:8405", database="app"}', values: '0 12x39' },
+        ],
+        alert_rule_test: [
+          { eval_time: at, alertname: 'GardenOSPoolerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSPoolerDown', {}, '') }] },
+          { eval_time: at, alertname: 'GardenOSPoolerPaused', exp_alerts: [{ exp_labels: { severity: 'critical', database: 'app' }, exp_annotations: expanded(config, 'GardenOSPoolerPaused', { database: 'app' }, '') }] },
+          { eval_time: at, alertname: 'GardenOSPoolerClientsWaiting', exp_alerts: [{ exp_labels: { severity: 'warning', database: 'app' }, exp_annotations: expanded(config, 'GardenOSPoolerClientsWaiting', { database: 'app' }, '12s') }] },
         ],
       },
       // Sixteen minutes in (time() is 960): a volume with 5% free; the newest backup 100,000 s older than the

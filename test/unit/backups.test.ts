@@ -1,14 +1,19 @@
 // Backups' pure parts: pgBackRest's rendered config and the commands Patroni gets, recovery targets as
 // people write them, and which backup a point in time restores from (or why none can).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { parseConfig, validateConfig } from '../../src/config/load.ts';
 import { GardenError } from '../../src/errors.ts';
 import { nextRuns } from '../../src/local/backups.ts';
 import { backupFor, compareLsn, parseTarget, recoverySettings, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
 import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
-import { archiveCommand, renderPgbackrestConfig, restoreCommand } from '../../src/render/pgbackrest.ts';
+import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../../src/render/pgbackrest.ts';
 import { productionTopology } from '../../src/render/topology.ts';
 import { exampleConfig, patroniFiles, SECRETS } from '../helpers/fixtures.ts';
 
@@ -103,5 +108,39 @@ describe('backups', () => {
     assert.equal(parseConfig('cluster: { name: s }').backups.schedule.incr, undefined);
     const { problems } = validateConfig({ cluster: { name: 's' }, backups: { schedule: { full: 'every sunday' } } });
     assert.match(problems.map((p) => `${p.path}: ${p.message}`).join('\n'), /backups\.schedule\.full: must be a cron expression/);
+  });
+
+  it('replicas from the repository: Patroni tries the script before basebackup; the script declines an old or missing record', async () => {
+    const topology = productionTopology(config);
+    const input = { config, topology, member: topology.postgres[0]!, files: patroniFiles('/srv', topology.postgres[0]!.name), secrets: SECRETS };
+    const archive = { archiveCommand: 'a', restoreCommand: 'r', replicaScript: '/srv/replica.sh' };
+    const p = parse(renderPatroniConfig({ ...input, archive })) as { postgresql: { create_replica_methods: string[]; pgbackrest: Record<string, unknown> } };
+    assert.deepEqual(p.postgresql.create_replica_methods, ['pgbackrest', 'basebackup']);
+    assert.deepEqual(p.postgresql.pgbackrest, { command: '/bin/sh /srv/replica.sh', no_params: true });
+    const without = parse(renderPatroniConfig({ ...input, archive: { archiveCommand: 'a', restoreCommand: 'r' } })) as { postgresql: Record<string, unknown> };
+    assert.equal(without.postgresql.create_replica_methods, undefined, 'basebackup only when replicaFromBackupMaxAgeHours is 0');
+
+    const dir = await mkdtemp(join(tmpdir(), 'gardenos-replica-'));
+    try {
+      const marker = join(dir, 'newest-backup');
+      const script = join(dir, 'replica.sh');
+      // pgBackRest stood in by a program that says what it was asked (the script's own logic is under test here).
+      await writeFile(join(dir, 'pgbackrest'), '#!/bin/sh\necho "pgbackrest $*"\n', { mode: 0o755 });
+      await writeFile(script, replicaFromBackupScript('/etc/pgbackrest.conf', config, '/srv/pg1/data', marker, 3600));
+      const runScript = () => promisify(execFile)('/bin/sh', [script], { env: { PATH: `${dir}:/usr/bin:/bin` } }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+      let r = await runScript();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /no backup recorded/);
+      await writeFile(marker, `${Math.floor(Date.now() / 1000) - 7200}\n`);
+      r = await runScript();
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /s old \(more than 3600\): copying from the leader/);
+      await writeFile(marker, `${Math.floor(Date.now() / 1000) - 60}\n`);
+      r = await runScript();
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), `pgbackrest --config=/etc/pgbackrest.conf --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data --type=standby restore`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -286,6 +286,52 @@ apps:
     }
   });
 
+  it("monitoring on: Prometheus (its own etcd client certificate, no API token: the router's pods by DNS), Alertmanager and node-exporter, valid objects; promtool accepts its configuration and rules", async () => {
+    const mdir = await mkdtemp(join(tmpdir(), 'gardenos-platform-mon-'));
+    try {
+      const mon = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')) + '\nmonitoring: { enabled: true, retention: 30d, storage: 50Gi }\n');
+      await ensurePlatformSecrets(mdir, mon);
+      const pki = await ensurePlatformPki(mdir, mon);
+      assert.ok(pki.created.includes('etcd-client-prometheus'), 'an etcd client identity of its own');
+      const files = await renderPlatform(mon, { secretsDir: mdir, withSecrets: true });
+      const objects = docs(files.find((f) => f.path === 'kubernetes/70-monitoring.yaml')!);
+      for (const o of objects) await validate(o);
+      assert.deepEqual(objects.map((o) => `${o.kind}/${o.metadata.name}`).filter((k) => /StatefulSet|Deployment|DaemonSet/.test(k)), ['StatefulSet/prometheus', 'Deployment/alertmanager', 'DaemonSet/node-exporter']);
+      assert.deepEqual(objects.filter((o) => /Role|ServiceAccount/.test(o.kind)), [], 'no RBAC: it needs none');
+      const headless = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'gardenos-router-metrics') as unknown as { metadata: { namespace: string }; spec: { clusterIP: string; selector: Record<string, string> } };
+      assert.deepEqual([headless.metadata.namespace, headless.spec.clusterIP, headless.spec.selector['app.kubernetes.io/name']], ['database', 'None', 'gardenos-router']);
+      const sts = objects.find((o) => o.kind === 'StatefulSet') as unknown as { spec: { template: { spec: { automountServiceAccountToken: boolean; containers: { args: string[]; securityContext: Record<string, unknown> }[]; securityContext: Record<string, unknown> } }; volumeClaimTemplates: { spec: { resources: { requests: { storage: string } } } }[] } };
+      assert.ok(sts.spec.template.spec.containers[0]!.args.includes('--storage.tsdb.retention.time=30d'));
+      assert.equal(sts.spec.volumeClaimTemplates[0]!.spec.resources.requests.storage, '50Gi');
+      assert.equal(sts.spec.template.spec.securityContext.runAsNonRoot, true);
+      assert.equal(sts.spec.template.spec.automountServiceAccountToken, false);
+      assert.equal(sts.spec.template.spec.containers[0]!.securityContext.readOnlyRootFilesystem, true);
+      const secretsFile = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
+      assert.deepEqual(secretsFile.filter((o) => o.metadata.name.startsWith('prometheus-')).map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['gardenos-system/prometheus-etcd-client', 'gardenos-system/prometheus-haproxy-stats']);
+      // promtool on the ConfigMap's files, the paths the pod mounts made real in a scratch directory.
+      const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'prometheus') as unknown as { data: Record<string, string> };
+      const root = join(mdir, 'etc-prometheus');
+      const { mkdir, writeFile, copyFile } = await import('node:fs/promises');
+      await mkdir(join(root, 'etcd'), { recursive: true });
+      await mkdir(join(root, 'haproxy'), { recursive: true });
+      await copyFile(join(mdir, 'pki', 'ca.crt'), join(root, 'etcd', 'ca.crt'));
+      await copyFile(join(mdir, 'pki', 'etcd-client-prometheus.crt'), join(root, 'etcd', 'tls.crt'));
+      await copyFile(join(mdir, 'pki', 'etcd-client-prometheus.key'), join(root, 'etcd', 'tls.key'));
+      await writeFile(join(root, 'haproxy', 'password'), 'x');
+      for (const [name, text] of Object.entries(cm.data)) await writeFile(join(root, name), text.replaceAll('/etc/prometheus', root));
+      const { execFile } = await import('node:child_process');
+      const { promisify } = await import('node:util');
+      const out = await promisify(execFile)('promtool', ['check', 'config', join(root, 'prometheus.yml')]).catch((e: { stdout: string; stderr: string }) => {
+        throw new Error(`promtool check config: ${e.stdout}${e.stderr}`);
+      });
+      assert.match(out.stdout, /SUCCESS: 1 rule files found/);
+      assert.doesNotMatch(cm.data['gardenos.rules.yml']!, /GardenOSBackup/, 'the backup alerts are the local profile\'s');
+      assert.match(cm.data['prometheus.yml']!, /names:\n\s+- gardenos-router-metrics\.database\.svc/);
+    } finally {
+      await rm(mdir, { recursive: true, force: true });
+    }
+  });
+
   it("rotates Supabase's JWT secret in two steps: both secrets verify and both keys pass the gateway until the previous is retired; each step rolls the pods", async () => {
     const { importJWK, jwtVerify: verify } = await import('jose');
     // As PostgREST uses a key set of HS256 secrets: the token verifies if one of them verifies it.

@@ -41,6 +41,9 @@ export const SECRET_NAMES = {
   supabaseDb: 'supabase-db',
   supabaseJwt: 'supabase-jwt',
   gateway: GATEWAY_SECRET,
+  /** Prometheus's etcd client certificate and HAProxy's stats password (monitoring.enabled). */
+  prometheusEtcd: 'prometheus-etcd-client',
+  haproxyStats: 'prometheus-haproxy-stats',
   app: (name: string) => `${name}-secrets`,
 } as const;
 

@@ -1,11 +1,12 @@
 // The platform's Kubernetes manifests, file by file, in the order they must be applied:
 // namespaces; a default StorageClass when K3s's own is disabled; PostgreSQL as a Patroni StatefulSet;
 // the primary router; Supabase (auth, REST, storage; its gateway is the ingress); the user's apps;
-// the ingress controller, routes and ACME issuer. Secrets are referenced by name; their contents are
+// the ingress controller, routes and ACME issuer; monitoring (Prometheus, Alertmanager, node-exporter). Secrets are referenced by name; their contents are
 // rendered only on request (secrets.ts). Every Kubernetes object GardenOS renders is built in this folder.
 import type { Config } from '../../config/schema.ts';
 import { acmeIssuer, ingressControllerManifests, ingressManifests } from './ingress.ts';
 import { PART_OF, type Manifest } from './manifest.ts';
+import { monitoringManifests } from './monitoring.ts';
 import { postgresManifests } from './postgres.ts';
 import { routerManifests } from './router.ts';
 import { localPathStorage } from './storage.ts';
@@ -38,6 +39,8 @@ export function platformManifests(config: Config, opts: { keysRevision?: string 
   if (ing.length) files.push({ file: '60-ingress.yaml', manifests: ing });
   const issuer = acmeIssuer(config);
   if (issuer.length) files.push({ file: '65-acme-issuer.yaml', manifests: issuer });
+  const monitoring = monitoringManifests(config);
+  if (monitoring.length) files.push({ file: '70-monitoring.yaml', manifests: monitoring });
   return files;
 }
 

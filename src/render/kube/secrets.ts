@@ -1,6 +1,7 @@
 // The Secrets the manifests reference by name, and — only for `render --with-secrets` and `gardenos up` —
 // their contents: Patroni's configuration and TLS, the router's etcd client certificate, Supabase's keys and
-// database URLs, gateway-auth's keys, and the ingress hosts' certificates from GardenOS's CA.
+// database URLs, gateway-auth's keys, the ingress hosts' certificates from GardenOS's CA, and (monitoring)
+// Prometheus's etcd client certificate and HAProxy's stats password.
 import { hostTls, type Config } from '../../config/schema.ts';
 import type { PemPair } from '../../pki/certs.ts';
 import type { PlatformSecrets } from '../../platform/secrets.ts';
@@ -23,6 +24,8 @@ export interface SecretInputs {
   routerClient: PemPair;
   /** Certificates of the ingress hosts with tls: internal, by host. */
   ingressCerts: Record<string, PemPair>;
+  /** Prometheus's etcd client certificate (monitoring.enabled). */
+  prometheusClient?: PemPair;
 }
 
 /** The Secrets the manifests reference, with their contents: only `render --with-secrets` and `gardenos up` produce these. */
@@ -52,6 +55,12 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     secret(SECRET_NAMES.postgresConfig, ns.database, { 'patroni.yml': patroni }),
     secret(SECRET_NAMES.postgresTls, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.postgresServer.cert, 'tls.key': input.postgresServer.key }),
     secret(SECRET_NAMES.routerEtcd, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.routerClient.cert, 'tls.key': input.routerClient.key }),
+    ...(config.monitoring.enabled && input.prometheusClient
+      ? [
+          secret(SECRET_NAMES.prometheusEtcd, ns.platform, { 'ca.crt': input.ca, 'tls.crt': input.prometheusClient.cert, 'tls.key': input.prometheusClient.key }),
+          secret(SECRET_NAMES.haproxyStats, ns.platform, { password: secrets.statsPassword }),
+        ]
+      : []),
   ];
   // tls: internal — the host's certificate from GardenOS's CA, in every namespace whose Ingress names it.
   for (const [host, namespaces] of hostNamespaces(config)) {
