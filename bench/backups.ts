@@ -60,13 +60,19 @@ try {
   progress('full backup');
   const [fullOut, fullMs] = await timed(() => must(['local', 'db', 'backup', '--type', 'full', '--json']));
   const full = (JSON.parse(fullOut) as { backup: { label: string; repositoryBytes: number } }).backup;
-  rows.push([`full backup, ${(size / 1024 / 1024).toFixed(0)} MB database`, `${formatMs(fullMs)} (${mbps(size, fullMs)})`, `from a standby; ${(full.repositoryBytes / 1024 / 1024).toFixed(0)} MB stored (zstd + AES-256)`]);
+  rows.push([
+    `full backup, ${(size / 1024 / 1024).toFixed(0)} MB database`,
+    `${formatMs(fullMs)} (${mbps(size, fullMs)})`,
+    `from a standby; ${(full.repositoryBytes / 1024 / 1024).toFixed(0)} MB stored (zstd + AES-256)`,
+  ]);
 
   progress('pgbackrest restore into a scratch directory');
   const scratch = await mkdtemp(join(tmpdir(), 'bench-bk-restore-'));
   try {
     if (local.pgOwner) await import('node:fs/promises').then((f) => f.chown(scratch, local.pgOwner!.uid, local.pgOwner!.gid));
-    const [, restoreMs] = await timed(() => runPgbackrest(ctx, 'restore', [`--pg1-path=${scratch}/data`, `--set=${full.label}`, '--type=immediate', '--archive-mode=off']));
+    const [, restoreMs] = await timed(() =>
+      runPgbackrest(ctx, 'restore', [`--pg1-path=${scratch}/data`, `--set=${full.label}`, '--type=immediate', '--archive-mode=off']),
+    );
     rows.push(['pgbackrest restore of that backup', `${formatMs(restoreMs)} (${mbps(size, restoreMs)})`, 'files only; replay not included']);
   } finally {
     await rm(scratch, { recursive: true, force: true });
@@ -76,20 +82,30 @@ try {
   const base = await mkdtemp(join(tmpdir(), 'bench-bk-base-'));
   try {
     const secrets = JSON.parse(await readFile(join(c.stateDir, 'secrets', 'passwords.json'), 'utf8')) as { replicationPassword: string };
-    const leader = (JSON.parse(await must(['local', 'status', '--json'])) as { members: { name: string; role: string }[] }).members.find((m) => m.role === 'leader')!.name;
+    const leader = (JSON.parse(await must(['local', 'status', '--json'])) as { members: { name: string; role: string }[] }).members.find(
+      (m) => m.role === 'leader',
+    )!.name;
     const [, baseMs] = await timed(
       () =>
         new Promise<void>((resolve, reject) => {
           // As Patroni's replicas do: the replication user over TLS to the leader's address.
           const address = local.topology.postgres.find((m) => m.name === leader)!.address;
-          const p = spawn(join(ctx.binDir, 'pg_basebackup'), ['-D', `${base}/data`, '-h', address, '-p', String(local.config.postgres.port), '-U', 'replicator', '-X', 'stream', '-c', 'fast', '--no-sync'], {
-            env: { PATH: process.env.PATH, PGPASSWORD: secrets.replicationPassword, PGSSLMODE: 'require' },
-            stdio: 'inherit',
-          });
+          const p = spawn(
+            join(ctx.binDir, 'pg_basebackup'),
+            ['-D', `${base}/data`, '-h', address, '-p', String(local.config.postgres.port), '-U', 'replicator', '-X', 'stream', '-c', 'fast', '--no-sync'],
+            {
+              env: { PATH: process.env.PATH, PGPASSWORD: secrets.replicationPassword, PGSSLMODE: 'require' },
+              stdio: 'inherit',
+            },
+          );
           p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`pg_basebackup exit ${code}`))));
         }),
     );
-    rows.push(['pg_basebackup (plain, uncompressed, from the primary)', `${formatMs(baseMs)} (${mbps(size, baseMs)})`, 'what the backup would cost without pgBackRest']);
+    rows.push([
+      'pg_basebackup (plain, uncompressed, from the primary)',
+      `${formatMs(baseMs)} (${mbps(size, baseMs)})`,
+      'what the backup would cost without pgBackRest',
+    ]);
   } finally {
     await rm(base, { recursive: true, force: true });
   }
@@ -126,7 +142,11 @@ try {
   }
   writing = false;
   await writer;
-  rows.push(['segment switched → in the repository, under writes', `p50 ${formatMs(percentile(lat, 50))}, max ${formatMs(Math.max(...lat))}`, '10 switches while a writer inserts 1 MB batches']);
+  rows.push([
+    'segment switched → in the repository, under writes',
+    `p50 ${formatMs(percentile(lat, 50))}, max ${formatMs(Math.max(...lat))}`,
+    '10 switches while a writer inserts 1 MB batches',
+  ]);
 
   progress('point-in-time recovery of the whole cluster');
   const target = (await db.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t;

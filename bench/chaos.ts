@@ -35,7 +35,9 @@ async function bench(cluster: TestCluster, scenarios: Scenario[], upArgs: string
         const run = await runScenario(c, s, silent, { timeoutMs: 120_000 });
         results.set(s.name, [...(results.get(s.name) ?? []), run]);
         const v = run.verdict;
-        process.stderr.write(`${s.name} ${i + 1}/${runs}: outage ${v.outageMs === null ? '-' : formatMs(v.outageMs)}, ${v.verified ? `lost ${v.lost.length}` : 'writes unverified'}, two primaries: ${v.overlaps.length ? 'YES' : 'no'}${v.failure ? `, ${v.failure}` : ''}\n`);
+        process.stderr.write(
+          `${s.name} ${i + 1}/${runs}: outage ${v.outageMs === null ? '-' : formatMs(v.outageMs)}, ${v.verified ? `lost ${v.lost.length}` : 'writes unverified'}, two primaries: ${v.overlaps.length ? 'YES' : 'no'}${v.failure ? `, ${v.failure}` : ''}\n`,
+        );
         if (!v.ok) c = await fresh();
       }
     }
@@ -45,7 +47,11 @@ async function bench(cluster: TestCluster, scenarios: Scenario[], upArgs: string
 }
 
 // The pooler is on (pooled-switchover writes through it; every other scenario writes through HAProxy as before).
-await bench(await makeTestCluster('bench-chaos', 223, 'pooler: { enabled: true }', DIST_CLI), picked.filter((s) => !needsNamespaces(s)), []);
+await bench(
+  await makeTestCluster('bench-chaos', 223, 'pooler: { enabled: true }', DIST_CLI),
+  picked.filter((s) => !needsNamespaces(s)),
+  [],
+);
 const partition = picked.filter(needsNamespaces);
 if (partition.length && asRoot) await bench(await makeTestCluster('bench-part', 224, '', DIST_CLI), partition, ['--isolated']);
 else if (partition.length) notes.push('primary-partition not run: it needs root for network namespaces');
@@ -68,7 +74,11 @@ const rows = [...results].map(([name, rs]) => {
     `${rs.filter((r) => r.verdict.ok).length}/${rs.length}`,
   ];
 });
-process.stdout.write(`\n${table(['SCENARIO', 'RUNS', 'OUTAGE MIN', 'P50', 'P95', 'MAX', 'LOST WRITES', 'FAILED STATEMENTS', 'LONGEST STATEMENT', 'TWO PRIMARIES', 'PASSED'], rows)}\n`);
-process.stdout.write('goals: primary-crash outage ≤ ttl + 1 s (local profile: 21 s); switchover ≤ 2 s; pooled-switchover: 0 failed statements, longest statement ≤ 2 s; zero lost writes and no two primaries everywhere\n');
+process.stdout.write(
+  `\n${table(['SCENARIO', 'RUNS', 'OUTAGE MIN', 'P50', 'P95', 'MAX', 'LOST WRITES', 'FAILED STATEMENTS', 'LONGEST STATEMENT', 'TWO PRIMARIES', 'PASSED'], rows)}\n`,
+);
+process.stdout.write(
+  'goals: primary-crash outage ≤ ttl + 1 s (local profile: 21 s); switchover ≤ 2 s; pooled-switchover: 0 failed statements, longest statement ≤ 2 s; zero lost writes and no two primaries everywhere\n',
+);
 for (const n of notes) process.stdout.write(`${n}\n`);
 if ([...results.values()].flat().some((r) => !r.verdict.ok)) process.exitCode = 1;

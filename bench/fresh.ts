@@ -12,7 +12,10 @@ const rows: string[][] = [];
 let failed = false;
 const steps = (await readmeSetupCommand()).split(' && ');
 for (const suite of suites) {
-  const cached = await access(`${CACHE_DIR}/debian-${suite}-minbase.tar`).then(() => true, () => false);
+  const cached = await access(`${CACHE_DIR}/debian-${suite}-minbase.tar`).then(
+    () => true,
+    () => false,
+  );
   let t = performance.now();
   await baseTarball(suite);
   const base = performance.now() - t;
@@ -31,7 +34,10 @@ for (const suite of suites) {
     const upMs = performance.now() - t;
     if (up.code !== 0) throw new Error(`local up failed: ${up.stderr.trim().split('\n').slice(-5).join(' | ')}`);
     const st = JSON.parse((await root.sh('npx gardenos local status --json', { netns })).stdout) as { endpoints: { primary: string; passwordFile: string } };
-    const w = await root.sh(`PGPASSFILE=${st.endpoints.passwordFile} psql '${st.endpoints.primary}' -qAtc 'create table b(x int); insert into b values (1); select count(*) from b'`, { netns });
+    const w = await root.sh(
+      `PGPASSFILE=${st.endpoints.passwordFile} psql '${st.endpoints.primary}' -qAtc 'create table b(x int); insert into b values (1); select count(*) from b'`,
+      { netns },
+    );
     const patroni = (await root.sh('patroni --version')).stdout.trim();
     rows.push([...row, fmt(setupMs), fmt(upMs), fmt(setupMs + upMs), w.stdout.trim() === '1' ? 'ok' : `failed: ${w.stderr.trim()}`, `${check}; ${patroni}`]);
   } catch (e) {

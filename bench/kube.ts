@@ -36,7 +36,8 @@ const DB = 'database';
 const BUILD = new URL('../scripts/build-kube.sh', import.meta.url).pathname;
 
 const rows: string[][] = [];
-const stat = (label: string, xs: number[], goal = '') => rows.push([label, String(xs.length), formatMs(percentile(xs, 50)), formatMs(percentile(xs, 99)), formatMs(Math.max(...xs)), goal]);
+const stat = (label: string, xs: number[], goal = '') =>
+  rows.push([label, String(xs.length), formatMs(percentile(xs, 50)), formatMs(percentile(xs, 99)), formatMs(Math.max(...xs)), goal]);
 
 // The build: a warm check (what every CI run pays), and on request a cold build in a scratch cache.
 const warm: number[] = [];
@@ -65,12 +66,19 @@ try {
   const endpoints = [1, 2, 3].map((i) => `https://10.251.${OCTET}.1${i}:2379`);
   const starts: number[] = [];
   const t0 = performance.now();
-  const cp = await startControlPlane({ host: HOST, etcd: { endpoints, ca: { cert: await readFile(tls.ca, 'utf8'), key: await readFile(`${s}/pki/ca.key`, 'utf8') } } });
+  const cp = await startControlPlane({
+    host: HOST,
+    etcd: { endpoints, ca: { cert: await readFile(tls.ca, 'utf8'), key: await readFile(`${s}/pki/ca.key`, 'utf8') } },
+  });
   starts.push(performance.now() - t0);
   stopPlane = cp.stop;
   stat('control plane start: apiserver ready, controller-manager and scheduler leading', starts);
 
-  await applyObjects(cp.admin(), [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DB } }, ...(routerManifests(exampleConfig()) as KubernetesObject[])], { report: silent });
+  await applyObjects(
+    cp.admin(),
+    [{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DB } }, ...(routerManifests(exampleConfig()) as KubernetesObject[])],
+    { report: silent },
+  );
   // One router with the Kubernetes sink (the local cluster's own router keeps HAProxy).
   const kubeconfig = join(cluster.dir, 'router.kubeconfig');
   await writeFile(kubeconfig, cp.withToken(await cp.serviceAccountToken(DB, ROUTER_NAME)).exportConfig(), { mode: 0o600 });
@@ -95,27 +103,46 @@ try {
   let stopped = false;
   let epWatch: { abort(): void } | undefined;
   const watchEndpoints = async (): Promise<void> => {
-    epWatch = await new Watch(cp.admin()).watch(`/api/v1/namespaces/${DB}/endpoints`, { fieldSelector: 'metadata.name=postgres-primary', allowWatchBookmarks: true }, (type, obj: V1Endpoints) => {
-      if (type !== 'ADDED' && type !== 'MODIFIED') return;
-      const ips = (obj.subsets ?? []).flatMap((x) => (x.addresses ?? []).map((a) => a.ip));
-      if (ips.length === 1) endpointsAt.set(ips[0]!, performance.now());
-    }, () => {
-      if (!stopped) void watchEndpoints();
-    });
+    epWatch = await new Watch(cp.admin()).watch(
+      `/api/v1/namespaces/${DB}/endpoints`,
+      { fieldSelector: 'metadata.name=postgres-primary', allowWatchBookmarks: true },
+      (type, obj: V1Endpoints) => {
+        if (type !== 'ADDED' && type !== 'MODIFIED') return;
+        const ips = (obj.subsets ?? []).flatMap((x) => (x.addresses ?? []).map((a) => a.ip));
+        if (ips.length === 1) endpointsAt.set(ips[0]!, performance.now());
+      },
+      () => {
+        if (!stopped) void watchEndpoints();
+      },
+    );
   };
   await watchEndpoints();
 
   const secrets = JSON.parse(await readFile(`${s}/secrets/passwords.json`, 'utf8')) as { restApiPassword: string };
-  const members = ['node1', 'node2', 'node3'].map((name, i) => ({ name, ip: `10.251.${OCTET}.1${i + 1}`, api: new PatroniClient(`https://10.251.${OCTET}.1${i + 1}:8008`, { caFile: tls.ca, timeoutMs: 60_000, auth: { username: 'patroni', password: secrets.restApiPassword } }) }));
+  const members = ['node1', 'node2', 'node3'].map((name, i) => ({
+    name,
+    ip: `10.251.${OCTET}.1${i + 1}`,
+    api: new PatroniClient(`https://10.251.${OCTET}.1${i + 1}:8008`, {
+      caFile: tls.ca,
+      timeoutMs: 60_000,
+      auth: { username: 'patroni', password: secrets.restApiPassword },
+    }),
+  }));
   const haproxy = new HaproxyClient(`${s}/haproxy/admin.sock`);
   const ready = () =>
-    waitFor('a leader and a synchronous standby, routed in Kubernetes', async () => {
-      const v = await members[0]!.api.cluster().catch(() => members[1]!.api.cluster().catch(() => members[2]!.api.cluster()));
-      const leader = v.members.find((m) => m.role === 'leader' && memberRunning(m));
-      const sync = v.members.find((m) => m.role === 'sync_standby' && memberRunning(m));
-      const ip = members.find((m) => m.name === leader?.name)?.ip;
-      return leader && sync && v.members.length === 3 && v.members.every(memberRunning) && ip && endpointsAt.has(ip) ? { leader: leader.name, sync: sync.name } : undefined;
-    }, { timeoutMs: 180_000, intervalMs: 200 });
+    waitFor(
+      'a leader and a synchronous standby, routed in Kubernetes',
+      async () => {
+        const v = await members[0]!.api.cluster().catch(() => members[1]!.api.cluster().catch(() => members[2]!.api.cluster()));
+        const leader = v.members.find((m) => m.role === 'leader' && memberRunning(m));
+        const sync = v.members.find((m) => m.role === 'sync_standby' && memberRunning(m));
+        const ip = members.find((m) => m.name === leader?.name)?.ip;
+        return leader && sync && v.members.length === 3 && v.members.every(memberRunning) && ip && endpointsAt.has(ip)
+          ? { leader: leader.name, sync: sync.name }
+          : undefined;
+      },
+      { timeoutMs: 180_000, intervalMs: 200 },
+    );
 
   const kube: number[] = [];
   const viaHaproxy: number[] = [];
@@ -127,10 +154,14 @@ try {
     const target = members.find((m) => m.name === r.sync)!;
     if (i < SWITCHOVERS) {
       const request = members.find((m) => m.name === r.leader)!.api.call('POST', '/switchover', { leader: r.leader, candidate: r.sync });
-      const haproxyAt = await waitFor(`HAProxy routing to ${r.sync}`, async () => {
-        const live = (await haproxy.stats()).filter((x) => x.proxy === 'postgres-primary' && x.status.startsWith('UP'));
-        return live.length === 1 && live[0]!.server === r.sync ? performance.now() : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 2 });
+      const haproxyAt = await waitFor(
+        `HAProxy routing to ${r.sync}`,
+        async () => {
+          const live = (await haproxy.stats()).filter((x) => x.proxy === 'postgres-primary' && x.status.startsWith('UP'));
+          return live.length === 1 && live[0]!.server === r.sync ? performance.now() : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 2 },
+      );
       const res = await request;
       if (res.status !== 200) throw new Error(`switchover refused: ${res.status} ${res.body}`);
       await waitFor(`Endpoints naming ${target.ip}`, async () => endpointsAt.get(target.ip), { timeoutMs: 60_000, intervalMs: 5 });
@@ -138,7 +169,9 @@ try {
       if (k === undefined) throw new Error('the leader key change was not seen');
       kube.push(endpointsAt.get(target.ip)! - k);
       viaHaproxy.push(haproxyAt - k);
-      process.stderr.write(`switchover ${i + 1}/${SWITCHOVERS}: ${r.leader} → ${r.sync}: Endpoints after ${kube.at(-1)!.toFixed(1)} ms, HAProxy after ${viaHaproxy.at(-1)!.toFixed(1)} ms\n`);
+      process.stderr.write(
+        `switchover ${i + 1}/${SWITCHOVERS}: ${r.leader} → ${r.sync}: Endpoints after ${kube.at(-1)!.toFixed(1)} ms, HAProxy after ${viaHaproxy.at(-1)!.toFixed(1)} ms\n`,
+      );
     } else {
       const res = await cluster.cli(['local', 'chaos', 'primary-crash', '--json']);
       if (res.code !== 0) throw new Error(`chaos primary-crash failed: ${res.stderr}`);

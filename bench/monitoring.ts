@@ -24,7 +24,11 @@ const PORT = 19093;
 const DASHBOARD = 17733;
 const rows: string[][] = [];
 const progress = (what: string) => process.stderr.write(`bench:monitoring ${new Date().toISOString().slice(11, 19)} ${what}\n`);
-const c = await makeTestCluster('bench-mon', 233, `monitoring: { port: ${PORT}, exporterPorts: { postgres: 19287, node: 19200 }, alertmanager: { port: 19294 } }`);
+const c = await makeTestCluster(
+  'bench-mon',
+  233,
+  `monitoring: { port: ${PORT}, exporterPorts: { postgres: 19287, node: 19200 }, alertmanager: { port: 19294 } }`,
+);
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void c.cleanup().finally(() => process.exit(130)));
 try {
   progress('local up without monitoring');
@@ -43,7 +47,12 @@ try {
   const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
   const specs = [local.specs.monitoring, ...local.specs.exporters];
   const pids = await Promise.all(specs.map(async (s) => (await local.supervisor.pid(s))!));
-  const ticks = async (pid: number) => (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ').slice(11, 13).reduce((a, b) => a + Number(b), 0);
+  const ticks = async (pid: number) =>
+    (await readFile(`/proc/${pid}/stat`, 'utf8'))
+      .split(') ')[1]!
+      .split(' ')
+      .slice(11, 13)
+      .reduce((a, b) => a + Number(b), 0);
   const rssMiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
   /** CPU (share of one core) and memory of each monitoring process over `seconds`, while `during` runs. */
   const cost = async (seconds: number, during: (signal: AbortSignal) => Promise<unknown> = async () => {}) => {
@@ -58,16 +67,29 @@ try {
     return { cpu: pids.map((_, i) => (after[i]! - before[i]!) / 100 / seconds), rss, result };
   };
   const costRows = (label: string, r: { cpu: number[]; rss: number[] }) =>
-    specs.map((s, i) => [`${s.id} ${label}`, `${(r.cpu[i]! * 100).toFixed(1)} % of a core, ${r.rss[i]!.toFixed(0)} MiB`, '']).concat([
-      [`all monitoring ${label}`, `${(r.cpu.reduce((a, b) => a + b, 0) * 100).toFixed(1)} % of a core, ${r.rss.reduce((a, b) => a + b, 0).toFixed(0)} MiB`, `${specs.length} processes, every ${local.config.monitoring.scrapeIntervalSeconds} s`],
-    ]);
+    specs
+      .map((s, i) => [`${s.id} ${label}`, `${(r.cpu[i]! * 100).toFixed(1)} % of a core, ${r.rss[i]!.toFixed(0)} MiB`, ''])
+      .concat([
+        [
+          `all monitoring ${label}`,
+          `${(r.cpu.reduce((a, b) => a + b, 0) * 100).toFixed(1)} % of a core, ${r.rss.reduce((a, b) => a + b, 0).toFixed(0)} MiB`,
+          `${specs.length} processes, every ${local.config.monitoring.scrapeIntervalSeconds} s`,
+        ],
+      ]);
   progress(`idling ${IDLE_S} s`);
   rows.push(...costRows('(idle)', await cost(IDLE_S)));
   progress(`writing for ${IDLE_S} s`);
   const loaded = await cost(IDLE_S, async (signal) => {
     // One writer, one row per transaction through the primary endpoint, as fast as it commits.
     const secrets = JSON.parse(await readFile(`${c.stateDir}/secrets/passwords.json`, 'utf8')) as { superuserPassword: string };
-    const client = new pg.Client({ host: `${c.prefix}.10`, port: local.config.haproxy.ports.primary, user: 'postgres', password: secrets.superuserPassword, database: 'postgres', ssl: { ca: await readFile(local.layout.ca.cert, 'utf8') } });
+    const client = new pg.Client({
+      host: `${c.prefix}.10`,
+      port: local.config.haproxy.ports.primary,
+      user: 'postgres',
+      password: secrets.superuserPassword,
+      database: 'postgres',
+      ssl: { ca: await readFile(local.layout.ca.cert, 'utf8') },
+    });
     await client.connect();
     await client.query('CREATE TABLE IF NOT EXISTS bench_mon (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())');
     let n = 0;
@@ -80,7 +102,9 @@ try {
   });
   rows.push(...costRows(`(${Math.round((loaded.result as number) / IDLE_S)} commits/s)`, loaded));
 
-  const alerts = async () => ((await (await fetch(`http://${c.prefix}.10:${PORT}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } }).data.alerts;
+  const alerts = async () =>
+    ((await (await fetch(`http://${c.prefix}.10:${PORT}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string }[] } })
+      .data.alerts;
   const latencies: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { members: { name: string; role: string }[] };
@@ -88,16 +112,33 @@ try {
     progress(`stopping ${replica} (${i + 1}/${RUNS})`);
     const stoppedAt = performance.now();
     await local.supervisor.stop(local.specs.patroni.find((s) => s.id === `patroni-${replica}`)!, { graceMs: 30_000 });
-    await waitFor('the alert', async () => (await alerts()).some((a) => a.state === 'firing' && a.labels.alertname === 'GardenOSPostgresMemberDown' && a.labels.member === replica) || undefined, { timeoutMs: 180_000, intervalMs: 200 });
+    await waitFor(
+      'the alert',
+      async () =>
+        (await alerts()).some((a) => a.state === 'firing' && a.labels.alertname === 'GardenOSPostgresMemberDown' && a.labels.member === replica) || undefined,
+      { timeoutMs: 180_000, intervalMs: 200 },
+    );
     latencies.push(performance.now() - stoppedAt);
     if ((await c.cli(['local', 'up'])).code !== 0) throw new Error('local up failed');
     await waitFor('no alert', async () => (await alerts()).every((a) => a.state !== 'firing') || undefined, { timeoutMs: 180_000, intervalMs: 500 });
   }
-  rows.push(['member stopped → GardenOSPostgresMemberDown firing', `p50 ${formatMs(percentile(latencies, 50))}, max ${formatMs(Math.max(...latencies))}`, `${RUNS} runs; the rule's for: 30s`]);
+  rows.push([
+    'member stopped → GardenOSPostgresMemberDown firing',
+    `p50 ${formatMs(percentile(latencies, 50))}, max ${formatMs(Math.max(...latencies))}`,
+    `${RUNS} runs; the rule's for: 30s`,
+  ]);
 
   progress('the dashboard in headless Chromium');
-  const dashboard = spawn(process.execPath, [DIST_CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'dashboard', '--address', `${c.prefix}.10`, '--port', String(DASHBOARD)], { stdio: 'ignore' });
-  const browser = await puppeteer.launch({ executablePath: '/usr/lib/chromium/chromium-headless-shell', headless: 'shell', args: ['--no-sandbox', '--disable-gpu'] });
+  const dashboard = spawn(
+    process.execPath,
+    [DIST_CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'dashboard', '--address', `${c.prefix}.10`, '--port', String(DASHBOARD)],
+    { stdio: 'ignore' },
+  );
+  const browser = await puppeteer.launch({
+    executablePath: '/usr/lib/chromium/chromium-headless-shell',
+    headless: 'shell',
+    args: ['--no-sandbox', '--disable-gpu'],
+  });
   try {
     const url = `http://${c.prefix}.10:${DASHBOARD}/`;
     await waitFor('the dashboard', async () => (await fetch(`${url}healthz`).catch(() => undefined))?.ok || undefined, { timeoutMs: 30_000, intervalMs: 100 });
@@ -110,30 +151,49 @@ try {
     rows.push(['dashboard: first contentful paint', formatMs(fcp), 'headless Chromium, loopback']);
     rows.push(['dashboard: page opened → members and routes shown', formatMs(firstData), 'includes the first full status']);
     // Every change of the primary route as the page saw it, stamped in the page.
-    await page.evaluate(`window.moves = []; new MutationObserver(() => window.moves.push({ text: document.getElementById('primary-route').textContent, at: Date.now() })).observe(document.getElementById('primary-route'), { childList: true, characterData: true, subtree: true })`);
+    await page.evaluate(
+      `window.moves = []; new MutationObserver(() => window.moves.push({ text: document.getElementById('primary-route').textContent, at: Date.now() })).observe(document.getElementById('primary-route'), { childList: true, characterData: true, subtree: true })`,
+    );
     const lags: number[] = [];
     for (let i = 0; i < SWITCHOVERS; i++) {
       progress(`switchover ${i + 1}/${SWITCHOVERS}`);
-      await waitFor('a healthy cluster before the switchover', async () => {
-        const st = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { problems: string[] };
-        return st.problems.length === 0 || undefined;
-      }, { timeoutMs: 120_000, intervalMs: 500 });
-      const routerStatus = async () => (await (await fetch(`http://${c.prefix}.10:${local.config.router.port}/status`)).json()) as { primary: { name: string } | null; lastChangeAt: string };
+      await waitFor(
+        'a healthy cluster before the switchover',
+        async () => {
+          const st = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as { problems: string[] };
+          return st.problems.length === 0 || undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      const routerStatus = async () =>
+        (await (await fetch(`http://${c.prefix}.10:${local.config.router.port}/status`)).json()) as { primary: { name: string } | null; lastChangeAt: string };
       const old = (await routerStatus()).primary?.name;
       const sw = await c.cli(['local', 'db', 'switchover', '--yes']);
       if (sw.code !== 0) throw new Error(`switchover failed: ${sw.stderr}`);
-      const router = await waitFor('the router to route the new leader', async () => {
-        const r = await routerStatus();
-        return r.primary && r.primary.name !== old ? r : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 50 });
-      const seen = await waitFor('the page to show the new leader', async () => {
-        const moves = (await page.evaluate('window.moves')) as { text: string; at: number }[];
-        return moves.find((m) => m.text === `→ ${router.primary?.name}` && m.at >= Date.parse(router.lastChangeAt) - 1000);
-      }, { timeoutMs: 30_000, intervalMs: 100 });
+      const router = await waitFor(
+        'the router to route the new leader',
+        async () => {
+          const r = await routerStatus();
+          return r.primary && r.primary.name !== old ? r : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 50 },
+      );
+      const seen = await waitFor(
+        'the page to show the new leader',
+        async () => {
+          const moves = (await page.evaluate('window.moves')) as { text: string; at: number }[];
+          return moves.find((m) => m.text === `→ ${router.primary?.name}` && m.at >= Date.parse(router.lastChangeAt) - 1000);
+        },
+        { timeoutMs: 30_000, intervalMs: 100 },
+      );
       lags.push(seen.at - Date.parse(router.lastChangeAt));
       await page.evaluate('window.moves = []');
     }
-    rows.push(['dashboard: router moved → page shows the new leader', `p50 ${formatMs(percentile(lags, 50))}, max ${formatMs(Math.max(...lags))}`, `${SWITCHOVERS} switchovers; goal ≤ 1 s`]);
+    rows.push([
+      'dashboard: router moved → page shows the new leader',
+      `p50 ${formatMs(percentile(lags, 50))}, max ${formatMs(Math.max(...lags))}`,
+      `${SWITCHOVERS} switchovers; goal ≤ 1 s`,
+    ]);
   } finally {
     await browser.close();
     dashboard.kill('SIGTERM');

@@ -57,7 +57,10 @@ try {
   progress('applying the rendered platform');
   const applied = Date.now();
   await applyObjects(p.cp.admin(), p.objects, { report: silent });
-  await waitFor('postgres-primary\'s Service', () => core.readNamespacedService({ name: 'postgres-primary', namespace: config.namespaces.database }), { timeoutMs: 10_000, intervalMs: 100 });
+  await waitFor("postgres-primary's Service", () => core.readNamespacedService({ name: 'postgres-primary', namespace: config.namespaces.database }), {
+    timeoutMs: 10_000,
+    intervalMs: 100,
+  });
   const writer = await p.startWriter();
   await writer.more(1, 'the first write', 600_000);
   stat('platform applied → first write through postgres-primary', [(await writer.read()).acked[0]!.at - applied]);
@@ -80,10 +83,12 @@ try {
   for (let i = 0; i < SWITCHOVERS; i++) {
     const { leader } = await p.settled('before a switchover');
     progress(`switchover ${i + 1}/${SWITCHOVERS} from ${leader.name}`);
-    switchovers.push(await outage(async () => {
-      const r = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
-      if (r.code !== 0) throw new Error(r.stderr);
-    }, leader.name));
+    switchovers.push(
+      await outage(async () => {
+        const r = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
+        if (r.code !== 0) throw new Error(r.stderr);
+      }, leader.name),
+    );
   }
   stat('write outage, `gardenos db switchover`', switchovers, 'others publish ~8 s');
   const deletes: number[] = [];
@@ -92,7 +97,11 @@ try {
     progress(`deleting leader pod ${leader.name} (${i + 1}/${DELETES})`);
     deletes.push(await outage(() => core.deleteNamespacedPod({ name: leader.name, namespace: config.namespaces.database }), leader.name));
     // The pod comes back as a replica before the next round.
-    await waitFor('the deleted pod to stream again', async () => (await p.status()).members.find((m) => m.name === leader.name)?.state === 'streaming' || undefined, { timeoutMs: 180_000, intervalMs: 500 });
+    await waitFor(
+      'the deleted pod to stream again',
+      async () => (await p.status()).members.find((m) => m.name === leader.name)?.state === 'streaming' || undefined,
+      { timeoutMs: 180_000, intervalMs: 500 },
+    );
   }
   stat('write outage, leader pod deleted', deletes, 'others publish ~13 s');
   const { acked, failed } = await writer.read();

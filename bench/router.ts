@@ -24,9 +24,20 @@ try {
   const s = cluster.stateDir;
   const tls = { ca: `${s}/pki/ca.crt`, cert: `${s}/pki/gardenos-client.crt`, key: `${s}/pki/gardenos-client.key` };
   const secrets = JSON.parse(await readFile(`${s}/secrets/passwords.json`, 'utf8')) as { restApiPassword: string };
-  const members = ['node1', 'node2', 'node3'].map((name, i) => ({ name, api: new PatroniClient(`https://${cluster.prefix}.${11 + i}:8008`, { caFile: tls.ca, timeoutMs: 60_000, auth: { username: 'patroni', password: secrets.restApiPassword } }) }));
+  const members = ['node1', 'node2', 'node3'].map((name, i) => ({
+    name,
+    api: new PatroniClient(`https://${cluster.prefix}.${11 + i}:8008`, {
+      caFile: tls.ca,
+      timeoutMs: 60_000,
+      auth: { username: 'patroni', password: secrets.restApiPassword },
+    }),
+  }));
   const haproxy = new HaproxyClient(`${s}/haproxy/admin.sock`);
-  const etcd = new EtcdClient([1, 2, 3].map((i) => `https://${cluster.prefix}.${10 + i}:2379`), tls, { resilient: true });
+  const etcd = new EtcdClient(
+    [1, 2, 3].map((i) => `https://${cluster.prefix}.${10 + i}:2379`),
+    tls,
+    { resilient: true },
+  );
 
   // Timestamps of leader-key changes, as etcd reports them to a watcher.
   const keyChanges = new Map<string, number>();
@@ -59,7 +70,10 @@ try {
     // Patroni answers the switchover request only when it is done: watch HAProxy meanwhile.
     const request = leaderApi.call('POST', '/switchover', { leader: ready.leader, candidate: ready.sync });
     const candidateApi = members.find((m) => m.name === ready.sync)!.api;
-    const confirmedAt = waitFor(`${ready.sync} to confirm on /primary`, async () => ((await candidateApi.check('/primary')) ? performance.now() : undefined), { timeoutMs: 60_000, intervalMs: 5 });
+    const confirmedAt = waitFor(`${ready.sync} to confirm on /primary`, async () => ((await candidateApi.check('/primary')) ? performance.now() : undefined), {
+      timeoutMs: 60_000,
+      intervalMs: 5,
+    });
     const routedAt = await waitFor(
       `HAProxy routing to ${ready.sync}`,
       async () => {
@@ -75,7 +89,9 @@ try {
     if (keyAt === undefined) throw new Error('the leader key change was not seen');
     results.push(routedAt - keyAt);
     confirms.push((await confirmedAt) - keyAt);
-    process.stderr.write(`switchover ${i + 1}/${switchovers}: ${ready.leader} → ${ready.sync}: routed after ${(routedAt - keyAt).toFixed(1)} ms (leader confirmed after ${confirms.at(-1)!.toFixed(1)} ms)\n`);
+    process.stderr.write(
+      `switchover ${i + 1}/${switchovers}: ${ready.leader} → ${ready.sync}: routed after ${(routedAt - keyAt).toFixed(1)} ms (leader confirmed after ${confirms.at(-1)!.toFixed(1)} ms)\n`,
+    );
   }
   await watch.close();
   etcd.close();
@@ -89,8 +105,22 @@ process.stdout.write(
   `\n${table(
     ['BENCHMARK', 'N', 'P50', 'P99', 'MAX', 'GOAL'],
     [
-      ['router: leader key change → HAProxy routes to new leader', String(results.length), formatMs(percentile(results, 50)), formatMs(percentile(results, 99)), formatMs(Math.max(...results)), 'p99 ≤ 200 ms'],
-      ['  of which: leader key change → new leader answers 200 on /primary', String(confirms.length), formatMs(percentile(confirms, 50)), formatMs(percentile(confirms, 99)), formatMs(Math.max(...confirms)), ''],
+      [
+        'router: leader key change → HAProxy routes to new leader',
+        String(results.length),
+        formatMs(percentile(results, 50)),
+        formatMs(percentile(results, 99)),
+        formatMs(Math.max(...results)),
+        'p99 ≤ 200 ms',
+      ],
+      [
+        '  of which: leader key change → new leader answers 200 on /primary',
+        String(confirms.length),
+        formatMs(percentile(confirms, 50)),
+        formatMs(percentile(confirms, 99)),
+        formatMs(Math.max(...confirms)),
+        '',
+      ],
       ['router: resident memory while steady', '1', `${(rssKiB / 1024).toFixed(1)} MiB`, '', '', '≤ 80 MiB'],
     ],
   )}\n`,

@@ -22,7 +22,6 @@ function timed(args: string[]): Promise<{ ms: number; code: number; stdout: stri
   });
 }
 
-
 const rows: string[][] = [];
 const upTimes: number[] = [];
 const statusTimes: number[] = [];
@@ -38,7 +37,8 @@ async function statusWhile(times: number[]): Promise<void> {
     times.push(s.ms);
   }
 }
-const patroniPids = async () => Promise.all([1, 2, 3].map(async (i) => Number((await readFile(`${cluster.stateDir}/pids/patroni-node${i}.pid`, 'utf8')).trim())));
+const patroniPids = async () =>
+  Promise.all([1, 2, 3].map(async (i) => Number((await readFile(`${cluster.stateDir}/pids/patroni-node${i}.pid`, 'utf8')).trim())));
 const cluster = await makeTestCluster('bench', 221);
 const local = (verb: string, ...rest: string[]) => ['local', '-c', cluster.configFile, '--state-dir', cluster.stateDir, verb, ...rest];
 try {
@@ -90,10 +90,52 @@ try {
   await cluster.cleanup();
 }
 
-rows.push(['local up: empty state → write via HAProxy with sync standby', String(runs), fmt(pct(upTimes, 50)), fmt(pct(upTimes, 95)), fmt(Math.max(...upTimes)), '≤ 30 s']);
-rows.push(['local status --json (wall, whole process)', String(statusRuns), fmt(pct(statusTimes, 50)), fmt(pct(statusTimes, 95)), fmt(Math.max(...statusTimes)), '≤ 300 ms']);
-rows.push(['local status --json -c gardenos.yaml (parses and validates the file)', String(statusRuns), fmt(pct(statusWithConfigTimes, 50)), fmt(pct(statusWithConfigTimes, 95)), fmt(Math.max(...statusWithConfigTimes)), '≤ 300 ms']);
-rows.push(['local status --json, half-started (etcd up, every Patroni gone)', String(statusRuns), fmt(pct(halfStartedTimes, 50)), fmt(pct(halfStartedTimes, 95)), fmt(Math.max(...halfStartedTimes)), '≤ 300 ms']);
-rows.push(['local status --json, every Patroni frozen (probes run to their 1.5 s deadline)', String(statusRuns), fmt(pct(frozenTimes, 50)), fmt(pct(frozenTimes, 95)), fmt(Math.max(...frozenTimes)), '']);
-rows.push(['local doctor --json: every check (wall, whole process)', String(statusRuns), fmt(pct(doctorTimes, 50)), fmt(pct(doctorTimes, 95)), fmt(Math.max(...doctorTimes)), '≤ 2 s']);
+rows.push([
+  'local up: empty state → write via HAProxy with sync standby',
+  String(runs),
+  fmt(pct(upTimes, 50)),
+  fmt(pct(upTimes, 95)),
+  fmt(Math.max(...upTimes)),
+  '≤ 30 s',
+]);
+rows.push([
+  'local status --json (wall, whole process)',
+  String(statusRuns),
+  fmt(pct(statusTimes, 50)),
+  fmt(pct(statusTimes, 95)),
+  fmt(Math.max(...statusTimes)),
+  '≤ 300 ms',
+]);
+rows.push([
+  'local status --json -c gardenos.yaml (parses and validates the file)',
+  String(statusRuns),
+  fmt(pct(statusWithConfigTimes, 50)),
+  fmt(pct(statusWithConfigTimes, 95)),
+  fmt(Math.max(...statusWithConfigTimes)),
+  '≤ 300 ms',
+]);
+rows.push([
+  'local status --json, half-started (etcd up, every Patroni gone)',
+  String(statusRuns),
+  fmt(pct(halfStartedTimes, 50)),
+  fmt(pct(halfStartedTimes, 95)),
+  fmt(Math.max(...halfStartedTimes)),
+  '≤ 300 ms',
+]);
+rows.push([
+  'local status --json, every Patroni frozen (probes run to their 1.5 s deadline)',
+  String(statusRuns),
+  fmt(pct(frozenTimes, 50)),
+  fmt(pct(frozenTimes, 95)),
+  fmt(Math.max(...frozenTimes)),
+  '',
+]);
+rows.push([
+  'local doctor --json: every check (wall, whole process)',
+  String(statusRuns),
+  fmt(pct(doctorTimes, 50)),
+  fmt(pct(doctorTimes, 95)),
+  fmt(Math.max(...doctorTimes)),
+  '≤ 2 s',
+]);
 process.stdout.write(`\n${table(['BENCHMARK', 'N', 'P50', 'P95', 'MAX', 'GOAL'], rows)}\n`);

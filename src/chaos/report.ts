@@ -8,7 +8,12 @@ export function markdown(runs: readonly ChaosRun[]): string {
     const nodes = v.intervals.map((i) => `${i.node} (${i.rows})`).join(' → ');
     return `| ${r.scenario} | ${r.fault} | ${v.outageMs === null ? 'writes never resumed' : `${(v.outageMs / 1000).toFixed(2)} s`} | ${v.acknowledged} | ${v.verified ? v.lost.length : 'unverified'} | ${r.writer.errors.length} | ${(r.writer.longestStatementMs / 1000).toFixed(2)} s | ${v.overlaps.length ? v.overlaps.map((o) => o.join('+')).join(', ') : 'none'} | ${nodes} | ${v.ok ? 'pass' : `**FAIL**${v.failure ? `: ${v.failure}` : ''}`} |`;
   });
-  return ['| scenario | fault | write outage | acknowledged | lost | failed statements | longest statement | two primaries | writes by node | verdict |', '|---|---|---|---|---|---|---|---|---|---|', ...rows, ''].join('\n');
+  return [
+    '| scenario | fault | write outage | acknowledged | lost | failed statements | longest statement | two primaries | writes by node | verdict |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
 }
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -24,7 +29,9 @@ export function svg(run: ChaosRun, binMs = 250): string {
   const max = Math.max(1, ...rate);
   const x = (t: number) => pad.l + ((W - pad.l - pad.r) * t) / end;
   const y = (v: number) => H - pad.b - ((H - pad.t - pad.b) * v) / max;
-  const path = rate.map((v, i) => `${i === 0 ? 'M' : 'L'}${x(i * binMs).toFixed(1)},${y(v).toFixed(1)} L${x((i + 1) * binMs).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  const path = rate
+    .map((v, i) => `${i === 0 ? 'M' : 'L'}${x(i * binMs).toFixed(1)},${y(v).toFixed(1)} L${x((i + 1) * binMs).toFixed(1)},${y(v).toFixed(1)}`)
+    .join(' ');
   const marker = (t: number, color: string, label: string) =>
     `<line x1="${x(t)}" x2="${x(t)}" y1="${pad.t}" y2="${H - pad.b}" stroke="${color}" stroke-dasharray="4 3"/><text x="${x(t) + 4}" y="${pad.t + 12}" fill="${color}" font-size="11">${esc(label)}</text>`;
   const ticks = Array.from({ length: Math.floor(end / 5000) + 1 }, (_, i) => i * 5000)

@@ -49,7 +49,10 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
   const secrets = await readSecrets(c.layout);
   const { primary, pooled } = connectionUris(c, secrets?.superuserPassword);
   const endpoint = s.endpoint === 'pooler' ? pooled : primary;
-  if (!endpoint) throw new GardenError('STATE_CONFLICT', `${s.name} writes through the pooler, which is off in cluster ${c.config.cluster.name}`, { hint: 'set `pooler: { enabled: true }` in gardenos.yaml and run `gardenos local up -c gardenos.yaml`' });
+  if (!endpoint)
+    throw new GardenError('STATE_CONFLICT', `${s.name} writes through the pooler, which is off in cluster ${c.config.cluster.name}`, {
+      hint: 'set `pooler: { enabled: true }` in gardenos.yaml and run `gardenos local up -c gardenos.yaml`',
+    });
   const before = await healthy(c, timeoutMs);
   await prepareTable(primary);
 
@@ -108,12 +111,30 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
   }
   const judged: Verdict = failure ? unverified(writer.result.acks, injectAt, failure) : judge(writer.result.acks, rows, injectAt);
   const failedStatements = writer.result.errors.length;
-  const verdict: Verdict = s.noFailedStatements && failedStatements && judged.ok ? { ...judged, ok: false, failure: `${failedStatements} statements failed (first: ${writer.result.errors[0]!.message})` } : judged;
+  const verdict: Verdict =
+    s.noFailedStatements && failedStatements && judged.ok
+      ? { ...judged, ok: false, failure: `${failedStatements} statements failed (first: ${writer.result.errors[0]!.message})` }
+      : judged;
   if (failure) report({ kind: 'warn', message: `${s.name}: ${failure}` });
   const outcome = verdict.verified
     ? `${verdict.acknowledged} acknowledged, ${verdict.lost.length} lost, ${verdict.overlaps.length ? 'TWO PRIMARIES' : 'one primary at a time'}`
     : `${verdict.acknowledged} acknowledged, unverified: the cluster did not recover, so its rows could not be read`;
   const statements = `${failedStatements} failed statements, longest statement ${(writer.result.longestStatementMs / 1000).toFixed(2)} s`;
-  report({ kind: 'step', step: s.name, status: verdict.ok ? 'done' : 'fail', detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${outcome}, ${statements}` });
-  return { scenario: s.name, fault, injectAt, recoverAt, healthyAt, endAt, writer: writer.result, verdict, timelines: { before: before.timeline, after: after.timeline } };
+  report({
+    kind: 'step',
+    step: s.name,
+    status: verdict.ok ? 'done' : 'fail',
+    detail: `outage ${verdict.outageMs === null ? 'unbounded' : `${(verdict.outageMs / 1000).toFixed(2)} s`}, ${outcome}, ${statements}`,
+  });
+  return {
+    scenario: s.name,
+    fault,
+    injectAt,
+    recoverAt,
+    healthyAt,
+    endAt,
+    writer: writer.result,
+    verdict,
+    timelines: { before: before.timeline, after: after.timeline },
+  };
 }

@@ -126,7 +126,11 @@ export const SCENARIOS: readonly Scenario[] = [
           const candidate = view.members.find((m) => m.role === 'sync_standby')?.name;
           if (!candidate) return undefined;
           const address = c.topology.postgres.find((m) => m.name === leader)!.address;
-          const api = new PatroniClient(patroniUrl(c, address), { caFile: c.layout.ca.cert, timeoutMs: 60_000, auth: { username: 'patroni', password: secrets!.restApiPassword } });
+          const api = new PatroniClient(patroniUrl(c, address), {
+            caFile: c.layout.ca.cert,
+            timeoutMs: 60_000,
+            auth: { username: 'patroni', password: secrets!.restApiPassword },
+          });
           const res = await api.call('POST', '/switchover', { leader, candidate });
           if (res.status !== 200) throw new Error(`${res.status} ${res.body}`);
           return `switchover ${leader} → ${candidate}`;
@@ -184,7 +188,10 @@ export const SCENARIOS: readonly Scenario[] = [
     description: "the leader's node loses all its links (isolated mode: `local up --isolated`), then gets them back",
     async inject(ctx) {
       const net = ctx.c.network;
-      if (!net) throw new GardenError('STATE_CONFLICT', 'a partition needs members in their own network namespaces', { hint: 'start the cluster with `gardenos local up --isolated` (root)' });
+      if (!net)
+        throw new GardenError('STATE_CONFLICT', 'a partition needs members in their own network namespaces', {
+          hint: 'start the cluster with `gardenos local up --isolated` (root)',
+        });
       const member = await roleHolder(ctx.c, 'leader');
       ctx.notes.victim = member;
       await setMemberLink(net, member, false);

@@ -72,5 +72,13 @@ export function judge(acks: readonly Ack[], rows: readonly StoredRow[], injectAt
   for (let i = 1; i < sorted.length; i++) {
     if (sorted[i]!.at > injectAt) outageMs = Math.max(outageMs ?? 0, sorted[i]!.at - sorted[i - 1]!.at);
   }
-  return { acknowledged: acks.length, lost, intervals, overlaps, outageMs, ok: lost.length === 0 && overlaps.length === 0 && outageMs !== null, verified: true };
+  return {
+    acknowledged: acks.length,
+    lost,
+    intervals,
+    overlaps,
+    outageMs,
+    ok: lost.length === 0 && overlaps.length === 0 && outageMs !== null,
+    verified: true,
+  };
 }

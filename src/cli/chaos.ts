@@ -39,8 +39,14 @@ export async function chaosCommand(g: GlobalOptions, names: string[], opts: { ru
     }
   }
   const table = markdown(runs) + (stopped ? `\nStopped early: ${stopped}\n` : '');
-  await writeFile(join(out, 'report.md'), `# GardenOS fault report\n\ncluster ${c.config.cluster.name}, ttl ${c.config.postgres.ttl}s, loop_wait ${c.config.postgres.loopWait}s\n\n${table}`);
-  if (g.json) process.stdout.write(`${JSON.stringify({ out, ...(stopped ? { stopped } : {}), runs: runs.map((r) => ({ scenario: r.scenario, fault: r.fault, verdict: r.verdict })) }, null, 2)}\n`);
+  await writeFile(
+    join(out, 'report.md'),
+    `# GardenOS fault report\n\ncluster ${c.config.cluster.name}, ttl ${c.config.postgres.ttl}s, loop_wait ${c.config.postgres.loopWait}s\n\n${table}`,
+  );
+  if (g.json)
+    process.stdout.write(
+      `${JSON.stringify({ out, ...(stopped ? { stopped } : {}), runs: runs.map((r) => ({ scenario: r.scenario, fault: r.fault, verdict: r.verdict })) }, null, 2)}\n`,
+    );
   else process.stdout.write(`${table}\nreport, data and charts: ${out}\n`);
   return !stopped && runs.every((r) => r.verdict.ok) ? 0 : 2;
 }

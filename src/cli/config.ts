@@ -11,7 +11,10 @@ import { GardenError } from '../errors.ts';
 export const EXAMPLE_FILE = fileURLToPath(new URL('../../examples/gardenos.yaml', import.meta.url));
 
 export async function initCommand(file: string, opts: { force?: boolean }): Promise<number> {
-  const exists = await access(file).then(() => true, () => false);
+  const exists = await access(file).then(
+    () => true,
+    () => false,
+  );
   if (exists && !opts.force) {
     throw new GardenError('STATE_CONFLICT', `${file} already exists; nothing was written`, { hint: 'pass --force to overwrite it' });
   }

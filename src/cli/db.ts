@@ -27,7 +27,12 @@ function report(json: boolean | undefined, r: OperationResult): void {
     r.operation === 'switchover' || r.operation === 'failover'
       ? `${r.operation}: ${r.before.leader ?? 'no leader'} → ${r.after.leader} in ${(r.durationMs / 1000).toFixed(1)} s${'pausedMs' in r ? ` (pooler paused ${((r.pausedMs as number) / 1000).toFixed(1)} s; its clients kept their connections)` : ''}`
       : `${r.operation} of ${r.member} done in ${(r.durationMs / 1000).toFixed(1)} s (leader: ${r.after.leader ?? 'none'})`;
-  process.stdout.write(`${headline}\n\n${table(['MEMBER', 'ROLE', 'STATE', 'TL', 'LAG'], r.after.members.map((m) => [m.name, m.role, m.state, String(m.timeline ?? '-'), String(m.lag ?? '-')]))}\n`);
+  process.stdout.write(
+    `${headline}\n\n${table(
+      ['MEMBER', 'ROLE', 'STATE', 'TL', 'LAG'],
+      r.after.members.map((m) => [m.name, m.role, m.state, String(m.timeline ?? '-'), String(m.lag ?? '-')]),
+    )}\n`,
+  );
 }
 
 /**
@@ -35,7 +40,11 @@ function report(json: boolean | undefined, r: OperationResult): void {
  * the postgres nodes (whatever its members are called: on Kubernetes, the StatefulSet's pods), with the
  * REST password and CA from the secrets directory.
  */
-export async function platformDbCommand(opts: OperationOptions & { config: string; secretsDir?: string; json?: boolean }, op: 'switchover' | 'failover' | 'restart' | 'reinit', member: string | undefined): Promise<number> {
+export async function platformDbCommand(
+  opts: OperationOptions & { config: string; secretsDir?: string; json?: boolean },
+  op: 'switchover' | 'failover' | 'restart' | 'reinit',
+  member: string | undefined,
+): Promise<number> {
   const { loadConfig } = await import('../config/load.ts');
   const { defaultSecretsDir, readPlatformSecrets } = await import('../platform/secrets.ts');
   const { hostPort, productionTopology } = await import('../render/topology.ts');
@@ -52,12 +61,23 @@ export async function platformDbCommand(opts: OperationOptions & { config: strin
   return operate(access, op, member, opts, { json: opts.json });
 }
 
-export async function dbOperationCommand(g: GlobalOptions, op: 'switchover' | 'failover' | 'restart' | 'reinit', member: string | undefined, opts: OperationOptions): Promise<number> {
+export async function dbOperationCommand(
+  g: GlobalOptions,
+  op: 'switchover' | 'failover' | 'restart' | 'reinit',
+  member: string | undefined,
+  opts: OperationOptions,
+): Promise<number> {
   const c = await openLocalCluster(g);
   return operate(await patroniAccess(c), op, member, opts, { json: g.json, local: c });
 }
 
-async function operate(access: PatroniAccess, op: 'switchover' | 'failover' | 'restart' | 'reinit', member: string | undefined, opts: OperationOptions, where: { json?: boolean | undefined; local?: LocalCluster }): Promise<number> {
+async function operate(
+  access: PatroniAccess,
+  op: 'switchover' | 'failover' | 'restart' | 'reinit',
+  member: string | undefined,
+  opts: OperationOptions,
+  where: { json?: boolean | undefined; local?: LocalCluster },
+): Promise<number> {
   const c = where.local;
   const timeoutMs = Number(opts.timeout ?? 120) * 1000;
   const scope = access.scope;
@@ -70,10 +90,14 @@ async function operate(access: PatroniAccess, op: 'switchover' | 'failover' | 'r
       const plan = await planSwitchover(access, op, opts.to);
       // A planned switchover behind a running (local) pooler: its clients wait instead of losing their connections.
       const pooled = op === 'switchover' && c !== undefined && c.config.pooler.enabled && (await c.supervisor.pid(c.specs.pooler)) !== undefined;
-      const cut = pooled ? 'clients of the pooled endpoint wait a moment; direct connections to the primary are cut' : 'open connections to the primary are cut';
+      const cut = pooled
+        ? 'clients of the pooled endpoint wait a moment; direct connections to the primary are cut'
+        : 'open connections to the primary are cut';
       const loss = `This demotes ${plan.leader ?? 'no leader (there is none)'} and promotes ${plan.candidate ?? 'the best replica'} in cluster ${scope}; ${cut}.`;
       if (!(await ask(`${op} ${scope}`, loss, scope, 'the scope'))) return 1;
-      result = pooled ? await (await import('../local/pooler.ts')).pausedSwitchover(c, access, opts.to, timeoutMs) : await switchover(access, op, opts.to, timeoutMs);
+      result = pooled
+        ? await (await import('../local/pooler.ts')).pausedSwitchover(c, access, opts.to, timeoutMs)
+        : await switchover(access, op, opts.to, timeoutMs);
       break;
     }
     case 'restart':
@@ -81,7 +105,15 @@ async function operate(access: PatroniAccess, op: 'switchover' | 'failover' | 'r
       result = await restartMember(access, member!, timeoutMs);
       break;
     case 'reinit':
-      if (!(await ask(`reinitialise ${member}`, `This deletes ${member}'s data directory and copies it again from the leader; nothing on ${member} that the leader lacks survives.`, member!, 'the member name'))) return 1;
+      if (
+        !(await ask(
+          `reinitialise ${member}`,
+          `This deletes ${member}'s data directory and copies it again from the leader; nothing on ${member} that the leader lacks survives.`,
+          member!,
+          'the member name',
+        ))
+      )
+        return 1;
       result = await reinitMember(access, member!, timeoutMs);
       break;
   }
@@ -105,23 +137,44 @@ function clusterTarget(c: LocalCluster): PgTarget {
 
 const stamp = () => new Date().toISOString().replace(/[:.]/g, '-');
 
-export async function backupCommand(g: GlobalOptions, opts: { type?: 'full' | 'diff' | 'incr'; logical?: boolean; out?: string; database?: string[] }): Promise<number> {
+export async function backupCommand(
+  g: GlobalOptions,
+  opts: { type?: 'full' | 'diff' | 'incr'; logical?: boolean; out?: string; database?: string[] },
+): Promise<number> {
   const c = await openLocalCluster(g);
   const logical = opts.logical || opts.out !== undefined || opts.database !== undefined || !c.config.backups.enabled;
-  if (logical && opts.type) throw new GardenError('CONFIG_INVALID', `--type ${opts.type} is a pgBackRest backup type, and this would be a logical dump`, { hint: c.config.backups.enabled ? 'leave out --logical, --out and --database' : 'backups are not enabled: backups.enabled: true in gardenos.yaml, or `gardenos local up --with-backups`' });
+  if (logical && opts.type)
+    throw new GardenError('CONFIG_INVALID', `--type ${opts.type} is a pgBackRest backup type, and this would be a logical dump`, {
+      hint: c.config.backups.enabled
+        ? 'leave out --logical, --out and --database'
+        : 'backups are not enabled: backups.enabled: true in gardenos.yaml, or `gardenos local up --with-backups`',
+    });
   if (!logical) {
     const { localBackup } = await import('../local/backups.ts');
     const report = streamReporter(process.stderr, Boolean(g.json));
     report({ kind: 'step', step: 'backup', status: 'start', detail: `${opts.type ?? 'incr'} (pgBackRest, from a standby)` });
     const b = await localBackup(c, opts.type ?? 'incr');
     report({ kind: 'step', step: 'backup', status: 'done', detail: b.label });
-    print(g.json, { kind: 'pgbackrest', backup: b }, () => `${b.type} backup ${b.label}: ${mib(b.sizeBytes)} of database, ${mib(b.repositoryBytes)} stored in ${c.layout.backups.repoPath}\nrestore a point in time with: gardenos local db restore --to <time|LSN|latest>`);
+    print(
+      g.json,
+      { kind: 'pgbackrest', backup: b },
+      () =>
+        `${b.type} backup ${b.label}: ${mib(b.sizeBytes)} of database, ${mib(b.repositoryBytes)} stored in ${c.layout.backups.repoPath}\nrestore a point in time with: gardenos local db restore --to <time|LSN|latest>`,
+    );
     return 0;
   }
   const { backup } = await import('../ops/backup.ts');
   const dir = resolve(opts.out ?? join(c.layout.root, 'backups', stamp()));
-  const manifest = await backup(clusterTarget(c), dir, { ...(opts.database ? { databases: opts.database } : {}), report: streamReporter(process.stderr, Boolean(g.json)) });
-  print(g.json, { kind: 'logical', dir, manifest }, () => `logical backup of ${manifest.databases.length} database${manifest.databases.length === 1 ? '' : 's'} in ${dir}\nrestore with: gardenos local db restore ${dir}`);
+  const manifest = await backup(clusterTarget(c), dir, {
+    ...(opts.database ? { databases: opts.database } : {}),
+    report: streamReporter(process.stderr, Boolean(g.json)),
+  });
+  print(
+    g.json,
+    { kind: 'logical', dir, manifest },
+    () =>
+      `logical backup of ${manifest.databases.length} database${manifest.databases.length === 1 ? '' : 's'} in ${dir}\nrestore with: gardenos local db restore ${dir}`,
+  );
   return 0;
 }
 
@@ -137,10 +190,20 @@ export async function backupListCommand(g: GlobalOptions): Promise<number> {
       '',
       table(
         ['LABEL', 'TYPE', 'STARTED', 'CONSISTENT AT', 'SIZE', 'STORED', 'PRIOR'],
-        info.backups.map((b) => [b.label, b.type + (b.error ? ' (checksum errors)' : ''), b.startedAt, `${b.stoppedAt} ${b.stopLsn ?? ''}`.trim(), mib(b.sizeBytes), mib(b.repositoryBytes), b.prior ?? '-']),
+        info.backups.map((b) => [
+          b.label,
+          b.type + (b.error ? ' (checksum errors)' : ''),
+          b.startedAt,
+          `${b.stoppedAt} ${b.stopLsn ?? ''}`.trim(),
+          mib(b.sizeBytes),
+          mib(b.repositoryBytes),
+          b.prior ?? '-',
+        ]),
       ),
       '',
-      info.lastVerified ? `last restore test: ${info.lastVerified.label} at ${info.lastVerified.verifiedAt} (to ${info.lastVerified.lsn}, ${info.lastVerified.databases.length} databases)` : 'no restore test yet: gardenos local db backup verify',
+      info.lastVerified
+        ? `last restore test: ${info.lastVerified.label} at ${info.lastVerified.verifiedAt} (to ${info.lastVerified.lsn}, ${info.lastVerified.databases.length} databases)`
+        : 'no restore test yet: gardenos local db backup verify',
     ].join('\n'),
   );
   return 0;
@@ -150,29 +213,49 @@ export async function backupVerifyCommand(g: GlobalOptions, opts: { set?: string
   const c = await openLocalCluster(g);
   const { localVerify } = await import('../local/backups.ts');
   const r = await localVerify(c, opts.set, streamReporter(process.stderr, Boolean(g.json)));
-  print(g.json, r, () => `backup ${r.label} restored to ${r.lsn} and verified in ${(r.durationMs / 1000).toFixed(1)} s: pg_amcheck clean, row counts equal the source's in ${r.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`);
+  print(
+    g.json,
+    r,
+    () =>
+      `backup ${r.label} restored to ${r.lsn} and verified in ${(r.durationMs / 1000).toFixed(1)} s: pg_amcheck clean, row counts equal the source's in ${r.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`,
+  );
   return 0;
 }
 
 /** Backs up the databases an operation is about to overwrite, after confirmation; false when not confirmed. */
-async function confirmOverwrite(c: LocalCluster, names: string[], what: string, yes: boolean | undefined, json: boolean | undefined): Promise<string | undefined | false> {
+async function confirmOverwrite(
+  c: LocalCluster,
+  names: string[],
+  what: string,
+  yes: boolean | undefined,
+  json: boolean | undefined,
+): Promise<string | undefined | false> {
   const { backup, wouldOverwrite } = await import('../ops/backup.ts');
   const target = clusterTarget(c);
   const hit = await wouldOverwrite(target, names);
   if (hit.length === 0) return undefined;
   const loss = `${what} replaces the contents of ${hit.join(', ')} in cluster ${c.config.cluster.name}: what was written there since is lost (a backup of them is taken first).`;
-  if (!(await confirmed({ yes, action: `${what.toLowerCase()} over ${hit.join(', ')}`, loss, expect: c.config.postgres.scope, what: 'the scope' }))) return false;
+  if (!(await confirmed({ yes, action: `${what.toLowerCase()} over ${hit.join(', ')}`, loss, expect: c.config.postgres.scope, what: 'the scope' })))
+    return false;
   const safety = join(c.layout.root, 'backups', `before-${what.toLowerCase()}-${stamp()}`);
   await backup(target, safety, { databases: hit, report: streamReporter(process.stderr, Boolean(json)) });
   return safety;
 }
 
-export async function restoreCommand(g: GlobalOptions, dir: string | undefined, opts: { to?: string; from?: string; timeout?: string; database?: string[]; yes?: boolean }): Promise<number> {
+export async function restoreCommand(
+  g: GlobalOptions,
+  dir: string | undefined,
+  opts: { to?: string; from?: string; timeout?: string; database?: string[]; yes?: boolean },
+): Promise<number> {
   if (opts.to !== undefined) {
-    if (dir !== undefined || opts.database) throw new GardenError('CONFIG_INVALID', '--to restores the whole cluster from the backup repository; it takes no directory and no --database', { hint: 'a logical dump is restored with: gardenos local db restore <dir>' });
+    if (dir !== undefined || opts.database)
+      throw new GardenError('CONFIG_INVALID', '--to restores the whole cluster from the backup repository; it takes no directory and no --database', {
+        hint: 'a logical dump is restored with: gardenos local db restore <dir>',
+      });
     return pitrCommand(g, opts.to, opts);
   }
-  if (dir === undefined) throw new GardenError('CONFIG_INVALID', 'restore what? give a logical dump\'s directory, or --to <time|LSN|latest> for point-in-time recovery');
+  if (dir === undefined)
+    throw new GardenError('CONFIG_INVALID', "restore what? give a logical dump's directory, or --to <time|LSN|latest> for point-in-time recovery");
   if (opts.from) throw new GardenError('CONFIG_INVALID', '--from names a pgBackRest backup; it goes with --to');
   const c = await openLocalCluster(g);
   const { restore, verifyBackup } = await import('../ops/backup.ts');
@@ -180,7 +263,10 @@ export async function restoreCommand(g: GlobalOptions, dir: string | undefined, 
   const names = manifest.databases.map((d) => d.name).filter((n) => !opts.database?.length || opts.database.includes(n));
   const safety = await confirmOverwrite(c, names, 'Restore', opts.yes, g.json);
   if (safety === false) return 1;
-  const result = await restore(clusterTarget(c), resolve(dir), manifest, { ...(opts.database ? { databases: opts.database } : {}), report: streamReporter(process.stderr, Boolean(g.json)) });
+  const result = await restore(clusterTarget(c), resolve(dir), manifest, {
+    ...(opts.database ? { databases: opts.database } : {}),
+    report: streamReporter(process.stderr, Boolean(g.json)),
+  });
   print(g.json, { ...result, safetyBackup: safety ?? null }, () =>
     [
       `restored and verified: ${result.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`,
@@ -198,8 +284,21 @@ async function pitrCommand(g: GlobalOptions, to: string, opts: { from?: string; 
   // Asked only about a restore that can happen.
   await checkTarget(c, target, opts.from);
   const loss = `This rebuilds cluster ${c.config.cluster.name} as it was at ${describeTarget(target)}: every member is stopped and its data replaced; what was written after that point is no longer in the cluster (an incremental backup of the current state is taken first, and stays in the repository).`;
-  if (!(await confirmed({ yes: opts.yes, action: `restore ${c.config.postgres.scope} to ${describeTarget(target)}`, loss, expect: c.config.postgres.scope, what: 'the scope' }))) return 1;
-  const r = await pointInTimeRestore(c, target, { ...(opts.from ? { from: opts.from } : {}), report: streamReporter(process.stderr, Boolean(g.json)), timeoutMs: Number(opts.timeout ?? 600) * 1000 });
+  if (
+    !(await confirmed({
+      yes: opts.yes,
+      action: `restore ${c.config.postgres.scope} to ${describeTarget(target)}`,
+      loss,
+      expect: c.config.postgres.scope,
+      what: 'the scope',
+    }))
+  )
+    return 1;
+  const r = await pointInTimeRestore(c, target, {
+    ...(opts.from ? { from: opts.from } : {}),
+    report: streamReporter(process.stderr, Boolean(g.json)),
+    timeoutMs: Number(opts.timeout ?? 600) * 1000,
+  });
   print(g.json, r, () =>
     [
       `cluster restored to ${r.target} from ${r.from} in ${(r.durationMs / 1000).toFixed(1)} s; leader ${r.leader}`,

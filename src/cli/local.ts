@@ -12,8 +12,16 @@ export interface GlobalOptions extends OpenOptions {
   json?: boolean;
 }
 
-export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean; withBackups?: boolean }): Promise<number> {
-  const c = await openLocalCluster({ ...g, ...(opts.isolated ? { isolated: true } : {}), ...(opts.withMonitoring ? { monitoring: true } : {}), ...(opts.withBackups ? { backups: true } : {}) });
+export async function upCommand(
+  g: GlobalOptions,
+  opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean; withBackups?: boolean },
+): Promise<number> {
+  const c = await openLocalCluster({
+    ...g,
+    ...(opts.isolated ? { isolated: true } : {}),
+    ...(opts.withMonitoring ? { monitoring: true } : {}),
+    ...(opts.withBackups ? { backups: true } : {}),
+  });
   const report = streamReporter(process.stderr, Boolean(g.json));
   const { localUp } = await import('../local/up.ts');
   const result = await localUp(c, report, opts.timeout ? { timeoutMs: Number(opts.timeout) * 1000 } : {});
@@ -21,8 +29,8 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
     [
       result.changes.length ? `\n${result.changes.length} change${result.changes.length === 1 ? '' : 's'}.` : '\nno changes: the cluster was already up.',
       '',
-      'primary (read-write):  ' + result.status.endpoints.primary,
-      'replicas (read-only):  ' + result.status.endpoints.replicas,
+      `primary (read-write):  ${result.status.endpoints.primary}`,
+      `replicas (read-only):  ${result.status.endpoints.replicas}`,
       ...(result.status.endpoints.pooled ? [`pooled (read-write, kept through a planned switchover):  ${result.status.endpoints.pooled}`] : []),
       `password:              PGPASSFILE=${result.status.endpoints.passwordFile} (libpq and psql read it; never printed)`,
       `HAProxy stats:         ${result.status.endpoints.stats} (user ${c.config.haproxy.statsUser}, password in ${c.layout.secretsFile})`,
@@ -36,7 +44,8 @@ export async function upCommand(g: GlobalOptions, opts: { timeout?: string; isol
 
 export async function statusCommand(g: GlobalOptions, opts: { timeout?: string; kubeconfig?: string; watch?: boolean; interval?: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const gather = () => gatherStatus(c, { ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}), ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}) });
+  const gather = () =>
+    gatherStatus(c, { ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}), ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}) });
   if (!opts.watch) {
     const status = await gather();
     print(g.json, status, () => formatStatus(status));
@@ -51,7 +60,10 @@ export async function statusCommand(g: GlobalOptions, opts: { timeout?: string; 
     const status = await gather();
     healthy = status.healthy;
     if (g.json) process.stdout.write(`${JSON.stringify(status)}\n`);
-    else process.stdout.write(`${process.stdout.isTTY ? '\x1b[H\x1b[2J' : '\n'}${new Date().toISOString()}  every ${intervalMs / 1000}s, Ctrl-C to stop\n\n${formatStatus(status)}\n`);
+    else
+      process.stdout.write(
+        `${process.stdout.isTTY ? '\x1b[H\x1b[2J' : '\n'}${new Date().toISOString()}  every ${intervalMs / 1000}s, Ctrl-C to stop\n\n${formatStatus(status)}\n`,
+      );
     await sleep(intervalMs, undefined, { signal: stop.signal }).catch(() => {});
   }
   return healthy ? 0 : 2;
@@ -69,7 +81,12 @@ export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }):
   const c = await openLocalCluster(g);
   const name = c.config.cluster.name;
   const repo = c.config.backups.enabled ? c.layout.backups.repoPath : undefined;
-  const backups = repo === undefined ? '' : repo.startsWith(`${c.layout.root}/`) ? ', and its backup repository with every backup in it' : ` (its backup repository ${repo} is kept, but without the passwords file its encrypted backups cannot be read: keep a copy of ${c.layout.secretsFile})`;
+  const backups =
+    repo === undefined
+      ? ''
+      : repo.startsWith(`${c.layout.root}/`)
+        ? ', and its backup repository with every backup in it'
+        : ` (its backup repository ${repo} is kept, but without the passwords file its encrypted backups cannot be read: keep a copy of ${c.layout.secretsFile})`;
   const loss = `This stops cluster "${name}" and deletes ${c.layout.root}: every database in it, its certificates and its passwords${backups}.`;
   if (!(await confirmed({ yes: opts.yes, action: `destroy "${name}"`, loss, expect: name, what: 'the cluster name' }))) return 1;
   const { localDestroy } = await import('../local/down.ts');
@@ -80,10 +97,20 @@ export async function destroyCommand(g: GlobalOptions, opts: { yes?: boolean }):
 
 export async function logsCommand(g: GlobalOptions, member: string | undefined, opts: { lines: string }): Promise<number> {
   const c = await openLocalCluster(g);
-  const all = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, ...(c.config.pooler.enabled ? [c.specs.pooler] : []), ...(c.config.monitoring.enabled ? [c.specs.monitoring, ...c.specs.exporters] : []), ...(c.config.backups.enabled ? [c.specs.scheduler] : [])];
+  const all = [
+    ...c.specs.etcd,
+    ...c.specs.patroni,
+    c.specs.haproxy,
+    c.specs.router,
+    ...(c.config.pooler.enabled ? [c.specs.pooler] : []),
+    ...(c.config.monitoring.enabled ? [c.specs.monitoring, ...c.specs.exporters] : []),
+    ...(c.config.backups.enabled ? [c.specs.scheduler] : []),
+  ];
   const picked = member ? all.filter((s) => s.id === member || s.id.endsWith(`-${member}`)) : all;
   if (picked.length === 0) {
-    throw new GardenError('NOT_RUNNING', `no process called "${member}"`, { hint: `one of: ${all.map((s) => s.id).join(', ')}, or a member name (${c.topology.postgres.map((m) => m.name).join(', ')})` });
+    throw new GardenError('NOT_RUNNING', `no process called "${member}"`, {
+      hint: `one of: ${all.map((s) => s.id).join(', ')}, or a member name (${c.topology.postgres.map((m) => m.name).join(', ')})`,
+    });
   }
   for (const spec of picked) {
     const lines = await tail(spec.logFile, Number(opts.lines));
@@ -97,19 +124,39 @@ export async function dcsCommand(g: GlobalOptions, verb: 'show' | 'clean' | 'res
   const dcs = await import('../local/dcs.ts');
   if (verb === 'show') {
     const keys = await dcs.dcsShow(c);
-    print(g.json, keys, () => Object.entries(keys).sort().map(([k, v]) => `${k}  ${v.length > 120 ? `${v.slice(0, 117)}...` : v}`).join('\n') || `no keys under ${dcs.scopePrefix(c)}`);
+    print(
+      g.json,
+      keys,
+      () =>
+        Object.entries(keys)
+          .sort()
+          .map(([k, v]) => `${k}  ${v.length > 120 ? `${v.slice(0, 117)}...` : v}`)
+          .join('\n') || `no keys under ${dcs.scopePrefix(c)}`,
+    );
     return 0;
   }
   if (verb === 'restore') {
     const result = await dcs.dcsRestore(c, opts.file!);
-    print(g.json, result, () => `restored ${result.restored.length} keys${result.kept.length ? `; kept ${result.kept.length} that exist now or need a lease: ${result.kept.join(', ')}` : ''}`);
+    print(
+      g.json,
+      result,
+      () =>
+        `restored ${result.restored.length} keys${result.kept.length ? `; kept ${result.kept.length} that exist now or need a lease: ${result.kept.join(', ')}` : ''}`,
+    );
     return 0;
   }
   const scope = c.config.postgres.scope;
   const loss = `This deletes every key under ${dcs.scopePrefix(c)} in etcd (a backup is written first); a cluster that still uses them would lose its Patroni state.`;
   if (!(await confirmed({ yes: opts.yes, action: `clean ${dcs.scopePrefix(c)}`, loss, expect: scope, what: 'the scope' }))) return 1;
   const result = await dcs.dcsClean(c);
-  print(g.json, result, () => [`backup: ${result.backup}`, `deleted ${result.deleted.length} keys:`, ...result.deleted.map((k) => `  ${k}`), `put them back with: gardenos local dcs restore ${result.backup}`].join('\n'));
+  print(g.json, result, () =>
+    [
+      `backup: ${result.backup}`,
+      `deleted ${result.deleted.length} keys:`,
+      ...result.deleted.map((k) => `  ${k}`),
+      `put them back with: gardenos local dcs restore ${result.backup}`,
+    ].join('\n'),
+  );
   return 0;
 }
 

@@ -34,7 +34,6 @@ function run(fn: (...args: never[]) => Promise<number> | number) {
   };
 }
 
-
 program
   .command('init')
   .description('write a commented example gardenos.yaml')
@@ -74,7 +73,11 @@ local
   .option('--isolated', 'each member in its own network namespace on a bridge, so it can be cut off (root only)')
   .option('--with-monitoring', "Prometheus beside the cluster with GardenOS's alert rules (Debian's prometheus)")
   .option('--with-backups', "WAL archiving and base backups with pgBackRest (Debian's pgbackrest); the first full backup is taken at once")
-  .action(run(async (opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean; withBackups?: boolean }, cmd: Command) => (await localCmds()).upCommand(localGlobals(cmd), opts)));
+  .action(
+    run(async (opts: { timeout?: string; isolated?: boolean; withMonitoring?: boolean; withBackups?: boolean }, cmd: Command) =>
+      (await localCmds()).upCommand(localGlobals(cmd), opts),
+    ),
+  );
 local
   .command('status')
   .description('etcd, Patroni and HAProxy as their own APIs report them; exit 2 when degraded')
@@ -82,7 +85,11 @@ local
   .option('--kubeconfig <file>', 'also show K3s nodes and workloads through the Kubernetes API')
   .option('-w, --watch', 'refresh until Ctrl-C (in place on a terminal; a JSON document per line with --json)')
   .option('--interval <seconds>', 'refresh interval for --watch', '2')
-  .action(run(async (opts: { timeout?: string; kubeconfig?: string; watch?: boolean; interval?: string }, cmd: Command) => (await localCmds()).statusCommand(localGlobals(cmd), opts)));
+  .action(
+    run(async (opts: { timeout?: string; kubeconfig?: string; watch?: boolean; interval?: string }, cmd: Command) =>
+      (await localCmds()).statusCommand(localGlobals(cmd), opts),
+    ),
+  );
 local
   .command('down')
   .description('stop every process gracefully; data is kept')
@@ -121,7 +128,7 @@ dcs
   .action(run(async (file: string, _o: unknown, cmd: Command) => (await localCmds()).dcsCommand(localGlobals(cmd), 'restore', { file })));
 local
   .command('doctor')
-  .description("diagnose the cluster: every failure the journal describes, with evidence and the exact fix (exit 2 on a problem)")
+  .description('diagnose the cluster: every failure the journal describes, with evidence and the exact fix (exit 2 on a problem)')
   .option('--kubeconfig <file>', 'also check the Kubernetes side (storage class, taints, postgres-primary endpoints)')
   .option('-v, --verbose', 'show passed and skipped checks with their evidence too')
   .action(run(async (opts: { kubeconfig?: string; verbose?: boolean }, cmd: Command) => (await localCmds()).doctorCommand(localGlobals(cmd), opts)));
@@ -140,34 +147,52 @@ for (const [name, description, member] of DB_OPERATIONS) {
     c.argument('<member>', 'member name (node1, node2, …)')
       .option('-y, --yes', 'do not ask for confirmation')
       .option('--timeout <seconds>', 'how long to wait for the member to be running again', '300')
-      .action(run(async (m: string, opts: { yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, m, opts)));
+      .action(
+        run(async (m: string, opts: { yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, m, opts)),
+      );
   } else {
     c.option('--to <member>', 'the member to promote')
       .option('-y, --yes', 'do not ask for confirmation')
       .option('--timeout <seconds>', 'how long to wait for the new leader', '120')
-      .action(run(async (opts: { to?: string; yes?: boolean; timeout: string }, cmd: Command) => (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, undefined, opts)));
+      .action(
+        run(async (opts: { to?: string; yes?: boolean; timeout: string }, cmd: Command) =>
+          (await dbCmds()).dbOperationCommand(localGlobals(cmd), name, undefined, opts),
+        ),
+      );
   }
 }
-const backupCmd = db.command('backup').description('backups: pgBackRest base backups into the repository (backups.enabled), or a logical dump; list them; verify one by restoring it');
+const backupCmd = db
+  .command('backup')
+  .description('backups: pgBackRest base backups into the repository (backups.enabled), or a logical dump; list them; verify one by restoring it');
 backupCmd
   .command('run', { isDefault: true })
-  .description('take a backup: pgBackRest (full, diff or incr, from a standby) when backups are enabled, else a logical dump (pg_dumpall --globals-only + pg_dump -Fc per database, with row counts and SHA-256)')
+  .description(
+    'take a backup: pgBackRest (full, diff or incr, from a standby) when backups are enabled, else a logical dump (pg_dumpall --globals-only + pg_dump -Fc per database, with row counts and SHA-256)',
+  )
   .addOption(new Option('--type <type>', 'pgBackRest backup type (default: incr; the first is always full)').choices(['full', 'diff', 'incr']))
   .option('--logical', 'a logical dump even when backups are enabled')
   .option('--out <dir>', 'logical dump: where to write it (default: <state>/backups/<time>)')
   .option('-d, --database <name...>', 'logical dump: only these databases (default: all)')
-  .action(run(async (opts: { type?: 'full' | 'diff' | 'incr'; logical?: boolean; out?: string; database?: string[] }, cmd: Command) => (await dbCmds()).backupCommand(localGlobals(cmd), opts)));
+  .action(
+    run(async (opts: { type?: 'full' | 'diff' | 'incr'; logical?: boolean; out?: string; database?: string[] }, cmd: Command) =>
+      (await dbCmds()).backupCommand(localGlobals(cmd), opts),
+    ),
+  );
 backupCmd
   .command('list')
   .description("the repository's backups (pgbackrest info), its archived WAL range and the last restore test")
   .action(run(async (_o: unknown, cmd: Command) => (await dbCmds()).backupListCommand(localGlobals(cmd))));
 backupCmd
   .command('verify')
-  .description("restore a backup (the newest by default) into a throwaway instance, run pg_amcheck, and compare every table's row count with a standby's at the same point")
+  .description(
+    "restore a backup (the newest by default) into a throwaway instance, run pg_amcheck, and compare every table's row count with a standby's at the same point",
+  )
   .option('--set <label>', 'the backup to test (see `db backup list`)')
   .action(run(async (opts: { set?: string }, cmd: Command) => (await dbCmds()).backupVerifyCommand(localGlobals(cmd), opts)));
 db.command('restore')
-  .description("point in time: `--to <time|LSN|latest>` rebuilds the cluster from the repository (a safety backup first); or a logical dump's directory, checksums first, every table's row count verified")
+  .description(
+    "point in time: `--to <time|LSN|latest>` rebuilds the cluster from the repository (a safety backup first); or a logical dump's directory, checksums first, every table's row count verified",
+  )
   .argument('[dir]', 'a directory a logical `db backup` wrote')
   .option('--to <target>', 'point-in-time recovery of the whole cluster: latest, a time with its offset (2026-11-30T09:15:00Z) or an LSN')
   .option('--from <label>', 'with --to: the backup to start from (default: the newest one consistent before the target)')
@@ -180,14 +205,14 @@ db.command('restore')
     ),
   );
 db.command('migrate')
-  .description('copy databases from another PostgreSQL (such as an old Docker Compose one) into the cluster and verify every table\'s row count; safe to re-run')
+  .description("copy databases from another PostgreSQL (such as an old Docker Compose one) into the cluster and verify every table's row count; safe to re-run")
   .requiredOption('--from <url>', 'postgresql://USER:PASSWORD@HOST:PORT/?sslmode=… of the source')
   .option('-d, --database <name...>', 'only these databases (default: all the source has)')
   .option('-y, --yes', 'do not ask before overwriting databases that have tables')
   .action(run(async (opts: { from: string; database?: string[]; yes?: boolean }, cmd: Command) => (await dbCmds()).migrateCommand(localGlobals(cmd), opts)));
 local
   .command('dashboard')
-  .description('a live web page of the cluster: members, routing, the router\'s decisions, alerts and charts (until Ctrl-C)')
+  .description("a live web page of the cluster: members, routing, the router's decisions, alerts and charts (until Ctrl-C)")
   .option('--address <ip>', 'where to listen; beyond loopback a token is required', '127.0.0.1')
   .option('--port <port>', 'where to listen', '7700')
   .option('--token-file <file>', 'require the token in this file (made and kept in the state directory when --address is not loopback)')
@@ -234,7 +259,9 @@ sshFlags(program.command('up').description('provision the hosts over SSH and app
 sshFlags(program.command('kubeconfig').description("write a kubeconfig for the platform whose server is the HAProxy address (from the first K3s server's)"))
   .option('--out <file>', 'where to write it (default: kubeconfig beside the config file)')
   .action(run(async (opts: Parameters<Awaited<ReturnType<typeof remoteCmds>>['kubeconfigCommand']>[0]) => (await remoteCmds()).kubeconfigCommand(opts)));
-sshFlags(program.command('reset').description('tear hosts down (asks first): etcd snapshot and PostgreSQL dump copied here, then services stopped and files removed'))
+sshFlags(
+  program.command('reset').description('tear hosts down (asks first): etcd snapshot and PostgreSQL dump copied here, then services stopped and files removed'),
+)
   .option('--host <name...>', 'only these nodes (default: all)')
   .option('--backup-dir <dir>', 'where the backups go (default: .gardenos/backups beside the config file)')
   .option('-y, --yes', 'do not ask for confirmation')
@@ -242,17 +269,25 @@ sshFlags(program.command('reset').description('tear hosts down (asks first): etc
 
 program
   .command('status')
-  .description('the production platform: etcd, Patroni, HAProxy on every node, and K3s through the kubeconfig; exit 2 when degraded (`local status` for the local cluster)')
+  .description(
+    'the production platform: etcd, Patroni, HAProxy on every node, and K3s through the kubeconfig; exit 2 when degraded (`local status` for the local cluster)',
+  )
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')
   .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
   .option('--kubeconfig <file>', 'K3s nodes, workloads and postgres-primary (default: the kubeconfig `up` wrote beside the config file)')
   .option('--timeout <ms>', 'deadline for each probe', '2000')
   .option('--json', 'machine-readable output')
-  .action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; json?: boolean }) => (await platformCmds()).statusCommand(opts)));
+  .action(
+    run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; json?: boolean }) =>
+      (await platformCmds()).statusCommand(opts),
+    ),
+  );
 
 program
   .command('dashboard')
-  .description('a live web page of the platform: members, routing, alerts and charts from its Prometheus (until Ctrl-C; `local dashboard` for the local cluster)')
+  .description(
+    'a live web page of the platform: members, routing, alerts and charts from its Prometheus (until Ctrl-C; `local dashboard` for the local cluster)',
+  )
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')
   .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
   .option('--kubeconfig <file>', 'where postgres-primary points (default: the kubeconfig `up` wrote beside the config file)')
@@ -262,10 +297,16 @@ program
   .option('--token-file <file>', 'require the token in this file (made and kept in the secrets directory when --address is not loopback)')
   .option('--interval <ms>', 'how often the platform is looked at', '1000')
   .option('--json', 'print the address as JSON')
-  .action(run(async (opts: DashboardFlags & { config: string; secretsDir?: string; kubeconfig?: string; prometheus?: string; json?: boolean }) => (await import('./dashboard.ts')).platformDashboardCommand(opts)));
+  .action(
+    run(async (opts: DashboardFlags & { config: string; secretsDir?: string; kubeconfig?: string; prometheus?: string; json?: boolean }) =>
+      (await import('./dashboard.ts')).platformDashboardCommand(opts),
+    ),
+  );
 
 // `gardenos db …`: the production cluster's Patroni operations (`local db` for the local cluster).
-const platformDb = program.command('db').description("the production PostgreSQL cluster through Patroni's REST API on the postgres nodes: switchover, failover, restart, reinit");
+const platformDb = program
+  .command('db')
+  .description("the production PostgreSQL cluster through Patroni's REST API on the postgres nodes: switchover, failover, restart, reinit");
 for (const [name, description, member] of DB_OPERATIONS) {
   const c = platformDb.command(name).description(description);
   if (member) c.argument('<member>', 'the Patroni member (on Kubernetes, the pod: <scope>-0, …)');
@@ -286,32 +327,50 @@ for (const [name, description, member] of DB_OPERATIONS) {
 
 program
   .command('doctor')
-  .description("diagnose the production platform: the journal's failures (etcd, Patroni, replication, volume permissions, pg_hba, postgres-primary, storage class, taints) with evidence and the exact fix; exit 2 on a problem")
+  .description(
+    "diagnose the production platform: the journal's failures (etcd, Patroni, replication, volume permissions, pg_hba, postgres-primary, storage class, taints) with evidence and the exact fix; exit 2 on a problem",
+  )
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')
   .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
   .option('--kubeconfig <file>', 'the Kubernetes side (default: the kubeconfig `up` wrote beside the config file)')
   .option('--timeout <ms>', 'deadline for each probe', '2000')
   .option('-v, --verbose', 'show passed and skipped checks with their evidence too')
   .option('--json', 'machine-readable output')
-  .action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; verbose?: boolean; json?: boolean }) => (await platformCmds()).doctorCommand(opts)));
+  .action(
+    run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; verbose?: boolean; json?: boolean }) =>
+      (await platformCmds()).doctorCommand(opts),
+    ),
+  );
 
 program
   .command('pki')
   .description('create the cluster CA and every certificate (etcd members and clients, PostgreSQL) and the generated secrets; keep them 0600')
   .option('-c, --config <file>', 'config file', 'gardenos.yaml')
   .option('--secrets-dir <dir>', 'where they live (default: .gardenos/secrets beside the config file)')
-  .option('--rotate <name...>', 're-issue these certificates (all: every leaf; ca: a new CA and every leaf); supabase: new JWT secret and keys, the previous still accepted')
-  .option('--retire <name>', "supabase: stop accepting the previous JWT secret and keys (ends a rotation; secrets.json is copied first)")
+  .option(
+    '--rotate <name...>',
+    're-issue these certificates (all: every leaf; ca: a new CA and every leaf); supabase: new JWT secret and keys, the previous still accepted',
+  )
+  .option('--retire <name>', 'supabase: stop accepting the previous JWT secret and keys (ends a rotation; secrets.json is copied first)')
   .option('--yes', 'do not ask for confirmation (--retire)')
   .option('--json', 'machine-readable output')
-  .action(run(async (opts: { config: string; secretsDir?: string; rotate?: string[]; retire?: string; yes?: boolean; json?: boolean }) => (await platformCmds()).pkiCommand(opts)));
+  .action(
+    run(async (opts: { config: string; secretsDir?: string; rotate?: string[]; retire?: string; yes?: boolean; json?: boolean }) =>
+      (await platformCmds()).pkiCommand(opts),
+    ),
+  );
 
 renderFlags(program.command('plan').description('what `render` would change in the render directory: files added, removed and changed, with a diff')).action(
   run(async (opts: RenderFlags) => (await platformCmds()).planCommand(opts)),
 );
 
-const render = renderFlags(program.command('render').description('render the platform from gardenos.yaml: per-host etcd, K3s and HAProxy files, Kubernetes manifests (kubectl apply -k), Supabase bootstrap SQL'))
-  .action(run(async (opts: RenderFlags) => (await platformCmds()).renderCommand(opts)));
+const render = renderFlags(
+  program
+    .command('render')
+    .description(
+      'render the platform from gardenos.yaml: per-host etcd, K3s and HAProxy files, Kubernetes manifests (kubectl apply -k), Supabase bootstrap SQL',
+    ),
+).action(run(async (opts: RenderFlags) => (await platformCmds()).renderCommand(opts)));
 render
   .command('router')
   .description('Kubernetes manifests for the primary router (Deployment, RBAC, Services, Lease, settings) on stdout')
@@ -355,15 +414,20 @@ program
       const anonKey = process.env.SUPABASE_ANON_KEY;
       const serviceRoleKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
       if (!anonKey || !serviceRoleKey) {
-        throw new GardenError('CONFIG_INVALID', 'gateway-auth needs SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY in its environment', { hint: 'the rendered Traefik DaemonSet sets them from the supabase-gateway Secret' });
+        throw new GardenError('CONFIG_INVALID', 'gateway-auth needs SUPABASE_ANON_KEY and SUPABASE_SERVICE_ROLE_KEY in its environment', {
+          hint: 'the rendered Traefik DaemonSet sets them from the supabase-gateway Secret',
+        });
       }
       const at = opts.listen.lastIndexOf(':');
       const listen = { host: opts.listen.slice(0, at), port: Number(opts.listen.slice(at + 1)) };
-      if (at <= 0 || !Number.isInteger(listen.port) || listen.port < 1 || listen.port > 65535) throw new GardenError('CONFIG_INVALID', `--listen ${opts.listen}: expected host:port, such as 127.0.0.1:${GATEWAY_AUTH_PORT}`);
+      if (at <= 0 || !Number.isInteger(listen.port) || listen.port < 1 || listen.port > 65535)
+        throw new GardenError('CONFIG_INVALID', `--listen ${opts.listen}: expected host:port, such as 127.0.0.1:${GATEWAY_AUTH_PORT}`);
       const [previousAnon, previousService] = [process.env.SUPABASE_PREVIOUS_ANON_KEY, process.env.SUPABASE_PREVIOUS_SERVICE_ROLE_KEY];
       const previous = previousAnon && previousService ? { anonKey: previousAnon, serviceRoleKey: previousService } : undefined;
       const server = await serveApikeyCheck({ anonKey, serviceRoleKey, ...(previous ? { previous } : {}) }, listen).catch((e: NodeJS.ErrnoException) => {
-        throw e.code === 'EADDRINUSE' ? new GardenError('PORT_IN_USE', `${opts.listen} is in use`, { hint: 'stop what listens there, or choose another --listen' }) : e;
+        throw e.code === 'EADDRINUSE'
+          ? new GardenError('PORT_IN_USE', `${opts.listen} is in use`, { hint: 'stop what listens there, or choose another --listen' })
+          : e;
       });
       process.stdout.write(`${JSON.stringify({ ts: new Date().toISOString(), msg: 'gateway-auth listening', listen: opts.listen })}\n`);
       await new Promise<void>((resolve) => {

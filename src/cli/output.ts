@@ -12,7 +12,11 @@ export function print(json: boolean | undefined, value: unknown, human: () => st
 
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
@@ -37,26 +41,57 @@ export function formatError(e: unknown): string {
 }
 
 const etcdTable = (rows: LocalStatus['etcd']) =>
-  table(['ETCD', 'ENDPOINT', 'HEALTH', 'LEADER', 'DB SIZE', 'VERSION'], rows.map((e) => [e.name, e.endpoint, e.healthy ? 'healthy' : 'unreachable', e.leader ? '*' : '', bytes(e.dbSizeBytes), e.version ?? '-']));
+  table(
+    ['ETCD', 'ENDPOINT', 'HEALTH', 'LEADER', 'DB SIZE', 'VERSION'],
+    rows.map((e) => [e.name, e.endpoint, e.healthy ? 'healthy' : 'unreachable', e.leader ? '*' : '', bytes(e.dbSizeBytes), e.version ?? '-']),
+  );
 
 const membersTable = (rows: LocalStatus['members']) =>
-  table(['MEMBER', 'HOST', 'ROLE', 'STATE', 'TL', 'LAG'], rows.map((m) => [m.name, m.host, m.role, m.state, m.timeline === null ? '-' : String(m.timeline), bytes(m.lagBytes)]));
+  table(
+    ['MEMBER', 'HOST', 'ROLE', 'STATE', 'TL', 'LAG'],
+    rows.map((m) => [m.name, m.host, m.role, m.state, m.timeline === null ? '-' : String(m.timeline), bytes(m.lagBytes)]),
+  );
 
 function kubernetesSection(k: NonNullable<LocalStatus['kubernetes']>): string[] {
   if (!k.reachable) return [`K3S      unreachable: ${k.error ?? ''}`];
   return [
-    table(['NODE', 'STATUS', 'ROLES', 'VERSION', 'ADDRESS', 'TAINTS'], k.nodes.map((n) => [n.name, n.ready ? 'Ready' : 'NotReady', n.roles.join(',') || '<none>', n.version, n.addresses.join(', ') || '-', n.taints.join(', ') || '<none>'])),
+    table(
+      ['NODE', 'STATUS', 'ROLES', 'VERSION', 'ADDRESS', 'TAINTS'],
+      k.nodes.map((n) => [
+        n.name,
+        n.ready ? 'Ready' : 'NotReady',
+        n.roles.join(',') || '<none>',
+        n.version,
+        n.addresses.join(', ') || '-',
+        n.taints.join(', ') || '<none>',
+      ]),
+    ),
     '',
-    table(['NAMESPACE', 'WORKLOAD', 'READY'], k.workloads.map((w) => [w.namespace, `${w.kind.toLowerCase()}/${w.name}`, `${w.ready}/${w.desired}`])),
+    table(
+      ['NAMESPACE', 'WORKLOAD', 'READY'],
+      k.workloads.map((w) => [w.namespace, `${w.kind.toLowerCase()}/${w.name}`, `${w.ready}/${w.desired}`]),
+    ),
   ];
 }
 
 const problemsSection = (problems: string[]) => (problems.length ? ['', 'problems:', ...problems.map((p) => `  - ${p}`)] : []);
 
 export function formatStatus(s: LocalStatus): string {
-  const out: string[] = [`cluster ${s.cluster} (scope ${s.scope}) — ${s.healthy ? 'healthy' : 'DEGRADED'}`, '', etcdTable(s.etcd), '', membersTable(s.members), ''];
+  const out: string[] = [
+    `cluster ${s.cluster} (scope ${s.scope}) — ${s.healthy ? 'healthy' : 'DEGRADED'}`,
+    '',
+    etcdTable(s.etcd),
+    '',
+    membersTable(s.members),
+    '',
+  ];
   if (s.haproxy.reachable) {
-    out.push(table(['HAPROXY', 'SERVER', 'STATUS', 'CHECK'], s.haproxy.servers.map((v) => [v.proxy, v.server, v.status, v.checkStatus])));
+    out.push(
+      table(
+        ['HAPROXY', 'SERVER', 'STATUS', 'CHECK'],
+        s.haproxy.servers.map((v) => [v.proxy, v.server, v.status, v.checkStatus]),
+      ),
+    );
   } else {
     out.push(`HAPROXY  unreachable: ${s.haproxy.error ?? ''}`);
   }
@@ -68,7 +103,12 @@ export function formatStatus(s: LocalStatus): string {
   );
   if (s.pooler) {
     const p = s.pooler;
-    out.push('', p.reachable ? `POOLER   ${p.paused ? 'PAUSED' : 'serving'}; ${p.databases.map((d) => `${d.name} → ${d.host}:${d.port} (${d.currentConnections} server connections)`).join(', ')}` : `POOLER   unreachable: ${p.error ?? ''}`);
+    out.push(
+      '',
+      p.reachable
+        ? `POOLER   ${p.paused ? 'PAUSED' : 'serving'}; ${p.databases.map((d) => `${d.name} → ${d.host}:${d.port} (${d.currentConnections} server connections)`).join(', ')}`
+        : `POOLER   unreachable: ${p.error ?? ''}`,
+    );
   }
   if (s.backups) out.push('', backupsLine(s.backups));
   if (s.kubernetes) out.push('', ...kubernetesSection(s.kubernetes));
@@ -76,14 +116,27 @@ export function formatStatus(s: LocalStatus): string {
   return out.join('\n');
 }
 
-const ago = (seconds: number) => (seconds < 120 ? `${seconds} s` : seconds < 7200 ? `${Math.round(seconds / 60)} min` : seconds < 172_800 ? `${Math.round(seconds / 3600)} h` : `${Math.round(seconds / 86_400)} d`);
+const ago = (seconds: number) =>
+  seconds < 120
+    ? `${seconds} s`
+    : seconds < 7200
+      ? `${Math.round(seconds / 60)} min`
+      : seconds < 172_800
+        ? `${Math.round(seconds / 3600)} h`
+        : `${Math.round(seconds / 86_400)} d`;
 
 function backupsLine(b: NonNullable<LocalStatus['backups']>): string {
   if (!b.readable) return `BACKUPS  repository unreadable: ${b.error ?? ''}`;
   const newest = b.newest ? `newest ${b.newest.label} (${b.newest.type}, ${ago(b.newest.ageSeconds)} ago)` : 'no backup yet';
-  const verified = b.lastVerified ? `last restore test ${b.lastVerified.label} at ${b.lastVerified.verifiedAt}` : 'never restore-tested (gardenos local db backup verify)';
+  const verified = b.lastVerified
+    ? `last restore test ${b.lastVerified.label} at ${b.lastVerified.verifiedAt}`
+    : 'never restore-tested (gardenos local db backup verify)';
   const archiving = b.archiver?.failing ? `WAL ARCHIVING FAILING at ${b.archiver.lastFailedWal}` : `WAL archived to ${b.walArchivedUpTo ?? '-'}`;
-  const next = b.scheduler.running ? (b.scheduler.next ? `next: ${b.scheduler.next.kind} at ${b.scheduler.next.at}` : 'nothing scheduled') : 'SCHEDULER NOT RUNNING';
+  const next = b.scheduler.running
+    ? b.scheduler.next
+      ? `next: ${b.scheduler.next.kind} at ${b.scheduler.next.at}`
+      : 'nothing scheduled'
+    : 'SCHEDULER NOT RUNNING';
   return `BACKUPS  ${newest}; ${archiving}; ${verified}; ${next}`;
 }
 
@@ -92,12 +145,15 @@ export function formatPlatformStatus(s: PlatformStatus): string {
   out.push(
     table(
       ['HAPROXY', 'BACKEND', 'SERVER', 'STATUS', 'CHECK'],
-      s.haproxy.flatMap((h) => (h.reachable ? h.servers.map((v) => [h.node, v.proxy, v.server, v.status, v.checkStatus]) : [[h.node, '-', '-', 'unreachable', h.error ?? '']])),
+      s.haproxy.flatMap((h) =>
+        h.reachable ? h.servers.map((v) => [h.node, v.proxy, v.server, v.status, v.checkStatus]) : [[h.node, '-', '-', 'unreachable', h.error ?? '']],
+      ),
     ),
   );
   if (s.kubernetes) {
     out.push('', ...kubernetesSection(s.kubernetes));
-    if (s.kubernetes.reachable) out.push('', `ROUTER   postgres-primary → ${s.kubernetes.primaryEndpoint === null ? 'missing' : s.kubernetes.primaryEndpoint?.join(', ') || 'nobody'}`);
+    if (s.kubernetes.reachable)
+      out.push('', `ROUTER   postgres-primary → ${s.kubernetes.primaryEndpoint === null ? 'missing' : s.kubernetes.primaryEndpoint?.join(', ') || 'nobody'}`);
   }
   out.push(...problemsSection(s.problems));
   return out.join('\n');
@@ -116,6 +172,8 @@ export function formatDoctor(r: DoctorReport, verbose: boolean): string {
     if (f.fix) out.push(`      fix: ${f.fix}`);
   }
   const { ok, warn, fail, skip } = r.counts;
-  out.push(`${out.length ? '\n' : ''}${r.findings.length} checks on ${r.cluster}: ${ok} ok, ${warn} warning${warn === 1 ? '' : 's'}, ${fail} failed, ${skip} skipped${skip && !verbose ? ' (--verbose shows why)' : ''}`);
+  out.push(
+    `${out.length ? '\n' : ''}${r.findings.length} checks on ${r.cluster}: ${ok} ok, ${warn} warning${warn === 1 ? '' : 's'}, ${fail} failed, ${skip} skipped${skip && !verbose ? ' (--verbose shows why)' : ''}`,
+  );
   return out.join('\n');
 }

@@ -25,8 +25,14 @@ async function prepare(opts: PlatformOptions, rotate: string[] = []): Promise<{ 
 export async function pkiCommand(opts: PlatformOptions & { rotate?: string[]; retire?: string; yes?: boolean }): Promise<number> {
   // "supabase" is Supabase's JWT secret and keys, not a certificate: rotated in two steps (docs/operations.md).
   const rotateSupabase = opts.rotate?.includes('supabase') ?? false;
-  if (opts.retire !== undefined && opts.retire !== 'supabase') throw new GardenError('CONFIG_INVALID', `--retire ${opts.retire}: only supabase's previous keys can be retired`, { hint: '`gardenos pki --retire supabase` ends a rotation that `--rotate supabase` started' });
-  const { secretsDir, created } = await prepare(opts, (opts.rotate ?? []).filter((r) => r !== 'supabase'));
+  if (opts.retire !== undefined && opts.retire !== 'supabase')
+    throw new GardenError('CONFIG_INVALID', `--retire ${opts.retire}: only supabase's previous keys can be retired`, {
+      hint: '`gardenos pki --retire supabase` ends a rotation that `--rotate supabase` started',
+    });
+  const { secretsDir, created } = await prepare(
+    opts,
+    (opts.rotate ?? []).filter((r) => r !== 'supabase'),
+  );
   const { retireSupabaseKeys, rotateSupabaseKeys } = await import('../platform/secrets.ts');
   let supabase: { rotatedAt?: string; retiredBackup?: string } = {};
   if (rotateSupabase) supabase = { rotatedAt: (await rotateSupabaseKeys(secretsDir)).supabase.previous!.rotatedAt };
@@ -44,14 +50,18 @@ export async function pkiCommand(opts: PlatformOptions & { rotate?: string[]; re
   }
   print(opts.json, { secretsDir, created, supabase }, () =>
     [
-      created.length ? `issued ${created.join(', ')} in ${secretsDir}/pki (keys 0600)` : `every certificate exists in ${secretsDir}/pki; --rotate NAME (or all, ca, supabase) re-issues`,
+      created.length
+        ? `issued ${created.join(', ')} in ${secretsDir}/pki (keys 0600)`
+        : `every certificate exists in ${secretsDir}/pki; --rotate NAME (or all, ca, supabase) re-issues`,
       ...(supabase.rotatedAt
         ? [
-            "new Supabase JWT secret and keys in secrets.json; the previous ones stay accepted. Next: `gardenos up` (PostgREST and the gateway accept both, GoTrue signs with the new),",
+            'new Supabase JWT secret and keys in secrets.json; the previous ones stay accepted. Next: `gardenos up` (PostgREST and the gateway accept both, GoTrue signs with the new),',
             'then give every holder of the service-role key the new one, wait supabase.jwtExpirySeconds, and `gardenos pki --retire supabase` + `gardenos up`',
           ]
         : []),
-      ...(supabase.retiredBackup ? [`retired Supabase's previous keys (secrets.json copied to ${supabase.retiredBackup} first); run \`gardenos up\` to stop accepting them`] : []),
+      ...(supabase.retiredBackup
+        ? [`retired Supabase's previous keys (secrets.json copied to ${supabase.retiredBackup} first); run \`gardenos up\` to stop accepting them`]
+        : []),
     ].join('\n'),
   );
   return 0;
@@ -68,10 +78,16 @@ async function renderTree(opts: PlatformOptions & { withSecrets?: boolean; hostR
 async function checkOutDir(out: string): Promise<void> {
   const st = await stat(out).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
-    if (e.code === 'ENOTDIR') throw new GardenError('CONFIG_INVALID', `--out ${out}: a part of that path is a file, not a directory`, { hint: 'choose a directory for the rendered tree' });
+    if (e.code === 'ENOTDIR')
+      throw new GardenError('CONFIG_INVALID', `--out ${out}: a part of that path is a file, not a directory`, {
+        hint: 'choose a directory for the rendered tree',
+      });
     throw e;
   });
-  if (st && !st.isDirectory()) throw new GardenError('CONFIG_INVALID', `--out ${out} is a file; render writes a tree of files into a directory`, { hint: 'choose a directory (it is created if missing)' });
+  if (st && !st.isDirectory())
+    throw new GardenError('CONFIG_INVALID', `--out ${out} is a file; render writes a tree of files into a directory`, {
+      hint: 'choose a directory (it is created if missing)',
+    });
 }
 
 export async function renderCommand(opts: PlatformOptions & { out: string; withSecrets?: boolean; hostRoot?: string }): Promise<number> {
@@ -81,7 +97,11 @@ export async function renderCommand(opts: PlatformOptions & { out: string; withS
   const { writeRender } = await import('../platform/render.ts');
   const r = await writeRender(out, files);
   print(opts.json, { out, files: files.map((f) => f.path), ...r }, () =>
-    [`rendered ${files.length} files into ${out} (${r.written} written, ${files.length - r.written} unchanged${r.removed.length ? `, ${r.removed.length} removed` : ''})`, ...(opts.withSecrets ? ['including secrets (0600): keep this directory private'] : []), `apply the manifests with: kubectl apply -k ${out}/kubernetes`].join('\n'),
+    [
+      `rendered ${files.length} files into ${out} (${r.written} written, ${files.length - r.written} unchanged${r.removed.length ? `, ${r.removed.length} removed` : ''})`,
+      ...(opts.withSecrets ? ['including secrets (0600): keep this directory private'] : []),
+      `apply the manifests with: kubectl apply -k ${out}/kubernetes`,
+    ].join('\n'),
   );
   return 0;
 }
@@ -109,7 +129,14 @@ export async function probeTarget(opts: PlatformOptions & { kubeconfig?: string;
   const config = await loadConfig(opts.config);
   const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
   const beside = join(dirname(resolve(opts.config)), 'kubeconfig');
-  const kubeconfig = opts.kubeconfig ?? ((await access(beside).then(() => true, () => false)) ? beside : undefined);
+  const kubeconfig =
+    opts.kubeconfig ??
+    ((await access(beside).then(
+      () => true,
+      () => false,
+    ))
+      ? beside
+      : undefined);
   return { config, probe: { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) } };
 }
 

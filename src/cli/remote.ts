@@ -18,12 +18,15 @@ export interface RemoteOptions {
 
 const sshOptions = (o: RemoteOptions) => ({ ...(o.knownHosts ? { knownHostsFile: o.knownHosts } : {}), ...(o.trustNewHostKeys ? { trustNew: true } : {}) });
 
-export async function upCommand(o: RemoteOptions & { dryRun?: boolean; skip?: string[]; concurrency?: string; timeout?: string; kubeconfig?: string; wait?: boolean }): Promise<number> {
+export async function upCommand(
+  o: RemoteOptions & { dryRun?: boolean; skip?: string[]; concurrency?: string; timeout?: string; kubeconfig?: string; wait?: boolean },
+): Promise<number> {
   const config = await loadConfig(o.config);
   const { up, PHASES, SKIPPABLE } = await import('../remote/up.ts');
   const skip = (o.skip ?? []).flatMap((s) => s.split(',')).filter(Boolean);
   const bad = skip.filter((s) => !SKIPPABLE.includes(s as never));
-  if (bad.length) throw new GardenError('CONFIG_INVALID', `cannot skip ${bad.join(', ')}`, { hint: `phases: ${PHASES.join(' → ')}; skippable: ${SKIPPABLE.join(', ')}` });
+  if (bad.length)
+    throw new GardenError('CONFIG_INVALID', `cannot skip ${bad.join(', ')}`, { hint: `phases: ${PHASES.join(' → ')}; skippable: ${SKIPPABLE.join(', ')}` });
   const secretsDir = resolve(o.secretsDir ?? defaultSecretsDir(o.config));
   await ensurePlatformSecrets(secretsDir, config);
   await ensurePlatformPki(secretsDir, config);
@@ -40,9 +43,14 @@ export async function upCommand(o: RemoteOptions & { dryRun?: boolean; skip?: st
     report: streamReporter(process.stderr, Boolean(o.json)),
   });
   print(o.json, result, () => {
-    const hosts = table(['HOST', 'OS', 'SERVICES', 'ETCD', 'HAPROXY', 'K3S'], result.hosts.map((h) => [h.name, h.os, h.services, h.etcd ?? '-', h.haproxy ?? '-', h.k3s ?? '-']));
+    const hosts = table(
+      ['HOST', 'OS', 'SERVICES', 'ETCD', 'HAPROXY', 'K3S'],
+      result.hosts.map((h) => [h.name, h.os, h.services, h.etcd ?? '-', h.haproxy ?? '-', h.k3s ?? '-']),
+    );
     if (result.changes.length === 0) return `${hosts}\n\nno changes: the hosts already run what gardenos.yaml describes`;
-    const byHost = [...new Set(result.changes.map((c) => c.host))].map((h) => [`${h}:`, ...result.changes.filter((c) => c.host === h).map((c) => `  [${c.phase}] ${c.action}`)].join('\n'));
+    const byHost = [...new Set(result.changes.map((c) => c.host))].map((h) =>
+      [`${h}:`, ...result.changes.filter((c) => c.host === h).map((c) => `  [${c.phase}] ${c.action}`)].join('\n'),
+    );
     return `${hosts}\n\n${result.dryRun ? 'plan (dry run, nothing was changed):' : 'changed:'}\n${byHost.join('\n')}\n\n${result.changes.length} change${result.changes.length === 1 ? '' : 's'}${result.dryRun ? ' planned' : ''}`;
   });
   return 0;
@@ -71,12 +79,17 @@ export async function resetCommand(o: RemoteOptions & { host?: string[]; yes?: b
   const config = await loadConfig(o.config);
   const names = o.host?.length ? o.host : config.nodes.map((n) => n.name);
   const unknown = names.filter((n) => !config.nodes.some((x) => x.name === n));
-  if (unknown.length) throw new GardenError('CONFIG_INVALID', `no node called ${unknown.join(', ')}`, { hint: `nodes: ${config.nodes.map((n) => n.name).join(', ')}` });
+  if (unknown.length)
+    throw new GardenError('CONFIG_INVALID', `no node called ${unknown.join(', ')}`, { hint: `nodes: ${config.nodes.map((n) => n.name).join(', ')}` });
   const backupDir = resolve(o.backupDir ?? join(dirname(resolve(o.config)), '.gardenos', 'backups'));
   const loss = `This stops etcd, K3s and HAProxy on ${names.join(', ')} and deletes GardenOS's files and the etcd data there (an etcd snapshot and a PostgreSQL dump are copied to ${backupDir} first).`;
   if (!(await confirmed({ yes: o.yes, action: `reset ${names.join(', ')}`, loss, expect: config.cluster.name, what: 'the cluster name' }))) return 1;
   const { reset } = await import('../remote/reset.ts');
   const r = await reset({ config, nodes: names, backupDir, ...sshOptions(o), report: streamReporter(process.stderr, Boolean(o.json)) });
-  print(o.json, r, () => [`reset ${r.reset.join(', ')}`, ...(r.backups.length ? [`backups: ${r.backups.join(', ')}`] : ['no backups were possible (nothing was running)'])].join('\n'));
+  print(o.json, r, () =>
+    [`reset ${r.reset.join(', ')}`, ...(r.backups.length ? [`backups: ${r.backups.join(', ')}`] : ['no backups were possible (nothing was running)'])].join(
+      '\n',
+    ),
+  );
   return 0;
 }

@@ -24,7 +24,10 @@ export interface ApplyResult {
 function failure(obj: KubernetesObject, e: unknown): GardenError {
   const body = (e as { body?: unknown }).body;
   const message = typeof body === 'string' ? body : body ? JSON.stringify(body) : describe(e);
-  return new GardenError('BACKEND_UNAVAILABLE', `applying ${id(obj)} failed`, { details: [message.slice(0, 400)], hint: 'the objects before it are applied; fix the cause and run `gardenos up` again' });
+  return new GardenError('BACKEND_UNAVAILABLE', `applying ${id(obj)} failed`, {
+    details: [message.slice(0, 400)],
+    hint: 'the objects before it are applied; fix the cause and run `gardenos up` again',
+  });
 }
 
 /** What a kind that the cluster does not serve needs: the add-ons GardenOS renders objects for but does not install. */
@@ -39,9 +42,14 @@ const PROVIDERS: Record<string, string> = {
  */
 async function preflight(kc: KubeConfig, objects: KubernetesObject[]): Promise<void> {
   const k8s = await import('@kubernetes/client-node');
-  const groups = await kc.makeApiClient(k8s.ApisApi).getAPIVersions().catch((e: unknown) => {
-    throw new GardenError('BACKEND_UNAVAILABLE', 'could not read which APIs the cluster serves; nothing was applied', { details: [describe(e).slice(0, 400)] });
-  });
+  const groups = await kc
+    .makeApiClient(k8s.ApisApi)
+    .getAPIVersions()
+    .catch((e: unknown) => {
+      throw new GardenError('BACKEND_UNAVAILABLE', 'could not read which APIs the cluster serves; nothing was applied', {
+        details: [describe(e).slice(0, 400)],
+      });
+    });
   const served = new Set(groups.groups.flatMap((g) => g.versions.map((v) => v.groupVersion)));
   for (const o of objects) {
     if (!o.apiVersion!.includes('/') || served.has(o.apiVersion!)) continue;
@@ -67,9 +75,13 @@ async function preflight(kc: KubeConfig, objects: KubernetesObject[]): Promise<v
         },
       );
       if (!exists) {
-        throw new GardenError('CONFIG_INVALID', `${id(ing)} serves ${t.hosts?.join(', ')} with TLS Secret ${t.secretName}, which is not in namespace ${namespace}; nothing was applied`, {
-          hint: `create it (kubectl -n ${namespace} create secret tls ${t.secretName} --cert=… --key=…), or give the host tls: internal or acme`,
-        });
+        throw new GardenError(
+          'CONFIG_INVALID',
+          `${id(ing)} serves ${t.hosts?.join(', ')} with TLS Secret ${t.secretName}, which is not in namespace ${namespace}; nothing was applied`,
+          {
+            hint: `create it (kubectl -n ${namespace} create secret tls ${t.secretName} --cert=… --key=…), or give the host tls: internal or acme`,
+          },
+        );
       }
     }
   }
@@ -85,13 +97,19 @@ export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], 
   for (const obj of objects) {
     try {
       if (obj.metadata?.annotations?.[APPLY_ANNOTATION] === CREATE_ONLY) {
-        const exists = await client.read({ apiVersion: obj.apiVersion!, kind: obj.kind!, metadata: { name: obj.metadata.name!, ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}) } }).then(
-          () => true,
-          (e) => {
-            if ((e as { code?: number }).code === 404) return false;
-            throw e;
-          },
-        );
+        const exists = await client
+          .read({
+            apiVersion: obj.apiVersion!,
+            kind: obj.kind!,
+            metadata: { name: obj.metadata.name!, ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}) },
+          })
+          .then(
+            () => true,
+            (e) => {
+              if ((e as { code?: number }).code === 404) return false;
+              throw e;
+            },
+          );
         if (exists) {
           leftAlone.push(id(obj));
           continue;
@@ -106,7 +124,10 @@ export async function applyObjects(kc: KubeConfig, objects: KubernetesObject[], 
     }
     applied.push(id(obj));
   }
-  opts.report({ kind: 'info', message: `applied ${applied.length} objects (server-side, field manager ${FIELD_MANAGER})${leftAlone.length ? `; left ${leftAlone.length} create-only objects as their owner keeps them` : ''}` });
+  opts.report({
+    kind: 'info',
+    message: `applied ${applied.length} objects (server-side, field manager ${FIELD_MANAGER})${leftAlone.length ? `; left ${leftAlone.length} create-only objects as their owner keeps them` : ''}`,
+  });
   return { applied, leftAlone };
 }
 
@@ -130,7 +151,8 @@ export async function awaitRollouts(kc: KubeConfig, objects: KubernetesObject[],
           // One pod per eligible node, each updated to this generation.
           [live, want, ready] = [ds, ds.status?.desiredNumberScheduled ?? 0, Math.min(ds.status?.numberReady ?? 0, ds.status?.updatedNumberScheduled ?? 0)];
         } else {
-          const d = w.kind === 'Deployment' ? await apps.readNamespacedDeployment({ name, namespace }) : await apps.readNamespacedStatefulSet({ name, namespace });
+          const d =
+            w.kind === 'Deployment' ? await apps.readNamespacedDeployment({ name, namespace }) : await apps.readNamespacedStatefulSet({ name, namespace });
           [live, want, ready] = [d, d.spec?.replicas ?? 1, d.status?.readyReplicas ?? 0];
         }
         const observed = (live.status?.observedGeneration ?? 0) >= (live.metadata?.generation ?? 0);

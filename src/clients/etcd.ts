@@ -166,7 +166,10 @@ export class EtcdClient {
   }
 
   close(): void {
-    void this.pooled?.then((c) => c.close(), () => undefined);
+    void this.pooled?.then(
+      (c) => c.close(),
+      () => undefined,
+    );
     this.pooled = undefined;
   }
 }

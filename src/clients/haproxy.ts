@@ -31,7 +31,12 @@ export class HaproxyClient {
       sock.on('data', (c: Buffer) => chunks.push(c));
       sock.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
       sock.on('error', (e) =>
-        reject(new GardenError('BACKEND_UNAVAILABLE', `HAProxy admin socket ${this.socketPath}: ${describe(e)}`, { hint: 'is HAProxy running? `gardenos local status`', cause: e })),
+        reject(
+          new GardenError('BACKEND_UNAVAILABLE', `HAProxy admin socket ${this.socketPath}: ${describe(e)}`, {
+            hint: 'is HAProxy running? `gardenos local status`',
+            cause: e,
+          }),
+        ),
       );
     });
   }
@@ -43,7 +48,10 @@ export class HaproxyClient {
 
 /** The same table from the authenticated stats page (`<url>;csv`), for an HAProxy on another host. */
 export async function statsOverHttp(url: string, auth: { user: string; password: string }, timeoutMs: number): Promise<HaproxyServerStat[]> {
-  const r = await request(`${url.replace(/\/?$/, '/')};csv`, { timeoutMs, headers: { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` } });
+  const r = await request(`${url.replace(/\/?$/, '/')};csv`, {
+    timeoutMs,
+    headers: { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}` },
+  });
   if (r.status !== 200) throw new GardenError('BACKEND_UNAVAILABLE', `HAProxy stats ${url} answered ${r.status}`);
   return parseShowStat(r.body);
 }

@@ -76,7 +76,19 @@ export interface WorkloadRow {
 
 export function workloadRows(facts: KubeFacts): WorkloadRow[] {
   return [
-    ...facts.statefulSets.map((s) => ({ namespace: s.metadata?.namespace ?? '', kind: 'StatefulSet' as const, name: s.metadata?.name ?? '', desired: s.spec?.replicas ?? 1, ready: s.status?.readyReplicas ?? 0 })),
-    ...facts.deployments.map((d) => ({ namespace: d.metadata?.namespace ?? '', kind: 'Deployment' as const, name: d.metadata?.name ?? '', desired: d.spec?.replicas ?? 1, ready: d.status?.readyReplicas ?? 0 })),
+    ...facts.statefulSets.map((s) => ({
+      namespace: s.metadata?.namespace ?? '',
+      kind: 'StatefulSet' as const,
+      name: s.metadata?.name ?? '',
+      desired: s.spec?.replicas ?? 1,
+      ready: s.status?.readyReplicas ?? 0,
+    })),
+    ...facts.deployments.map((d) => ({
+      namespace: d.metadata?.namespace ?? '',
+      kind: 'Deployment' as const,
+      name: d.metadata?.name ?? '',
+      desired: d.spec?.replicas ?? 1,
+      ready: d.status?.readyReplicas ?? 0,
+    })),
   ];
 }

@@ -29,7 +29,14 @@ export class PgbouncerAdmin {
   }
 
   static async connect(a: PoolerAddress, timeoutMs = 2000): Promise<PgbouncerAdmin> {
-    const client = new pg.Client({ host: a.socketDir, port: a.port, user: a.user, password: a.password, database: 'pgbouncer', connectionTimeoutMillis: timeoutMs });
+    const client = new pg.Client({
+      host: a.socketDir,
+      port: a.port,
+      user: a.user,
+      password: a.password,
+      database: 'pgbouncer',
+      connectionTimeoutMillis: timeoutMs,
+    });
     client.on('error', () => undefined); // surfaces on the next command
     try {
       await client.connect();
@@ -50,7 +57,9 @@ export class PgbouncerAdmin {
   }
 
   async databases(): Promise<PoolerDatabase[]> {
-    const rows = await this.command<{ name: string; host: string; port: number | string; paused: number | string; current_connections: number | string }>('SHOW DATABASES');
+    const rows = await this.command<{ name: string; host: string; port: number | string; paused: number | string; current_connections: number | string }>(
+      'SHOW DATABASES',
+    );
     return rows
       .filter((r) => r.name !== 'pgbouncer')
       .map((r) => ({ name: r.name, host: r.host, port: Number(r.port), paused: Number(r.paused) === 1, currentConnections: Number(r.current_connections) }));

@@ -59,7 +59,9 @@ function issueMessage(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_type':
-      return issue.input === undefined ? `is required (${issue.expected})` : `must be ${issue.expected === 'array' ? 'a list' : issue.expected === 'object' ? 'a mapping' : `a ${issue.expected}`}`;
+      return issue.input === undefined
+        ? `is required (${issue.expected})`
+        : `must be ${issue.expected === 'array' ? 'a list' : issue.expected === 'object' ? 'a mapping' : `a ${issue.expected}`}`;
     default:
       return issue.message;
   }
@@ -143,7 +145,10 @@ export function parseConfig(text: string, file = 'gardenos.yaml'): Config {
         at = `${file}:${line}:${col}: `;
       },
     });
-    throw new GardenError('CONFIG_INVALID', `${file} is not valid YAML`, { details: [`${at}YAML: ${(e as Error).message}`], hint: 'define an anchor (&name) before its alias (*name), or write the value out' });
+    throw new GardenError('CONFIG_INVALID', `${file} is not valid YAML`, {
+      details: [`${at}YAML: ${(e as Error).message}`],
+      hint: 'define an anchor (&name) before its alias (*name), or write the value out',
+    });
   }
   const { config, problems } = validateConfig(data, { doc, lines });
   if (!config) {
@@ -162,10 +167,18 @@ export async function loadConfig(file: string): Promise<Config> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new GardenError('CONFIG_NOT_FOUND', `config file ${file} does not exist`, { hint: 'create one with `gardenos init`, or leave out -c to use the built-in defaults' });
+      throw new GardenError('CONFIG_NOT_FOUND', `config file ${file} does not exist`, {
+        hint: 'create one with `gardenos init`, or leave out -c to use the built-in defaults',
+      });
     }
-    if (code === 'EISDIR') throw new GardenError('CONFIG_INVALID', `config file ${file} is a directory`, { hint: `name the file in it, such as -c ${file.replace(/\/$/, '')}/gardenos.yaml` });
-    if (code === 'EACCES') throw new GardenError('CONFIG_INVALID', `config file ${file} cannot be read (permission denied)`, { hint: 'run as a user who can read it, or fix its mode' });
+    if (code === 'EISDIR')
+      throw new GardenError('CONFIG_INVALID', `config file ${file} is a directory`, {
+        hint: `name the file in it, such as -c ${file.replace(/\/$/, '')}/gardenos.yaml`,
+      });
+    if (code === 'EACCES')
+      throw new GardenError('CONFIG_INVALID', `config file ${file} cannot be read (permission denied)`, {
+        hint: 'run as a user who can read it, or fix its mode',
+      });
     throw e;
   }
   return parseConfig(text, file);

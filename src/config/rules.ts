@@ -52,7 +52,10 @@ export function checkRules(c: Config): RuleIssue[] {
   }
   for (const kind of ['private', 'public'] as const) {
     for (const d of duplicates(c.nodes, (n) => n.address[kind])) {
-      issues.push({ path: ['nodes', d.index, 'address', kind], message: `address ${d.value} is used by an earlier node; each node needs its own ${kind} address` });
+      issues.push({
+        path: ['nodes', d.index, 'address', kind],
+        message: `address ${d.value} is used by an earlier node; each node needs its own ${kind} address`,
+      });
     }
   }
   if (c.nodes.length > 0) {
@@ -114,7 +117,10 @@ export function checkRules(c: Config): RuleIssue[] {
     issues.push({ path: ['supabase', 'storage', 's3'], message: 'backend "s3" needs an s3 section with bucket and region' });
   }
   if (c.local.firstHost + c.local.members - 1 > 254) {
-    issues.push({ path: ['local', 'firstHost'], message: `members would need addresses up to .${c.local.firstHost + c.local.members - 1}; keep firstHost <= ${255 - c.local.members}` });
+    issues.push({
+      path: ['local', 'firstHost'],
+      message: `members would need addresses up to .${c.local.firstHost + c.local.members - 1}; keep firstHost <= ${255 - c.local.members}`,
+    });
   }
   return issues;
 }
@@ -133,38 +139,63 @@ function ingressRules(c: Config): RuleIssue[] {
   }
   hosts.forEach((h, i) => {
     const tls = hostTls(h);
-    if (tls === 'secret' && !h.tlsSecret) issues.push({ path: ['ingress', 'hosts', i, 'tlsSecret'], message: 'tls: secret needs tlsSecret, the name of a kubernetes.io/tls Secret you manage' });
-    if (h.tlsSecret && tls !== 'secret') issues.push({ path: ['ingress', 'hosts', i, 'tls'], message: `tlsSecret is used only with tls: secret, but tls is ${tls}; remove one of them` });
-    if (tls === 'acme' && !c.ingress.acme) issues.push({ path: ['ingress', 'acme'], message: `host "${h.name}" has tls: acme, which needs ingress.acme.email (the ACME account's address)` });
+    if (tls === 'secret' && !h.tlsSecret)
+      issues.push({ path: ['ingress', 'hosts', i, 'tlsSecret'], message: 'tls: secret needs tlsSecret, the name of a kubernetes.io/tls Secret you manage' });
+    if (h.tlsSecret && tls !== 'secret')
+      issues.push({ path: ['ingress', 'hosts', i, 'tls'], message: `tlsSecret is used only with tls: secret, but tls is ${tls}; remove one of them` });
+    if (tls === 'acme' && !c.ingress.acme)
+      issues.push({ path: ['ingress', 'acme'], message: `host "${h.name}" has tls: acme, which needs ingress.acme.email (the ACME account's address)` });
   });
 
   if (c.supabase.enabled && c.ingress.controller !== 'traefik') {
-    issues.push({ path: ['ingress', 'controller'], message: "Supabase's gateway rules (the apikey check, the open auth paths) run in the Traefik GardenOS installs; keep ingress.controller: traefik, or disable supabase" });
+    issues.push({
+      path: ['ingress', 'controller'],
+      message:
+        "Supabase's gateway rules (the apikey check, the open auth paths) run in the Traefik GardenOS installs; keep ingress.controller: traefik, or disable supabase",
+    });
   }
   if (c.ingress.controller === 'traefik' && !c.k3s.disable.includes('traefik')) {
-    issues.push({ path: ['k3s', 'disable'], message: "GardenOS installs its own Traefik (ingress.controller: traefik), and K3s's packaged one would take the same ports; keep traefik in k3s.disable, or set ingress.controller: none" });
+    issues.push({
+      path: ['k3s', 'disable'],
+      message:
+        "GardenOS installs its own Traefik (ingress.controller: traefik), and K3s's packaged one would take the same ports; keep traefik in k3s.disable, or set ingress.controller: none",
+    });
   }
   hosts.forEach((h, i) => {
-    if (isIP(h.name) !== 0) issues.push({ path: ['ingress', 'hosts', i, 'name'], message: `"${h.name}" is an address; an Ingress routes by DNS name (Kubernetes refuses addresses as hosts)` });
+    if (isIP(h.name) !== 0)
+      issues.push({
+        path: ['ingress', 'hosts', i, 'name'],
+        message: `"${h.name}" is an address; an Ingress routes by DNS name (Kubernetes refuses addresses as hosts)`,
+      });
   });
   const known = new Set(hosts.map((h) => h.name));
   // Who claims each host and path: Supabase's gateway first (it is rendered on the first host), then the apps in order.
   const claims = new Map<string, string>();
   const supabaseHost = hosts[0]?.name;
-  if (c.supabase.enabled && supabaseHost) for (const p of SUPABASE_PATHS) claims.set(routeKey(supabaseHost, p), `Supabase's gateway (${p} on the first ingress host)`);
+  if (c.supabase.enabled && supabaseHost)
+    for (const p of SUPABASE_PATHS) claims.set(routeKey(supabaseHost, p), `Supabase's gateway (${p} on the first ingress host)`);
   c.apps.forEach((app, ai) => {
     if (app.routes.length && !app.readyPath) {
-      issues.push({ path: ['apps', ai, 'readyPath'], message: `app "${app.name}" is behind the ingress but has no readyPath: the ingress would send requests to pods that cannot serve yet (give the path that answers 200 only when its database does)` });
+      issues.push({
+        path: ['apps', ai, 'readyPath'],
+        message: `app "${app.name}" is behind the ingress but has no readyPath: the ingress would send requests to pods that cannot serve yet (give the path that answers 200 only when its database does)`,
+      });
     }
     app.routes.forEach((r, ri) => {
       const at = ['apps', ai, 'routes', ri];
       if (!known.has(r.host)) {
-        issues.push({ path: [...at, 'host'], message: `host "${r.host}" is not one of ingress.hosts (${[...known].join(', ') || 'none'}); add it there first` });
+        issues.push({
+          path: [...at, 'host'],
+          message: `host "${r.host}" is not one of ingress.hosts (${[...known].join(', ') || 'none'}); add it there first`,
+        });
       }
       // A Prefix path is compared element by element with the request's path, which never holds these.
       const never = /[*?#]|\/\//.exec(r.path);
       if (never) {
-        issues.push({ path: [...at, 'path'], message: `"${r.path}" never matches a request: "${never[0]}" is compared literally (paths are prefixes, such as /api, not patterns)` });
+        issues.push({
+          path: [...at, 'path'],
+          message: `"${r.path}" never matches a request: "${never[0]}" is compared literally (paths are prefixes, such as /api, not patterns)`,
+        });
       }
       const key = routeKey(r.host, r.path);
       const owner = claims.get(key);

@@ -12,16 +12,11 @@ export { API_VERSION };
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*$/;
 
-const dnsLabel = z
-  .string()
-  .max(40)
-  .regex(DNS_LABEL, 'must be lower-case letters, digits and "-", starting and ending with a letter or digit');
+const dnsLabel = z.string().max(40).regex(DNS_LABEL, 'must be lower-case letters, digits and "-", starting and ending with a letter or digit');
 
 /** A host name's last label is never all digits (RFC 3696 §2): "300.1.2.3" is a broken address, not a name. */
 const isHostName = (v: string) => HOSTNAME.test(v) && !/(^|\.)\d+$/.test(v);
-const address = z
-  .string()
-  .refine((v) => isIP(v) !== 0 || isHostName(v), 'must be an IPv4 or IPv6 address or a host name');
+const address = z.string().refine((v) => isIP(v) !== 0 || isHostName(v), 'must be an IPv4 or IPv6 address or a host name');
 
 const ipAddress = z.string().refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address');
 
@@ -46,9 +41,14 @@ function isCron(text: string): boolean {
     return false;
   }
 }
-const cron = z.string().refine(isCron, 'must be a cron expression such as "0 2 * * 0" (minute hour day-of-month month day-of-week; a sixth, leading field is seconds)');
+const cron = z
+  .string()
+  .refine(isCron, 'must be a cron expression such as "0 2 * * 0" (minute hour day-of-month month day-of-week; a sixth, leading field is seconds)');
 const quantity = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$/, 'must be a Kubernetes quantity such as 20Gi');
-const image = z.string().min(1, 'an image is required').regex(/^[^\s]+$/, 'must be an image reference such as ghcr.io/org/app:1.0');
+const image = z
+  .string()
+  .min(1, 'an image is required')
+  .regex(/^[^\s]+$/, 'must be an image reference such as ghcr.io/org/app:1.0');
 const k8sName = z.string().max(63).regex(DNS_LABEL, 'must be a Kubernetes name: lower-case letters, digits and "-"');
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
 
@@ -77,7 +77,10 @@ const node = z.strictObject({
         .optional(),
     })
     .prefault({}),
-  roles: z.array(z.enum(ROLES)).min(1).default([...ROLES]),
+  roles: z
+    .array(z.enum(ROLES))
+    .min(1)
+    .default([...ROLES]),
 });
 
 const etcd = z.strictObject({
@@ -90,7 +93,10 @@ const etcd = z.strictObject({
 });
 
 const k3s = z.strictObject({
-  version: z.string().regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, `must be a K3s release such as v${KUBERNETES_VERSION}+k3s1`).default(`v${KUBERNETES_VERSION}+k3s1`),
+  version: z
+    .string()
+    .regex(/^v\d+\.\d+\.\d+\+k3s\d+$/, `must be a K3s release such as v${KUBERNETES_VERSION}+k3s1`)
+    .default(`v${KUBERNETES_VERSION}+k3s1`),
   /** Path of a file holding the shared server token; generated and kept in the secrets directory when absent. */
   tokenFile: z.string().optional(),
   clusterCidr: cidr.default('10.42.0.0/16'),
@@ -123,37 +129,45 @@ const haproxy = z.strictObject({
 
 const pgParamValue = z.union([z.string(), z.number(), z.boolean()]);
 
-const postgres = z.strictObject({
-  version: z.union([z.literal(15), z.literal(16), z.literal(17)]).default(15),
-  scope: dnsLabel.default('gardenos'),
-  namespace: z.string().regex(/^\/([^/]+\/)*$/, 'must start and end with "/", such as /service/').default('/service/'),
-  port: port.default(5432),
-  patroniPort: port.default(8008),
-  // Patroni >= 3.2 raises a smaller ttl or retry_timeout to these floors without a word, so a
-  // config below them would promise failover timing that never happens: refused here, at the field.
-  ttl: z.number().int().min(20, 'Patroni (>= 3.2) enforces ttl >= 20 seconds').default(30),
-  loopWait: z.number().int().min(1, 'Patroni enforces loop_wait >= 1 second').default(10),
-  retryTimeout: z.number().int().min(3, 'Patroni (>= 3.2) enforces retry_timeout >= 3 seconds').default(10),
-  synchronousMode: z.boolean().default(true),
-  synchronousModeStrict: z.boolean().default(false),
-  maximumLagOnFailover: z.number().int().min(0).default(1048576),
-  storage: quantity.default('20Gi'),
-  /**
-   * What the StatefulSet runs. gardenos: GardenOS's image (images/postgres: Debian's PostgreSQL and
-   * Patroni 4, the packages `gardenos local` runs); spilo: Zalando's Spilo. Both run the same rendered
-   * patroni.yml; the image defaults to the flavor's image for `version`.
-   */
-  flavor: z.enum(['gardenos', 'spilo']).default('gardenos'),
-  image: image.optional(),
-  parameters: z.record(z.string().regex(/^[a-z_.]+$/, 'must be a PostgreSQL parameter name'), pgParamValue).default({}),
-}).transform((pg) => ({ ...pg, image: pg.image ?? defaultPostgresImage(pg.flavor, pg.version) }));
+const postgres = z
+  .strictObject({
+    version: z.union([z.literal(15), z.literal(16), z.literal(17)]).default(15),
+    scope: dnsLabel.default('gardenos'),
+    namespace: z
+      .string()
+      .regex(/^\/([^/]+\/)*$/, 'must start and end with "/", such as /service/')
+      .default('/service/'),
+    port: port.default(5432),
+    patroniPort: port.default(8008),
+    // Patroni >= 3.2 raises a smaller ttl or retry_timeout to these floors without a word, so a
+    // config below them would promise failover timing that never happens: refused here, at the field.
+    ttl: z.number().int().min(20, 'Patroni (>= 3.2) enforces ttl >= 20 seconds').default(30),
+    loopWait: z.number().int().min(1, 'Patroni enforces loop_wait >= 1 second').default(10),
+    retryTimeout: z.number().int().min(3, 'Patroni (>= 3.2) enforces retry_timeout >= 3 seconds').default(10),
+    synchronousMode: z.boolean().default(true),
+    synchronousModeStrict: z.boolean().default(false),
+    maximumLagOnFailover: z.number().int().min(0).default(1048576),
+    storage: quantity.default('20Gi'),
+    /**
+     * What the StatefulSet runs. gardenos: GardenOS's image (images/postgres: Debian's PostgreSQL and
+     * Patroni 4, the packages `gardenos local` runs); spilo: Zalando's Spilo. Both run the same rendered
+     * patroni.yml; the image defaults to the flavor's image for `version`.
+     */
+    flavor: z.enum(['gardenos', 'spilo']).default('gardenos'),
+    image: image.optional(),
+    parameters: z.record(z.string().regex(/^[a-z_.]+$/, 'must be a PostgreSQL parameter name'), pgParamValue).default({}),
+  })
+  .transform((pg) => ({ ...pg, image: pg.image ?? defaultPostgresImage(pg.flavor, pg.version) }));
 
 /**
  * Volumes when K3s's own local-storage is disabled: GardenOS renders Rancher's local-path
  * provisioner (StorageClass local-path) with these images, keeping volumes under `path` on each node.
  */
 const storage = z.strictObject({
-  path: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/gardenos/volumes').default('/var/lib/gardenos/volumes'),
+  path: z
+    .string()
+    .regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/gardenos/volumes')
+    .default('/var/lib/gardenos/volumes'),
   provisionerImage: image.default(`rancher/local-path-provisioner:${LOCAL_PATH_PROVISIONER_VERSION}`),
   /** The provisioner's helper pods (make and remove a volume's directory): sh, mkdir, chmod, rm. */
   helperImage: image.default('busybox:1.36'),
@@ -181,7 +195,10 @@ const supabase = z.strictObject({
 
 const route = z.strictObject({
   host: address,
-  path: z.string().regex(/^\/[^\s]*$/, 'must be an absolute path such as /api').default('/'),
+  path: z
+    .string()
+    .regex(/^\/[^\s]*$/, 'must be an absolute path such as /api')
+    .default('/'),
 });
 
 const app = z.strictObject({
@@ -244,7 +261,11 @@ const namespaces = z.strictObject({
 });
 
 const router = z.strictObject({
-  replicaMaxLagBytes: z.number().int().min(0).default(16 * 1024 * 1024),
+  replicaMaxLagBytes: z
+    .number()
+    .int()
+    .min(0)
+    .default(16 * 1024 * 1024),
   /** The router re-reads etcd and re-checks the leader this often even without a watch event. */
   recheckIntervalMs: z.number().int().min(100).default(2000),
   /** /healthz, /readyz, /metrics and /status. */
@@ -274,9 +295,16 @@ const monitoring = z.strictObject({
   /** Prometheus's web and API port, on the load balancer's address. */
   port: port.default(9090),
   scrapeIntervalSeconds: z.number().int().min(1).max(300).default(5),
-  retention: z.string().regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d').default('15d'),
+  retention: z
+    .string()
+    .regex(/^\d+(ms|s|m|h|d|w|y)$/, 'must be a Prometheus duration such as 15d')
+    .default('15d'),
   /** A replica this far behind the primary's WAL raises GardenOSReplicationLag. */
-  replicationLagAlertBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+  replicationLagAlertBytes: z
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024 * 1024),
   /**
    * The exporters Prometheus scrapes beside the components' own metrics: Debian's postgres-exporter (as a
    * pg_monitor role of its own; the local profile runs one per member on consecutive ports from this one)
@@ -294,7 +322,11 @@ const monitoring = z.strictObject({
   /** A filesystem holding GardenOS's data with less than this share free raises GardenOSVolumeFilling. */
   diskFreeAlertPercent: z.number().min(1).max(50).default(10),
   /** With backups on: no new backup for this long raises GardenOSBackupTooOld (a day's diff plus slack). */
-  backupAlertAfterHours: z.number().min(1).max(24 * 60).default(26),
+  backupAlertAfterHours: z
+    .number()
+    .min(1)
+    .max(24 * 60)
+    .default(26),
   /** With backups on: no successful restore test for this long raises GardenOSRestoreTestTooOld (weekly full plus a day). */
   restoreTestAlertAfterDays: z.number().min(1).max(365).default(8),
   /** The platform: Prometheus's volume (local-path, like PostgreSQL's). */
@@ -319,7 +351,10 @@ const backups = z.strictObject({
   repository: z
     .strictObject({
       /** A directory (local profile: under the state directory when unset; hosts: /var/lib/pgbackrest). */
-      path: z.string().regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/pgbackrest').optional(),
+      path: z
+        .string()
+        .regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/pgbackrest')
+        .optional(),
     })
     .prefault({}),
   /** Full backups kept (pgBackRest's repo1-retention-full); the WAL they need is kept with them. */
@@ -334,7 +369,11 @@ const backups = z.strictObject({
    * old (the rest of the WAL from the repository, then streaming), sparing the primary; else copied from the
    * leader. 0: always from the leader.
    */
-  replicaFromBackupMaxAgeHours: z.number().min(0).max(24 * 30).default(26),
+  replicaFromBackupMaxAgeHours: z
+    .number()
+    .min(0)
+    .max(24 * 30)
+    .default(26),
   /** Seconds to wait for a WAL segment to reach the repository before a backup or a check calls archiving broken. */
   archiveTimeoutSeconds: z.number().int().min(5).max(3600).default(60),
   /**
@@ -355,7 +394,10 @@ const backups = z.strictObject({
 /** How `gardenos local` maps the platform onto one machine: addresses, ports and paths only. */
 const local = z.strictObject({
   /** Member i (0-based) listens on <addressPrefix>.<firstHost + i>; the load balancer on <addressPrefix>.<firstHost - 1>. */
-  addressPrefix: z.string().regex(/^127\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 127.0.0.0/8, such as 127.0.0').default('127.0.0'),
+  addressPrefix: z
+    .string()
+    .regex(/^127\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 127.0.0.0/8, such as 127.0.0')
+    .default('127.0.0'),
   firstHost: z.number().int().min(2).max(250).default(11),
   members: z.literal(3).default(3),
   /**
@@ -364,7 +406,10 @@ const local = z.strictObject({
    * the bridge (HAProxy and the router) <isolatedPrefix>.1; these addresses exist only on links GardenOS creates.
    */
   isolated: z.boolean().default(false),
-  isolatedPrefix: z.string().regex(/^10\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 10.0.0.0/8, such as 10.251.0').default('10.251.0'),
+  isolatedPrefix: z
+    .string()
+    .regex(/^10\.\d{1,3}\.\d{1,3}$/, 'must be three octets inside 10.0.0.0/8, such as 10.251.0')
+    .default('10.251.0'),
   stateDir: z.string().optional(),
 });
 

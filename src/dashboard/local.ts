@@ -39,7 +39,9 @@ export function localSource(c: LocalCluster, timeoutMs = 1500): () => Promise<Da
     if (!slow.status) await refreshing; // the first view waits for everything once
     const [router, view] = await Promise.all([
       fetchRouterStatus(c, timeoutMs).catch((e: unknown) => describe(e)),
-      Promise.any(c.topology.postgres.map((m) => new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster())).catch(() => undefined),
+      Promise.any(c.topology.postgres.map((m) => new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster())).catch(
+        () => undefined,
+      ),
     ]);
     const status = slow.status;
     const members: MemberRow[] = c.topology.postgres.map((m) => {

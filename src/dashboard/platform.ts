@@ -25,7 +25,12 @@ export function platformRoutes(s: PlatformStatus): DashboardView['routes'] {
     const primary = endpoints?.length === 1 ? (byHost.get(endpoints[0]!) ?? endpoints[0]!) : null;
     return { primary, replicas: up('postgres-replicas'), lastChangeAt: null, source: 'Kubernetes (the router)' };
   }
-  return { primary: up('postgres-primary')[0] ?? null, replicas: up('postgres-replicas'), lastChangeAt: null, source: hap ? `HAProxy on ${hap.node}` : 'no HAProxy answers' };
+  return {
+    primary: up('postgres-primary')[0] ?? null,
+    replicas: up('postgres-replicas'),
+    lastChangeAt: null,
+    source: hap ? `HAProxy on ${hap.node}` : 'no HAProxy answers',
+  };
 }
 
 export function platformSource(config: Config, opts: PlatformSourceOptions): () => Promise<DashboardView> {
@@ -35,7 +40,9 @@ export function platformSource(config: Config, opts: PlatformSourceOptions): () 
   return async () => {
     const [s, prometheus] = await Promise.all([
       platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}), timeoutMs: opts.timeoutMs ?? 2000 }),
-      opts.prometheus ? prometheusPanels(opts.prometheus, config.postgres.scope, opts.timeoutMs ?? 2000) : Promise.resolve({ url: null, error: 'no Prometheus given: `gardenos dashboard --prometheus http://HOST:PORT`' } as const),
+      opts.prometheus
+        ? prometheusPanels(opts.prometheus, config.postgres.scope, opts.timeoutMs ?? 2000)
+        : Promise.resolve({ url: null, error: 'no Prometheus given: `gardenos dashboard --prometheus http://HOST:PORT`' } as const),
     ]);
     const routes = platformRoutes(s);
     // The router's own decisions are in its log (kubectl logs); here, each move of the primary route as seen.

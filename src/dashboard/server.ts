@@ -18,7 +18,8 @@ const FILES: Record<string, string> = { '/': 'index.html', '/app.js': 'app.js', 
 const TYPES: Record<string, string> = { html: 'text/html; charset=utf-8', js: 'text/javascript; charset=utf-8', css: 'text/css; charset=utf-8' };
 const COOKIE = 'gardenos_dashboard';
 const HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-store',
@@ -46,7 +47,9 @@ const isLoopback = (host: string) => host === 'localhost' || host === '::1' || (
 
 export async function startDashboard(source: () => Promise<DashboardView>, opts: DashboardOptions): Promise<Dashboard> {
   if (!isLoopback(opts.host) && !opts.token) {
-    throw new GardenError('CONFIG_INVALID', `the dashboard on ${opts.host} would be open to anyone who reaches that address`, { hint: 'bind it to 127.0.0.1 (the default), or give it a token (--token-file)' });
+    throw new GardenError('CONFIG_INVALID', `the dashboard on ${opts.host} would be open to anyone who reaches that address`, {
+      hint: 'bind it to 127.0.0.1 (the default), or give it a token (--token-file)',
+    });
   }
   const hostName = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   // Filled in once the port is known (0 asks the kernel for one).
@@ -61,9 +64,13 @@ export async function startDashboard(source: () => Promise<DashboardView>, opts:
   const authorized = (req: IncomingMessage, url: URL): 'ok' | 'set-cookie' | false => {
     if (!opts.token) return 'ok';
     const expected = Buffer.from(opts.token);
-    const same = (given: string | undefined) => given !== undefined && Buffer.byteLength(given) === expected.length && timingSafeEqual(Buffer.from(given), expected);
+    const same = (given: string | undefined) =>
+      given !== undefined && Buffer.byteLength(given) === expected.length && timingSafeEqual(Buffer.from(given), expected);
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    const cookie = (req.headers.cookie ?? '').split(/;\s*/).find((c) => c.startsWith(`${COOKIE}=`))?.slice(COOKIE.length + 1);
+    const cookie = (req.headers.cookie ?? '')
+      .split(/;\s*/)
+      .find((c) => c.startsWith(`${COOKIE}=`))
+      ?.slice(COOKIE.length + 1);
     if (same(bearer) || same(cookie)) return 'ok';
     if (same(url.searchParams.get('token') ?? undefined)) return 'set-cookie';
     return false;
@@ -75,7 +82,8 @@ export async function startDashboard(source: () => Promise<DashboardView>, opts:
       res.writeHead(status, { ...HEADERS, 'content-type': type, ...extra });
       res.end(body);
     };
-    if (!anyHost && !allowedHosts.has(req.headers.host ?? '')) return send(403, `unexpected Host ${req.headers.host ?? '(none)'}: open ${[...allowedHosts][0]}\n`);
+    if (!anyHost && !allowedHosts.has(req.headers.host ?? ''))
+      return send(403, `unexpected Host ${req.headers.host ?? '(none)'}: open ${[...allowedHosts][0]}\n`);
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'only GET\n', undefined, { allow: 'GET, HEAD' });
     const auth = authorized(req, url);
     if (!auth) return send(401, 'a token is required: open the URL `gardenos dashboard` printed, or send Authorization: Bearer <token>\n');
@@ -114,7 +122,9 @@ export async function startDashboard(source: () => Promise<DashboardView>, opts:
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'EADDRINUSE' ? new GardenError('PORT_IN_USE', `${hostName}:${opts.port} is already in use`, { hint: 'choose another with --port' }) : e),
+      reject(
+        e.code === 'EADDRINUSE' ? new GardenError('PORT_IN_USE', `${hostName}:${opts.port} is already in use`, { hint: 'choose another with --port' }) : e,
+      ),
     );
     server.listen(opts.port, opts.host, resolve);
   });

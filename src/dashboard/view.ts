@@ -69,19 +69,31 @@ const CHART_STEP_SECONDS = 5;
 export async function prometheusPanels(url: string, scope: string, timeoutMs: number): Promise<DashboardView['prometheus']> {
   const now = Date.now() / 1000;
   const range = (q: string) =>
-    getJson<{ data: PromRange }>(`${url}/api/v1/query_range?${new URLSearchParams({ query: q, start: String(now - CHART_WINDOW_SECONDS), end: String(now), step: String(CHART_STEP_SECONDS) })}`, timeoutMs).then((r) => r.body.data.result);
+    getJson<{ data: PromRange }>(
+      `${url}/api/v1/query_range?${new URLSearchParams({ query: q, start: String(now - CHART_WINDOW_SECONDS), end: String(now), step: String(CHART_STEP_SECONDS) })}`,
+      timeoutMs,
+    ).then((r) => r.body.data.result);
   const points = (values: [number, string][]): Series => values.map(([t, v]) => [t, Number(v)]);
   try {
     const [alerts, commits, lag] = await Promise.all([
       getJson<{ data: { alerts: PromAlert[] } }>(`${url}/api/v1/alerts`, timeoutMs).then((r) => r.body.data.alerts),
       range('sum(rate(pg_stat_database_xact_commit[30s]) and on(member) (patroni_primary == 1))'),
-      range(`(scalar(max(patroni_xlog_location{scope="${scope}"})) - patroni_xlog_replayed_location{scope="${scope}"}) and on(member) (patroni_replica{scope="${scope}"} == 1)`),
+      range(
+        `(scalar(max(patroni_xlog_location{scope="${scope}"})) - patroni_xlog_replayed_location{scope="${scope}"}) and on(member) (patroni_replica{scope="${scope}"} == 1)`,
+      ),
     ]);
     return {
       url,
       alerts: alerts
         .filter((a) => a.state !== 'inactive')
-        .map((a) => ({ name: a.labels.alertname ?? '?', severity: a.labels.severity ?? 'warning', state: a.state as AlertRow['state'], summary: a.annotations.summary ?? '', ...(a.labels.member ? { member: a.labels.member } : {}), activeAt: a.activeAt }))
+        .map((a) => ({
+          name: a.labels.alertname ?? '?',
+          severity: a.labels.severity ?? 'warning',
+          state: a.state as AlertRow['state'],
+          summary: a.annotations.summary ?? '',
+          ...(a.labels.member ? { member: a.labels.member } : {}),
+          activeAt: a.activeAt,
+        }))
         .sort((a, b) => Number(b.state === 'firing') - Number(a.state === 'firing') || a.name.localeCompare(b.name)),
       commitsPerSecond: points(commits[0]?.values ?? []),
       lagBytes: Object.fromEntries(lag.map((s) => [s.metric.member ?? s.metric.name ?? '?', points(s.values)])),
@@ -99,8 +111,20 @@ export async function newestChaos(dir: string): Promise<ChaosSummary | null> {
     const runs: ChaosSummary['runs'] = [];
     for (const f of files) {
       try {
-        const run = JSON.parse(await readFile(join(dir, d, f), 'utf8')) as { scenario: string; fault: string; verdict: { ok: boolean; outageMs: number | null; acknowledged: number; lost: number[] } };
-        runs.push({ scenario: run.scenario, fault: run.fault, ok: run.verdict.ok, outageMs: run.verdict.outageMs, acknowledged: run.verdict.acknowledged, lost: run.verdict.lost.length, chart: `${d}/${f.replace(/\.json$/, '.svg')}` });
+        const run = JSON.parse(await readFile(join(dir, d, f), 'utf8')) as {
+          scenario: string;
+          fault: string;
+          verdict: { ok: boolean; outageMs: number | null; acknowledged: number; lost: number[] };
+        };
+        runs.push({
+          scenario: run.scenario,
+          fault: run.fault,
+          ok: run.verdict.ok,
+          outageMs: run.verdict.outageMs,
+          acknowledged: run.verdict.acknowledged,
+          lost: run.verdict.lost.length,
+          chart: `${d}/${f.replace(/\.json$/, '.svg')}`,
+        });
       } catch {
         // A run still being written, or not a run: skipped.
       }

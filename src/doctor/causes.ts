@@ -68,8 +68,8 @@ const RULES: readonly Rule[] = [
     pattern: /Can not find suitable configuration of distributed configuration store/,
     fatal: true,
     explain: () => ({
-      summary: "Patroni could not load its etcd3 support: the module patroni.dcs.etcd3 failed to import (python3-etcd, or a module it needs, is missing)",
-      fix: 'sudo apt-get install -y python3-etcd   # scripts/install-deps.sh installs it and checks that Patroni\'s etcd3 module imports; then `gardenos local up`',
+      summary: 'Patroni could not load its etcd3 support: the module patroni.dcs.etcd3 failed to import (python3-etcd, or a module it needs, is missing)',
+      fix: "sudo apt-get install -y python3-etcd   # scripts/install-deps.sh installs it and checks that Patroni's etcd3 module imports; then `gardenos local up`",
     }),
   },
   {
@@ -101,9 +101,10 @@ const RULES: readonly Rule[] = [
   },
   {
     id: 'port-in-use',
-    pattern: /could not bind IPv[46] address "([^"]+)": Address already in use|listen tcp ([\d.:\[\]a-f]+?):(\d+): bind: address already in use|cannot bind socket (?:\(Address already in use\) )?(?:for proxy \S+ )?\[([\d.]+):(\d+)\]/,
+    pattern:
+      /could not bind IPv[46] address "([^"]+)": Address already in use|listen tcp ([\d.:[\]a-f]+?):(\d+): bind: address already in use|cannot bind socket (?:\(Address already in use\) )?(?:for proxy \S+ )?\[([\d.]+):(\d+)\]/,
     fatal: true,
-    explain: (m, process) => {
+    explain: (m, _process) => {
       const host = m[1] ?? m[2] ?? m[4];
       const port = Number(m[3] ?? m[5] ?? 0);
       return {
@@ -119,13 +120,14 @@ const RULES: readonly Rule[] = [
     fatal: true,
     explain: () => ({
       summary: 'cannot bind its REST API: the address is already in use',
-      fix: 'stop what listens on the member\'s Patroni port (`ss -ltnp` shows it), or move the cluster with local.addressPrefix in gardenos.yaml',
+      fix: "stop what listens on the member's Patroni port (`ss -ltnp` shows it), or move the cluster with local.addressPrefix in gardenos.yaml",
     }),
   },
   {
     // The client's side (Patroni): the TLS alert etcd sent back. Fatal: a certificate does not heal.
     id: 'etcd-refuses-client-cert',
-    pattern: /SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|TLSV13_ALERT_CERTIFICATE_REQUIRED|alert bad certificate|alert unknown ca|alert certificate required/i,
+    pattern:
+      /SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|TLSV13_ALERT_CERTIFICATE_REQUIRED|alert bad certificate|alert unknown ca|alert certificate required/i,
     fatal: true,
     explain: () => ({
       summary: 'etcd refuses its client certificate (not signed by the cluster CA, or expired)',

@@ -86,7 +86,10 @@ export function firstHbaMatch(rules: HbaRule[], cidr: string, tls: boolean): Hba
 }
 
 /** How pg_hba treats a TLS client from each member and client network: one evidence line each, and the networks refused. */
-export function hbaAcceptance(hba: HbaRule[], topology: Pick<Topology, 'memberNetworks' | 'clientNetworks'>): { networks: string[]; evidence: string[]; refused: string[] } {
+export function hbaAcceptance(
+  hba: HbaRule[],
+  topology: Pick<Topology, 'memberNetworks' | 'clientNetworks'>,
+): { networks: string[]; evidence: string[]; refused: string[] } {
   const networks = [...new Set([...topology.memberNetworks, ...topology.clientNetworks])];
   const evidence: string[] = [];
   const refused: string[] = [];
@@ -127,8 +130,20 @@ export const CHECKS: readonly Check[] = [
     run: local(({ status }) => {
       const down = status.etcd.filter((e) => !e.healthy);
       const evidence = status.etcd.map((e) => `${e.name} ${e.endpoint}: ${e.healthy ? `healthy${e.leader ? ', leader' : ''}` : (e.error ?? 'no answer')}`);
-      if (!status.etcd.some((e) => e.leader)) return bad('fail', 'etcd has no leader: Patroni cannot hold or renew its leader key', evidence, 'start the etcd members (`gardenos local up`); a majority must run for etcd to elect a leader');
-      if (down.length) return bad('warn', `etcd ${down.map((d) => d.name).join(', ')} not healthy; the cluster keeps quorum but one more loss stops it`, evidence, '`gardenos local up` restarts what is not running; `gardenos local logs etcd-<member>` says why it stopped');
+      if (!status.etcd.some((e) => e.leader))
+        return bad(
+          'fail',
+          'etcd has no leader: Patroni cannot hold or renew its leader key',
+          evidence,
+          'start the etcd members (`gardenos local up`); a majority must run for etcd to elect a leader',
+        );
+      if (down.length)
+        return bad(
+          'warn',
+          `etcd ${down.map((d) => d.name).join(', ')} not healthy; the cluster keeps quorum but one more loss stops it`,
+          evidence,
+          '`gardenos local up` restarts what is not running; `gardenos local logs etcd-<member>` says why it stopped',
+        );
       return ok('all members healthy', evidence);
     }),
   },
@@ -154,8 +169,12 @@ export const CHECKS: readonly Check[] = [
         }
       }
       if (wrong.length) {
-        return bad('fail', `${wrong.join(', ')} configured for the etcd v2 API; GardenOS's etcd serves v3 only (enable-v2: false)`, evidence,
-          'use the `etcd3:` section in patroni.yml (PATRONI_ETCD3_HOSTS / ETCD3_HOST for Spilo) instead of `etcd:`; `gardenos local up` rewrites the rendered file');
+        return bad(
+          'fail',
+          `${wrong.join(', ')} configured for the etcd v2 API; GardenOS's etcd serves v3 only (enable-v2: false)`,
+          evidence,
+          'use the `etcd3:` section in patroni.yml (PATRONI_ETCD3_HOSTS / ETCD3_HOST for Spilo) instead of `etcd:`; `gardenos local up` rewrites the rendered file',
+        );
       }
       return ok('every member uses etcd3', evidence);
     },
@@ -166,15 +185,32 @@ export const CHECKS: readonly Check[] = [
     source: 'local',
     run: local(({ members, etcd }) => {
       const plainAnswers = etcd.some((e) => e.plainHttpAnswers);
-      const evidence = [...etcd.map((e) => e.plainHttp), ...members.filter((m) => m.dcs).map((m) => `${m.name}: protocol ${m.dcs!.protocol ?? 'http (Patroni default)'}, client certificate ${m.dcs!.hasClientCert ? 'set' : 'missing'}`)];
+      const evidence = [
+        ...etcd.map((e) => e.plainHttp),
+        ...members
+          .filter((m) => m.dcs)
+          .map((m) => `${m.name}: protocol ${m.dcs!.protocol ?? 'http (Patroni default)'}, client certificate ${m.dcs!.hasClientCert ? 'set' : 'missing'}`),
+      ];
       const mismatch = members.filter((m) => m.dcs && m.dcs.section !== 'none' && ((m.dcs.protocol ?? 'http') === 'https') === plainAnswers);
       if (mismatch.length) {
         const speaks = plainAnswers ? 'plain HTTP' : 'only HTTPS (mutual TLS)';
-        return bad('fail', `${mismatch.map((m) => m.name).join(', ')} talk${mismatch.length === 1 ? 's' : ''} ${plainAnswers ? 'HTTPS' : 'plain HTTP'} to etcd, which serves ${speaks}`, evidence,
-          plainAnswers ? 'etcd must not serve plain HTTP: render it with `gardenos local up` (client-transport-security with client-cert-auth)' : 'set `protocol: https` with cacert, cert and key in the etcd3 section of patroni.yml (as GardenOS renders it: `gardenos local up`)');
+        return bad(
+          'fail',
+          `${mismatch.map((m) => m.name).join(', ')} talk${mismatch.length === 1 ? 's' : ''} ${plainAnswers ? 'HTTPS' : 'plain HTTP'} to etcd, which serves ${speaks}`,
+          evidence,
+          plainAnswers
+            ? 'etcd must not serve plain HTTP: render it with `gardenos local up` (client-transport-security with client-cert-auth)'
+            : 'set `protocol: https` with cacert, cert and key in the etcd3 section of patroni.yml (as GardenOS renders it: `gardenos local up`)',
+        );
       }
       const noCert = members.filter((m) => m.dcs && m.dcs.section !== 'none' && !m.dcs.hasClientCert);
-      if (noCert.length) return bad('fail', `${noCert.map((m) => m.name).join(', ')} has no etcd client certificate; etcd requires one`, evidence, 'set cert and key (the member certificate) in the etcd3 section of patroni.yml');
+      if (noCert.length)
+        return bad(
+          'fail',
+          `${noCert.map((m) => m.name).join(', ')} has no etcd client certificate; etcd requires one`,
+          evidence,
+          'set cert and key (the member certificate) in the etcd3 section of patroni.yml',
+        );
       return ok('TLS with client certificates; etcd refuses plain HTTP', evidence);
     }),
   },
@@ -200,8 +236,12 @@ export const CHECKS: readonly Check[] = [
       }
       if (wrong.length) {
         const m = members.find((x) => x.name === wrong[0])!;
-        return bad('fail', `data directory of ${wrong.join(', ')} has the wrong owner or mode: initdb and PostgreSQL refuse to run there`, evidence,
-          `chown -R ${m.expectedUid}:${m.expectedUid} ${m.dataDir.path} && chmod 700 ${m.dataDir.path} (on Kubernetes: the volume-permissions init container, or fsGroup)`);
+        return bad(
+          'fail',
+          `data directory of ${wrong.join(', ')} has the wrong owner or mode: initdb and PostgreSQL refuse to run there`,
+          evidence,
+          `chown -R ${m.expectedUid}:${m.expectedUid} ${m.dataDir.path} && chmod 700 ${m.dataDir.path} (on Kubernetes: the volume-permissions init container, or fsGroup)`,
+        );
       }
       return ok('owned by the PostgreSQL user, not group/world writable', evidence);
     }),
@@ -215,12 +255,20 @@ export const CHECKS: readonly Check[] = [
       const init = dcsKeys[`${scopePrefix}initialize`];
       const leader = dcsKeys[`${scopePrefix}leader`];
       const waiting = members.flatMap((m) => recent(m.log, /waiting for leader to bootstrap/).map((l) => `${m.name} log: ${l}`));
-      const evidence = [`${scopePrefix}initialize = ${init ?? '(absent)'}`, `${scopePrefix}leader = ${leader ?? '(absent)'}`, ...members.map((m) => `${m.dataDir.path}: ${m.dataDir.hasPgVersion ? 'has data' : 'no data'}`)];
+      const evidence = [
+        `${scopePrefix}initialize = ${init ?? '(absent)'}`,
+        `${scopePrefix}leader = ${leader ?? '(absent)'}`,
+        ...members.map((m) => `${m.dataDir.path}: ${m.dataDir.hasPgVersion ? 'has data' : 'no data'}`),
+      ];
       const noData = members.every((m) => !m.dataDir.hasPgVersion);
       const live = status.members.some((m) => m.role === 'leader');
       if (init !== undefined && leader === undefined && !live && (noData || waiting.length)) {
-        return bad('fail', `etcd holds an initialize key (${init}) of a cluster whose data is gone; new members wait forever for "leader to bootstrap"`, [...evidence, ...waiting],
-          'gardenos local dcs clean   # refuses on a live cluster, backs up every key first; then `gardenos local up`');
+        return bad(
+          'fail',
+          `etcd holds an initialize key (${init}) of a cluster whose data is gone; new members wait forever for "leader to bootstrap"`,
+          [...evidence, ...waiting],
+          'gardenos local dcs clean   # refuses on a live cluster, backs up every key first; then `gardenos local up`',
+        );
       }
       return ok(init ? 'the initialize key belongs to a cluster with data' : 'no initialize key yet', evidence);
     }),
@@ -233,13 +281,23 @@ export const CHECKS: readonly Check[] = [
       if (!hba) return skip(`cannot read pg_hba_file_rules: ${hbaError}`);
       const { networks, evidence, refused } = hbaAcceptance(hba, topology);
       if (refused.length) {
-        return bad('fail', `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network)' : ''}`, evidence,
-          'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` in patroni.yml as GardenOS renders it (`gardenos local up`), adding networks through `nodes`/`k3s.clusterCidr` in gardenos.yaml');
+        return bad(
+          'fail',
+          `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network)' : ''}`,
+          evidence,
+          'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` in patroni.yml as GardenOS renders it (`gardenos local up`), adding networks through `nodes`/`k3s.clusterCidr` in gardenos.yaml',
+        );
       }
-      const rejected = members.flatMap((m) => recent(m.log, /(no pg_hba\.conf entry for|pg_hba\.conf rejects connection for) host .*no encryption/).map((l) => `${m.name} log: ${l}`));
+      const rejected = members.flatMap((m) =>
+        recent(m.log, /(no pg_hba\.conf entry for|pg_hba\.conf rejects connection for) host .*no encryption/).map((l) => `${m.name} log: ${l}`),
+      );
       if (rejected.length) {
-        return bad('warn', 'clients connecting without TLS are being refused (GardenOS serves PostgreSQL over TLS only)', [...evidence, ...rejected],
-          'connect with sslmode=verify-full (or require) and the cluster CA: the URIs from `gardenos local status` do; for libpq clients set PGSSLMODE=require');
+        return bad(
+          'warn',
+          'clients connecting without TLS are being refused (GardenOS serves PostgreSQL over TLS only)',
+          [...evidence, ...rejected],
+          'connect with sslmode=verify-full (or require) and the cluster CA: the URIs from `gardenos local status` do; for libpq clients set PGSSLMODE=require',
+        );
       }
       return ok(`TLS clients accepted from ${networks.join(', ')}`, evidence);
     }),
@@ -249,7 +307,9 @@ export const CHECKS: readonly Check[] = [
     title: "every member's Patroni answers",
     source: 'local',
     run: local(({ status, logs }) => {
-      const evidence = status.members.map((m) => `${m.name}: ${m.apiReachable ? `${m.role}, ${m.state}` : `no answer on the REST API (${m.down ?? 'unknown why'})`}`);
+      const evidence = status.members.map(
+        (m) => `${m.name}: ${m.apiReachable ? `${m.role}, ${m.state}` : `no answer on the REST API (${m.down ?? 'unknown why'})`}`,
+      );
       const silent = status.members.filter((m) => !m.apiReachable);
       if (!silent.length) return ok('all answer', evidence);
       // What their logs say since the last start: a known cause (its fix comes from member-logs), or the error lines.
@@ -258,8 +318,14 @@ export const CHECKS: readonly Check[] = [
         if (log && !log.causes.length) evidence.push(...log.errors.map((e) => `${m.name} log: ${e}`));
       }
       const known = silent.some((m) => logs.some((l) => l.process === `patroni-${m.name}` && l.causes.some((x) => x.fatal)));
-      return bad('fail', `Patroni on ${silent.map((m) => m.name).join(', ')} does not answer`, evidence,
-        known ? 'see member-logs below for the cause and its fix' : '`gardenos local up` starts what is not running and stops with the cause when a member cannot start; `gardenos local logs <member>` shows the whole log');
+      return bad(
+        'fail',
+        `Patroni on ${silent.map((m) => m.name).join(', ')} does not answer`,
+        evidence,
+        known
+          ? 'see member-logs below for the cause and its fix'
+          : '`gardenos local up` starts what is not running and stops with the cause when a member cannot start; `gardenos local logs <member>` shows the whole log',
+      );
     }),
   },
   {
@@ -278,9 +344,12 @@ export const CHECKS: readonly Check[] = [
       const groups = groupCauses(unhealthy.flatMap((l) => l.causes.filter((x) => x.fatal)));
       const evidence = unhealthy.map((l) => `${l.logFile}: ${l.causes.length ? l.causes.map((x) => x.id).join(', ') : 'no known failure'}`);
       if (!groups.length) return ok(unhealthy.length ? 'no known failure in the logs of the members that are down' : 'every daemon is healthy', evidence);
-      return bad('fail', groups.map((g) => `${g.processes.join(', ')}: ${g.cause.summary}`).join('; '),
+      return bad(
+        'fail',
+        groups.map((g) => `${g.processes.join(', ')}: ${g.cause.summary}`).join('; '),
         [...groups.flatMap((g) => g.cause.evidence.slice(-2).map((e) => `${g.cause.process} log: ${e}`)), ...evidence],
-        groups.map((g) => g.cause.fix).join('\n      '));
+        groups.map((g) => g.cause.fix).join('\n      '),
+      );
     }),
   },
   {
@@ -288,14 +357,31 @@ export const CHECKS: readonly Check[] = [
     title: 'replicas streaming, lag within bounds',
     source: 'local',
     run: local(({ status, config }) => {
-      const { limit, evidence, replicas, notStreaming, lagging, noSync } = replicationState(status.members, config, (m) => m.state === 'streaming' || m.state === 'running');
+      const { limit, evidence, replicas, notStreaming, lagging, noSync } = replicationState(
+        status.members,
+        config,
+        (m) => m.state === 'streaming' || m.state === 'running',
+      );
       if (notStreaming.length || noSync) {
-        return bad('fail', [notStreaming.length ? `${notStreaming.map((m) => `${m.name} is ${m.state}`).join(', ')}` : '', noSync ? 'no synchronous standby: writes wait or run unprotected' : ''].filter(Boolean).join('; '), evidence,
-          '`gardenos local logs <member>`; a replica that cannot catch up: `gardenos local db reinit <member>`');
+        return bad(
+          'fail',
+          [
+            notStreaming.length ? `${notStreaming.map((m) => `${m.name} is ${m.state}`).join(', ')}` : '',
+            noSync ? 'no synchronous standby: writes wait or run unprotected' : '',
+          ]
+            .filter(Boolean)
+            .join('; '),
+          evidence,
+          '`gardenos local logs <member>`; a replica that cannot catch up: `gardenos local db reinit <member>`',
+        );
       }
       if (lagging.length) {
-        return bad('warn', `${lagging.map((m) => m.name).join(', ')} ${lagging.length === 1 ? 'is' : 'are'} more than ${limit} bytes behind (or cannot tell); the router keeps ${lagging.length === 1 ? 'it' : 'them'} out of the replicas pool`, evidence,
-          'look for long transactions or I/O on the replica (`gardenos local logs <member>`); if it never catches up: `gardenos local db reinit <member>`');
+        return bad(
+          'warn',
+          `${lagging.map((m) => m.name).join(', ')} ${lagging.length === 1 ? 'is' : 'are'} more than ${limit} bytes behind (or cannot tell); the router keeps ${lagging.length === 1 ? 'it' : 'them'} out of the replicas pool`,
+          evidence,
+          'look for long transactions or I/O on the replica (`gardenos local logs <member>`); if it never catches up: `gardenos local db reinit <member>`',
+        );
       }
       return ok(replicas.length ? 'all streaming within the lag limit' : 'no replicas answer', evidence);
     }),
@@ -305,7 +391,13 @@ export const CHECKS: readonly Check[] = [
     title: 'HAProxy routes to the leader and the running replicas',
     source: 'local',
     run: local(({ status }) => {
-      if (!status.haproxy.reachable) return bad('fail', `HAProxy does not answer: ${status.haproxy.error ?? ''}`, [], '`gardenos local up` starts it; `gardenos local logs haproxy` says why it stopped');
+      if (!status.haproxy.reachable)
+        return bad(
+          'fail',
+          `HAProxy does not answer: ${status.haproxy.error ?? ''}`,
+          [],
+          '`gardenos local up` starts it; `gardenos local logs haproxy` says why it stopped',
+        );
       const rows = status.haproxy.servers;
       const evidence = rows.map((s) => `${s.proxy}/${s.server}: ${s.status} (${s.checkStatus || 'no check'})`);
       const up = (proxy: string) => rows.filter((s) => s.proxy === proxy && s.status.startsWith('UP')).map((s) => s.server);
@@ -314,10 +406,18 @@ export const CHECKS: readonly Check[] = [
       if (leader && !up('postgres-primary').includes(leader)) problems.push(`the primary backend does not have the leader ${leader} up`);
       const running = status.members.filter((m) => m.role !== 'leader' && (m.state === 'streaming' || m.state === 'running')).map((m) => m.name);
       const replicasDown = rows.filter((s) => s.proxy === 'postgres-replicas' && running.includes(s.server) && s.status.startsWith('DOWN'));
-      if (replicasDown.length) problems.push(`replica backend${replicasDown.length === 1 ? '' : 's'} ${replicasDown.map((s) => s.server).join(', ')} DOWN although Patroni runs ${replicasDown.length === 1 ? 'it' : 'them'}`);
+      if (replicasDown.length)
+        problems.push(
+          `replica backend${replicasDown.length === 1 ? '' : 's'} ${replicasDown.map((s) => s.server).join(', ')} DOWN although Patroni runs ${replicasDown.length === 1 ? 'it' : 'them'}`,
+        );
       const down = rows.filter((s) => s.status.startsWith('DOWN')).map((s) => `${s.proxy}/${s.server}`);
       if (problems.length) {
-        return bad('fail', problems.join('; '), evidence, `HAProxy checks each member's Patroni REST API (/primary, /replica): a DOWN server means that check fails — check ${down.join(', ') || 'the member'} with \`gardenos local status\` and its log`);
+        return bad(
+          'fail',
+          problems.join('; '),
+          evidence,
+          `HAProxy checks each member's Patroni REST API (/primary, /replica): a DOWN server means that check fails — check ${down.join(', ') || 'the member'} with \`gardenos local status\` and its log`,
+        );
       }
       return ok('leader and running replicas are UP', evidence);
     }),
@@ -342,12 +442,20 @@ export const CHECKS: readonly Check[] = [
         const leaderAddress = f.local?.status.members.find((m) => m.name === leaderName)?.host;
         evidence.push(ep ? `Endpoints ${PRIMARY_SERVICE}: [${addresses.join(', ')}]` : `Endpoints ${PRIMARY_SERVICE}: missing`);
         if (!ep) problems.push(`the ${PRIMARY_SERVICE} Endpoints object is missing: in-cluster clients have nowhere to connect`);
-        else if (addresses.length !== 1 || (leaderAddress && addresses[0] !== leaderAddress)) problems.push(`${PRIMARY_SERVICE} points at [${addresses.join(', ')}], the leader is ${leaderName ?? 'unknown'}${leaderAddress ? ` (${leaderAddress})` : ''}`);
+        else if (addresses.length !== 1 || (leaderAddress && addresses[0] !== leaderAddress))
+          problems.push(
+            `${PRIMARY_SERVICE} points at [${addresses.join(', ')}], the leader is ${leaderName ?? 'unknown'}${leaderAddress ? ` (${leaderAddress})` : ''}`,
+          );
       }
       if (problems.length) {
-        return bad('fail', problems.join('; '), evidence, f.local && !f.local.status.router.reachable
-          ? '`gardenos local up` starts the router; `gardenos local logs router` says why it stopped'
-          : 'apply the router manifests (`gardenos render router | kubectl apply -f -`) and check its log (`kubectl -n <database namespace> logs deploy/gardenos-router`)');
+        return bad(
+          'fail',
+          problems.join('; '),
+          evidence,
+          f.local && !f.local.status.router.reachable
+            ? '`gardenos local up` starts the router; `gardenos local logs router` says why it stopped'
+            : 'apply the router manifests (`gardenos render router | kubectl apply -f -`) and check its log (`kubectl -n <database namespace> logs deploy/gardenos-router`)',
+        );
       }
       return ok(`routes to the leader ${leaderName ?? ''}`.trim(), evidence);
     },
@@ -359,9 +467,23 @@ export const CHECKS: readonly Check[] = [
     run: local(({ status, config }) => {
       const p = status.pooler;
       if (!config.pooler.enabled || !p) return skip('the pooler is off (pooler.enabled)');
-      const evidence = p.reachable ? p.databases.map((d) => `${d.name} → ${d.host}:${d.port}: ${d.paused ? 'paused' : 'serving'}, ${d.currentConnections} server connections`) : [`admin console: ${p.error ?? 'no answer'}`];
-      if (!p.reachable) return bad('fail', 'the pooler does not answer: clients of the pooled endpoint cannot connect', evidence, '`gardenos local up` starts it; `gardenos local logs pooler` says why it stopped');
-      if (p.paused) return bad('warn', 'the pooler is paused: its clients wait', evidence, 'a switchover in progress resumes it; one left paused (an interrupted switchover): `gardenos local up` resumes it');
+      const evidence = p.reachable
+        ? p.databases.map((d) => `${d.name} → ${d.host}:${d.port}: ${d.paused ? 'paused' : 'serving'}, ${d.currentConnections} server connections`)
+        : [`admin console: ${p.error ?? 'no answer'}`];
+      if (!p.reachable)
+        return bad(
+          'fail',
+          'the pooler does not answer: clients of the pooled endpoint cannot connect',
+          evidence,
+          '`gardenos local up` starts it; `gardenos local logs pooler` says why it stopped',
+        );
+      if (p.paused)
+        return bad(
+          'warn',
+          'the pooler is paused: its clients wait',
+          evidence,
+          'a switchover in progress resumes it; one left paused (an interrupted switchover): `gardenos local up` resumes it',
+        );
       return ok('serving', evidence);
     }),
   },
@@ -374,12 +496,22 @@ export const CHECKS: readonly Check[] = [
       const evidence = k.storageClasses.map((s) => `${s.metadata?.name} (${s.provisioner})${isDefault(s) ? ' default' : ''}`);
       const defaults = k.storageClasses.filter(isDefault);
       if (defaults.length === 0) {
-        return bad('fail', `no default StorageClass: PersistentVolumeClaims without a class stay Pending${k.storageClasses.length ? '' : ' (there is no StorageClass at all)'}`, evidence.length ? evidence : ['kubectl get storageclass: none'],
+        return bad(
+          'fail',
+          `no default StorageClass: PersistentVolumeClaims without a class stay Pending${k.storageClasses.length ? '' : ' (there is no StorageClass at all)'}`,
+          evidence.length ? evidence : ['kubectl get storageclass: none'],
           k.storageClasses.length
             ? `kubectl patch storageclass ${k.storageClasses[0]!.metadata?.name} -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}'`
-            : 'apply the rendered local-path StorageClass (`gardenos render`), or re-enable K3s local-storage (remove it from k3s.disable)');
+            : 'apply the rendered local-path StorageClass (`gardenos render`), or re-enable K3s local-storage (remove it from k3s.disable)',
+        );
       }
-      if (defaults.length > 1) return bad('warn', `${defaults.length} default StorageClasses; Kubernetes picks the newest`, evidence, 'remove the is-default-class annotation from all but one');
+      if (defaults.length > 1)
+        return bad(
+          'warn',
+          `${defaults.length} default StorageClasses; Kubernetes picks the newest`,
+          evidence,
+          'remove the is-default-class annotation from all but one',
+        );
       return ok(`default: ${defaults[0]!.metadata?.name}`, evidence);
     }),
   },
@@ -389,12 +521,20 @@ export const CHECKS: readonly Check[] = [
     source: 'kubernetes',
     run: kube((k, f) => {
       const blocking = /^node-role\.kubernetes\.io\/(control-plane|master)$|^CriticalAddonsOnly$/;
-      const tainted = k.nodes.flatMap((n) => (n.spec?.taints ?? []).filter((t) => blocking.test(t.key) && t.effect !== 'PreferNoSchedule').map((t) => ({ node: n.metadata?.name ?? '?', taint: `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}` })));
+      const tainted = k.nodes.flatMap((n) =>
+        (n.spec?.taints ?? [])
+          .filter((t) => blocking.test(t.key) && t.effect !== 'PreferNoSchedule')
+          .map((t) => ({ node: n.metadata?.name ?? '?', taint: `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}` })),
+      );
       const evidence = k.nodes.map((n) => `${n.metadata?.name}: ${(n.spec?.taints ?? []).map((t) => `${t.key}:${t.effect}`).join(', ') || 'no taints'}`);
       const hybrid = (f.local ?? f.platform)?.config.k3s.serversRunWorkloads ?? true;
       if (tainted.length && hybrid) {
-        return bad('fail', `control-plane taint on ${tainted.map((t) => t.node).join(', ')}: workloads cannot schedule on the hybrid servers`, evidence,
-          tainted.map((t) => `kubectl taint node ${t.node} ${t.taint}-`).join(' && ') + '   (and drop node-taint from the K3s config: `gardenos render`)');
+        return bad(
+          'fail',
+          `control-plane taint on ${tainted.map((t) => t.node).join(', ')}: workloads cannot schedule on the hybrid servers`,
+          evidence,
+          `${tainted.map((t) => `kubectl taint node ${t.node} ${t.taint}-`).join(' && ')}   (and drop node-taint from the K3s config: \`gardenos render\`)`,
+        );
       }
       return ok(hybrid ? 'no control-plane taints' : 'servers are tainted on purpose (k3s.serversRunWorkloads: false)', evidence);
     }),
@@ -407,13 +547,28 @@ export const CHECKS: readonly Check[] = [
       const line = h.groupFile.split('\n').find((l) => l.startsWith('docker:'));
       if (!line) return ok('no docker group on this host');
       const [, , gid, members] = line.split(':');
-      const listed = (members ?? '').split(',').map((m) => m.trim()).includes(h.user);
+      const listed = (members ?? '')
+        .split(',')
+        .map((m) => m.trim())
+        .includes(h.user);
       const active = h.activeGroups.includes(Number(gid));
       const evidence = [`/etc/group: ${line.trim()}`, `${h.user} (uid ${h.uid}) active groups: ${h.activeGroups.join(',') || 'none'}`];
       if (h.uid !== 0 && listed && !active) {
-        return bad('fail', `${h.user} is in the docker group, but this shell started before that: "permission denied" on /var/run/docker.sock (not a DNS or network fault)`, evidence, 'log out and back in, or run `newgrp docker` in this shell');
+        return bad(
+          'fail',
+          `${h.user} is in the docker group, but this shell started before that: "permission denied" on /var/run/docker.sock (not a DNS or network fault)`,
+          evidence,
+          'log out and back in, or run `newgrp docker` in this shell',
+        );
       }
-      return ok(h.uid === 0 ? 'root needs no docker group' : listed ? 'active in this shell' : `${h.user} is not in the docker group (fine unless you use docker without sudo)`, evidence);
+      return ok(
+        h.uid === 0
+          ? 'root needs no docker group'
+          : listed
+            ? 'active in this shell'
+            : `${h.user} is not in the docker group (fine unless you use docker without sudo)`,
+        evidence,
+      );
     }),
   },
   {
@@ -426,8 +581,14 @@ export const CHECKS: readonly Check[] = [
       const evidence = bridges.map((b) => `${b.ifname}: ${(b.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`).join(', ') || 'no address'}`);
       const bare = bridges.filter((b) => !(b.addr_info ?? []).some((a) => a.family === 'inet'));
       if (bare.length) {
-        return bad('fail', `${bare.map((b) => b.ifname).join(', ')} has no IPv4 address: containers on it cannot reach other networks`, evidence,
-          bare.map((b) => (b.ifname === 'docker0' ? 'sudo systemctl restart docker' : 'sudo systemctl restart k3s   # recreates cni0 with its pod CIDR address')).join(' && '));
+        return bad(
+          'fail',
+          `${bare.map((b) => b.ifname).join(', ')} has no IPv4 address: containers on it cannot reach other networks`,
+          evidence,
+          bare
+            .map((b) => (b.ifname === 'docker0' ? 'sudo systemctl restart docker' : 'sudo systemctl restart k3s   # recreates cni0 with its pod CIDR address'))
+            .join(' && '),
+        );
       }
       return ok(bridges.length ? 'every container bridge has an IPv4 address' : 'no container bridge on this host', evidence);
     }),

@@ -97,7 +97,12 @@ export interface DoctorFacts {
   kubeError?: string;
 }
 
-async function memberFacts(c: LocalCluster, m: { name: string; address: string }, parseYaml: (s: string) => unknown, logWindowMs: number): Promise<MemberFacts> {
+async function memberFacts(
+  c: LocalCluster,
+  m: { name: string; address: string },
+  parseYaml: (s: string) => unknown,
+  logWindowMs: number,
+): Promise<MemberFacts> {
   const files = c.layout.patroni(m.name);
   const facts: MemberFacts = {
     name: m.name,
@@ -145,7 +150,13 @@ async function hbaRules(c: LocalCluster, status: LocalStatus): Promise<HbaRule[]
 }
 
 /** pg_hba_file_rules as the server parsed its pg_hba.conf, read as the superuser through `connect`. */
-export async function queryHbaRules(connect: { host: string; port: number; user: string; password?: string; ssl?: { ca: string; servername?: string } }): Promise<HbaRule[]> {
+export async function queryHbaRules(connect: {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  ssl?: { ca: string; servername?: string };
+}): Promise<HbaRule[]> {
   const { default: pg } = await import('pg');
   const client = new pg.Client({
     host: connect.host,
@@ -153,16 +164,32 @@ export async function queryHbaRules(connect: { host: string; port: number; user:
     user: connect.user,
     database: 'postgres',
     ...(connect.password !== undefined ? { password: connect.password } : {}),
-    ...(connect.ssl ? { ssl: { ca: connect.ssl.ca, rejectUnauthorized: true, ...(connect.ssl.servername ? { servername: connect.ssl.servername } : {}) } } : {}),
+    ...(connect.ssl
+      ? { ssl: { ca: connect.ssl.ca, rejectUnauthorized: true, ...(connect.ssl.servername ? { servername: connect.ssl.servername } : {}) } }
+      : {}),
     connectionTimeoutMillis: 2000,
   });
   client.on('error', () => {});
   await client.connect();
   try {
-    const r = await client.query<{ line_number: number; type: string; database: string[]; user_name: string[]; address: string | null; netmask: string | null; auth_method: string }>(
-      'SELECT line_number, type, database, user_name, address, netmask, auth_method FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number',
-    );
-    return r.rows.map((x) => ({ line: x.line_number, type: x.type, databases: x.database, users: x.user_name, address: x.address, netmask: x.netmask, method: x.auth_method }));
+    const r = await client.query<{
+      line_number: number;
+      type: string;
+      database: string[];
+      user_name: string[];
+      address: string | null;
+      netmask: string | null;
+      auth_method: string;
+    }>('SELECT line_number, type, database, user_name, address, netmask, auth_method FROM pg_hba_file_rules WHERE error IS NULL ORDER BY line_number');
+    return r.rows.map((x) => ({
+      line: x.line_number,
+      type: x.type,
+      databases: x.database,
+      users: x.user_name,
+      address: x.address,
+      netmask: x.netmask,
+      method: x.auth_method,
+    }));
   } finally {
     await client.end().catch(() => {});
   }
@@ -185,13 +212,19 @@ export async function gatherLocalFacts(c: LocalCluster, logWindowMs = 10 * 60_00
   const specs = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router];
   const [status, dcs, members, plain, logs] = await Promise.all([
     gatherStatus(c, { timeoutMs: 1500 }),
-    etcd.readPrefix(scopePrefix).then((r) => ({ keys: r.kvs }), (e) => ({ error: describe(e) })),
+    etcd.readPrefix(scopePrefix).then(
+      (r) => ({ keys: r.kvs }),
+      (e) => ({ error: describe(e) }),
+    ),
     Promise.all(c.topology.postgres.map((m) => memberFacts(c, m, parse, logWindowMs))),
     Promise.all(etcdEndpoints(c).map(probeEtcdPlain)),
     // Continuation lines (a traceback's) go with the timed line before them.
     Promise.all(specs.map((s) => readStartLog(s, (lines) => linesSince(lines, Date.now() - logWindowMs)))),
   ]).finally(() => etcd.close());
-  const hba = await hbaRules(c, status).then((rules) => ({ rules }), (e) => ({ error: describe(e) }));
+  const hba = await hbaRules(c, status).then(
+    (rules) => ({ rules }),
+    (e) => ({ error: describe(e) }),
+  );
   return {
     config: c.config,
     topology: c.topology,

@@ -9,12 +9,11 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { PRIMARY_SERVICE } from '../clients/kubernetes.ts';
 import type { Config } from '../config/schema.ts';
 import { describe } from '../errors.ts';
-import type { PlatformStatus } from '../platform/status.ts';
 import { USERS } from '../render/files.ts';
 import { postgresPodSelector } from '../render/kube/names.ts';
-import { productionTopology, type Topology } from '../render/topology.ts';
+import { productionTopology } from '../render/topology.ts';
 import { bad, CHECKS, hbaAcceptance, ok, replicationState, runChecks, skip, type Check, type Verdict } from './checks.ts';
-import { queryHbaRules, type DoctorFacts, type HbaRule, type PlatformFacts, type PostgresPodFacts } from './facts.ts';
+import { queryHbaRules, type DoctorFacts, type PlatformFacts, type PostgresPodFacts } from './facts.ts';
 import { report, type DoctorReport } from './run.ts';
 
 const PERMISSION_LOG = /has invalid permissions|could not change permissions|wrong ownership|Permission denied/;
@@ -29,12 +28,19 @@ async function postgresPods(kc: KubeConfig, config: Config): Promise<PostgresPod
       const name = p.metadata!.name!;
       const init = p.status?.initContainerStatuses?.find((s) => s.name === 'volume-permissions');
       const terminated = init?.state?.terminated ?? init?.lastState?.terminated;
-      const logOf = (previous: boolean) => core.readNamespacedPodLog({ name, namespace, container: 'postgres', tailLines: 200, previous }).then((l) => l.split('\n'), () => [] as string[]);
+      const logOf = (previous: boolean) =>
+        core.readNamespacedPodLog({ name, namespace, container: 'postgres', tailLines: 200, previous }).then(
+          (l) => l.split('\n'),
+          () => [] as string[],
+        );
       const [now, before] = await Promise.all([logOf(false), p.status?.containerStatuses?.[0]?.restartCount ? logOf(true) : Promise.resolve([] as string[])]);
       return {
         name,
         node: p.spec?.nodeName,
-        permissionsStep: { ...(terminated ? { exitCode: terminated.exitCode } : {}), ...(init?.state?.waiting?.reason ? { waiting: init.state.waiting.reason } : {}) },
+        permissionsStep: {
+          ...(terminated ? { exitCode: terminated.exitCode } : {}),
+          ...(init?.state?.waiting?.reason ? { waiting: init.state.waiting.reason } : {}),
+        },
         log: [...before, ...now].filter((l) => PERMISSION_LOG.test(l)).slice(-5),
       };
     }),
@@ -50,8 +56,20 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
   // alongside the status probes; pg_hba then from the leader they found.
   const [status, pods, kubeFacts] = await Promise.all([
     platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }),
-    kc && !(kc instanceof Error) ? postgresPods(kc, config).then((p) => ({ p }), (e: unknown) => ({ error: describe(e) })) : { error: kc ? describe(kc) : 'no kubeconfig given (--kubeconfig)' },
-    kc && !(kc instanceof Error) ? kube.gatherKubeFacts(kc, config).then((k) => ({ kube: k }), (e: unknown) => ({ kubeError: describe(e) })) : kc ? { kubeError: describe(kc) } : {},
+    kc && !(kc instanceof Error)
+      ? postgresPods(kc, config).then(
+          (p) => ({ p }),
+          (e: unknown) => ({ error: describe(e) }),
+        )
+      : { error: kc ? describe(kc) : 'no kubeconfig given (--kubeconfig)' },
+    kc && !(kc instanceof Error)
+      ? kube.gatherKubeFacts(kc, config).then(
+          (k) => ({ kube: k }),
+          (e: unknown) => ({ kubeError: describe(e) }),
+        )
+      : kc
+        ? { kubeError: describe(kc) }
+        : {},
   ]);
   const leader = status.members.find((m) => m.role === 'leader');
   const hba = leader
@@ -63,7 +81,10 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
           password: (await readPlatformSecrets(opts.secretsDir)).superuserPassword,
           // The server certificate names the members' addresses and "localhost".
           ssl: { ca: await readFile(join(opts.secretsDir, 'pki', 'ca.crt'), 'utf8') },
-        }))().then((rules) => ({ rules }), (e: unknown) => ({ error: describe(e) }))
+        }))().then(
+        (rules) => ({ rules }),
+        (e: unknown) => ({ error: describe(e) }),
+      )
     : { error: 'no leader to ask' };
   const platform: PlatformFacts = {
     config,
@@ -89,8 +110,14 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       const evidence = status.etcd.map((e) => `${e.name} ${e.endpoint}: ${e.healthy ? 'healthy' : (e.error ?? 'unhealthy')}${e.leader ? ', leader' : ''}`);
       const sick = status.etcd.filter((e) => !e.healthy);
       if (sick.length || !status.etcd.some((e) => e.leader)) {
-        return bad('fail', sick.length ? `${sick.map((e) => e.name).join(', ')} not healthy${sick.length * 2 >= status.etcd.length ? ': quorum is lost, Patroni cannot hold its leader lock' : ''}` : 'etcd has no leader', evidence,
-          'on the node: `journalctl -u gardenos-etcd -n 50`; `gardenos up` restarts what is stopped');
+        return bad(
+          'fail',
+          sick.length
+            ? `${sick.map((e) => e.name).join(', ')} not healthy${sick.length * 2 >= status.etcd.length ? ': quorum is lost, Patroni cannot hold its leader lock' : ''}`
+            : 'etcd has no leader',
+          evidence,
+          'on the node: `journalctl -u gardenos-etcd -n 50`; `gardenos up` restarts what is stopped',
+        );
       }
       return ok(`${status.etcd.length} healthy`, evidence);
     }),
@@ -104,8 +131,14 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       const leaders = status.members.filter((m) => m.role === 'leader');
       const silent = status.members.filter((m) => !m.apiReachable);
       if (leaders.length !== 1 || silent.length) {
-        return bad('fail', [leaders.length === 1 ? '' : `${leaders.length} leaders`, silent.length ? `${silent.map((m) => m.host).join(', ')} does not answer` : ''].filter(Boolean).join('; '), evidence,
-          `kubectl -n ${config.namespaces.database} get pods -o wide; kubectl -n ${config.namespaces.database} logs <pod> -c postgres`);
+        return bad(
+          'fail',
+          [leaders.length === 1 ? '' : `${leaders.length} leaders`, silent.length ? `${silent.map((m) => m.host).join(', ')} does not answer` : '']
+            .filter(Boolean)
+            .join('; '),
+          evidence,
+          `kubectl -n ${config.namespaces.database} get pods -o wide; kubectl -n ${config.namespaces.database} logs <pod> -c postgres`,
+        );
       }
       return ok(`leader ${leaders[0]!.name}`, evidence);
     }),
@@ -118,10 +151,22 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       // Patroni 4 says "streaming" of a replica that replicates.
       const { limit, evidence, notStreaming, lagging, noSync } = replicationState(status.members, config, (m) => m.state === 'streaming');
       if (notStreaming.length || noSync) {
-        return bad('fail', [notStreaming.map((m) => `${m.name} is ${m.state}`).join(', '), noSync ? 'no synchronous standby: writes wait or run unprotected' : ''].filter(Boolean).join('; '), evidence,
-          'kubectl logs <pod> -c postgres; a replica that cannot catch up: `gardenos db reinit <member>`');
+        return bad(
+          'fail',
+          [notStreaming.map((m) => `${m.name} is ${m.state}`).join(', '), noSync ? 'no synchronous standby: writes wait or run unprotected' : '']
+            .filter(Boolean)
+            .join('; '),
+          evidence,
+          'kubectl logs <pod> -c postgres; a replica that cannot catch up: `gardenos db reinit <member>`',
+        );
       }
-      if (lagging.length) return bad('warn', `${lagging.map((m) => m.name).join(', ')} more than ${limit} bytes behind`, evidence, 'look for long transactions or I/O on the replica; if it never catches up: `gardenos db reinit <member>`');
+      if (lagging.length)
+        return bad(
+          'warn',
+          `${lagging.map((m) => m.name).join(', ')} more than ${limit} bytes behind`,
+          evidence,
+          'look for long transactions or I/O on the replica; if it never catches up: `gardenos db reinit <member>`',
+        );
       return ok('all streaming within the lag limit', evidence);
     }),
   },
@@ -137,10 +182,14 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       ]);
       const wrong = pods.filter((p) => (p.permissionsStep.exitCode ?? 0) !== 0 || p.log.length);
       if (wrong.length) {
-        return bad('fail', `${wrong.map((p) => p.name).join(', ')}: the data directory has the wrong owner or mode; initdb and PostgreSQL refuse to run there`, evidence,
-          'on the node: chown -R 999:999 <volume> && chmod 700 <volume> (uid 101 for Spilo); the rendered volume-permissions step does this when it can (`gardenos render`)');
+        return bad(
+          'fail',
+          `${wrong.map((p) => p.name).join(', ')}: the data directory has the wrong owner or mode; initdb and PostgreSQL refuse to run there`,
+          evidence,
+          'on the node: chown -R 999:999 <volume> && chmod 700 <volume> (uid 101 for Spilo); the rendered volume-permissions step does this when it can (`gardenos render`)',
+        );
       }
-      return ok('every member\'s permissions step succeeded; no permission errors in the logs', evidence);
+      return ok("every member's permissions step succeeded; no permission errors in the logs", evidence);
     }),
   },
   {
@@ -151,8 +200,12 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       if (!hba) return skip(`cannot read pg_hba_file_rules from the leader: ${hbaError}`);
       const { networks, evidence, refused } = hbaAcceptance(hba, topology);
       if (refused.length) {
-        return bad('fail', `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network: no pod reaches PostgreSQL)' : ''}`, evidence,
-          'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` of the postgres-patroni Secret as `gardenos render --with-secrets` writes it, then `kubectl -n <database namespace> exec <pod> -- patronictl reload` or restart the pods');
+        return bad(
+          'fail',
+          `pg_hba refuses TLS clients from ${refused.join(', ')}${refused.includes(config.k3s.clusterCidr) ? ' (the pod network: no pod reaches PostgreSQL)' : ''}`,
+          evidence,
+          'do not edit pg_hba.conf (Patroni rewrites it): keep `postgresql.pg_hba` of the postgres-patroni Secret as `gardenos render --with-secrets` writes it, then `kubectl -n <database namespace> exec <pod> -- patronictl reload` or restart the pods',
+        );
       }
       return ok(`TLS clients accepted from ${networks.join(', ')}`, evidence);
     }),
@@ -167,14 +220,23 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       const leader = p.status.members.find((m) => m.role === 'leader');
       const ep = f.kube.primaryEndpoints;
       const addresses = ep?.subsets?.flatMap((s) => (s.addresses ?? []).map((a) => a.ip)) ?? [];
-      const evidence = [ep ? `Endpoints ${PRIMARY_SERVICE}: [${addresses.join(', ')}]` : `Endpoints ${PRIMARY_SERVICE}: missing`, `leader: ${leader ? `${leader.name} (${leader.host})` : 'none'}`];
+      const evidence = [
+        ep ? `Endpoints ${PRIMARY_SERVICE}: [${addresses.join(', ')}]` : `Endpoints ${PRIMARY_SERVICE}: missing`,
+        `leader: ${leader ? `${leader.name} (${leader.host})` : 'none'}`,
+      ];
       const router = f.kube.deployments.find((d) => d.metadata?.name === 'gardenos-router');
       if (router) evidence.push(`router: ${router.status?.readyReplicas ?? 0}/${router.spec?.replicas ?? 0} ready`);
       if (!ep || addresses.length !== 1 || (leader && addresses[0] !== leader.host)) {
-        return bad('fail', !ep ? `the ${PRIMARY_SERVICE} Endpoints object is missing: in-cluster clients have nowhere to connect` : `${PRIMARY_SERVICE} points at [${addresses.join(', ')}], the leader is ${leader ? `${leader.name} (${leader.host})` : 'unknown'}`, evidence,
+        return bad(
+          'fail',
+          !ep
+            ? `the ${PRIMARY_SERVICE} Endpoints object is missing: in-cluster clients have nowhere to connect`
+            : `${PRIMARY_SERVICE} points at [${addresses.join(', ')}], the leader is ${leader ? `${leader.name} (${leader.host})` : 'unknown'}`,
+          evidence,
           (router?.status?.readyReplicas ?? 0) === 0
             ? 'the router is not running: `kubectl -n <database namespace> scale deploy/gardenos-router --replicas=2`, and its log says why it stopped'
-            : 'the router runs but does not follow: `kubectl -n <database namespace> logs deploy/gardenos-router`');
+            : 'the router runs but does not follow: `kubectl -n <database namespace> logs deploy/gardenos-router`',
+        );
       }
       return ok(`routes to the leader ${leader?.name ?? ''}`.trim(), evidence);
     },

@@ -23,10 +23,12 @@ export interface DoctorReport {
 
 export async function gatherFacts(c: LocalCluster, opts: DoctorOptions = {}): Promise<DoctorFacts> {
   const kube = opts.kubeconfig
-    ? (typeof opts.kubeconfig === 'string' ? loadKubeConfig(opts.kubeconfig) : Promise.resolve(opts.kubeconfig)).then((kc) => gatherKubeFacts(kc, c.config)).then(
-        (facts) => ({ kube: facts }),
-        (e) => ({ kubeError: describe(e) }),
-      )
+    ? (typeof opts.kubeconfig === 'string' ? loadKubeConfig(opts.kubeconfig) : Promise.resolve(opts.kubeconfig))
+        .then((kc) => gatherKubeFacts(kc, c.config))
+        .then(
+          (facts) => ({ kube: facts }),
+          (e) => ({ kubeError: describe(e) }),
+        )
     : Promise.resolve({});
   const [local, host, k] = await Promise.all([gatherLocalFacts(c, opts.logWindowMs), gatherHostFacts(opts.host), kube]);
   return { local, host, ...k };

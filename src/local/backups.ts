@@ -133,14 +133,20 @@ async function switchAndArchive(c: LocalCluster, leader: string, secrets: Cluste
     const segment = (await client.query<{ w: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS w')).rows[0]!.w;
     const deadline = Date.now() + c.config.backups.archiveTimeoutSeconds * 1000;
     for (;;) {
-      const s = (await client.query<{ last: string | null; failed: string | null }>('SELECT last_archived_wal AS last, last_failed_wal AS failed FROM pg_stat_archiver')).rows[0]!;
+      const s = (
+        await client.query<{ last: string | null; failed: string | null }>('SELECT last_archived_wal AS last, last_failed_wal AS failed FROM pg_stat_archiver')
+      ).rows[0]!;
       // Segment names sort in WAL order within a timeline; a newer timeline's names sort after.
       if (s.last !== null && s.last.slice(8) >= segment.slice(8)) return;
       if (Date.now() > deadline) {
-        throw new GardenError('TIMEOUT', `WAL segment ${segment} did not reach the repository within ${c.config.backups.archiveTimeoutSeconds} s (archiving is stalled)`, {
-          details: s.failed ? [`last failed segment: ${s.failed}`] : [],
-          hint: `the primary's log says why: gardenos local logs patroni-${leader}; pgBackRest's: ${c.layout.backups.logDir}`,
-        });
+        throw new GardenError(
+          'TIMEOUT',
+          `WAL segment ${segment} did not reach the repository within ${c.config.backups.archiveTimeoutSeconds} s (archiving is stalled)`,
+          {
+            details: s.failed ? [`last failed segment: ${s.failed}`] : [],
+            hint: `the primary's log says why: gardenos local logs patroni-${leader}; pgBackRest's: ${c.layout.backups.logDir}`,
+          },
+        );
       }
       await sleep(200);
     }
@@ -161,12 +167,20 @@ export async function localVerify(c: LocalCluster, label: string | undefined, re
   if (!secrets) throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no secrets file; was it ever started?`);
   const info = await repositoryInfo(ctx);
   const backup = label ? info.backups.find((b) => b.label === label) : info.backups.at(-1);
-  if (!backup) throw new GardenError('STATE_CONFLICT', label ? `the repository has no backup ${label}` : 'the repository holds no backup yet', { hint: 'list them: gardenos local db backup list' });
+  if (!backup)
+    throw new GardenError('STATE_CONFLICT', label ? `the repository has no backup ${label}` : 'the repository holds no backup yet', {
+      hint: 'list them: gardenos local db backup list',
+    });
   const view = await clusterView(c);
   const leader = view?.members.find((m) => m.role === 'leader' && m.state === 'running');
-  const standbys = (view?.members ?? []).filter((m) => m.role !== 'leader' && m.role !== 'standby_leader' && (m.state === 'streaming' || m.state === 'running'));
+  const standbys = (view?.members ?? []).filter(
+    (m) => m.role !== 'leader' && m.role !== 'standby_leader' && (m.state === 'streaming' || m.state === 'running'),
+  );
   const witness = standbys.find((m) => m.role === 'replica') ?? standbys[0];
-  if (!leader || !witness) throw new GardenError('NOT_RUNNING', 'a restore test needs a running leader and a streaming standby to compare with', { hint: 'gardenos local status says what is missing' });
+  if (!leader || !witness)
+    throw new GardenError('NOT_RUNNING', 'a restore test needs a running leader and a streaming standby to compare with', {
+      hint: 'gardenos local status says what is missing',
+    });
   const result = await verifyBackup(ctx, {
     backup,
     standby: socketTarget(c, witness.name, secrets),
@@ -197,14 +211,19 @@ export interface PitrResult {
  * and the first member bootstrapped by Patroni from the chosen backup plus archived WAL up to the target;
  * the others are then copied from it. The moved-aside directories are removed once the leader is back.
  */
-export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget, opts: { from?: string; report: Reporter; timeoutMs: number }): Promise<PitrResult> {
+export async function pointInTimeRestore(
+  c: LocalCluster,
+  target: RecoveryTarget,
+  opts: { from?: string; report: Reporter; timeoutMs: number },
+): Promise<PitrResult> {
   requireBackups(c);
   const started = Date.now();
   const { report } = opts;
   const ctx = pgbackrestContext(c);
   const secrets = await readSecrets(c.layout);
   if (!secrets) throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no secrets file; was it ever started?`);
-  if (target.kind === 'time' && target.time.getTime() > Date.now()) throw new GardenError('CONFIG_INVALID', `--to ${target.time.toISOString()} is in the future`, { hint: 'to replay everything archived, use --to latest' });
+  if (target.kind === 'time' && target.time.getTime() > Date.now())
+    throw new GardenError('CONFIG_INVALID', `--to ${target.time.toISOString()} is in the future`, { hint: 'to replay everything archived, use --to latest' });
 
   // A target the repository cannot reach is refused before anything is touched.
   await checkTarget(c, target, opts.from);
@@ -227,7 +246,10 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   const scheduled = (await c.supervisor.pid(c.specs.scheduler)) !== undefined;
   for (const spec of [c.specs.scheduler, c.specs.router, ...(await patroniStopOrder(c))]) await c.supervisor.stop(spec, { graceMs: 60_000 });
   for (const m of c.topology.postgres) {
-    if ((await postmasterPid(c, m.name)) !== undefined) throw new GardenError('STATE_CONFLICT', `PostgreSQL of ${m.name} still runs after its Patroni stopped; nothing was changed`, { hint: 'gardenos local down, then run the restore again' });
+    if ((await postmasterPid(c, m.name)) !== undefined)
+      throw new GardenError('STATE_CONFLICT', `PostgreSQL of ${m.name} still runs after its Patroni stopped; nothing was changed`, {
+        hint: 'gardenos local down, then run the restore again',
+      });
   }
   report({ kind: 'step', step: 'stop', status: 'done', detail: 'router and every Patroni member' });
   // The replicas must be copied from the restored leader: every backup in the repository is of the old
@@ -240,10 +262,20 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
   for (const m of c.topology.postgres) {
     const dataDir = c.layout.patroni(m.name).dataDir;
     const to = `${dataDir}.${aside}`;
-    if (await rename(dataDir, to).then(() => true, () => false)) moved.push([dataDir, to]);
+    if (
+      await rename(dataDir, to).then(
+        () => true,
+        () => false,
+      )
+    )
+      moved.push([dataDir, to]);
   }
   const dcs = await dcsClean(c).catch((e: unknown) => {
-    throw new GardenError('STATE_CONFLICT', `cleaning Patroni's keys under ${scopePrefix(c)} failed; the data directories are kept beside their places (*.${aside})`, { details: [describe(e)] });
+    throw new GardenError(
+      'STATE_CONFLICT',
+      `cleaning Patroni's keys under ${scopePrefix(c)} failed; the data directories are kept beside their places (*.${aside})`,
+      { details: [describe(e)] },
+    );
   });
   report({ kind: 'step', step: 'prepare', status: 'done', detail: `data directories moved aside (*.${aside}); Patroni's keys backed up to ${dcs.backup}` });
 
@@ -261,54 +293,102 @@ export async function pointInTimeRestore(c: LocalCluster, target: RecoveryTarget
     '--type=none',
     'restore',
   ].join(' ');
-  const restoring = renderPatroniConfig({ config: c.config, topology: c.topology, member: first, files: f, secrets, archive, restore: { command, recoveryConf: recoverySettings(target, archive.restoreCommand) } });
+  const restoring = renderPatroniConfig({
+    config: c.config,
+    topology: c.topology,
+    member: first,
+    files: f,
+    secrets,
+    archive,
+    restore: { command, recoveryConf: recoverySettings(target, archive.restoreCommand) },
+  });
   await writeFileAtomic(f.configFile, restoring, 0o600, c.pgOwner);
   report({ kind: 'step', step: 'restore', member: first.name, status: 'start', detail: `${from.label} + WAL to ${describeTarget(target)}` });
   await c.supervisor.start(c.specs.patroni[0]!);
   const client = new PatroniClient(patroniUrl(c, first.address), { caFile: c.layout.ca.cert, timeoutMs: 2000 });
-  await waitFor(`${first.name} to restore and become the leader (its log: ${c.layout.log(`patroni-${first.name}`)})`, async () => {
-    const v = await client.cluster().catch(() => undefined);
-    return v?.members.some((m) => m.name === first.name && m.role === 'leader' && m.state === 'running') ?? false;
-  }, { timeoutMs: opts.timeoutMs, intervalMs: 250 });
+  await waitFor(
+    `${first.name} to restore and become the leader (its log: ${c.layout.log(`patroni-${first.name}`)})`,
+    async () => {
+      const v = await client.cluster().catch(() => undefined);
+      return v?.members.some((m) => m.name === first.name && m.role === 'leader' && m.state === 'running') ?? false;
+    },
+    { timeoutMs: opts.timeoutMs, intervalMs: 250 },
+  );
   // Back to the plain configuration (the bootstrap section only matters to a member that initialises).
-  await writeFileAtomic(f.configFile, renderPatroniConfig({ config: c.config, topology: c.topology, member: first, files: f, secrets, archive }), 0o600, c.pgOwner);
+  await writeFileAtomic(
+    f.configFile,
+    renderPatroniConfig({ config: c.config, topology: c.topology, member: first, files: f, secrets, archive }),
+    0o600,
+    c.pgOwner,
+  );
   report({ kind: 'step', step: 'restore', member: first.name, status: 'done', detail: 'leader' });
 
   report({ kind: 'step', step: 'replicas', status: 'start' });
   for (const spec of [...c.specs.patroni.slice(1), c.specs.router]) await c.supervisor.start(spec);
-  await waitFor('every member to run again', async () => {
-    const v = await client.cluster().catch(() => undefined);
-    return v !== undefined && readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode }) === first.name;
-  }, { timeoutMs: opts.timeoutMs, intervalMs: 250 });
+  await waitFor(
+    'every member to run again',
+    async () => {
+      const v = await client.cluster().catch(() => undefined);
+      return v !== undefined && readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode }) === first.name;
+    },
+    { timeoutMs: opts.timeoutMs, intervalMs: 250 },
+  );
   report({ kind: 'step', step: 'replicas', status: 'done' });
   for (const [, to] of moved) await rm(to, { recursive: true, force: true });
   // The restored cluster runs on a new timeline that forked before any later backup: the backups from
   // before the restore cannot bring it back to where it is now. A full backup of it starts its history.
-  report({ kind: 'step', step: 'full backup', status: 'start', detail: 'the new timeline\'s first' });
+  report({ kind: 'step', step: 'full backup', status: 'start', detail: "the new timeline's first" });
   const newBackup = (await takeBackup(ctx, 'full')).label;
   await writeBackupRecords(c);
   report({ kind: 'step', step: 'full backup', status: 'done', detail: newBackup });
   if (scheduled) await c.supervisor.start(c.specs.scheduler);
-  return { target: describeTarget(target), from: from.label, leader: first.name, safetyBackup, newBackup, dcsBackup: dcs.backup, durationMs: Date.now() - started };
+  return {
+    target: describeTarget(target),
+    from: from.label,
+    leader: first.name,
+    safetyBackup,
+    newBackup,
+    dcsBackup: dcs.backup,
+    durationMs: Date.now() - started,
+  };
 }
 
 /** The backup a restore to `target` would start from (the one named by `from`, if given); refuses what the repository cannot reach. */
 export async function checkTarget(c: LocalCluster, target: RecoveryTarget, from?: string): Promise<BackupInfo> {
   requireBackups(c);
   const info = await repositoryInfo(pgbackrestContext(c));
-  if (from && !info.backups.some((b) => b.label === from)) throw new GardenError('STATE_CONFLICT', `the repository has no backup ${from}`, { hint: 'list them: gardenos local db backup list' });
+  if (from && !info.backups.some((b) => b.label === from))
+    throw new GardenError('STATE_CONFLICT', `the repository has no backup ${from}`, { hint: 'list them: gardenos local db backup list' });
   return backupFor(from ? { ...info, backups: info.backups.filter((b) => b.label === from) } : info, target);
 }
 
 export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
 
-const verifiedSchema = z.looseObject({ label: z.string(), lsn: z.string(), verifiedAt: z.string(), durationMs: z.number(), amcheck: z.string(), databases: z.array(z.looseObject({ name: z.string(), tables: z.number(), rows: z.number() })) });
-const runSchema = z.looseObject({ kind: z.enum(['full', 'diff', 'incr', 'verify']), at: z.string(), ok: z.boolean(), label: z.string().optional(), error: z.string().optional(), durationMs: z.number() });
+const verifiedSchema = z.looseObject({
+  label: z.string(),
+  lsn: z.string(),
+  verifiedAt: z.string(),
+  durationMs: z.number(),
+  amcheck: z.string(),
+  databases: z.array(z.looseObject({ name: z.string(), tables: z.number(), rows: z.number() })),
+});
+const runSchema = z.looseObject({
+  kind: z.enum(['full', 'diff', 'incr', 'verify']),
+  at: z.string(),
+  ok: z.boolean(),
+  label: z.string().optional(),
+  error: z.string().optional(),
+  durationMs: z.number(),
+});
 const scheduleStateSchema = z.partialRecord(z.enum(['full', 'diff', 'incr', 'verify']), runSchema);
 
 /** The last restore test's record; a damaged one is named with how to recover. */
 export async function readVerified(c: LocalCluster): Promise<VerifyResult | null> {
-  return ((await readStateFile(c.layout.backups.recordFile, verifiedSchema, 'delete it; the next `gardenos local db backup verify` writes it again')) as VerifyResult | undefined) ?? null;
+  return (
+    ((await readStateFile(c.layout.backups.recordFile, verifiedSchema, 'delete it; the next `gardenos local db backup verify` writes it again')) as
+      | VerifyResult
+      | undefined) ?? null
+  );
 }
 
 export interface BackupStatus {
@@ -329,7 +409,11 @@ export async function backupStatus(c: LocalCluster, timeoutMs: number): Promise<
   const lastVerified = verified ? { label: verified.label, verifiedAt: verified.verifiedAt } : null;
   const archiver = await primaryArchiver(c, timeoutMs);
   const next = nextRuns(c.config.backups.schedule, new Date())[0];
-  const scheduler = { running: (await c.supervisor.pid(c.specs.scheduler)) !== undefined, next: next ? { kind: next.kind, at: next.at.toISOString() } : null, lastRuns: await readScheduleState(c).catch(() => ({})) };
+  const scheduler = {
+    running: (await c.supervisor.pid(c.specs.scheduler)) !== undefined,
+    next: next ? { kind: next.kind, at: next.at.toISOString() } : null,
+    lastRuns: await readScheduleState(c).catch(() => ({})),
+  };
   try {
     const info = await repositoryInfo(pgbackrestContext(c), { timeoutMs: Math.max(timeoutMs, 5000) });
     const b = info.backups.at(-1);
@@ -353,7 +437,14 @@ async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<Back
   const answers = await Promise.all(
     c.topology.postgres.map(async (m) => {
       const t = socketTarget(c, m.name, secrets);
-      const client = new pg.Client({ host: t.socketDir, port: t.port, user: t.user, password: t.password, database: 'postgres', connectionTimeoutMillis: timeoutMs });
+      const client = new pg.Client({
+        host: t.socketDir,
+        port: t.port,
+        user: t.user,
+        password: t.password,
+        database: 'postgres',
+        connectionTimeoutMillis: timeoutMs,
+      });
       client.on('error', () => {});
       try {
         await client.connect();
@@ -397,7 +488,11 @@ export function nextRuns(schedule: Config['backups']['schedule'], from: Date): {
 const order = (k: BackupType) => ['full', 'diff', 'incr'].indexOf(k);
 
 export async function readScheduleState(c: LocalCluster): Promise<ScheduleState> {
-  return ((await readStateFile(c.layout.backups.scheduleStateFile, scheduleStateSchema, 'delete it; the scheduler writes it again after its next run')) as ScheduleState | undefined) ?? {};
+  return (
+    ((await readStateFile(c.layout.backups.scheduleStateFile, scheduleStateSchema, 'delete it; the scheduler writes it again after its next run')) as
+      | ScheduleState
+      | undefined) ?? {}
+  );
 }
 
 /**
@@ -423,7 +518,8 @@ export async function backupMetrics(c: LocalCluster, info: RepositoryInfo | unde
     // Untested since the last successful restore test, or since the oldest backup when none has run.
     const oldest = info.backups[0];
     const since = verified ? seconds(verified.verifiedAt) : oldest ? seconds(oldest.stoppedAt) : undefined;
-    if (since !== undefined) gauge('gardenos_backup_untested_since_timestamp_seconds', 'The last successful restore test, or the oldest backup if none has succeeded').set(since);
+    if (since !== undefined)
+      gauge('gardenos_backup_untested_since_timestamp_seconds', 'The last successful restore test, or the oldest backup if none has succeeded').set(since);
   }
   // The newest restore test, scheduled or by hand: did it pass?
   const scheduledVerify = runs.verify;

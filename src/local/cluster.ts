@@ -81,7 +81,9 @@ export async function resolveConfig(opts: OpenOptions): Promise<Config> {
   const { validateConfig } = await import('../config/load.ts');
   // Without a file, the PostgreSQL the machine has: Debian 12 ships 15, Debian 13 ships 17.
   const version = await installedPostgres();
-  const { config, problems } = validateConfig(version ? { ...DEFAULT_LOCAL_CONFIG, postgres: { ...DEFAULT_LOCAL_CONFIG.postgres, version } } : DEFAULT_LOCAL_CONFIG);
+  const { config, problems } = validateConfig(
+    version ? { ...DEFAULT_LOCAL_CONFIG, postgres: { ...DEFAULT_LOCAL_CONFIG.postgres, version } } : DEFAULT_LOCAL_CONFIG,
+  );
   if (!config) throw new GardenError('CONFIG_INVALID', 'the built-in local config is invalid', { details: problems.map((p) => `${p.path}: ${p.message}`) });
   return config;
 }
@@ -90,7 +92,14 @@ export async function resolveConfig(opts: OpenOptions): Promise<Config> {
 export async function installedPostgres(base = '/usr/lib/postgresql'): Promise<number | undefined> {
   const majors = await readdir(base).catch(() => [] as string[]);
   const usable = await Promise.all(
-    SUPPORTED_POSTGRES.filter((v) => majors.includes(String(v))).map(async (v) => ((await access(`${base}/${v}/bin/postgres`).then(() => true, () => false)) ? v : undefined)),
+    SUPPORTED_POSTGRES.filter((v) => majors.includes(String(v))).map(async (v) =>
+      (await access(`${base}/${v}/bin/postgres`).then(
+        () => true,
+        () => false,
+      ))
+        ? v
+        : undefined,
+    ),
   );
   return usable.filter((v) => v !== undefined).at(-1);
 }
@@ -111,7 +120,12 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
   const topology = localTopology(config);
   const pgOwner = await postgresOwner();
   // TZ passes through so that the daemons' log times and GardenOS's reading of them agree.
-  const env = { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', ...(process.env.TZ ? { TZ: process.env.TZ } : {}) };
+  const env = {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    ...(process.env.TZ ? { TZ: process.env.TZ } : {}),
+  };
   const network = config.local.isolated ? isolatedNetwork(root, topology) : undefined;
   const place = (spec: ProcessSpec, i: number, owner?: Owner) => (network ? inNamespace(spec, network.members[i]!.namespace, owner) : spec);
   return {
@@ -124,20 +138,35 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
     specs: {
       etcd: topology.etcd.map((m, i) => {
         const f = layout.etcd(m.name);
-        return place({ id: `etcd-${m.name}`, command: 'etcd', args: ['--config-file', f.configFile], cwd: f.dir, env, logFile: layout.log(`etcd-${m.name}`), match: f.configFile }, i);
+        return place(
+          {
+            id: `etcd-${m.name}`,
+            command: 'etcd',
+            args: ['--config-file', f.configFile],
+            cwd: f.dir,
+            env,
+            logFile: layout.log(`etcd-${m.name}`),
+            match: f.configFile,
+          },
+          i,
+        );
       }),
       patroni: topology.postgres.map((m, i) => {
         const f = layout.patroni(m.name);
-        return place({
-          id: `patroni-${m.name}`,
-          command: 'patroni',
-          args: [f.configFile],
-          cwd: f.dir,
-          env: { ...env, HOME: f.dir, PYTHONUNBUFFERED: '1' },
-          ...(pgOwner ? { owner: pgOwner } : {}),
-          logFile: layout.log(`patroni-${m.name}`),
-          match: f.configFile,
-        }, i, pgOwner);
+        return place(
+          {
+            id: `patroni-${m.name}`,
+            command: 'patroni',
+            args: [f.configFile],
+            cwd: f.dir,
+            env: { ...env, HOME: f.dir, PYTHONUNBUFFERED: '1' },
+            ...(pgOwner ? { owner: pgOwner } : {}),
+            logFile: layout.log(`patroni-${m.name}`),
+            match: f.configFile,
+          },
+          i,
+          pgOwner,
+        );
       }),
       router: {
         id: 'router',
@@ -202,7 +231,12 @@ export async function openLocalCluster(opts: OpenOptions): Promise<LocalCluster>
           (m, i): ProcessSpec => ({
             id: `postgres-exporter-${m.name}`,
             command: 'prometheus-postgres-exporter',
-            args: [`--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i)}`, '--disable-settings-metrics', '--log.level=warn', '--log.format=json'],
+            args: [
+              `--web.listen-address=${hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i)}`,
+              '--disable-settings-metrics',
+              '--log.level=warn',
+              '--log.format=json',
+            ],
             cwd: layout.monitoring.dir,
             env: {
               ...env,
@@ -289,7 +323,8 @@ export async function postmasterPid(c: LocalCluster, member: string): Promise<nu
 /** Every member's Patroni REST API with the credentials for its unsafe endpoints. */
 export async function patroniAccess(c: LocalCluster): Promise<PatroniAccess> {
   const secrets = await readSecrets(c.layout);
-  if (!secrets) throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
+  if (!secrets)
+    throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
   return {
     scope: c.config.postgres.scope,
     members: c.topology.postgres.map((m) => ({ name: m.name, apiUrl: patroniUrl(c, m.address) })),

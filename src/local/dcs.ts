@@ -39,7 +39,12 @@ export async function cleanBlockers(c: LocalCluster, keys: Record<string, string
   const leader = keys[`${scopePrefix(c)}leader`];
   if (leader !== undefined) blockers.push(`the leader key is held by ${leader} (its lease is alive)`);
   const answers = await Promise.all(
-    c.topology.postgres.map((m) => new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 1500 }).call('GET', '/liveness').then(() => true, () => false)),
+    c.topology.postgres.map((m) =>
+      new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 1500 }).call('GET', '/liveness').then(
+        () => true,
+        () => false,
+      ),
+    ),
   );
   c.topology.postgres.forEach((m, i) => {
     if (answers[i]) blockers.push(`Patroni on ${m.name} answers on its REST API`);
@@ -62,7 +67,11 @@ export async function dcsClean(c: LocalCluster): Promise<{ backup: string; delet
     const dir = join(c.layout.root, 'dcs-backups');
     await ensureDir(dir, 0o700);
     const backup = join(dir, `${c.config.postgres.scope}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFileAtomic(backup, `${JSON.stringify({ prefix: scopePrefix(c), takenAt: new Date().toISOString(), keys: kvs } satisfies DcsBackup, null, 2)}\n`, 0o600);
+    await writeFileAtomic(
+      backup,
+      `${JSON.stringify({ prefix: scopePrefix(c), takenAt: new Date().toISOString(), keys: kvs } satisfies DcsBackup, null, 2)}\n`,
+      0o600,
+    );
     for (const key of deleted) await etcd.delete(key);
     return { backup, deleted };
   });

@@ -13,7 +13,13 @@ export interface DownResult {
 
 async function leaderName(c: LocalCluster): Promise<string | undefined> {
   // No CA, no member ever started (an `up` that stopped before its state phase): nobody to ask.
-  if (!(await access(c.layout.ca.cert).then(() => true, () => false))) return undefined;
+  if (
+    !(await access(c.layout.ca.cert).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return undefined;
   for (const m of c.topology.postgres) {
     const view = await new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 1000 }).cluster().catch(() => undefined);
     const leader = view?.members.find((x) => x.role === 'leader');

@@ -32,12 +32,29 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
   return [
     ...topology.etcd.map((m, i): LocalFile => {
       const f = layout.etcd(m.name);
-      return { file: f.configFile, dir: f.dir, dirMode: 0o700, content: renderEtcdConfig({ config, topology, member: m, files: f, secrets }), mode: 0o644, member: m.name, processId: specs.etcd[i]!.id };
+      return {
+        file: f.configFile,
+        dir: f.dir,
+        dirMode: 0o700,
+        content: renderEtcdConfig({ config, topology, member: m, files: f, secrets }),
+        mode: 0o644,
+        member: m.name,
+        processId: specs.etcd[i]!.id,
+      };
     }),
     ...topology.postgres.map((m, i): LocalFile => {
       const f = layout.patroni(m.name);
       // Holds passwords: readable by its PostgreSQL only.
-      return { file: f.configFile, dir: f.socketDir, dirMode: 0o700, content: renderPatroniConfig({ config, topology, member: m, files: f, secrets, ...archiveOf(c, m.name) }), mode: 0o600, ...pgOwner, member: m.name, processId: specs.patroni[i]!.id };
+      return {
+        file: f.configFile,
+        dir: f.socketDir,
+        dirMode: 0o700,
+        content: renderPatroniConfig({ config, topology, member: m, files: f, secrets, ...archiveOf(c, m.name) }),
+        mode: 0o600,
+        ...pgOwner,
+        member: m.name,
+        processId: specs.patroni[i]!.id,
+      };
     }),
     {
       file: layout.haproxy.configFile,
@@ -66,14 +83,34 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
           ...topology.postgres.map((m) => layout.patroni(m.name).tls.cert),
           ...(config.pooler.enabled ? [layout.pooler.tls.cert] : []),
         ],
-        ...(config.pooler.enabled ? { pooler: { socketDir: layout.pooler.socketDir, port: config.pooler.port, user: USERS.monitor, passwordFile: layout.router.poolerPasswordFile, pauseMarker: layout.pooler.pauseMarker } } : {}),
+        ...(config.pooler.enabled
+          ? {
+              pooler: {
+                socketDir: layout.pooler.socketDir,
+                port: config.pooler.port,
+                user: USERS.monitor,
+                passwordFile: layout.router.poolerPasswordFile,
+                pauseMarker: layout.pooler.pauseMarker,
+              },
+            }
+          : {}),
       }),
       mode: 0o600,
       member: 'router',
       processId: specs.router.id,
     },
     ...(config.pooler.enabled && secrets.monitorPassword
-      ? [{ file: layout.router.poolerPasswordFile, dir: layout.router.dir, dirMode: 0o700, content: secrets.monitorPassword, mode: 0o600, member: 'router', processId: specs.router.id }]
+      ? [
+          {
+            file: layout.router.poolerPasswordFile,
+            dir: layout.router.dir,
+            dirMode: 0o700,
+            content: secrets.monitorPassword,
+            mode: 0o600,
+            member: 'router',
+            processId: specs.router.id,
+          },
+        ]
       : []),
     ...(config.pooler.enabled
       ? [
@@ -93,7 +130,10 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
               statsPasswordFile: layout.monitoring.statsPasswordFile,
               haproxy: [topology.loadBalancer],
               router: [topology.loadBalancer],
-              postgresExporters: topology.postgres.map((m, i) => ({ member: m.name, target: hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i) })),
+              postgresExporters: topology.postgres.map((m, i) => ({
+                member: m.name,
+                target: hostPort(topology.loadBalancer, config.monitoring.exporterPorts.postgres + i),
+              })),
               nodeExporters: [hostPort(topology.loadBalancer, config.monitoring.exporterPorts.node)],
               alertmanagers: [hostPort(topology.loadBalancer, config.monitoring.alertmanager.port)],
             }),
@@ -130,25 +170,57 @@ export function memberArchive(c: LocalCluster, member: string): { archiveCommand
 export function backupFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[] {
   if (!c.config.backups.enabled) return [];
   const { layout, topology, config } = c;
-  const members = topology.postgres.map((m) => ({ name: m.name, dataDir: layout.patroni(m.name).dataDir, socketDir: layout.patroni(m.name).socketDir, port: config.postgres.port }));
+  const members = topology.postgres.map((m) => ({
+    name: m.name,
+    dataDir: layout.patroni(m.name).dataDir,
+    socketDir: layout.patroni(m.name).socketDir,
+    port: config.postgres.port,
+  }));
   const esc = (v: string) => v.replace(/[\\:]/g, '\\$&');
   return [
-    { file: layout.backups.configFile, content: renderPgbackrestConfig({ config, files: layout.backups, members, ...(secrets.backupCipherPass ? { cipherPass: secrets.backupCipherPass } : {}), superuser: USERS.superuser }) },
+    {
+      file: layout.backups.configFile,
+      content: renderPgbackrestConfig({
+        config,
+        files: layout.backups,
+        members,
+        ...(secrets.backupCipherPass ? { cipherPass: secrets.backupCipherPass } : {}),
+        superuser: USERS.superuser,
+      }),
+    },
     { file: layout.backups.pgpass, content: `*:*:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n` },
     // The scheduler's config: the one `up` resolved, so that it runs the schedule this cluster was started with.
     { file: layout.backups.schedulerConfigFile, content: `${JSON.stringify(config, null, 2)}\n`, processId: c.specs.scheduler.id },
-  ].map((f): LocalFile => ({ processId: 'pgbackrest', ...f, dir: layout.backups.dir, dirMode: 0o700, mode: 0o600, ...(c.pgOwner ? { owner: c.pgOwner } : {}), member: 'backups' })).concat(
-    config.backups.replicaFromBackupMaxAgeHours > 0
-      ? topology.postgres.map((m, i) => ({
-          file: layout.backups.replicaScript(m.name),
-          content: replicaFromBackupScript(layout.backups.configFile, config, layout.patroni(m.name).dataDir, layout.backups.newestFile, Math.round(config.backups.replicaFromBackupMaxAgeHours * 3600)),
-          dir: layout.backups.dir,
-          dirMode: 0o700,
-          mode: 0o700,
-          ...(c.pgOwner ? { owner: c.pgOwner } : {}),
-          member: m.name,
-          processId: c.specs.patroni[i]!.id,
-        }))
-      : [],
-  );
+  ]
+    .map(
+      (f): LocalFile => ({
+        processId: 'pgbackrest',
+        ...f,
+        dir: layout.backups.dir,
+        dirMode: 0o700,
+        mode: 0o600,
+        ...(c.pgOwner ? { owner: c.pgOwner } : {}),
+        member: 'backups',
+      }),
+    )
+    .concat(
+      config.backups.replicaFromBackupMaxAgeHours > 0
+        ? topology.postgres.map((m, i) => ({
+            file: layout.backups.replicaScript(m.name),
+            content: replicaFromBackupScript(
+              layout.backups.configFile,
+              config,
+              layout.patroni(m.name).dataDir,
+              layout.backups.newestFile,
+              Math.round(config.backups.replicaFromBackupMaxAgeHours * 3600),
+            ),
+            dir: layout.backups.dir,
+            dirMode: 0o700,
+            mode: 0o700,
+            ...(c.pgOwner ? { owner: c.pgOwner } : {}),
+            member: m.name,
+            processId: c.specs.patroni[i]!.id,
+          }))
+        : [],
+    );
 }

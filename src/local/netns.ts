@@ -33,16 +33,23 @@ async function ip(...args: string[]): Promise<string> {
     return (await run('ip', args)).stdout;
   } catch (e) {
     const err = e as { stderr?: string; code?: string | number };
-    if (err.code === 'ENOENT') throw new GardenError('MISSING_PACKAGE', 'the `ip` command is missing', { hint: 'install it with: sudo apt-get install -y iproute2' });
+    if (err.code === 'ENOENT')
+      throw new GardenError('MISSING_PACKAGE', 'the `ip` command is missing', { hint: 'install it with: sudo apt-get install -y iproute2' });
     throw new GardenError('STATE_CONFLICT', `ip ${args.join(' ')} failed: ${(err.stderr ?? '').trim()}`, { cause: e });
   }
 }
 
-const exists = (args: string[]) => ip(...args).then(() => true, () => false);
+const exists = (args: string[]) =>
+  ip(...args).then(
+    () => true,
+    () => false,
+  );
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) {
-    throw new GardenError('STATE_CONFLICT', 'isolated mode creates network namespaces and a bridge, which needs root', { hint: 'run it as root (sudo), or without --isolated' });
+    throw new GardenError('STATE_CONFLICT', 'isolated mode creates network namespaces and a bridge, which needs root', {
+      hint: 'run it as root (sudo), or without --isolated',
+    });
   }
 }
 

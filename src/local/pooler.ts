@@ -24,14 +24,18 @@ export interface PoolerStatus {
 
 async function mustReadSecrets(c: LocalCluster): Promise<ClusterSecrets> {
   const secrets = await readSecrets(c.layout);
-  if (!secrets) throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
+  if (!secrets)
+    throw new GardenError('NOT_RUNNING', `cluster ${c.config.cluster.name} has no secrets in ${c.layout.root}`, { hint: 'run `gardenos local up` first' });
   return secrets;
 }
 
 /** The admin console, with the superuser's password from `secrets` (read from the state directory when not given). */
 export async function poolerAdmin(c: LocalCluster, secrets?: ClusterSecrets, timeoutMs = 2000): Promise<PgbouncerAdmin> {
   secrets ??= await mustReadSecrets(c);
-  return PgbouncerAdmin.connect({ socketDir: c.layout.pooler.socketDir, port: c.config.pooler.port, user: USERS.superuser, password: secrets.superuserPassword }, timeoutMs);
+  return PgbouncerAdmin.connect(
+    { socketDir: c.layout.pooler.socketDir, port: c.config.pooler.port, user: USERS.superuser, password: secrets.superuserPassword },
+    timeoutMs,
+  );
 }
 
 export async function poolerStatus(c: LocalCluster, timeoutMs: number): Promise<PoolerStatus> {
@@ -39,7 +43,10 @@ export async function poolerStatus(c: LocalCluster, timeoutMs: number): Promise<
   try {
     admin = await poolerAdmin(c, undefined, timeoutMs);
     const databases = await admin.databases();
-    const marked = await access(c.layout.pooler.pauseMarker).then(() => true, () => false);
+    const marked = await access(c.layout.pooler.pauseMarker).then(
+      () => true,
+      () => false,
+    );
     return { reachable: true, paused: marked || databases.some((d) => d.paused), databases };
   } catch (e) {
     return { reachable: false, paused: false, databases: [], error: describe(e) };
@@ -71,7 +78,11 @@ export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, c
   const secrets = await mustReadSecrets(c);
   const admin = await poolerAdmin(c, secrets);
   try {
-    await writeFileAtomic(c.layout.pooler.pauseMarker, `${JSON.stringify({ since: new Date().toISOString(), by: 'db switchover', pid: process.pid })}\n`, 0o644);
+    await writeFileAtomic(
+      c.layout.pooler.pauseMarker,
+      `${JSON.stringify({ since: new Date().toISOString(), by: 'db switchover', pid: process.pid })}\n`,
+      0o644,
+    );
     // Waits for transactions in flight; one that never ends must not hold every client for long.
     // The PAUSE still pending on this connection would queue a RESUME behind it: a second one sends it.
     await admin.command('PAUSE', 10_000).catch(async (e: unknown) => {
@@ -92,7 +103,10 @@ export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, c
       // route is ready when a new connection through it lands on that server, out of recovery.
       const address = c.topology.postgres.find((m) => m.name === result.after.leader)?.address;
       const { primary } = connectionUris(c, secrets.superuserPassword);
-      await waitFor(`${result.after.leader} to take writes through the primary route`, () => reachesPrimary(primary, address), { timeoutMs: 30_000, intervalMs: 20 });
+      await waitFor(`${result.after.leader} to take writes through the primary route`, () => reachesPrimary(primary, address), {
+        timeoutMs: 30_000,
+        intervalMs: 20,
+      });
       return { ...result, pausedMs: Date.now() - pausedAt };
     } finally {
       await admin.command('RESUME', 10_000);

@@ -34,7 +34,10 @@ export function requirements(postgresVersion: number, opts: { pooler?: boolean; 
 }
 
 async function executable(p: string): Promise<boolean> {
-  return access(p, constants.X_OK).then(() => true, () => false);
+  return access(p, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
 }
 
 export async function which(name: string, path = process.env.PATH ?? ''): Promise<string | undefined> {
@@ -71,16 +74,26 @@ export async function checkPatroniVersion(command = 'patroni'): Promise<string> 
   const out = await new Promise<string>((resolve, reject) =>
     execFile(command, ['--version'], { timeout: 15_000 }, (err, stdout, stderr) => {
       if (!err) return resolve(stdout);
-      reject(new GardenError('MISSING_PACKAGE', `\`${command} --version\` failed: ${(stderr || err.message).trim()}`, { hint: 'run scripts/install-deps.sh; it installs Patroni 4 and checks it' }));
+      reject(
+        new GardenError('MISSING_PACKAGE', `\`${command} --version\` failed: ${(stderr || err.message).trim()}`, {
+          hint: 'run scripts/install-deps.sh; it installs Patroni 4 and checks it',
+        }),
+      );
     }),
   );
   const v = parsePatroniVersion(out);
   const [major, minor] = MIN_PATRONI;
   if (!v || v[0] < major || (v[0] === major && v[1] < minor)) {
-    throw new GardenError('UNSUPPORTED_VERSION', `Patroni ${v ? v.join('.') : `of unknown version ("${out.trim()}")`} is too old: GardenOS needs Patroni >= ${major}.${minor}`, {
-      details: ['Patroni before 3.0.3 lets a frozen or cut-off old leader take the leader key back when it resumes, losing acknowledged writes; GardenOS is proven with Patroni 4.'],
-      hint: "run scripts/install-deps.sh (on Debian 12 it installs Debian 13's patroni 4.0.x beside Debian 12's Python), or `pip install 'patroni[etcd3,psycopg2]>=4'` into a virtual environment on PATH",
-    });
+    throw new GardenError(
+      'UNSUPPORTED_VERSION',
+      `Patroni ${v ? v.join('.') : `of unknown version ("${out.trim()}")`} is too old: GardenOS needs Patroni >= ${major}.${minor}`,
+      {
+        details: [
+          'Patroni before 3.0.3 lets a frozen or cut-off old leader take the leader key back when it resumes, losing acknowledged writes; GardenOS is proven with Patroni 4.',
+        ],
+        hint: "run scripts/install-deps.sh (on Debian 12 it installs Debian 13's patroni 4.0.x beside Debian 12's Python), or `pip install 'patroni[etcd3,psycopg2]>=4'` into a virtual environment on PATH",
+      },
+    );
   }
   return v.join('.');
 }

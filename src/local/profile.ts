@@ -34,7 +34,15 @@ export function localTopology(config: Config): Topology {
   if (config.local.isolated) {
     // Members in their own network namespaces, on one bridge whose address is the load balancer's.
     const subnet = `${config.local.isolatedPrefix}.0/24`;
-    return { cluster: config.cluster.name, etcd: members, postgres: members, k3sServers: [], loadBalancer: `${config.local.isolatedPrefix}.1`, clientNetworks: [subnet], memberNetworks: [subnet] };
+    return {
+      cluster: config.cluster.name,
+      etcd: members,
+      postgres: members,
+      k3sServers: [],
+      loadBalancer: `${config.local.isolatedPrefix}.1`,
+      clientNetworks: [subnet],
+      memberNetworks: [subnet],
+    };
   }
   return {
     cluster: config.cluster.name,

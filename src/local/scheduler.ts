@@ -43,7 +43,8 @@ async function loop(c: LocalCluster, log: (line: Record<string, unknown>) => voi
     const due = nextRuns(schedule, new Date(next.at.getTime() - 1)).filter((r) => r.at.getTime() === next.at.getTime());
     const kind = due[0]?.kind ?? next.kind;
     await record(c, log, kind, async () => (await localBackup(c, kind)).label);
-    if (kind === 'full' && schedule.verifyAfterFull && !signal.aborted) await record(c, log, 'verify', async () => (await localVerify(c, undefined, silent)).label);
+    if (kind === 'full' && schedule.verifyAfterFull && !signal.aborted)
+      await record(c, log, 'verify', async () => (await localVerify(c, undefined, silent)).label);
     await metrics();
   }
 }

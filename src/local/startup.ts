@@ -88,9 +88,7 @@ export async function awaitMembers<T>(
           const log = await read(spec);
           const causes = await withHolders(log.causes);
           throw new GardenError('MEMBER_FAILED', `${spec.id} exited while waiting for ${what}`, {
-            details: causes.length
-              ? explainLogs([{ ...log, causes }])
-              : [`last lines of ${spec.logFile}:`, ...(await tail(spec.logFile)).map((l) => `  ${l}`)],
+            details: causes.length ? explainLogs([{ ...log, causes }]) : [`last lines of ${spec.logFile}:`, ...(await tail(spec.logFile)).map((l) => `  ${l}`)],
             hint: causes.length === 1 ? causes[0]!.fix : `see the whole log with \`gardenos local logs ${spec.id}\``,
           });
         }
@@ -112,7 +110,7 @@ export async function awaitMembers<T>(
     if (!(e instanceof GardenError) || e.code !== 'TIMEOUT') throw e;
     const explained = explainLogs(await Promise.all(specs.map(read)));
     throw new GardenError('TIMEOUT', e.message, {
-      details: [...e.details, ...(explained.length ? explained : ['the members\' logs show no error since their last start'])],
+      details: [...e.details, ...(explained.length ? explained : ["the members' logs show no error since their last start"])],
       hint: seeLogs,
     });
   }

@@ -51,15 +51,31 @@ export async function writePgpass(c: { layout: LocalLayout; topology: Topology; 
   const esc = (v: string) => v.replace(/[\\:]/g, '\\$&');
   const { haproxy, postgres } = c.config;
   const lb = c.topology.loadBalancer;
-  const targets: [string, number][] = [[lb, haproxy.ports.primary], [lb, haproxy.ports.replicas], ...c.topology.postgres.map((m): [string, number] => [m.address, postgres.port])];
-  await writeFileAtomic(c.layout.pgpassFile, targets.map(([h, p]) => `${esc(h)}:${p}:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n`).join(''), 0o600);
+  const targets: [string, number][] = [
+    [lb, haproxy.ports.primary],
+    [lb, haproxy.ports.replicas],
+    ...c.topology.postgres.map((m): [string, number] => [m.address, postgres.port]),
+  ];
+  await writeFileAtomic(
+    c.layout.pgpassFile,
+    targets.map(([h, p]) => `${esc(h)}:${p}:*:${USERS.superuser}:${esc(secrets.superuserPassword)}\n`).join(''),
+    0o600,
+  );
 }
 
 export async function readSecrets(layout: LocalLayout): Promise<ClusterSecrets | undefined> {
-  return readStateFile(layout.secretsFile, clusterSecretsSchema, 'restore it from your copy; or `gardenos local destroy` and `local up` for a new cluster (its data is lost)') as Promise<ClusterSecrets | undefined>;
+  return readStateFile(
+    layout.secretsFile,
+    clusterSecretsSchema,
+    'restore it from your copy; or `gardenos local destroy` and `local up` for a new cluster (its data is lost)',
+  ) as Promise<ClusterSecrets | undefined>;
 }
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /** Who runs PostgreSQL and Patroni: the postgres user when GardenOS runs as root, else the caller. */
 export async function postgresOwner(): Promise<Owner | undefined> {
@@ -99,7 +115,9 @@ export async function ensurePki(layout: LocalLayout, topo: Topology, pgOwner?: O
   for (const m of topo.etcd) {
     const files = layout.etcd(m.name).tls;
     if (!(await exists(files.cert))) {
-      jobs.push(issue(ca, { commonName: m.name, ips: [m.address], dnsNames: [m.name, 'localhost'], usage: 'server-and-client' }).then((p) => writePair(files, p)));
+      jobs.push(
+        issue(ca, { commonName: m.name, ips: [m.address], dnsNames: [m.name, 'localhost'], usage: 'server-and-client' }).then((p) => writePair(files, p)),
+      );
     }
   }
   if (withPooler) {
@@ -107,7 +125,11 @@ export async function ensurePki(layout: LocalLayout, topo: Topology, pgOwner?: O
     await ensureDir(p.dir, 0o700, pgOwner);
     await ensureDir(`${p.dir}/tls`, 0o700, pgOwner);
     if (!(await exists(p.tls.cert))) {
-      jobs.push(issue(ca, { commonName: 'pooler', ips: [topo.loadBalancer], dnsNames: ['localhost'], usage: 'server-and-client' }).then((pair) => writePair(p.tls, pair, pgOwner)));
+      jobs.push(
+        issue(ca, { commonName: 'pooler', ips: [topo.loadBalancer], dnsNames: ['localhost'], usage: 'server-and-client' }).then((pair) =>
+          writePair(p.tls, pair, pgOwner),
+        ),
+      );
     }
   }
   for (const m of topo.postgres) {

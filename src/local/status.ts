@@ -93,7 +93,13 @@ export async function fetchRouterStatus(c: LocalCluster, timeoutMs: number): Pro
 async function probeRouter(c: LocalCluster, timeoutMs: number): Promise<RouterStatus> {
   try {
     const s = await fetchRouterStatus(c, timeoutMs);
-    return { reachable: true, primary: s.primary?.name ?? null, replicas: s.replicas.map((r) => r.name), lastDecision: s.lastDecision, lastChangeAt: s.lastChangeAt };
+    return {
+      reachable: true,
+      primary: s.primary?.name ?? null,
+      replicas: s.replicas.map((r) => r.name),
+      lastDecision: s.lastDecision,
+      lastChangeAt: s.lastChangeAt,
+    };
   } catch (e) {
     return { reachable: false, primary: null, replicas: [], error: describe(e) };
   }
@@ -149,7 +155,11 @@ async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views
   const views = await Promise.all(
     c.topology.postgres.map(async (m) => {
       try {
-        return await withTimeout(new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster(), timeoutMs, `Patroni ${m.name}`);
+        return await withTimeout(
+          new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs }).cluster(),
+          timeoutMs,
+          `Patroni ${m.name}`,
+        );
       } catch {
         return undefined;
       }
@@ -170,9 +180,16 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   const timeoutMs = opts.timeoutMs ?? 1500;
   const haproxy = new HaproxyClient(c.layout.haproxy.adminSocket, { timeoutMs });
   const [etcd, patroni, hap, router, kubernetes, pooler, prometheus, backups] = await Promise.all([
-    withTimeout(etcdMemberStatuses(etcdEndpoints(c), c.layout.client, c.topology.etcd.map((m) => m.name), timeoutMs), timeoutMs + 500, 'etcd').catch((e) =>
-      c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) })),
-    ),
+    withTimeout(
+      etcdMemberStatuses(
+        etcdEndpoints(c),
+        c.layout.client,
+        c.topology.etcd.map((m) => m.name),
+        timeoutMs,
+      ),
+      timeoutMs + 500,
+      'etcd',
+    ).catch((e) => c.topology.etcd.map((m, i) => ({ name: m.name, endpoint: etcdEndpoints(c)[i]!, healthy: false, leader: false, error: describe(e) }))),
     probePatroni(c, timeoutMs),
     haproxy.stats().then(
       (servers) => ({ reachable: true, servers }),
@@ -212,7 +229,12 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
 
   // Most fundamental first: state, then etcd (Patroni needs it), then each member, then what follows from them.
   const problems: string[] = [];
-  if (!(await access(c.layout.root).then(() => true, () => false))) {
+  if (
+    !(await access(c.layout.root).then(
+      () => true,
+      () => false,
+    ))
+  ) {
     problems.push(`cluster ${c.config.cluster.name} has not been set up in ${c.layout.root}: run \`gardenos local up\``);
   }
   for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
@@ -223,7 +245,8 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   }
   const leaders = members.filter((m) => m.role === 'leader');
   if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
-  if (c.config.postgres.synchronousMode && leaders.length && !members.some((m) => m.role === 'sync_standby')) problems.push('synchronous mode is on but there is no synchronous standby');
+  if (c.config.postgres.synchronousMode && leaders.length && !members.some((m) => m.role === 'sync_standby'))
+    problems.push('synchronous mode is on but there is no synchronous standby');
   if (!hap.reachable) problems.push(`HAProxy does not answer: ${'error' in hap ? hap.error : ''}`);
   else {
     const up = hap.servers.filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')).map((s) => s.server);
@@ -232,14 +255,22 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   }
 
   if (!router.reachable) problems.push(`the router does not answer: ${router.error ?? ''}`);
-  else if (router.primary !== (leaders[0]?.name ?? null)) problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
+  else if (router.primary !== (leaders[0]?.name ?? null))
+    problems.push(`the router routes writes to ${router.primary ?? 'nobody'}, leader is ${leaders[0]?.name ?? 'none'}`);
 
   if (pooler && !pooler.reachable) problems.push(`the pooler (PgBouncer) does not answer: ${pooler.error ?? ''}`);
-  else if (pooler?.paused) problems.push('the pooler is paused: clients of the pooled endpoint wait (a switchover in progress; `gardenos local up` resumes one left paused)');
-  if (prometheus) problems.push(`Prometheus (monitoring) is not ready: ${prometheus}; \`gardenos local up\` starts it, \`gardenos local logs prometheus\` says why it stopped`);
+  else if (pooler?.paused)
+    problems.push('the pooler is paused: clients of the pooled endpoint wait (a switchover in progress; `gardenos local up` resumes one left paused)');
+  if (prometheus)
+    problems.push(
+      `Prometheus (monitoring) is not ready: ${prometheus}; \`gardenos local up\` starts it, \`gardenos local logs prometheus\` says why it stopped`,
+    );
   if (backups && !backups.readable) problems.push(`the backup repository cannot be read: ${backups.error ?? ''}`);
   else if (backups && !backups.newest) problems.push('backups are on but the repository holds no backup: `gardenos local up` takes the first');
-  if (backups && !backups.scheduler.running) problems.push('the backup scheduler is not running: scheduled backups are not taken; `gardenos local up` starts it, `gardenos local logs backup-scheduler` says why it stopped');
+  if (backups && !backups.scheduler.running)
+    problems.push(
+      'the backup scheduler is not running: scheduled backups are not taken; `gardenos local up` starts it, `gardenos local logs backup-scheduler` says why it stopped',
+    );
   for (const run of Object.values(backups?.scheduler.lastRuns ?? {})) {
     if (!run.ok) problems.push(`the last scheduled ${run.kind === 'verify' ? 'restore test' : `${run.kind} backup`} failed (${run.at}): ${run.error ?? ''}`);
   }

@@ -93,10 +93,14 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
   const { config, topology, specs } = c;
   const needs: PortNeed[] = [];
   // In isolated mode the members' addresses live in their own, fresh namespaces: only the bridge side can clash.
-  if (!c.network) topology.etcd.forEach((m, i) => {
-    if (running.get(specs.etcd[i]!.id)) return;
-    needs.push({ host: m.address, port: config.etcd.clientPort, owner: `${m.name} etcd client` }, { host: m.address, port: config.etcd.peerPort, owner: `${m.name} etcd peer` });
-  });
+  if (!c.network)
+    topology.etcd.forEach((m, i) => {
+      if (running.get(specs.etcd[i]!.id)) return;
+      needs.push(
+        { host: m.address, port: config.etcd.clientPort, owner: `${m.name} etcd client` },
+        { host: m.address, port: config.etcd.peerPort, owner: `${m.name} etcd peer` },
+      );
+    });
   for (const [i, m] of topology.postgres.entries()) {
     if (c.network || running.get(specs.patroni[i]!.id)) continue;
     needs.push({ host: m.address, port: config.postgres.patroniPort, owner: `${m.name} Patroni API` });
@@ -106,7 +110,11 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
   const lb = topology.loadBalancer;
   if (!running.get(specs.haproxy.id)) {
     const p = config.haproxy.ports;
-    needs.push({ host: lb, port: p.primary, owner: 'HAProxy primary' }, { host: lb, port: p.replicas, owner: 'HAProxy replicas' }, { host: lb, port: p.stats, owner: 'HAProxy stats' });
+    needs.push(
+      { host: lb, port: p.primary, owner: 'HAProxy primary' },
+      { host: lb, port: p.replicas, owner: 'HAProxy replicas' },
+      { host: lb, port: p.stats, owner: 'HAProxy stats' },
+    );
   }
   if (!running.get(specs.router.id)) needs.push({ host: lb, port: config.router.port, owner: 'router' });
   if (config.pooler.enabled && !running.get(specs.pooler.id)) needs.push({ host: lb, port: config.pooler.port, owner: 'pooler (PgBouncer)' });
@@ -121,7 +129,9 @@ const preflight: Phase = {
   title: 'preflight',
   async run(ctx) {
     const { config } = ctx.c;
-    await checkPackages(requirements(config.postgres.version, { pooler: config.pooler.enabled, monitoring: config.monitoring.enabled, backups: config.backups.enabled }));
+    await checkPackages(
+      requirements(config.postgres.version, { pooler: config.pooler.enabled, monitoring: config.monitoring.enabled, backups: config.backups.enabled }),
+    );
     // Patroni answers --version in ~0.4 s (Python's start-up): asked while the rest runs.
     const [patroniVersion, network] = await Promise.all([
       checkPatroniVersion(),
@@ -144,7 +154,10 @@ const state: Phase = {
   title: 'state',
   async run(ctx) {
     const { layout, config, topology, pgOwner } = ctx.c;
-    const fresh = await access(layout.clusterFile).then(() => false, () => true);
+    const fresh = await access(layout.clusterFile).then(
+      () => false,
+      () => true,
+    );
     for (const dir of [layout.root, layout.logsDir, layout.pidsDir]) await ensureDir(dir, 0o755);
     if (pgOwner) await checkReachable(layout.root, pgOwner);
     ctx.secrets = await ensureSecrets(layout, config.cluster.name);
@@ -166,7 +179,8 @@ const files: Phase = {
       written++;
       change(ctx, `wrote ${f.file}`, f.member);
       // A changed file under a running daemon is reported, not restarted behind the user's back.
-      if (ctx.running.get(f.processId)) ctx.report({ kind: 'warn', message: `${f.processId} runs with an older ${f.file}; restart it to apply: gardenos local down && gardenos local up` });
+      if (ctx.running.get(f.processId))
+        ctx.report({ kind: 'warn', message: `${f.processId} runs with an older ${f.file}; restart it to apply: gardenos local down && gardenos local up` });
     }
     return written ? `${written} written` : 'unchanged';
   },
@@ -194,7 +208,14 @@ const etcd: Phase = {
       // Stale Patroni state: an initialize key that no data directory here belongs to.
       const prefix = `${config.postgres.namespace}${config.postgres.scope}/`;
       const [initialize, leader] = await Promise.all([client.get(`${prefix}initialize`), client.get(`${prefix}leader`)]);
-      const hasData = await Promise.all(topology.postgres.map((m) => access(`${layout.patroni(m.name).dataDir}/PG_VERSION`).then(() => true, () => false)));
+      const hasData = await Promise.all(
+        topology.postgres.map((m) =>
+          access(`${layout.patroni(m.name).dataDir}/PG_VERSION`).then(
+            () => true,
+            () => false,
+          ),
+        ),
+      );
       if (initialize !== null && !hasData.some(Boolean)) {
         throw new GardenError(
           'STALE_DCS_STATE',
@@ -222,7 +243,7 @@ const patroni: Phase = {
     ctx.leader = await awaitMembers(
       c,
       specs.patroni,
-      'a PostgreSQL leader with every member running' + (config.postgres.synchronousMode ? ' and a synchronous standby' : ''),
+      `a PostgreSQL leader with every member running${config.postgres.synchronousMode ? ' and a synchronous standby' : ''}`,
       async () => {
         // Every member's own API must answer: a restarted Patroni is not back while only its old PostgreSQL runs.
         const views = await Promise.all(clients.map((cl) => cl.cluster().catch(() => undefined)));
@@ -290,10 +311,13 @@ const pooler: Phase = {
       // does not show a global PAUSE in its SHOW lists, so RESUME is simply sent: "not paused" means fine.
       const admin = await poolerAdmin(c, ctx.secrets!);
       try {
-        const resumed = await admin.command('RESUME').then(() => true, (e: unknown) => {
-          if (/not paused/i.test(describe(e))) return false;
-          throw e;
-        });
+        const resumed = await admin.command('RESUME').then(
+          () => true,
+          (e: unknown) => {
+            if (/not paused/i.test(describe(e))) return false;
+            throw e;
+          },
+        );
         if (resumed) change(ctx, 'resumed the pooler, which was left paused', 'pooler');
         await rm(c.layout.pooler.pauseMarker, { force: true });
       } finally {
@@ -303,7 +327,11 @@ const pooler: Phase = {
     // A real query through it: TLS to it, SCRAM, and its own TLS to the primary through HAProxy.
     const uri = connectionUris(c, ctx.secrets!.superuserPassword).pooled!;
     const address = topology.postgres.find((m) => m.name === leader)?.address;
-    await awaitMembers(c, [specs.pooler], `PgBouncer to reach the primary (${leader})`, () => reachesPrimary(uri, address), { timeoutMs, intervalMs: 250, since: ctx.startedAt });
+    await awaitMembers(c, [specs.pooler], `PgBouncer to reach the primary (${leader})`, () => reachesPrimary(uri, address), {
+      timeoutMs,
+      intervalMs: 250,
+      since: ctx.startedAt,
+    });
     return `${topology.loadBalancer}:${config.pooler.port} → primary (${config.pooler.poolMode} pooling)`;
   },
 };
@@ -321,11 +349,20 @@ const monitoring: Phase = {
     await startMissing(ctx, [specs.monitoring], 'monitoring');
     const url = `http://${hostPort(topology.loadBalancer, config.monitoring.port)}`;
     const answers = async (u: string) => (await request(u, { timeoutMs: 2000 }).catch(() => undefined))?.status === 200 || undefined;
-    await awaitMembers(c, [specs.monitoring, ...specs.exporters], 'Prometheus, the exporters and Alertmanager to be ready', async () => {
-      const exporterUrls = specs.exporters.flatMap((s) => (s.listen ? [`http://${hostPort(s.listen.host, s.listen.port)}${s.listen.readyPath}`] : []));
-      return (await Promise.all([answers(`${url}/-/ready`), ...exporterUrls.map(answers)])).every(Boolean) || undefined;
-    }, { timeoutMs, intervalMs: 250, since: ctx.startedAt });
-    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules), Alertmanager on :${config.monitoring.alertmanager.port}, ${specs.exporters.filter((s) => s.id !== 'alertmanager').map((s) => s.id).join(', ')}`;
+    await awaitMembers(
+      c,
+      [specs.monitoring, ...specs.exporters],
+      'Prometheus, the exporters and Alertmanager to be ready',
+      async () => {
+        const exporterUrls = specs.exporters.flatMap((s) => (s.listen ? [`http://${hostPort(s.listen.host, s.listen.port)}${s.listen.readyPath}`] : []));
+        return (await Promise.all([answers(`${url}/-/ready`), ...exporterUrls.map(answers)])).every(Boolean) || undefined;
+      },
+      { timeoutMs, intervalMs: 250, since: ctx.startedAt },
+    );
+    return `Prometheus on ${url} (every ${config.monitoring.scrapeIntervalSeconds}s, ${alertRules(config).length} alert rules), Alertmanager on :${config.monitoring.alertmanager.port}, ${specs.exporters
+      .filter((s) => s.id !== 'alertmanager')
+      .map((s) => s.id)
+      .join(', ')}`;
   },
 };
 
@@ -337,7 +374,10 @@ async function ensureMonitorRole(c: LocalCluster, secrets: ClusterSecrets): Prom
     await client.connect();
     return await ensureLoginRole(client, USERS.monitor, secrets.monitorPassword!, ['pg_monitor']);
   } catch (e) {
-    throw new GardenError('BACKEND_UNAVAILABLE', `could not create postgres-exporter's role ${USERS.monitor} on the primary: ${describe(e)}`, { hint: 'the primary must accept connections: `gardenos local status`', cause: e });
+    throw new GardenError('BACKEND_UNAVAILABLE', `could not create postgres-exporter's role ${USERS.monitor} on the primary: ${describe(e)}`, {
+      hint: 'the primary must accept connections: `gardenos local status`',
+      cause: e,
+    });
   } finally {
     await client.end().catch(() => {});
   }
@@ -347,7 +387,8 @@ const backups: Phase = {
   title: 'backups',
   async run(ctx) {
     const { c, report } = ctx;
-    if (!c.config.backups.enabled) return 'off (backups.enabled in gardenos.yaml, or `local up --with-backups`, archives WAL and takes base backups with pgBackRest)';
+    if (!c.config.backups.enabled)
+      return 'off (backups.enabled in gardenos.yaml, or `local up --with-backups`, archives WAL and takes base backups with pgBackRest)';
     const { created, info } = await ensureBackups(c, report);
     if (created) change(ctx, `took the first full backup ${created.label}`, 'backups');
     await startMissing(ctx, [c.specs.scheduler], 'backups');
@@ -361,7 +402,17 @@ export const UP_PHASES: readonly Phase[] = [preflight, state, files, etcd, patro
 
 export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions = {}): Promise<UpResult> {
   const running = new Map<string, boolean>();
-  for (const s of [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router, c.specs.pooler, c.specs.monitoring, ...c.specs.exporters, c.specs.scheduler]) running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
+  for (const s of [
+    ...c.specs.etcd,
+    ...c.specs.patroni,
+    c.specs.haproxy,
+    c.specs.router,
+    c.specs.pooler,
+    c.specs.monitoring,
+    ...c.specs.exporters,
+    c.specs.scheduler,
+  ])
+    running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
   const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
   for (const phase of UP_PHASES) {
     report({ kind: 'step', step: phase.title, status: 'start' });
@@ -374,6 +425,10 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
   }
   const { layout, config } = c;
   const meta = await readJson<ClusterMeta>(layout.clusterFile);
-  await writeFileAtomic(layout.clusterFile, `${JSON.stringify({ name: config.cluster.name, createdAt: meta?.createdAt ?? new Date().toISOString(), config } satisfies ClusterMeta, null, 2)}\n`, 0o644);
+  await writeFileAtomic(
+    layout.clusterFile,
+    `${JSON.stringify({ name: config.cluster.name, createdAt: meta?.createdAt ?? new Date().toISOString(), config } satisfies ClusterMeta, null, 2)}\n`,
+    0o644,
+  );
   return { changes: ctx.changes, status: await gatherStatus(c) };
 }

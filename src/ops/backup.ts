@@ -61,9 +61,12 @@ export function targetFromUrl(url: string, binDir: string): PgTarget {
   try {
     u = new URL(url);
   } catch {
-    throw new GardenError('CONFIG_INVALID', `not a PostgreSQL URL: ${url.replace(/:[^:@/]*@/, ':***@')}`, { hint: 'postgresql://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require' });
+    throw new GardenError('CONFIG_INVALID', `not a PostgreSQL URL: ${url.replace(/:[^:@/]*@/, ':***@')}`, {
+      hint: 'postgresql://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require',
+    });
   }
-  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new GardenError('CONFIG_INVALID', `not a PostgreSQL URL (scheme ${u.protocol})`, { hint: 'postgresql://USER:PASSWORD@HOST:PORT/DATABASE' });
+  if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:')
+    throw new GardenError('CONFIG_INVALID', `not a PostgreSQL URL (scheme ${u.protocol})`, { hint: 'postgresql://USER:PASSWORD@HOST:PORT/DATABASE' });
   const host = u.hostname.replace(/^\[|\]$/g, '');
   return {
     host,
@@ -98,13 +101,27 @@ async function connect(t: PgTarget, database: string): Promise<pg.Client> {
   const ssl =
     t.sslmode === 'disable'
       ? false
-      : { rejectUnauthorized: t.sslmode === 'verify-ca' || t.sslmode === 'verify-full', ...(t.sslrootcert ? { ca: await readFile(t.sslrootcert, 'utf8') } : {}), ...(t.sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}) };
-  const client = new pg.Client({ host: t.host, port: t.port, user: t.user, database, ...(password !== undefined ? { password } : {}), ssl, connectionTimeoutMillis: 10_000 });
+      : {
+          rejectUnauthorized: t.sslmode === 'verify-ca' || t.sslmode === 'verify-full',
+          ...(t.sslrootcert ? { ca: await readFile(t.sslrootcert, 'utf8') } : {}),
+          ...(t.sslmode === 'verify-ca' ? { checkServerIdentity: () => undefined } : {}),
+        };
+  const client = new pg.Client({
+    host: t.host,
+    port: t.port,
+    user: t.user,
+    database,
+    ...(password !== undefined ? { password } : {}),
+    ssl,
+    connectionTimeoutMillis: 10_000,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
   } catch (e) {
-    throw new GardenError('BACKEND_UNAVAILABLE', `cannot connect to ${t.label} (database ${database}): ${describe(e)}`, { hint: 'check the address, the credentials and sslmode' });
+    throw new GardenError('BACKEND_UNAVAILABLE', `cannot connect to ${t.label} (database ${database}): ${describe(e)}`, {
+      hint: 'check the address, the credentials and sslmode',
+    });
   }
   return client;
 }
@@ -127,14 +144,21 @@ function tool(t: PgTarget, name: string, args: string[], database: string): Prom
     const err: Buffer[] = [];
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.stdout.resume();
-    child.on('error', (e) => reject(new GardenError('MISSING_PACKAGE', `cannot run ${join(t.binDir, name)}: ${describe(e)}`, { hint: 'install PostgreSQL 15 client tools: apt-get install -y postgresql-15' })));
+    child.on('error', (e) =>
+      reject(
+        new GardenError('MISSING_PACKAGE', `cannot run ${join(t.binDir, name)}: ${describe(e)}`, {
+          hint: 'install PostgreSQL 15 client tools: apt-get install -y postgresql-15',
+        }),
+      ),
+    );
     child.on('close', (code) => resolve({ stderr: Buffer.concat(err).toString('utf8'), code: code ?? 1 }));
   });
 }
 
 async function mustRun(t: PgTarget, name: string, args: string[], database: string): Promise<string> {
   const r = await tool(t, name, args, database);
-  if (r.code !== 0) throw new GardenError('BACKEND_UNAVAILABLE', `${name} failed on ${t.label} (database ${database})`, { details: r.stderr.trim().split('\n').slice(-8) });
+  if (r.code !== 0)
+    throw new GardenError('BACKEND_UNAVAILABLE', `${name} failed on ${t.label} (database ${database})`, { details: r.stderr.trim().split('\n').slice(-8) });
   return r.stderr;
 }
 
@@ -152,17 +176,21 @@ export async function countRows(client: pg.Client): Promise<Record<string, numbe
     "SELECT n.nspname AS s, c.relname AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%' ORDER BY 1, 2",
   );
   const counts: Record<string, number> = {};
-  for (const { s, t } of tables.rows) counts[`${s}.${t}`] = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteIdent(s)}.${quoteIdent(t)}`)).rows[0]!.n);
+  for (const { s, t } of tables.rows)
+    counts[`${s}.${t}`] = Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoteIdent(s)}.${quoteIdent(t)}`)).rows[0]!.n);
   return counts;
 }
 
 export function listDatabases(t: PgTarget): Promise<{ name: string; owner: string; encoding: string }[]> {
-  return withDb(t, 'postgres', async (client) =>
-    (
-      await client.query<{ name: string; owner: string; encoding: string }>(
-        'SELECT datname AS name, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
-      )
-    ).rows,
+  return withDb(
+    t,
+    'postgres',
+    async (client) =>
+      (
+        await client.query<{ name: string; owner: string; encoding: string }>(
+          'SELECT datname AS name, pg_get_userbyid(datdba) AS owner, pg_encoding_to_char(encoding) AS encoding FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
+        )
+      ).rows,
   );
 }
 
@@ -186,7 +214,8 @@ async function backupUnwrapped(t: PgTarget, dir: string, opts: { databases?: str
   const all = await listDatabases(t);
   const wanted = opts.databases?.length ? opts.databases : all.map((d) => d.name);
   const missing = wanted.filter((w) => !all.some((d) => d.name === w));
-  if (missing.length) throw new GardenError('STATE_CONFLICT', `${t.label} has no database ${missing.join(', ')}`, { hint: `it has: ${all.map((d) => d.name).join(', ')}` });
+  if (missing.length)
+    throw new GardenError('STATE_CONFLICT', `${t.label} has no database ${missing.join(', ')}`, { hint: `it has: ${all.map((d) => d.name).join(', ')}` });
 
   opts.report({ kind: 'step', step: 'globals', status: 'start' });
   const globalsFile = join(dir, 'globals.sql');
@@ -213,7 +242,13 @@ async function backupUnwrapped(t: PgTarget, dir: string, opts: { databases?: str
       const entry = { ...db, file, sha256: await sha256(join(dir, file)), bytes: (await stat(join(dir, file))).size, tables };
       databases.push(entry);
       const rows = Object.values(tables).reduce((a, b) => a + b, 0);
-      opts.report({ kind: 'step', step: 'dump', member: db.name, status: 'done', detail: `${Object.keys(tables).length} tables, ${rows} rows, ${entry.bytes} bytes` });
+      opts.report({
+        kind: 'step',
+        step: 'dump',
+        member: db.name,
+        status: 'done',
+        detail: `${Object.keys(tables).length} tables, ${rows} rows, ${entry.bytes} bytes`,
+      });
     } finally {
       await client.end().catch(() => {});
     }
@@ -230,7 +265,8 @@ export async function verifyBackup(dir: string): Promise<BackupManifest> {
   const text = await readFile(join(dir, 'manifest.json'), 'utf8').catch(() => undefined);
   if (!text) throw new GardenError('CONFIG_NOT_FOUND', `${dir} is not a GardenOS backup (no manifest.json)`);
   const manifest = JSON.parse(text) as BackupManifest;
-  if (manifest.format !== BACKUP_FORMAT) throw new GardenError('STATE_CONFLICT', `${dir}/manifest.json has format ${String(manifest.format)}, expected ${BACKUP_FORMAT}`);
+  if (manifest.format !== BACKUP_FORMAT)
+    throw new GardenError('STATE_CONFLICT', `${dir}/manifest.json has format ${String(manifest.format)}, expected ${BACKUP_FORMAT}`);
   const bad: string[] = [];
   for (const f of [manifest.globals, ...manifest.databases]) {
     const actual = await sha256(join(dir, f.file)).catch((e) => `unreadable (${describe(e)})`);
@@ -277,20 +313,31 @@ async function restoreUnwrapped(t: PgTarget, dir: string, manifest: BackupManife
         await client.query(stmt);
       } catch (e) {
         // A membership that is already granted is not an error worth stopping for.
-        if (!/already a member|already has role/.test(describe(e))) throw new GardenError('STATE_CONFLICT', `restoring roles failed at: ${stmt.slice(0, 120)}`, { details: [describe(e)] });
+        if (!/already a member|already has role/.test(describe(e)))
+          throw new GardenError('STATE_CONFLICT', `restoring roles failed at: ${stmt.slice(0, 120)}`, { details: [describe(e)] });
       }
     }
-    opts.report({ kind: 'step', step: 'roles', status: 'done', detail: rolesSkipped.length ? `existed already, attributes updated: ${rolesSkipped.join(', ')}` : undefined });
+    opts.report({
+      kind: 'step',
+      step: 'roles',
+      status: 'done',
+      detail: rolesSkipped.length ? `existed already, attributes updated: ${rolesSkipped.join(', ')}` : undefined,
+    });
 
     const present = new Set((await client.query<{ d: string }>('SELECT datname AS d FROM pg_database')).rows.map((x) => x.d));
     const result: RestoreResult = { databases: [], rolesSkipped };
     for (const db of wanted) {
       opts.report({ kind: 'step', step: 'restore', member: db.name, status: 'start' });
       const created = !present.has(db.name);
-      if (created) await client.query(`CREATE DATABASE ${quoteIdent(db.name)} WITH TEMPLATE template0 ENCODING '${db.encoding.replace(/'/g, '')}' OWNER ${quoteIdent(db.owner)}`);
+      if (created)
+        await client.query(
+          `CREATE DATABASE ${quoteIdent(db.name)} WITH TEMPLATE template0 ENCODING '${db.encoding.replace(/'/g, '')}' OWNER ${quoteIdent(db.owner)}`,
+        );
       await mustRun(t, 'pg_restore', ['--clean', '--if-exists', '--exit-on-error', '--single-transaction', '-d', db.name, join(dir, db.file)], db.name);
       const counts = await withDb(t, db.name, countRows);
-      const wrong = Object.entries(db.tables).filter(([table, n]) => counts[table] !== n).map(([table, n]) => `${db.name}.${table}: ${counts[table] ?? 'missing'} rows, backup has ${n}`);
+      const wrong = Object.entries(db.tables)
+        .filter(([table, n]) => counts[table] !== n)
+        .map(([table, n]) => `${db.name}.${table}: ${counts[table] ?? 'missing'} rows, backup has ${n}`);
       if (wrong.length) throw new GardenError('STATE_CONFLICT', `database ${db.name} does not match the backup after restore`, { details: wrong });
       const rows = Object.values(db.tables).reduce((a, b) => a + b, 0);
       result.databases.push({ name: db.name, created, tables: Object.keys(db.tables).length, rows });

@@ -22,10 +22,12 @@ export interface OperationResult {
   message: string;
 }
 
-
 function client(access: PatroniAccess, name: string, timeoutMs: number): PatroniClient {
   const m = access.members.find((x) => x.name === name);
-  if (!m) throw new GardenError('STATE_CONFLICT', `no member called "${name}" in cluster ${access.scope}`, { hint: `one of: ${access.members.map((x) => x.name).join(', ')}` });
+  if (!m)
+    throw new GardenError('STATE_CONFLICT', `no member called "${name}" in cluster ${access.scope}`, {
+      hint: `one of: ${access.members.map((x) => x.name).join(', ')}`,
+    });
   return new PatroniClient(m.apiUrl, { caFile: access.caFile, auth: access.auth, timeoutMs });
 }
 
@@ -50,22 +52,34 @@ export async function clusterView(access: PatroniAccess, timeoutMs = 2000): Prom
       errors.push(`${m.name}: ${(e as Error).message}`);
     }
   }
-  throw new GardenError('BACKEND_UNAVAILABLE', `no Patroni member of ${access.scope} answers`, { details: errors, hint: 'is the cluster up? `gardenos status` (`gardenos local status` for the local cluster)' });
+  throw new GardenError('BACKEND_UNAVAILABLE', `no Patroni member of ${access.scope} answers`, {
+    details: errors,
+    hint: 'is the cluster up? `gardenos status` (`gardenos local status` for the local cluster)',
+  });
 }
 
 const leaderOf = (v: PatroniClusterView) => v.members.find((m) => m.role === 'leader')?.name ?? null;
 
 /** Refuses an operation Patroni would refuse, with the reason in words rather than an HTTP status. */
-export async function planSwitchover(access: PatroniAccess, kind: 'switchover' | 'failover', candidate?: string): Promise<{ leader: string | null; candidate: string | undefined }> {
+export async function planSwitchover(
+  access: PatroniAccess,
+  kind: 'switchover' | 'failover',
+  candidate?: string,
+): Promise<{ leader: string | null; candidate: string | undefined }> {
   const view = await clusterView(access);
   const leader = leaderOf(view);
   if (kind === 'switchover' && !leader) {
-    throw new GardenError('STATE_CONFLICT', `cluster ${access.scope} has no leader to switch over from`, { hint: 'a failover names the member to promote: `db failover --to MEMBER`' });
+    throw new GardenError('STATE_CONFLICT', `cluster ${access.scope} has no leader to switch over from`, {
+      hint: 'a failover names the member to promote: `db failover --to MEMBER`',
+    });
   }
   if (kind === 'failover' && !candidate) throw new GardenError('STATE_CONFLICT', 'a failover needs the member to promote: --to MEMBER');
   if (candidate) {
     const m = view.members.find((x) => x.name === candidate);
-    if (!m) throw new GardenError('STATE_CONFLICT', `no member called "${candidate}" in cluster ${access.scope}`, { hint: `one of: ${view.members.map((x) => x.name).join(', ')}` });
+    if (!m)
+      throw new GardenError('STATE_CONFLICT', `no member called "${candidate}" in cluster ${access.scope}`, {
+        hint: `one of: ${view.members.map((x) => x.name).join(', ')}`,
+      });
     if (candidate === leader) throw new GardenError('STATE_CONFLICT', `${candidate} is already the leader`);
     if (!memberRunning(m)) throw new GardenError('STATE_CONFLICT', `${candidate} is ${m.state}, not running: it cannot take over`);
   } else if (!view.members.some((m) => m.name !== leader && memberRunning(m) && m.tags?.nofailover !== true)) {
@@ -75,7 +89,12 @@ export async function planSwitchover(access: PatroniAccess, kind: 'switchover' |
 }
 
 /** Switchover (planned, from a healthy leader) or failover (to a named member, leader or not). */
-export async function switchover(access: PatroniAccess, kind: 'switchover' | 'failover', candidate: string | undefined, timeoutMs: number): Promise<OperationResult> {
+export async function switchover(
+  access: PatroniAccess,
+  kind: 'switchover' | 'failover',
+  candidate: string | undefined,
+  timeoutMs: number,
+): Promise<OperationResult> {
   const started = Date.now();
   const plan = await planSwitchover(access, kind, candidate);
   // Sent to the leader when there is one (it demotes itself), else to the candidate.
@@ -95,7 +114,14 @@ export async function switchover(access: PatroniAccess, kind: 'switchover' | 'fa
     { timeoutMs, intervalMs: 100 },
   );
   const leader = leaderOf(view);
-  return { operation: kind, member: leader!, before: { leader: plan.leader }, after: { leader, members: view.members }, durationMs: Date.now() - started, message: res.body.trim() };
+  return {
+    operation: kind,
+    member: leader!,
+    before: { leader: plan.leader },
+    after: { leader, members: view.members },
+    durationMs: Date.now() - started,
+    message: res.body.trim(),
+  };
 }
 
 /** Restarts one member's PostgreSQL through its own Patroni (the leader keeps its role). */
@@ -104,11 +130,22 @@ export async function restartMember(access: PatroniAccess, member: string, timeo
   const before = await clusterView(access);
   const res = await client(access, member, timeoutMs).call('POST', '/restart', {});
   if (res.status !== 200) throw new GardenError('STATE_CONFLICT', `Patroni on ${member} refused the restart: ${res.body.trim() || `HTTP ${res.status}`}`);
-  const view = await waitFor(`${member} running again`, async () => {
-    const v = await clusterView(access);
-    return memberRunning(v.members.find((m) => m.name === member)) ? v : undefined;
-  }, { timeoutMs, intervalMs: 200 });
-  return { operation: 'restart', member, before: { leader: leaderOf(before) }, after: { leader: leaderOf(view), members: view.members }, durationMs: Date.now() - started, message: res.body.trim() };
+  const view = await waitFor(
+    `${member} running again`,
+    async () => {
+      const v = await clusterView(access);
+      return memberRunning(v.members.find((m) => m.name === member)) ? v : undefined;
+    },
+    { timeoutMs, intervalMs: 200 },
+  );
+  return {
+    operation: 'restart',
+    member,
+    before: { leader: leaderOf(before) },
+    after: { leader: leaderOf(view), members: view.members },
+    durationMs: Date.now() - started,
+    message: res.body.trim(),
+  };
 }
 
 /** Wipes a replica's data directory and copies it again from the leader. Never on the leader. */
@@ -123,12 +160,23 @@ export async function reinitMember(access: PatroniAccess, member: string, timeou
   const startedBefore = (await api.self()).postmaster_start_time;
   const res = await api.call('POST', '/reinitialize', { force: true });
   if (res.status !== 200) throw new GardenError('STATE_CONFLICT', `Patroni on ${member} refused to reinitialise: ${res.body.trim() || `HTTP ${res.status}`}`);
-  const view = await waitFor(`${member} streaming from the leader again`, async () => {
-    const self = await api.self();
-    if (self.postmaster_start_time === startedBefore || !memberRunning(self)) return undefined;
-    const v = await clusterView(access);
-    const m = v.members.find((x) => x.name === member);
-    return m && m.role !== 'leader' && memberRunning(m) && typeof m.lag === 'number' ? v : undefined;
-  }, { timeoutMs, intervalMs: 250 });
-  return { operation: 'reinit', member, before: { leader }, after: { leader: leaderOf(view), members: view.members }, durationMs: Date.now() - started, message: res.body.trim() };
+  const view = await waitFor(
+    `${member} streaming from the leader again`,
+    async () => {
+      const self = await api.self();
+      if (self.postmaster_start_time === startedBefore || !memberRunning(self)) return undefined;
+      const v = await clusterView(access);
+      const m = v.members.find((x) => x.name === member);
+      return m && m.role !== 'leader' && memberRunning(m) && typeof m.lag === 'number' ? v : undefined;
+    },
+    { timeoutMs, intervalMs: 250 },
+  );
+  return {
+    operation: 'reinit',
+    member,
+    before: { leader },
+    after: { leader: leaderOf(view), members: view.members },
+    durationMs: Date.now() - started,
+    message: res.body.trim(),
+  };
 }

@@ -84,7 +84,11 @@ export function runPgbackrest(ctx: PgbackrestContext, command: string, args: str
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', (e) =>
-      reject(new GardenError('MISSING_PACKAGE', `cannot run pgbackrest: ${describe(e)}`, { hint: 'install it: apt-get install -y pgbackrest (scripts/install-deps.sh does)' })),
+      reject(
+        new GardenError('MISSING_PACKAGE', `cannot run pgbackrest: ${describe(e)}`, {
+          hint: 'install it: apt-get install -y pgbackrest (scripts/install-deps.sh does)',
+        }),
+      ),
     );
     child.on('close', (code, signal) => {
       if (code === 0) return resolve(Buffer.concat(out).toString('utf8'));
@@ -135,7 +139,10 @@ export async function takeBackup(ctx: PgbackrestContext, type: BackupType): Prom
   const before = new Set((await repositoryInfo(ctx)).backups.map((b) => b.label));
   await runPgbackrest(ctx, 'backup', [`--type=${type}`]).catch((e: unknown) => {
     if (e instanceof GardenError && e.details.some((d) => /unable to acquire lock/.test(d))) {
-      throw new GardenError('STATE_CONFLICT', `another backup of stanza ${ctx.stanza} is running (the scheduler's, or another command's)`, { details: e.details, hint: 'wait for it to finish, then run this one again' });
+      throw new GardenError('STATE_CONFLICT', `another backup of stanza ${ctx.stanza} is running (the scheduler's, or another command's)`, {
+        details: e.details,
+        hint: 'wait for it to finish, then run this one again',
+      });
     }
     throw e;
   });
@@ -176,15 +183,24 @@ export function compareLsn(a: string, b: string): number {
  */
 export function backupFor(info: RepositoryInfo, target: RecoveryTarget): BackupInfo {
   const usable = info.backups.filter((b) => !b.error);
-  if (usable.length === 0) throw new GardenError('STATE_CONFLICT', `the repository ${info.stanza} holds no backup to restore from`, { hint: 'take one: gardenos local db backup --type full' });
+  if (usable.length === 0)
+    throw new GardenError('STATE_CONFLICT', `the repository ${info.stanza} holds no backup to restore from`, {
+      hint: 'take one: gardenos local db backup --type full',
+    });
   const first = usable[0]!;
-  const fits = usable.filter((b) => (target.kind === 'time' ? new Date(b.stoppedAt) <= target.time : target.kind === 'lsn' ? b.stopLsn !== null && compareLsn(b.stopLsn, target.lsn) <= 0 : true));
+  const fits = usable.filter((b) =>
+    target.kind === 'time' ? new Date(b.stoppedAt) <= target.time : target.kind === 'lsn' ? b.stopLsn !== null && compareLsn(b.stopLsn, target.lsn) <= 0 : true,
+  );
   const chosen = fits.at(-1);
   if (!chosen) {
     const what = target.kind === 'time' ? target.time.toISOString() : target.kind === 'lsn' ? target.lsn : 'latest';
-    throw new GardenError('STATE_CONFLICT', `cannot restore to ${what}: it is before the first backup's consistent point (${first.label}, ${first.stoppedAt}, LSN ${first.stopLsn ?? '?'})`, {
-      hint: `the earliest point this repository can restore to is ${first.stoppedAt}`,
-    });
+    throw new GardenError(
+      'STATE_CONFLICT',
+      `cannot restore to ${what}: it is before the first backup's consistent point (${first.label}, ${first.stoppedAt}, LSN ${first.stopLsn ?? '?'})`,
+      {
+        hint: `the earliest point this repository can restore to is ${first.stoppedAt}`,
+      },
+    );
   }
   return chosen;
 }
@@ -206,9 +222,20 @@ export function recoverySettings(target: RecoveryTarget, restoreCommand: string)
  */
 export async function repositoryProblems(ctx: PgbackrestContext): Promise<{ problem: string; file: string }[]> {
   const out = await runPgbackrest(ctx, 'verify', ['--output=text', '--log-level-console=info', '--log-level-stderr=off']);
-  const problems = [...out.matchAll(/INFO: (invalid checksum|invalid size|missing|invalid result|[a-z ]*invalid[a-z ]*) '([^']+)'/g)].map((m) => ({ problem: m[1]!, file: m[2]! }));
+  const problems = [...out.matchAll(/INFO: (invalid checksum|invalid size|missing|invalid result|[a-z ]*invalid[a-z ]*) '([^']+)'/g)].map((m) => ({
+    problem: m[1]!,
+    file: m[2]!,
+  }));
   if (problems.length === 0 && /^status: error/m.test(out)) {
-    return [{ problem: 'pgbackrest verify reported status error', file: out.split('\n').filter((l) => /invalid|missing/.test(l)).join('; ') }];
+    return [
+      {
+        problem: 'pgbackrest verify reported status error',
+        file: out
+          .split('\n')
+          .filter((l) => /invalid|missing/.test(l))
+          .join('; '),
+      },
+    ];
   }
   return problems;
 }
@@ -261,7 +288,8 @@ async function withClient<T>(t: SocketTarget, database: string, fn: (c: pg.Clien
  */
 export async function countAtPausedReplay(standby: SocketTarget): Promise<{ lsn: string; counts: Record<string, Record<string, number>> }> {
   return withClient(standby, 'postgres', async (admin) => {
-    if (!(await admin.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r) throw new GardenError('STATE_CONFLICT', 'the member chosen to count on is not a standby');
+    if (!(await admin.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r)
+      throw new GardenError('STATE_CONFLICT', 'the member chosen to count on is not a standby');
     await admin.query('SELECT pg_wal_replay_pause()');
     try {
       // Pausing is requested, then takes effect between records: wait until it has.
@@ -272,7 +300,9 @@ export async function countAtPausedReplay(standby: SocketTarget): Promise<{ lsn:
         await new Promise((r) => setTimeout(r, 50));
       }
       const lsn = (await admin.query<{ l: string }>('SELECT pg_last_wal_replay_lsn()::text AS l')).rows[0]!.l;
-      const names = (await admin.query<{ d: string }>('SELECT datname AS d FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1')).rows.map((r) => r.d);
+      const names = (await admin.query<{ d: string }>('SELECT datname AS d FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1')).rows.map(
+        (r) => r.d,
+      );
       const counts: Record<string, Record<string, number>> = {};
       for (const name of names) counts[name] = await withClient(standby, name, countRows);
       return { lsn, counts };
@@ -329,12 +359,17 @@ export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): 
   report({ kind: 'step', step: 'repository', status: 'start' });
   const damaged = await repositoryProblems(ctx);
   const ours = damaged.filter((d) => needs(input.backup, d.file));
-  for (const d of damaged.filter((x) => !ours.includes(x))) report({ kind: 'warn', message: `another backup in the repository is damaged: ${d.problem} ${d.file}` });
+  for (const d of damaged.filter((x) => !ours.includes(x)))
+    report({ kind: 'warn', message: `another backup in the repository is damaged: ${d.problem} ${d.file}` });
   if (ours.length) {
-    throw new GardenError('STATE_CONFLICT', `backup ${input.backup.label} is damaged: pgbackrest verify found ${ours.length} bad file${ours.length === 1 ? '' : 's'} in the repository ${ctx.repoPath}; nothing was restored`, {
-      details: ours.map((d) => `${d.problem}: ${d.file}`),
-      hint: 'take a new full backup (gardenos local db backup --type full), and find out what damaged the repository',
-    });
+    throw new GardenError(
+      'STATE_CONFLICT',
+      `backup ${input.backup.label} is damaged: pgbackrest verify found ${ours.length} bad file${ours.length === 1 ? '' : 's'} in the repository ${ctx.repoPath}; nothing was restored`,
+      {
+        details: ours.map((d) => `${d.problem}: ${d.file}`),
+        hint: 'take a new full backup (gardenos local db backup --type full), and find out what damaged the repository',
+      },
+    );
   }
   report({ kind: 'step', step: 'repository', status: 'done', detail: `checksums of ${input.backup.label} and its WAL match` });
 
@@ -353,7 +388,15 @@ export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): 
   try {
     report({ kind: 'step', step: 'restore', status: 'start', detail: `${input.backup.label} + WAL to ${source.lsn}` });
     // archive-mode=off: the throwaway instance never pushes WAL into the cluster's repository.
-    await runPgbackrest(ctx, 'restore', [`--pg1-path=${dataDir}`, `--set=${input.backup.label}`, '--type=lsn', `--target=${source.lsn}`, '--target-exclusive', '--target-action=promote', '--archive-mode=off']);
+    await runPgbackrest(ctx, 'restore', [
+      `--pg1-path=${dataDir}`,
+      `--set=${input.backup.label}`,
+      '--type=lsn',
+      `--target=${source.lsn}`,
+      '--target-exclusive',
+      '--target-action=promote',
+      '--archive-mode=off',
+    ]);
     report({ kind: 'step', step: 'restore', status: 'done' });
 
     report({ kind: 'step', step: 'start', status: 'start' });
@@ -372,28 +415,48 @@ export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): 
     const logFile = join(input.workDir, 'postgres.log');
     await pgCtl('-o', opts, '-l', logFile, '-w', '-t', '600', 'start').catch(async (e: unknown) => {
       const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} did not start`, { details: log.trim().split('\n').slice(-8), cause: e });
+      throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} did not start`, {
+        details: log.trim().split('\n').slice(-8),
+        cause: e,
+      });
     });
     started_ = true;
     const target: SocketTarget = { ...input.standby, socketDir, port: input.port };
     // Recovery to the target ends with a promotion; wait for it.
     for (let i = 0; ; i++) {
-      const inRecovery = await withClient(target, 'postgres', async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(() => true);
+      const inRecovery = await withClient(target, 'postgres', async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(
+        () => true,
+      );
       if (!inRecovery) break;
       // A recovery that cannot reach its target ends the instance (FATAL): say so at once, with its log.
-      if (!(await pgCtl('status').then(() => true, () => false))) {
+      if (
+        !(await pgCtl('status').then(
+          () => true,
+          () => false,
+        ))
+      ) {
         const log = await readFile(logFile, 'utf8').catch(() => '');
-        throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} stopped during recovery to ${source.lsn}`, { details: log.trim().split('\n').slice(-8) });
+        throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} stopped during recovery to ${source.lsn}`, {
+          details: log.trim().split('\n').slice(-8),
+        });
       }
-      if (i > 1200) throw new GardenError('TIMEOUT', `the restored instance did not finish recovery to ${source.lsn} within 10 minutes`, { hint: `its log: ${join(input.workDir, 'postgres.log')}` });
+      if (i > 1200)
+        throw new GardenError('TIMEOUT', `the restored instance did not finish recovery to ${source.lsn} within 10 minutes`, {
+          hint: `its log: ${join(input.workDir, 'postgres.log')}`,
+        });
       await new Promise((r) => setTimeout(r, 500));
     }
     report({ kind: 'step', step: 'start', status: 'done', detail: 'recovered and promoted' });
 
     report({ kind: 'step', step: 'amcheck', status: 'start' });
-    const amcheck = await pgTool(ctx, 'pg_amcheck', ['--all', '--install-missing', '--heapallindexed', '--host', socketDir, '--port', String(input.port), '--username', input.standby.user], {
-      PGPASSWORD: input.standby.password,
-    });
+    const amcheck = await pgTool(
+      ctx,
+      'pg_amcheck',
+      ['--all', '--install-missing', '--heapallindexed', '--host', socketDir, '--port', String(input.port), '--username', input.standby.user],
+      {
+        PGPASSWORD: input.standby.password,
+      },
+    );
     report({ kind: 'step', step: 'amcheck', status: 'done', detail: amcheck.trim() || 'no corruption found' });
 
     report({ kind: 'step', step: 'compare', status: 'start' });
@@ -405,12 +468,23 @@ export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): 
         return undefined;
       });
       if (!actual) continue;
-      for (const [table, n] of Object.entries(expected)) if (actual[table] !== n) wrong.push(`${name}.${table}: restored ${actual[table] ?? 'missing'} rows, the source had ${n} at ${source.lsn}`);
+      for (const [table, n] of Object.entries(expected))
+        if (actual[table] !== n) wrong.push(`${name}.${table}: restored ${actual[table] ?? 'missing'} rows, the source had ${n} at ${source.lsn}`);
       databases.push({ name, tables: Object.keys(expected).length, rows: Object.values(expected).reduce((a, b) => a + b, 0) });
     }
-    if (wrong.length) throw new GardenError('STATE_CONFLICT', `the restore of ${input.backup.label} does not match the source at ${source.lsn}`, { details: wrong.slice(0, 20) });
+    if (wrong.length)
+      throw new GardenError('STATE_CONFLICT', `the restore of ${input.backup.label} does not match the source at ${source.lsn}`, {
+        details: wrong.slice(0, 20),
+      });
     report({ kind: 'step', step: 'compare', status: 'done', detail: `${databases.length} databases, row counts equal` });
-    return { label: input.backup.label, lsn: source.lsn, databases, amcheck: amcheck.trim() || 'no corruption found', verifiedAt: new Date().toISOString(), durationMs: Date.now() - started };
+    return {
+      label: input.backup.label,
+      lsn: source.lsn,
+      databases,
+      amcheck: amcheck.trim() || 'no corruption found',
+      verifiedAt: new Date().toISOString(),
+      durationMs: Date.now() - started,
+    };
   } finally {
     if (started_) await pgCtl('-m', 'immediate', '-w', 'stop').catch(() => {});
     await rm(input.workDir, { recursive: true, force: true });

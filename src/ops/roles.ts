@@ -24,7 +24,9 @@ export async function ensureLoginRole(client: pg.Client, name: string, password:
   const ident = client.escapeIdentifier(name);
   const exists = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [name])).rowCount === 1;
   const verifier = client.escapeLiteral(scramVerifier(password));
-  await client.query(`${exists ? 'ALTER' : 'CREATE'} ROLE ${ident} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 5 PASSWORD ${verifier}`);
+  await client.query(
+    `${exists ? 'ALTER' : 'CREATE'} ROLE ${ident} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 5 PASSWORD ${verifier}`,
+  );
   for (const r of memberOf) await client.query(`GRANT ${client.escapeIdentifier(r)} TO ${ident}`);
   return !exists;
 }

@@ -96,14 +96,24 @@ export function hostFiles(config: Config, node: NodeConfig, secrets: { etcdClust
   const member: Member = { name: node.name, address: node.address.private };
   if (node.roles.includes('etcd')) {
     const tls = { ca: paths.ca, ...paths.cert(`etcd-${node.name}`) };
-    files.push({ path: paths.etcdConfig, content: renderEtcdConfig({ config, topology: topo, member, files: { dataDir: paths.etcdData(config), tls }, secrets }), mode: 0o644 });
+    files.push({
+      path: paths.etcdConfig,
+      content: renderEtcdConfig({ config, topology: topo, member, files: { dataDir: paths.etcdData(config), tls }, secrets }),
+      mode: 0o644,
+    });
     files.push({ path: paths.etcdUnit, content: etcdUnit(paths), mode: 0o644 });
   }
   if (node.roles.includes('k3s-server')) files.push({ path: paths.k3sConfig, content: k3sServerConfig(config, node, paths), mode: 0o600 });
   if (node.roles.includes('haproxy')) {
     files.push({
       path: paths.haproxyConfig,
-      content: renderHaproxyConfig({ config, topology: topo, files: { adminSocket: paths.haproxySocket, ca: paths.ca }, statsAuth: { env: 'GARDENOS_STATS_PASSWORD' }, bindAddress: node.address.private }),
+      content: renderHaproxyConfig({
+        config,
+        topology: topo,
+        files: { adminSocket: paths.haproxySocket, ca: paths.ca },
+        statsAuth: { env: 'GARDENOS_STATS_PASSWORD' },
+        bindAddress: node.address.private,
+      }),
       mode: 0o644,
     });
     // Debian's haproxy.service, with the stats password from GardenOS's 0600 environment file.

@@ -38,10 +38,14 @@ export interface RenderOptions {
 
 export const INDEX_FILE = '.gardenos-render.json';
 
-const manifestsYaml = (manifests: Manifest[]) => `${GENERATED}\n${manifests.map((m) => stringify(m, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n')}`;
+const manifestsYaml = (manifests: Manifest[]) =>
+  `${GENERATED}\n${manifests.map((m) => stringify(m, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n')}`;
 
 export async function renderPlatform(config: Config, opts: RenderOptions): Promise<RenderedFile[]> {
-  if (config.nodes.length === 0) throw new GardenError('CONFIG_INVALID', 'gardenos.yaml has no nodes: nothing to render for a platform', { hint: 'add the three hosts under `nodes:` (see `gardenos init`)' });
+  if (config.nodes.length === 0)
+    throw new GardenError('CONFIG_INVALID', 'gardenos.yaml has no nodes: nothing to render for a platform', {
+      hint: 'add the three hosts under `nodes:` (see `gardenos init`)',
+    });
   const secrets = await readPlatformSecrets(opts.secretsDir);
   const files: RenderedFile[] = [];
   const add = (path: string, content: string, mode = 0o644, secret = false) => files.push({ path, content, mode, secret });
@@ -65,19 +69,36 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
   }
 
   const s = secrets.supabase;
-  const keysRevision = createHash('sha256').update(`${s.jwtSecret}|${s.previous?.jwtSecret ?? ''}`).digest('hex').slice(0, 12);
+  const keysRevision = createHash('sha256')
+    .update(`${s.jwtSecret}|${s.previous?.jwtSecret ?? ''}`)
+    .digest('hex')
+    .slice(0, 12);
   const manifestFiles = platformManifests(config, { keysRevision });
   const resources = manifestFiles.map((f) => f.file);
   if (opts.withSecrets) {
-    const [ca, postgresServer, routerClient] = await Promise.all([readPair(opts.secretsDir, 'ca'), readPair(opts.secretsDir, 'postgres-server'), readPair(opts.secretsDir, 'etcd-client-router')]);
+    const [ca, postgresServer, routerClient] = await Promise.all([
+      readPair(opts.secretsDir, 'ca'),
+      readPair(opts.secretsDir, 'postgres-server'),
+      readPair(opts.secretsDir, 'etcd-client-router'),
+    ]);
     const internal = config.ingress.hosts.filter((h) => hostTls(h) === 'internal').map((h) => h.name);
     const ingressCerts = Object.fromEntries(await Promise.all(internal.map(async (h) => [h, await readPair(opts.secretsDir, ingressCertName(h))] as const)));
     const prometheusClient = config.monitoring.enabled ? await readPair(opts.secretsDir, 'etcd-client-prometheus') : undefined;
-    add('kubernetes/05-secrets.yaml', manifestsYaml(secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient, ingressCerts, ...(prometheusClient ? { prometheusClient } : {}) })), 0o600, true);
+    add(
+      'kubernetes/05-secrets.yaml',
+      manifestsYaml(
+        secretManifests(config, { secrets, ca: ca.cert, postgresServer, routerClient, ingressCerts, ...(prometheusClient ? { prometheusClient } : {}) }),
+      ),
+      0o600,
+      true,
+    );
     resources.splice(1, 0, '05-secrets.yaml');
   }
   for (const f of manifestFiles) add(`kubernetes/${f.file}`, manifestsYaml(f.manifests));
-  add('kubernetes/kustomization.yaml', `${GENERATED}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`);
+  add(
+    'kubernetes/kustomization.yaml',
+    `${GENERATED}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`,
+  );
   if (config.supabase.enabled) add('supabase/bootstrap.sql', supabaseBootstrapSql());
   // For a Grafana the user already runs: the panels of `gardenos dashboard` (import it, pick the Prometheus).
   add('monitoring/grafana-dashboard.json', `${JSON.stringify(renderGrafanaDashboard(config), null, 2)}\n`);
@@ -88,7 +109,11 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
 export function kustomizationObjects(files: RenderedFile[]): Record<string, unknown>[] {
   const file = (name: string) => files.find((f) => f.path === `kubernetes/${name}`)!.content;
   const { resources } = parseAllDocuments(file('kustomization.yaml'))[0]!.toJS() as { resources: string[] };
-  return resources.flatMap((r) => parseAllDocuments(file(r)).map((d) => d.toJS() as Record<string, unknown>).filter(Boolean));
+  return resources.flatMap((r) =>
+    parseAllDocuments(file(r))
+      .map((d) => d.toJS() as Record<string, unknown>)
+      .filter(Boolean),
+  );
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -109,7 +134,11 @@ export async function writeRender(out: string, files: RenderedFile[]): Promise<{
   for (const f of files) if (await writeFileAtomic(join(out, f.path), f.content, f.mode)) written++;
   const removed = Object.keys(before.files).filter((p) => !files.some((f) => f.path === p));
   for (const p of removed) await rm(join(out, p), { force: true });
-  await writeFileAtomic(join(out, INDEX_FILE), `${JSON.stringify({ files: Object.fromEntries(files.map((f) => [f.path, sha(f.content)])) }, null, 2)}\n`, 0o644);
+  await writeFileAtomic(
+    join(out, INDEX_FILE),
+    `${JSON.stringify({ files: Object.fromEntries(files.map((f) => [f.path, sha(f.content)])) }, null, 2)}\n`,
+    0o644,
+  );
   return { written, removed };
 }
 
@@ -130,7 +159,12 @@ export async function planRender(out: string, files: RenderedFile[]): Promise<Pl
     const old = f.path in before.files ? await readFile(join(out, f.path), 'utf8').catch(() => undefined) : undefined;
     if (old === f.content) continue;
     const change = old === undefined ? 'added' : 'changed';
-    entries.push({ path: f.path, change, secret: f.secret, ...(f.secret ? {} : { diff: createTwoFilesPatch(`a/${f.path}`, `b/${f.path}`, old ?? '', f.content, '', '', { context: 3 }) }) });
+    entries.push({
+      path: f.path,
+      change,
+      secret: f.secret,
+      ...(f.secret ? {} : { diff: createTwoFilesPatch(`a/${f.path}`, `b/${f.path}`, old ?? '', f.content, '', '', { context: 3 }) }),
+    });
   }
   for (const p of Object.keys(before.files)) {
     if (!files.some((f) => f.path === p)) entries.push({ path: p, change: 'removed', secret: false });

@@ -51,7 +51,12 @@ export async function rotateSupabaseKeys(dir: string, now = new Date()): Promise
   const jwtSecret = randomBytes(48).toString('base64url');
   const next: PlatformSecrets = {
     ...secrets,
-    supabase: { ...s, jwtSecret, ...(await supabaseKeys(jwtSecret)), previous: { jwtSecret: s.jwtSecret, anonKey: s.anonKey, serviceRoleKey: s.serviceRoleKey, rotatedAt: now.toISOString() } },
+    supabase: {
+      ...s,
+      jwtSecret,
+      ...(await supabaseKeys(jwtSecret)),
+      previous: { jwtSecret: s.jwtSecret, anonKey: s.anonKey, serviceRoleKey: s.serviceRoleKey, rotatedAt: now.toISOString() },
+    },
   };
   await writeFileAtomic(join(dir, 'secrets.json'), `${JSON.stringify(next, null, 2)}\n`, 0o600);
   return next;
@@ -63,7 +68,10 @@ export async function rotateSupabaseKeys(dir: string, now = new Date()): Promise
  */
 export async function retireSupabaseKeys(dir: string, now = new Date()): Promise<string> {
   const secrets = await readPlatformSecrets(dir);
-  if (!secrets.supabase.previous) throw new GardenError('STATE_CONFLICT', "no rotation of Supabase's keys is in progress: nothing to retire", { hint: '`gardenos pki --rotate supabase` starts one' });
+  if (!secrets.supabase.previous)
+    throw new GardenError('STATE_CONFLICT', "no rotation of Supabase's keys is in progress: nothing to retire", {
+      hint: '`gardenos pki --rotate supabase` starts one',
+    });
   const backup = join(dir, `secrets.json.${now.toISOString().replace(/[:.]/g, '-')}.bak`);
   await writeFileAtomic(backup, `${JSON.stringify(secrets, null, 2)}\n`, 0o600);
   const { previous: _retired, ...supabase } = secrets.supabase;
@@ -147,10 +155,22 @@ export function certSpecs(config: Config): CertSpec[] {
   return [
     ...topo.etcd.map((m) => {
       const hosts = [m.address, node(m.name).address.public, '127.0.0.1'];
-      return { name: `etcd-${m.name}`, commonName: m.name, ips: ipsOf(hosts), dnsNames: [m.name, 'localhost', ...namesOf(hosts)], usage: 'server-and-client' as const };
+      return {
+        name: `etcd-${m.name}`,
+        commonName: m.name,
+        ips: ipsOf(hosts),
+        dnsNames: [m.name, 'localhost', ...namesOf(hosts)],
+        usage: 'server-and-client' as const,
+      };
     }),
     // etcd clients, one identity each, so any one can be revoked on its own.
-    ...['k3s', 'patroni', 'router', 'gardenos', ...(config.monitoring.enabled ? ['prometheus'] : [])].map((who) => ({ name: `etcd-client-${who}`, commonName: `${who}`, ips: [], dnsNames: [], usage: 'client' as const })),
+    ...['k3s', 'patroni', 'router', 'gardenos', ...(config.monitoring.enabled ? ['prometheus'] : [])].map((who) => ({
+      name: `etcd-client-${who}`,
+      commonName: `${who}`,
+      ips: [],
+      dnsNames: [],
+      usage: 'client' as const,
+    })),
     {
       // PostgreSQL's and Patroni's REST API server certificate (also Patroni's etcd client certificate).
       name: 'postgres-server',
@@ -160,7 +180,9 @@ export function certSpecs(config: Config): CertSpec[] {
       usage: 'server-and-client',
     },
     // Ingress hosts with tls: internal (private hosts): clients trust the CA.
-    ...config.ingress.hosts.filter((h) => hostTls(h) === 'internal').map((h) => ({ name: ingressCertName(h.name), commonName: h.name, ips: [], dnsNames: [h.name], usage: 'server' as const })),
+    ...config.ingress.hosts
+      .filter((h) => hostTls(h) === 'internal')
+      .map((h) => ({ name: ingressCertName(h.name), commonName: h.name, ips: [], dnsNames: [h.name], usage: 'server' as const })),
   ];
 }
 
@@ -173,7 +195,11 @@ export interface PkiResult {
   kept: string[];
 }
 
-const exists = (p: string) => access(p).then(() => true, () => false);
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Creates the CA and every missing certificate; `rotate` re-issues the named ones
@@ -189,11 +215,16 @@ export async function ensurePlatformPki(dir: string, config: Config, rotate: str
   };
   const specs = certSpecs(config);
   const unknown = rotate.filter((r) => r !== 'all' && r !== 'ca' && !specs.some((s) => s.name === r));
-  if (unknown.length) throw new GardenError('CONFIG_INVALID', `no certificate called ${unknown.join(', ')}`, { hint: `one of: ca, all, supabase (its JWT secret and keys), ${specs.map((s) => s.name).join(', ')}` });
+  if (unknown.length)
+    throw new GardenError('CONFIG_INVALID', `no certificate called ${unknown.join(', ')}`, {
+      hint: `one of: ca, all, supabase (its JWT secret and keys), ${specs.map((s) => s.name).join(', ')}`,
+    });
   const created: string[] = [];
   const kept: string[] = [];
   const newCa = rotate.includes('ca') || !(await exists(join(pki, 'ca.key')));
-  const ca = newCa ? await createCa(`${config.cluster.name} GardenOS CA`) : await loadCa({ cert: await readFile(join(pki, 'ca.crt'), 'utf8'), key: await readFile(join(pki, 'ca.key'), 'utf8') });
+  const ca = newCa
+    ? await createCa(`${config.cluster.name} GardenOS CA`)
+    : await loadCa({ cert: await readFile(join(pki, 'ca.crt'), 'utf8'), key: await readFile(join(pki, 'ca.key'), 'utf8') });
   if (newCa) {
     await write('ca', ca);
     created.push('ca');

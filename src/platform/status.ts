@@ -30,11 +30,20 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
   const secrets = await readPlatformSecrets(opts.secretsDir);
 
   const etcdProbe = () =>
-    etcdMemberStatuses(etcdClientUrls(config, topo), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, topo.etcd.map((m) => m.name), timeoutMs);
+    etcdMemberStatuses(
+      etcdClientUrls(config, topo),
+      { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') },
+      topo.etcd.map((m) => m.name),
+      timeoutMs,
+    );
   const patroniProbe = () =>
     Promise.all(
       topo.postgres.map((m) =>
-        withTimeout(new PatroniClient(`https://${hostPort(m.address, config.postgres.patroniPort)}`, { caFile: join(pki, 'ca.crt'), timeoutMs }).cluster(), timeoutMs, `Patroni ${m.name}`).catch(() => undefined),
+        withTimeout(
+          new PatroniClient(`https://${hostPort(m.address, config.postgres.patroniPort)}`, { caFile: join(pki, 'ca.crt'), timeoutMs }).cluster(),
+          timeoutMs,
+          `Patroni ${m.name}`,
+        ).catch(() => undefined),
       ),
     );
   const haproxyProbe = () =>
@@ -43,7 +52,11 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
         .filter((n) => n.roles.includes('haproxy'))
         .map(async (n) => {
           try {
-            const servers = await statsOverHttp(`http://${hostPort(n.address.private, config.haproxy.ports.stats)}/`, { user: config.haproxy.statsUser, password: secrets.statsPassword }, timeoutMs);
+            const servers = await statsOverHttp(
+              `http://${hostPort(n.address.private, config.haproxy.ports.stats)}/`,
+              { user: config.haproxy.statsUser, password: secrets.statsPassword },
+              timeoutMs,
+            );
             return { node: n.name, reachable: true, servers };
           } catch (e) {
             return { node: n.name, reachable: false, servers: [] as HaproxyServerStat[], error: describe(e) };
@@ -56,14 +69,21 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
     try {
       const facts = await withTimeout(kube.gatherKubeFacts(await kube.loadKubeConfig(opts.kubeconfig), config), timeoutMs * 3, 'the Kubernetes API');
       const ep = facts.primaryEndpoints;
-      return { reachable: true, nodes: kube.nodeRows(facts), workloads: kube.workloadRows(facts), primaryEndpoint: ep ? (ep.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)) : null };
+      return {
+        reachable: true,
+        nodes: kube.nodeRows(facts),
+        workloads: kube.workloadRows(facts),
+        primaryEndpoint: ep ? (ep.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)) : null,
+      };
     } catch (e) {
       return { reachable: false, nodes: [], workloads: [], error: describe(e) };
     }
   };
 
   const [etcd, views, haproxy, kubernetes] = await Promise.all([
-    withTimeout(etcdProbe(), timeoutMs + 1000, 'etcd').catch((e) => topo.etcd.map((m, i) => ({ name: m.name, endpoint: etcdClientUrls(config, topo)[i]!, healthy: false, leader: false, error: describe(e) }))),
+    withTimeout(etcdProbe(), timeoutMs + 1000, 'etcd').catch((e) =>
+      topo.etcd.map((m, i) => ({ name: m.name, endpoint: etcdClientUrls(config, topo)[i]!, healthy: false, leader: false, error: describe(e) })),
+    ),
     patroniProbe(),
     haproxyProbe(),
     kubeProbe(),
@@ -91,12 +111,15 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
   for (const m of members) if (!m.apiReachable) problems.push(`Patroni on ${m.host} does not answer on its REST API`);
   for (const h of haproxy) {
     if (!h.reachable) problems.push(`HAProxy on ${h.node} does not answer: ${h.error ?? ''}`);
-    else if (leaders[0] && !h.servers.some((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP'))) problems.push(`HAProxy on ${h.node} has no primary UP`);
+    else if (leaders[0] && !h.servers.some((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')))
+      problems.push(`HAProxy on ${h.node} has no primary UP`);
   }
   if (kubernetes) {
     problems.push(...kubernetesProblems(kubernetes));
     if (kubernetes.reachable && leaders[0] && JSON.stringify(kubernetes.primaryEndpoint) !== JSON.stringify([leaders[0].host])) {
-      problems.push(`postgres-primary points at ${kubernetes.primaryEndpoint ? `[${kubernetes.primaryEndpoint.join(', ')}]` : 'nothing (missing)'}, the leader is at ${leaders[0].host}`);
+      problems.push(
+        `postgres-primary points at ${kubernetes.primaryEndpoint ? `[${kubernetes.primaryEndpoint.join(', ')}]` : 'nothing (missing)'}, the leader is at ${leaders[0].host}`,
+      );
     }
   }
   return { cluster: config.cluster.name, healthy: problems.length === 0, problems, etcd, members, haproxy, ...(kubernetes ? { kubernetes } : {}) };

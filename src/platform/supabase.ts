@@ -8,7 +8,13 @@ import { SignJWT } from 'jose';
 export async function supabaseKeys(jwtSecret: string, now = Math.floor(Date.now() / 1000)): Promise<{ anonKey: string; serviceRoleKey: string }> {
   const key = new TextEncoder().encode(jwtSecret);
   // API keys are long-lived (ten years, as Supabase's own); sessions use jwtExpirySeconds, set in GoTrue.
-  const sign = (role: string) => new SignJWT({ role }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).setIssuer('supabase').setIssuedAt(now).setExpirationTime(now + 10 * 365 * 24 * 3600).sign(key);
+  const sign = (role: string) =>
+    new SignJWT({ role })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setIssuer('supabase')
+      .setIssuedAt(now)
+      .setExpirationTime(now + 10 * 365 * 24 * 3600)
+      .sign(key);
   return { anonKey: await sign('anon'), serviceRoleKey: await sign('service_role') };
 }
 

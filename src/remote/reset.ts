@@ -52,7 +52,10 @@ export async function reset(opts: ResetOptions): Promise<ResetResult> {
         backups.push(file);
         report({ kind: 'step', step: 'backup etcd', member: etcdHost.node.name, status: 'done', detail: file });
       } else {
-        report({ kind: 'warn', message: `${etcdHost.node.name}: no etcd snapshot (${(snap.stderr || 'etcd not running').trim().split('\n').pop()}); nothing to keep from etcd` });
+        report({
+          kind: 'warn',
+          message: `${etcdHost.node.name}: no etcd snapshot (${(snap.stderr || 'etcd not running').trim().split('\n').pop()}); nothing to keep from etcd`,
+        });
       }
     }
     const k3sHost = hosts.find((h) => h.node.roles.includes('k3s-server'));
@@ -78,14 +81,29 @@ export async function reset(opts: ResetOptions): Promise<ResetResult> {
       const services = systemd ? systemdManager : runnerManager;
       const runner = (await h.ssh.exec(`[ -x ${RUNNER_PATH} ]`)).code === 0;
       if (systemd || runner) {
-        for (const s of ['haproxy', 'etcd'] as const) await h.ssh.must(`stopping ${s}`, services.command('stop', s)).catch((e) => report({ kind: 'warn', message: `${h.node.name}: stopping ${s}: ${describe(e)}` }));
+        for (const s of ['haproxy', 'etcd'] as const)
+          await h.ssh
+            .must(`stopping ${s}`, services.command('stop', s))
+            .catch((e) => report({ kind: 'warn', message: `${h.node.name}: stopping ${s}: ${describe(e)}` }));
       }
       await h.ssh.exec('[ -x /usr/local/bin/k3s-uninstall.sh ] && /usr/local/bin/k3s-uninstall.sh; true', { timeoutMs: 300_000 });
       const files = hostFiles(config, h.node as NodeConfig, { etcdClusterToken: '' }, paths).map((f) => f.path);
-      const remove = [...files, paths.pki, paths.k3sToken, paths.haproxyEnv, RUNNER_DIR, RUNNER_PATH, '/var/lib/gardenos/manifests', '/var/lib/gardenos/pending'];
+      const remove = [
+        ...files,
+        paths.pki,
+        paths.k3sToken,
+        paths.haproxyEnv,
+        RUNNER_DIR,
+        RUNNER_PATH,
+        '/var/lib/gardenos/manifests',
+        '/var/lib/gardenos/pending',
+      ];
       // The data directory's contents, not the directory: it may be a mount point.
       const data = shellQuote(config.etcd.dataDir);
-      await h.ssh.must('removing GardenOS files', `rm -rf ${remove.map(shellQuote).join(' ')} && { [ ! -d ${data} ] || find ${data} -mindepth 1 -delete; }${systemd ? ' && systemctl daemon-reload' : ''}`);
+      await h.ssh.must(
+        'removing GardenOS files',
+        `rm -rf ${remove.map(shellQuote).join(' ')} && { [ ! -d ${data} ] || find ${data} -mindepth 1 -delete; }${systemd ? ' && systemctl daemon-reload' : ''}`,
+      );
       report({ kind: 'step', step: 'reset', member: h.node.name, status: 'done', detail: `stopped; removed ${remove.length} paths` });
     }
     return { backups, reset: hosts.map((h) => h.node.name) };

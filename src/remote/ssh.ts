@@ -21,7 +21,16 @@ export interface SshTarget {
 }
 
 /** SSH target of a node in gardenos.yaml. */
-export function nodeTarget(node: { name: string; address: { private: string }; ssh: { port: number; user: string; keyPath?: string | undefined; bastion?: { host: string; port: number; user: string; keyPath?: string | undefined } | undefined } }): SshTarget {
+export function nodeTarget(node: {
+  name: string;
+  address: { private: string };
+  ssh: {
+    port: number;
+    user: string;
+    keyPath?: string | undefined;
+    bastion?: { host: string; port: number; user: string; keyPath?: string | undefined } | undefined;
+  };
+}): SshTarget {
   const b = node.ssh.bastion;
   return {
     name: node.name,
@@ -113,7 +122,16 @@ export class SshHost {
     if (t.bastion) {
       const b = t.bastion;
       this.jump?.close();
-      this.jump = new SshHost({ name: `${t.name}'s bastion ${b.host}`, host: b.host, port: b.port, user: b.user, ...(b.keyPath ? { keyPath: b.keyPath } : t.keyPath ? { keyPath: t.keyPath } : {}) }, { ...this.opts, retries: 0 });
+      this.jump = new SshHost(
+        {
+          name: `${t.name}'s bastion ${b.host}`,
+          host: b.host,
+          port: b.port,
+          user: b.user,
+          ...(b.keyPath ? { keyPath: b.keyPath } : t.keyPath ? { keyPath: t.keyPath } : {}),
+        },
+        { ...this.opts, retries: 0 },
+      );
       await this.jump.connect();
       sock = await this.jump.forward(t.host, t.port);
     }
@@ -127,7 +145,15 @@ export class SshHost {
       username: t.user,
       readyTimeout: this.opts.connectTimeoutMs,
       ...(sock ? { sock } : {}),
-      ...(t.keyPath ? { privateKey: await readFile(expand(t.keyPath)).catch((e) => { throw new GardenError('CONFIG_NOT_FOUND', `${t.name}: cannot read the SSH key ${t.keyPath}: ${describe(e)}`, { hint: `set nodes[].ssh.keyPath for ${t.name}, or load the key into ssh-agent` }); }) } : {}),
+      ...(t.keyPath
+        ? {
+            privateKey: await readFile(expand(t.keyPath)).catch((e) => {
+              throw new GardenError('CONFIG_NOT_FOUND', `${t.name}: cannot read the SSH key ${t.keyPath}: ${describe(e)}`, {
+                hint: `set nodes[].ssh.keyPath for ${t.name}, or load the key into ssh-agent`,
+              });
+            }),
+          }
+        : {}),
       ...(process.env.SSH_AUTH_SOCK ? { agent: process.env.SSH_AUTH_SOCK } : {}),
       hostVerifier: (key: Buffer) => {
         if (known.some((k) => k.key.equals(key))) return true;
@@ -148,11 +174,22 @@ export class SshHost {
         return true;
       },
     };
-    if (!config.privateKey && !config.agent) throw new GardenError('CONFIG_NOT_FOUND', `${t.name}: no SSH key to log in with`, { hint: `set nodes[].ssh.keyPath for ${t.name}, or start ssh-agent (SSH_AUTH_SOCK)` });
+    if (!config.privateKey && !config.agent)
+      throw new GardenError('CONFIG_NOT_FOUND', `${t.name}: no SSH key to log in with`, {
+        hint: `set nodes[].ssh.keyPath for ${t.name}, or start ssh-agent (SSH_AUTH_SOCK)`,
+      });
     const client = new Client();
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());
-      client.once('error', (e: Error) => reject(refused ?? new GardenError('BACKEND_UNAVAILABLE', `${t.name} (${t.user}@${name}): ${describe(e)}`, { cause: e, hint: 'is the host up and its SSH server reachable from here?' })));
+      client.once('error', (e: Error) =>
+        reject(
+          refused ??
+            new GardenError('BACKEND_UNAVAILABLE', `${t.name} (${t.user}@${name}): ${describe(e)}`, {
+              cause: e,
+              hint: 'is the host up and its SSH server reachable from here?',
+            }),
+        ),
+      );
       client.connect(config);
     });
     if (toRecord) {
@@ -193,7 +230,9 @@ export class SshHost {
   async must(step: string, command: string, opts: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<string> {
     const r = await this.exec(command, opts);
     if (r.code !== 0) {
-      throw new GardenError('MEMBER_FAILED', `${this.target.name}: ${step} failed (exit ${r.code})`, { details: [`$ ${command.slice(0, 200)}`, ...(r.stderr || r.stdout).trim().split('\n').slice(-6)] });
+      throw new GardenError('MEMBER_FAILED', `${this.target.name}: ${step} failed (exit ${r.code})`, {
+        details: [`$ ${command.slice(0, 200)}`, ...(r.stderr || r.stdout).trim().split('\n').slice(-6)],
+      });
     }
     return r.stdout;
   }
@@ -218,8 +257,19 @@ export class SshHost {
     }
     const r = await this.exec('sh -s', { stdin: `${script.join('\n')}\n` });
     if (r.code !== 0) {
-      const step = r.stderr.trim().split('\n').filter((l) => l.startsWith('writing ')).pop() ?? 'writing files';
-      throw new GardenError('MEMBER_FAILED', `${this.target.name}: ${step} failed (exit ${r.code})`, { details: r.stderr.trim().split('\n').filter((l) => !l.startsWith('writing ')).slice(-6) });
+      const step =
+        r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('writing '))
+          .pop() ?? 'writing files';
+      throw new GardenError('MEMBER_FAILED', `${this.target.name}: ${step} failed (exit ${r.code})`, {
+        details: r.stderr
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('writing '))
+          .slice(-6),
+      });
     }
   }
 
@@ -229,7 +279,9 @@ export class SshHost {
     if (!client) return Promise.reject(new GardenError('NOT_RUNNING', `${this.target.name}: not connected`));
     return new Promise((resolve, reject) =>
       client.forwardOut('127.0.0.1', 0, host, port, (err, stream) =>
-        err ? reject(new GardenError('BACKEND_UNAVAILABLE', `${this.target.name} cannot reach ${host}:${port}: ${describe(err)}`, { cause: err })) : resolve(stream),
+        err
+          ? reject(new GardenError('BACKEND_UNAVAILABLE', `${this.target.name} cannot reach ${host}:${port}: ${describe(err)}`, { cause: err }))
+          : resolve(stream),
       ),
     );
   }

@@ -19,7 +19,17 @@ import { readPlatformSecrets } from '../platform/secrets.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { statsOverHttp } from '../clients/haproxy.ts';
 import { waitFor } from '../util/wait.ts';
-import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT, runnerManager, systemdManager, UNITS, type ServiceManager, type ServiceName } from './services.ts';
+import {
+  RUNNER_COMMANDS,
+  RUNNER_DIR,
+  RUNNER_PATH,
+  RUNNER_SCRIPT,
+  runnerManager,
+  systemdManager,
+  UNITS,
+  type ServiceManager,
+  type ServiceName,
+} from './services.ts';
 import { nodeTarget, SshHost, shellQuote, type SshOptions } from './ssh.ts';
 
 export const PHASES = ['connect', 'facts', 'validate', 'files', 'etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'] as const;
@@ -139,7 +149,10 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
   if (errors.length === 1) throw errors[0];
   if (errors.length > 1) {
     const hints = [...new Set(errors.map((e) => (e instanceof GardenError ? e.hint : undefined)).filter((h): h is string => Boolean(h)))];
-    throw new GardenError('MEMBER_FAILED', `${errors.length} hosts failed`, { details: errors.map((e) => describe(e)).sort(), ...(hints.length ? { hint: hints.join('; ') } : {}) });
+    throw new GardenError('MEMBER_FAILED', `${errors.length} hosts failed`, {
+      details: errors.map((e) => describe(e)).sort(),
+      ...(hints.length ? { hint: hints.join('; ') } : {}),
+    });
   }
 }
 
@@ -168,7 +181,11 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   /** etcd's health as GardenOS's own client identity sees it, with the certificate from the secrets directory. */
   const etcdHealth = async (): Promise<{ healthy: number; leader: boolean; total: number }> => {
     const pki = join(opts.secretsDir, 'pki');
-    const client = new EtcdClient(etcdClientUrls(config, topo), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
+    const client = new EtcdClient(
+      etcdClientUrls(config, topo),
+      { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') },
+      { timeoutMs: 3000 },
+    );
     try {
       const s = await client.statuses();
       return { healthy: s.filter((x) => x.ok).length, leader: s.some((x) => x.isLeader), total: s.length };
@@ -177,16 +194,23 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     }
   };
   const waitEtcdHealthy = (why: string) =>
-    waitFor(`etcd: every member healthy with a leader (${why})`, async () => {
-      const h = await etcdHealth();
-      if (h.healthy !== h.total || !h.leader) throw new Error(`${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
-      return true;
-    }, { timeoutMs: waitMs, intervalMs: 500 });
+    waitFor(
+      `etcd: every member healthy with a leader (${why})`,
+      async () => {
+        const h = await etcdHealth();
+        if (h.healthy !== h.total || !h.leader) throw new Error(`${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
+        return true;
+      },
+      { timeoutMs: waitMs, intervalMs: 500 },
+    );
 
   /** (Re)starts a service and clears the restart it owed, after an optional check: one SSH command. */
   const startService = async (h: Host, svc: ServiceName, running: boolean, check?: string) => {
     const verb = running ? 'restart' : 'start';
-    await h.ssh.must(`${verb === 'start' ? 'starting' : 'restarting'} ${svc}`, [...(check ? [check] : []), h.services!.command(verb, svc), `rm -f ${PENDING_DIR}/${svc}`].join(' && '));
+    await h.ssh.must(
+      `${verb === 'start' ? 'starting' : 'restarting'} ${svc}`,
+      [...(check ? [check] : []), h.services!.command(verb, svc), `rm -f ${PENDING_DIR}/${svc}`].join(' && '),
+    );
   };
 
   const phases: Record<PhaseName, () => Promise<string | undefined>> = {
@@ -209,6 +233,7 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         const managed = [...h.files.map((f) => f.path), RUNNER_PATH, ...Object.keys(RUNNER_COMMANDS).map((n) => `${RUNNER_DIR}/${n}.cmd`)];
         const script = [
           'echo "now=$(date +%s.%N)"',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, run on the host
           '. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"',
           '[ -d /run/systemd/system ] && echo systemd=1 || echo systemd=0',
           'echo "etcd=$(etcd --version 2>/dev/null | head -1 | sed -n "s/^etcd Version: //p")"',
@@ -219,12 +244,20 @@ export async function up(opts: UpOptions): Promise<UpResult> {
           `ls ${PENDING_DIR} 2>/dev/null | sed 's/^/pending=/'`,
           `for f in ${managed.map(shellQuote).join(' ')}; do [ -f "$f" ] && echo "hash=$(sha256sum "$f")"; done`,
           // Which of GardenOS's services run, by systemd or by the runner (only ours: a runner we did not install proves nothing).
-          `for s in ${Object.entries(UNITS).map(([n, u]) => `${n}:${u}`).join(' ')}; do n=\${s%%:*}; u=\${s#*:}; if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$u" && echo "active=$n"; elif [ -x ${RUNNER_PATH} ]; then ${RUNNER_PATH} is-active "$n" && echo "active=$n"; fi; done; true`,
+          `for s in ${Object.entries(UNITS)
+            .map(([n, u]) => `${n}:${u}`)
+            .join(
+              ' ',
+            )}; do n=\${s%%:*}; u=\${s#*:}; if [ -d /run/systemd/system ]; then systemctl is-active --quiet "$u" && echo "active=$n"; elif [ -x ${RUNNER_PATH} ]; then ${RUNNER_PATH} is-active "$n" && echo "active=$n"; fi; done; true`,
         ].join('\n');
         const sentAt = Date.now();
         const out = await h.ssh.must('gathering facts', script);
         const answeredAt = Date.now();
-        const kv = (k: string) => out.split('\n').filter((l) => l.startsWith(`${k}=`)).map((l) => l.slice(k.length + 1));
+        const kv = (k: string) =>
+          out
+            .split('\n')
+            .filter((l) => l.startsWith(`${k}=`))
+            .map((l) => l.slice(k.length + 1));
         const systemd = kv('systemd')[0] === '1';
         h.services = systemd ? systemdManager : runnerManager;
         const hashes: Record<string, string> = {};
@@ -247,7 +280,13 @@ export async function up(opts: UpOptions): Promise<UpResult> {
           active,
           pending: kv('pending').filter((x): x is ServiceName => x === 'etcd' || x === 'haproxy' || x === 'k3s'),
         };
-        report({ kind: 'step', step: 'facts', member: h.node.name, status: 'done', detail: `${h.facts.os}; ${systemd ? 'systemd' : 'no systemd (runner)'}; etcd ${h.facts.versions.etcd ?? 'missing'}, haproxy ${h.facts.versions.haproxy ?? 'missing'}, k3s ${h.facts.versions.k3s ?? 'not installed'}` });
+        report({
+          kind: 'step',
+          step: 'facts',
+          member: h.node.name,
+          status: 'done',
+          detail: `${h.facts.os}; ${systemd ? 'systemd' : 'no systemd (runner)'}; etcd ${h.facts.versions.etcd ?? 'missing'}, haproxy ${h.facts.versions.haproxy ?? 'missing'}, k3s ${h.facts.versions.k3s ?? 'not installed'}`,
+        });
       });
       return undefined;
     },
@@ -257,26 +296,42 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const h of hosts) {
         const f = h.facts!;
         const n = h.node.name;
-        if (f.clockSkewS > 2) problems.push(`${n}: clock is ${f.clockSkewS.toFixed(1)}s off this machine's; etcd and TLS need synchronised clocks (install chrony or systemd-timesyncd)`);
+        if (f.clockSkewS > 2)
+          problems.push(
+            `${n}: clock is ${f.clockSkewS.toFixed(1)}s off this machine's; etcd and TLS need synchronised clocks (install chrony or systemd-timesyncd)`,
+          );
         if (h.node.roles.includes('etcd') && !f.versions.etcd) problems.push(`${n}: etcd is not installed (apt-get install -y etcd-server etcd-client)`);
         else if (h.node.roles.includes('etcd') && !etcdServesKubernetes(f.versions.etcd!)) {
-          problems.push(`${n}: etcd ${f.versions.etcd} cannot hold the state of K3s ${KUBERNETES_VERSION.split('.').slice(0, 2).join('.')}: its API server needs etcd >= ${MIN_ETCD.join('.')} (watch progress requests; without them every watch from "now" fails with 500). Debian 13's etcd-server 3.5 installs on Debian 12: scripts/install-deps.sh does it`);
+          problems.push(
+            `${n}: etcd ${f.versions.etcd} cannot hold the state of K3s ${KUBERNETES_VERSION.split('.').slice(0, 2).join('.')}: its API server needs etcd >= ${MIN_ETCD.join('.')} (watch progress requests; without them every watch from "now" fails with 500). Debian 13's etcd-server 3.5 installs on Debian 12: scripts/install-deps.sh does it`,
+          );
         }
         if (h.node.roles.includes('haproxy') && !f.versions.haproxy) problems.push(`${n}: haproxy is not installed (apt-get install -y haproxy)`);
-        if (f.freeKiB && f.freeKiB < 1024 * 1024) problems.push(`${n}: only ${Math.round(f.freeKiB / 1024)} MiB free under ${posix.dirname(config.etcd.dataDir)}; etcd and PostgreSQL need at least 1 GiB`);
+        if (f.freeKiB && f.freeKiB < 1024 * 1024)
+          problems.push(
+            `${n}: only ${Math.round(f.freeKiB / 1024)} MiB free under ${posix.dirname(config.etcd.dataDir)}; etcd and PostgreSQL need at least 1 GiB`,
+          );
         // A port GardenOS needs, taken while GardenOS's own service there is not running: something else has it.
         const want: [ServiceName, number][] = [
-          ...(h.node.roles.includes('etcd') ? ([['etcd', config.etcd.clientPort], ['etcd', config.etcd.peerPort]] as [ServiceName, number][]) : []),
+          ...(h.node.roles.includes('etcd')
+            ? ([
+                ['etcd', config.etcd.clientPort],
+                ['etcd', config.etcd.peerPort],
+              ] as [ServiceName, number][])
+            : []),
           ...(h.node.roles.includes('haproxy') ? Object.values(config.haproxy.ports).map((p): [ServiceName, number] => ['haproxy', p]) : []),
         ];
         for (const [svc, port] of want) {
           if (f.active[svc]) continue;
-          const taken = f.listening.find((l) => l === hostPort(h.node.address.private, port) || l === `0.0.0.0:${port}` || l === `*:${port}` || l === `[::]:${port}`);
+          const taken = f.listening.find(
+            (l) => l === hostPort(h.node.address.private, port) || l === `0.0.0.0:${port}` || l === `*:${port}` || l === `[::]:${port}`,
+          );
           if (taken) problems.push(`${n}: port ${port} (${svc}) is already in use (${taken}); stop what listens there`);
         }
       }
       const etcdVersions = new Set(byRole('etcd').map((h) => h.facts!.versions.etcd?.split('.').slice(0, 2).join('.')));
-      if (etcdVersions.size > 1) problems.push(`etcd versions differ between hosts (${[...etcdVersions].join(', ')}); install the same minor version everywhere`);
+      if (etcdVersions.size > 1)
+        problems.push(`etcd versions differ between hosts (${[...etcdVersions].join(', ')}); install the same minor version everywhere`);
       if (problems.length) throw new GardenError('STATE_CONFLICT', 'the hosts are not ready; nothing was changed', { details: problems });
       return 'clocks, packages, disk and ports';
     },
@@ -295,12 +350,26 @@ export async function up(opts: UpOptions): Promise<UpResult> {
           .map((file) => ({ ...file, owner: f.systemd && file.path.startsWith(`${paths.pki}/etcd-${h.node.name}.`) ? 'etcd:etcd' : 'root:root' }));
         for (const file of upload) h.changed.add(file.path);
         // The restart each change owes is written first, so a run that stops halfway leaves it for the next run.
-        const owed = (['etcd', 'haproxy', 'k3s'] as const).filter((svc) => h.node.roles.includes(svc === 'k3s' ? 'k3s-server' : svc) && serviceFiles(svc, h.node.name).some((p) => h.changed.has(p)) && f.active[svc]);
+        const owed = (['etcd', 'haproxy', 'k3s'] as const).filter(
+          (svc) => h.node.roles.includes(svc === 'k3s' ? 'k3s-server' : svc) && serviceFiles(svc, h.node.name).some((p) => h.changed.has(p)) && f.active[svc],
+        );
         upload.unshift(...owed.map((svc) => ({ path: `${PENDING_DIR}/${svc}`, content: 'restart\n', mode: 0o644, owner: 'root:root' })));
-        await changes.doAll(h.node.name, 'files', upload.filter((file) => !file.path.startsWith(PENDING_DIR)).map((file) => `${f.hashes[file.path] ? 'update' : 'create'} ${file.path} (${file.mode.toString(8)})`), () => h.ssh.upload(upload));
+        await changes.doAll(
+          h.node.name,
+          'files',
+          upload
+            .filter((file) => !file.path.startsWith(PENDING_DIR))
+            .map((file) => `${f.hashes[file.path] ? 'update' : 'create'} ${file.path} (${file.mode.toString(8)})`),
+          () => h.ssh.upload(upload),
+        );
         if (h.node.roles.includes('etcd') && h.changed.size && !f.active.etcd) {
           const owner = f.systemd ? 'chown etcd:etcd' : 'true';
-          await changes.do(h.node.name, 'files', `prepare ${config.etcd.dataDir} (0700)`, () => h.ssh.must('preparing the etcd data directory', `mkdir -p ${shellQuote(config.etcd.dataDir)} && chmod 700 ${shellQuote(config.etcd.dataDir)} && ${owner} ${shellQuote(config.etcd.dataDir)}`));
+          await changes.do(h.node.name, 'files', `prepare ${config.etcd.dataDir} (0700)`, () =>
+            h.ssh.must(
+              'preparing the etcd data directory',
+              `mkdir -p ${shellQuote(config.etcd.dataDir)} && chmod 700 ${shellQuote(config.etcd.dataDir)} && ${owner} ${shellQuote(config.etcd.dataDir)}`,
+            ),
+          );
         }
       });
       return `${changes.list.filter((c) => c.phase === 'files').length} file changes`;
@@ -334,12 +403,21 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const h of servers) {
         const f = h.facts!;
         if (f.versions.k3s !== config.k3s.version) {
-          await changes.do(h.node.name, 'k3s', `install K3s ${config.k3s.version}${f.versions.k3s ? ` (has ${f.versions.k3s})` : ''}: ${install()}`, () => h.ssh.must('installing K3s', install(), { timeoutMs: 600_000 }));
+          await changes.do(h.node.name, 'k3s', `install K3s ${config.k3s.version}${f.versions.k3s ? ` (has ${f.versions.k3s})` : ''}: ${install()}`, () =>
+            h.ssh.must('installing K3s', install(), { timeoutMs: 600_000 }),
+          );
         }
         if (owesRestart(h, 'k3s') || f.versions.k3s !== config.k3s.version) {
           await changes.do(h.node.name, 'k3s', `${f.active.k3s ? 'restart' : 'start'} k3s`, () => startService(h, 'k3s', f.active.k3s));
           await changes.do(h.node.name, 'k3s', `wait until node ${h.node.name} is Ready`, () =>
-            waitFor(`node ${h.node.name} Ready`, async () => (await h.ssh.exec(`k3s kubectl get node ${shellQuote(h.node.name)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`)).stdout.trim() === 'True', { timeoutMs: waitMs, intervalMs: 2000 }),
+            waitFor(
+              `node ${h.node.name} Ready`,
+              async () =>
+                (
+                  await h.ssh.exec(`k3s kubectl get node ${shellQuote(h.node.name)} -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}'`)
+                ).stdout.trim() === 'True',
+              { timeoutMs: waitMs, intervalMs: 2000 },
+            ),
           );
         }
       }
@@ -352,7 +430,9 @@ export async function up(opts: UpOptions): Promise<UpResult> {
         if (!owesRestart(h, 'haproxy')) continue;
         // A configuration HAProxy would reject never replaces a running one.
         const check = `(set -a; . ${paths.haproxyEnv}; set +a; haproxy -c -q -f ${paths.haproxyConfig})`;
-        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', () => startService(h, 'haproxy', f.active.haproxy, check));
+        await changes.do(h.node.name, 'haproxy', f.active.haproxy ? 'restart haproxy (configuration changed)' : 'start haproxy', () =>
+          startService(h, 'haproxy', f.active.haproxy, check),
+        );
       }
       return undefined;
     },
@@ -360,10 +440,15 @@ export async function up(opts: UpOptions): Promise<UpResult> {
     async kubeconfig() {
       const first = byRole('k3s-server')[0];
       if (!first) return 'no K3s server';
-      await changes.do(first.node.name, 'kubeconfig', `write ${opts.kubeconfigFile} (server https://${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)})`, async () => {
-        const raw = await first.ssh.must('reading /etc/rancher/k3s/k3s.yaml', 'cat /etc/rancher/k3s/k3s.yaml');
-        await writeFile(opts.kubeconfigFile, kubeconfigFor(raw, config), { mode: 0o600 });
-      });
+      await changes.do(
+        first.node.name,
+        'kubeconfig',
+        `write ${opts.kubeconfigFile} (server https://${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)})`,
+        async () => {
+          const raw = await first.ssh.must('reading /etc/rancher/k3s/k3s.yaml', 'cat /etc/rancher/k3s/k3s.yaml');
+          await writeFile(opts.kubeconfigFile, kubeconfigFor(raw, config), { mode: 0o600 });
+        },
+      );
       return undefined;
     },
 
@@ -372,19 +457,26 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       if (!first) return 'no K3s server';
       // In the kustomization's order: namespaces and Secrets first, the workloads after what they need.
       const objects = kustomizationObjects(rendered) as KubernetesObject[];
-      await changes.do(first.node.name, 'manifests', `apply ${objects.length} objects server-side (field manager gardenos) through ${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)}, then wait for every rollout`, async () => {
-        const { KubeConfig } = await import('@kubernetes/client-node');
-        const kc = new KubeConfig();
-        try {
-          kc.loadFromFile(opts.kubeconfigFile);
-        } catch (e) {
-          throw new GardenError('CONFIG_NOT_FOUND', `no kubeconfig at ${opts.kubeconfigFile}: ${describe(e)}`, { hint: 'the kubeconfig phase writes it; do not --skip kubeconfig, or pass --kubeconfig' });
-        }
-        const { applyObjects, awaitRollouts } = await import('../clients/apply.ts');
-        await applyObjects(kc, objects, { report });
-        if (opts.waitForRollouts === false) report({ kind: 'info', message: 'not waiting for the rollouts (--no-wait)' });
-        else await awaitRollouts(kc, objects, { report, waitMs });
-      });
+      await changes.do(
+        first.node.name,
+        'manifests',
+        `apply ${objects.length} objects server-side (field manager gardenos) through ${hostPort(topo.loadBalancer, config.haproxy.ports.kubeApi)}, then wait for every rollout`,
+        async () => {
+          const { KubeConfig } = await import('@kubernetes/client-node');
+          const kc = new KubeConfig();
+          try {
+            kc.loadFromFile(opts.kubeconfigFile);
+          } catch (e) {
+            throw new GardenError('CONFIG_NOT_FOUND', `no kubeconfig at ${opts.kubeconfigFile}: ${describe(e)}`, {
+              hint: 'the kubeconfig phase writes it; do not --skip kubeconfig, or pass --kubeconfig',
+            });
+          }
+          const { applyObjects, awaitRollouts } = await import('../clients/apply.ts');
+          await applyObjects(kc, objects, { report });
+          if (opts.waitForRollouts === false) report({ kind: 'info', message: 'not waiting for the rollouts (--no-wait)' });
+          else await awaitRollouts(kc, objects, { report, waitMs });
+        },
+      );
       return undefined;
     },
 
@@ -395,8 +487,17 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       const s = secrets.supabase;
       const vars = `-v authenticator_password=${shellQuote(s.authenticatorPassword)} -v auth_admin_password=${shellQuote(s.authAdminPassword)} -v storage_admin_password=${shellQuote(s.storageAdminPassword)}`;
       await changes.do(first.node.name, 'database', "run Supabase's bootstrap SQL on the leader (idempotent)", async () => {
-        const pod = (await first.ssh.must('finding the PostgreSQL leader', `k3s kubectl -n ${config.namespaces.database} get endpoints postgres-primary -o jsonpath='{.subsets[0].addresses[0].targetRef.name}'`)).trim();
-        await first.ssh.must('running the Supabase bootstrap SQL', `k3s kubectl -n ${config.namespaces.database} exec -i ${shellQuote(pod)} -- psql -X -q -U postgres ${vars} -f -`, { stdin: sql.content });
+        const pod = (
+          await first.ssh.must(
+            'finding the PostgreSQL leader',
+            `k3s kubectl -n ${config.namespaces.database} get endpoints postgres-primary -o jsonpath='{.subsets[0].addresses[0].targetRef.name}'`,
+          )
+        ).trim();
+        await first.ssh.must(
+          'running the Supabase bootstrap SQL',
+          `k3s kubectl -n ${config.namespaces.database} exec -i ${shellQuote(pod)} -- psql -X -q -U postgres ${vars} -f -`,
+          { stdin: sql.content },
+        );
       });
       return undefined;
     },
@@ -411,7 +512,11 @@ export async function up(opts: UpOptions): Promise<UpResult> {
       for (const h of byRole('haproxy')) {
         const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/`;
         // A HAProxy started a moment ago may not listen yet: wait for it, within a deadline.
-        const answered = await waitFor(`HAProxy on ${h.node.name}`, async () => Boolean(await statsOverHttp(url, { user: config.haproxy.statsUser, password: secrets.statsPassword }, 3000)), { timeoutMs: 30_000, intervalMs: 250 }).catch((e) => describe(e));
+        const answered = await waitFor(
+          `HAProxy on ${h.node.name}`,
+          async () => Boolean(await statsOverHttp(url, { user: config.haproxy.statsUser, password: secrets.statsPassword }, 3000)),
+          { timeoutMs: 30_000, intervalMs: 250 },
+        ).catch((e) => describe(e));
         if (answered !== true) problems.push(`${h.node.name}: HAProxy stats ${url}: ${answered}`);
       }
       if (problems.length) throw new GardenError('MEMBER_FAILED', 'the platform is not healthy after up', { details: problems });
@@ -440,7 +545,14 @@ export async function up(opts: UpOptions): Promise<UpResult> {
   return {
     dryRun,
     changes: changes.list,
-    hosts: hosts.map((h) => ({ name: h.node.name, os: h.facts?.os ?? 'unknown', services: h.services?.kind ?? 'unknown', etcd: h.facts?.versions.etcd ?? null, haproxy: h.facts?.versions.haproxy ?? null, k3s: h.facts?.versions.k3s ?? null })),
+    hosts: hosts.map((h) => ({
+      name: h.node.name,
+      os: h.facts?.os ?? 'unknown',
+      services: h.services?.kind ?? 'unknown',
+      etcd: h.facts?.versions.etcd ?? null,
+      haproxy: h.facts?.versions.haproxy ?? null,
+      k3s: h.facts?.versions.k3s ?? null,
+    })),
   };
 }
 
@@ -456,7 +568,10 @@ export function kubeconfigFor(raw: string, config: Config): string {
   } catch (e) {
     throw new GardenError('BACKEND_UNAVAILABLE', `K3s's /etc/rancher/k3s/k3s.yaml is not a kubeconfig: ${describe(e)}`);
   }
-  if (!kc?.clusters?.length || !kc.users?.length) throw new GardenError('BACKEND_UNAVAILABLE', "K3s's /etc/rancher/k3s/k3s.yaml has no cluster or user", { hint: 'is K3s running on the first server? `systemctl status k3s`' });
+  if (!kc?.clusters?.length || !kc.users?.length)
+    throw new GardenError('BACKEND_UNAVAILABLE', "K3s's /etc/rancher/k3s/k3s.yaml has no cluster or user", {
+      hint: 'is K3s running on the first server? `systemctl status k3s`',
+    });
   const name = config.cluster.name;
   const server = `https://${hostPort(productionTopology(config).loadBalancer, config.haproxy.ports.kubeApi)}`;
   const cluster = kc.clusters[0]!;
@@ -471,4 +586,3 @@ export function kubeconfigFor(raw: string, config: Config): string {
   };
   return stringifyYaml(out, { lineWidth: 0 });
 }
-

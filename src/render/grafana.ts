@@ -12,6 +12,7 @@ export interface GrafanaQuery {
   legendFormat: string;
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own variable syntax, resolved when the dashboard is imported
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
 
 /** The panels' queries, by panel title: what the tests parse with promtool. */
@@ -25,7 +26,12 @@ export function grafanaQueries(config: Config): Record<string, GrafanaQuery[]> {
       { expr: `max by (member) (patroni_postgres_running{${s}})`, legendFormat: '{{member}} running' },
     ],
     'Members: timeline': [{ expr: `max by (member) (patroni_postgres_timeline{${s}})`, legendFormat: '{{member}}' }],
-    'Replication lag': [{ expr: `(scalar(max(patroni_xlog_location{${s}})) - patroni_xlog_replayed_location{${s}}) and on(member) (patroni_replica{${s}} == 1)`, legendFormat: '{{member}}' }],
+    'Replication lag': [
+      {
+        expr: `(scalar(max(patroni_xlog_location{${s}})) - patroni_xlog_replayed_location{${s}}) and on(member) (patroni_replica{${s}} == 1)`,
+        legendFormat: '{{member}}',
+      },
+    ],
     'Commits per second (leader)': [{ expr: 'sum(rate(pg_stat_database_xact_commit[1m]) and on(member) (patroni_primary == 1))', legendFormat: 'commits/s' }],
     'etcd members': [
       { expr: 'up{job="etcd"}', legendFormat: '{{member}} up' },
@@ -35,10 +41,17 @@ export function grafanaQueries(config: Config): Record<string, GrafanaQuery[]> {
       { expr: 'gardenos_router_primary == 1', legendFormat: 'router → {{member}}' },
       { expr: 'haproxy_backend_active_servers{proxy=~"postgres-primary|postgres-replicas"}', legendFormat: 'HAProxy {{proxy}} servers up ({{instance}})' },
     ],
-    'Router: leader change → route (p99)': [{ expr: 'histogram_quantile(0.99, sum by (le) (rate(gardenos_router_leader_change_to_route_seconds_bucket[1h])))', legendFormat: 'p99' }],
+    'Router: leader change → route (p99)': [
+      { expr: 'histogram_quantile(0.99, sum by (le) (rate(gardenos_router_leader_change_to_route_seconds_bucket[1h])))', legendFormat: 'p99' },
+    ],
     'Firing alerts': [{ expr: 'ALERTS{alertstate="firing"}', legendFormat: '{{alertname}} {{member}}' }],
     'Newest backup age': [{ expr: 'time() - max(gardenos_backup_last_success_timestamp_seconds)', legendFormat: 'age' }],
-    'Free disk': [{ expr: '100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"}', legendFormat: '{{instance}} {{mountpoint}}' }],
+    'Free disk': [
+      {
+        expr: '100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"}',
+        legendFormat: '{{instance}} {{mountpoint}}',
+      },
+    ],
   };
 }
 
@@ -77,7 +90,13 @@ export function renderGrafanaDashboard(config: Config): Dashboard {
       title,
       datasource: DATASOURCE,
       gridPos,
-      targets: queries.map((q, j) => ({ refId: String.fromCharCode(65 + j), datasource: DATASOURCE, expr: q.expr, legendFormat: q.legendFormat, ...(l.type === 'table' ? { format: 'table', instant: true } : {}) })),
+      targets: queries.map((q, j) => ({
+        refId: String.fromCharCode(65 + j),
+        datasource: DATASOURCE,
+        expr: q.expr,
+        legendFormat: q.legendFormat,
+        ...(l.type === 'table' ? { format: 'table', instant: true } : {}),
+      })),
       fieldConfig: { defaults: { unit: l.unit }, overrides: [] },
       options: {},
     };

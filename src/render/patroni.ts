@@ -24,7 +24,7 @@ export interface PatroniRenderInput {
 /** The bootstrap method's name in patroni.yml when a cluster is rebuilt from a backup. */
 export const RESTORE_METHOD = 'gardenos_restore';
 
-export function renderPgHba(config: Config, topology: Topology): string[] {
+export function renderPgHba(_config: Config, topology: Topology): string[] {
   const auth = 'scram-sha-256';
   const members = topology.memberNetworks;
   return [
@@ -66,7 +66,12 @@ export function renderPatroniConfig({ config, topology, member, files, secrets, 
       key: files.tls.key,
     },
     bootstrap: {
-      ...(restore ? { method: RESTORE_METHOD, [RESTORE_METHOD]: { command: restore.command, no_params: true, keep_existing_recovery_conf: false, recovery_conf: restore.recoveryConf } } : {}),
+      ...(restore
+        ? {
+            method: RESTORE_METHOD,
+            [RESTORE_METHOD]: { command: restore.command, no_params: true, keep_existing_recovery_conf: false, recovery_conf: restore.recoveryConf },
+          }
+        : {}),
       dcs: {
         ttl: pg.ttl,
         loop_wait: pg.loopWait,

@@ -38,7 +38,12 @@ export function renderPgbackrestConfig({ config, files, members, cipherPass, sup
     ['repo1-path', files.repoPath],
     ['repo1-retention-full', b.retentionFull],
     ['repo1-retention-diff', b.retentionDiff],
-    ...(b.encryption === 'none' ? [] : ([['repo1-cipher-type', b.encryption], ['repo1-cipher-pass', cipherPass!]] as [string, string][])),
+    ...(b.encryption === 'none'
+      ? []
+      : ([
+          ['repo1-cipher-type', b.encryption],
+          ['repo1-cipher-pass', cipherPass!],
+        ] as [string, string][])),
     ['compress-type', b.compression],
     ['archive-timeout', b.archiveTimeoutSeconds],
     // A base backup starts with an immediate checkpoint rather than waiting for the next one.

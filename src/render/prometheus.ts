@@ -30,7 +30,8 @@ export interface PrometheusInput {
   alertmanagers: string[];
 }
 
-const targets = (members: { name: string; address: string }[], port: number) => members.map((m) => ({ targets: [hostPort(m.address, port)], labels: { member: m.name } }));
+const targets = (members: { name: string; address: string }[], port: number) =>
+  members.map((m) => ({ targets: [hostPort(m.address, port)], labels: { member: m.name } }));
 
 export function renderPrometheusConfig(i: PrometheusInput): string {
   const { config, topology } = i;
@@ -41,7 +42,12 @@ export function renderPrometheusConfig(i: PrometheusInput): string {
     rule_files: [i.rulesFile],
     alerting: { alertmanagers: [{ static_configs: [{ targets: i.alertmanagers }] }] },
     scrape_configs: [
-      { job_name: 'etcd', scheme: 'https', tls_config: { ca_file: i.tls.ca, cert_file: i.tls.cert, key_file: i.tls.key }, static_configs: targets(topology.etcd, config.etcd.clientPort) },
+      {
+        job_name: 'etcd',
+        scheme: 'https',
+        tls_config: { ca_file: i.tls.ca, cert_file: i.tls.cert, key_file: i.tls.key },
+        static_configs: targets(topology.etcd, config.etcd.clientPort),
+      },
       { job_name: 'patroni', scheme: 'https', tls_config: { ca_file: i.tls.ca }, static_configs: targets(topology.postgres, config.postgres.patroniPort) },
       {
         job_name: 'haproxy',
@@ -79,9 +85,22 @@ export interface AlertRule {
  */
 export function alertRules(config: Config): AlertRule[] {
   const scope = `scope="${config.postgres.scope}"`;
-  const rule: RuleFn = (alert, expr, forWindow, severity, summary, fix) => ({ alert, expr, for: forWindow, labels: { severity }, annotations: { summary, fix } });
+  const rule: RuleFn = (alert, expr, forWindow, severity, summary, fix) => ({
+    alert,
+    expr,
+    for: forWindow,
+    labels: { severity },
+    annotations: { summary, fix },
+  });
   return [
-    rule('GardenOSEtcdMemberDown', 'up{job="etcd"} == 0', '30s', 'warning', 'etcd member {{ $labels.member }} does not answer', '`gardenos local status` / `gardenos status`; the member\'s log says why (`gardenos local logs etcd-<member>`)'),
+    rule(
+      'GardenOSEtcdMemberDown',
+      'up{job="etcd"} == 0',
+      '30s',
+      'warning',
+      'etcd member {{ $labels.member }} does not answer',
+      "`gardenos local status` / `gardenos status`; the member's log says why (`gardenos local logs etcd-<member>`)",
+    ),
     rule(
       'GardenOSEtcdQuorumAtRisk',
       'sum(up{job="etcd"}) <= floor(count(up{job="etcd"}) / 2) + 1 and sum(up{job="etcd"}) < count(up{job="etcd"})',
@@ -90,11 +109,41 @@ export function alertRules(config: Config): AlertRule[] {
       'etcd has {{ $value }} members up: one more failure loses quorum, and Patroni then demotes the primary',
       'bring the down member back before anything else; do not restart another',
     ),
-    rule('GardenOSEtcdNoLeader', 'etcd_server_has_leader == 0', '30s', 'critical', 'etcd member {{ $labels.member }} sees no leader', 'check the network between the etcd members and their clocks; `gardenos doctor`'),
-    rule('GardenOSPostgresMemberDown', `up{job="patroni"} == 0 or patroni_postgres_running{${scope}} == 0`, '30s', 'critical', 'PostgreSQL member {{ $labels.member }} is down (Patroni or PostgreSQL)', '`gardenos local status`; the member\'s log; `gardenos local db reinit <member>` if its data is broken'),
-    rule('GardenOSNoLeader', `absent(patroni_primary{${scope}} == 1)`, '30s', 'critical', 'no PostgreSQL member is the leader: writes are refused', '`gardenos doctor` (stale DCS state, etcd health, Patroni logs)'),
+    rule(
+      'GardenOSEtcdNoLeader',
+      'etcd_server_has_leader == 0',
+      '30s',
+      'critical',
+      'etcd member {{ $labels.member }} sees no leader',
+      'check the network between the etcd members and their clocks; `gardenos doctor`',
+    ),
+    rule(
+      'GardenOSPostgresMemberDown',
+      `up{job="patroni"} == 0 or patroni_postgres_running{${scope}} == 0`,
+      '30s',
+      'critical',
+      'PostgreSQL member {{ $labels.member }} is down (Patroni or PostgreSQL)',
+      "`gardenos local status`; the member's log; `gardenos local db reinit <member>` if its data is broken",
+    ),
+    rule(
+      'GardenOSNoLeader',
+      `absent(patroni_primary{${scope}} == 1)`,
+      '30s',
+      'critical',
+      'no PostgreSQL member is the leader: writes are refused',
+      '`gardenos doctor` (stale DCS state, etcd health, Patroni logs)',
+    ),
     ...(config.postgres.synchronousMode
-      ? [rule('GardenOSNoSyncStandby', `absent(patroni_sync_standby{${scope}} == 1)`, '1m', 'warning', 'no synchronous standby: a failover now could lose acknowledged writes, or writes wait', 'bring a replica back (`gardenos local status` shows which is down or lagging)')]
+      ? [
+          rule(
+            'GardenOSNoSyncStandby',
+            `absent(patroni_sync_standby{${scope}} == 1)`,
+            '1m',
+            'warning',
+            'no synchronous standby: a failover now could lose acknowledged writes, or writes wait',
+            'bring a replica back (`gardenos local status` shows which is down or lagging)',
+          ),
+        ]
       : []),
     rule(
       'GardenOSReplicationLag',
@@ -104,15 +153,22 @@ export function alertRules(config: Config): AlertRule[] {
       'replica {{ $labels.member }} is {{ $value | humanize1024 }}B behind the primary',
       'check its disk and network; the router stops sending reads to it past router.replicaMaxLagBytes',
     ),
-    rule('GardenOSPrimaryBackendDown', 'haproxy_backend_active_servers{proxy="postgres-primary"} < 1', '30s', 'critical', 'HAProxy has no server up behind postgres-primary: clients cannot write', '`gardenos doctor` (is there a leader? does Patroni answer /primary?)'),
+    rule(
+      'GardenOSPrimaryBackendDown',
+      'haproxy_backend_active_servers{proxy="postgres-primary"} < 1',
+      '30s',
+      'critical',
+      'HAProxy has no server up behind postgres-primary: clients cannot write',
+      '`gardenos doctor` (is there a leader? does Patroni answer /primary?)',
+    ),
     rule(
       'GardenOSRouterNotFollowingLeader',
       // Both carry the member's name in "member": Patroni's series from its scrape target, the router's from its own label.
       `(patroni_primary{${scope}} == 1) unless on(member) (gardenos_router_primary == 1)`,
       '30s',
       'critical',
-      'Patroni\'s leader is {{ $labels.member }}, but the router does not route the primary to it',
-      'the router\'s log and /status; `gardenos doctor` (primary-endpoint)',
+      "Patroni's leader is {{ $labels.member }}, but the router does not route the primary to it",
+      "the router's log and /status; `gardenos doctor` (primary-endpoint)",
     ),
     rule(
       'GardenOSCertificateExpiringSoon',
@@ -122,8 +178,22 @@ export function alertRules(config: Config): AlertRule[] {
       'certificate {{ $labels.subject }} ({{ $labels.file }}) expires in {{ $value | humanizeDuration }}',
       'the platform: `gardenos pki --rotate <name>` (`ca` re-issues everything), then `gardenos up`; a local cluster: delete the expiring leaf and `gardenos local up` issues it again',
     ),
-    rule('GardenOSRouterDown', 'up{job="router"} == 0', '1m', 'critical', 'the router does not answer: the primary route no longer follows the leader', 'restart it (`gardenos local up` starts what is missing); its log says why it stopped'),
-    rule('GardenOSExporterDown', 'up{job=~"postgres|node"} == 0', '2m', 'warning', '{{ $labels.job }}-exporter {{ $labels.instance }} does not answer: its metrics and the alerts on them are blind', 'restart it (`gardenos local up` starts what is missing); its log says why it stopped'),
+    rule(
+      'GardenOSRouterDown',
+      'up{job="router"} == 0',
+      '1m',
+      'critical',
+      'the router does not answer: the primary route no longer follows the leader',
+      'restart it (`gardenos local up` starts what is missing); its log says why it stopped',
+    ),
+    rule(
+      'GardenOSExporterDown',
+      'up{job=~"postgres|node"} == 0',
+      '2m',
+      'warning',
+      '{{ $labels.job }}-exporter {{ $labels.instance }} does not answer: its metrics and the alerts on them are blind',
+      'restart it (`gardenos local up` starts what is missing); its log says why it stopped',
+    ),
     rule(
       'GardenOSVolumeFilling',
       `100 * node_filesystem_avail_bytes{fstype!~"tmpfs|ramfs"} / node_filesystem_size_bytes{fstype!~"tmpfs|ramfs"} < ${config.monitoring.diskFreeAlertPercent}`,
@@ -140,7 +210,14 @@ export function alertRules(config: Config): AlertRule[] {
 /** With the pooler: what the router reads from PgBouncer's admin console. */
 function poolerRules(rule: RuleFn): AlertRule[] {
   return [
-    rule('GardenOSPoolerDown', 'gardenos_pooler_up == 0', '1m', 'critical', "PgBouncer's admin console does not answer: clients of the pooled endpoint cannot connect", '`gardenos local up` starts it; `gardenos local logs pooler` says why it stopped'),
+    rule(
+      'GardenOSPoolerDown',
+      'gardenos_pooler_up == 0',
+      '1m',
+      'critical',
+      "PgBouncer's admin console does not answer: clients of the pooled endpoint cannot connect",
+      '`gardenos local up` starts it; `gardenos local logs pooler` says why it stopped',
+    ),
     rule(
       'GardenOSPoolerPaused',
       'max by (database) (gardenos_pooler_paused) == 1',
@@ -172,7 +249,7 @@ function backupRules(config: Config, rule: RuleFn): AlertRule[] {
       '1m',
       'critical',
       'WAL archiving fails on {{ $labels.member }}: the primary keeps every segment until it succeeds, so its disk fills, and point-in-time recovery stops at the last archived segment',
-      'pgBackRest\'s log says why (repository full or unwritable, wrong key); `gardenos local status` shows the failing segment',
+      "pgBackRest's log says why (repository full or unwritable, wrong key); `gardenos local status` shows the failing segment",
     ),
     rule(
       'GardenOSBackupTooOld',
@@ -180,7 +257,7 @@ function backupRules(config: Config, rule: RuleFn): AlertRule[] {
       '10m',
       'critical',
       'the newest backup is {{ $value | humanizeDuration }} old',
-      'take one now (`gardenos local db backup`); the scheduler\'s log says why the scheduled ones did not run',
+      "take one now (`gardenos local db backup`); the scheduler's log says why the scheduled ones did not run",
     ),
     rule(
       'GardenOSRestoreTestTooOld',
@@ -190,8 +267,22 @@ function backupRules(config: Config, rule: RuleFn): AlertRule[] {
       'no backup has been restored successfully for {{ $value | humanizeDuration }}: nobody knows whether they restore',
       '`gardenos local db backup verify`',
     ),
-    rule('GardenOSRestoreTestFailed', 'gardenos_backup_last_restore_test_success == 0', '0s', 'critical', 'the last restore test failed: the newest backup may not restore', '`gardenos local db backup verify` says which check failed; take a new full backup (`gardenos local db backup --type full`)'),
-    rule('GardenOSScheduledBackupFailed', 'gardenos_backup_scheduled_run_failed == 1', '0s', 'warning', 'the last scheduled {{ $labels.kind }} run failed', '`gardenos local status` shows its error; `gardenos local logs backup-scheduler`'),
+    rule(
+      'GardenOSRestoreTestFailed',
+      'gardenos_backup_last_restore_test_success == 0',
+      '0s',
+      'critical',
+      'the last restore test failed: the newest backup may not restore',
+      '`gardenos local db backup verify` says which check failed; take a new full backup (`gardenos local db backup --type full`)',
+    ),
+    rule(
+      'GardenOSScheduledBackupFailed',
+      'gardenos_backup_scheduled_run_failed == 1',
+      '0s',
+      'warning',
+      'the last scheduled {{ $labels.kind }} run failed',
+      '`gardenos local status` shows its error; `gardenos local logs backup-scheduler`',
+    ),
     rule(
       'GardenOSBackupSchedulerSilent',
       'time() - gardenos_backup_metrics_timestamp_seconds > 600 or absent(gardenos_backup_metrics_timestamp_seconds)',

@@ -38,7 +38,11 @@ export function sameTarget(a: RouteTarget | null, b: RouteTarget | null): boolea
 }
 
 export function sameRoute(a: Route, b: Route): boolean {
-  const names = (r: Route) => r.replicas.map((x) => `${x.name}@${x.host}:${x.port}`).sort().join(',');
+  const names = (r: Route) =>
+    r.replicas
+      .map((x) => `${x.name}@${x.host}:${x.port}`)
+      .sort()
+      .join(',');
   return sameTarget(a.primary, b.primary) && names(a) === names(b);
 }
 

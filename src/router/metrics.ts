@@ -18,16 +18,36 @@ export function createMetrics(): RouterMetrics {
   const registry = new Registry();
   return {
     registry,
-    leader: new Gauge({ name: 'gardenos_router_primary', help: 'Member the primary route points at (1), others 0', labelNames: ['member'], registers: [registry] }),
-    routingChanges: new Counter({ name: 'gardenos_router_routing_changes_total', help: 'Routing changes applied, by sink', labelNames: ['sink'], registers: [registry] }),
+    leader: new Gauge({
+      name: 'gardenos_router_primary',
+      help: 'Member the primary route points at (1), others 0',
+      labelNames: ['member'],
+      registers: [registry],
+    }),
+    routingChanges: new Counter({
+      name: 'gardenos_router_routing_changes_total',
+      help: 'Routing changes applied, by sink',
+      labelNames: ['sink'],
+      registers: [registry],
+    }),
     convergence: new Histogram({
       name: 'gardenos_router_leader_change_to_route_seconds',
       help: 'Time from a leader key change to the sinks routing to the new leader',
       buckets: [0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10],
       registers: [registry],
     }),
-    errors: new Counter({ name: 'gardenos_router_errors_total', help: 'Errors by kind (dcs, sink, probe, certificate, bug)', labelNames: ['kind'], registers: [registry] }),
+    errors: new Counter({
+      name: 'gardenos_router_errors_total',
+      help: 'Errors by kind (dcs, sink, probe, certificate, bug)',
+      labelNames: ['kind'],
+      registers: [registry],
+    }),
     cycles: new Counter({ name: 'gardenos_router_cycles_total', help: 'Control-loop cycles by outcome', labelNames: ['outcome'], registers: [registry] }),
-    certificateExpiry: new Gauge({ name: 'gardenos_certificate_expiry_timestamp_seconds', help: 'When a certificate GardenOS issued expires (Unix time)', labelNames: ['file', 'subject'], registers: [registry] }),
+    certificateExpiry: new Gauge({
+      name: 'gardenos_certificate_expiry_timestamp_seconds',
+      help: 'When a certificate GardenOS issued expires (Unix time)',
+      labelNames: ['file', 'subject'],
+      registers: [registry],
+    }),
   };
 }

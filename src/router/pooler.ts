@@ -28,7 +28,8 @@ export function poolerMetrics(registry: Registry, pooler: NonNullable<RouterSett
   let inFlight: Promise<void> | undefined;
   // One question to PgBouncer per scrape: every gauge collects at once and shares the answer in flight.
   const refresh = () => (inFlight ??= read().finally(() => (inFlight = undefined)));
-  const gauge = <L extends string>(name: string, help: string, labelNames: L[]) => new Gauge<L>({ name, help, labelNames, registers: [registry], collect: refresh });
+  const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
+    new Gauge<L>({ name, help, labelNames, registers: [registry], collect: refresh });
   const up = gauge('gardenos_pooler_up', "1 when PgBouncer's admin console answers the router", []);
   const paused = gauge('gardenos_pooler_paused', '1 while a database is paused (clients wait)', ['database']);
   const clients = gauge('gardenos_pooler_clients', 'Client connections by state (active: linked to a server; waiting: for one)', ['database', 'state']);
@@ -43,7 +44,12 @@ export function poolerMetrics(registry: Registry, pooler: NonNullable<RouterSett
       const [dbs, pools] = await Promise.all([admin.databases(), admin.command<PoolRow>('SHOW POOLS', 2000)]);
       for (const g of [paused, clients, servers, maxWait]) g.reset();
       // PgBouncer 1.18 shows a PAUSE of one database, not a global one: GardenOS marks its own.
-      const marked = pooler.pauseMarker ? await access(pooler.pauseMarker).then(() => true, () => false) : false;
+      const marked = pooler.pauseMarker
+        ? await access(pooler.pauseMarker).then(
+            () => true,
+            () => false,
+          )
+        : false;
       for (const d of dbs) paused.set({ database: d.name }, d.paused || marked ? 1 : 0);
       // A pool per database and user: summed per database; the longest wait is the longest of its pools.
       const waits = new Map<string, number>();

@@ -5,7 +5,13 @@ import type { Router } from './controller.ts';
 import type { RouterMetrics } from './metrics.ts';
 
 /** `problem`: what keeps the router from doing its job beside its control loop (its Lease cannot be read, say). */
-export function startRouterServer(router: Router, metrics: RouterMetrics, listen: { host: string; port: number }, recheckIntervalMs: number, problem: () => string | undefined = () => undefined): Promise<Server> {
+export function startRouterServer(
+  router: Router,
+  metrics: RouterMetrics,
+  listen: { host: string; port: number },
+  recheckIntervalMs: number,
+  problem: () => string | undefined = () => undefined,
+): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const send = (status: number, body: string, type = 'text/plain; charset=utf-8') => {

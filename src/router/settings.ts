@@ -40,18 +40,24 @@ export const routerSettingsSchema = z.strictObject({
   /** PEM certificates GardenOS issued whose expiry the router reports (gardenos_certificate_expiry_timestamp_seconds). */
   certificates: z.array(z.string()).default([]),
   /** PgBouncer in front of the primary (pooler.enabled): its admin socket and a stats user whose password is in a file. */
-  pooler: z.strictObject({ socketDir: z.string(), port: z.number().int(), user: z.string(), passwordFile: z.string(), pauseMarker: z.string().optional() }).optional(),
+  pooler: z
+    .strictObject({ socketDir: z.string(), port: z.number().int(), user: z.string(), passwordFile: z.string(), pauseMarker: z.string().optional() })
+    .optional(),
 });
 
 export type RouterSettings = z.infer<typeof routerSettingsSchema>;
 
 export async function loadRouterSettings(file: string): Promise<RouterSettings> {
   const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new GardenError('CONFIG_NOT_FOUND', `router settings ${file}: ${e.code ?? e.message}`, { hint: 'GardenOS renders this file; `gardenos local up` writes it for the local cluster' });
+    throw new GardenError('CONFIG_NOT_FOUND', `router settings ${file}: ${e.code ?? e.message}`, {
+      hint: 'GardenOS renders this file; `gardenos local up` writes it for the local cluster',
+    });
   });
   const parsed = routerSettingsSchema.safeParse(parse(text));
   if (!parsed.success) {
-    throw new GardenError('CONFIG_INVALID', `router settings ${file} are invalid`, { details: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) });
+    throw new GardenError('CONFIG_INVALID', `router settings ${file} are invalid`, {
+      details: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`),
+    });
   }
   return parsed.data;
 }

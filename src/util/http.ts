@@ -32,10 +32,12 @@ export function request(url: string | URL, opts: HttpOptions): Promise<HttpRespo
   const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const settle = <A extends unknown[]>(fn: (...a: A) => void) => (...a: A) => {
-      clearTimeout(timer);
-      fn(...a);
-    };
+    const settle =
+      <A extends unknown[]>(fn: (...a: A) => void) =>
+      (...a: A) => {
+        clearTimeout(timer);
+        fn(...a);
+      };
     resolve = settle(resolve);
     reject = settle(reject);
     const req = send(

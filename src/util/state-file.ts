@@ -12,7 +12,11 @@ export async function readStateFile<S extends z.ZodType>(path: string, schema: S
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    throw new GardenError('STATE_CONFLICT', `cannot read ${path}: ${code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`, { hint: recover });
+    throw new GardenError(
+      'STATE_CONFLICT',
+      `cannot read ${path}: ${code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`,
+      { hint: recover },
+    );
   }
   let data: unknown;
   try {
@@ -22,8 +26,14 @@ export async function readStateFile<S extends z.ZodType>(path: string, schema: S
   }
   const r = schema.safeParse(data);
   if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || '(the file)'}: ${i.code === 'invalid_type' && i.input === undefined ? 'missing' : i.message}`);
-    throw new GardenError('STATE_CONFLICT', `${path} is damaged: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`, { hint: recover });
+    const problems = r.error.issues.map(
+      (i) => `${i.path.join('.') || '(the file)'}: ${i.code === 'invalid_type' && i.input === undefined ? 'missing' : i.message}`,
+    );
+    throw new GardenError(
+      'STATE_CONFLICT',
+      `${path} is damaged: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
+      { hint: recover },
+    );
   }
   return r.data;
 }

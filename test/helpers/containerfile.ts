@@ -32,7 +32,8 @@ export interface Recipe {
 export function parseContainerfile(text: string): Recipe {
   const recipe: Recipe = { suite: '', steps: [], env: {}, exposed: [] };
   const args: Record<string, string> = {};
-  const expand = (v: string) => v.replace(/\$\{(\w+)\}|\$(\w+)/g, (m, a: string | undefined, b: string | undefined) => recipe.env[(a ?? b)!] ?? args[(a ?? b)!] ?? m);
+  const expand = (v: string) =>
+    v.replace(/\$\{(\w+)\}|\$(\w+)/g, (m, a: string | undefined, b: string | undefined) => recipe.env[(a ?? b)!] ?? args[(a ?? b)!] ?? m);
   const json = (v: string, line: number): string[] => {
     let parsed: unknown;
     try {
@@ -91,7 +92,9 @@ export function parseContainerfile(text: string): Recipe {
         recipe.cmd = json(rest, at);
         break;
       default:
-        throw new Error(`line ${at}: ${op} is not supported by the engine-less build (FROM debian, ARG, ENV, COPY, RUN, USER, WORKDIR, EXPOSE, ENTRYPOINT, CMD)`);
+        throw new Error(
+          `line ${at}: ${op} is not supported by the engine-less build (FROM debian, ARG, ENV, COPY, RUN, USER, WORKDIR, EXPOSE, ENTRYPOINT, CMD)`,
+        );
     }
   }
   if (!recipe.suite) throw new Error('no FROM debian:<suite> line');
@@ -120,7 +123,13 @@ export async function buildImage(dir: string, name: string, opts: { cache?: stri
   for (const f of [...(await filesOf(dir)), SELF]) hash.update(f === SELF ? 'builder' : f.slice(dir.length)).update(await readFile(f));
   const out = join(cache, `${name}-${hash.digest('hex').slice(0, 12)}`);
   const archive = join(out, `${name}.tar`);
-  if (await access(join(out, '.complete')).then(() => true, () => false)) return archive;
+  if (
+    await access(join(out, '.complete')).then(
+      () => true,
+      () => false,
+    )
+  )
+    return archive;
 
   const recipe = parseContainerfile(await readFile(join(dir, 'Containerfile'), 'utf8'));
   const work = await mkdtemp(join(tmpdir(), `gardenos-image-${name}-`));
@@ -131,7 +140,9 @@ export async function buildImage(dir: string, name: string, opts: { cache?: stri
       if (s.kind === 'copy') {
         const src = join(dir, s.src);
         const dest = s.dest.endsWith('/') ? posix.join(s.dest, basename(s.src)) : s.dest;
-        script.push(`if [ -d ${shq(src)} ]; then mkdir -p "$root"${shq(dest)} && cp -a ${shq(src)}/. "$root"${shq(dest)}/; else mkdir -p "$root"${shq(dirname(dest))} && cp -a ${shq(src)} "$root"${shq(dest)}; fi`);
+        script.push(
+          `if [ -d ${shq(src)} ]; then mkdir -p "$root"${shq(dest)} && cp -a ${shq(src)}/. "$root"${shq(dest)}/; else mkdir -p "$root"${shq(dirname(dest))} && cp -a ${shq(src)} "$root"${shq(dest)}; fi`,
+        );
       } else {
         const env = Object.entries({ PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...s.env }).map(([k, v]) => shq(`${k}=${v}`));
         script.push(`chroot "$root" env -i ${env.join(' ')} sh -c ${shq(s.command)}`);
@@ -139,7 +150,20 @@ export async function buildImage(dir: string, name: string, opts: { cache?: stri
     }
     await writeFile(join(work, 'steps.sh'), `${script.join('\n')}\n`);
     opts.log?.(`${name}: Debian ${recipe.suite} (mmdebstrap), ${recipe.steps.length} steps`);
-    await run('mmdebstrap', ['--variant=minbase', '--mode=root', '--format=directory', '--quiet', `--customize-hook=sh ${shq(join(work, 'steps.sh'))} "$1"`, recipe.suite, join(work, 'rootfs'), 'http://deb.debian.org/debian'], { maxBuffer: 64 << 20, timeout: 1_200_000 });
+    await run(
+      'mmdebstrap',
+      [
+        '--variant=minbase',
+        '--mode=root',
+        '--format=directory',
+        '--quiet',
+        `--customize-hook=sh ${shq(join(work, 'steps.sh'))} "$1"`,
+        recipe.suite,
+        join(work, 'rootfs'),
+        'http://deb.debian.org/debian',
+      ],
+      { maxBuffer: 64 << 20, timeout: 1_200_000 },
+    );
     const layout = join(work, 'layout');
     const image = `${layout}:1`;
     await run('umoci', ['init', '--layout', layout]);
@@ -161,7 +185,8 @@ export async function buildImage(dir: string, name: string, opts: { cache?: stri
     await run('tar', ['-C', layout, '-cf', archive, '.']);
     await writeFile(join(out, '.complete'), '');
     // Older builds of this image are of no further use.
-    for (const old of await readdir(cache)) if (old.startsWith(`${name}-`) && join(cache, old) !== out) await rm(join(cache, old), { recursive: true, force: true });
+    for (const old of await readdir(cache))
+      if (old.startsWith(`${name}-`) && join(cache, old) !== out) await rm(join(cache, old), { recursive: true, force: true });
     return archive;
   } finally {
     await rm(work, { recursive: true, force: true });

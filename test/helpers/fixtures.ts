@@ -19,7 +19,10 @@ export const SECRETS: ClusterSecrets = {
 };
 
 export function etcdFiles(root: string, member: string): EtcdFiles {
-  return { dataDir: `${root}/etcd/${member}`, tls: { ca: `${root}/pki/ca.crt`, cert: `${root}/pki/etcd-${member}.crt`, key: `${root}/pki/etcd-${member}.key` } };
+  return {
+    dataDir: `${root}/etcd/${member}`,
+    tls: { ca: `${root}/pki/ca.crt`, cert: `${root}/pki/etcd-${member}.crt`, key: `${root}/pki/etcd-${member}.key` },
+  };
 }
 
 export function patroniFiles(root: string, member: string): PatroniFiles {

@@ -26,11 +26,19 @@ export interface FreshRoot {
 /** The base tarball of a minimal Debian `suite`, made once per machine (about 25 s). */
 export async function baseTarball(suite: string): Promise<string> {
   const tar = join(CACHE_DIR, `debian-${suite}-minbase.tar`);
-  if (await access(tar).then(() => true, () => false)) return tar;
+  if (
+    await access(tar).then(
+      () => true,
+      () => false,
+    )
+  )
+    return tar;
   await mkdir(CACHE_DIR, { recursive: true });
   const partial = join(CACHE_DIR, `.partial-${process.pid}-${suite}.tar`);
   try {
-    await run('mmdebstrap', ['--variant=minbase', '--mode=root', '--format=tar', '--quiet', suite, partial, 'http://deb.debian.org/debian'], { maxBuffer: 64 * 1024 * 1024 });
+    await run('mmdebstrap', ['--variant=minbase', '--mode=root', '--format=tar', '--quiet', suite, partial, 'http://deb.debian.org/debian'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     await rename(partial, tar);
   } finally {
     await rm(partial, { force: true });
@@ -60,7 +68,13 @@ async function onPath(name: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(':')) {
     if (!dir || dir.includes('node_modules')) continue;
     const p = join(dir, name);
-    if (await access(p).then(() => true, () => false)) return realpath(p);
+    if (
+      await access(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return realpath(p);
   }
   return undefined;
 }
@@ -99,7 +113,14 @@ async function removeRoot(top: string): Promise<void> {
 async function removeOrphans(): Promise<void> {
   for (const entry of await readdir('/var/tmp').catch(() => [] as string[])) {
     const m = /^gardenos-fresh-\w+-(\d+)-/.exec(entry);
-    if (m && !(await access(`/proc/${m[1]}`).then(() => true, () => false))) await removeRoot(join('/var/tmp', entry));
+    if (
+      m &&
+      !(await access(`/proc/${m[1]}`).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await removeRoot(join('/var/tmp', entry));
   }
 }
 
@@ -128,7 +149,13 @@ export async function makeFreshRoot(suite: string, log: (chunk: string) => void 
   const work = join(dir, 'root/gardenos');
   for (const f of await checkoutFiles()) {
     const from = join(REPO, f);
-    if (!(await access(from).then(() => true, () => false))) continue; // deleted, not yet committed
+    if (
+      !(await access(from).then(
+        () => true,
+        () => false,
+      ))
+    )
+      continue; // deleted, not yet committed
     await mkdir(dirname(join(work, f)), { recursive: true });
     await cp(from, join(work, f), { verbatimSymlinks: true });
   }
@@ -153,8 +180,14 @@ export async function makeFreshRoot(suite: string, log: (chunk: string) => void 
         const child = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
-        child.stdout.on('data', (d: Buffer) => { stdout += d; log(d.toString()); });
-        child.stderr.on('data', (d: Buffer) => { stderr += d; log(d.toString()); });
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d;
+          log(d.toString());
+        });
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d;
+          log(d.toString());
+        });
         const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 900_000);
         child.once('error', reject);
         child.once('close', (code) => {

@@ -116,12 +116,15 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
   const kubeCa = await createCa('gardenos-test kubernetes CA');
   const caFile = await put('ca.crt', kubeCa.cert);
   await put('ca.key', kubeCa.key);
-  const serving = await pair('apiserver', await issue(kubeCa, {
-    commonName: 'kube-apiserver',
-    ips: [o.host, '10.43.0.1'],
-    dnsNames: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost'],
-    usage: 'server-and-client',
-  }));
+  const serving = await pair(
+    'apiserver',
+    await issue(kubeCa, {
+      commonName: 'kube-apiserver',
+      ips: [o.host, '10.43.0.1'],
+      dnsNames: ['kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', 'localhost'],
+      usage: 'server-and-client',
+    }),
+  );
   const client = (commonName: string, organization?: string) => issue(kubeCa, { commonName, usage: 'client', ...(organization ? { organization } : {}) });
   const [admin, kcm, scheduler, kubeletClient] = await Promise.all([
     client('system:admin', 'system:masters'),
@@ -153,7 +156,9 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
     const { openSync } = await import('node:fs');
     const fd = openSync(log, 'a', 0o600);
     // `ip netns exec` execs the program itself, so the child is the component (signals reach it).
-    const child = o.netns ? spawn('ip', ['netns', 'exec', o.netns, join(bin, name), ...args], { stdio: ['ignore', fd, fd] }) : spawn(join(bin, name), args, { stdio: ['ignore', fd, fd] });
+    const child = o.netns
+      ? spawn('ip', ['netns', 'exec', o.netns, join(bin, name), ...args], { stdio: ['ignore', fd, fd] })
+      : spawn(join(bin, name), args, { stdio: ['ignore', fd, fd] });
     children.push(child);
     return { child, log };
   };
@@ -273,7 +278,11 @@ export async function startControlPlane(o: ControlPlaneOptions): Promise<Control
       stop,
     };
   } catch (e) {
-    const logs = await Promise.all(['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'].map(async (n) => `--- ${n}\n${(await readFile(join(dir, `${n}.log`), 'utf8').catch(() => '(no log)')).split('\n').slice(-20).join('\n')}`));
+    const logs = await Promise.all(
+      ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler'].map(
+        async (n) => `--- ${n}\n${(await readFile(join(dir, `${n}.log`), 'utf8').catch(() => '(no log)')).split('\n').slice(-20).join('\n')}`,
+      ),
+    );
     await stop();
     throw new Error(`${(e as Error).message}\n${logs.join('\n')}`, { cause: e });
   }
@@ -298,10 +307,14 @@ export async function installCertManagerCrds(kc: KubeConfig): Promise<string[]> 
   }
   const ext = kc.makeApiClient(ApiextensionsV1Api);
   for (const name of names) {
-    await waitFor(`CRD ${name} to be established`, async () => {
-      const crd = await ext.readCustomResourceDefinition({ name });
-      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(
+      `CRD ${name} to be established`,
+      async () => {
+        const crd = await ext.readCustomResourceDefinition({ name });
+        return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') || undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 200 },
+    );
   }
   return names;
 }
@@ -310,12 +323,26 @@ export async function installCertManagerCrds(kc: KubeConfig): Promise<string[]> 
  * A local cluster's router settings (its etcd, scope and Patroni CA), with the Kubernetes sink instead of
  * HAProxy's: the database namespace's postgres-primary/-replica, the router's Lease, and `kubeconfig`'s credentials.
  */
-export async function kubernetesRouterSettings(stateDir: string, o: { listen: { host: string; port: number }; kubeconfig: string; leaseSeconds: number }): Promise<RouterSettings> {
+export async function kubernetesRouterSettings(
+  stateDir: string,
+  o: { listen: { host: string; port: number }; kubeconfig: string; leaseSeconds: number },
+): Promise<RouterSettings> {
   const local = parse(await readFile(`${stateDir}/router/router.yml`, 'utf8')) as RouterSettings;
   return {
     ...local,
     listen: o.listen,
-    sinks: [{ type: 'kubernetes', namespace: 'database', primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: `cluster-name=${local.scope}`, port: 5432, lease: { name: ROUTER_NAME, durationSeconds: o.leaseSeconds }, kubeconfig: o.kubeconfig }],
+    sinks: [
+      {
+        type: 'kubernetes',
+        namespace: 'database',
+        primaryService: 'postgres-primary',
+        replicasService: 'postgres-replica',
+        podSelector: `cluster-name=${local.scope}`,
+        port: 5432,
+        lease: { name: ROUTER_NAME, durationSeconds: o.leaseSeconds },
+        kubeconfig: o.kubeconfig,
+      },
+    ],
   };
 }
 

@@ -66,7 +66,11 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
   const cgroupRoot = `/gardenos-test-${h}`;
   const hierarchies = (await readdir('/sys/fs/cgroup', { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => join('/sys/fs/cgroup', d.name));
   // The CRI makes a network namespace per pod sandbox (/var/run/netns/cni-…); the new ones are this node's.
-  const podPids = () => run('sh', ['-c', `cat $(find /sys/fs/cgroup/pids${cgroupRoot} -name cgroup.procs 2>/dev/null) /dev/null`]).then((r) => r.stdout.split('\n').filter(Boolean).map(Number), () => [] as number[]);
+  const podPids = () =>
+    run('sh', ['-c', `cat $(find /sys/fs/cgroup/pids${cgroupRoot} -name cgroup.procs 2>/dev/null) /dev/null`]).then(
+      (r) => r.stdout.split('\n').filter(Boolean).map(Number),
+      () => [] as number[],
+    );
   const netnsBefore = new Set(await readdir('/var/run/netns').catch(() => [] as string[]));
   let addedAddress = false;
   const children: ChildProcess[] = [];
@@ -100,7 +104,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
         // gone
       }
     }
-    await waitFor('the pods\' processes to exit', async () => (await podPids()).length === 0, { timeoutMs: 10_000, intervalMs: 100 }).catch(() => undefined);
+    await waitFor("the pods' processes to exit", async () => (await podPids()).length === 0, { timeoutMs: 10_000, intervalMs: 100 }).catch(() => undefined);
     for (const hier of hierarchies) await run('find', [join(hier, cgroupRoot), '-depth', '-type', 'd', '-exec', 'rmdir', '{}', ';']).catch(() => undefined);
     for (const ns of await readdir('/var/run/netns').catch(() => [] as string[])) {
       if (ns.startsWith('cni-') && !netnsBefore.has(ns)) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
@@ -119,7 +123,8 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     const sandboxes = new Set(await readdir(join(dir, 'containerd', 'root', 'io.containerd.grpc.v1.cri', 'sandboxes')).catch(() => [] as string[]));
     for (const f of await readdir('/var/lib/cni/results').catch(() => [] as string[])) {
       const loopback = /^cni-loopback-([0-9a-f]{64})-lo$/.exec(f);
-      if (f.startsWith(`${cniName}-`) || (loopback && sandboxes.has(loopback[1]!))) await rm(join('/var/lib/cni/results', f), { force: true }).catch(() => undefined);
+      if (f.startsWith(`${cniName}-`) || (loopback && sandboxes.has(loopback[1]!)))
+        await rm(join('/var/lib/cni/results', f), { force: true }).catch(() => undefined);
     }
     // The kubelet links each container's log into /var/log/containers (a fixed path): this node's links go.
     for (const link of await readdir('/var/log/containers').catch(() => [] as string[])) {
@@ -138,42 +143,50 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     for (const hier of hierarchies) {
       await mkdir(join(hier, cgroupRoot), { recursive: true });
       // A new cpuset cgroup starts with no CPUs or memory nodes: give it its parent's.
-      if (hier.endsWith('/cpuset')) for (const f of ['cpuset.cpus', 'cpuset.mems']) await writeFile(join(hier, cgroupRoot, f), await readFile(join(hier, f), 'utf8'));
+      if (hier.endsWith('/cpuset'))
+        for (const f of ['cpuset.cpus', 'cpuset.mems']) await writeFile(join(hier, cgroupRoot, f), await readFile(join(hier, f), 'utf8'));
     }
     // containerd: its own root, state and socket; the CRI plugin with runc (cgroupfs, as the kubelet) and CNI.
     const cniConf = join(dir, 'cni');
     await mkdir(cniConf, { recursive: true });
-    await writeFile(join(dir, 'containerd.toml'), [
-      'version = 2',
-      `root = "${dir}/containerd/root"`,
-      `state = "${dir}/containerd/state"`,
-      '[grpc]',
-      `  address = "${socket}"`,
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `  path = "${dir}/containerd/opt"`,
-      '[plugins."io.containerd.grpc.v1.cri"]',
-      '  sandbox_image = "gardenos.local/pause:1"',
-      // Root here lacks CAP_SYS_RESOURCE (this VM's sandbox drops it), so a negative oom_score_adj (the
-      // sandbox's -998, a Guaranteed pod's -997) is refused: containerd clamps them to its own score instead.
-      '  restrict_oom_score_adj = true',
-      '  [plugins."io.containerd.grpc.v1.cri".containerd]',
-      '    snapshotter = "overlayfs"',
-      '    default_runtime_name = "runc"',
-      '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
-      '      runtime_type = "io.containerd.runc.v2"',
-      '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
-      '        SystemdCgroup = false',
-      '  [plugins."io.containerd.grpc.v1.cri".cni]',
-      '    bin_dir = "/usr/lib/cni"',
-      `    conf_dir = "${cniConf}"`,
-      '',
-    ].join('\n'));
+    await writeFile(
+      join(dir, 'containerd.toml'),
+      [
+        'version = 2',
+        `root = "${dir}/containerd/root"`,
+        `state = "${dir}/containerd/state"`,
+        '[grpc]',
+        `  address = "${socket}"`,
+        '[plugins."io.containerd.internal.v1.opt"]',
+        `  path = "${dir}/containerd/opt"`,
+        '[plugins."io.containerd.grpc.v1.cri"]',
+        '  sandbox_image = "gardenos.local/pause:1"',
+        // Root here lacks CAP_SYS_RESOURCE (this VM's sandbox drops it), so a negative oom_score_adj (the
+        // sandbox's -998, a Guaranteed pod's -997) is refused: containerd clamps them to its own score instead.
+        '  restrict_oom_score_adj = true',
+        '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+        '    snapshotter = "overlayfs"',
+        '    default_runtime_name = "runc"',
+        '    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
+        '      runtime_type = "io.containerd.runc.v2"',
+        '      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
+        '        SystemdCgroup = false',
+        '  [plugins."io.containerd.grpc.v1.cri".cni]',
+        '    bin_dir = "/usr/lib/cni"',
+        `    conf_dir = "${cniConf}"`,
+        '',
+      ].join('\n'),
+    );
     const containerd = spawnLogged('containerd', 'containerd', ['--config', join(dir, 'containerd.toml')]);
-    await waitFor('containerd to answer', async () => {
-      if (containerd.exitCode !== null) throw Object.assign(new Error(`containerd exited: ${await tail(join(dir, 'containerd.log'))}`), { permanent: true });
-      await run('ctr', ['--address', socket, 'version']);
-      return true;
-    }, { timeoutMs: 30_000, intervalMs: 200, isFatal: permanent });
+    await waitFor(
+      'containerd to answer',
+      async () => {
+        if (containerd.exitCode !== null) throw Object.assign(new Error(`containerd exited: ${await tail(join(dir, 'containerd.log'))}`), { permanent: true });
+        await run('ctr', ['--address', socket, 'version']);
+        return true;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, isFatal: permanent },
+    );
     for (const [name, archive] of Object.entries(images)) await importImage(name, archive);
 
     // The kubelet: its own identity (system:node:<name>, which the Node authorizer and NodeRestriction check), serving cert, directories.
@@ -181,38 +194,50 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     await mkdir(pki, { mode: 0o700 });
     const clientPair = await issue(cp.kubeCa, { commonName: `system:node:${o.name}`, organization: 'system:nodes', usage: 'client' });
     const servingPair = await issue(cp.kubeCa, { commonName: o.name, ips: [o.host], dnsNames: [o.name], usage: 'server-and-client' });
-    for (const [file, content] of [['kubelet-client.crt', clientPair.cert], ['kubelet-client.key', clientPair.key], ['kubelet.crt', servingPair.cert], ['kubelet.key', servingPair.key], ['ca.crt', cp.kubeCa.cert]] as const) {
+    for (const [file, content] of [
+      ['kubelet-client.crt', clientPair.cert],
+      ['kubelet-client.key', clientPair.key],
+      ['kubelet.crt', servingPair.cert],
+      ['kubelet.key', servingPair.key],
+      ['ca.crt', cp.kubeCa.cert],
+    ] as const) {
       await writeFile(join(pki, file), content, { mode: 0o600 });
     }
-    const writeKubeconfig = (name: string, p: { cert: string; key: string }) => writeFile(join(dir, `${name}.kubeconfig`), kubeconfig(cp.url, cp.kubeCa.cert, { certData: p.cert, keyData: p.key }, name).exportConfig(), { mode: 0o600 });
+    const writeKubeconfig = (name: string, p: { cert: string; key: string }) =>
+      writeFile(join(dir, `${name}.kubeconfig`), kubeconfig(cp.url, cp.kubeCa.cert, { certData: p.cert, keyData: p.key }, name).exportConfig(), {
+        mode: 0o600,
+      });
     await writeKubeconfig('kubelet', clientPair);
-    await writeFile(join(dir, 'kubelet.yaml'), stringify({
-      apiVersion: 'kubelet.config.k8s.io/v1beta1',
-      kind: 'KubeletConfiguration',
-      address: o.host,
-      port: 10250,
-      readOnlyPort: 0,
-      healthzBindAddress: o.host,
-      healthzPort: 10248,
-      authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: join(pki, 'ca.crt') } },
-      authorization: { mode: 'Webhook' },
-      tlsCertFile: join(pki, 'kubelet.crt'),
-      tlsPrivateKeyFile: join(pki, 'kubelet.key'),
-      // This machine's cgroups are v1 and no systemd runs: cgroupfs, as containerd is told above.
-      cgroupDriver: 'cgroupfs',
-      cgroupRoot,
-      containerRuntimeEndpoint: `unix://${socket}`,
-      // Its own pod log directory: a kubelet removes the directories of pods it does not run, other nodes' among them.
-      podLogsDir: join(dir, 'pod-logs'),
-      clusterDomain: 'cluster.local',
-      clusterDNS: ['10.43.0.10'],
-      failSwapOn: false,
-      resolvConf: '/etc/resolv.conf',
-      serializeImagePulls: false,
-      evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%' },
-      imageGCHighThresholdPercent: 100,
-      imageGCLowThresholdPercent: 99,
-    }));
+    await writeFile(
+      join(dir, 'kubelet.yaml'),
+      stringify({
+        apiVersion: 'kubelet.config.k8s.io/v1beta1',
+        kind: 'KubeletConfiguration',
+        address: o.host,
+        port: 10250,
+        readOnlyPort: 0,
+        healthzBindAddress: o.host,
+        healthzPort: 10248,
+        authentication: { anonymous: { enabled: false }, webhook: { enabled: true }, x509: { clientCAFile: join(pki, 'ca.crt') } },
+        authorization: { mode: 'Webhook' },
+        tlsCertFile: join(pki, 'kubelet.crt'),
+        tlsPrivateKeyFile: join(pki, 'kubelet.key'),
+        // This machine's cgroups are v1 and no systemd runs: cgroupfs, as containerd is told above.
+        cgroupDriver: 'cgroupfs',
+        cgroupRoot,
+        containerRuntimeEndpoint: `unix://${socket}`,
+        // Its own pod log directory: a kubelet removes the directories of pods it does not run, other nodes' among them.
+        podLogsDir: join(dir, 'pod-logs'),
+        clusterDomain: 'cluster.local',
+        clusterDNS: ['10.43.0.10'],
+        failSwapOn: false,
+        resolvConf: '/etc/resolv.conf',
+        serializeImagePulls: false,
+        evictionHard: { 'memory.available': '100Mi', 'nodefs.available': '1%', 'imagefs.available': '1%' },
+        imageGCHighThresholdPercent: 100,
+        imageGCLowThresholdPercent: 99,
+      }),
+    );
     spawnLogged('kubelet', join(cp.bin, 'kubelet'), [
       `--config=${join(dir, 'kubelet.yaml')}`,
       `--kubeconfig=${join(dir, 'kubelet.kubeconfig')}`,
@@ -243,33 +268,53 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
     const core = cp.admin().makeApiClient(CoreV1Api);
     // The pod network, as flannel does it: the node registers, the controller-manager gives it a slice of
     // the cluster CIDR, and a bridge of this node's own hands out addresses from that slice.
-    const subnet = await waitFor(`node ${o.name} to register and get its pod CIDR`, async () => {
-      const dead = children.find((c) => c.exitCode !== null);
-      if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(logOf.get(dead)!)}`), { permanent: true });
-      return (await core.readNode({ name: o.name }).catch(() => undefined))?.spec?.podCIDR;
-    }, { timeoutMs: 120_000, intervalMs: 250, isFatal: permanent });
-    await writeFile(join(cniConf, '10-gardenos.conflist'), JSON.stringify({
-      cniVersion: '1.0.0',
-      // Per node: the bridge plugin's masquerade rules carry this name, and `stop` removes them by it.
-      name: cniName,
-      plugins: [
-        // host-local keeps its address reservations in the node's directory: pods killed with containerd never
-        // release theirs (no CNI DEL), and under /var/lib/cni they would pile up until the range runs out.
-        { type: 'bridge', bridge, isGateway: true, ipMasq: true, hairpinMode: true, ipam: { type: 'host-local', dataDir: join(dir, 'cni-ipam'), ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] } },
-        { type: 'portmap', capabilities: { portMappings: true } },
-      ],
-    }));
-    await waitFor(`node ${o.name} to be Ready`, async () => {
-      const dead = children.find((c) => c.exitCode !== null);
-      if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(logOf.get(dead)!)}`), { permanent: true });
-      const node = await core.readNode({ name: o.name });
-      const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
-      if (ready?.status !== 'True') throw new Error(`Ready=${ready?.status ?? 'none'}: ${ready?.message ?? ''}`);
-      return true;
-    }, { timeoutMs: 120_000, intervalMs: 500, isFatal: permanent });
+    const subnet = await waitFor(
+      `node ${o.name} to register and get its pod CIDR`,
+      async () => {
+        const dead = children.find((c) => c.exitCode !== null);
+        if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(logOf.get(dead)!)}`), { permanent: true });
+        return (await core.readNode({ name: o.name }).catch(() => undefined))?.spec?.podCIDR;
+      },
+      { timeoutMs: 120_000, intervalMs: 250, isFatal: permanent },
+    );
+    await writeFile(
+      join(cniConf, '10-gardenos.conflist'),
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        // Per node: the bridge plugin's masquerade rules carry this name, and `stop` removes them by it.
+        name: cniName,
+        plugins: [
+          // host-local keeps its address reservations in the node's directory: pods killed with containerd never
+          // release theirs (no CNI DEL), and under /var/lib/cni they would pile up until the range runs out.
+          {
+            type: 'bridge',
+            bridge,
+            isGateway: true,
+            ipMasq: true,
+            hairpinMode: true,
+            ipam: { type: 'host-local', dataDir: join(dir, 'cni-ipam'), ranges: [[{ subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      }),
+    );
+    await waitFor(
+      `node ${o.name} to be Ready`,
+      async () => {
+        const dead = children.find((c) => c.exitCode !== null);
+        if (dead) throw Object.assign(new Error(`${dead.spawnargs[0]} exited: ${await tail(logOf.get(dead)!)}`), { permanent: true });
+        const node = await core.readNode({ name: o.name });
+        const ready = node.status?.conditions?.find((c) => c.type === 'Ready');
+        if (ready?.status !== 'True') throw new Error(`Ready=${ready?.status ?? 'none'}: ${ready?.message ?? ''}`);
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, isFatal: permanent },
+    );
     return { name: o.name, dir, socket, importImage, stop };
   } catch (e) {
-    const logs = await Promise.all(['containerd', 'kubelet', ...(o.kubeProxy !== false ? ['kube-proxy'] : [])].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`));
+    const logs = await Promise.all(
+      ['containerd', 'kubelet', ...(o.kubeProxy !== false ? ['kube-proxy'] : [])].map(async (n) => `--- ${n}\n${await tail(join(dir, `${n}.log`))}`),
+    );
     await stop();
     throw new Error(`${(e as Error).message}\n${logs.join('\n')}`, { cause: e });
   }

@@ -26,7 +26,10 @@ import { startNode, type TestNode } from './node.ts';
 
 const run = promisify(execFile);
 const ROUTER_IMAGE = new URL('../../scripts/build-router-image.sh', import.meta.url).pathname;
-export const RECIPES = { postgres: new URL('../../images/postgres', import.meta.url).pathname, api: new URL('../../examples/apps/api', import.meta.url).pathname };
+export const RECIPES = {
+  postgres: new URL('../../images/postgres', import.meta.url).pathname,
+  api: new URL('../../examples/apps/api', import.meta.url).pathname,
+};
 
 export interface PlatformNodes {
   c: TestCluster;
@@ -122,19 +125,22 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
     // gardenos.yaml: three postgres nodes at the test nodes' addresses, three etcd hosts at the local cluster's members
     // (its etcd is the DCS; its own Patroni is another scope). K3s's local-storage off: GardenOS renders local-path.
     const configFile = join(work, 'gardenos.yaml');
-    await writeFile(configFile, [
-      `cluster: { name: ${o.name} }`,
-      'nodes:',
-      ...hosts.map((n) => `  - { name: ${n.name}, address: { public: ${n.host}, private: ${n.host} }, roles: [k3s-server, postgres] }`),
-      ...[1, 2, 3].map((i) => `  - { name: etcd${i}, address: { public: ${hostOf(10 + i)}, private: ${hostOf(10 + i)} }, roles: [etcd] }`),
-      'k3s: { disable: [traefik, servicelb, local-storage] }',
-      'postgres: { scope: sts, version: 17, image: "gardenos.local/postgres:1", storage: 1Gi, ttl: 20, loopWait: 2, retryTimeout: 5 }',
-      `storage: { path: ${join(work, 'volumes')}, provisionerImage: "gardenos.local/local-path-provisioner:1", helperImage: "gardenos.local/tools:1" }`,
-      'router: { image: "gardenos.local/router:1" }',
-      `supabase: { enabled: ${o.supabase === true} }`,
-      ...(o.extraYaml ?? []),
-      '',
-    ].join('\n'));
+    await writeFile(
+      configFile,
+      [
+        `cluster: { name: ${o.name} }`,
+        'nodes:',
+        ...hosts.map((n) => `  - { name: ${n.name}, address: { public: ${n.host}, private: ${n.host} }, roles: [k3s-server, postgres] }`),
+        ...[1, 2, 3].map((i) => `  - { name: etcd${i}, address: { public: ${hostOf(10 + i)}, private: ${hostOf(10 + i)} }, roles: [etcd] }`),
+        'k3s: { disable: [traefik, servicelb, local-storage] }',
+        'postgres: { scope: sts, version: 17, image: "gardenos.local/postgres:1", storage: 1Gi, ttl: 20, loopWait: 2, retryTimeout: 5 }',
+        `storage: { path: ${join(work, 'volumes')}, provisionerImage: "gardenos.local/local-path-provisioner:1", helperImage: "gardenos.local/tools:1" }`,
+        'router: { image: "gardenos.local/router:1" }',
+        `supabase: { enabled: ${o.supabase === true} }`,
+        ...(o.extraYaml ?? []),
+        '',
+      ].join('\n'),
+    );
     const config = await loadConfig(configFile);
     const secretsDir = join(work, 'secrets');
     await mkdir(join(secretsDir, 'pki'), { recursive: true, mode: 0o700 });
@@ -154,32 +160,53 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
     };
     const routerLogs = async () => {
       const pods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items;
-      const logs = await Promise.all(pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database', tailLines: 2 }).catch((x: Error) => x.message)));
+      const logs = await Promise.all(
+        pods.map((p) => core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: 'database', tailLines: 2 }).catch((x: Error) => x.message)),
+      );
       return `router logs: ${logs.join(' | ').slice(0, 1500)}`;
     };
     const settled = (why: string, previous?: string, timeoutMs = 120_000) =>
-      waitFor(`the cluster to settle (${why})`, async () => {
-        const s = await status();
-        const leader = s.members.find((m) => m.role === 'leader' && m.state === 'running');
-        // Patroni 4 says a replica that replicates is "streaming".
-        const sync = s.members.filter((m) => m.role === 'sync_standby' && m.state === 'streaming');
-        const ep = s.kubernetes?.primaryEndpoint ?? [];
-        if (!leader || leader.name === previous || sync.length !== 1 || ep.join() !== leader.host) {
-          throw new Error(`members ${s.members.map((m) => `${m.name}@${m.host}=${m.role}/${m.state}`).join(' ')}; postgres-primary [${ep}]; ${await routerLogs()}`);
-        }
-        return { leader, status: s };
-      }, { timeoutMs, intervalMs: 500 });
-    const db = (host: string, database = 'postgres') => new pg.Client({ host, port: config.postgres.port, user: 'postgres', password: secrets.superuserPassword, database, ssl: { ca: caPem, rejectUnauthorized: true, servername: 'localhost' } });
+      waitFor(
+        `the cluster to settle (${why})`,
+        async () => {
+          const s = await status();
+          const leader = s.members.find((m) => m.role === 'leader' && m.state === 'running');
+          // Patroni 4 says a replica that replicates is "streaming".
+          const sync = s.members.filter((m) => m.role === 'sync_standby' && m.state === 'streaming');
+          const ep = s.kubernetes?.primaryEndpoint ?? [];
+          if (!leader || leader.name === previous || sync.length !== 1 || ep.join() !== leader.host) {
+            throw new Error(
+              `members ${s.members.map((m) => `${m.name}@${m.host}=${m.role}/${m.state}`).join(' ')}; postgres-primary [${ep}]; ${await routerLogs()}`,
+            );
+          }
+          return { leader, status: s };
+        },
+        { timeoutMs, intervalMs: 500 },
+      );
+    const db = (host: string, database = 'postgres') =>
+      new pg.Client({
+        host,
+        port: config.postgres.port,
+        user: 'postgres',
+        password: secrets.superuserPassword,
+        database,
+        ssl: { ca: caPem, rejectUnauthorized: true, servername: 'localhost' },
+      });
     const podReport = async () => {
       const out: string[] = [];
       for (const ns of [config.namespaces.database, config.namespaces.platform, config.namespaces.apps]) {
         for (const p of (await core.listNamespacedPod({ namespace: ns })).items) {
           const log = await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: ns, tailLines: 5 }).catch((x: Error) => x.message.slice(0, 200));
-          out.push(`${ns}/${p.metadata?.name} on ${p.spec?.nodeName ?? '-'} ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? p.status?.conditions?.slice(-1))} log: ${log.slice(-500)}`);
+          out.push(
+            `${ns}/${p.metadata?.name} on ${p.spec?.nodeName ?? '-'} ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? p.status?.conditions?.slice(-1))} log: ${log.slice(-500)}`,
+          );
         }
-        for (const e of (await core.listNamespacedEvent({ namespace: ns })).items.slice(-8)) out.push(`event ${e.involvedObject.name}: ${e.reason} ${e.message}`);
+        for (const e of (await core.listNamespacedEvent({ namespace: ns })).items.slice(-8))
+          out.push(`event ${e.involvedObject.name}: ${e.reason} ${e.message}`);
       }
-      const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: config.namespaces.database })).items.map((p) => `${p.metadata?.name}=${p.status?.phase}`);
+      const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: config.namespaces.database })).items.map(
+        (p) => `${p.metadata?.name}=${p.status?.phase}`,
+      );
       return `${out.join(' | ')} | pvcs ${pvcs.join(' ')}`;
     };
     const startWriter = async (): Promise<Writer> => {
@@ -199,23 +226,39 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
           metadata: { name: 'writer' },
           spec: {
             restartPolicy: 'Never',
-            containers: [{ name: 'writer', image: 'gardenos.local/postgres:1', command: ['sh', '-c', loop], envFrom: [{ secretRef: { name: 'writer' } }], securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } }],
+            containers: [
+              {
+                name: 'writer',
+                image: 'gardenos.local/postgres:1',
+                command: ['sh', '-c', loop],
+                envFrom: [{ secretRef: { name: 'writer' } }],
+                securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false },
+              },
+            ],
           },
         },
       });
       const read = async () => {
         const log = await core.readNamespacedPodLog({ name: 'writer', namespace: ns }).catch(() => '');
         const lines = log.split('\n');
-        const acked = lines.filter((l) => l.startsWith('ack ')).map((l) => l.split(' ')).map(([, id, at]) => ({ id: Number(id), at: Number(at) }));
+        const acked = lines
+          .filter((l) => l.startsWith('ack '))
+          .map((l) => l.split(' '))
+          .map(([, id, at]) => ({ id: Number(id), at: Number(at) }));
         return { acked, failed: lines.filter((l) => l.startsWith('fail ')).length, tail: log.slice(-300) };
       };
       const more = async (n: number, what: string, timeoutMs = 90_000) => {
         const before = (await read()).acked.length;
-        await waitFor(`the writer to commit again (${what})`, async () => {
-          const now = await read();
-          if (now.acked.length < before + n) throw new Error(`${now.acked.length - before} new acknowledged writes; log tail: ${now.tail}; ${await podReport()}`);
-          return true;
-        }, { timeoutMs, intervalMs: 250 });
+        await waitFor(
+          `the writer to commit again (${what})`,
+          async () => {
+            const now = await read();
+            if (now.acked.length < before + n)
+              throw new Error(`${now.acked.length - before} new acknowledged writes; log tail: ${now.tail}; ${await podReport()}`);
+            return true;
+          },
+          { timeoutMs, intervalMs: 250 },
+        );
       };
       return { read, more };
     };

@@ -16,7 +16,15 @@ import { waitFor } from '../../src/util/wait.ts';
 const run = promisify(execFile);
 
 /** Host directories made private inside each test host, as <dir>/<host>/<key>. */
-const PRIVATE = { 'etc-gardenos': '/etc/gardenos', 'etc-haproxy': '/etc/haproxy', 'etc-rancher': '/etc/rancher', 'etc-systemd-system': '/etc/systemd/system', 'var-lib-gardenos': '/var/lib/gardenos', 'var-lib-etcd': '/var/lib/etcd', 'run-haproxy': '/run/haproxy' } as const;
+const PRIVATE = {
+  'etc-gardenos': '/etc/gardenos',
+  'etc-haproxy': '/etc/haproxy',
+  'etc-rancher': '/etc/rancher',
+  'etc-systemd-system': '/etc/systemd/system',
+  'var-lib-gardenos': '/var/lib/gardenos',
+  'var-lib-etcd': '/var/lib/etcd',
+  'run-haproxy': '/run/haproxy',
+} as const;
 
 export interface TestHost {
   name: string;
@@ -71,7 +79,12 @@ export async function startTestHosts(tag: string, octet: number): Promise<TestHo
   // Mount points must exist on this machine; the ones made here are removed again.
   const madeTargets: string[] = [];
   for (const target of Object.values(PRIVATE)) {
-    if (!(await access(target).then(() => true, () => false))) {
+    if (
+      !(await access(target).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       await mkdir(target, { recursive: true });
       madeTargets.push(target);
     }
@@ -94,7 +107,13 @@ export async function startTestHosts(tag: string, octet: number): Promise<TestHo
     await mkdir(h.dir, { recursive: true });
     for (const key of Object.keys(PRIVATE)) await mkdir(join(h.dir, key), { recursive: true, mode: 0o755 });
     const hostKey = join(h.dir, 'ssh_host_ed25519_key');
-    if (!(await access(hostKey).then(() => true, () => false))) await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
+    if (
+      !(await access(hostKey).then(
+        () => true,
+        () => false,
+      ))
+    )
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
     await writeFile(
       join(h.dir, 'sshd_config'),
       [
@@ -112,9 +131,14 @@ export async function startTestHosts(tag: string, octet: number): Promise<TestHo
         '',
       ].join('\n'),
     );
-    const mounts = Object.entries(PRIVATE).map(([key, target]) => `mount --bind ${join(h.dir, key)} ${target}`).join(' && ');
+    const mounts = Object.entries(PRIVATE)
+      .map(([key, target]) => `mount --bind ${join(h.dir, key)} ${target}`)
+      .join(' && ');
     // `ip netns exec` gives the command a mount namespace of its own, so these binds are seen only by this host.
-    const child = spawn('ip', ['netns', 'exec', h.namespace, 'sh', '-c', `${mounts} && exec /usr/sbin/sshd -D -e -f ${join(h.dir, 'sshd_config')}`], { detached: true, stdio: ['ignore', 'ignore', 'ignore'] });
+    const child = spawn('ip', ['netns', 'exec', h.namespace, 'sh', '-c', `${mounts} && exec /usr/sbin/sshd -D -e -f ${join(h.dir, 'sshd_config')}`], {
+      detached: true,
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
     child.unref();
     await waitFor(`sshd on ${h.name}`, () => portOpen(h.address, 22), { timeoutMs: 20_000, intervalMs: 100 });
   };

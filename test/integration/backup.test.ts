@@ -38,7 +38,10 @@ describe('gardenos local db backup, restore and migrate', { timeout: 900_000 }, 
     const uri = await primary();
     await sql(uri, "CREATE ROLE gardener LOGIN PASSWORD 'grow-things'");
     await sql(uri, 'CREATE DATABASE garden OWNER gardener');
-    await sql(inDb(uri, 'garden'), "CREATE TABLE beds (id int PRIMARY KEY, plant text); INSERT INTO beds SELECT g, 'plant ' || g FROM generate_series(1, 2500) g; CREATE SCHEMA shed; CREATE TABLE shed.tools (name text); INSERT INTO shed.tools VALUES ('spade'), ('rake'); ALTER TABLE beds OWNER TO gardener");
+    await sql(
+      inDb(uri, 'garden'),
+      "CREATE TABLE beds (id int PRIMARY KEY, plant text); INSERT INTO beds SELECT g, 'plant ' || g FROM generate_series(1, 2500) g; CREATE SCHEMA shed; CREATE TABLE shed.tools (name text); INSERT INTO shed.tools VALUES ('spade'), ('rake'); ALTER TABLE beds OWNER TO gardener",
+    );
   });
   after(async () => {
     await c?.cleanup();
@@ -57,7 +60,10 @@ describe('gardenos local db backup, restore and migrate', { timeout: 900_000 }, 
     for (const f of ['manifest.json', 'globals.sql', garden.file]) assert.equal((await stat(`${backupDir}/${f}`)).mode & 0o777, 0o600, f);
     assert.equal((await stat(backupDir)).mode & 0o777, 0o700);
     // Progress per database on stderr.
-    assert.ok(r.stderr.split('\n').some((l) => l.includes('"member":"garden"') && l.includes('"status":"done"')), r.stderr);
+    assert.ok(
+      r.stderr.split('\n').some((l) => l.includes('"member":"garden"') && l.includes('"status":"done"')),
+      r.stderr,
+    );
   });
 
   it('restores into a cluster built afresh after destroy, and every table matches', async () => {
@@ -67,7 +73,10 @@ describe('gardenos local db backup, restore and migrate', { timeout: 900_000 }, 
     const r = await c.cli(['local', 'db', 'restore', backupDir, '--json']);
     assert.equal(r.code, 0, r.stderr);
     const result = json<{ databases: { name: string; created: boolean; rows: number }[]; safetyBackup: string | null }>(r.stdout);
-    assert.deepEqual(result.databases.find((d) => d.name === 'garden'), { name: 'garden', created: true, tables: 2, rows: 2502 });
+    assert.deepEqual(
+      result.databases.find((d) => d.name === 'garden'),
+      { name: 'garden', created: true, tables: 2, rows: 2502 },
+    );
     assert.equal(result.safetyBackup, null, 'nothing was overwritten, so nothing needed saving');
     const uri = await primary();
     assert.deepEqual(await sql(inDb(uri, 'garden'), 'SELECT count(*)::int AS n FROM beds'), [{ n: 2500 }]);
@@ -91,7 +100,10 @@ describe('gardenos local db backup, restore and migrate', { timeout: 900_000 }, 
     assert.equal(r.code, 0, r.stderr);
     const { safetyBackup } = json<{ safetyBackup: string }>(r.stdout);
     const saved = json<BackupManifest>(await readFile(`${safetyBackup}/manifest.json`, 'utf8'));
-    assert.deepEqual(saved.databases.map((d) => [d.name, d.tables['public.beds']]), [['garden', 100]]);
+    assert.deepEqual(
+      saved.databases.map((d) => [d.name, d.tables['public.beds']]),
+      [['garden', 100]],
+    );
     assert.deepEqual(await sql(uri, 'SELECT count(*)::int AS n FROM beds'), [{ n: 2500 }]);
   });
 
@@ -130,7 +142,10 @@ describe('gardenos local db backup, restore and migrate', { timeout: 900_000 }, 
       await pgctl('-D', dataDir, '-l', `${base}/log`, '-w', '-o', `-c listen_addresses=${host} -p ${port} -k ${base}`, 'start');
       const uri = `postgresql://postgres:old-secret@${host}:${port}/postgres?sslmode=disable`;
       await sql(uri, 'CREATE DATABASE legacy');
-      await sql(uri.replace('/postgres?', '/legacy?'), "CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 4000) g; CREATE TABLE empty_one (x int)");
+      await sql(
+        uri.replace('/postgres?', '/legacy?'),
+        'CREATE TABLE orders (id bigint PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 4000) g; CREATE TABLE empty_one (x int)',
+      );
     });
     after(async () => {
       if (dataDir) await pgctl('-D', dataDir, '-m', 'immediate', 'stop').catch(() => {});
@@ -150,7 +165,10 @@ describe('gardenos local db backup, restore and migrate', { timeout: 900_000 }, 
       const again = await c.cli(['local', 'db', 'migrate', '--from', from, '--database', 'legacy', '--yes', '--json']);
       assert.equal(again.code, 0, again.stderr);
       const second = json<{ databases: { name: string; created: boolean; rows: number }[]; safetyBackup: string | null }>(again.stdout);
-      assert.deepEqual(second.databases.map((d) => [d.name, d.created, d.rows]), [['legacy', false, 4001]]);
+      assert.deepEqual(
+        second.databases.map((d) => [d.name, d.created, d.rows]),
+        [['legacy', false, 4001]],
+      );
       assert.ok(second.safetyBackup, 'the overwritten copy was backed up first');
     });
 

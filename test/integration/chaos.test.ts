@@ -37,7 +37,10 @@ describe('gardenos local chaos: no acknowledged write lost, never two primaries'
       assert.equal(run.verdict.ok, true, `${run.scenario}: verdict`);
       if (MOVES_PRIMARY.includes(run.scenario)) assert.ok(run.verdict.intervals.length >= 2, `${run.scenario}: writes moved to another node`);
     }
-    assert.deepEqual(result.runs.map((x) => x.scenario), SCENARIOS);
+    assert.deepEqual(
+      result.runs.map((x) => x.scenario),
+      SCENARIOS,
+    );
     assert.equal(r.code, 0, r.stderr);
     for (const f of ['report.md', 'switchover-1.svg', 'switchover-1.json', 'primary-crash-1.svg']) await access(join(out, f));
   });

@@ -29,12 +29,16 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
   const finding = (r: DoctorReport, id: string) => r.findings.find((f) => f.id === id)!;
   /** Runs doctor until the check reports `status`, so a fault that takes a moment to show is awaited, never slept for. */
   const doctorUntil = (id: string, want: Finding['status'], ...args: string[]) =>
-    waitFor(`doctor to report ${id} ${want}`, async () => {
-      const { code, report } = await doctor(...args);
-      const f = finding(report, id);
-      if (f.status !== want) throw new Error(`${id} is ${f.status}: ${f.summary}`);
-      return { code, f, report };
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    waitFor(
+      `doctor to report ${id} ${want}`,
+      async () => {
+        const { code, report } = await doctor(...args);
+        const f = finding(report, id);
+        if (f.status !== want) throw new Error(`${id} is ${f.status}: ${f.summary}`);
+        return { code, f, report };
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
   const pidOf = async (id: string) => Number((await readFile(`${c.stateDir}/pids/${id}.pid`, 'utf8')).trim());
   const members = async () => (await status()).members;
   const roleHolder = async (role: string) => (await members()).find((m) => m.role === role)!;
@@ -63,7 +67,10 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
     const r = await c.cli(['local', 'doctor']);
     const { report } = await doctor();
     assert.equal(r.code, 0, r.stdout);
-    assert.deepEqual(report.findings.filter((f) => f.status !== 'ok' && f.status !== 'skip').map((f) => `${f.id}: ${f.summary}`), []);
+    assert.deepEqual(
+      report.findings.filter((f) => f.status !== 'ok' && f.status !== 'skip').map((f) => `${f.id}: ${f.summary}`),
+      [],
+    );
     assert.ok(report.counts.ok >= 10, JSON.stringify(report.counts));
     assert.match(r.stdout, /^\d+ checks on it-doc: \d+ ok, 0 warnings, 0 failed/m);
     assert.doesNotMatch(r.stdout, /FAIL|WARN/);
@@ -108,7 +115,9 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
 
   it('status --watch refreshes until interrupted, one JSON document per refresh', async () => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'status', '--watch', '--json', '--interval', '0.5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'status', '--watch', '--json', '--interval', '0.5'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -118,26 +127,43 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
       child.kill('SIGINT');
     }
     assert.equal(await exited, 0);
-    const docs = out.split('\n').filter(Boolean).map((l) => json<LocalStatus>(l));
+    const docs = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => json<LocalStatus>(l));
     assert.ok(docs.length >= 2 && docs.every((d) => d.cluster === 'it-doc' && d.members.length === 3));
   });
 
   it('doctor names Patroni configured for the etcd v2 API', async () => {
-    await withEditedConfig('node2', (t) => t.replace(/^etcd3:/m, 'etcd:'), async () => {
-      const { code, f } = await doctorUntil('patroni-etcd-v2', 'fail');
-      assert.equal(code, 2);
-      assert.match(f.summary, /node2 configured for the etcd v2 API/);
-      assert.ok(f.evidence.some((e) => e.endsWith('node2/patroni.yml: etcd:')), f.evidence.join('\n'));
-      assert.match(f.fix!, /etcd3:/);
-    });
+    await withEditedConfig(
+      'node2',
+      (t) => t.replace(/^etcd3:/m, 'etcd:'),
+      async () => {
+        const { code, f } = await doctorUntil('patroni-etcd-v2', 'fail');
+        assert.equal(code, 2);
+        assert.match(f.summary, /node2 configured for the etcd v2 API/);
+        assert.ok(
+          f.evidence.some((e) => e.endsWith('node2/patroni.yml: etcd:')),
+          f.evidence.join('\n'),
+        );
+        assert.match(f.fix!, /etcd3:/);
+      },
+    );
   });
 
   it('doctor names Patroni talking plain HTTP to an etcd that serves only TLS', async () => {
-    await withEditedConfig('node3', (t) => t.replace(/protocol: https/, 'protocol: http'), async () => {
-      const { f } = await doctorUntil('patroni-etcd-tls', 'fail');
-      assert.match(f.summary, /node3 talks plain HTTP to etcd, which serves only HTTPS/);
-      assert.ok(f.evidence.some((e) => /^http:\/\/127\.0\.216\.11:2379\/version: /.test(e)), f.evidence.join('\n'));
-    });
+    await withEditedConfig(
+      'node3',
+      (t) => t.replace(/protocol: https/, 'protocol: http'),
+      async () => {
+        const { f } = await doctorUntil('patroni-etcd-tls', 'fail');
+        assert.match(f.summary, /node3 talks plain HTTP to etcd, which serves only HTTPS/);
+        assert.ok(
+          f.evidence.some((e) => /^http:\/\/127\.0\.216\.11:2379\/version: /.test(e)),
+          f.evidence.join('\n'),
+        );
+      },
+    );
   });
 
   it('doctor names a data directory PostgreSQL would refuse', async () => {
@@ -146,7 +172,10 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
     try {
       const { f } = await doctorUntil('pgdata-permissions', 'fail');
       assert.match(f.summary, /data directory of node1 has the wrong owner or mode/);
-      assert.ok(f.evidence.some((e) => e.startsWith(`${dir}: mode 0777, uid `)), f.evidence.join('\n'));
+      assert.ok(
+        f.evidence.some((e) => e.startsWith(`${dir}: mode 0777, uid `)),
+        f.evidence.join('\n'),
+      );
       assert.match(f.fix!, new RegExp(`chmod 700 ${dir}`));
     } finally {
       await chmod(dir, 0o700);
@@ -156,25 +185,40 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
   it('doctor names pg_hba refusing a client network, and clients refused for not using TLS', async () => {
     const leader = (await roleHolder('leader')).name;
     const { restApiPassword } = json<{ restApiPassword: string }>(await readFile(`${c.stateDir}/secrets/passwords.json`, 'utf8'));
-    const api = new PatroniClient(`https://127.0.216.${10 + Number(leader.slice(4))}:8008`, { caFile: `${c.stateDir}/pki/ca.crt`, auth: { username: 'patroni', password: restApiPassword } });
+    const api = new PatroniClient(`https://127.0.216.${10 + Number(leader.slice(4))}:8008`, {
+      caFile: `${c.stateDir}/pki/ca.crt`,
+      auth: { username: 'patroni', password: restApiPassword },
+    });
     // As the journal's cluster did for the pod network: no `hostssl all all` line for the client network.
     try {
-      await withEditedConfig(leader, (t) => t.replace(/^\s*- hostssl all all 127\.0\.0\.0\/8 scram-sha-256\n/gm, ''), async () => {
-        assert.equal((await api.call('POST', '/reload')).status, 202);
-        const { f } = await doctorUntil('pg-hba', 'fail');
-        assert.match(f.summary, /pg_hba refuses TLS clients from 127\.0\.0\.0\/8/);
-        assert.ok(f.evidence.some((e) => /^127\.0\.0\.0\/8 over TLS → line \d+: host 0\.0\.0\.0\/0\.0\.0\.0 reject$/.test(e)), f.evidence.join('\n'));
-      });
+      await withEditedConfig(
+        leader,
+        (t) => t.replace(/^\s*- hostssl all all 127\.0\.0\.0\/8 scram-sha-256\n/gm, ''),
+        async () => {
+          assert.equal((await api.call('POST', '/reload')).status, 202);
+          const { f } = await doctorUntil('pg-hba', 'fail');
+          assert.match(f.summary, /pg_hba refuses TLS clients from 127\.0\.0\.0\/8/);
+          assert.ok(
+            f.evidence.some((e) => /^127\.0\.0\.0\/8 over TLS → line \d+: host 0\.0\.0\.0\/0\.0\.0\.0 reject$/.test(e)),
+            f.evidence.join('\n'),
+          );
+        },
+      );
     } finally {
       // The original file is back; Patroni applies it again.
       assert.equal((await api.call('POST', '/reload')).status, 202);
     }
     await doctorUntil('pg-hba', 'ok');
     // A client without TLS is refused by design; doctor says who and why.
-    const plain = new pg.Client({ connectionString: (await withPassword((await status()).endpoints.primary, c.stateDir)).replace(/\?.*$/, '?sslmode=disable') });
+    const plain = new pg.Client({
+      connectionString: (await withPassword((await status()).endpoints.primary, c.stateDir)).replace(/\?.*$/, '?sslmode=disable'),
+    });
     await assert.rejects(plain.connect(), /no encryption/);
     const { f } = await doctorUntil('pg-hba', 'warn');
-    assert.ok(f.evidence.some((e) => /rejects connection for host .*no encryption/.test(e)), f.evidence.join('\n'));
+    assert.ok(
+      f.evidence.some((e) => /rejects connection for host .*no encryption/.test(e)),
+      f.evidence.join('\n'),
+    );
     assert.match(f.fix!, /sslmode=verify-full/);
   });
 
@@ -196,11 +240,15 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
       }
       // Right after the writes the synchronous standby can look behind too: Patroni's member keys, which the lag
       // comes from, refresh every loop_wait. It catches up within a loop; the stopped replica does not.
-      const f = await waitFor('doctor to name only the stopped replica as lagging', async () => {
-        const x = finding((await doctor()).report, 'replication');
-        if (x.status !== 'warn' || !x.summary.startsWith(`${replica.name} is `)) throw new Error(`replication is ${x.status}: ${x.summary}`);
-        return x;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
+      const f = await waitFor(
+        'doctor to name only the stopped replica as lagging',
+        async () => {
+          const x = finding((await doctor()).report, 'replication');
+          if (x.status !== 'warn' || !x.summary.startsWith(`${replica.name} is `)) throw new Error(`replication is ${x.status}: ${x.summary}`);
+          return x;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
       assert.match(f.summary, new RegExp(`${replica.name} is more than 262144 bytes behind`));
     } finally {
       process.kill(walreceiver, 'SIGCONT');
@@ -226,14 +274,18 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
     const { f } = await doctorUntil('etcd-health', 'warn');
     assert.match(f.summary, /etcd node3 not healthy; the cluster keeps quorum/);
     // An etcd that stopped answering may still hold its ports while it exits: `up` would rightly refuse them.
-    await waitFor('etcd node3 to exit', async () => {
-      try {
-        process.kill(pid, 0);
-        return undefined;
-      } catch {
-        return true;
-      }
-    }, { timeoutMs: 30_000, intervalMs: 100 });
+    await waitFor(
+      'etcd node3 to exit',
+      async () => {
+        try {
+          process.kill(pid, 0);
+          return undefined;
+        } catch {
+          return true;
+        }
+      },
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
     const up = await c.cli(['local', 'up']);
     assert.equal(up.code, 0, up.stderr);
     await doctorUntil('etcd-health', 'ok');
@@ -253,7 +305,9 @@ describe('gardenos local doctor, status and db operations on a real cluster', { 
       assert.equal(active!.status, 'ok');
     });
 
-    it('names a docker0 bridge without its IPv4 address (in a network namespace the test creates)', { skip: asRoot ? false : 'needs root to create a network namespace (see README)' }, async () => {
+    it('names a docker0 bridge without its IPv4 address (in a network namespace the test creates)', {
+      skip: asRoot ? false : 'needs root to create a network namespace (see README)',
+    }, async () => {
       const { gatherHostFacts } = await import('../../src/doctor/facts.ts');
       const { runChecks, CHECKS } = await import('../../src/doctor/checks.ts');
       const ns = `gos-doctor-${process.pid}`;

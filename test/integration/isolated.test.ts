@@ -17,10 +17,14 @@ const run = promisify(execFile);
 const netnsList = async () => (await run('ip', ['netns', 'list'])).stdout;
 const asRoot = process.getuid?.() === 0;
 
-describe('gardenos local --isolated: members in their own network namespaces', { timeout: 600_000, skip: asRoot ? false : 'needs root to create network namespaces (see README)' }, () => {
+describe('gardenos local --isolated: members in their own network namespaces', {
+  timeout: 600_000,
+  skip: asRoot ? false : 'needs root to create network namespaces (see README)',
+}, () => {
   let c: TestCluster;
   let hash = '';
-  const routerStatus = async () => JSON.parse(await (await fetch('http://10.251.215.1:8405/status')).text()) as { primary: { name: string } | null; replicas: { name: string }[] };
+  const routerStatus = async () =>
+    JSON.parse(await (await fetch('http://10.251.215.1:8405/status')).text()) as { primary: { name: string } | null; replicas: { name: string }[] };
 
   before(async () => {
     c = await makeTestCluster('it-iso', 215);
@@ -34,7 +38,10 @@ describe('gardenos local --isolated: members in their own network namespaces', {
     assert.equal(r.code, 0, r.stderr);
     const { status } = JSON.parse(r.stdout) as { status: { healthy: boolean; members: { host: string }[]; endpoints: { primary: string } } };
     assert.equal(status.healthy, true);
-    assert.deepEqual(status.members.map((m) => m.host), ['10.251.215.11', '10.251.215.12', '10.251.215.13']);
+    assert.deepEqual(
+      status.members.map((m) => m.host),
+      ['10.251.215.11', '10.251.215.12', '10.251.215.13'],
+    );
     assert.match(status.endpoints.primary, /@10\.251\.215\.1:5000\//);
     const namespaces = (await netnsList()).split('\n').filter((l) => /^gos-[0-9a-f]{6}-node\d/.test(l));
     assert.equal(namespaces.length, 3, await netnsList());
@@ -46,21 +53,33 @@ describe('gardenos local --isolated: members in their own network namespaces', {
 
   it('cuts a replica off and takes it out of the read route, then brings it back', async () => {
     const secrets = JSON.parse(await readFile(`${c.stateDir}/secrets/passwords.json`, 'utf8')) as { restApiPassword: string };
-    const view = await new PatroniClient('https://10.251.215.11:8008', { caFile: `${c.stateDir}/pki/ca.crt`, auth: { username: 'patroni', password: secrets.restApiPassword } })
+    const view = await new PatroniClient('https://10.251.215.11:8008', {
+      caFile: `${c.stateDir}/pki/ca.crt`,
+      auth: { username: 'patroni', password: secrets.restApiPassword },
+    })
       .cluster()
       .catch(() => new PatroniClient('https://10.251.215.12:8008', { caFile: `${c.stateDir}/pki/ca.crt` }).cluster());
     // The asynchronous replica: cutting it off does not stall synchronous commits.
     const victim = view.members.find((m) => m.role === 'replica')!.name;
     const link = `gos${hash}v${Number(victim.replace('node', '')) - 1}`;
-    await waitFor(`the router to route reads to ${victim}`, async () => (await routerStatus()).replicas.some((r) => r.name === victim), { timeoutMs: 30_000, intervalMs: 200 });
+    await waitFor(`the router to route reads to ${victim}`, async () => (await routerStatus()).replicas.some((r) => r.name === victim), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
     await run('ip', ['link', 'set', link, 'down']);
     try {
-      await waitFor(`${victim} to leave the read route`, async () => !(await routerStatus()).replicas.some((r) => r.name === victim), { timeoutMs: 30_000, intervalMs: 100 });
+      await waitFor(`${victim} to leave the read route`, async () => !(await routerStatus()).replicas.some((r) => r.name === victim), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      });
       assert.notEqual((await routerStatus()).primary, null, 'writes still have a primary');
     } finally {
       await run('ip', ['link', 'set', link, 'up']);
     }
-    await waitFor(`${victim} to rejoin the read route`, async () => (await routerStatus()).replicas.some((r) => r.name === victim), { timeoutMs: 60_000, intervalMs: 200 });
+    await waitFor(`${victim} to rejoin the read route`, async () => (await routerStatus()).replicas.some((r) => r.name === victim), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+    });
   });
 
   it('a partitioned primary under write load: a new leader, nothing lost, never two primaries (Patroni >= 4)', async () => {

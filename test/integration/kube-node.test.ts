@@ -32,7 +32,16 @@ const API_HOST = 'api.it-node.test';
 const [HTTP_PORT, HTTPS_PORT] = [20080, 20443];
 
 /** One request to a node's ingress port: by name (Host and SNI), over TLS checked against `ca` unless `insecure`. */
-async function viaIngress(o: { path: string; method?: string; body?: string; host?: string; tls?: boolean; ca?: string; node?: string; headers?: Record<string, string> }): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+async function viaIngress(o: {
+  path: string;
+  method?: string;
+  body?: string;
+  host?: string;
+  tls?: boolean;
+  ca?: string;
+  node?: string;
+  headers?: Record<string, string>;
+}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   const host = o.host ?? API_HOST;
   const mod = o.tls === false ? await import('node:http') : await import('node:https');
   return new Promise((resolve, reject) => {
@@ -59,7 +68,10 @@ async function viaIngress(o: { path: string; method?: string; body?: string; hos
   });
 }
 
-describe('a real node: kubelet and containerd running pods from images made here', { timeout: 900_000, skip: asRoot ? false : 'needs root for namespaces, bridges and containers (see README)' }, () => {
+describe('a real node: kubelet and containerd running pods from images made here', {
+  timeout: 900_000,
+  skip: asRoot ? false : 'needs root for namespaces, bridges and containers (see README)',
+}, () => {
   let p: PlatformNodes;
 
   before(async () => {
@@ -83,55 +95,108 @@ describe('a real node: kubelet and containerd running pods from images made here
   it('registers the node Ready with its pod CIDR, and runs a pod whose log the API server reads from the kubelet', async () => {
     const core = p.core;
     const n = await core.readNode({ name: 'node1' });
-    assert.equal(n.spec?.podCIDR, '10.42.0.0/24', 'the first slice of K3s\'s cluster CIDR');
+    assert.equal(n.spec?.podCIDR, '10.42.0.0/24', "the first slice of K3s's cluster CIDR");
     assert.ok(n.status?.addresses?.some((a) => a.type === 'InternalIP' && a.address === HOST));
     await core.createNamespacedPod({
       namespace: 'default',
       body: {
         metadata: { name: 'hello' },
         spec: {
-          containers: [{ name: 'sh', image: 'gardenos.local/tools:1', imagePullPolicy: 'Never', command: ['sh', '-c', `echo hello from $(hostname); printf 'GET /status HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${HOST} 8405 | head -n 1; nc -w 5 ${HOST} 5000 </dev/null && echo primary reachable; sleep 3600`] }],
+          containers: [
+            {
+              name: 'sh',
+              image: 'gardenos.local/tools:1',
+              imagePullPolicy: 'Never',
+              command: [
+                'sh',
+                '-c',
+                `echo hello from $(hostname); printf 'GET /status HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${HOST} 8405 | head -n 1; nc -w 5 ${HOST} 5000 </dev/null && echo primary reachable; sleep 3600`,
+              ],
+            },
+          ],
           securityContext: { runAsNonRoot: true, runAsUser: 65534 },
         },
       },
     });
-    const pod = await waitFor('the pod to run', async () => {
-      const hello = await core.readNamespacedPod({ name: 'hello', namespace: 'default' });
-      if (hello.status?.phase !== 'Running') {
-        const events = (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=hello' })).items.map((e) => `${e.reason}: ${e.message}`);
-        throw new Error(`${hello.status?.phase}: ${JSON.stringify(hello.status?.containerStatuses?.[0]?.state ?? hello.status?.conditions)}; events: ${events.slice(-3).join(' | ')}`);
-      }
-      return hello;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    const pod = await waitFor(
+      'the pod to run',
+      async () => {
+        const hello = await core.readNamespacedPod({ name: 'hello', namespace: 'default' });
+        if (hello.status?.phase !== 'Running') {
+          const events = (await core.listNamespacedEvent({ namespace: 'default', fieldSelector: 'involvedObject.name=hello' })).items.map(
+            (e) => `${e.reason}: ${e.message}`,
+          );
+          throw new Error(
+            `${hello.status?.phase}: ${JSON.stringify(hello.status?.containerStatuses?.[0]?.state ?? hello.status?.conditions)}; events: ${events.slice(-3).join(' | ')}`,
+          );
+        }
+        return hello;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     // The pod's address is from its node's slice of the cluster CIDR.
     const podCidr = (await core.readNode({ name: pod.spec!.nodeName! })).spec!.podCIDR!;
     assert.match(podCidr, /^10\.42\.\d+\.0\/24$/);
     assert.equal(pod.status!.podIP!.split('.').slice(0, 3).join('.'), podCidr.split('.').slice(0, 3).join('.'), `${pod.status!.podIP} in ${podCidr}`);
-    const log = await waitFor('the pod to log both checks', async () => {
-      const l = await core.readNamespacedPodLog({ name: 'hello', namespace: 'default' });
-      if (!/primary reachable/.test(l)) throw new Error(`log so far: ${JSON.stringify(l)}`);
-      return l;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    const log = await waitFor(
+      'the pod to log both checks',
+      async () => {
+        const l = await core.readNamespacedPodLog({ name: 'hello', namespace: 'default' });
+        if (!/primary reachable/.test(l)) throw new Error(`log so far: ${JSON.stringify(l)}`);
+        return l;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     assert.match(log, /^hello from hello$/m);
     assert.match(log, /^HTTP\/1\.1 200 OK\r?$/m, 'the router answered over HTTP from the pod network');
   });
 
-  it('runs the rendered platform: Patroni on GardenOS\'s image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod; the API through Traefik over TLS; Supabase\'s gateway rules with stand-in backends (GoTrue, PostgREST, storage-api cannot be obtained here)', async () => {
+  it("runs the rendered platform: Patroni on GardenOS's image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod; the API through Traefik over TLS; Supabase's gateway rules with stand-in backends (GoTrue, PostgREST, storage-api cannot be obtained here)", async () => {
     const { cp, core, objects, settled, status, db } = p;
-    assert.deepEqual([...new Set(objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment' || o.kind === 'DaemonSet').map((o) => `${o.kind}/${o.metadata?.name}`))], ['Deployment/local-path-provisioner', 'StatefulSet/sts', 'Deployment/gardenos-router', 'Deployment/auth', 'Deployment/rest', 'Deployment/storage', 'Deployment/api', 'DaemonSet/traefik']);
+    assert.deepEqual(
+      [
+        ...new Set(
+          objects.filter((o) => o.kind === 'StatefulSet' || o.kind === 'Deployment' || o.kind === 'DaemonSet').map((o) => `${o.kind}/${o.metadata?.name}`),
+        ),
+      ],
+      [
+        'Deployment/local-path-provisioner',
+        'StatefulSet/sts',
+        'Deployment/gardenos-router',
+        'Deployment/auth',
+        'Deployment/rest',
+        'Deployment/storage',
+        'Deployment/api',
+        'DaemonSet/traefik',
+      ],
+    );
     // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout —
     // except Supabase's own workloads: GoTrue, PostgREST and storage-api cannot be obtained on this machine
     // (GoTrue: the Go module proxy answers 403 for github.com/supabase/auth; PostgREST: a Haskell program in neither
     // Debian 12 nor 13, and Hackage is not reachable; storage-api: not published on npm; no container registry is
     // reachable for any of their images), so their rendered
     // Deployments and volume are left out; their rendered Services, routes and gateway rules are applied.
-    const unobtainable = (o: (typeof objects)[number]) => o.metadata?.namespace === 'supabase' && (o.kind === 'Deployment' || o.kind === 'PersistentVolumeClaim');
+    const unobtainable = (o: (typeof objects)[number]) =>
+      o.metadata?.namespace === 'supabase' && (o.kind === 'Deployment' || o.kind === 'PersistentVolumeClaim');
     const platform = objects.filter((o) => o.metadata?.namespace !== 'apps' && !unobtainable(o));
     await applyObjects(cp.admin(), platform, { report: silent });
-    const primaryService = await waitFor('postgres-primary\'s Service', () => core.readNamespacedService({ name: 'postgres-primary', namespace: 'database' }), { timeoutMs: 10_000, intervalMs: 200 });
-    const apiPassword = 'api-' + Math.random().toString(36).slice(2);
-    await core.createNamespacedSecret({ namespace: 'apps', body: { metadata: { name: 'api-secrets' }, stringData: { DATABASE_URL: `postgresql://api:${apiPassword}@${primaryService.spec!.clusterIP}:5432/api?sslmode=require` } } });
-    await applyObjects(cp.admin(), objects.filter((o) => !unobtainable(o)), { report: silent });
+    const primaryService = await waitFor("postgres-primary's Service", () => core.readNamespacedService({ name: 'postgres-primary', namespace: 'database' }), {
+      timeoutMs: 10_000,
+      intervalMs: 200,
+    });
+    const apiPassword = `api-${Math.random().toString(36).slice(2)}`;
+    await core.createNamespacedSecret({
+      namespace: 'apps',
+      body: {
+        metadata: { name: 'api-secrets' },
+        stringData: { DATABASE_URL: `postgresql://api:${apiPassword}@${primaryService.spec!.clusterIP}:5432/api?sslmode=require` },
+      },
+    });
+    await applyObjects(
+      cp.admin(),
+      objects.filter((o) => !unobtainable(o)),
+      { report: silent },
+    );
     await awaitRollouts(cp.admin(), platform, { report: silent, waitMs: 300_000 }).catch(async (e) => {
       throw new Error(`${(e as Error).message}; ${await p.podReport()}`);
     });
@@ -156,27 +221,38 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // `gardenos status` on this platform: etcd, the three members (one leader, one synchronous standby), and postgres-primary.
     const first = await settled('bootstrap');
-    assert.deepEqual(first.status.etcd.map((m) => m.healthy), [true, true, true]);
+    assert.deepEqual(
+      first.status.etcd.map((m) => m.healthy),
+      [true, true, true],
+    );
     assert.deepEqual(first.status.members.map((m) => m.name).sort(), ['sts-0', 'sts-1', 'sts-2']);
     assert.equal(first.status.kubernetes?.reachable, true);
     // Status probes have deadlines of their own (2 s): on a loaded machine one may miss, so the view is awaited, not sampled once.
     const problemsBecome = (want: string[], why: string) =>
-      waitFor(why, async () => {
-        const got = (await status()).problems;
-        if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`problems: ${JSON.stringify(got)}`);
-        return true;
-      }, { timeoutMs: 60_000, intervalMs: 1000 });
+      waitFor(
+        why,
+        async () => {
+          const got = (await status()).problems;
+          if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`problems: ${JSON.stringify(got)}`);
+          return true;
+        },
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      );
     await problemsBecome(['Deployment apps/api: 0/1 ready'], 'status to see the one thing wrong: the API, whose role does not exist yet');
 
     // The API runs but is not ready: its role does not exist, so /ready answers 503 and the Service has no endpoint.
     const apps = cp.admin().makeApiClient(AppsV1Api);
     const apiReady = async () => (await apps.readNamespacedDeployment({ name: 'api', namespace: 'apps' })).status?.readyReplicas ?? 0;
-    await waitFor('the API pod to run (and say it is not ready)', async () => {
-      const pod = (await core.listNamespacedPod({ namespace: 'apps', labelSelector: 'app.kubernetes.io/name=api' })).items[0];
-      const log = pod ? await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: 'apps' }).catch(() => '') : '';
-      if (!/"msg": "not ready"/.test(log)) throw new Error(`pod ${pod?.status?.phase}; log: ${log.slice(-300)}`);
-      return true;
-    }, { timeoutMs: 120_000, intervalMs: 500 });
+    await waitFor(
+      'the API pod to run (and say it is not ready)',
+      async () => {
+        const pod = (await core.listNamespacedPod({ namespace: 'apps', labelSelector: 'app.kubernetes.io/name=api' })).items[0];
+        const log = pod ? await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: 'apps' }).catch(() => '') : '';
+        if (!/"msg": "not ready"/.test(log)) throw new Error(`pod ${pod?.status?.phase}; log: ${log.slice(-300)}`);
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
     assert.equal(await apiReady(), 0, 'not ready while the database refuses it');
     // The database lets it in: the role and its database, as an operator would create them.
     const admin = db(first.leader.host);
@@ -190,11 +266,15 @@ describe('a real node: kubelet and containerd running pods from images made here
     // Through the ingress: a node's HTTPS port → Traefik (the rendered DaemonSet) → the API pod → postgres-primary → the leader.
     // The certificate is GardenOS's (tls: internal), checked against its CA for the host's name.
     const ca = await readFile(join(p.secretsDir, 'pki', 'ca.crt'), 'utf8');
-    const ready = await waitFor('the route to the API through Traefik', async () => {
-      const r = await viaIngress({ path: '/ready', ca });
-      if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
-      return r;
-    }, { timeoutMs: 60_000, intervalMs: 500 }).catch(async (e) => {
+    const ready = await waitFor(
+      'the route to the API through Traefik',
+      async () => {
+        const r = await viaIngress({ path: '/ready', ca });
+        if (r.status !== 200) throw new Error(`${r.status} ${r.body.slice(0, 200)}`);
+        return r;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    ).catch(async (e) => {
       const nat = (await run('iptables', ['-w', '-t', 'nat', '-S'])).stdout.split('\n').filter((l) => l.includes(String(HTTPS_PORT)));
       throw new Error(`${(e as Error).message}; ${(e as { details?: string[] }).details?.join(' ')}; nat: ${nat.join(' | ')}; ${await p.podReport()}`);
     });
@@ -224,7 +304,11 @@ describe('a real node: kubelet and containerd running pods from images made here
     // Before any backend runs: a keyed request gets 503 from its own route, never the app's answer on the same host's "/".
     const early = await gw('/rest/v1/notes', { apikey: keys.anonKey });
     assert.equal(early.status, 503, `no backend yet: ${early.status} ${early.body.slice(0, 200)}`);
-    const backends = { auth: { port: 9999, files: ['verify', 'callback', 'authorize', 'user'] }, rest: { port: 3000, files: ['notes'] }, storage: { port: 5000, files: ['object/public/avatar.png'] } };
+    const backends = {
+      auth: { port: 9999, files: ['verify', 'callback', 'authorize', 'user'] },
+      rest: { port: 3000, files: ['notes'] },
+      storage: { port: 5000, files: ['object/public/avatar.png'] },
+    };
     for (const [name, b] of Object.entries(backends)) {
       const files = b.files.map((f) => `mkdir -p "$(dirname /tmp/www/${f})" && echo "${name} /${f}" > /tmp/www/${f}`).join(' && ');
       await core.createNamespacedPod({
@@ -232,19 +316,35 @@ describe('a real node: kubelet and containerd running pods from images made here
         body: {
           metadata: { name: `stand-in-${name}`, labels: { 'app.kubernetes.io/name': name, 'app.kubernetes.io/part-of': 'gardenos' } },
           spec: {
-            containers: [{ name, image: 'gardenos.local/tools:1', command: ['sh', '-c', `${files} && exec busybox httpd -f -p ${b.port} -h /tmp/www`], ports: [{ name: 'http', containerPort: b.port }], securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false } }],
+            containers: [
+              {
+                name,
+                image: 'gardenos.local/tools:1',
+                command: ['sh', '-c', `${files} && exec busybox httpd -f -p ${b.port} -h /tmp/www`],
+                ports: [{ name: 'http', containerPort: b.port }],
+                securityContext: { runAsNonRoot: true, allowPrivilegeEscalation: false },
+              },
+            ],
           },
         },
       });
     }
     // Until a stand-in is ready its route answers 503 (allowEmptyServices), never another route's answer.
-    await waitFor('every stand-in to answer through the gateway', async () => {
-      for (const [path, headers] of [['/auth/v1/verify', {}], ['/rest/v1/notes', { apikey: keys.anonKey }], ['/storage/v1/object/public/avatar.png', {}]] as const) {
-        const r = await gw(path, headers);
-        if (r.status !== 200) throw new Error(`${path}: ${r.status} ${r.body.slice(0, 200)}`);
-      }
-      return true;
-    }, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitFor(
+      'every stand-in to answer through the gateway',
+      async () => {
+        for (const [path, headers] of [
+          ['/auth/v1/verify', {}],
+          ['/rest/v1/notes', { apikey: keys.anonKey }],
+          ['/storage/v1/object/public/avatar.png', {}],
+        ] as const) {
+          const r = await gw(path, headers);
+          if (r.status !== 200) throw new Error(`${path}: ${r.status} ${r.body.slice(0, 200)}`);
+        }
+        return true;
+      },
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
     const seen = async (path: string, headers?: Record<string, string>) => {
       const r = await gw(path, headers);
       return `${r.status} ${r.body.trim()}`;
@@ -276,7 +376,11 @@ describe('a real node: kubelet and containerd running pods from images made here
       },
     );
     // A browser's CORS preflight is answered without a key (it cannot carry one), for any origin, as Kong's cors plugin does.
-    const preflight = await gw('/rest/v1/notes', { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'apikey,authorization,content-type' }, 'OPTIONS');
+    const preflight = await gw(
+      '/rest/v1/notes',
+      { origin: 'https://app.example.com', 'access-control-request-method': 'POST', 'access-control-request-headers': 'apikey,authorization,content-type' },
+      'OPTIONS',
+    );
     assert.equal(preflight.status, 200, preflight.body);
     assert.equal(preflight.headers['access-control-allow-origin'], '*');
     assert.match(String(preflight.headers['access-control-allow-headers']), /apikey/i);
@@ -294,19 +398,34 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // `gardenos dashboard` on the platform (its page is driven in a browser by the monitoring test): the view it
     // serves names the new leader, and postgres-primary as Kubernetes routes it.
-    const dash = spawn(process.execPath, [CLI, 'dashboard', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--port', '0', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dash = spawn(
+      process.execPath,
+      [CLI, 'dashboard', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--port', '0', '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     try {
       let out = '';
       dash.stdout!.on('data', (d: Buffer) => (out += d));
-      const { url } = await waitFor('the platform dashboard to listen', async () => (out.includes('\n') ? (JSON.parse(out) as { url: string }) : undefined), { timeoutMs: 30_000, intervalMs: 100 });
-      const view = await waitFor('the dashboard\'s first view', async () => {
-        const r = await fetch(`${url}api/view`);
-        return r.ok ? ((await r.json()) as DashboardView) : undefined;
-      }, { timeoutMs: 30_000, intervalMs: 250 });
+      const { url } = await waitFor('the platform dashboard to listen', async () => (out.includes('\n') ? (JSON.parse(out) as { url: string }) : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+      });
+      const view = await waitFor(
+        "the dashboard's first view",
+        async () => {
+          const r = await fetch(`${url}api/view`);
+          return r.ok ? ((await r.json()) as DashboardView) : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
       assert.equal(view.profile, 'platform');
       assert.deepEqual({ primary: view.routes.primary, source: view.routes.source }, { primary: switched.leader.name, source: 'Kubernetes (the router)' });
       assert.equal(view.members.find((m) => m.role === 'leader')?.name, switched.leader.name);
-      assert.deepEqual(view.etcd.map((e) => e.name), (await status()).etcd.map((e) => e.name), 'the same etcd members as `gardenos status`');
+      assert.deepEqual(
+        view.etcd.map((e) => e.name),
+        (await status()).etcd.map((e) => e.name),
+        'the same etcd members as `gardenos status`',
+      );
     } finally {
       dash.kill('SIGTERM');
     }
@@ -314,12 +433,16 @@ describe('a real node: kubelet and containerd running pods from images made here
     // The leader's pod deleted: Patroni stops on SIGTERM and hands over; the StatefulSet brings the pod back as a replica.
     await core.deleteNamespacedPod({ name: switched.leader.name, namespace: 'database' });
     const after = await settled('after the leader pod was deleted', switched.leader.name);
-    await waitFor('the deleted pod to rejoin as a running replica', async () => {
-      const s = await status();
-      const m = s.members.find((x) => x.name === switched.leader.name);
-      if (m?.state !== 'streaming') throw new Error(`${switched.leader.name}: ${m?.role}/${m?.state}`);
-      return true;
-    }, { timeoutMs: 120_000, intervalMs: 500 });
+    await waitFor(
+      'the deleted pod to rejoin as a running replica',
+      async () => {
+        const s = await status();
+        const m = s.members.find((x) => x.name === switched.leader.name);
+        if (m?.state !== 'streaming') throw new Error(`${switched.leader.name}: ${m?.role}/${m?.state}`);
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
     assert.notEqual(after.leader.name, switched.leader.name);
 
     // Every write the writer saw acknowledged is on the leader, through a switchover and a deleted leader pod.
@@ -337,12 +460,20 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // The PodDisruptionBudget (maxUnavailable 1): a drain may evict one member, never a second while the first is away.
     const policy = cp.admin().makeApiClient(PolicyV1Api);
-    await waitFor('the PodDisruptionBudget to allow one disruption', async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'sts', namespace: 'database' })).status?.disruptionsAllowed === 1 || undefined, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the PodDisruptionBudget to allow one disruption',
+      async () => (await policy.readNamespacedPodDisruptionBudget({ name: 'sts', namespace: 'database' })).status?.disruptionsAllowed === 1 || undefined,
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     // The members' names from a settled view (a status whose Patroni probes missed their deadline names hosts, not pods).
     const replicas = (await settled('before the evictions')).status.members.filter((m) => m.role !== 'leader').map((m) => m.name);
     const evict = (name: string) => core.createNamespacedPodEviction({ name, namespace: 'database', body: { metadata: { name, namespace: 'database' } } });
     await evict(replicas[0]!);
-    await assert.rejects(evict(replicas[1]!), (e: { code?: number; body?: string }) => e.code === 429 && /disruption budget/.test(String(e.body)), 'the second eviction is refused');
+    await assert.rejects(
+      evict(replicas[1]!),
+      (e: { code?: number; body?: string }) => e.code === 429 && /disruption budget/.test(String(e.body)),
+      'the second eviction is refused',
+    );
   });
 
   it('`gardenos doctor` finds each journal failure caused on this cluster, with its fix, and passes once it is undone', async () => {
@@ -353,41 +484,82 @@ describe('a real node: kubelet and containerd running pods from images made here
       return JSON.parse(r.stdout) as Report;
     };
     const finding = async (id: string, want: 'ok' | 'fail', what: string) =>
-      waitFor(`doctor's ${id} to be ${want} (${what})`, async () => {
-        const f = (await doctor()).findings.find((x) => x.id === id)!;
-        if (f.status !== want) throw new Error(`${f.status}: ${f.summary}; evidence: ${f.evidence.join(' | ').slice(0, 600)}`);
-        return f;
-      }, { timeoutMs: 120_000, intervalMs: 1000 });
+      waitFor(
+        `doctor's ${id} to be ${want} (${what})`,
+        async () => {
+          const f = (await doctor()).findings.find((x) => x.id === id)!;
+          if (f.status !== want) throw new Error(`${f.status}: ${f.summary}; evidence: ${f.evidence.join(' | ').slice(0, 600)}`);
+          return f;
+        },
+        { timeoutMs: 120_000, intervalMs: 1000 },
+      );
     // Healthy first (the member evicted above is back), every check passing but none skipped for want of facts.
-    const healthy = await waitFor('doctor to find nothing wrong', async () => {
-      const r = await doctor();
-      if (!r.healthy) throw new Error(r.findings.filter((f) => f.status !== 'ok').map((f) => `${f.id}: ${f.status} ${f.summary}`).join('; '));
-      return r;
-    }, { timeoutMs: 180_000, intervalMs: 1000 });
-    assert.deepEqual(healthy.findings.filter((f) => f.status === 'skip').map((f) => f.id), []);
+    const healthy = await waitFor(
+      'doctor to find nothing wrong',
+      async () => {
+        const r = await doctor();
+        if (!r.healthy)
+          throw new Error(
+            r.findings
+              .filter((f) => f.status !== 'ok')
+              .map((f) => `${f.id}: ${f.status} ${f.summary}`)
+              .join('; '),
+          );
+        return r;
+      },
+      { timeoutMs: 180_000, intervalMs: 1000 },
+    );
+    assert.deepEqual(
+      healthy.findings.filter((f) => f.status === 'skip').map((f) => f.id),
+      [],
+    );
 
     // No default StorageClass (the journal's PVCs stuck Pending).
     const storage = cp.admin().makeApiClient(StorageV1Api);
-    const defaultClass = (v: string) => storage.patchStorageClass({ name: 'local-path', body: { metadata: { annotations: { 'storageclass.kubernetes.io/is-default-class': v } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const defaultClass = (v: string) =>
+      storage.patchStorageClass(
+        { name: 'local-path', body: { metadata: { annotations: { 'storageclass.kubernetes.io/is-default-class': v } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     await defaultClass('false');
     assert.match((await finding('k8s-default-storage-class', 'fail', 'annotation removed')).fix ?? '', /kubectl patch storageclass local-path/);
     await defaultClass('true');
     await finding('k8s-default-storage-class', 'ok', 'annotation back');
 
     // A control-plane taint on a hybrid server (workloads cannot schedule there).
-    const taint = (taints: { key: string; effect: string }[]) => core.patchNode({ name: 'node3', body: { spec: { taints } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const taint = (taints: { key: string; effect: string }[]) =>
+      core.patchNode({ name: 'node3', body: { spec: { taints } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
     await taint([{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }]);
-    assert.match((await finding('k8s-control-plane-taint', 'fail', 'node3 tainted')).fix ?? '', /kubectl taint node node3 node-role\.kubernetes\.io\/control-plane:NoSchedule-/);
+    assert.match(
+      (await finding('k8s-control-plane-taint', 'fail', 'node3 tainted')).fix ?? '',
+      /kubectl taint node node3 node-role\.kubernetes\.io\/control-plane:NoSchedule-/,
+    );
     await taint([]);
     await finding('k8s-control-plane-taint', 'ok', 'taint removed');
 
     // postgres-primary pointing at a replica while the router is down (the journal's writes to the wrong pod).
     const apps = cp.admin().makeApiClient(AppsV1Api);
-    const scaleRouter = (replicas: number) => apps.patchNamespacedDeploymentScale({ name: 'gardenos-router', namespace: 'database', body: { spec: { replicas } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const scaleRouter = (replicas: number) =>
+      apps.patchNamespacedDeploymentScale(
+        { name: 'gardenos-router', namespace: 'database', body: { spec: { replicas } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
     await scaleRouter(0);
-    await waitFor('the router pods to be gone', async () => (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items.length === 0 || undefined, { timeoutMs: 90_000, intervalMs: 500 });
+    await waitFor(
+      'the router pods to be gone',
+      async () =>
+        (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=gardenos-router' })).items.length === 0 || undefined,
+      { timeoutMs: 90_000, intervalMs: 500 },
+    );
     const replica = (await p.status()).members.find((m) => m.role !== 'leader')!;
-    await core.patchNamespacedEndpoints({ name: 'postgres-primary', namespace: 'database', body: { subsets: [{ addresses: [{ ip: replica.host }], ports: [{ name: 'postgresql', port: 5432, protocol: 'TCP' }] }] } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await core.patchNamespacedEndpoints(
+      {
+        name: 'postgres-primary',
+        namespace: 'database',
+        body: { subsets: [{ addresses: [{ ip: replica.host }], ports: [{ name: 'postgresql', port: 5432, protocol: 'TCP' }] }] },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
     const wrong = await finding('primary-endpoint', 'fail', 'Endpoints on a replica, router stopped');
     assert.match(wrong.summary, new RegExp(`points at \\[${replica.host.replaceAll('.', '\\.')}\\]`));
     assert.match(wrong.fix ?? '', /the router is not running/);
@@ -396,7 +568,9 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // pg_hba without the pod network (the journal's "no pg_hba.conf entry for host 10.42…"): the leader's file edited on its volume, reloaded.
     const { leader } = await p.settled('before the pg_hba fault');
-    const pv = await core.readPersistentVolume({ name: (await core.readNamespacedPersistentVolumeClaim({ name: `pgdata-${leader.name}`, namespace: 'database' })).spec!.volumeName! });
+    const pv = await core.readPersistentVolume({
+      name: (await core.readNamespacedPersistentVolumeClaim({ name: `pgdata-${leader.name}`, namespace: 'database' })).spec!.volumeName!,
+    });
     const hbaFile = join(pv.spec!.hostPath!.path!, 'pgroot', 'data', 'pg_hba.conf');
     const original = await readFile(hbaFile, 'utf8');
     assert.match(original, /10\.42\.0\.0\/16/);
@@ -406,7 +580,13 @@ describe('a real node: kubelet and containerd running pods from images made here
       await admin.query('SELECT pg_reload_conf()');
       await admin.end();
     };
-    await writeFile(hbaFile, original.split('\n').filter((l) => !l.includes('10.42.0.0/16')).join('\n'));
+    await writeFile(
+      hbaFile,
+      original
+        .split('\n')
+        .filter((l) => !l.includes('10.42.0.0/16'))
+        .join('\n'),
+    );
     try {
       await reload();
       assert.match((await finding('pg-hba', 'fail', 'pod network line removed')).summary, /the pod network/);
@@ -418,7 +598,9 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // A data directory PostgreSQL refuses (the journal's "invalid permissions"): a replica's, mode 0777, its pod restarted.
     const other = (await p.status()).members.find((m) => m.role !== 'leader')!;
-    const opv = await core.readPersistentVolume({ name: (await core.readNamespacedPersistentVolumeClaim({ name: `pgdata-${other.name}`, namespace: 'database' })).spec!.volumeName! });
+    const opv = await core.readPersistentVolume({
+      name: (await core.readNamespacedPersistentVolumeClaim({ name: `pgdata-${other.name}`, namespace: 'database' })).spec!.volumeName!,
+    });
     const dataDir = join(opv.spec!.hostPath!.path!, 'pgroot', 'data');
     await chmod(dataDir, 0o777);
     try {

@@ -8,7 +8,18 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubernetesObjectApi, PolicyV1Api, StorageV1Api, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  KubernetesObjectApi,
+  PolicyV1Api,
+  StorageV1Api,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { applyObjects } from '../../src/clients/apply.ts';
 import { EtcdClient } from '../../src/clients/etcd.ts';
 import { GardenError } from '../../src/errors.ts';
@@ -41,14 +52,18 @@ function changedFields(want: unknown, got: unknown, path = ''): string[] {
   if (empty(want) && empty(got)) return [];
   if (want === null || typeof want !== 'object') return want === got ? [] : [`${path}: rendered ${JSON.stringify(want)}, live ${JSON.stringify(got)}`];
   if (Array.isArray(want)) {
-    if (!Array.isArray(got) || got.length !== want.length) return [`${path}: rendered ${want.length} items, live ${Array.isArray(got) ? got.length : JSON.stringify(got)}`];
+    if (!Array.isArray(got) || got.length !== want.length)
+      return [`${path}: rendered ${want.length} items, live ${Array.isArray(got) ? got.length : JSON.stringify(got)}`];
     return want.flatMap((w, i) => changedFields(w, got[i], `${path}[${i}]`));
   }
   if (got === null || typeof got !== 'object') return [`${path}: missing`];
   return Object.entries(want).flatMap(([k, v]) => changedFields(v, (got as Record<string, unknown>)[k], path ? `${path}.${k}` : k));
 }
 
-describe('the rendered platform on a real Kubernetes control plane, on GardenOS etcd', { timeout: 1_200_000, skip: asRoot ? false : 'needs root to create network namespaces (see README)' }, () => {
+describe('the rendered platform on a real Kubernetes control plane, on GardenOS etcd', {
+  timeout: 1_200_000,
+  skip: asRoot ? false : 'needs root to create network namespaces (see README)',
+}, () => {
   let c: TestCluster;
   let cp: ControlPlane;
   let objects: KubernetesObject[];
@@ -102,9 +117,14 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
 
     // With cert-manager's CRDs (from its Go module), the kinds are served; a TLS Secret that nothing provides is still refused.
     assert.equal((await installCertManagerCrds(kc)).length, 4);
-    const ingress = structuredClone(objects.find((o) => o.kind === 'Ingress' && o.metadata?.namespace === 'apps')!) as KubernetesObject & { spec: { tls: unknown[] } };
+    const ingress = structuredClone(objects.find((o) => o.kind === 'Ingress' && o.metadata?.namespace === 'apps')!) as KubernetesObject & {
+      spec: { tls: unknown[] };
+    };
     ingress.spec.tls = [{ hosts: ['own.example.com'], secretName: 'own-cert' }];
-    await assert.rejects(applyObjects(kc, [ingress], { report: silent }), /Ingress apps\/main-api serves own\.example\.com with TLS Secret own-cert, which is not in namespace apps; nothing was applied/);
+    await assert.rejects(
+      applyObjects(kc, [ingress], { report: silent }),
+      /Ingress apps\/main-api serves own\.example\.com with TLS Secret own-cert, which is not in namespace apps; nothing was applied/,
+    );
   });
 
   it('server-side applies every rendered object as rendered, in order; a second apply changes nothing', async () => {
@@ -113,7 +133,12 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
     assert.equal(first.applied.length, objects.length);
     assert.deepEqual(first.leftAlone, []);
     const api = KubernetesObjectApi.makeApiClient(kc);
-    const read = (o: KubernetesObject) => api.read({ apiVersion: o.apiVersion!, kind: o.kind!, metadata: { name: o.metadata!.name!, ...(o.metadata!.namespace ? { namespace: o.metadata!.namespace } : {}) } });
+    const read = (o: KubernetesObject) =>
+      api.read({
+        apiVersion: o.apiVersion!,
+        kind: o.kind!,
+        metadata: { name: o.metadata!.name!, ...(o.metadata!.namespace ? { namespace: o.metadata!.namespace } : {}) },
+      });
     const versions = new Map<string, string>();
     const changed: string[] = [];
     for (const o of objects) {
@@ -139,20 +164,37 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       if (live.metadata!.resourceVersion === versions.get(key)) continue;
       // Changed since: by a controller (the PVC binder, say), or by this apply? GardenOS's entry says when it last changed anything.
       const mine = live.metadata!.managedFields?.find((m) => m.manager === 'gardenos');
-      if (mine?.time && new Date(mine.time).getTime() >= secondAt - 1000) changedBySecond.push(`${key} (${live.metadata!.managedFields?.map((m) => `${m.manager} ${m.operation} ${m.time}`).join('; ')})`);
+      if (mine?.time && new Date(mine.time).getTime() >= secondAt - 1000)
+        changedBySecond.push(`${key} (${live.metadata!.managedFields?.map((m) => `${m.manager} ${m.operation} ${m.time}`).join('; ')})`);
     }
     assert.deepEqual(changedBySecond, [], 'the second apply changed nothing');
   });
 
   it("holds the ACME issuer and certificates to cert-manager's own schema: a broken issuer is refused", async () => {
     const custom = cp.admin().makeApiClient(CustomObjectsApi);
-    const issuer = (await custom.getClusterCustomObject({ group: 'cert-manager.io', version: 'v1', plural: 'clusterissuers', name: 'gardenos-acme' })) as { spec: { acme: { email: string; solvers: { http01: { ingress: { ingressClassName: string } } }[] } } };
+    const issuer = (await custom.getClusterCustomObject({ group: 'cert-manager.io', version: 'v1', plural: 'clusterissuers', name: 'gardenos-acme' })) as {
+      spec: { acme: { email: string; solvers: { http01: { ingress: { ingressClassName: string } } }[] } };
+    };
     assert.deepEqual([issuer.spec.acme.email, issuer.spec.acme.solvers[0]!.http01.ingress.ingressClassName], ['ops@example.com', 'traefik']);
-    const cert = (await custom.getNamespacedCustomObject({ group: 'cert-manager.io', version: 'v1', namespace: 'apps', plural: 'certificates', name: 'api.example.com-tls' })) as { spec: { secretName: string; dnsNames: string[] } };
+    const cert = (await custom.getNamespacedCustomObject({
+      group: 'cert-manager.io',
+      version: 'v1',
+      namespace: 'apps',
+      plural: 'certificates',
+      name: 'api.example.com-tls',
+    })) as { spec: { secretName: string; dnsNames: string[] } };
     assert.deepEqual([cert.spec.secretName, cert.spec.dnsNames], ['api.example.com-tls', ['api.example.com']]);
     // The schema bites: an ACME issuer without the account key's Secret is refused (422), so the rendered one passed a real check.
-    const broken = { apiVersion: 'cert-manager.io/v1', kind: 'ClusterIssuer', metadata: { name: 'broken' }, spec: { acme: { email: 'ops@example.com', server: 'https://acme.example/dir', solvers: [] } } };
-    await assert.rejects(custom.createClusterCustomObject({ group: 'cert-manager.io', version: 'v1', plural: 'clusterissuers', body: broken }), (e: unknown) => code(e) === 422 && /privateKeySecretRef/.test(String((e as { body?: unknown }).body)));
+    const broken = {
+      apiVersion: 'cert-manager.io/v1',
+      kind: 'ClusterIssuer',
+      metadata: { name: 'broken' },
+      spec: { acme: { email: 'ops@example.com', server: 'https://acme.example/dir', solvers: [] } },
+    };
+    await assert.rejects(
+      custom.createClusterCustomObject({ group: 'cert-manager.io', version: 'v1', plural: 'clusterissuers', body: broken }),
+      (e: unknown) => code(e) === 422 && /privateKeySecretRef/.test(String((e as { body?: unknown }).body)),
+    );
   });
 
   it('is acted on by the real controllers: ReplicaSets, StatefulSet pods and claims, PDB status, EndpointSlices, the scheduler', async () => {
@@ -162,53 +204,84 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const policy = kc.makeApiClient(PolicyV1Api);
     const deployments = objects.filter((o) => o.kind === 'Deployment');
-    await waitFor('a ReplicaSet for every Deployment', async () => {
-      const missing: string[] = [];
-      for (const d of deployments) {
-        const sets = await apps.listNamespacedReplicaSet({ namespace: d.metadata!.namespace! });
-        if (!sets.items.some((rs) => rs.metadata?.ownerReferences?.some((r) => r.kind === 'Deployment' && r.name === d.metadata!.name))) missing.push(d.metadata!.name!);
-      }
-      if (missing.length) throw new Error(`no ReplicaSet yet for ${missing.join(', ')}`);
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'a ReplicaSet for every Deployment',
+      async () => {
+        const missing: string[] = [];
+        for (const d of deployments) {
+          const sets = await apps.listNamespacedReplicaSet({ namespace: d.metadata!.namespace! });
+          if (!sets.items.some((rs) => rs.metadata?.ownerReferences?.some((r) => r.kind === 'Deployment' && r.name === d.metadata!.name)))
+            missing.push(d.metadata!.name!);
+        }
+        if (missing.length) throw new Error(`no ReplicaSet yet for ${missing.join(', ')}`);
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
     // The StatefulSet's pods (Parallel) and their claims exist; with no node they are unschedulable, said by the real scheduler.
-    await waitFor('the database pods to be created and found unschedulable', async () => {
-      const list = await core.listNamespacedPod({ namespace: DB, labelSelector: `application=spilo,cluster-name=${scope}` });
-      const names = list.items.map((p) => p.metadata!.name!).sort();
-      if (names.join() !== pods.join()) throw new Error(`pods: ${names.join(', ')}`);
-      const unscheduled = list.items.filter((p) => p.status?.conditions?.some((x) => x.type === 'PodScheduled' && x.status === 'False' && x.reason === 'Unschedulable'));
-      if (unscheduled.length !== 3) throw new Error(`${unscheduled.length}/3 marked Unschedulable`);
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the database pods to be created and found unschedulable',
+      async () => {
+        const list = await core.listNamespacedPod({ namespace: DB, labelSelector: `application=spilo,cluster-name=${scope}` });
+        const names = list.items.map((p) => p.metadata!.name!).sort();
+        if (names.join() !== pods.join()) throw new Error(`pods: ${names.join(', ')}`);
+        const unscheduled = list.items.filter((p) =>
+          p.status?.conditions?.some((x) => x.type === 'PodScheduled' && x.status === 'False' && x.reason === 'Unschedulable'),
+        );
+        if (unscheduled.length !== 3) throw new Error(`${unscheduled.length}/3 marked Unschedulable`);
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     const claims = (await core.listNamespacedPersistentVolumeClaim({ namespace: DB })).items.map((p) => `${p.metadata!.name}:${p.status?.phase}`).sort();
-    assert.deepEqual(claims, pods.map((p) => `pgdata-${p}:Pending`));
+    assert.deepEqual(
+      claims,
+      pods.map((p) => `pgdata-${p}:Pending`),
+    );
     // Prometheus's StatefulSet made its pod and its claim of monitoring.storage.
     const platformNs = exampleConfig().namespaces.platform;
-    await waitFor("Prometheus's pod and claim", async () => {
-      const pvc = (await core.listNamespacedPersistentVolumeClaim({ namespace: platformNs })).items.find((p) => p.metadata!.name === 'data-prometheus-0');
-      const pod = (await core.listNamespacedPod({ namespace: platformNs })).items.find((p) => p.metadata!.name === 'prometheus-0');
-      if (!pvc || !pod) throw new Error(`claim ${pvc ? 'made' : 'missing'}, pod ${pod ? 'made' : 'missing'}`);
-      assert.equal(pvc.spec?.resources?.requests?.storage, exampleConfig().monitoring.storage);
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      "Prometheus's pod and claim",
+      async () => {
+        const pvc = (await core.listNamespacedPersistentVolumeClaim({ namespace: platformNs })).items.find((p) => p.metadata!.name === 'data-prometheus-0');
+        const pod = (await core.listNamespacedPod({ namespace: platformNs })).items.find((p) => p.metadata!.name === 'prometheus-0');
+        if (!pvc || !pod) throw new Error(`claim ${pvc ? 'made' : 'missing'}, pod ${pod ? 'made' : 'missing'}`);
+        assert.equal(pvc.spec?.resources?.requests?.storage, exampleConfig().monitoring.storage);
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
-    await waitFor('the PodDisruptionBudget to count the database pods', async () => {
-      const pdb = await policy.readNamespacedPodDisruptionBudget({ name: scope, namespace: DB });
-      if (pdb.status?.expectedPods !== 3) throw new Error(`expectedPods ${pdb.status?.expectedPods}`);
-      assert.equal(pdb.status.disruptionsAllowed, 0, 'no pod is healthy, so none may be disrupted');
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      'the PodDisruptionBudget to count the database pods',
+      async () => {
+        const pdb = await policy.readNamespacedPodDisruptionBudget({ name: scope, namespace: DB });
+        if (pdb.status?.expectedPods !== 3) throw new Error(`expectedPods ${pdb.status?.expectedPods}`);
+        assert.equal(pdb.status.disruptionsAllowed, 0, 'no pod is healthy, so none may be disrupted');
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
 
     // A selector Service gets its slice from the EndpointSlice controller; the router's Services only their own (skip-mirror).
-    await waitFor("the EndpointSlice controller's slice for the headless database Service", async () => {
-      const slices = await discovery.listNamespacedEndpointSlice({ namespace: DB, labelSelector: `kubernetes.io/service-name=${scope}` });
-      if (!slices.items.some((s) => s.metadata?.labels?.['endpointslice.kubernetes.io/managed-by'] === 'endpointslice-controller.k8s.io')) throw new Error('none yet');
-      return true;
-    }, { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor(
+      "the EndpointSlice controller's slice for the headless database Service",
+      async () => {
+        const slices = await discovery.listNamespacedEndpointSlice({ namespace: DB, labelSelector: `kubernetes.io/service-name=${scope}` });
+        if (!slices.items.some((s) => s.metadata?.labels?.['endpointslice.kubernetes.io/managed-by'] === 'endpointslice-controller.k8s.io'))
+          throw new Error('none yet');
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
     for (const service of ['postgres-primary', 'postgres-replica']) {
       const slices = await discovery.listNamespacedEndpointSlice({ namespace: DB, labelSelector: `kubernetes.io/service-name=${service}` });
-      assert.deepEqual(slices.items.map((s) => s.metadata!.name), [`${service}-gardenos`], `${service}: the router's slice only, no mirrored one`);
+      assert.deepEqual(
+        slices.items.map((s) => s.metadata!.name),
+        [`${service}-gardenos`],
+        `${service}: the router's slice only, no mirrored one`,
+      );
     }
     // The API server advertises itself at the test's non-loopback address.
     assert.deepEqual(ips(await core.readNamespacedEndpoints({ name: 'kubernetes', namespace: 'default' })), [`10.251.${OCTET}.1`]);
@@ -217,11 +290,23 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
   describe("the router's ServiceAccount", () => {
     let sink: KubernetesSink;
     let token: string;
-    const route: Route = { primary: { name: pods[0]!, host: '10.42.0.10', port: 5432 }, replicas: [{ name: pods[1]!, host: '10.42.1.11', port: 5432 }, { name: pods[2]!, host: '10.42.2.12', port: 5432 }] };
+    const route: Route = {
+      primary: { name: pods[0]!, host: '10.42.0.10', port: 5432 },
+      replicas: [
+        { name: pods[1]!, host: '10.42.1.11', port: 5432 },
+        { name: pods[2]!, host: '10.42.2.12', port: 5432 },
+      ],
+    };
 
     before(async () => {
       token = await cp.serviceAccountToken(DB, ROUTER_NAME);
-      sink = new KubernetesSink(cp.withToken(token), { namespace: DB, primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: `application=spilo,cluster-name=${scope}`, port: 5432 });
+      sink = new KubernetesSink(cp.withToken(token), {
+        namespace: DB,
+        primaryService: 'postgres-primary',
+        replicasService: 'postgres-replica',
+        podSelector: `application=spilo,cluster-name=${scope}`,
+        port: 5432,
+      });
     });
 
     it('does everything the router must, on the pre-created objects', async () => {
@@ -230,8 +315,16 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       const core = cp.admin().makeApiClient(CoreV1Api);
       assert.deepEqual(ips(await core.readNamespacedEndpoints({ name: 'postgres-primary', namespace: DB })), ['10.42.0.10']);
       const slice = await cp.admin().makeApiClient(DiscoveryV1Api).readNamespacedEndpointSlice({ name: 'postgres-primary-gardenos', namespace: DB });
-      assert.deepEqual((slice.endpoints ?? []).map((e) => e.addresses[0]), ['10.42.0.10']);
-      const labels = Object.fromEntries((await core.listNamespacedPod({ namespace: DB, labelSelector: `application=spilo,cluster-name=${scope}` })).items.map((p) => [p.metadata!.name, p.metadata!.labels![ROLE_LABEL]]));
+      assert.deepEqual(
+        (slice.endpoints ?? []).map((e) => e.addresses[0]),
+        ['10.42.0.10'],
+      );
+      const labels = Object.fromEntries(
+        (await core.listNamespacedPod({ namespace: DB, labelSelector: `application=spilo,cluster-name=${scope}` })).items.map((p) => [
+          p.metadata!.name,
+          p.metadata!.labels![ROLE_LABEL],
+        ]),
+      );
       assert.deepEqual(labels, { [pods[0]!]: 'primary', [pods[1]!]: 'replica', [pods[2]!]: 'replica' });
       assert.deepEqual(await sink.apply(route), [], 'nothing to change the second time');
       const lease = new LeaseHolder(cp.withToken(token), DB, ROUTER_NAME, 15, 'router-test');
@@ -245,7 +338,9 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       assert.deepEqual((await core.readNamespacedEndpoints({ name: 'postgres-primary', namespace: DB })).subsets ?? [], []);
       const slice = await cp.admin().makeApiClient(DiscoveryV1Api).readNamespacedEndpointSlice({ name: 'postgres-primary-gardenos', namespace: DB });
       assert.deepEqual(slice.endpoints ?? [], []);
-      const labels = (await core.listNamespacedPod({ namespace: DB, labelSelector: `application=spilo,cluster-name=${scope}` })).items.map((p) => p.metadata!.labels![ROLE_LABEL]);
+      const labels = (await core.listNamespacedPod({ namespace: DB, labelSelector: `application=spilo,cluster-name=${scope}` })).items.map(
+        (p) => p.metadata!.labels![ROLE_LABEL],
+      );
       assert.deepEqual(labels, ['unavailable', 'unavailable', 'unavailable']);
       await sink.apply(route);
     });
@@ -265,23 +360,42 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       const kc = cp.withToken(token);
       const core = kc.makeApiClient(CoreV1Api);
       const refused = async (what: string, p: Promise<unknown>) => {
-        const e = await p.then(() => undefined, (x: unknown) => x);
+        const e = await p.then(
+          () => undefined,
+          (x: unknown) => x,
+        );
         assert.equal(code(e), 403, `${what}: expected 403, got ${e === undefined ? 'success' : String(code(e) ?? e)}`);
       };
       await refused('reading a Secret', core.readNamespacedSecret({ name: 'postgres-patroni', namespace: DB }));
       await refused('listing Secrets', core.listNamespacedSecret({ namespace: DB }));
-      await refused("updating another Service's Endpoints", core.readNamespacedEndpoints({ name: scope, namespace: DB }).catch(() => core.replaceNamespacedEndpoints({ name: scope, namespace: DB, body: { metadata: { name: scope } } })));
+      await refused(
+        "updating another Service's Endpoints",
+        core
+          .readNamespacedEndpoints({ name: scope, namespace: DB })
+          .catch(() => core.replaceNamespacedEndpoints({ name: scope, namespace: DB, body: { metadata: { name: scope } } })),
+      );
       await refused("the API server's own Endpoints", core.readNamespacedEndpoints({ name: 'kubernetes', namespace: 'default' }));
       await refused('Endpoints in another namespace', core.readNamespacedEndpoints({ name: 'postgres-primary', namespace: 'supabase' }));
       await refused('creating Endpoints', core.createNamespacedEndpoints({ namespace: DB, body: { metadata: { name: 'sneaky' }, subsets: [] } }));
       await refused('deleting its own Endpoints', core.deleteNamespacedEndpoints({ name: 'postgres-primary', namespace: DB }));
-      await refused('creating a Pod', core.createNamespacedPod({ namespace: DB, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'x', image: 'x' }] } } }));
-      await refused('patching a pod outside the database', core.patchNamespacedPod({ name: 'x', namespace: 'supabase', body: { metadata: { labels: { a: 'b' } } } }));
-      await refused('deleting its Lease', kc.makeApiClient(CustomObjectsApi).deleteNamespacedCustomObject({ group: 'coordination.k8s.io', version: 'v1', namespace: DB, plural: 'leases', name: ROUTER_NAME }));
+      await refused(
+        'creating a Pod',
+        core.createNamespacedPod({ namespace: DB, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'x', image: 'x' }] } } }),
+      );
+      await refused(
+        'patching a pod outside the database',
+        core.patchNamespacedPod({ name: 'x', namespace: 'supabase', body: { metadata: { labels: { a: 'b' } } } }),
+      );
+      await refused(
+        'deleting its Lease',
+        kc
+          .makeApiClient(CustomObjectsApi)
+          .deleteNamespacedCustomObject({ group: 'coordination.k8s.io', version: 'v1', namespace: DB, plural: 'leases', name: ROUTER_NAME }),
+      );
       await refused('listing nodes', core.listNode());
     });
 
-    it("a second `gardenos up` leaves the route the router wrote", async () => {
+    it('a second `gardenos up` leaves the route the router wrote', async () => {
       const second = await applyObjects(cp.admin(), objects, { report: silent });
       assert.ok(second.leftAlone.includes(`Endpoints ${DB}/postgres-primary`), second.leftAlone.join(', '));
       const core = cp.admin().makeApiClient(CoreV1Api);
@@ -292,18 +406,25 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
   describe("doctor's and status's Kubernetes views, against the real API server", () => {
     const json = <T>(s: string) => JSON.parse(s) as T;
     const doctorUntil = (id: string, want: Finding['status']) =>
-      waitFor(`doctor to report ${id} ${want}`, async () => {
-        const r = await c.cli(['local', 'doctor', '--json', '--kubeconfig', cp.adminKubeconfigFile]);
-        const f = json<DoctorReport>(r.stdout).findings.find((x) => x.id === id)!;
-        if (f.status !== want) throw new Error(`${id} is ${f.status}: ${f.summary}`);
-        return f;
-      }, { timeoutMs: 60_000, intervalMs: 500 });
+      waitFor(
+        `doctor to report ${id} ${want}`,
+        async () => {
+          const r = await c.cli(['local', 'doctor', '--json', '--kubeconfig', cp.adminKubeconfigFile]);
+          const f = json<DoctorReport>(r.stdout).findings.find((x) => x.id === id)!;
+          if (f.status !== want) throw new Error(`${id} is ${f.status}: ${f.summary}`);
+          return f;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
 
     it('k8s-default-storage-class: the rendered local-path class is the default; removing that is named, and `up` puts it back', async () => {
       const ok = await doctorUntil('k8s-default-storage-class', 'ok');
       assert.match(ok.summary, /default: local-path/);
       const storage = cp.admin().makeApiClient(StorageV1Api);
-      await storage.patchStorageClass({ name: 'local-path', body: [{ op: 'replace', path: '/metadata/annotations/storageclass.kubernetes.io~1is-default-class', value: 'false' }] });
+      await storage.patchStorageClass({
+        name: 'local-path',
+        body: [{ op: 'replace', path: '/metadata/annotations/storageclass.kubernetes.io~1is-default-class', value: 'false' }],
+      });
       const f = await doctorUntil('k8s-default-storage-class', 'fail');
       assert.match(f.fix!, /kubectl patch storageclass local-path .*is-default-class/);
       await applyObjects(cp.admin(), objects, { report: silent });
@@ -313,7 +434,12 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
     it('k8s-control-plane-taint: names a tainted hybrid server', async () => {
       const core = cp.admin().makeApiClient(CoreV1Api);
       // No kubelet runs here: the Node is registered as a kubelet would register it.
-      await core.createNode({ body: { metadata: { name: 'garden-1', labels: { 'node-role.kubernetes.io/control-plane': 'true' } }, spec: { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] } } });
+      await core.createNode({
+        body: {
+          metadata: { name: 'garden-1', labels: { 'node-role.kubernetes.io/control-plane': 'true' } },
+          spec: { taints: [{ key: 'node-role.kubernetes.io/control-plane', effect: 'NoSchedule' }] },
+        },
+      });
       const f = await doctorUntil('k8s-control-plane-taint', 'fail');
       assert.match(f.summary, /control-plane taint on garden-1/);
       assert.match(f.fix!, /kubectl taint node garden-1 node-role\.kubernetes\.io\/control-plane:NoSchedule-/);
@@ -326,7 +452,13 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       assert.match(wrong.summary, /postgres-primary points at \[10\.42\.0\.10\], the leader is node\d/);
       const s = json<LocalStatus>((await c.cli(['local', 'status', '--json'])).stdout);
       const leader = s.members.find((m) => m.role === 'leader')!;
-      const sink = new KubernetesSink(cp.withToken(await cp.serviceAccountToken(DB, ROUTER_NAME)), { namespace: DB, primaryService: 'postgres-primary', replicasService: 'postgres-replica', podSelector: `application=spilo,cluster-name=${scope}`, port: 5432 });
+      const sink = new KubernetesSink(cp.withToken(await cp.serviceAccountToken(DB, ROUTER_NAME)), {
+        namespace: DB,
+        primaryService: 'postgres-primary',
+        replicasService: 'postgres-replica',
+        podSelector: `application=spilo,cluster-name=${scope}`,
+        port: 5432,
+      });
       await sink.apply({ primary: { name: leader.name, host: leader.host, port: 5432 }, replicas: [] });
       await doctorUntil('primary-endpoint', 'ok');
     });
@@ -337,8 +469,14 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       assert.match(r.stdout, /^garden-1\s+\S+\s+control-plane/m);
       assert.match(r.stdout, new RegExp(`^${DB}\\s+statefulset/${scope}\\s+0/3$`, 'm'));
       const s = json<LocalStatus>((await c.cli(['local', 'status', '--json', '--kubeconfig', cp.adminKubeconfigFile])).stdout);
-      assert.deepEqual(s.kubernetes?.nodes.map((n) => n.name), ['garden-1']);
-      assert.ok(s.kubernetes?.workloads.some((w) => w.kind === 'Deployment' && w.namespace === 'supabase' && w.ready === 0), JSON.stringify(s.kubernetes?.workloads));
+      assert.deepEqual(
+        s.kubernetes?.nodes.map((n) => n.name),
+        ['garden-1'],
+      );
+      assert.ok(
+        s.kubernetes?.workloads.some((w) => w.kind === 'Deployment' && w.namespace === 'supabase' && w.ready === 0),
+        JSON.stringify(s.kubernetes?.workloads),
+      );
     });
 
     it('patroni-etcd-v2: names a Spilo StatefulSet set up for the etcd v2 API', async () => {
@@ -346,7 +484,18 @@ describe('the rendered platform on a real Kubernetes control plane, on GardenOS 
       const labels = { app: 'legacy-spilo' };
       await apps.createNamespacedStatefulSet({
         namespace: DB,
-        body: { metadata: { name: 'postgres' }, spec: { serviceName: 'postgres', replicas: 0, selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: 'postgres', image: 'spilo', env: [{ name: 'PATRONI_ETCD_HOSTS', value: "'10.0.0.1:2379'" }] }] } } } },
+        body: {
+          metadata: { name: 'postgres' },
+          spec: {
+            serviceName: 'postgres',
+            replicas: 0,
+            selector: { matchLabels: labels },
+            template: {
+              metadata: { labels },
+              spec: { containers: [{ name: 'postgres', image: 'spilo', env: [{ name: 'PATRONI_ETCD_HOSTS', value: "'10.0.0.1:2379'" }] }] },
+            },
+          },
+        },
       });
       const f = await doctorUntil('patroni-etcd-v2', 'fail');
       assert.match(f.summary, /StatefulSet database\/postgres configured for the etcd v2 API/);

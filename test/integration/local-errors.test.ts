@@ -34,7 +34,10 @@ describe('gardenos local refuses clearly', { timeout: 120_000 }, () => {
     try {
       const r = await c.cli(['local', 'up'], { env: { ...process.env, PATH: emptyPath } });
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /error: missing etcd \(Debian package etcd-server\), etcdctl \(Debian package etcd-client\), patroni \(Debian package patroni\), haproxy \(Debian package haproxy\)/);
+      assert.match(
+        r.stderr,
+        /error: missing etcd \(Debian package etcd-server\), etcdctl \(Debian package etcd-client\), patroni \(Debian package patroni\), haproxy \(Debian package haproxy\)/,
+      );
       assert.match(r.stderr, /hint: install with: sudo apt-get install -y etcd-server etcd-client patroni haproxy/);
       assert.deepEqual(await c.processes(), []);
     } finally {
@@ -82,7 +85,7 @@ describe('gardenos local refuses clearly', { timeout: 120_000 }, () => {
       const r = await c.cli(['local', 'up', '--timeout', '60']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /error: etcd-node2 exited while waiting for etcd quorum/);
-      assert.match(r.stderr, /last lines of .*etcd-node2\.log:\n  .+/);
+      assert.match(r.stderr, /last lines of .*etcd-node2\.log:\n {2}.+/);
       assert.match(r.stderr, /hint: see the whole log with `gardenos local logs etcd-node2`/);
     } finally {
       await c.cli(['local', 'destroy', '--yes']);

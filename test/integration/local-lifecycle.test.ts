@@ -48,7 +48,10 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     assert.equal(status.members.length, 3);
     assert.equal(status.members.filter((m) => m.role === 'leader').length, 1);
     assert.equal(status.members.filter((m) => m.role === 'sync_standby').length, 1);
-    assert.deepEqual(status.members.map((m) => m.host), [`${c.prefix}.11`, `${c.prefix}.12`, `${c.prefix}.13`]);
+    assert.deepEqual(
+      status.members.map((m) => m.host),
+      [`${c.prefix}.11`, `${c.prefix}.12`, `${c.prefix}.13`],
+    );
     assert.ok(status.etcd.every((e) => e.healthy && e.endpoint.startsWith('https://')));
     assert.match(status.endpoints.primary, new RegExp(`^postgresql://postgres@${c.prefix.replaceAll('.', '\\.')}\\.10:5000/postgres\\?sslmode=verify-full`));
     // The generated password is in the 0600 files, never in what the command prints.
@@ -58,9 +61,15 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     primary = await withPassword(status.endpoints.primary, c.stateDir);
     replicas = await withPassword(status.endpoints.replicas, c.stateDir);
     // Progress went to stderr as JSON lines, one per step.
-    const steps = r.stderr.trim().split('\n').map((l) => json<{ kind: string; step?: string; status?: string }>(l));
+    const steps = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => json<{ kind: string; step?: string; status?: string }>(l));
     for (const step of ['preflight', 'state', 'etcd', 'patroni', 'haproxy']) {
-      assert.ok(steps.some((e) => e.kind === 'step' && e.step === step && e.status === 'done'), `step ${step} reported`);
+      assert.ok(
+        steps.some((e) => e.kind === 'step' && e.step === step && e.status === 'done'),
+        `step ${step} reported`,
+      );
     }
   });
 
@@ -71,7 +80,11 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     // Plain HTTP to the client port is refused…
     await assert.rejects(fetch(`http://${c.prefix}.11:2379/version`, { signal: AbortSignal.timeout(3000) }));
     // …and so is TLS without a client certificate.
-    const withCert = new EtcdClient([`https://${c.prefix}.11:2379`], { ca: `${c.stateDir}/pki/ca.crt`, cert: `${c.stateDir}/pki/gardenos-client.crt`, key: `${c.stateDir}/pki/gardenos-client.key` });
+    const withCert = new EtcdClient([`https://${c.prefix}.11:2379`], {
+      ca: `${c.stateDir}/pki/ca.crt`,
+      cert: `${c.stateDir}/pki/gardenos-client.crt`,
+      key: `${c.stateDir}/pki/gardenos-client.key`,
+    });
     try {
       assert.equal((await withCert.status(`https://${c.prefix}.11:2379`)).ok, true, 'with the client certificate it answers');
     } finally {
@@ -79,7 +92,9 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     }
     const res = await new Promise<number | string>((resolve) => {
       import('node:https').then(({ request }) => {
-        const req = request(`https://${c.prefix}.11:2379/v3/maintenance/status`, { method: 'POST', rejectUnauthorized: false, timeout: 3000 }, (r) => resolve(r.statusCode ?? 0));
+        const req = request(`https://${c.prefix}.11:2379/v3/maintenance/status`, { method: 'POST', rejectUnauthorized: false, timeout: 3000 }, (r) =>
+          resolve(r.statusCode ?? 0),
+        );
         req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
         req.end('{}');
       });
@@ -136,7 +151,7 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     assert.ok(s.endpoints.primary.startsWith('postgresql://') && s.endpoints.replicas.startsWith('postgresql://'));
   });
 
-  it('dcs show lists the scope\'s keys; dcs clean refuses on a live cluster and deletes nothing', async () => {
+  it("dcs show lists the scope's keys; dcs clean refuses on a live cluster and deletes nothing", async () => {
     const show = await c.cli(['local', 'dcs', 'show', '--json']);
     assert.equal(show.code, 0, show.stderr);
     const keys = json<Record<string, string>>(show.stdout);
@@ -179,11 +194,20 @@ describe('gardenos local: a real 3-node etcd + Patroni + HAProxy cluster', { tim
     // doctor names it too, with the key as evidence and the command that fixes it.
     const doc = await c.cli(['local', 'doctor', '--json']);
     assert.equal(doc.code, 2);
-    const stale = json<{ findings: { id: string; status: string; evidence: string[]; fix?: string }[] }>(doc.stdout).findings.find((f) => f.id === 'dcs-stale-state')!;
+    const stale = json<{ findings: { id: string; status: string; evidence: string[]; fix?: string }[] }>(doc.stdout).findings.find(
+      (f) => f.id === 'dcs-stale-state',
+    )!;
     assert.equal(stale.status, 'fail');
-    assert.ok(stale.evidence.some((e) => /^\/service\/it-life\/initialize = \d+$/.test(e)), stale.evidence.join('\n'));
+    assert.ok(
+      stale.evidence.some((e) => /^\/service\/it-life\/initialize = \d+$/.test(e)),
+      stale.evidence.join('\n'),
+    );
     assert.match(stale.fix!, /gardenos local dcs clean/);
-    const etcd = new EtcdClient([`https://${c.prefix}.11:2379`], { ca: `${c.stateDir}/pki/ca.crt`, cert: `${c.stateDir}/pki/gardenos-client.crt`, key: `${c.stateDir}/pki/gardenos-client.key` });
+    const etcd = new EtcdClient([`https://${c.prefix}.11:2379`], {
+      ca: `${c.stateDir}/pki/ca.crt`,
+      cert: `${c.stateDir}/pki/gardenos-client.crt`,
+      key: `${c.stateDir}/pki/gardenos-client.key`,
+    });
     try {
       assert.notEqual(await etcd.get('/service/it-life/initialize'), null, 'the initialize key is still there');
     } finally {

@@ -29,13 +29,18 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     }
   };
   const healthy = () =>
-    waitFor('a healthy cluster (leader, synchronous standby, router following)', async () => {
-      const s = await status();
-      if (s.problems.length) throw new Error(s.problems.join('; '));
-      return s;
-    }, { timeoutMs: 120_000, intervalMs: 500 });
+    waitFor(
+      'a healthy cluster (leader, synchronous standby, router following)',
+      async () => {
+        const s = await status();
+        if (s.problems.length) throw new Error(s.problems.join('; '));
+        return s;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
   const write = (phase: string, n: number) => sql(`INSERT INTO ledger (phase) SELECT $1 FROM generate_series(1, ${n})`, [phase]);
-  const counts = async () => Object.fromEntries((await sql<{ phase: string; n: string }>('SELECT phase, count(*) AS n FROM ledger GROUP BY phase')).map((r) => [r.phase, Number(r.n)]));
+  const counts = async () =>
+    Object.fromEntries((await sql<{ phase: string; n: string }>('SELECT phase, count(*) AS n FROM ledger GROUP BY phase')).map((r) => [r.phase, Number(r.n)]));
   const list = async () => {
     const r = await c.cli(['local', 'db', 'backup', 'list', '--json']);
     assert.equal(r.code, 0, r.stderr);
@@ -103,15 +108,19 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     const leader = (await status()).members.find((m) => m.role === 'leader')!.name;
     const pid = Number((await readFile(join(c.stateDir, 'pg', leader, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
     process.kill(pid, 'SIGKILL');
-    await waitFor('a primary again after the crash (restarted by Patroni, or another member promoted)', async () => {
-      const s = await status();
-      const now = s.members.find((m) => m.role === 'leader' && m.state === 'running')?.name;
-      if (!now || s.problems.length) return false;
-      const postmaster = Number((await readFile(join(c.stateDir, 'pg', now, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
-      if (postmaster === pid) return false;
-      await sql('SELECT 1');
-      return true;
-    }, { timeoutMs: 120_000, intervalMs: 500 });
+    await waitFor(
+      'a primary again after the crash (restarted by Patroni, or another member promoted)',
+      async () => {
+        const s = await status();
+        const now = s.members.find((m) => m.role === 'leader' && m.state === 'running')?.name;
+        if (!now || s.problems.length) return false;
+        const postmaster = Number((await readFile(join(c.stateDir, 'pg', now, 'data', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+        if (postmaster === pid) return false;
+        await sql('SELECT 1');
+        return true;
+      },
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
     await write('c', 500);
     // The target is the server's own clock after 'c' committed; 'd' commits after it.
     const t = (await sql<{ t: Date }>('SELECT clock_timestamp() AS t'))[0]!.t;
@@ -145,7 +154,10 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     const newest = (await list()).backups.at(-1)!;
     assert.equal(v.label, newest.label);
     assert.match(v.lsn, /^[0-9A-F]+\/[0-9A-F]+$/);
-    assert.ok(v.databases.some((d) => d.name === 'postgres' && d.rows >= 10 + 1500 + 5 + 300), JSON.stringify(v.databases));
+    assert.ok(
+      v.databases.some((d) => d.name === 'postgres' && d.rows >= 10 + 1500 + 5 + 300),
+      JSON.stringify(v.databases),
+    );
     assert.equal((await list()).lastVerified?.label, v.label, 'the result is recorded');
     const s = await status();
     assert.equal(s.backups?.lastVerified?.label, v.label, 'status shows the last restore test');
@@ -185,7 +197,13 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     const fromRepository = await read();
     assert.match(fromRepository, /replica has been created using pgbackrest/, 'restored from the repository');
     assert.doesNotMatch(fromRepository, /replica has been created using basebackup/);
-    assert.equal(await waitFor('the rebuilt replica to catch up', async () => ((await rowsOn(replica.host)) === total ? total : undefined), { timeoutMs: 60_000, intervalMs: 500 }), total);
+    assert.equal(
+      await waitFor('the rebuilt replica to catch up', async () => ((await rowsOn(replica.host)) === total ? total : undefined), {
+        timeoutMs: 60_000,
+        intervalMs: 500,
+      }),
+      total,
+    );
 
     // The newest backup recorded as two days old: the script declines, Patroni copies from the leader.
     const marker = join(c.stateDir, 'pgbackrest', 'newest-backup');
@@ -215,7 +233,11 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
       for (const [d] of dirs) await chmod(d, 0o500);
       await write('g', 100);
       await sql('SELECT pg_switch_wal()');
-      const stalled = await waitFor('status to report the stalled archiver', async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)), { timeoutMs: 90_000, intervalMs: 1000 });
+      const stalled = await waitFor(
+        'status to report the stalled archiver',
+        async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)),
+        { timeoutMs: 90_000, intervalMs: 1000 },
+      );
       assert.match(stalled, /pgBackRest's log says why/);
       await write('g', 100);
       assert.equal((await counts()).g, 200, 'the primary keeps accepting writes while archiving stalls');
@@ -224,10 +246,14 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     }
     await write('h', 10);
     await sql('SELECT pg_switch_wal()');
-    await waitFor('archiving to catch up', async () => {
-      const s = await status();
-      return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
-    }, { timeoutMs: 120_000, intervalMs: 1000 });
+    await waitFor(
+      'archiving to catch up',
+      async () => {
+        const s = await status();
+        return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
   });
 
   it('names the damaged file when a backup in the repository is corrupted, and restores nothing from it', async () => {
@@ -260,10 +286,19 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     // A schedule that fires within seconds: an incremental every 5 s (full and diff once a year).
     const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
     await local.supervisor.stop(local.specs.scheduler, { graceMs: 30_000 });
-    await writeFile(c.configFile, (await readFile(c.configFile, 'utf8')).replace('backups: { schedule: { full: "0 0 1 1 *", diff: "0 0 1 1 *" } }', 'backups: { schedule: { incr: "*/5 * * * * *", diff: "0 0 1 1 *", full: "0 0 1 1 *" } }'));
+    await writeFile(
+      c.configFile,
+      (await readFile(c.configFile, 'utf8')).replace(
+        'backups: { schedule: { full: "0 0 1 1 *", diff: "0 0 1 1 *" } }',
+        'backups: { schedule: { incr: "*/5 * * * * *", diff: "0 0 1 1 *", full: "0 0 1 1 *" } }',
+      ),
+    );
     const up = await c.cli(['local', 'up', '--json']);
     assert.equal(up.code, 0, up.stderr);
-    const made = await waitFor('a scheduled incremental backup', async () => (await list()).backups.find((b) => !before.has(b.label) && b.type === 'incr'), { timeoutMs: 90_000, intervalMs: 1000 });
+    const made = await waitFor('a scheduled incremental backup', async () => (await list()).backups.find((b) => !before.has(b.label) && b.type === 'incr'), {
+      timeoutMs: 90_000,
+      intervalMs: 1000,
+    });
     const s = await status();
     assert.equal(s.backups?.scheduler.running, true);
     assert.equal(s.backups?.scheduler.next?.kind, 'incr');

@@ -56,7 +56,10 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
   it('renders byte-identical output twice, and plan then reports no changes', async () => {
     const first = await cli('render', '--out', out, '--with-secrets', '--host-root', join(out, 'hosts', '{node}'), '--json');
     assert.equal(first.code, 0, first.stderr);
-    const snapshot = async () => Object.fromEntries(await Promise.all((JSON.parse(first.stdout) as { files: string[] }).files.map(async (f) => [f, await readFile(join(out, f), 'utf8')])));
+    const snapshot = async () =>
+      Object.fromEntries(
+        await Promise.all((JSON.parse(first.stdout) as { files: string[] }).files.map(async (f) => [f, await readFile(join(out, f), 'utf8')])),
+      );
     const a = await snapshot();
     const second = await cli('render', '--out', out, '--with-secrets', '--host-root', join(out, 'hosts', '{node}'), '--json');
     assert.equal(second.code, 0, second.stderr);
@@ -72,7 +75,10 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
     try {
       const r = await cli('plan', '--out', out, '--with-secrets', '--host-root', join(out, 'hosts', '{node}'), '--json');
       const { changes } = JSON.parse(r.stdout) as { changes: { path: string; change: string; diff?: string }[] };
-      assert.deepEqual(changes.map((c) => [c.path, c.change]), [['kubernetes/50-apps.yaml', 'changed']]);
+      assert.deepEqual(
+        changes.map((c) => [c.path, c.change]),
+        [['kubernetes/50-apps.yaml', 'changed']],
+      );
       assert.match(changes[0]!.diff!, /^- {2}replicas: 2$/m);
       assert.match(changes[0]!.diff!, /^\+ {2}replicas: 3$/m);
       const human = await cli('plan', '--out', out, '--with-secrets', '--host-root', join(out, 'hosts', '{node}'));
@@ -122,7 +128,12 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
   it('HAProxy accepts every host configuration it renders (haproxy -c)', async () => {
     for (const n of ['n1', 'n2', 'n3']) {
       const cfg = join(out, 'hosts', n, 'etc/haproxy/haproxy.cfg');
-      const env = Object.fromEntries((await readFile(join(out, 'hosts', n, 'etc/gardenos/haproxy.env'), 'utf8')).trim().split('\n').map((l) => l.split('=', 2) as [string, string]));
+      const env = Object.fromEntries(
+        (await readFile(join(out, 'hosts', n, 'etc/gardenos/haproxy.env'), 'utf8'))
+          .trim()
+          .split('\n')
+          .map((l) => l.split('=', 2) as [string, string]),
+      );
       const r = await run('haproxy', ['-c', '-f', cfg], { env: { ...process.env, ...env } });
       assert.match(r.stdout + r.stderr, /Configuration file is valid/);
     }
@@ -138,12 +149,20 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
     }
     const secrets = join(dir, '.gardenos', 'secrets', 'pki');
     const endpoints = [1, 2, 3].map((i) => `https://${PREFIX}.${10 + i}:2379`);
-    const client = new EtcdClient(endpoints, { ca: join(secrets, 'ca.crt'), cert: join(secrets, 'etcd-client-gardenos.crt'), key: join(secrets, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
+    const client = new EtcdClient(
+      endpoints,
+      { ca: join(secrets, 'ca.crt'), cert: join(secrets, 'etcd-client-gardenos.crt'), key: join(secrets, 'etcd-client-gardenos.key') },
+      { timeoutMs: 3000 },
+    );
     try {
-      const statuses = await waitFor('three healthy members with a leader', async () => {
-        const s = await client.statuses();
-        return s.every((x) => x.ok) && s.some((x) => x.isLeader) ? s : undefined;
-      }, { timeoutMs: 60_000, intervalMs: 250 });
+      const statuses = await waitFor(
+        'three healthy members with a leader',
+        async () => {
+          const s = await client.statuses();
+          return s.every((x) => x.ok) && s.some((x) => x.isLeader) ? s : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 250 },
+      );
       assert.equal(statuses.length, 3);
       await client.put('/it-platform/hello', 'world');
       assert.equal(await client.get('/it-platform/hello'), 'world');
@@ -170,12 +189,21 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
   });
 
   it('Patroni accepts the configuration the StatefulSet mounts, with the pod environment, against that etcd (patroni --validate-config)', async () => {
-    const secrets = parseAllDocuments(await readFile(join(out, 'kubernetes/05-secrets.yaml'), 'utf8')).map((d) => d.toJS() as { metadata: { name: string }; data: Record<string, string> });
+    const secrets = parseAllDocuments(await readFile(join(out, 'kubernetes/05-secrets.yaml'), 'utf8')).map(
+      (d) => d.toJS() as { metadata: { name: string }; data: Record<string, string> },
+    );
     const yml = Buffer.from(secrets.find((s) => s.metadata.name === 'postgres-patroni')!.data['patroni.yml']!, 'base64').toString();
     const file = join(dir, 'patroni.yml');
     await writeFile(file, yml, { mode: 0o600 });
     // As the pod runs it: its name and addresses from the environment the StatefulSet sets (hostNetwork: the node's address).
-    const env = { ...process.env, PATRONI_NAME: 'it-platform-0', PATRONI_RESTAPI_LISTEN: `${PREFIX}.11:8008`, PATRONI_RESTAPI_CONNECT_ADDRESS: `${PREFIX}.11:8008`, PATRONI_POSTGRESQL_LISTEN: `${PREFIX}.11:5432`, PATRONI_POSTGRESQL_CONNECT_ADDRESS: `${PREFIX}.11:5432` };
+    const env = {
+      ...process.env,
+      PATRONI_NAME: 'it-platform-0',
+      PATRONI_RESTAPI_LISTEN: `${PREFIX}.11:8008`,
+      PATRONI_RESTAPI_CONNECT_ADDRESS: `${PREFIX}.11:8008`,
+      PATRONI_POSTGRESQL_LISTEN: `${PREFIX}.11:5432`,
+      PATRONI_POSTGRESQL_CONNECT_ADDRESS: `${PREFIX}.11:5432`,
+    };
     // Exits non-zero, listing each failed field, when anything does not pass.
     const r = await run('patroni', ['--validate-config', file], { env });
     assert.doesNotMatch(`${r.stdout}${r.stderr}`, /didn't pass validation/, `${r.stdout}${r.stderr}`);
@@ -193,7 +221,10 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
       await mkdir(base, { recursive: true });
       await writeFile(join(base, 'pw'), 'bootstrap-pw\n');
       if (asRoot) {
-        const [, , uid, gid] = (await readFile('/etc/passwd', 'utf8')).split('\n').find((l) => l.startsWith('postgres:'))!.split(':');
+        const [, , uid, gid] = (await readFile('/etc/passwd', 'utf8'))
+          .split('\n')
+          .find((l) => l.startsWith('postgres:'))!
+          .split(':');
         await chown(base, Number(uid), Number(gid));
         await chown(join(base, 'pw'), Number(uid), Number(gid));
       }
@@ -214,9 +245,18 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
       const client = new pg.Client({ connectionString: uri });
       await client.connect();
       try {
-        const roles = (await client.query<{ rolname: string; rolcanlogin: boolean; rolinherit: boolean; rolbypassrls: boolean; rolcreaterole: boolean; rolconfig: string[] | null }>(
-          "SELECT rolname, rolcanlogin, rolinherit, rolbypassrls, rolcreaterole, rolconfig FROM pg_roles WHERE rolname IN ('anon','authenticated','service_role','authenticator','supabase_auth_admin','supabase_storage_admin') ORDER BY rolname",
-        )).rows;
+        const roles = (
+          await client.query<{
+            rolname: string;
+            rolcanlogin: boolean;
+            rolinherit: boolean;
+            rolbypassrls: boolean;
+            rolcreaterole: boolean;
+            rolconfig: string[] | null;
+          }>(
+            "SELECT rolname, rolcanlogin, rolinherit, rolbypassrls, rolcreaterole, rolconfig FROM pg_roles WHERE rolname IN ('anon','authenticated','service_role','authenticator','supabase_auth_admin','supabase_storage_admin') ORDER BY rolname",
+          )
+        ).rows;
         const by = Object.fromEntries(roles.map((r) => [r.rolname, r]));
         assert.equal(roles.length, 6);
         assert.equal(by.anon!.rolcanlogin, false);
@@ -227,16 +267,33 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
         assert.equal(by.supabase_auth_admin!.rolcreaterole, true);
         assert.ok(by.supabase_auth_admin!.rolconfig?.includes('search_path=auth'));
         assert.ok(by.supabase_storage_admin!.rolconfig?.includes('search_path=storage'));
-        const members = (await client.query<{ role: string; member: string }>(
-          'SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2',
-        )).rows.map((x) => `${x.member}→${x.role}`);
-        for (const m of ['authenticator→anon', 'authenticator→authenticated', 'authenticator→service_role', 'supabase_storage_admin→authenticator']) assert.ok(members.includes(m), `${m} in ${members.join(', ')}`);
-        const owners = (await client.query<{ nspname: string; owner: string }>("SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname IN ('auth', 'storage') ORDER BY 1")).rows;
-        assert.deepEqual(owners, [{ nspname: 'auth', owner: 'supabase_auth_admin' }, { nspname: 'storage', owner: 'supabase_storage_admin' }]);
-        const usage = (await client.query<{ ok: boolean }>("SELECT has_schema_privilege('anon', 'public', 'USAGE') AND has_schema_privilege('authenticated', 'storage', 'USAGE') AS ok")).rows[0]!.ok;
+        const members = (
+          await client.query<{ role: string; member: string }>(
+            'SELECT r.rolname AS role, m.rolname AS member FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member ORDER BY 1, 2',
+          )
+        ).rows.map((x) => `${x.member}→${x.role}`);
+        for (const m of ['authenticator→anon', 'authenticator→authenticated', 'authenticator→service_role', 'supabase_storage_admin→authenticator'])
+          assert.ok(members.includes(m), `${m} in ${members.join(', ')}`);
+        const owners = (
+          await client.query<{ nspname: string; owner: string }>(
+            "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace WHERE nspname IN ('auth', 'storage') ORDER BY 1",
+          )
+        ).rows;
+        assert.deepEqual(owners, [
+          { nspname: 'auth', owner: 'supabase_auth_admin' },
+          { nspname: 'storage', owner: 'supabase_storage_admin' },
+        ]);
+        const usage = (
+          await client.query<{ ok: boolean }>(
+            "SELECT has_schema_privilege('anon', 'public', 'USAGE') AND has_schema_privilege('authenticated', 'storage', 'USAGE') AS ok",
+          )
+        ).rows[0]!.ok;
         assert.equal(usage, true);
         // No auth.* functions: GoTrue's migrations create them.
-        assert.equal((await client.query("SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'auth'")).rows[0].n, 0);
+        assert.equal(
+          (await client.query("SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'auth'")).rows[0].n,
+          0,
+        );
         // The passwords from the variables work.
         const login = new pg.Client({ connectionString: uri.replace('postgres:bootstrap-pw', 'authenticator:auth-pw') });
         await login.connect();
@@ -250,10 +307,11 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
     // is refused by the Go module proxy), so what they do in the database is done here the way they do it,
     // with a JWT signed by the generated secret: PostgREST verifies it, then per request
     // `SET LOCAL ROLE <claims.role>` and `set_config('request.jwt.claims', …, true)` as authenticator.
-    it('without PostgREST or GoTrue (neither obtainable here): the request roles switch with a JWT\'s claims and RLS decides by auth.uid()', async () => {
+    it("without PostgREST or GoTrue (neither obtainable here): the request roles switch with a JWT's claims and RLS decides by auth.uid()", async () => {
       const secret = 'jwt-secret-of-at-least-32-characters!';
       const { SignJWT, jwtVerify } = await import('jose');
-      const sign = (claims: Record<string, unknown>) => new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('supabase').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
+      const sign = (claims: Record<string, unknown>) =>
+        new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setIssuer('supabase').setExpirationTime('1h').sign(new TextEncoder().encode(secret));
       const alice = '11111111-1111-4111-8111-111111111111';
       const bob = '22222222-2222-4222-8222-222222222222';
       const su = new pg.Client({ connectionString: uri });
@@ -264,11 +322,16 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
       try {
         // GoTrue's migrations run as supabase_auth_admin into its schema (search_path auth): it can create auth.uid() there.
         assert.equal((await authAdmin.query<{ s: string }>("SELECT current_setting('search_path') AS s")).rows[0]!.s, 'auth');
-        await authAdmin.query("CREATE OR REPLACE FUNCTION uid() RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')::uuid $$");
+        await authAdmin.query(
+          "CREATE OR REPLACE FUNCTION uid() RETURNS uuid LANGUAGE sql STABLE AS $$ SELECT nullif(current_setting('request.jwt.claims', true)::jsonb ->> 'sub', '')::uuid $$",
+        );
         // storage-api's migrations run as supabase_storage_admin into storage.
         assert.equal((await storageAdmin.query<{ s: string }>("SELECT current_setting('search_path') AS s")).rows[0]!.s, 'storage');
         await storageAdmin.query('CREATE TABLE IF NOT EXISTS buckets (id text PRIMARY KEY)');
-        assert.equal((await su.query<{ o: string }>("SELECT tableowner AS o FROM pg_tables WHERE schemaname = 'storage' AND tablename = 'buckets'")).rows[0]!.o, 'supabase_storage_admin');
+        assert.equal(
+          (await su.query<{ o: string }>("SELECT tableowner AS o FROM pg_tables WHERE schemaname = 'storage' AND tablename = 'buckets'")).rows[0]!.o,
+          'supabase_storage_admin',
+        );
         // A user's table with row-level security on auth.uid(), created as the owner of public would.
         await su.query('DROP TABLE IF EXISTS public.notes');
         await su.query('CREATE TABLE public.notes (id serial PRIMARY KEY, owner uuid NOT NULL DEFAULT auth.uid(), body text NOT NULL)');
@@ -290,14 +353,29 @@ describe('gardenos render, proven with the real etcd, HAProxy and PostgreSQL', {
         };
         const asAlice = await sign({ role: 'authenticated', sub: alice, aud: 'authenticated' });
         assert.deepEqual(await request(asAlice, 'SELECT body FROM public.notes ORDER BY id'), [{ body: "alice's" }], 'alice sees her rows only');
-        assert.deepEqual(await request(asAlice, "INSERT INTO public.notes (body) VALUES ('new') RETURNING owner::text"), [{ owner: alice }], 'a new row is hers by auth.uid()');
-        await assert.rejects(request(asAlice, `INSERT INTO public.notes (owner, body) VALUES ('${bob}', 'forged') RETURNING id`), /row-level security/, "she cannot write bob's rows");
+        assert.deepEqual(
+          await request(asAlice, "INSERT INTO public.notes (body) VALUES ('new') RETURNING owner::text"),
+          [{ owner: alice }],
+          'a new row is hers by auth.uid()',
+        );
+        await assert.rejects(
+          request(asAlice, `INSERT INTO public.notes (owner, body) VALUES ('${bob}', 'forged') RETURNING id`),
+          /row-level security/,
+          "she cannot write bob's rows",
+        );
         assert.deepEqual(await request(await sign({ role: 'anon' }), 'SELECT body FROM public.notes'), [], 'anon: no policy, no rows');
-        assert.equal((await request(await sign({ role: 'service_role' }), 'SELECT count(*)::int AS n FROM public.notes'))[0]!.n, 2, 'service_role bypasses RLS');
+        assert.equal(
+          (await request(await sign({ role: 'service_role' }), 'SELECT count(*)::int AS n FROM public.notes'))[0]!.n,
+          2,
+          'service_role bypasses RLS',
+        );
         // authenticator may become only the three request roles; a token claiming another is refused by PostgreSQL itself.
         await assert.rejects(request(await sign({ role: 'postgres' }), 'SELECT 1'), /permission denied to set role "postgres"/);
         // A token signed with another secret never reaches the database.
-        const forged = await new SignJWT({ role: 'service_role' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('supabase').sign(new TextEncoder().encode('another-secret-of-at-least-32-chars!!'));
+        const forged = await new SignJWT({ role: 'service_role' })
+          .setProtectedHeader({ alg: 'HS256' })
+          .setIssuer('supabase')
+          .sign(new TextEncoder().encode('another-secret-of-at-least-32-chars!!'));
         await assert.rejects(request(forged, 'SELECT 1'), /signature verification failed/);
       } finally {
         await su.query('DROP TABLE IF EXISTS public.notes').catch(() => {});

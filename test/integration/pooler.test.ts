@@ -64,15 +64,31 @@ describe('the pooler: clients keep their connections through a planned switchove
   it('a switchover interrupted while the pooler is paused: the router and status report it, and `local up` resumes it', async () => {
     const metric = async (name: string) => {
       const text = await (await fetch(`http://${c.prefix}.10:8405/metrics`)).text();
-      return text.split('\n').find((l) => l.startsWith(name))?.split(' ').at(-1);
+      return text
+        .split('\n')
+        .find((l) => l.startsWith(name))
+        ?.split(' ')
+        .at(-1);
     };
-    assert.equal(await metric('gardenos_pooler_up'), '1', (await readFile(`${c.stateDir}/logs/router.log`, 'utf8')).split('\n').filter((l) => l.includes('pooler')).slice(-3).join('\n'));
+    assert.equal(
+      await metric('gardenos_pooler_up'),
+      '1',
+      (await readFile(`${c.stateDir}/logs/router.log`, 'utf8'))
+        .split('\n')
+        .filter((l) => l.includes('pooler'))
+        .slice(-3)
+        .join('\n'),
+    );
     assert.equal(await metric('gardenos_pooler_paused{database="postgres"}'), '0');
     const { openLocalCluster } = await import('../../src/local/cluster.ts');
     const { poolerAdmin } = await import('../../src/local/pooler.ts');
     const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
     const serves = async () => {
-      const client = new pg.Client({ connectionString: await withPassword((await status()).endpoints.pooled!, c.stateDir), query_timeout: 2000, connectionTimeoutMillis: 2000 });
+      const client = new pg.Client({
+        connectionString: await withPassword((await status()).endpoints.pooled!, c.stateDir),
+        query_timeout: 2000,
+        connectionTimeoutMillis: 2000,
+      });
       client.on('error', () => {});
       try {
         await client.connect();
@@ -118,15 +134,23 @@ describe('the pooler: clients keep their connections through a planned switchove
   it('doctor names a pooler that is gone, and up brings it back', async () => {
     const pid = Number((await readFile(`${c.stateDir}/pids/pooler.pid`, 'utf8')).trim());
     process.kill(pid, 'SIGTERM');
-    await waitFor('the router to report the pooler down', async () => {
-      const text = await (await fetch(`http://${c.prefix}.10:8405/metrics`)).text();
-      return text.includes('gardenos_pooler_up 0') || undefined;
-    }, { timeoutMs: 30_000, intervalMs: 250 });
-    const doctor = await waitFor('doctor to name the pooler', async () => {
-      const report = JSON.parse((await c.cli(['local', 'doctor', '--json'])).stdout) as DoctorReport;
-      const f = report.findings.find((x) => x.id === 'pooler')!;
-      return f.status === 'fail' ? f : undefined;
-    }, { timeoutMs: 30_000, intervalMs: 250 });
+    await waitFor(
+      'the router to report the pooler down',
+      async () => {
+        const text = await (await fetch(`http://${c.prefix}.10:8405/metrics`)).text();
+        return text.includes('gardenos_pooler_up 0') || undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+    const doctor = await waitFor(
+      'doctor to name the pooler',
+      async () => {
+        const report = JSON.parse((await c.cli(['local', 'doctor', '--json'])).stdout) as DoctorReport;
+        const f = report.findings.find((x) => x.id === 'pooler')!;
+        return f.status === 'fail' ? f : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
     assert.match(doctor.summary, /the pooler does not answer/);
     const up = await c.cli(['local', 'up']);
     assert.equal(up.code, 0, up.stderr);

@@ -20,13 +20,14 @@ describe('router: the primary port follows the Patroni leader', { timeout: 600_0
 
   const address = (member: string) => `${c.prefix}.${10 + Number(member.replace('node', ''))}`;
   /** Servers of the primary backend that take traffic (not in maintenance, health up). */
-  const primaryServers = async () =>
-    (await haproxy.stats()).filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')).map((s) => s.server);
+  const primaryServers = async () => (await haproxy.stats()).filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')).map((s) => s.server);
   const healthy = () =>
     waitFor(
       'a leader, a synchronous standby and every member running',
       async () => {
-        const v = await api('node1').cluster().catch(() => api('node2').cluster());
+        const v = await api('node1')
+          .cluster()
+          .catch(() => api('node2').cluster());
         const leader = v.members.find((m) => m.role === 'leader' && memberRunning(m));
         const sync = v.members.find((m) => m.role === 'sync_standby' && memberRunning(m));
         return leader && sync && v.members.length === 3 && v.members.every(memberRunning) ? { leader: leader.name, sync: sync.name } : undefined;
@@ -46,10 +47,15 @@ describe('router: the primary port follows the Patroni leader', { timeout: 600_0
       { timeoutMs: 60_000, intervalMs: 500 },
     );
   };
-  const routedTo = (member: string) => waitFor(`HAProxy routing writes to ${member} only`, async () => {
-    const up = await primaryServers();
-    return up.length === 1 && up[0] === member;
-  }, { timeoutMs: 30_000, intervalMs: 20 });
+  const routedTo = (member: string) =>
+    waitFor(
+      `HAProxy routing writes to ${member} only`,
+      async () => {
+        const up = await primaryServers();
+        return up.length === 1 && up[0] === member;
+      },
+      { timeoutMs: 30_000, intervalMs: 20 },
+    );
 
   before(async () => {
     c = await makeTestCluster('it-router', 213);
@@ -58,9 +64,18 @@ describe('router: the primary port follows the Patroni leader', { timeout: 600_0
     status = (JSON.parse(r.stdout) as { status: LocalStatus }).status;
     const s = c.stateDir;
     const secrets = JSON.parse(await readFile(`${s}/secrets/passwords.json`, 'utf8')) as { restApiPassword: string };
-    api = (m) => new PatroniClient(`https://${address(m)}:8008`, { caFile: `${s}/pki/ca.crt`, timeoutMs: 60_000, auth: { username: 'patroni', password: secrets.restApiPassword } });
+    api = (m) =>
+      new PatroniClient(`https://${address(m)}:8008`, {
+        caFile: `${s}/pki/ca.crt`,
+        timeoutMs: 60_000,
+        auth: { username: 'patroni', password: secrets.restApiPassword },
+      });
     haproxy = new HaproxyClient(`${s}/haproxy/admin.sock`);
-    etcd = new EtcdClient([1, 2, 3].map((i) => `https://${c.prefix}.${10 + i}:2379`), { ca: `${s}/pki/ca.crt`, cert: `${s}/pki/gardenos-client.crt`, key: `${s}/pki/gardenos-client.key` }, { resilient: true });
+    etcd = new EtcdClient(
+      [1, 2, 3].map((i) => `https://${c.prefix}.${10 + i}:2379`),
+      { ca: `${s}/pki/ca.crt`, cert: `${s}/pki/gardenos-client.crt`, key: `${s}/pki/gardenos-client.key` },
+      { resilient: true },
+    );
   });
   after(async () => {
     etcd?.close();
@@ -112,7 +127,10 @@ describe('router: the primary port follows the Patroni leader', { timeout: 600_0
       await routedTo(to);
       const up = await c.cli(['local', 'up', '--json']);
       assert.equal(up.code, 0, up.stderr);
-      assert.deepEqual((JSON.parse(up.stdout) as { changes: string[] }).changes.filter((x) => x.startsWith('started')).map((x) => x.split(' ')[1]), [`etcd-${member}`]);
+      assert.deepEqual(
+        (JSON.parse(up.stdout) as { changes: string[] }).changes.filter((x) => x.startsWith('started')).map((x) => x.split(' ')[1]),
+        [`etcd-${member}`],
+      );
     }
     const log = await readFile(`${c.stateDir}/logs/router.log`, 'utf8');
     assert.doesNotMatch(log, /BUG/);

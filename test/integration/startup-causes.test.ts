@@ -107,7 +107,12 @@ describe('local up, doctor and status name why a member cannot start', { timeout
     await copyFile(`${tls}/server.crt`, `${c.dir}/server.crt.orig`);
     await copyFile(`${tls}/server.key`, `${c.dir}/server.key.orig`);
     // Same names and addresses, another CA: what a certificate copied from another cluster looks like.
-    const foreign = await issue(await createCa('another cluster CA'), { commonName: 'node1', ips: [`${c.prefix}.11`, `${c.prefix}.10`], dnsNames: ['node1', 'localhost'], usage: 'server-and-client' });
+    const foreign = await issue(await createCa('another cluster CA'), {
+      commonName: 'node1',
+      ips: [`${c.prefix}.11`, `${c.prefix}.10`],
+      dnsNames: ['node1', 'localhost'],
+      usage: 'server-and-client',
+    });
     await writeFile(`${tls}/server.crt`, foreign.cert);
     await writeFile(`${tls}/server.key`, foreign.key);
     try {
@@ -117,7 +122,10 @@ describe('local up, doctor and status name why a member cannot start', { timeout
       assert.match(r.stderr, /patroni-node1: etcd refuses its client certificate/);
       assert.match(r.stderr, /hint: the member's certificate must come from the cluster's CA/);
       const status = JSON.parse((await c.cli(['local', 'status', '--json'])).stdout) as LocalStatus;
-      assert.ok(status.problems.some((p) => /^Patroni node1 does not answer on its REST API \(running, but etcd refuses its client certificate/.test(p)), status.problems.join('\n'));
+      assert.ok(
+        status.problems.some((p) => /^Patroni node1 does not answer on its REST API \(running, but etcd refuses its client certificate/.test(p)),
+        status.problems.join('\n'),
+      );
       const f = await memberLogs();
       assert.equal(f.status, 'fail', JSON.stringify(f));
       assert.match(f.summary, /patroni-node1: etcd refuses its client certificate/);

@@ -22,7 +22,10 @@ import { startTestHosts, type TestHosts } from '../helpers/ssh-hosts.ts';
 const asRoot = process.getuid?.() === 0;
 const K3S_PHASES = ['k3s', 'kubeconfig', 'manifests', 'database'];
 
-describe('gardenos up over SSH to three test hosts', { timeout: 600_000, skip: asRoot ? false : 'needs root to create network namespaces (see README)' }, () => {
+describe('gardenos up over SSH to three test hosts', {
+  timeout: 600_000,
+  skip: asRoot ? false : 'needs root to create network namespaces (see README)',
+}, () => {
   let t: TestHosts;
   let configFile: string;
   const yaml = (extra = '') => `cluster: { name: it-up }
@@ -48,7 +51,8 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
   it('refuses hosts whose keys known_hosts does not list, naming each with its fingerprint', async () => {
     const r = await cli(['up', '--dry-run']);
     assert.equal(r.code, 1);
-    for (const h of t.hosts) assert.match(r.stderr, new RegExp(`${h.name} \\(${h.address.replaceAll('.', '\\.')}\\) is not in .*known_hosts; its host key is SHA256:`));
+    for (const h of t.hosts)
+      assert.match(r.stderr, new RegExp(`${h.name} \\(${h.address.replaceAll('.', '\\.')}\\) is not in .*known_hosts; its host key is SHA256:`));
     assert.match(r.stderr, /--trust-new-host-keys/);
     assert.equal((await readFile(t.knownHosts, 'utf8')).trim(), '', 'nothing recorded without the flag');
   });
@@ -72,16 +76,26 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     const r = await up('--skip', ...K3S_PHASES);
     assert.equal(r.code, 0, r.stderr);
     // Progress per phase and per host, as JSON lines.
-    const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { step?: string; member?: string; status?: string });
+    const events = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step?: string; member?: string; status?: string });
     for (const h of t.hosts) assert.ok(events.some((e) => e.step === 'facts' && e.member === h.name && e.status === 'done'));
     assert.ok(events.some((e) => e.step === 'verify' && e.status === 'done'));
     // The key files are 0600 on the hosts; the etcd cluster answers only with a client certificate.
     assert.equal((await stat(t.hosts[1]!.path('/etc/gardenos/pki/etcd-h2.key'))).mode & 0o777, 0o600);
     const pki = join(t.dir, '.gardenos', 'secrets', 'pki');
-    const etcd = new EtcdClient(t.hosts.map((h) => `https://${h.address}:2379`), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
+    const etcd = new EtcdClient(
+      t.hosts.map((h) => `https://${h.address}:2379`),
+      { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') },
+      { timeoutMs: 3000 },
+    );
     try {
       const statuses = await etcd.statuses();
-      assert.deepEqual(statuses.map((s) => s.ok), [true, true, true]);
+      assert.deepEqual(
+        statuses.map((s) => s.ok),
+        [true, true, true],
+      );
       assert.equal(statuses.filter((s) => s.isLeader).length, 1);
       await etcd.put('/it-up/hello', 'hosts');
       assert.equal(await etcd.get('/it-up/hello'), 'hosts');
@@ -101,10 +115,24 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
   it('status reads the platform over the network: etcd and HAProxy answer, PostgreSQL is not deployed yet (exit 2)', async () => {
     const r = await runCli(['status', '-c', configFile, '--json']);
     assert.equal(r.code, 2, r.stderr);
-    const s = JSON.parse(r.stdout) as { etcd: { healthy: boolean; leader: boolean }[]; haproxy: { node: string; reachable: boolean; servers: { proxy: string }[] }[]; problems: string[] };
-    assert.deepEqual(s.etcd.map((e) => e.healthy), [true, true, true]);
+    const s = JSON.parse(r.stdout) as {
+      etcd: { healthy: boolean; leader: boolean }[];
+      haproxy: { node: string; reachable: boolean; servers: { proxy: string }[] }[];
+      problems: string[];
+    };
+    assert.deepEqual(
+      s.etcd.map((e) => e.healthy),
+      [true, true, true],
+    );
     assert.equal(s.etcd.filter((e) => e.leader).length, 1);
-    assert.deepEqual(s.haproxy.map((h) => [h.node, h.reachable]), [['h1', true], ['h2', true], ['h3', true]]);
+    assert.deepEqual(
+      s.haproxy.map((h) => [h.node, h.reachable]),
+      [
+        ['h1', true],
+        ['h2', true],
+        ['h3', true],
+      ],
+    );
     assert.ok(s.haproxy[0]!.servers.some((x) => x.proxy === 'postgres-primary'));
     assert.ok(s.problems.includes('PostgreSQL has no leader'), s.problems.join('; '));
     const human = await runCli(['status', '-c', configFile]);
@@ -127,7 +155,10 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     const r = await up('--dry-run');
     assert.equal(r.code, 0, r.stderr);
     const k3s = r.result!.changes.filter((c) => c.phase === 'k3s');
-    assert.deepEqual(k3s.map((c) => `${c.host} ${c.action.split(':')[0]}`), t.hosts.flatMap((h) => [`${h.name} install K3s v1.34.4+k3s1`, `${h.name} start k3s`, `${h.name} wait until node ${h.name} is Ready`]));
+    assert.deepEqual(
+      k3s.map((c) => `${c.host} ${c.action.split(':')[0]}`),
+      t.hosts.flatMap((h) => [`${h.name} install K3s v1.34.4+k3s1`, `${h.name} start k3s`, `${h.name} wait until node ${h.name} is Ready`]),
+    );
     assert.match(k3s[0]!.action, /INSTALL_K3S_VERSION='v1\.34\.4\+k3s1' .* server --config \/etc\/rancher\/k3s\/config\.yaml$/);
     const later = r.result!.changes.filter((c) => ['kubeconfig', 'manifests', 'database'].includes(c.phase)).map((c) => c.phase);
     assert.deepEqual(later, ['kubeconfig', 'manifests', 'database']);
@@ -154,7 +185,13 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
   it('refuses a host whose key changed', async () => {
     const known = await readFile(t.knownHosts, 'utf8');
     const other = (await readFile(`${t.keyFile}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
-    await writeFile(t.knownHosts, known.split('\n').map((l) => (l.startsWith('10.252.219.12 ') ? `10.252.219.12 ${other}` : l)).join('\n'));
+    await writeFile(
+      t.knownHosts,
+      known
+        .split('\n')
+        .map((l) => (l.startsWith('10.252.219.12 ') ? `10.252.219.12 ${other}` : l))
+        .join('\n'),
+    );
     try {
       const r = await cli(['up', '--dry-run', '--trust-new-host-keys']);
       assert.equal(r.code, 1);
@@ -188,7 +225,11 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
 
   it('reaches hosts through a bastion (h1) when the config names one', async () => {
     // h2 and h3 behind h1: ssh.bastion on those two nodes.
-    const lines = yaml(', checkIntervalMs: 1000').split('\n').map((l, i, all) => (l.includes('ssh: {') && !all[i - 2]?.includes('name: h1') ? l.replace(' }', `, bastion: { host: ${t.hosts[0]!.address}, keyPath: ${t.keyFile} } }`) : l));
+    const lines = yaml(', checkIntervalMs: 1000')
+      .split('\n')
+      .map((l, i, all) =>
+        l.includes('ssh: {') && !all[i - 2]?.includes('name: h1') ? l.replace(' }', `, bastion: { host: ${t.hosts[0]!.address}, keyPath: ${t.keyFile} } }`) : l,
+      );
     await writeFile(configFile, lines.join('\n'));
     try {
       const r = await up('--dry-run', '--skip', ...K3S_PHASES);
@@ -217,19 +258,41 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
     const cp = await startControlPlane({
       host: h1.address,
       netns: h1.namespace,
-      etcd: { endpoints: t.hosts.map((h) => `https://${h.address}:2379`), ca: { cert: await readFile(join(pki, 'ca.crt'), 'utf8'), key: await readFile(join(pki, 'ca.key'), 'utf8') } },
+      etcd: {
+        endpoints: t.hosts.map((h) => `https://${h.address}:2379`),
+        ca: { cert: await readFile(join(pki, 'ca.crt'), 'utf8'), key: await readFile(join(pki, 'ca.key'), 'utf8') },
+      },
       datastore: { cert: join(pki, 'etcd-client-k3s.crt'), key: join(pki, 'etcd-client-k3s.key') },
     });
     try {
       // As K3s writes it: YAML, everything named "default", the server on 127.0.0.1.
       const admin = JSON.parse(await readFile(cp.adminKubeconfigFile, 'utf8')) as { clusters: { cluster: { server: string } }[]; users: { user: unknown }[] };
-      const k3sYaml = { apiVersion: 'v1', kind: 'Config', clusters: [{ name: 'default', cluster: { ...admin.clusters[0]!.cluster, server: 'https://127.0.0.1:6443' } }], users: [{ name: 'default', user: admin.users[0]!.user }], contexts: [{ name: 'default', context: { cluster: 'default', user: 'default' } }], 'current-context': 'default' };
+      const k3sYaml = {
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'default', cluster: { ...admin.clusters[0]!.cluster, server: 'https://127.0.0.1:6443' } }],
+        users: [{ name: 'default', user: admin.users[0]!.user }],
+        contexts: [{ name: 'default', context: { cluster: 'default', user: 'default' } }],
+        'current-context': 'default',
+      };
       await writeFile(h1.path('/etc/rancher/k3s/k3s.yaml'), stringify(k3sYaml), { mode: 0o600 });
       // Only h1 runs an API server: wait until every HAProxy has marked the other two down.
-      await waitFor('HAProxy to route the Kubernetes API to h1 only', async () => {
-        const st = JSON.parse((await runCli(['status', '-c', configFile, '--json'])).stdout) as { haproxy: { servers: { proxy: string; server: string; status: string }[] }[] };
-        return st.haproxy.every((h) => h.servers.filter((x) => x.proxy === 'kube-api' && x.status.startsWith('UP')).map((x) => x.server).join() === 'h1');
-      }, { timeoutMs: 60_000, intervalMs: 500 });
+      await waitFor(
+        'HAProxy to route the Kubernetes API to h1 only',
+        async () => {
+          const st = JSON.parse((await runCli(['status', '-c', configFile, '--json'])).stdout) as {
+            haproxy: { servers: { proxy: string; server: string; status: string }[] }[];
+          };
+          return st.haproxy.every(
+            (h) =>
+              h.servers
+                .filter((x) => x.proxy === 'kube-api' && x.status.startsWith('UP'))
+                .map((x) => x.server)
+                .join() === 'h1',
+          );
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
 
       const kubeconfig = join(t.dir, 'kubeconfig');
       const r = await up('--skip', 'k3s', 'database', '--no-wait');
@@ -250,7 +313,11 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
       const sts = await kc.makeApiClient(AppsV1Api).readNamespacedStatefulSet({ name: 'gardenos', namespace: 'database' });
       assert.equal(sts.metadata?.managedFields?.find((m) => m.manager === 'gardenos')?.operation, 'Apply');
       // And the API server keeps them in the hosts' etcd, under K3s's prefix.
-      const etcd = new EtcdClient(t.hosts.map((h) => `https://${h.address}:2379`), { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') }, { timeoutMs: 3000 });
+      const etcd = new EtcdClient(
+        t.hosts.map((h) => `https://${h.address}:2379`),
+        { ca: join(pki, 'ca.crt'), cert: join(pki, 'etcd-client-gardenos.crt'), key: join(pki, 'etcd-client-gardenos.key') },
+        { timeoutMs: 3000 },
+      );
       try {
         assert.ok(Object.keys((await etcd.readPrefix('/registry/statefulsets/database/')).kvs).includes('/registry/statefulsets/database/gardenos'));
       } finally {

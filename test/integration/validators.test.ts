@@ -30,7 +30,10 @@ describe('rendered configs pass the real validators', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
-  for (const [name, topology] of [['production', productionTopology(config)], ['local', local]] as const) {
+  for (const [name, topology] of [
+    ['production', productionTopology(config)],
+    ['local', local],
+  ] as const) {
     it(`haproxy -c accepts the ${name} configuration`, async () => {
       const file = join(dir, `haproxy-${name}.cfg`);
       await writeFile(file, renderHaproxyConfig({ config, topology, files: haproxyFiles(dir), secrets: SECRETS }));
@@ -42,10 +45,13 @@ describe('rendered configs pass the real validators', () => {
   it('patroni --validate-config accepts the local member configuration', async (t) => {
     // The validator only checks that each etcd host:port accepts a TCP connection; listeners stand in for etcd.
     const listeners = await Promise.all(
-      local.etcd.map((e) => new Promise<Server>((resolve, reject) => {
-        const s = createServer((c) => c.destroy()).once('error', reject);
-        s.listen(config.etcd.clientPort, e.address, () => resolve(s));
-      })),
+      local.etcd.map(
+        (e) =>
+          new Promise<Server>((resolve, reject) => {
+            const s = createServer((c) => c.destroy()).once('error', reject);
+            s.listen(config.etcd.clientPort, e.address, () => resolve(s));
+          }),
+      ),
     );
     t.after(() => Promise.all(listeners.map((s) => new Promise((r) => s.close(r)))));
     const m = local.postgres[0]!;

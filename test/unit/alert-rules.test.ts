@@ -20,9 +20,7 @@ const S = 'scope="gardenos"';
 function expanded(config: Config, alert: string, labels: Record<string, string>, value: string): Record<string, string> {
   const r = alertRules(config).find((x) => x.alert === alert)!;
   const fill = (t: string) =>
-    t
-      .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, name: string) => labels[name] ?? '')
-      .replace(/\{\{ \$value(?: \| [^}]+)? \}\}/g, value);
+    t.replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, name: string) => labels[name] ?? '').replace(/\{\{ \$value(?: \| [^}]+)? \}\}/g, value);
   return { summary: fill(r.annotations.summary), fix: fill(r.annotations.fix) };
 }
 
@@ -54,7 +52,9 @@ describe('alert rules, checked and tested by promtool', () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gardenos-rules-'));
-    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace('backups:\n  enabled: false', 'backups:\n  enabled: true').replace('pooler:\n  enabled: false', 'pooler:\n  enabled: true') + '\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n');
+    config = parseConfig(
+      `${(await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace('backups:\n  enabled: false', 'backups:\n  enabled: true').replace('pooler:\n  enabled: false', 'pooler:\n  enabled: true')}\nmonitoring: { enabled: true, replicationLagAlertBytes: 67108864 }\n`,
+    );
     await writeFile(join(dir, 'rules.yml'), renderAlertRules(config));
   });
   after(() => rm(dir, { recursive: true, force: true }));
@@ -87,7 +87,10 @@ describe('alert rules, checked and tested by promtool', () => {
       { series: 'haproxy_backend_active_servers{job="haproxy", instance="lb:8404", proxy="postgres-primary"}', values: '1x40' },
       { series: 'up{job="router", instance="lb:8405"}', values: '1x40' },
       { series: 'gardenos_router_primary{job="router", instance="lb:8405", member="n1"}', values: '1x40' },
-      { series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/ca.crt", subject="CN=ca"}', values: '1000000000x40' },
+      {
+        series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/ca.crt", subject="CN=ca"}',
+        values: '1000000000x40',
+      },
       ...['n1', 'n2', 'n3'].map((m) => ({ series: `up{job="postgres", member="${m}", instance="lb:918${m.slice(1)}"}`, values: '1x40' })),
       { series: 'pg_stat_archiver_archived_count{job="postgres", member="n1", instance="lb:9181"}', values: '0+1x40' },
       { series: 'pg_stat_archiver_failed_count{job="postgres", member="n1", instance="lb:9181"}', values: '0x40' },
@@ -106,57 +109,124 @@ describe('alert rules, checked and tested by promtool', () => {
         interval: '5s',
         input_series: healthy.map((s) => (s.series === `up{${member('n3', 'etcd')}}` ? { ...s, values: '1 0x39' } : s)),
         alert_rule_test: [
-          { eval_time: at, alertname: 'GardenOSEtcdMemberDown', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'etcd', member: 'n3', instance: 'n3:1' }, exp_annotations: expanded(config, 'GardenOSEtcdMemberDown', { member: 'n3' }, '') }] },
-          { eval_time: at, alertname: 'GardenOSEtcdQuorumAtRisk', exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSEtcdQuorumAtRisk', {}, '2') }] },
+          {
+            eval_time: at,
+            alertname: 'GardenOSEtcdMemberDown',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', job: 'etcd', member: 'n3', instance: 'n3:1' },
+                exp_annotations: expanded(config, 'GardenOSEtcdMemberDown', { member: 'n3' }, ''),
+              },
+            ],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSEtcdQuorumAtRisk',
+            exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSEtcdQuorumAtRisk', {}, '2') }],
+          },
         ],
       },
       // etcd without a leader.
       {
         interval: '5s',
         input_series: healthy.map((s) => (s.series === `etcd_server_has_leader{${member('n2', 'etcd')}}` ? { ...s, values: '1 0x39' } : s)),
-        alert_rule_test: [{ eval_time: at, alertname: 'GardenOSEtcdNoLeader', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'etcd', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSEtcdNoLeader', { member: 'n2' }, '') }] }],
+        alert_rule_test: [
+          {
+            eval_time: at,
+            alertname: 'GardenOSEtcdNoLeader',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'etcd', member: 'n2', instance: 'n2:1' },
+                exp_annotations: expanded(config, 'GardenOSEtcdNoLeader', { member: 'n2' }, ''),
+              },
+            ],
+          },
+        ],
       },
       // A PostgreSQL member's Patroni stops answering.
       {
         interval: '5s',
         input_series: healthy.map((s) => (s.series === `up{${member('n3', 'patroni')}}` ? { ...s, values: '1 0x39' } : s)),
-        alert_rule_test: [{ eval_time: at, alertname: 'GardenOSPostgresMemberDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'patroni', member: 'n3', instance: 'n3:1' }, exp_annotations: expanded(config, 'GardenOSPostgresMemberDown', { member: 'n3' }, '') }] }],
+        alert_rule_test: [
+          {
+            eval_time: at,
+            alertname: 'GardenOSPostgresMemberDown',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'patroni', member: 'n3', instance: 'n3:1' },
+                exp_annotations: expanded(config, 'GardenOSPostgresMemberDown', { member: 'n3' }, ''),
+              },
+            ],
+          },
+        ],
       },
       // No leader, no synchronous standby, no primary behind HAProxy, and the router points at a member that is not the leader.
       {
         interval: '5s',
         input_series: healthy.map((s) =>
-          s.series.startsWith('patroni_primary{') || s.series.startsWith('patroni_sync_standby{') || s.series.startsWith('haproxy_backend_active_servers{') ? { ...s, values: '1 0x39' } : s,
+          s.series.startsWith('patroni_primary{') || s.series.startsWith('patroni_sync_standby{') || s.series.startsWith('haproxy_backend_active_servers{')
+            ? { ...s, values: '1 0x39' }
+            : s,
         ),
         alert_rule_test: [
-          { eval_time: at, alertname: 'GardenOSNoLeader', exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSNoLeader', {}, '') }] },
-          { eval_time: at, alertname: 'GardenOSNoSyncStandby', exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: expanded(config, 'GardenOSNoSyncStandby', {}, '') }] },
-          { eval_time: at, alertname: 'GardenOSPrimaryBackendDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'haproxy', instance: 'lb:8404', proxy: 'postgres-primary' }, exp_annotations: expanded(config, 'GardenOSPrimaryBackendDown', {}, '') }] },
+          {
+            eval_time: at,
+            alertname: 'GardenOSNoLeader',
+            exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSNoLeader', {}, '') }],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSNoSyncStandby',
+            exp_alerts: [{ exp_labels: { severity: 'warning' }, exp_annotations: expanded(config, 'GardenOSNoSyncStandby', {}, '') }],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSPrimaryBackendDown',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'haproxy', instance: 'lb:8404', proxy: 'postgres-primary' },
+                exp_annotations: expanded(config, 'GardenOSPrimaryBackendDown', {}, ''),
+              },
+            ],
+          },
         ],
       },
       // The leader moved to n2; the router still routes to n1.
       {
         interval: '5s',
-        input_series: healthy.map((s) =>
-          s.series.startsWith('patroni_primary{') ? { ...s, values: s.series.includes('"n1"') ? '1 0x39' : '0 1x39' } : s,
-        ),
+        input_series: healthy.map((s) => (s.series.startsWith('patroni_primary{') ? { ...s, values: s.series.includes('"n1"') ? '1 0x39' : '0 1x39' } : s)),
         alert_rule_test: [
           {
             eval_time: at,
             alertname: 'GardenOSRouterNotFollowingLeader',
-            exp_alerts: [{ exp_labels: { severity: 'critical', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSRouterNotFollowingLeader', { member: 'n2' }, '') }],
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' },
+                exp_annotations: expanded(config, 'GardenOSRouterNotFollowingLeader', { member: 'n2' }, ''),
+              },
+            ],
           },
         ],
       },
       // A certificate that expires in ten days (at the evaluation, time() is 900 s after the epoch).
       {
         interval: '1m',
-        input_series: [{ series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/etcd-n1.crt", subject="CN=n1"}', values: `${10 * 86400 + 900}x20` }],
+        input_series: [
+          {
+            series: 'gardenos_certificate_expiry_timestamp_seconds{job="router", instance="lb:8405", file="/pki/etcd-n1.crt", subject="CN=n1"}',
+            values: `${10 * 86400 + 900}x20`,
+          },
+        ],
         alert_rule_test: [
           {
             eval_time: '15m',
             alertname: 'GardenOSCertificateExpiringSoon',
-            exp_alerts: [{ exp_labels: { severity: 'warning', job: 'router', instance: 'lb:8405', file: '/pki/etcd-n1.crt', subject: 'CN=n1' }, exp_annotations: expanded(config, 'GardenOSCertificateExpiringSoon', { subject: 'CN=n1', file: '/pki/etcd-n1.crt' }, '10d 0h 0m 0s') }],
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', job: 'router', instance: 'lb:8405', file: '/pki/etcd-n1.crt', subject: 'CN=n1' },
+                exp_annotations: expanded(config, 'GardenOSCertificateExpiringSoon', { subject: 'CN=n1', file: '/pki/etcd-n1.crt' }, '10d 0h 0m 0s'),
+              },
+            ],
           },
         ],
       },
@@ -169,8 +239,23 @@ describe('alert rules, checked and tested by promtool', () => {
           return s;
         }),
         alert_rule_test: [
-          { eval_time: at, alertname: 'GardenOSReplicationLag', exp_alerts: [{ exp_labels: { severity: 'warning', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' }, exp_annotations: expanded(config, 'GardenOSReplicationLag', { member: 'n2' }, '100Mi') }] },
-          { eval_time: at, alertname: 'GardenOSRouterDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSRouterDown', {}, '') }] },
+          {
+            eval_time: at,
+            alertname: 'GardenOSReplicationLag',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', scope: 'gardenos', name: 'n2', job: 'patroni', member: 'n2', instance: 'n2:1' },
+                exp_annotations: expanded(config, 'GardenOSReplicationLag', { member: 'n2' }, '100Mi'),
+              },
+            ],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSRouterDown',
+            exp_alerts: [
+              { exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSRouterDown', {}, '') },
+            ],
+          },
         ],
       },
       // An exporter stops answering; WAL archiving fails on the primary and nothing is archived any more.
@@ -183,8 +268,26 @@ describe('alert rules, checked and tested by promtool', () => {
           return s;
         }),
         alert_rule_test: [
-          { eval_time: at, alertname: 'GardenOSExporterDown', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSExporterDown', { job: 'node', instance: 'lb:9100' }, '') }] },
-          { eval_time: at, alertname: 'GardenOSWalArchivingFailing', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'postgres', member: 'n1', instance: 'lb:9181' }, exp_annotations: expanded(config, 'GardenOSWalArchivingFailing', { member: 'n1' }, '') }] },
+          {
+            eval_time: at,
+            alertname: 'GardenOSExporterDown',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' },
+                exp_annotations: expanded(config, 'GardenOSExporterDown', { job: 'node', instance: 'lb:9100' }, ''),
+              },
+            ],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSWalArchivingFailing',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'postgres', member: 'n1', instance: 'lb:9181' },
+                exp_annotations: expanded(config, 'GardenOSWalArchivingFailing', { member: 'n1' }, ''),
+              },
+            ],
+          },
         ],
       },
       // The pooler: down; paused for good; clients waiting 12 s for a server connection. (The healthy series
@@ -197,9 +300,30 @@ describe('alert rules, checked and tested by promtool', () => {
           { series: 'gardenos_pooler_max_wait_seconds{job="router", instance="lb:8405", database="app"}', values: '0 12x39' },
         ],
         alert_rule_test: [
-          { eval_time: at, alertname: 'GardenOSPoolerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSPoolerDown', {}, '') }] },
-          { eval_time: at, alertname: 'GardenOSPoolerPaused', exp_alerts: [{ exp_labels: { severity: 'critical', database: 'app' }, exp_annotations: expanded(config, 'GardenOSPoolerPaused', { database: 'app' }, '') }] },
-          { eval_time: at, alertname: 'GardenOSPoolerClientsWaiting', exp_alerts: [{ exp_labels: { severity: 'warning', database: 'app' }, exp_annotations: expanded(config, 'GardenOSPoolerClientsWaiting', { database: 'app' }, '12s') }] },
+          {
+            eval_time: at,
+            alertname: 'GardenOSPoolerDown',
+            exp_alerts: [
+              { exp_labels: { severity: 'critical', job: 'router', instance: 'lb:8405' }, exp_annotations: expanded(config, 'GardenOSPoolerDown', {}, '') },
+            ],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSPoolerPaused',
+            exp_alerts: [
+              { exp_labels: { severity: 'critical', database: 'app' }, exp_annotations: expanded(config, 'GardenOSPoolerPaused', { database: 'app' }, '') },
+            ],
+          },
+          {
+            eval_time: at,
+            alertname: 'GardenOSPoolerClientsWaiting',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', database: 'app' },
+                exp_annotations: expanded(config, 'GardenOSPoolerClientsWaiting', { database: 'app' }, '12s'),
+              },
+            ],
+          },
         ],
       },
       // Sixteen minutes in (time() is 960): a volume with 5% free; the newest backup 100,000 s older than the
@@ -221,13 +345,58 @@ describe('alert rules, checked and tested by promtool', () => {
           {
             eval_time: '16m',
             alertname: 'GardenOSVolumeFilling',
-            exp_alerts: [{ exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100', device: '/dev/vda', fstype: 'ext4', mountpoint: '/' }, exp_annotations: expanded(config, 'GardenOSVolumeFilling', { mountpoint: '/', instance: 'lb:9100' }, '5.0') }],
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100', device: '/dev/vda', fstype: 'ext4', mountpoint: '/' },
+                exp_annotations: expanded(config, 'GardenOSVolumeFilling', { mountpoint: '/', instance: 'lb:9100' }, '5.0'),
+              },
+            ],
           },
-          { eval_time: '16m', alertname: 'GardenOSBackupTooOld', exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSBackupTooOld', {}, '1d 4h 2m 40s') }] },
-          { eval_time: '16m', alertname: 'GardenOSRestoreTestTooOld', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSRestoreTestTooOld', {}, '9d 0h 16m 0s') }] },
-          { eval_time: '16m', alertname: 'GardenOSRestoreTestFailed', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSRestoreTestFailed', {}, '') }] },
-          { eval_time: '16m', alertname: 'GardenOSScheduledBackupFailed', exp_alerts: [{ exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100', kind: 'diff' }, exp_annotations: expanded(config, 'GardenOSScheduledBackupFailed', { kind: 'diff' }, '') }] },
-          { eval_time: '16m', alertname: 'GardenOSBackupSchedulerSilent', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100' }, exp_annotations: expanded(config, 'GardenOSBackupSchedulerSilent', {}, '') }] },
+          {
+            eval_time: '16m',
+            alertname: 'GardenOSBackupTooOld',
+            exp_alerts: [{ exp_labels: { severity: 'critical' }, exp_annotations: expanded(config, 'GardenOSBackupTooOld', {}, '1d 4h 2m 40s') }],
+          },
+          {
+            eval_time: '16m',
+            alertname: 'GardenOSRestoreTestTooOld',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100' },
+                exp_annotations: expanded(config, 'GardenOSRestoreTestTooOld', {}, '9d 0h 16m 0s'),
+              },
+            ],
+          },
+          {
+            eval_time: '16m',
+            alertname: 'GardenOSRestoreTestFailed',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100' },
+                exp_annotations: expanded(config, 'GardenOSRestoreTestFailed', {}, ''),
+              },
+            ],
+          },
+          {
+            eval_time: '16m',
+            alertname: 'GardenOSScheduledBackupFailed',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'warning', job: 'node', instance: 'lb:9100', kind: 'diff' },
+                exp_annotations: expanded(config, 'GardenOSScheduledBackupFailed', { kind: 'diff' }, ''),
+              },
+            ],
+          },
+          {
+            eval_time: '16m',
+            alertname: 'GardenOSBackupSchedulerSilent',
+            exp_alerts: [
+              {
+                exp_labels: { severity: 'critical', job: 'node', instance: 'lb:9100' },
+                exp_annotations: expanded(config, 'GardenOSBackupSchedulerSilent', {}, ''),
+              },
+            ],
+          },
         ],
       },
     ];

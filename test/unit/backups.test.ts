@@ -18,7 +18,13 @@ import { productionTopology } from '../../src/render/topology.ts';
 import { exampleConfig, patroniFiles, SECRETS } from '../helpers/fixtures.ts';
 
 const config = exampleConfig();
-const files = { configFile: '/etc/pgbackrest/pgbackrest.conf', repoPath: '/var/lib/pgbackrest', logDir: '/var/log/pgbackrest', lockDir: '/run/pgbackrest', spoolDir: '/var/spool/pgbackrest' };
+const files = {
+  configFile: '/etc/pgbackrest/pgbackrest.conf',
+  repoPath: '/var/lib/pgbackrest',
+  logDir: '/var/log/pgbackrest',
+  lockDir: '/run/pgbackrest',
+  spoolDir: '/var/spool/pgbackrest',
+};
 const members = ['pg1', 'pg2', 'pg3'].map((name) => ({ name, dataDir: `/srv/${name}/data`, socketDir: `/srv/${name}/run`, port: 5432 }));
 
 const backup = (label: string, stoppedAt: string, stopLsn: string, extra: Partial<BackupInfo> = {}): BackupInfo => ({
@@ -51,10 +57,19 @@ describe('backups', () => {
 
   it('Patroni: archive_mode and the archive/restore commands on each member; a restore names its bootstrap method', () => {
     const topology = productionTopology(config);
-    const archive = { archiveCommand: archiveCommand(files.configFile, config, '/srv/pg1/data'), restoreCommand: restoreCommand(files.configFile, config, '/srv/pg1/data') };
-    assert.equal(archive.archiveCommand, `pgbackrest --config=${files.configFile} --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data archive-push "%p"`);
+    const archive = {
+      archiveCommand: archiveCommand(files.configFile, config, '/srv/pg1/data'),
+      restoreCommand: restoreCommand(files.configFile, config, '/srv/pg1/data'),
+    };
+    assert.equal(
+      archive.archiveCommand,
+      `pgbackrest --config=${files.configFile} --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data archive-push "%p"`,
+    );
     const input = { config, topology, member: topology.postgres[0]!, files: patroniFiles('/srv', topology.postgres[0]!.name), secrets: SECRETS };
-    const p = parse(renderPatroniConfig({ ...input, archive })) as { postgresql: { parameters: Record<string, string>; recovery_conf: Record<string, string> }; bootstrap: Record<string, unknown> };
+    const p = parse(renderPatroniConfig({ ...input, archive })) as {
+      postgresql: { parameters: Record<string, string>; recovery_conf: Record<string, string> };
+      bootstrap: Record<string, unknown>;
+    };
     assert.equal(p.postgresql.parameters.archive_mode, 'on');
     assert.equal(p.postgresql.parameters.archive_command, archive.archiveCommand);
     assert.equal(p.postgresql.recovery_conf.restore_command, archive.restoreCommand);
@@ -62,7 +77,9 @@ describe('backups', () => {
     const plain = parse(renderPatroniConfig(input)) as { postgresql: { parameters: Record<string, string> } };
     assert.equal(plain.postgresql.parameters.archive_mode, undefined, 'no archiving without backups');
     const recoveryConf = recoverySettings(parseTarget('2026-11-30T09:00:00Z'), archive.restoreCommand);
-    const r = parse(renderPatroniConfig({ ...input, archive, restore: { command: 'pgbackrest restore', recoveryConf } })) as { bootstrap: Record<string, { command: string; recovery_conf: Record<string, string> } | string> };
+    const r = parse(renderPatroniConfig({ ...input, archive, restore: { command: 'pgbackrest restore', recoveryConf } })) as {
+      bootstrap: Record<string, { command: string; recovery_conf: Record<string, string> } | string>;
+    };
     assert.equal(r.bootstrap.method, RESTORE_METHOD);
     const method = r.bootstrap[RESTORE_METHOD] as { command: string; recovery_conf: Record<string, string> };
     assert.equal(method.recovery_conf.recovery_target_time, '2026-11-30T09:00:00.000Z');
@@ -76,7 +93,11 @@ describe('backups', () => {
     const t = parseTarget('2026-11-30 10:15:00+01:00');
     assert.equal(t.kind === 'time' && t.time.toISOString(), '2026-11-30T09:15:00.000Z');
     for (const bad of ['yesterday', '2026-11-30T10:15:00', '0/XYZ', '', '2026-13-45T00:00:00Z']) {
-      assert.throws(() => parseTarget(bad), (e: unknown) => e instanceof GardenError && e.code === 'CONFIG_INVALID' && /latest, a time with its offset/.test(e.hint ?? ''), bad);
+      assert.throws(
+        () => parseTarget(bad),
+        (e: unknown) => e instanceof GardenError && e.code === 'CONFIG_INVALID' && /latest, a time with its offset/.test(e.hint ?? ''),
+        bad,
+      );
     }
     assert.equal(compareLsn('0/A000000', '0/9FFFFFF'), 1);
     assert.equal(compareLsn('1/0', 'FFFFFFFF/0'), -1);
@@ -85,7 +106,11 @@ describe('backups', () => {
   });
 
   it('chooses the newest backup consistent before the target, and refuses a target before the first one', () => {
-    const info = repo([backup('F1', '2026-11-30T08:00:00.000Z', '0/3000000'), backup('F1_I2', '2026-11-30T09:00:00.000Z', '0/5000000', { type: 'incr', prior: 'F1' }), backup('F2', '2026-11-30T10:00:00.000Z', '0/7000000', { error: true })]);
+    const info = repo([
+      backup('F1', '2026-11-30T08:00:00.000Z', '0/3000000'),
+      backup('F1_I2', '2026-11-30T09:00:00.000Z', '0/5000000', { type: 'incr', prior: 'F1' }),
+      backup('F2', '2026-11-30T10:00:00.000Z', '0/7000000', { error: true }),
+    ]);
     assert.equal(backupFor(info, parseTarget('2026-11-30T08:30:00Z')).label, 'F1');
     assert.equal(backupFor(info, parseTarget('2026-11-30T09:30:00Z')).label, 'F1_I2');
     assert.equal(backupFor(info, parseTarget('2026-11-30T11:00:00Z')).label, 'F1_I2', 'a backup with checksum errors is never chosen');
@@ -101,7 +126,10 @@ describe('backups', () => {
     // Saturday 2026-11-28 03:00 local time.
     const saturday = new Date(2026, 10, 28, 3, 0, 0);
     const runs = nextRuns(schedule, saturday);
-    assert.deepEqual(runs.map((r) => r.kind), ['incr', 'full', 'diff']);
+    assert.deepEqual(
+      runs.map((r) => r.kind),
+      ['incr', 'full', 'diff'],
+    );
     assert.equal(runs[0]!.at.getTime(), new Date(2026, 10, 28, 6, 0, 0).getTime());
     assert.equal(runs[1]!.at.getTime(), new Date(2026, 10, 29, 2, 0, 0).getTime(), 'Sunday 02:00: full');
     assert.equal(runs[2]!.at.getTime(), runs[1]!.at.getTime(), 'the diff is due at the same instant, and sorts after the full');
@@ -127,7 +155,11 @@ describe('backups', () => {
       // pgBackRest stood in by a program that says what it was asked (the script's own logic is under test here).
       await writeFile(join(dir, 'pgbackrest'), '#!/bin/sh\necho "pgbackrest $*"\n', { mode: 0o755 });
       await writeFile(script, replicaFromBackupScript('/etc/pgbackrest.conf', config, '/srv/pg1/data', marker, 3600));
-      const runScript = () => promisify(execFile)('/bin/sh', [script], { env: { PATH: `${dir}:/usr/bin:/bin` } }).then((r) => ({ code: 0, ...r }), (e: { code: number; stdout: string; stderr: string }) => e);
+      const runScript = () =>
+        promisify(execFile)('/bin/sh', [script], { env: { PATH: `${dir}:/usr/bin:/bin` } }).then(
+          (r) => ({ code: 0, ...r }),
+          (e: { code: number; stdout: string; stderr: string }) => e,
+        );
       let r = await runScript();
       assert.equal(r.code, 1);
       assert.match(r.stderr, /no backup recorded/);
@@ -138,7 +170,10 @@ describe('backups', () => {
       await writeFile(marker, `${Math.floor(Date.now() / 1000) - 60}\n`);
       r = await runScript();
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.stdout.trim(), `pgbackrest --config=/etc/pgbackrest.conf --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data --type=standby restore`);
+      assert.equal(
+        r.stdout.trim(),
+        `pgbackrest --config=/etc/pgbackrest.conf --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data --type=standby restore`,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -47,7 +47,11 @@ function mutate(tree: Json, m: Mutation): Json {
 }
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
-  fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.oneof(fc.anything({ maxDepth: 2 }), fc.constantFrom('', '300.1.2.3', '10.0.0.1', -1, 0, 65536, 1e9, 'x'.repeat(300), '../..', '/', 'a b')) }),
+  fc.record({
+    kind: fc.constant('set' as const),
+    at: fc.nat(),
+    value: fc.oneof(fc.anything({ maxDepth: 2 }), fc.constantFrom('', '300.1.2.3', '10.0.0.1', -1, 0, 65536, 1e9, 'x'.repeat(300), '../..', '/', 'a b')),
+  }),
   fc.record({ kind: fc.constant('delete' as const), at: fc.nat() }),
   fc.record({ kind: fc.constant('duplicate' as const), at: fc.nat() }),
 );
@@ -99,15 +103,21 @@ describe('no input reaches a bug message (property-based)', () => {
   it('garbled bytes of the config text: a clear error or success', async () => {
     const text = stringify(example);
     await fc.assert(
-      fc.property(fc.array(fc.record({ at: fc.nat({ max: text.length - 1 }), char: fc.constantFrom('{', '}', '[', ':', '\t', '"', "'", '\0', '\n', '-', '&', '*', '!', '%') }), { minLength: 1, maxLength: 4 }), (edits) => {
-        let t = text;
-        for (const e of edits) t = t.slice(0, e.at) + e.char + t.slice(e.at + 1);
-        try {
-          parseConfig(t);
-        } catch (e) {
-          if (!(e instanceof GardenError)) assert.fail(`edits ${JSON.stringify(edits)}: ${(e as Error)?.stack ?? String(e)}`);
-        }
-      }),
+      fc.property(
+        fc.array(
+          fc.record({ at: fc.nat({ max: text.length - 1 }), char: fc.constantFrom('{', '}', '[', ':', '\t', '"', "'", '\0', '\n', '-', '&', '*', '!', '%') }),
+          { minLength: 1, maxLength: 4 },
+        ),
+        (edits) => {
+          let t = text;
+          for (const e of edits) t = t.slice(0, e.at) + e.char + t.slice(e.at + 1);
+          try {
+            parseConfig(t);
+          } catch (e) {
+            if (!(e instanceof GardenError)) assert.fail(`edits ${JSON.stringify(edits)}: ${(e as Error)?.stack ?? String(e)}`);
+          }
+        },
+      ),
       runs(300),
     );
   });

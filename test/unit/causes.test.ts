@@ -2,7 +2,16 @@
 // (copied from this machine's etcd 3.4, Patroni 4.0, PostgreSQL 15 and HAProxy 2.6).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { debianPackageOfPythonModule, errorLines, findCauses, groupCauses, linesSince, logLineTime, sinceLastStart, START_MARKER } from '../../src/doctor/causes.ts';
+import {
+  debianPackageOfPythonModule,
+  errorLines,
+  findCauses,
+  groupCauses,
+  linesSince,
+  logLineTime,
+  sinceLastStart,
+  START_MARKER,
+} from '../../src/doctor/causes.ts';
 import { parsePatroniVersion } from '../../src/local/preflight.ts';
 
 const only = (process: string, line: string) => {
@@ -13,7 +22,10 @@ const only = (process: string, line: string) => {
 
 describe('start-up causes from the logs', () => {
   it('a missing Python module, with its Debian package', () => {
-    const c = only('patroni-node1', `2026-11-29 21:49:10,392 ERROR: Failed to get list of machines from https://127.0.0.12:2379/v2: ModuleNotFoundError("No module named 'idna'")`);
+    const c = only(
+      'patroni-node1',
+      `2026-11-29 21:49:10,392 ERROR: Failed to get list of machines from https://127.0.0.12:2379/v2: ModuleNotFoundError("No module named 'idna'")`,
+    );
     assert.equal(c.id, 'python-module');
     assert.equal(c.fatal, true);
     assert.match(c.summary, /the Python module idna is missing/);
@@ -32,17 +44,26 @@ describe('start-up causes from the logs', () => {
     const pg = only('patroni-node1', '2026-11-29 22:10:01.123 UTC [4242] LOG:  could not bind IPv4 address "127.0.0.11": Address already in use');
     assert.equal(pg.id, 'port-in-use');
     assert.match(pg.summary, /^cannot bind 127\.0\.0\.11: the address is already in use/);
-    const etcd = only('etcd-node2', '{"level":"fatal","ts":"2026-11-29T22:10:01.000Z","caller":"etcdmain/etcd.go:204","msg":"discovery failed","error":"listen tcp 127.0.0.12:2380: bind: address already in use"}');
+    const etcd = only(
+      'etcd-node2',
+      '{"level":"fatal","ts":"2026-11-29T22:10:01.000Z","caller":"etcdmain/etcd.go:204","msg":"discovery failed","error":"listen tcp 127.0.0.12:2380: bind: address already in use"}',
+    );
     assert.deepEqual(etcd.address, { host: '127.0.0.12', port: 2380 });
     const hap = only('haproxy', '[ALERT]    (1234) : Starting proxy postgres-primary: cannot bind socket (Address already in use) [127.0.0.10:5000]');
     assert.deepEqual(hap.address, { host: '127.0.0.10', port: 5000 });
   });
 
   it('etcd refusing a client certificate, from either side', () => {
-    const etcd = only('etcd-node1', '{"level":"warn","ts":"2026-11-29T22:10:01.000Z","caller":"embed/config_logging.go:169","msg":"rejected connection","remote-addr":"127.0.0.1:50000","server-name":"","error":"tls: failed to verify certificate: x509: certificate signed by unknown authority"}');
+    const etcd = only(
+      'etcd-node1',
+      '{"level":"warn","ts":"2026-11-29T22:10:01.000Z","caller":"embed/config_logging.go:169","msg":"rejected connection","remote-addr":"127.0.0.1:50000","server-name":"","error":"tls: failed to verify certificate: x509: certificate signed by unknown authority"}',
+    );
     assert.deepEqual([etcd.id, etcd.fatal], ['etcd-rejected-client', false]); // about a client: etcd itself is fine
     assert.match(etcd.summary, /^rejects a TLS client at 127\.0\.0\.1:50000: tls: failed to verify certificate/);
-    const patroni = only('patroni-node3', "2026-11-29 22:10:01,000 ERROR: Failed to get list of machines from https://127.0.0.11:2379/v3beta: MaxRetryError(\"HTTPSConnectionPool(host='127.0.0.11', port=2379): Max retries exceeded (Caused by SSLError(SSLError(1, '[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580)')))\")");
+    const patroni = only(
+      'patroni-node3',
+      "2026-11-29 22:10:01,000 ERROR: Failed to get list of machines from https://127.0.0.11:2379/v3beta: MaxRetryError(\"HTTPSConnectionPool(host='127.0.0.11', port=2379): Max retries exceeded (Caused by SSLError(SSLError(1, '[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580)')))\")",
+    );
     assert.equal(patroni.id, 'etcd-refuses-client-cert');
     assert.equal(patroni.fatal, true);
   });
@@ -56,12 +77,23 @@ describe('start-up causes from the logs', () => {
   it('groups one cause seen by several members, and shows unknown error lines verbatim', () => {
     const line = `2026-11-29 21:49:10,392 ERROR: Failed to get list of machines from https://127.0.0.12:2379/v2: ModuleNotFoundError("No module named 'idna'")`;
     const groups = groupCauses([...findCauses('patroni-node1', [line]), ...findCauses('patroni-node2', [line])]);
-    assert.deepEqual(groups.map((g) => g.processes), [['patroni-node1', 'patroni-node2']]);
-    assert.deepEqual(errorLines(['2026-11-29 22:10:01,000 INFO: ok', '2026-11-29 22:10:02,000 ERROR: something new']), ['2026-11-29 22:10:02,000 ERROR: something new']);
+    assert.deepEqual(
+      groups.map((g) => g.processes),
+      [['patroni-node1', 'patroni-node2']],
+    );
+    assert.deepEqual(errorLines(['2026-11-29 22:10:01,000 INFO: ok', '2026-11-29 22:10:02,000 ERROR: something new']), [
+      '2026-11-29 22:10:02,000 ERROR: something new',
+    ]);
   });
 
   it('reads the log since the last start, and since a moment', () => {
-    const lines = ['old ERROR', `${START_MARKER}patroni-node1 at 2026-11-29T22:00:00.000Z ---`, '2026-11-29 22:00:01,000 ERROR: a', '  continuation', '2026-11-29 22:00:09,000 ERROR: b'];
+    const lines = [
+      'old ERROR',
+      `${START_MARKER}patroni-node1 at 2026-11-29T22:00:00.000Z ---`,
+      '2026-11-29 22:00:01,000 ERROR: a',
+      '  continuation',
+      '2026-11-29 22:00:09,000 ERROR: b',
+    ];
     assert.deepEqual(sinceLastStart(lines), lines.slice(2));
     assert.equal(logLineTime(lines[1]!), Date.parse('2026-11-29T22:00:00.000Z'));
     assert.deepEqual(linesSince(lines, Date.parse('2026-11-29T22:00:01Z')), lines.slice(2));

@@ -20,7 +20,13 @@ describe('chaos verdict', () => {
     assert.equal(v.ok, true);
     assert.deepEqual(v.lost, []);
     assert.equal(v.outageMs, 2000, 'from the last write before the silence to the first after it');
-    assert.deepEqual(v.intervals.map((i) => [i.node, i.rows]), [['a', 3], ['b', 2]]);
+    assert.deepEqual(
+      v.intervals.map((i) => [i.node, i.rows]),
+      [
+        ['a', 3],
+        ['b', 2],
+      ],
+    );
   });
 
   it('calls the writes of a cluster that did not recover unverified, never lost', () => {
@@ -50,7 +56,17 @@ describe('chaos verdict', () => {
 
   it('reports as a Markdown row and an SVG chart with the fault marked', () => {
     const v = judge(acks, [row(1, 'a', 1), row(2, 'a', 2), row(3, 'a', 3), row(5, 'b', 5), row(6, 'b', 6)], 350);
-    const run: ChaosRun = { scenario: 'primary-crash', fault: 'SIGKILL to a', injectAt: 350, recoverAt: 400, healthyAt: 2000, endAt: 2500, writer: { acks, errors: [], attempts: 6, longestStatementMs: 120 }, verdict: v, timelines: { before: 1, after: 2 } };
+    const run: ChaosRun = {
+      scenario: 'primary-crash',
+      fault: 'SIGKILL to a',
+      injectAt: 350,
+      recoverAt: 400,
+      healthyAt: 2000,
+      endAt: 2500,
+      writer: { acks, errors: [], attempts: 6, longestStatementMs: 120 },
+      verdict: v,
+      timelines: { before: 1, after: 2 },
+    };
     assert.match(markdown([run]), /\| primary-crash \| SIGKILL to a \| 2\.00 s \| 5 \| 0 \| 0 \| 0\.12 s \| none \| a \(3\) → b \(2\) \| pass \|/);
     const chart = svg(run);
     assert.match(chart, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);

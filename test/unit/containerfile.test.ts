@@ -8,7 +8,10 @@ describe('Containerfile subset', () => {
   it('reads the PostgreSQL recipe: base suite, steps in order with ARG values, ENV expanded, runtime config', () => {
     const r = parseContainerfile(readFileSync(new URL('../../images/postgres/Containerfile', import.meta.url), 'utf8'));
     assert.equal(r.suite, 'trixie');
-    assert.deepEqual(r.steps.map((s) => s.kind), ['copy', 'run']);
+    assert.deepEqual(
+      r.steps.map((s) => s.kind),
+      ['copy', 'run'],
+    );
     const runStep = r.steps[1]!;
     assert.equal(runStep.kind === 'run' && runStep.env.PG_MAJOR, '17');
     assert.match(r.env.PATH!, /^\/usr\/lib\/postgresql\/17\/bin:/);
@@ -19,7 +22,10 @@ describe('Containerfile subset', () => {
 
   it('reads the example API recipe: its code copied after the packages are installed', () => {
     const r = parseContainerfile(readFileSync(new URL('../../examples/apps/api/Containerfile', import.meta.url), 'utf8'));
-    assert.deepEqual(r.steps.map((s) => (s.kind === 'copy' ? `copy ${s.src}` : 'run')), ['copy install.sh', 'run', 'copy app']);
+    assert.deepEqual(
+      r.steps.map((s) => (s.kind === 'copy' ? `copy ${s.src}` : 'run')),
+      ['copy install.sh', 'run', 'copy app'],
+    );
     assert.equal(r.user, '10001:10001');
     assert.equal(r.entrypoint?.[0], 'python3');
   });

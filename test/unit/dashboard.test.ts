@@ -28,7 +28,11 @@ const view = (primary: string): DashboardView => ({
 });
 
 /** A GET with the given headers; the body as text. */
-function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+function get(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port, path, headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
       let body = '';
@@ -48,8 +52,7 @@ function events(port: number, n: number, headers: Record<string, string> = {}): 
       let buffer = '';
       res.on('data', (d: Buffer) => {
         buffer += d;
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
           const block = buffer.slice(0, end);
           buffer = buffer.slice(end + 2);
           const data = /^data: (.*)$/m.exec(block)?.[1];
@@ -73,10 +76,13 @@ describe('dashboard server', () => {
   let port: number;
 
   before(async () => {
-    open = await startDashboard(async () => {
-      polls++;
-      return view(primary);
-    }, { host: '127.0.0.1', port: 0, intervalMs: 20 });
+    open = await startDashboard(
+      async () => {
+        polls++;
+        return view(primary);
+      },
+      { host: '127.0.0.1', port: 0, intervalMs: 20 },
+    );
     port = Number(new URL(open.url).port);
   });
   after(() => open.close());
@@ -104,14 +110,19 @@ describe('dashboard server', () => {
   it('refuses another Host (DNS rebinding) and anything but GET', async () => {
     assert.equal((await get(port, '/api/view', { host: 'attacker.example:80' })).status, 403);
     const post = await new Promise<number>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/api/view', method: 'POST', headers: { host: `127.0.0.1:${port}` } }, (res) => resolve(res.statusCode ?? 0));
+      const req = request({ host: '127.0.0.1', port, path: '/api/view', method: 'POST', headers: { host: `127.0.0.1:${port}` } }, (res) =>
+        resolve(res.statusCode ?? 0),
+      );
       req.end();
     });
     assert.equal(post, 405);
   });
 
   it('beyond loopback: refuses to start without a token', async () => {
-    await assert.rejects(startDashboard(async () => view('x'), { host: '0.0.0.0', port: 0, intervalMs: 1000 }), /open to anyone/);
+    await assert.rejects(
+      startDashboard(async () => view('x'), { host: '0.0.0.0', port: 0, intervalMs: 1000 }),
+      /open to anyone/,
+    );
   });
 
   it('with a token: 401 without it, a cookie after it is given once in the URL, Bearer accepted', async () => {
@@ -139,7 +150,10 @@ describe('dashboard server', () => {
     try {
       await mkdir(join(dir, '2026-11-30T12-00-00-000Z'));
       await writeFile(join(dir, '2026-11-30T12-00-00-000Z', 'primary-crash-1.svg'), '<svg xmlns="http://www.w3.org/2000/svg"/>');
-      await writeFile(join(dir, '2026-11-30T12-00-00-000Z', 'primary-crash-1.json'), JSON.stringify({ scenario: 'primary-crash', fault: 'kill -9', verdict: { ok: true, outageMs: 20100, acknowledged: 500, lost: [] } }));
+      await writeFile(
+        join(dir, '2026-11-30T12-00-00-000Z', 'primary-crash-1.json'),
+        JSON.stringify({ scenario: 'primary-crash', fault: 'kill -9', verdict: { ok: true, outageMs: 20100, acknowledged: 500, lost: [] } }),
+      );
       const d = await startDashboard(async () => view('n'), { host: '127.0.0.1', port: 0, intervalMs: 50, chaosDir: dir });
       try {
         const p = Number(new URL(d.url).port);
@@ -152,7 +166,17 @@ describe('dashboard server', () => {
         await d.close();
       }
       const chaos = await newestChaos(dir);
-      assert.deepEqual(chaos?.runs, [{ scenario: 'primary-crash', fault: 'kill -9', ok: true, outageMs: 20100, acknowledged: 500, lost: 0, chart: '2026-11-30T12-00-00-000Z/primary-crash-1.svg' }]);
+      assert.deepEqual(chaos?.runs, [
+        {
+          scenario: 'primary-crash',
+          fault: 'kill -9',
+          ok: true,
+          outageMs: 20100,
+          acknowledged: 500,
+          lost: 0,
+          chart: '2026-11-30T12-00-00-000Z/primary-crash-1.svg',
+        },
+      ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -178,7 +202,16 @@ describe('dashboard server', () => {
       members: [member('pg-0', '10.0.0.1', 'leader'), member('pg-1', '10.0.0.2', 'sync_standby'), member('pg-2', '10.0.0.3', 'replica')],
       haproxy: [
         { node: 'a', reachable: false, servers: [], error: 'refused' },
-        { node: 'b', reachable: true, servers: [stat('postgres-primary', '10.0.0.1', 'UP'), stat('postgres-primary', '10.0.0.2', 'DOWN'), stat('postgres-replicas', '10.0.0.2', 'UP'), stat('postgres-replicas', '10.0.0.3', 'UP 1/2')] },
+        {
+          node: 'b',
+          reachable: true,
+          servers: [
+            stat('postgres-primary', '10.0.0.1', 'UP'),
+            stat('postgres-primary', '10.0.0.2', 'DOWN'),
+            stat('postgres-replicas', '10.0.0.2', 'UP'),
+            stat('postgres-replicas', '10.0.0.3', 'UP 1/2'),
+          ],
+        },
       ],
     };
     assert.deepEqual(platformRoutes(s), { primary: 'pg-0', replicas: ['pg-1', 'pg-2'], lastChangeAt: null, source: 'HAProxy on b' });

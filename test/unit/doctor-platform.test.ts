@@ -10,8 +10,18 @@ import { PLATFORM_CHECKS } from '../../src/doctor/platform.ts';
 import type { PlatformStatus } from '../../src/platform/status.ts';
 import { productionTopology } from '../../src/render/topology.ts';
 
-const config = parseConfig(['cluster: { name: t }', 'nodes:', ...[1, 2, 3].map((i) => `  - { name: n${i}, address: { public: 192.0.2.${i}, private: 10.0.0.${i} } }`)].join('\n'));
-const member = (i: number, role: string, state: string) => ({ name: `gardenos-${i}`, host: `10.0.0.${i + 1}`, role, state, timeline: 1, lagBytes: 0, apiReachable: true });
+const config = parseConfig(
+  ['cluster: { name: t }', 'nodes:', ...[1, 2, 3].map((i) => `  - { name: n${i}, address: { public: 192.0.2.${i}, private: 10.0.0.${i} } }`)].join('\n'),
+);
+const member = (i: number, role: string, state: string) => ({
+  name: `gardenos-${i}`,
+  host: `10.0.0.${i + 1}`,
+  role,
+  state,
+  timeline: 1,
+  lagBytes: 0,
+  apiReachable: true,
+});
 const healthyStatus: PlatformStatus = {
   cluster: 't',
   healthy: true,
@@ -20,7 +30,15 @@ const healthyStatus: PlatformStatus = {
   members: [member(0, 'leader', 'running'), member(1, 'sync_standby', 'streaming'), member(2, 'replica', 'streaming')],
   haproxy: [],
 };
-const rule = (line: number, address: string, netmask: string) => ({ line, type: 'hostssl', databases: ['all'], users: ['all'], address, netmask, method: 'scram-sha-256' });
+const rule = (line: number, address: string, netmask: string) => ({
+  line,
+  type: 'hostssl',
+  databases: ['all'],
+  users: ['all'],
+  address,
+  netmask,
+  method: 'scram-sha-256',
+});
 const facts = (p: Partial<PlatformFacts>): DoctorFacts => ({
   platform: {
     config,
@@ -36,7 +54,8 @@ const find = (f: DoctorFacts, id: string) => runChecks(f, PLATFORM_CHECKS).find(
 describe('gardenos doctor (production checks)', () => {
   it('passes a healthy platform and skips the Kubernetes checks without a kubeconfig, saying so', () => {
     const findings = runChecks(facts({}), PLATFORM_CHECKS);
-    for (const id of ['etcd-health', 'patroni-members', 'replication', 'pgdata-permissions', 'pg-hba']) assert.equal(findings.find((x) => x.id === id)!.status, 'ok', id);
+    for (const id of ['etcd-health', 'patroni-members', 'replication', 'pgdata-permissions', 'pg-hba'])
+      assert.equal(findings.find((x) => x.id === id)!.status, 'ok', id);
     assert.match(findings.find((x) => x.id === 'k8s-default-storage-class')!.summary, /no kubeconfig/);
   });
 
@@ -49,7 +68,14 @@ describe('gardenos doctor (production checks)', () => {
   it('fails replication without a synchronous standby, and permissions on a failed step or a refusal in the log', () => {
     const noSync = { ...healthyStatus, members: [member(0, 'leader', 'running'), member(1, 'replica', 'streaming'), member(2, 'replica', 'streaming')] };
     assert.match(find(facts({ status: noSync }), 'replication').summary, /no synchronous standby/);
-    const pods = [{ name: 'gardenos-1', node: 'n2', permissionsStep: { exitCode: 0 }, log: ['FATAL:  data directory "/home/postgres/pgdata/pgroot/data" has invalid permissions'] }];
+    const pods = [
+      {
+        name: 'gardenos-1',
+        node: 'n2',
+        permissionsStep: { exitCode: 0 },
+        log: ['FATAL:  data directory "/home/postgres/pgdata/pgroot/data" has invalid permissions'],
+      },
+    ];
     const f = find(facts({ pods }), 'pgdata-permissions');
     assert.equal(f.status, 'fail');
     assert.match(f.fix ?? '', /chown -R 999:999/);

@@ -25,7 +25,11 @@ describe('gateway-auth', () => {
     assert.deepEqual(apikeyVerdict({}, keys), { status: 401, message: 'No API key found in request' });
     assert.deepEqual(apikeyVerdict({ 'x-forwarded-uri': '/rest/v1/notes?apikey=' }, keys), { status: 401, message: 'No API key found in request' });
     assert.deepEqual(apikeyVerdict({ apikey: 'anon.jwt.valuX' }, keys), { status: 401, message: 'Invalid authentication credentials' });
-    assert.deepEqual(apikeyVerdict({ apikey: `${keys.anonKey}x` }, keys), { status: 401, message: 'Invalid authentication credentials' }, 'a longer key is not a prefix match');
+    assert.deepEqual(
+      apikeyVerdict({ apikey: `${keys.anonKey}x` }, keys),
+      { status: 401, message: 'Invalid authentication credentials' },
+      'a longer key is not a prefix match',
+    );
   });
 
   it('answers over HTTP as forwardAuth expects: 200 with no body, 401 with JSON', async () => {

@@ -20,8 +20,13 @@ describe('the Grafana dashboard', () => {
   it('every query parses as PromQL (promtool check rules, each as a recording rule)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gardenos-grafana-'));
     try {
-      const exprs = Object.values(grafanaQueries(config)).flat().map((q) => q.expr);
-      await writeFile(join(dir, 'q.yml'), stringify({ groups: [{ name: 'grafana', rules: exprs.map((expr, i) => ({ record: `gardenos:grafana_query:${i}`, expr })) }] }));
+      const exprs = Object.values(grafanaQueries(config))
+        .flat()
+        .map((q) => q.expr);
+      await writeFile(
+        join(dir, 'q.yml'),
+        stringify({ groups: [{ name: 'grafana', rules: exprs.map((expr, i) => ({ record: `gardenos:grafana_query:${i}`, expr })) }] }),
+      );
       const { stdout } = await run('promtool', ['check', 'rules', join(dir, 'q.yml')]);
       assert.match(stdout, new RegExp(`SUCCESS: ${exprs.length} rules found`));
       // The check can fail: a broken expression is refused.
@@ -34,7 +39,11 @@ describe('the Grafana dashboard', () => {
 
   it('panels tile the grid without overlapping; ids, refIds unique; every query on the datasource variable', () => {
     const d = renderGrafanaDashboard(config);
-    const panels = d.panels as unknown as { id: number; gridPos: { x: number; y: number; w: number; h: number }; targets: { refId: string; datasource: { uid: string } }[] }[];
+    const panels = d.panels as unknown as {
+      id: number;
+      gridPos: { x: number; y: number; w: number; h: number };
+      targets: { refId: string; datasource: { uid: string } }[];
+    }[];
     assert.equal(panels.length, Object.keys(grafanaQueries(config)).length);
     assert.equal(new Set(panels.map((p) => p.id)).size, panels.length);
     const cells = new Set<string>();
@@ -48,9 +57,13 @@ describe('the Grafana dashboard', () => {
         }
       }
       assert.equal(new Set(p.targets.map((t) => t.refId)).size, p.targets.length);
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable syntax
       for (const t of p.targets) assert.equal(t.datasource.uid, '${datasource}');
     }
-    assert.deepEqual(d.templating?.list?.map((v) => [v.name, v.type, v.query]), [['datasource', 'datasource', 'prometheus']]);
+    assert.deepEqual(
+      d.templating?.list?.map((v) => [v.name, v.type, v.query]),
+      [['datasource', 'datasource', 'prometheus']],
+    );
     assert.ok(d.uid!.length <= 40, 'Grafana uids are at most 40 characters');
     assert.equal(typeof d.schemaVersion, 'number');
   });

@@ -14,7 +14,10 @@ describe('readyLeader', () => {
     assert.equal(readyLeader(view(['a', 'leader', 'running'], ['b', 'sync_standby', 'running']), expected), undefined);
     assert.equal(readyLeader(view(['a', 'leader', 'running'], ['b', 'sync_standby', 'running'], ['c', 'replica', 'creating replica']), expected), undefined);
     assert.equal(readyLeader(view(['a', 'leader', 'running'], ['b', 'replica', 'running'], ['c', 'replica', 'running']), expected), undefined);
-    assert.equal(readyLeader(view(['a', 'leader', 'running'], ['b', 'replica', 'running'], ['c', 'replica', 'running']), { members: 3, synchronous: false }), 'a');
+    assert.equal(
+      readyLeader(view(['a', 'leader', 'running'], ['b', 'replica', 'running'], ['c', 'replica', 'running']), { members: 3, synchronous: false }),
+      'a',
+    );
   });
 
   it('is undefined with no running leader, or two', () => {

@@ -33,7 +33,10 @@ async function validate(obj: Obj): Promise<void> {
   }
 }
 
-const docs = (f: RenderedFile) => parseAllDocuments(f.content).map((d) => d.toJS() as Obj).filter(Boolean);
+const docs = (f: RenderedFile) =>
+  parseAllDocuments(f.content)
+    .map((d) => d.toJS() as Obj)
+    .filter(Boolean);
 
 describe('gardenos render: the production platform', () => {
   let dir: string;
@@ -45,7 +48,12 @@ describe('gardenos render: the production platform', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gardenos-platform-'));
     // The example, plus K3s's local storage disabled (so GardenOS renders its own default StorageClass).
-    config = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace('disable: [traefik, servicelb]', 'disable: [traefik, servicelb, local-storage]'));
+    config = parseConfig(
+      (await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace(
+        'disable: [traefik, servicelb]',
+        'disable: [traefik, servicelb, local-storage]',
+      ),
+    );
     secrets = await ensurePlatformSecrets(dir, config);
     await ensurePlatformPki(dir, config);
     plain = await renderPlatform(config, { secretsDir: dir });
@@ -71,15 +79,28 @@ describe('gardenos render: the production platform', () => {
 
   it('writes no secret into the files it does not mark secret', () => {
     const values = [
-      secrets.superuserPassword, secrets.replicationPassword, secrets.rewindPassword, secrets.restApiPassword, secrets.statsPassword, secrets.k3sToken,
-      secrets.supabase.jwtSecret, secrets.supabase.anonKey, secrets.supabase.serviceRoleKey, secrets.supabase.authenticatorPassword, secrets.supabase.authAdminPassword, secrets.supabase.storageAdminPassword,
+      secrets.superuserPassword,
+      secrets.replicationPassword,
+      secrets.rewindPassword,
+      secrets.restApiPassword,
+      secrets.statsPassword,
+      secrets.k3sToken,
+      secrets.supabase.jwtSecret,
+      secrets.supabase.anonKey,
+      secrets.supabase.serviceRoleKey,
+      secrets.supabase.authenticatorPassword,
+      secrets.supabase.authAdminPassword,
+      secrets.supabase.storageAdminPassword,
     ];
     const b64 = values.map((v) => Buffer.from(v).toString('base64'));
     for (const f of withSecrets.filter((x) => !x.secret)) {
       for (const v of [...values, ...b64]) assert.ok(!f.content.includes(v), `${f.path} contains a secret`);
       assert.doesNotMatch(f.content, /PRIVATE KEY/, f.path);
     }
-    assert.ok(plain.every((f) => !f.secret), 'without --with-secrets, no secret file at all');
+    assert.ok(
+      plain.every((f) => !f.secret),
+      'without --with-secrets, no secret file at all',
+    );
     assert.ok(withSecrets.some((f) => f.path === 'kubernetes/05-secrets.yaml' && f.mode === 0o600));
   });
 
@@ -102,8 +123,23 @@ describe('gardenos render: the production platform', () => {
 
   it('lists every manifest file in the kustomization, in dependency order', () => {
     const k = docs(withSecrets.find((f) => f.path === 'kubernetes/kustomization.yaml')!)[0] as unknown as { resources: string[] };
-    assert.deepEqual(k.resources, ['00-namespaces.yaml', '05-secrets.yaml', '10-storage.yaml', '20-postgres.yaml', '30-router.yaml', '40-supabase.yaml', '50-apps.yaml', '55-ingress-controller.yaml', '60-ingress.yaml', '65-acme-issuer.yaml']);
-    for (const r of k.resources) assert.ok(withSecrets.some((f) => f.path === `kubernetes/${r}`), r);
+    assert.deepEqual(k.resources, [
+      '00-namespaces.yaml',
+      '05-secrets.yaml',
+      '10-storage.yaml',
+      '20-postgres.yaml',
+      '30-router.yaml',
+      '40-supabase.yaml',
+      '50-apps.yaml',
+      '55-ingress-controller.yaml',
+      '60-ingress.yaml',
+      '65-acme-issuer.yaml',
+    ]);
+    for (const r of k.resources)
+      assert.ok(
+        withSecrets.some((f) => f.path === `kubernetes/${r}`),
+        r,
+      );
   });
 
   it('renders etcd with mutual TLS, v3 only, a unique token and a systemd unit', () => {
@@ -114,7 +150,10 @@ describe('gardenos render: the production platform', () => {
     assert.match(etcd, /enable-v2: false/);
     assert.match(etcd, new RegExp(`initial-cluster-token: ${secrets.etcdClusterToken}`));
     assert.doesNotMatch(etcd, /http:\/\//);
-    assert.match(plain.find((f) => f.path === 'hosts/garden-1/etc/systemd/system/gardenos-etcd.service')!.content, /ExecStart=\/usr\/bin\/etcd --config-file \/etc\/gardenos\/etcd\/etcd.yml\nRestart=always/);
+    assert.match(
+      plain.find((f) => f.path === 'hosts/garden-1/etc/systemd/system/gardenos-etcd.service')!.content,
+      /ExecStart=\/usr\/bin\/etcd --config-file \/etc\/gardenos\/etcd\/etcd.yml\nRestart=always/,
+    );
   });
 
   it('renders K3s on the external etcd over TLS, with the token in a file and no taint on hybrid servers', () => {
@@ -134,7 +173,20 @@ describe('gardenos render: the production platform', () => {
 
   it('renders PostgreSQL as a Patroni StatefulSet: etcd3 over TLS, anti-affinity, permissions init, PVCs, PDB, pod CIDR in pg_hba', () => {
     const objs = docs(plain.find((f) => f.path === 'kubernetes/20-postgres.yaml')!);
-    const sts = objs.find((o) => o.kind === 'StatefulSet') as unknown as { spec: { replicas: number; template: { spec: { hostNetwork: boolean; affinity: { podAntiAffinity: unknown }; initContainers: { name: string; command: string[] }[]; containers: { image: string }[] } }; volumeClaimTemplates: { spec: { storageClassName: string; resources: { requests: { storage: string } } } }[] } };
+    const sts = objs.find((o) => o.kind === 'StatefulSet') as unknown as {
+      spec: {
+        replicas: number;
+        template: {
+          spec: {
+            hostNetwork: boolean;
+            affinity: { podAntiAffinity: unknown };
+            initContainers: { name: string; command: string[] }[];
+            containers: { image: string }[];
+          };
+        };
+        volumeClaimTemplates: { spec: { storageClassName: string; resources: { requests: { storage: string } } } }[];
+      };
+    };
     assert.equal(sts.spec.replicas, 3);
     assert.ok(sts.spec.template.spec.affinity.podAntiAffinity);
     assert.equal(sts.spec.template.spec.initContainers[0]!.name, 'volume-permissions');
@@ -144,7 +196,10 @@ describe('gardenos render: the production platform', () => {
     assert.ok(objs.some((o) => o.kind === 'PodDisruptionBudget'));
     assert.ok(objs.some((o) => o.kind === 'Service' && (o.spec as { clusterIP: string }).clusterIP === 'None'));
     const secretObjs = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
-    const patroni = Buffer.from((secretObjs.find((o) => o.metadata.name === 'postgres-patroni')!.data as Record<string, string>)['patroni.yml']!, 'base64').toString();
+    const patroni = Buffer.from(
+      (secretObjs.find((o) => o.metadata.name === 'postgres-patroni')!.data as Record<string, string>)['patroni.yml']!,
+      'base64',
+    ).toString();
     assert.match(patroni, /etcd3:\n {2}hosts:\n {4}- 198\.51\.100\.11:2379/);
     assert.match(patroni, /protocol: https/);
     assert.match(patroni, /- hostssl all all 10\.42\.0\.0\/16 scram-sha-256/);
@@ -161,15 +216,25 @@ describe('gardenos render: the production platform', () => {
     assert.equal(helper.spec.securityContext.runAsUser, 0, 'the helper makes directories on the node as root, whatever the image declares');
   });
 
-  it('runs GardenOS\'s PostgreSQL image by default as its user 999, Spilo\'s as 101 when chosen; data under pgroot/ of the mount', () => {
-    type Sts = { spec: { template: { spec: { securityContext: { fsGroup: number }; initContainers: { image: string; command: string[] }[]; containers: { image: string; securityContext: { runAsUser: number } }[] } } } };
+  it("runs GardenOS's PostgreSQL image by default as its user 999, Spilo's as 101 when chosen; data under pgroot/ of the mount", () => {
+    type Sts = {
+      spec: {
+        template: {
+          spec: {
+            securityContext: { fsGroup: number };
+            initContainers: { image: string; command: string[] }[];
+            containers: { image: string; securityContext: { runAsUser: number } }[];
+          };
+        };
+      };
+    };
     const stsOf = (c: Config) => postgresManifests(c).find((o) => o.kind === 'StatefulSet') as unknown as Sts;
     const gardenos = stsOf(config).spec.template.spec;
     assert.equal(config.postgres.flavor, 'gardenos');
     assert.equal(gardenos.containers[0]!.image, `ghcr.io/gardenos/postgres:${config.postgres.version}`);
     assert.equal(gardenos.containers[0]!.securityContext.runAsUser, 999);
     assert.equal(gardenos.securityContext.fsGroup, 999);
-    assert.equal(gardenos.initContainers[0]!.image, gardenos.containers[0]!.image, 'the permissions step runs the postgres image\'s own shell');
+    assert.equal(gardenos.initContainers[0]!.image, gardenos.containers[0]!.image, "the permissions step runs the postgres image's own shell");
     assert.match(gardenos.initContainers[0]!.command.join(' '), /chown -R 999:999 \/home\/postgres\/pgdata && chmod 0700/);
     const spilo = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { flavor: 'spilo', version: 16 } }));
     assert.equal(spilo.postgres.image, 'ghcr.io/zalando/spilo-16:3.3-p3');
@@ -177,77 +242,156 @@ describe('gardenos render: the production platform', () => {
     const chosen = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { image: 'registry.example.com/pg:17', version: 17 } }));
     assert.equal(chosen.postgres.image, 'registry.example.com/pg:17', 'an image named in the config wins');
     const secretObjs = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
-    const patroni = Buffer.from((secretObjs.find((o) => o.metadata.name === 'postgres-patroni')!.data as Record<string, string>)['patroni.yml']!, 'base64').toString();
+    const patroni = Buffer.from(
+      (secretObjs.find((o) => o.metadata.name === 'postgres-patroni')!.data as Record<string, string>)['patroni.yml']!,
+      'base64',
+    ).toString();
     assert.match(patroni, /data_dir: \/home\/postgres\/pgdata\/pgroot\/data/);
   });
 
-  it('puts Supabase behind the ingress with Supabase\'s gateway rules: the apikey checked for auth and REST, the open auth links and storage open, prefixes stripped; apps behind the ingress too', () => {
-    type Ing = { metadata: { name: string; annotations?: Record<string, string> }; spec: { ingressClassName: string; rules: { http: { paths: { path: string; backend: { service: { name: string; port: { number: number } } } }[] } }[] } };
+  it("puts Supabase behind the ingress with Supabase's gateway rules: the apikey checked for auth and REST, the open auth links and storage open, prefixes stripped; apps behind the ingress too", () => {
+    type Ing = {
+      metadata: { name: string; annotations?: Record<string, string> };
+      spec: { ingressClassName: string; rules: { http: { paths: { path: string; backend: { service: { name: string; port: { number: number } } } }[] } }[] };
+    };
     const ingress = docs(plain.find((f) => f.path === 'kubernetes/60-ingress.yaml')!).filter((o) => o.kind === 'Ingress') as unknown as Ing[];
     const routes = (name: string) => ingress.find((o) => o.metadata.name === name)!;
     const paths = (i: Ing) => i.spec.rules[0]!.http.paths.map((p) => `${p.path}→${p.backend.service.name}:${p.backend.service.port.number}`);
     assert.deepEqual(paths(routes('supabase')), ['/auth/v1→auth:9999', '/rest/v1→rest:3000']);
-    assert.deepEqual(paths(routes('supabase-open')), ['/auth/v1/verify→auth:9999', '/auth/v1/callback→auth:9999', '/auth/v1/authorize→auth:9999', '/storage/v1→storage:5000']);
+    assert.deepEqual(paths(routes('supabase-open')), [
+      '/auth/v1/verify→auth:9999',
+      '/auth/v1/callback→auth:9999',
+      '/auth/v1/authorize→auth:9999',
+      '/storage/v1→storage:5000',
+    ]);
     const middlewares = (i: Ing) => i.metadata.annotations?.['traefik.ingress.kubernetes.io/router.middlewares'];
     assert.equal(middlewares(routes('supabase')), 'supabase-cors@file,supabase-apikey@file,supabase-strip@file');
     assert.equal(middlewares(routes('supabase-open')), 'supabase-cors@file,supabase-strip@file', 'no key asked where none can be sent');
     assert.ok(ingress.every((i) => i.spec.ingressClassName === 'traefik'));
     // The middlewares, in Traefik's file provider: forwardAuth to gateway-auth beside Traefik, the keys only in a Secret.
     const controller = docs(withSecrets.find((f) => f.path === 'kubernetes/55-ingress-controller.yaml')!);
-    const dynamic = parseAllDocuments((controller.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>)['supabase.yml']!)[0]!.toJS() as { http: { middlewares: Record<string, Record<string, { address?: string; prefixes?: string[] }>> } };
+    const dynamic = parseAllDocuments((controller.find((o) => o.kind === 'ConfigMap')!.data as Record<string, string>)['supabase.yml']!)[0]!.toJS() as {
+      http: { middlewares: Record<string, Record<string, { address?: string; prefixes?: string[] }>> };
+    };
     assert.equal(dynamic.http.middlewares['supabase-apikey']!.forwardAuth!.address, 'http://127.0.0.1:8081/');
     assert.deepEqual(dynamic.http.middlewares['supabase-strip']!.stripPrefix!.prefixes, ['/auth/v1', '/rest/v1', '/storage/v1']);
-    type Ds = { spec: { template: { spec: { containers: { name: string; args: string[]; env?: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[] }[] } } } };
+    type Ds = {
+      spec: {
+        template: {
+          spec: { containers: { name: string; args: string[]; env?: { name: string; valueFrom: { secretKeyRef: { name: string; key: string } } }[] }[] };
+        };
+      };
+    };
     const sidecar = (controller.find((o) => o.kind === 'DaemonSet') as unknown as Ds).spec.template.spec.containers.find((c) => c.name === 'gateway-auth')!;
     assert.deepEqual(sidecar.args, ['gateway-auth', '--listen', '127.0.0.1:8081']);
-    assert.deepEqual(sidecar.env!.map((e) => `${e.name}=${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`), ['SUPABASE_ANON_KEY=supabase-gateway/anon-key', 'SUPABASE_SERVICE_ROLE_KEY=supabase-gateway/service-role-key', 'SUPABASE_PREVIOUS_ANON_KEY=supabase-gateway/previous-anon-key', 'SUPABASE_PREVIOUS_SERVICE_ROLE_KEY=supabase-gateway/previous-service-role-key']);
+    assert.deepEqual(
+      sidecar.env!.map((e) => `${e.name}=${e.valueFrom.secretKeyRef.name}/${e.valueFrom.secretKeyRef.key}`),
+      [
+        'SUPABASE_ANON_KEY=supabase-gateway/anon-key',
+        'SUPABASE_SERVICE_ROLE_KEY=supabase-gateway/service-role-key',
+        'SUPABASE_PREVIOUS_ANON_KEY=supabase-gateway/previous-anon-key',
+        'SUPABASE_PREVIOUS_SERVICE_ROLE_KEY=supabase-gateway/previous-service-role-key',
+      ],
+    );
     const keys = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'supabase-gateway')!;
     assert.equal(keys.metadata.namespace, 'gardenos-system', "beside Traefik: a pod's environment reads Secrets of its own namespace");
-    assert.deepEqual(Object.fromEntries(Object.entries(keys.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])), { 'anon-key': secrets.supabase.anonKey, 'service-role-key': secrets.supabase.serviceRoleKey });
+    assert.deepEqual(Object.fromEntries(Object.entries(keys.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()])), {
+      'anon-key': secrets.supabase.anonKey,
+      'service-role-key': secrets.supabase.serviceRoleKey,
+    });
     const apps = docs(plain.find((f) => f.path === 'kubernetes/50-apps.yaml')!);
-    const api = apps.find((o) => o.kind === 'Deployment' && o.metadata.name === 'main-api') as unknown as { spec: { replicas: number; template: { spec: { containers: { env: { name: string; valueFrom: { secretKeyRef: { name: string } } }[]; readinessProbe: { httpGet: { path: string } }; livenessProbe: { httpGet: { path: string } }; resources: unknown }[] } } } };
+    const api = apps.find((o) => o.kind === 'Deployment' && o.metadata.name === 'main-api') as unknown as {
+      spec: {
+        replicas: number;
+        template: {
+          spec: {
+            containers: {
+              env: { name: string; valueFrom: { secretKeyRef: { name: string } } }[];
+              readinessProbe: { httpGet: { path: string } };
+              livenessProbe: { httpGet: { path: string } };
+              resources: unknown;
+            }[];
+          };
+        };
+      };
+    };
     const c = api.spec.template.spec.containers[0]!;
-    assert.deepEqual(c.env.map((e) => [e.name, e.valueFrom.secretKeyRef.name]), [['DATABASE_URL', 'main-api-secrets']]);
+    assert.deepEqual(
+      c.env.map((e) => [e.name, e.valueFrom.secretKeyRef.name]),
+      [['DATABASE_URL', 'main-api-secrets']],
+    );
     assert.equal(c.readinessProbe.httpGet.path, '/ready', 'readyPath: ready only when its database answers');
     assert.equal(c.livenessProbe.httpGet.path, '/health');
     assert.deepEqual(c.resources, { requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '256Mi' } });
   });
 
-  it('starts Supabase\'s containers as a numeric non-root user, and PostgREST\'s admin server on its own port', () => {
-    type Pod = { securityContext: { runAsNonRoot?: boolean; runAsUser?: number }; containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; readinessProbe: { httpGet: { path: string; port: string } }; livenessProbe: { httpGet: { path: string; port: string } } }[] };
+  it("starts Supabase's containers as a numeric non-root user, and PostgREST's admin server on its own port", () => {
+    type Pod = {
+      securityContext: { runAsNonRoot?: boolean; runAsUser?: number };
+      containers: {
+        env: { name: string; value?: string }[];
+        ports: { name: string; containerPort: number }[];
+        readinessProbe: { httpGet: { path: string; port: string } };
+        livenessProbe: { httpGet: { path: string; port: string } };
+      }[];
+    };
     const supa = docs(plain.find((f) => f.path === 'kubernetes/40-supabase.yaml')!).filter((o) => o.kind === 'Deployment');
     const pod = (name: string) => (supa.find((o) => o.metadata.name === name) as unknown as { spec: { template: { spec: Pod } } }).spec.template.spec;
     for (const name of ['auth', 'rest', 'storage']) {
       const sc = pod(name).securityContext;
-      assert.ok(sc.runAsNonRoot && Number.isInteger(sc.runAsUser) && sc.runAsUser! > 0, `${name}: the kubelet can verify a numeric non-root user (${JSON.stringify(sc)})`);
+      assert.ok(
+        sc.runAsNonRoot && Number.isInteger(sc.runAsUser) && sc.runAsUser! > 0,
+        `${name}: the kubelet can verify a numeric non-root user (${JSON.stringify(sc)})`,
+      );
     }
     const rest = pod('rest').containers[0]!;
     const admin = rest.env.find((e) => e.name === 'PGRST_ADMIN_SERVER_PORT')!.value;
     assert.notEqual(Number(admin), rest.ports.find((p) => p.name === 'http')!.containerPort, 'the admin server does not take the API port');
     assert.equal(rest.ports.find((p) => p.name === 'status')!.containerPort, Number(admin));
-    assert.deepEqual([rest.readinessProbe.httpGet, rest.livenessProbe.httpGet], [{ path: '/ready', port: 'status' }, { path: '/live', port: 'status' }], "probed on PostgREST's admin server");
+    assert.deepEqual(
+      [rest.readinessProbe.httpGet, rest.livenessProbe.httpGet],
+      [
+        { path: '/ready', port: 'status' },
+        { path: '/live', port: 'status' },
+      ],
+      "probed on PostgREST's admin server",
+    );
   });
 
-  it('installs Traefik on every node\'s HTTP and HTTPS ports with least privilege, and the routes name its class', () => {
+  it("installs Traefik on every node's HTTP and HTTPS ports with least privilege, and the routes name its class", () => {
     const objs = docs(plain.find((f) => f.path === 'kubernetes/55-ingress-controller.yaml')!);
-    type Ds = { spec: { template: { spec: { securityContext: { runAsUser: number }; containers: { args: string[]; ports: { name: string; hostPort?: number }[] }[] } } } };
+    type Ds = {
+      spec: { template: { spec: { securityContext: { runAsUser: number }; containers: { args: string[]; ports: { name: string; hostPort?: number }[] }[] } } };
+    };
     const ds = objs.find((o) => o.kind === 'DaemonSet') as unknown as Ds;
     const c = ds.spec.template.spec.containers[0]!;
-    assert.deepEqual(c.ports.filter((p) => p.hostPort).map((p) => [p.name, p.hostPort]), [['web', 80], ['websecure', 443]]);
+    assert.deepEqual(
+      c.ports.filter((p) => p.hostPort).map((p) => [p.name, p.hostPort]),
+      [
+        ['web', 80],
+        ['websecure', 443],
+      ],
+    );
     assert.ok(c.args.includes('--providers.kubernetesingress.ingressClass=traefik'));
     assert.ok(c.args.includes('--providers.kubernetesingress.namespaces=apps,supabase'), 'watches only the namespaces with routes');
     assert.ok(c.args.includes('--entryPoints.web.http.redirections.entryPoint.to=:443'), 'HTTP goes to HTTPS');
-    assert.ok(c.args.includes('--providers.kubernetesingress.allowEmptyServices=true'), 'a route without ready pods answers 503, never falls through to a shorter one');
+    assert.ok(
+      c.args.includes('--providers.kubernetesingress.allowEmptyServices=true'),
+      'a route without ready pods answers 503, never falls through to a shorter one',
+    );
     assert.equal(objs.find((o) => o.kind === 'IngressClass')!.metadata.name, 'traefik');
     const clusterRole = objs.find((o) => o.kind === 'ClusterRole') as unknown as { rules: { resources: string[] }[] };
     assert.deepEqual(clusterRole.rules.flatMap((r) => r.resources).sort(), ['ingressclasses', 'nodes'], 'reads no Secret cluster-wide');
-    assert.deepEqual(objs.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace), ['apps', 'supabase']);
+    assert.deepEqual(
+      objs.filter((o) => o.kind === 'Role').map((o) => o.metadata.namespace),
+      ['apps', 'supabase'],
+    );
     // K3s's own Traefik stays off (the rules refuse otherwise): one controller on the ports.
     const k3s = plain.find((f) => f.path.endsWith('/etc/rancher/k3s/config.yaml'))!.content;
     assert.match(k3s, /- traefik/);
   });
 
-  it('gets each host\'s certificate where its tls says: ACME through cert-manager, GardenOS\'s CA, or the user\'s Secret', async () => {
+  it("gets each host's certificate where its tls says: ACME through cert-manager, GardenOS's CA, or the user's Secret", async () => {
     const mixed = parseConfig(`cluster: { name: tls }
 nodes: [{ name: n1, address: { public: 10.0.0.1, private: 10.0.0.1 }, roles: [etcd, k3s-server, postgres, haproxy] }]
 supabase: { enabled: false }
@@ -265,7 +409,10 @@ apps:
       await ensurePlatformSecrets(tlsDir, mixed);
       const pki = await ensurePlatformPki(tlsDir, mixed);
       assert.ok(pki.created.includes('ingress-private.example.internal'), 'the internal host has a certificate from the CA');
-      assert.ok(!pki.created.some((n) => n.includes('public.example.com') || n.includes('own.example.com')), 'no CA certificate for hosts that get theirs elsewhere');
+      assert.ok(
+        !pki.created.some((n) => n.includes('public.example.com') || n.includes('own.example.com')),
+        'no CA certificate for hosts that get theirs elsewhere',
+      );
       const files = await renderPlatform(mixed, { secretsDir: tlsDir, withSecrets: true });
       const ingress = docs(files.find((f) => f.path === 'kubernetes/60-ingress.yaml')!);
       const web = ingress.find((o) => o.kind === 'Ingress') as unknown as { spec: { tls: { hosts: string[]; secretName: string }[] } };
@@ -274,13 +421,29 @@ apps:
         { hosts: ['private.example.internal'], secretName: 'private.example.internal-tls' },
         { hosts: ['own.example.com'], secretName: 'own-cert' },
       ]);
-      const cert = ingress.find((o) => o.kind === 'Certificate') as unknown as { metadata: { namespace: string }; spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } } };
-      assert.deepEqual([cert.metadata.namespace, cert.spec.secretName, cert.spec.dnsNames, cert.spec.issuerRef], ['apps', 'public.example.com-tls', ['public.example.com'], { kind: 'ClusterIssuer', name: 'gardenos-acme' }]);
-      const issuer = docs(files.find((f) => f.path === 'kubernetes/65-acme-issuer.yaml')!)[0] as unknown as { spec: { acme: { email: string; server: string; solvers: { http01: { ingress: { ingressClassName: string } } }[] } } };
-      assert.deepEqual([issuer.spec.acme.email, issuer.spec.acme.server, issuer.spec.acme.solvers[0]!.http01.ingress.ingressClassName], ['ops@example.com', 'https://acme-v02.api.letsencrypt.org/directory', 'traefik']);
+      const cert = ingress.find((o) => o.kind === 'Certificate') as unknown as {
+        metadata: { namespace: string };
+        spec: { secretName: string; dnsNames: string[]; issuerRef: { name: string; kind: string } };
+      };
+      assert.deepEqual(
+        [cert.metadata.namespace, cert.spec.secretName, cert.spec.dnsNames, cert.spec.issuerRef],
+        ['apps', 'public.example.com-tls', ['public.example.com'], { kind: 'ClusterIssuer', name: 'gardenos-acme' }],
+      );
+      const issuer = docs(files.find((f) => f.path === 'kubernetes/65-acme-issuer.yaml')!)[0] as unknown as {
+        spec: { acme: { email: string; server: string; solvers: { http01: { ingress: { ingressClassName: string } } }[] } };
+      };
+      assert.deepEqual(
+        [issuer.spec.acme.email, issuer.spec.acme.server, issuer.spec.acme.solvers[0]!.http01.ingress.ingressClassName],
+        ['ops@example.com', 'https://acme-v02.api.letsencrypt.org/directory', 'traefik'],
+      );
       const tlsSecrets = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).filter((o) => o.type === 'kubernetes.io/tls');
-      assert.deepEqual(tlsSecrets.map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['apps/private.example.internal-tls'], 'GardenOS writes only the internal host\'s Secret');
-      for (const f of files.filter((x) => x.path.startsWith('kubernetes/') && !x.path.endsWith('kustomization.yaml'))) for (const o of docs(f)) await validate(o);
+      assert.deepEqual(
+        tlsSecrets.map((o) => `${o.metadata.namespace}/${o.metadata.name}`),
+        ['apps/private.example.internal-tls'],
+        "GardenOS writes only the internal host's Secret",
+      );
+      for (const f of files.filter((x) => x.path.startsWith('kubernetes/') && !x.path.endsWith('kustomization.yaml')))
+        for (const o of docs(f)) await validate(o);
     } finally {
       await rm(tlsDir, { recursive: true, force: true });
     }
@@ -289,25 +452,54 @@ apps:
   it("monitoring on: Prometheus (its own etcd client certificate, no API token: the router's pods by DNS), Alertmanager and node-exporter, valid objects; promtool accepts its configuration and rules", async () => {
     const mdir = await mkdtemp(join(tmpdir(), 'gardenos-platform-mon-'));
     try {
-      const mon = parseConfig((await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')) + '\nmonitoring: { enabled: true, retention: 30d, storage: 50Gi }\n');
+      const mon = parseConfig(
+        `${await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')}\nmonitoring: { enabled: true, retention: 30d, storage: 50Gi }\n`,
+      );
       await ensurePlatformSecrets(mdir, mon);
       const pki = await ensurePlatformPki(mdir, mon);
       assert.ok(pki.created.includes('etcd-client-prometheus'), 'an etcd client identity of its own');
       const files = await renderPlatform(mon, { secretsDir: mdir, withSecrets: true });
       const objects = docs(files.find((f) => f.path === 'kubernetes/70-monitoring.yaml')!);
       for (const o of objects) await validate(o);
-      assert.deepEqual(objects.map((o) => `${o.kind}/${o.metadata.name}`).filter((k) => /StatefulSet|Deployment|DaemonSet/.test(k)), ['StatefulSet/prometheus', 'Deployment/alertmanager', 'DaemonSet/node-exporter']);
-      assert.deepEqual(objects.filter((o) => /Role|ServiceAccount/.test(o.kind)), [], 'no RBAC: it needs none');
-      const headless = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'gardenos-router-metrics') as unknown as { metadata: { namespace: string }; spec: { clusterIP: string; selector: Record<string, string> } };
-      assert.deepEqual([headless.metadata.namespace, headless.spec.clusterIP, headless.spec.selector['app.kubernetes.io/name']], ['database', 'None', 'gardenos-router']);
-      const sts = objects.find((o) => o.kind === 'StatefulSet') as unknown as { spec: { template: { spec: { automountServiceAccountToken: boolean; containers: { args: string[]; securityContext: Record<string, unknown> }[]; securityContext: Record<string, unknown> } }; volumeClaimTemplates: { spec: { resources: { requests: { storage: string } } } }[] } };
+      assert.deepEqual(
+        objects.map((o) => `${o.kind}/${o.metadata.name}`).filter((k) => /StatefulSet|Deployment|DaemonSet/.test(k)),
+        ['StatefulSet/prometheus', 'Deployment/alertmanager', 'DaemonSet/node-exporter'],
+      );
+      assert.deepEqual(
+        objects.filter((o) => /Role|ServiceAccount/.test(o.kind)),
+        [],
+        'no RBAC: it needs none',
+      );
+      const headless = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'gardenos-router-metrics') as unknown as {
+        metadata: { namespace: string };
+        spec: { clusterIP: string; selector: Record<string, string> };
+      };
+      assert.deepEqual(
+        [headless.metadata.namespace, headless.spec.clusterIP, headless.spec.selector['app.kubernetes.io/name']],
+        ['database', 'None', 'gardenos-router'],
+      );
+      const sts = objects.find((o) => o.kind === 'StatefulSet') as unknown as {
+        spec: {
+          template: {
+            spec: {
+              automountServiceAccountToken: boolean;
+              containers: { args: string[]; securityContext: Record<string, unknown> }[];
+              securityContext: Record<string, unknown>;
+            };
+          };
+          volumeClaimTemplates: { spec: { resources: { requests: { storage: string } } } }[];
+        };
+      };
       assert.ok(sts.spec.template.spec.containers[0]!.args.includes('--storage.tsdb.retention.time=30d'));
       assert.equal(sts.spec.volumeClaimTemplates[0]!.spec.resources.requests.storage, '50Gi');
       assert.equal(sts.spec.template.spec.securityContext.runAsNonRoot, true);
       assert.equal(sts.spec.template.spec.automountServiceAccountToken, false);
       assert.equal(sts.spec.template.spec.containers[0]!.securityContext.readOnlyRootFilesystem, true);
       const secretsFile = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
-      assert.deepEqual(secretsFile.filter((o) => o.metadata.name.startsWith('prometheus-')).map((o) => `${o.metadata.namespace}/${o.metadata.name}`), ['gardenos-system/prometheus-etcd-client', 'gardenos-system/prometheus-haproxy-stats']);
+      assert.deepEqual(
+        secretsFile.filter((o) => o.metadata.name.startsWith('prometheus-')).map((o) => `${o.metadata.namespace}/${o.metadata.name}`),
+        ['gardenos-system/prometheus-etcd-client', 'gardenos-system/prometheus-haproxy-stats'],
+      );
       // promtool on the ConfigMap's files, the paths the pod mounts made real in a scratch directory.
       const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'prometheus') as unknown as { data: Record<string, string> };
       const root = join(mdir, 'etc-prometheus');
@@ -325,7 +517,7 @@ apps:
         throw new Error(`promtool check config: ${e.stdout}${e.stderr}`);
       });
       assert.match(out.stdout, /SUCCESS: 1 rule files found/);
-      assert.doesNotMatch(cm.data['gardenos.rules.yml']!, /GardenOSBackup/, 'the backup alerts are the local profile\'s');
+      assert.doesNotMatch(cm.data['gardenos.rules.yml']!, /GardenOSBackup/, "the backup alerts are the local profile's");
       assert.match(cm.data['prometheus.yml']!, /names:\n\s+- gardenos-router-metrics\.database\.svc/);
     } finally {
       await rm(mdir, { recursive: true, force: true });
@@ -349,19 +541,39 @@ apps:
       await ensurePlatformSecrets(rotDir, config);
       await ensurePlatformPki(rotDir, config);
       const revision = (files: RenderedFile[]) => {
-        const of = (path: string, kind: string, name: string) => (docs(files.find((f) => f.path === path)!).find((o) => o.kind === kind && o.metadata.name === name) as unknown as { spec: { template: { metadata: { annotations?: Record<string, string> } } } }).spec.template.metadata.annotations?.['gardenos.dev/supabase-keys'];
-        const all = [of('kubernetes/40-supabase.yaml', 'Deployment', 'auth'), of('kubernetes/40-supabase.yaml', 'Deployment', 'rest'), of('kubernetes/40-supabase.yaml', 'Deployment', 'storage'), of('kubernetes/55-ingress-controller.yaml', 'DaemonSet', 'traefik')];
+        const of = (path: string, kind: string, name: string) =>
+          (
+            docs(files.find((f) => f.path === path)!).find((o) => o.kind === kind && o.metadata.name === name) as unknown as {
+              spec: { template: { metadata: { annotations?: Record<string, string> } } };
+            }
+          ).spec.template.metadata.annotations?.['gardenos.dev/supabase-keys'];
+        const all = [
+          of('kubernetes/40-supabase.yaml', 'Deployment', 'auth'),
+          of('kubernetes/40-supabase.yaml', 'Deployment', 'rest'),
+          of('kubernetes/40-supabase.yaml', 'Deployment', 'storage'),
+          of('kubernetes/55-ingress-controller.yaml', 'DaemonSet', 'traefik'),
+        ];
         assert.equal(new Set(all).size, 1, `one revision on every pod template that reads the keys: ${all.join(' ')}`);
         return all[0]!;
       };
-      const secretData = (files: RenderedFile[], name: string) => Object.fromEntries(Object.entries(docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === name)!.data as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+      const secretData = (files: RenderedFile[], name: string) =>
+        Object.fromEntries(
+          Object.entries(
+            docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === name)!.data as Record<string, string>,
+          ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+        );
       const before = await renderPlatform(config, { secretsDir: rotDir, withSecrets: true });
       const old = (await readPlatformSecrets(rotDir)).supabase;
 
       const rotated = (await rotateSupabaseKeys(rotDir, new Date('2026-11-30T00:00:00Z'))).supabase;
       assert.notEqual(rotated.jwtSecret, old.jwtSecret);
       assert.notEqual(rotated.serviceRoleKey, old.serviceRoleKey);
-      assert.deepEqual(rotated.previous, { jwtSecret: old.jwtSecret, anonKey: old.anonKey, serviceRoleKey: old.serviceRoleKey, rotatedAt: '2026-11-30T00:00:00.000Z' });
+      assert.deepEqual(rotated.previous, {
+        jwtSecret: old.jwtSecret,
+        anonKey: old.anonKey,
+        serviceRoleKey: old.serviceRoleKey,
+        rotatedAt: '2026-11-30T00:00:00.000Z',
+      });
       const during = await renderPlatform(config, { secretsDir: rotDir, withSecrets: true });
       assert.notEqual(revision(during), revision(before), 'the rotation rolls the pods');
       // PostgREST's key set verifies tokens signed with either secret; GoTrue signs with the new one.
@@ -370,7 +582,11 @@ apps:
       for (const token of [old.serviceRoleKey, rotated.serviceRoleKey]) assert.equal((await verifyWithSet(token, jwt.jwks!)).payload.role, 'service_role');
       // The gateway admits the old and the new keys while the rotation lasts.
       const gateway = secretData(during, 'supabase-gateway');
-      const keys = { anonKey: gateway['anon-key']!, serviceRoleKey: gateway['service-role-key']!, previous: { anonKey: gateway['previous-anon-key']!, serviceRoleKey: gateway['previous-service-role-key']! } };
+      const keys = {
+        anonKey: gateway['anon-key']!,
+        serviceRoleKey: gateway['service-role-key']!,
+        previous: { anonKey: gateway['previous-anon-key']!, serviceRoleKey: gateway['previous-service-role-key']! },
+      };
       for (const k of [old.anonKey, old.serviceRoleKey, rotated.anonKey, rotated.serviceRoleKey]) assert.equal(apikeyVerdict({ apikey: k }, keys).status, 200);
       await assert.rejects(rotateSupabaseKeys(rotDir), /a rotation of Supabase's keys started at 2026-11-30T00:00:00.000Z is not finished/);
 
@@ -396,7 +612,11 @@ apps:
     const { writeFile: write } = await import('node:fs/promises');
     const bad = await mkdtemp(join(tmpdir(), 'gardenos-damaged-'));
     try {
-      const { supabase: { jwtSecret: _gone, ...supabase }, etcdClusterToken: _token, ...rest } = secrets;
+      const {
+        supabase: { jwtSecret: _gone, ...supabase },
+        etcdClusterToken: _token,
+        ...rest
+      } = secrets;
       await write(join(bad, 'secrets.json'), JSON.stringify({ ...rest, supabase }), { mode: 0o600 });
       await assert.rejects(renderPlatform(config, { secretsDir: bad, withSecrets: true }), (e: unknown) => {
         assert.ok(e instanceof GardenError, String(e));
@@ -412,7 +632,10 @@ apps:
   });
 
   it('makes anon and service-role keys that verify with the JWT secret and carry the right claims', async () => {
-    for (const [key, role] of [[secrets.supabase.anonKey, 'anon'], [secrets.supabase.serviceRoleKey, 'service_role']] as const) {
+    for (const [key, role] of [
+      [secrets.supabase.anonKey, 'anon'],
+      [secrets.supabase.serviceRoleKey, 'service_role'],
+    ] as const) {
       assert.equal(decodeProtectedHeader(key).alg, 'HS256');
       const { payload } = await jwtVerify(key, new TextEncoder().encode(secrets.supabase.jwtSecret), { issuer: 'supabase', algorithms: ['HS256'] });
       assert.equal(payload.role, role);

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: rendered YAML read back, asserted on at any depth
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -16,7 +17,13 @@ const member = prod.etcd[0]!;
 function renderAll(topology = prod) {
   return {
     etcd: renderEtcdConfig({ config, topology, member: topology.etcd[0]!, files: etcdFiles('/srv', topology.etcd[0]!.name), secrets: SECRETS }),
-    patroni: renderPatroniConfig({ config, topology, member: topology.postgres[0]!, files: patroniFiles('/srv', topology.postgres[0]!.name), secrets: SECRETS }),
+    patroni: renderPatroniConfig({
+      config,
+      topology,
+      member: topology.postgres[0]!,
+      files: patroniFiles('/srv', topology.postgres[0]!.name),
+      secrets: SECRETS,
+    }),
     haproxy: renderHaproxyConfig({ config, topology, files: haproxyFiles('/srv'), secrets: SECRETS }),
   };
 }
@@ -50,7 +57,10 @@ describe('renderers', () => {
     assert.equal(p.etcd, undefined, 'never the v2 `etcd:` section');
     assert.equal(p.etcd3.protocol, 'https');
     assert.ok(p.etcd3.cacert && p.etcd3.cert && p.etcd3.key);
-    assert.deepEqual(p.etcd3.hosts, prod.etcd.map((m) => `${m.address}:2379`));
+    assert.deepEqual(
+      p.etcd3.hosts,
+      prod.etcd.map((m) => `${m.address}:2379`),
+    );
     assert.equal(p.bootstrap.dcs.synchronous_mode, true);
     assert.equal(p.bootstrap.dcs.ttl, 30);
     assert.equal(p.bootstrap.dcs.postgresql.use_pg_rewind, true);
@@ -60,17 +70,20 @@ describe('renderers', () => {
     assert.equal(p.postgresql.parameters.ssl, 'on');
     assert.ok(p.restapi.certfile && p.restapi.authentication.password);
     const hba: string[] = p.postgresql.pg_hba;
-    assert.ok(hba.every((l) => !/\btrust\b|\bmd5\b/.test(l)), hba.join('\n'));
+    assert.ok(
+      hba.every((l) => !/\btrust\b|\bmd5\b/.test(l)),
+      hba.join('\n'),
+    );
     assert.ok(hba.includes(`hostssl all all ${config.k3s.clusterCidr} scram-sha-256`), 'the pod network may connect');
     assert.ok(hba.includes(`hostssl replication replicator ${prod.postgres[1]!.address}/32 scram-sha-256`));
   });
 
   it('haproxy: Patroni checks over TLS, the K3s API only where there are K3s servers', () => {
     const prodCfg = renderAll().haproxy;
-    assert.match(prodCfg, /listen postgres-primary\n.*\n    option httpchk OPTIONS \/primary\n    http-check expect status 200/);
+    assert.match(prodCfg, /listen postgres-primary\n.*\n {4}option httpchk OPTIONS \/primary\n {4}http-check expect status 200/);
     assert.match(prodCfg, /option httpchk OPTIONS \/replica\?lag=16777216/);
     assert.match(prodCfg, /server garden-1 198\.51\.100\.11:5432 maxconn 200 check port 8008 check-ssl verify required ca-file \/srv\/pki\/ca\.crt/);
-    assert.match(prodCfg, /listen kube-api\n    bind 198\.51\.100\.11:7443/);
+    assert.match(prodCfg, /listen kube-api\n {4}bind 198\.51\.100\.11:7443/);
     assert.match(prodCfg, /stats auth admin:stats-pw/);
     assert.match(prodCfg, /on-marked-down shutdown-sessions/);
     const localCfg = renderAll(local).haproxy;

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: rendered YAML read back, asserted on at any depth
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
@@ -24,10 +25,19 @@ describe('router manifests', () => {
 
   it('selector-less primary and replica Services, with their Endpoints, EndpointSlices and the Lease pre-created', () => {
     const services = byKind('Service');
-    assert.deepEqual(services.map((s) => s.metadata.name), ['postgres-primary', 'postgres-replica']);
+    assert.deepEqual(
+      services.map((s) => s.metadata.name),
+      ['postgres-primary', 'postgres-replica'],
+    );
     for (const s of services) assert.equal(s.spec.selector, undefined, `${s.metadata.name} has no selector`);
-    assert.deepEqual(byKind('Endpoints').map((e) => e.subsets), [[], []]);
-    assert.deepEqual(byKind('EndpointSlice').map((e) => e.metadata.labels['kubernetes.io/service-name']), ['postgres-primary', 'postgres-replica']);
+    assert.deepEqual(
+      byKind('Endpoints').map((e) => e.subsets),
+      [[], []],
+    );
+    assert.deepEqual(
+      byKind('EndpointSlice').map((e) => e.metadata.labels['kubernetes.io/service-name']),
+      ['postgres-primary', 'postgres-replica'],
+    );
     assert.equal(byKind('Lease')[0].metadata.name, ROUTER_NAME);
     for (const m of all) assert.equal(m.metadata.namespace, config.namespaces.database);
   });

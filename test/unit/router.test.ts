@@ -7,8 +7,15 @@ import { createMetrics } from '../../src/router/metrics.ts';
 import type { RouteSink } from '../../src/router/sinks/types.ts';
 
 const P = '/service/s/';
-const member = (name: string, ip: string, role = 'replica') =>
-  JSON.stringify({ conn_url: `postgres://${ip}:5432/postgres`, api_url: `https://${ip}:8008/patroni`, state: 'running', role, timeline: 3, xlog_location: 100 });
+const member = (_name: string, ip: string, role = 'replica') =>
+  JSON.stringify({
+    conn_url: `postgres://${ip}:5432/postgres`,
+    api_url: `https://${ip}:8008/patroni`,
+    state: 'running',
+    role,
+    timeline: 3,
+    xlog_location: 100,
+  });
 
 function snapshot(leader: string | null): DcsSnapshot {
   const kvs: Record<string, string> = {
@@ -25,8 +32,14 @@ function probe(primaries: string[], replicas: string[]): MemberProbe & { calls: 
   const calls: string[] = [];
   return {
     calls,
-    primaryTimeline: async (m: DcsMember) => (calls.push(`primary ${m.name}`), primaries.includes(m.name) ? 3 : null),
-    isHealthyReplica: async (m: DcsMember, lag: number) => (calls.push(`replica ${m.name} ${lag}`), replicas.includes(m.name)),
+    primaryTimeline: async (m: DcsMember) => {
+      calls.push(`primary ${m.name}`);
+      return primaries.includes(m.name) ? 3 : null;
+    },
+    isHealthyReplica: async (m: DcsMember, lag: number) => {
+      calls.push(`replica ${m.name} ${lag}`);
+      return replicas.includes(m.name);
+    },
   };
 }
 
@@ -35,16 +48,22 @@ describe('router: DCS snapshot', () => {
     const s = snapshot('a');
     assert.equal(s.leader, 'a');
     assert.equal(s.initialized, true);
-    assert.deepEqual(s.members.map((m) => [m.name, m.host, m.port, m.apiUrl, m.role]), [
-      ['a', '10.0.0.1', 5432, 'https://10.0.0.1:8008', 'master'],
-      ['b', '10.0.0.2', 5432, 'https://10.0.0.2:8008', 'replica'],
-      ['c', '10.0.0.3', 5432, 'https://10.0.0.3:8008', 'replica'],
-    ]);
+    assert.deepEqual(
+      s.members.map((m) => [m.name, m.host, m.port, m.apiUrl, m.role]),
+      [
+        ['a', '10.0.0.1', 5432, 'https://10.0.0.1:8008', 'master'],
+        ['b', '10.0.0.2', 5432, 'https://10.0.0.2:8008', 'replica'],
+        ['c', '10.0.0.3', 5432, 'https://10.0.0.3:8008', 'replica'],
+      ],
+    );
   });
 
   it('skips a malformed member value instead of failing', () => {
     const s = parseSnapshot(P, '1', { [`${P}members/x`]: '{not json', [`${P}members/y`]: member('y', '10.0.0.9') });
-    assert.deepEqual(s.members.map((m) => m.name), ['y']);
+    assert.deepEqual(
+      s.members.map((m) => m.name),
+      ['y'],
+    );
     assert.equal(s.leader, null);
   });
 });
@@ -77,11 +96,23 @@ describe('router: decision', () => {
     assert.deepEqual(p.calls, ['primary a'], 'only the lock holder is asked');
   });
 
-  it('routes writes nowhere when the lock holder is behind another member\'s timeline (a resumed stale primary)', async () => {
+  it("routes writes nowhere when the lock holder is behind another member's timeline (a resumed stale primary)", async () => {
     const kvs: Record<string, string> = {
       [`${P}leader`]: 'a',
-      [`${P}members/a`]: JSON.stringify({ conn_url: 'postgres://10.0.0.1:5432/postgres', api_url: 'https://10.0.0.1:8008/patroni', role: 'master', state: 'running', timeline: 5 }),
-      [`${P}members/b`]: JSON.stringify({ conn_url: 'postgres://10.0.0.2:5432/postgres', api_url: 'https://10.0.0.2:8008/patroni', role: 'replica', state: 'running', timeline: 6 }),
+      [`${P}members/a`]: JSON.stringify({
+        conn_url: 'postgres://10.0.0.1:5432/postgres',
+        api_url: 'https://10.0.0.1:8008/patroni',
+        role: 'master',
+        state: 'running',
+        timeline: 5,
+      }),
+      [`${P}members/b`]: JSON.stringify({
+        conn_url: 'postgres://10.0.0.2:5432/postgres',
+        api_url: 'https://10.0.0.2:8008/patroni',
+        role: 'replica',
+        state: 'running',
+        timeline: 6,
+      }),
     };
     const stale: MemberProbe = { primaryTimeline: async () => 5, isHealthyReplica: async () => true };
     const d = await decidePrimary(parseSnapshot(P, '7', kvs), stale);
@@ -95,7 +126,10 @@ describe('router: decision', () => {
   it('keeps lagging or stopped replicas, and the lock holder, out of the replicas route', async () => {
     const p = probe(['a'], ['a', 'c']);
     const replicas = await decideReplicas(snapshot('a'), p, 4096);
-    assert.deepEqual(replicas.map((r) => r.name), ['c']);
+    assert.deepEqual(
+      replicas.map((r) => r.name),
+      ['c'],
+    );
     assert.deepEqual(p.calls.sort(), ['replica b 4096', 'replica c 4096']);
   });
 });
@@ -130,7 +164,16 @@ class FakeSink implements RouteSink {
 }
 
 function router(dcs: FakeDcs, sink: FakeSink, p: MemberProbe, logs: RoutingLog[], mayWrite?: () => boolean) {
-  return new Router({ dcs: dcs as unknown as PatroniDcs, probe: p, sinks: [sink], metrics: createMetrics(), maxLagBytes: 1024, recheckIntervalMs: 1000, log: (l) => logs.push(l), ...(mayWrite ? { mayWrite } : {}) });
+  return new Router({
+    dcs: dcs as unknown as PatroniDcs,
+    probe: p,
+    sinks: [sink],
+    metrics: createMetrics(),
+    maxLagBytes: 1024,
+    recheckIntervalMs: 1000,
+    log: (l) => logs.push(l),
+    ...(mayWrite ? { mayWrite } : {}),
+  });
 }
 
 describe('router: control loop', () => {
@@ -146,7 +189,10 @@ describe('router: control loop', () => {
     assert.equal(sink.applied.at(-1)?.primary?.name, 'a');
     assert.equal(logs.length, logged, 'a cycle that changes nothing logs nothing');
     assert.deepEqual(logs[0]!.changes, ['fake: primary → a'], 'writes move first, before the replica probes');
-    assert.deepEqual(sink.applied.at(-1)?.replicas.map((x) => x.name), ['b']);
+    assert.deepEqual(
+      sink.applied.at(-1)?.replicas.map((x) => x.name),
+      ['b'],
+    );
   });
 
   it('fails closed when etcd is unreachable, and re-watches after it returns', async () => {
@@ -190,7 +236,7 @@ describe('router: control loop', () => {
 });
 
 describe('the router reports certificate expiry', () => {
-  it('sets each certificate\'s expiry from the file, and counts a file it cannot read', async () => {
+  it("sets each certificate's expiry from the file, and counts a file it cannot read", async () => {
     const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
@@ -206,7 +252,9 @@ describe('the router reports certificate expiry', () => {
       await writeFile(join(dir, 'broken.crt'), 'not a certificate');
       const metrics = createMetrics();
       const logged: string[] = [];
-      await readCertificateExpiry([join(dir, 'ca.crt'), join(dir, 'node1.crt'), join(dir, 'broken.crt'), join(dir, 'missing.crt')], metrics, (l) => logged.push(l));
+      await readCertificateExpiry([join(dir, 'ca.crt'), join(dir, 'node1.crt'), join(dir, 'broken.crt'), join(dir, 'missing.crt')], metrics, (l) =>
+        logged.push(l),
+      );
       const series = (await metrics.certificateExpiry.get()).values;
       const leafExpiry = series.find((v) => v.labels.file === join(dir, 'node1.crt'))!;
       assert.equal(leafExpiry.value, Math.floor(Date.parse(new X509Certificate(leaf.cert).validTo) / 1000));

@@ -1,6 +1,5 @@
 // The dashboard page: draws each view the server pushes (server-sent events on /events). No framework and
 // nothing from another origin; every value is set as text, never as HTML.
-'use strict';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -19,7 +18,10 @@ function bytes(n) {
   if (n === null || n === undefined) return '—';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${i === 0 ? n : n.toFixed(1)} ${units[i]}`;
 }
 
@@ -34,8 +36,12 @@ function chart(svg, series, format) {
   for (const p of [...svg.querySelectorAll('polyline')]) p.remove();
   const all = Object.values(series).flat();
   const desc = svg.querySelector('desc');
-  if (!all.length) { desc.textContent = 'no data (is Prometheus running?)'; return; }
-  const t0 = Math.min(...all.map((p) => p[0])), t1 = Math.max(...all.map((p) => p[0]));
+  if (!all.length) {
+    desc.textContent = 'no data (is Prometheus running?)';
+    return;
+  }
+  const t0 = Math.min(...all.map((p) => p[0])),
+    t1 = Math.max(...all.map((p) => p[0]));
   const max = Math.max(1e-9, ...all.map((p) => p[1]));
   Object.entries(series).forEach(([, points], i) => {
     const line = document.createElementNS(SVG, 'polyline');
@@ -43,7 +49,9 @@ function chart(svg, series, format) {
     line.setAttribute('points', points.map(([t, v]) => `${((t - t0) / Math.max(1, t1 - t0)) * 400},${116 - (v / max) * 110}`).join(' '));
     svg.append(line);
   });
-  desc.textContent = Object.entries(series).map(([name, points]) => `${name}: now ${format(points.at(-1)?.[1] ?? 0)}, highest ${format(Math.max(...points.map((p) => p[1])))}`).join('; ');
+  desc.textContent = Object.entries(series)
+    .map(([name, points]) => `${name}: now ${format(points.at(-1)?.[1] ?? 0)}, highest ${format(Math.max(...points.map((p) => p[1])))}`)
+    .join('; ');
 }
 
 function render(v) {
@@ -61,25 +69,41 @@ function render(v) {
   // Announced against the last member that held the route: a switchover passes through "nobody" for a moment.
   const primary = v.routes.primary;
   if (primary === null && lastPrimary !== undefined) $('announce').textContent = 'No member is routed as primary: writes wait until the new leader is.';
-  else if (primary !== null && lastPrimary !== undefined && primary !== lastPrimary) $('announce').textContent = `The primary moved from ${lastPrimary ?? 'nobody'} to ${primary}.`;
+  else if (primary !== null && lastPrimary !== undefined && primary !== lastPrimary)
+    $('announce').textContent = `The primary moved from ${lastPrimary ?? 'nobody'} to ${primary}.`;
   if (primary !== null || lastPrimary === undefined) lastPrimary = primary;
 
   $('members').tBodies[0].replaceChildren(
     ...v.members.map((m) =>
-      h('tr', { 'data-member': m.name, 'data-role': m.role },
-        h('th', { scope: 'row' }, m.name), h('td', {}, m.host), h('td', { class: `role-${m.role}` }, m.role.replace('_', ' ')), h('td', {}, m.state),
-        h('td', {}, m.timeline === null ? '—' : String(m.timeline)), h('td', {}, m.role === 'leader' ? '—' : bytes(m.lagBytes))),
+      h(
+        'tr',
+        { 'data-member': m.name, 'data-role': m.role },
+        h('th', { scope: 'row' }, m.name),
+        h('td', {}, m.host),
+        h('td', { class: `role-${m.role}` }, m.role.replace('_', ' ')),
+        h('td', {}, m.state),
+        h('td', {}, m.timeline === null ? '—' : String(m.timeline)),
+        h('td', {}, m.role === 'leader' ? '—' : bytes(m.lagBytes)),
+      ),
     ),
   );
-  $('etcd').replaceChildren(...v.etcd.map((e) => h('li', { class: e.healthy ? 'healthy' : 'degraded' }, `${e.name}: ${e.healthy ? 'healthy' : 'down'}${e.leader ? ' (leader)' : ''}`)));
+  $('etcd').replaceChildren(
+    ...v.etcd.map((e) => h('li', { class: e.healthy ? 'healthy' : 'degraded' }, `${e.name}: ${e.healthy ? 'healthy' : 'down'}${e.leader ? ' (leader)' : ''}`)),
+  );
 
   const p = v.prometheus;
-  $('prometheus-note').textContent = p.url === null ? p.error : p.error ? `Prometheus (${p.url}) does not answer: ${p.error}` : p.alerts.length ? '' : 'No alert is firing or pending.';
+  $('prometheus-note').textContent =
+    p.url === null ? p.error : p.error ? `Prometheus (${p.url}) does not answer: ${p.error}` : p.alerts.length ? '' : 'No alert is firing or pending.';
   $('alerts').replaceChildren(
     ...(p.url === null ? [] : p.alerts).map((a) =>
-      h('li', { 'data-alert': a.name, 'data-state': a.state, ...(a.member ? { 'data-member': a.member } : {}) },
-        h('span', { class: `badge ${a.state === 'firing' ? a.severity : 'pending'}` }, `${a.state} · ${a.severity}`), ' ',
-        h('strong', {}, a.name), ` — ${a.summary} (since ${ago(a.activeAt)})`),
+      h(
+        'li',
+        { 'data-alert': a.name, 'data-state': a.state, ...(a.member ? { 'data-member': a.member } : {}) },
+        h('span', { class: `badge ${a.state === 'firing' ? a.severity : 'pending'}` }, `${a.state} · ${a.severity}`),
+        ' ',
+        h('strong', {}, a.name),
+        ` — ${a.summary} (since ${ago(a.activeAt)})`,
+      ),
     ),
   );
   chart($('commits-chart'), p.url === null ? {} : { commits: p.commitsPerSecond }, (x) => `${x.toFixed(1)}/s`);
@@ -93,7 +117,9 @@ function render(v) {
     }),
   );
 
-  $('decisions').replaceChildren(...[...v.decisions].reverse().map((d) => h('li', {}, h('time', { datetime: d.at }, new Date(d.at).toLocaleTimeString()), ` ${d.text}`)));
+  $('decisions').replaceChildren(
+    ...[...v.decisions].reverse().map((d) => h('li', {}, h('time', { datetime: d.at }, new Date(d.at).toLocaleTimeString()), ` ${d.text}`)),
+  );
   $('problems').replaceChildren(...(v.problems.length ? v.problems : ['none']).map((t) => h('li', {}, t)));
 
   const chaos = v.chaos;
@@ -101,11 +127,20 @@ function render(v) {
   $('chaos-note').textContent = chaos ? `Report ${chaos.dir}` : 'No fault test has run on this cluster yet.';
   $('chaos').tBodies[0].replaceChildren(
     ...(chaos ? chaos.runs : []).map((r) =>
-      h('tr', {}, h('th', { scope: 'row' }, r.scenario), h('td', { class: r.ok ? 'healthy' : 'degraded' }, r.ok ? 'passed' : 'failed'),
-        h('td', {}, r.outageMs === null ? 'did not recover' : `${(r.outageMs / 1000).toFixed(1)} s`), h('td', {}, String(r.acknowledged)), h('td', {}, String(r.lost))),
+      h(
+        'tr',
+        {},
+        h('th', { scope: 'row' }, r.scenario),
+        h('td', { class: r.ok ? 'healthy' : 'degraded' }, r.ok ? 'passed' : 'failed'),
+        h('td', {}, r.outageMs === null ? 'did not recover' : `${(r.outageMs / 1000).toFixed(1)} s`),
+        h('td', {}, String(r.acknowledged)),
+        h('td', {}, String(r.lost)),
+      ),
     ),
   );
-  $('chaos-charts').replaceChildren(...(chaos ? chaos.runs.slice(0, 6) : []).map((r) => h('img', { src: `/chaos/${r.chart}`, alt: `Writes over time during ${r.scenario}: ${r.fault}` })));
+  $('chaos-charts').replaceChildren(
+    ...(chaos ? chaos.runs.slice(0, 6) : []).map((r) => h('img', { src: `/chaos/${r.chart}`, alt: `Writes over time during ${r.scenario}: ${r.fault}` })),
+  );
 }
 
 function connect() {
@@ -114,7 +149,9 @@ function connect() {
     $('connection').textContent = 'live';
     render(JSON.parse(e.data));
   });
-  events.addEventListener('error', () => { $('connection').textContent = 'connection lost; reconnecting…'; });
+  events.addEventListener('error', () => {
+    $('connection').textContent = 'connection lost; reconnecting…';
+  });
 }
 
 connect();

@@ -62,8 +62,18 @@ function routeSets(config: Config): RouteSet[] {
     const [auth, rest, storage] = SUPABASE_PATHS;
     const to = (path: string, service: string, port: number) => ({ host, path, service, port });
     out.push(
-      { ns: config.namespaces.supabase, name: 'supabase', routes: [to(auth, 'auth', 9999), to(rest, 'rest', 3000)], middlewares: [MIDDLEWARE.cors, MIDDLEWARE.apikey, MIDDLEWARE.strip] },
-      { ns: config.namespaces.supabase, name: 'supabase-open', routes: [...OPEN_AUTH_PATHS.map((p) => to(p, 'auth', 9999)), to(storage, 'storage', 5000)], middlewares: [MIDDLEWARE.cors, MIDDLEWARE.strip] },
+      {
+        ns: config.namespaces.supabase,
+        name: 'supabase',
+        routes: [to(auth, 'auth', 9999), to(rest, 'rest', 3000)],
+        middlewares: [MIDDLEWARE.cors, MIDDLEWARE.apikey, MIDDLEWARE.strip],
+      },
+      {
+        ns: config.namespaces.supabase,
+        name: 'supabase-open',
+        routes: [...OPEN_AUTH_PATHS.map((p) => to(p, 'auth', 9999)), to(storage, 'storage', 5000)],
+        middlewares: [MIDDLEWARE.cors, MIDDLEWARE.strip],
+      },
     );
   }
   return out;
@@ -80,7 +90,19 @@ function supabaseMiddlewares(): string {
             headers: {
               accessControlAllowOriginList: ['*'],
               accessControlAllowMethods: ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE', 'OPTIONS'],
-              accessControlAllowHeaders: ['authorization', 'apikey', 'content-type', 'x-client-info', 'accept-profile', 'content-profile', 'prefer', 'range', 'x-upsert', 'cache-control', 'x-supabase-api-version'],
+              accessControlAllowHeaders: [
+                'authorization',
+                'apikey',
+                'content-type',
+                'x-client-info',
+                'accept-profile',
+                'content-profile',
+                'prefer',
+                'range',
+                'x-upsert',
+                'cache-control',
+                'x-supabase-api-version',
+              ],
               accessControlExposeHeaders: ['content-range', 'content-location', 'preference-applied'],
               accessControlMaxAge: 3600,
               addVaryHeader: true,
@@ -112,7 +134,10 @@ export function ingressManifests(config: Config): Manifest[] {
   const out: Manifest[] = [];
   for (const set of routeSets(config)) {
     const names = [...new Set(set.routes.map((r) => r.host))];
-    const tls = names.map((n) => hosts.get(n)).filter((h): h is IngressHost => !!h && hostTls(h) !== 'none').map((h) => ({ hosts: [h.name], secretName: tlsSecretName(h) }));
+    const tls = names
+      .map((n) => hosts.get(n))
+      .filter((h): h is IngressHost => !!h && hostTls(h) !== 'none')
+      .map((h) => ({ hosts: [h.name], secretName: tlsSecretName(h) }));
     out.push({
       apiVersion: 'networking.k8s.io/v1',
       kind: 'Ingress',
@@ -127,7 +152,11 @@ export function ingressManifests(config: Config): Manifest[] {
         ...(tls.length ? { tls } : {}),
         rules: names.map((host) => ({
           host,
-          http: { paths: set.routes.filter((r) => r.host === host).map((r) => ({ path: r.path, pathType: 'Prefix', backend: { service: { name: r.service, port: { number: r.port } } } })) },
+          http: {
+            paths: set.routes
+              .filter((r) => r.host === host)
+              .map((r) => ({ path: r.path, pathType: 'Prefix', backend: { service: { name: r.service, port: { number: r.port } } } })),
+          },
         })),
       },
     });
@@ -233,7 +262,16 @@ export function ingressControllerManifests(config: Config, keysRevision?: string
         subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
       },
     ]),
-    ...(gateway ? [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${name}-dynamic`, namespace: ns, labels }, data: { 'supabase.yml': supabaseMiddlewares() } } satisfies Manifest] : []),
+    ...(gateway
+      ? [
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: `${name}-dynamic`, namespace: ns, labels },
+            data: { 'supabase.yml': supabaseMiddlewares() },
+          } satisfies Manifest,
+        ]
+      : []),
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'IngressClass',
@@ -284,7 +322,10 @@ export function ingressControllerManifests(config: Config, keysRevision?: string
                         { name: 'SUPABASE_SERVICE_ROLE_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'service-role-key' } } },
                         // During a rotation (pki --rotate supabase) the previous keys are accepted too.
                         { name: 'SUPABASE_PREVIOUS_ANON_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'previous-anon-key', optional: true } } },
-                        { name: 'SUPABASE_PREVIOUS_SERVICE_ROLE_KEY', valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'previous-service-role-key', optional: true } } },
+                        {
+                          name: 'SUPABASE_PREVIOUS_SERVICE_ROLE_KEY',
+                          valueFrom: { secretKeyRef: { name: GATEWAY_SECRET, key: 'previous-service-role-key', optional: true } },
+                        },
                       ],
                       resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '96Mi' } },
                       securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },

@@ -59,10 +59,25 @@ export function monitoringManifests(config: Config): Manifest[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: ROUTER_METRICS, namespace: config.namespaces.database, labels: labelsFor(ROUTER_METRICS) },
-      spec: { clusterIP: 'None', publishNotReadyAddresses: true, selector: { 'app.kubernetes.io/name': ROUTER_NAME, 'app.kubernetes.io/part-of': 'gardenos' }, ports: [{ name: 'http', port: config.router.port, targetPort: 'http' }] },
+      spec: {
+        clusterIP: 'None',
+        publishNotReadyAddresses: true,
+        selector: { 'app.kubernetes.io/name': ROUTER_NAME, 'app.kubernetes.io/part-of': 'gardenos' },
+        ports: [{ name: 'http', port: config.router.port, targetPort: 'http' }],
+      },
     },
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('prometheus'), data: { 'prometheus.yml': platformPrometheusConfig(config), 'gardenos.rules.yml': platformAlertRules(config) } },
-    { apiVersion: 'v1', kind: 'Service', metadata: meta('prometheus'), spec: { selector: labelsFor('prometheus'), ports: [{ name: 'http', port: m.port, targetPort: 'http' }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: meta('prometheus'),
+      data: { 'prometheus.yml': platformPrometheusConfig(config), 'gardenos.rules.yml': platformAlertRules(config) },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta('prometheus'),
+      spec: { selector: labelsFor('prometheus'), ports: [{ name: 'http', port: m.port, targetPort: 'http' }] },
+    },
     {
       apiVersion: 'apps/v1',
       kind: 'StatefulSet',
@@ -81,7 +96,12 @@ export function monitoringManifests(config: Config): Manifest[] {
               {
                 name: 'prometheus',
                 image: m.images.prometheus,
-                args: [`--config.file=${CONFIG_DIR}/prometheus.yml`, '--storage.tsdb.path=/prometheus', `--storage.tsdb.retention.time=${m.retention}`, `--web.listen-address=:${m.port}`],
+                args: [
+                  `--config.file=${CONFIG_DIR}/prometheus.yml`,
+                  '--storage.tsdb.path=/prometheus',
+                  `--storage.tsdb.retention.time=${m.retention}`,
+                  `--web.listen-address=:${m.port}`,
+                ],
                 ports: [{ name: 'http', containerPort: m.port }],
                 readinessProbe: { httpGet: { path: '/-/ready', port: 'http' }, periodSeconds: 5 },
                 livenessProbe: { httpGet: { path: '/-/healthy', port: 'http' }, periodSeconds: 15, failureThreshold: 4 },
@@ -103,11 +123,21 @@ export function monitoringManifests(config: Config): Manifest[] {
             ],
           },
         },
-        volumeClaimTemplates: [{ metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: m.storage } } } }],
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data' },
+            spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: m.storage } } },
+          },
+        ],
       },
     },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('alertmanager'), data: { 'alertmanager.yml': renderAlertmanagerConfig(config) } },
-    { apiVersion: 'v1', kind: 'Service', metadata: meta('alertmanager'), spec: { selector: labelsFor('alertmanager'), ports: [{ name: 'http', port: m.alertmanager.port, targetPort: 'http' }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta('alertmanager'),
+      spec: { selector: labelsFor('alertmanager'), ports: [{ name: 'http', port: m.alertmanager.port, targetPort: 'http' }] },
+    },
     {
       apiVersion: 'apps/v1',
       kind: 'Deployment',
@@ -125,7 +155,12 @@ export function monitoringManifests(config: Config): Manifest[] {
                 name: 'alertmanager',
                 image: m.images.alertmanager,
                 // One Alertmanager: no gossip port. Its silences live for the pod's life (an emptyDir).
-                args: ['--config.file=/etc/alertmanager/alertmanager.yml', '--storage.path=/alertmanager', `--web.listen-address=:${m.alertmanager.port}`, '--cluster.listen-address='],
+                args: [
+                  '--config.file=/etc/alertmanager/alertmanager.yml',
+                  '--storage.path=/alertmanager',
+                  `--web.listen-address=:${m.alertmanager.port}`,
+                  '--cluster.listen-address=',
+                ],
                 ports: [{ name: 'http', containerPort: m.alertmanager.port }],
                 readinessProbe: { httpGet: { path: '/-/ready', port: 'http' }, periodSeconds: 5 },
                 resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },

@@ -43,4 +43,3 @@ export function platformManifests(config: Config, opts: { keysRevision?: string 
   if (monitoring.length) files.push({ file: '70-monitoring.yaml', manifests: monitoring });
   return files;
 }
-

@@ -31,7 +31,14 @@ export function postgresManifests(config: Config): Manifest[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name: scope, namespace: ns, labels },
-      spec: { clusterIP: 'None', selector, ports: [{ name: 'postgresql', port: pg.port }, { name: 'patroni', port: pg.patroniPort }] },
+      spec: {
+        clusterIP: 'None',
+        selector,
+        ports: [
+          { name: 'postgresql', port: pg.port },
+          { name: 'patroni', port: pg.patroniPort },
+        ],
+      },
     },
     {
       apiVersion: 'policy/v1',
@@ -56,8 +63,14 @@ export function postgresManifests(config: Config): Manifest[] {
             terminationGracePeriodSeconds: 60,
             securityContext: { fsGroup: uid },
             affinity: {
-              nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: topo.postgres.map((m) => m.name) }] }] } },
-              podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } }] },
+              nodeAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: {
+                  nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: topo.postgres.map((m) => m.name) }] }],
+                },
+              },
+              podAntiAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: selector } }],
+              },
             },
             initContainers: [
               {
@@ -65,7 +78,11 @@ export function postgresManifests(config: Config): Manifest[] {
                 // The postgres image's own shell, as root, for this one step.
                 name: 'volume-permissions',
                 image: pg.image,
-                command: ['sh', '-c', `[ "$(stat -c %u:%g ${PGDATA_MOUNT})" = ${uid}:${uid} ] || chown -R ${uid}:${uid} ${PGDATA_MOUNT} && chmod 0700 ${PGDATA_MOUNT}`],
+                command: [
+                  'sh',
+                  '-c',
+                  `[ "$(stat -c %u:%g ${PGDATA_MOUNT})" = ${uid}:${uid} ] || chown -R ${uid}:${uid} ${PGDATA_MOUNT} && chmod 0700 ${PGDATA_MOUNT}`,
+                ],
                 securityContext: { runAsUser: 0, runAsGroup: 0 },
                 resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
                 volumeMounts: [{ name: 'pgdata', mountPath: PGDATA_MOUNT }],
@@ -85,7 +102,10 @@ export function postgresManifests(config: Config): Manifest[] {
                   { name: 'PATRONI_POSTGRESQL_LISTEN', value: `$(POD_IP):${pg.port}` },
                   { name: 'PATRONI_POSTGRESQL_CONNECT_ADDRESS', value: `$(POD_IP):${pg.port}` },
                 ],
-                ports: [{ name: 'postgresql', containerPort: pg.port }, { name: 'patroni', containerPort: pg.patroniPort }],
+                ports: [
+                  { name: 'postgresql', containerPort: pg.port },
+                  { name: 'patroni', containerPort: pg.patroniPort },
+                ],
                 readinessProbe: { httpGet: { path: '/readiness', port: pg.patroniPort, scheme: 'HTTPS' }, periodSeconds: 5, failureThreshold: 3 },
                 livenessProbe: { httpGet: { path: '/liveness', port: pg.patroniPort, scheme: 'HTTPS' }, periodSeconds: 10, failureThreshold: 6 },
                 resources: { requests: { cpu: '250m', memory: '512Mi' }, limits: { memory: '2Gi' } },
@@ -105,10 +125,12 @@ export function postgresManifests(config: Config): Manifest[] {
           },
         },
         volumeClaimTemplates: [
-          { metadata: { name: 'pgdata' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: pg.storage } } } },
+          {
+            metadata: { name: 'pgdata' },
+            spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: pg.storage } } },
+          },
         ],
       },
     },
   ];
 }
-

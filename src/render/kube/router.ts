@@ -14,7 +14,6 @@ import { APPLY_ANNOTATION, CREATE_ONLY, ENDPOINTS_LABELS, ROUTER_NAME, postgresP
 const createOnly = <M extends Manifest['metadata']>(m: M): M => ({ ...m, annotations: { ...m.annotations, [APPLY_ANNOTATION]: CREATE_ONLY } });
 const TLS_DIR = '/etc/gardenos/tls';
 
-
 export function routerManifests(config: Config): Manifest[] {
   const ns = config.namespaces.database;
   const scope = config.postgres.scope;
@@ -92,7 +91,13 @@ export function routerManifests(config: Config): Manifest[] {
             serviceAccountName: ROUTER_NAME,
             // fsGroup: the kubelet writes Secret files owned by root; the group is what lets user 10001 read its key.
             securityContext: { runAsNonRoot: true, runAsUser: 10001, runAsGroup: 10001, fsGroup: 10001, seccompProfile: { type: 'RuntimeDefault' } },
-            affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } } }] } },
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [
+                  { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } } },
+                ],
+              },
+            },
             containers: [
               {
                 name: 'router',
@@ -123,5 +128,7 @@ export function routerManifests(config: Config): Manifest[] {
 }
 
 export function renderRouterManifests(config: Config): string {
-  return `${GENERATED}\n${routerManifests(config).map((m) => stringify(m, { lineWidth: 0 })).join('---\n')}`;
+  return `${GENERATED}\n${routerManifests(config)
+    .map((m) => stringify(m, { lineWidth: 0 }))
+    .join('---\n')}`;
 }

@@ -13,7 +13,8 @@ import { SECRET_NAMES } from './names.ts';
 import { PGDATA } from './postgres.ts';
 
 /** HS256 secrets as a JSON Web Key Set (PostgREST's jwt-secret accepts one): each secret's UTF-8 bytes, as GoTrue signs with them. */
-export const jwks = (secrets: string[]) => JSON.stringify({ keys: secrets.map((k) => ({ kty: 'oct', alg: 'HS256', k: Buffer.from(k, 'utf8').toString('base64url') })) });
+export const jwks = (secrets: string[]) =>
+  JSON.stringify({ keys: secrets.map((k) => ({ kty: 'oct', alg: 'HS256', k: Buffer.from(k, 'utf8').toString('base64url') })) });
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
@@ -45,19 +46,30 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     topology: topo,
     // Name and addresses come from the pod's environment (PATRONI_NAME, PATRONI_*_LISTEN / CONNECT_ADDRESS).
     member: { name: 'set-by-PATRONI_NAME', address: '0.0.0.0' },
-    files: { dataDir: PGDATA, binDir: `/usr/lib/postgresql/${config.postgres.version}/bin`, socketDir: '/var/run/postgresql', pgpass: '/tmp/pgpass', tls: { ca: `${tlsDir}/ca.crt`, cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key` } },
+    files: {
+      dataDir: PGDATA,
+      binDir: `/usr/lib/postgresql/${config.postgres.version}/bin`,
+      socketDir: '/var/run/postgresql',
+      pgpass: '/tmp/pgpass',
+      tls: { ca: `${tlsDir}/ca.crt`, cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key` },
+    },
     secrets,
   });
   const ns = config.namespaces;
   const pgHost = `postgres-primary.${ns.database}.svc`;
-  const url = (user: string, password: string) => `postgres://${user}:${encodeURIComponent(password)}@${pgHost}:${config.postgres.port}/postgres?sslmode=require`;
+  const url = (user: string, password: string) =>
+    `postgres://${user}:${encodeURIComponent(password)}@${pgHost}:${config.postgres.port}/postgres?sslmode=require`;
   const out = [
     secret(SECRET_NAMES.postgresConfig, ns.database, { 'patroni.yml': patroni }),
     secret(SECRET_NAMES.postgresTls, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.postgresServer.cert, 'tls.key': input.postgresServer.key }),
     secret(SECRET_NAMES.routerEtcd, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.routerClient.cert, 'tls.key': input.routerClient.key }),
     ...(config.monitoring.enabled && input.prometheusClient
       ? [
-          secret(SECRET_NAMES.prometheusEtcd, ns.platform, { 'ca.crt': input.ca, 'tls.crt': input.prometheusClient.cert, 'tls.key': input.prometheusClient.key }),
+          secret(SECRET_NAMES.prometheusEtcd, ns.platform, {
+            'ca.crt': input.ca,
+            'tls.crt': input.prometheusClient.cert,
+            'tls.key': input.prometheusClient.key,
+          }),
           secret(SECRET_NAMES.haproxyStats, ns.platform, { password: secrets.statsPassword }),
         ]
       : []),
@@ -67,13 +79,19 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     const h = config.ingress.hosts.find((x) => x.name === host);
     const pair = input.ingressCerts[host];
     if (!h || hostTls(h) !== 'internal' || !pair) continue;
-    for (const ns of [...namespaces].sort()) out.push({ ...secret(tlsSecretName(h), ns, { 'tls.crt': pair.cert, 'tls.key': pair.key }), type: 'kubernetes.io/tls' });
+    for (const ns of [...namespaces].sort())
+      out.push({ ...secret(tlsSecretName(h), ns, { 'tls.crt': pair.cert, 'tls.key': pair.key }), type: 'kubernetes.io/tls' });
   }
   if (config.supabase.enabled) {
     const s = secrets.supabase;
     out.push(
       // jwt-secret: what GoTrue signs with; jwks: what PostgREST verifies with (during a rotation, the previous secret too).
-      secret(SECRET_NAMES.supabaseJwt, ns.supabase, { 'jwt-secret': s.jwtSecret, jwks: jwks([s.jwtSecret, ...(s.previous ? [s.previous.jwtSecret] : [])]), 'anon-key': s.anonKey, 'service-role-key': s.serviceRoleKey }),
+      secret(SECRET_NAMES.supabaseJwt, ns.supabase, {
+        'jwt-secret': s.jwtSecret,
+        jwks: jwks([s.jwtSecret, ...(s.previous ? [s.previous.jwtSecret] : [])]),
+        'anon-key': s.anonKey,
+        'service-role-key': s.serviceRoleKey,
+      }),
       secret(SECRET_NAMES.supabaseDb, ns.supabase, {
         'auth-url': url('supabase_auth_admin', s.authAdminPassword),
         'rest-url': url('authenticator', s.authenticatorPassword),
@@ -89,4 +107,3 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
   }
   return out;
 }
-

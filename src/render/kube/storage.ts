@@ -52,7 +52,17 @@ export function localPathStorage(config: Config): Manifest[] {
               {
                 name: 'provisioner',
                 image: config.storage.provisionerImage,
-                command: ['local-path-provisioner', '--debug', 'start', '--config', '/etc/config/config.json', '--service-account-name', name, '--configmap-name', 'local-path-config'],
+                command: [
+                  'local-path-provisioner',
+                  '--debug',
+                  'start',
+                  '--config',
+                  '/etc/config/config.json',
+                  '--service-account-name',
+                  name,
+                  '--configmap-name',
+                  'local-path-config',
+                ],
                 env: [{ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } }],
                 resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
                 volumeMounts: [{ name: 'config', mountPath: '/etc/config/' }],
@@ -73,4 +83,3 @@ export function localPathStorage(config: Config): Manifest[] {
     },
   ];
 }
-

@@ -47,7 +47,13 @@ function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] 
               ...(spec.runAsUser !== undefined ? { runAsUser: spec.runAsUser, runAsGroup: spec.runAsUser, fsGroup: spec.runAsUser } : {}),
               seccompProfile: { type: 'RuntimeDefault' },
             },
-            affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } } }] } },
+            affinity: {
+              podAntiAffinity: {
+                preferredDuringSchedulingIgnoredDuringExecution: [
+                  { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: labels } } },
+                ],
+              },
+            },
             containers: [
               {
                 name,
@@ -68,7 +74,12 @@ function deployment(ns: string, name: string, spec: DeploymentSpec): Manifest[] 
         },
       },
     },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: ns, labels }, spec: { selector: labels, ports: [{ name: 'http', port: spec.port, targetPort: 'http' }] } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name, namespace: ns, labels },
+      spec: { selector: labels, ports: [{ name: 'http', port: spec.port, targetPort: 'http' }] },
+    },
   ];
 }
 
@@ -96,7 +107,14 @@ export function supabaseManifests(config: Config, keysRevision?: string): Manife
   const storageVolume = s.storage.backend === 'file';
   return [
     ...(storageVolume
-      ? [{ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'supabase-storage', namespace: ns, labels: labelsFor('storage') }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: s.storage.size } } } }]
+      ? [
+          {
+            apiVersion: 'v1',
+            kind: 'PersistentVolumeClaim',
+            metadata: { name: 'supabase-storage', namespace: ns, labels: labelsFor('storage') },
+            spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: s.storage.size } } },
+          },
+        ]
       : []),
     ...supabaseDeployment('auth', {
       image: s.images.auth,
@@ -152,11 +170,17 @@ export function supabaseManifests(config: Config, keysRevision?: string): Manife
         { name: 'REGION', value: s.storage.s3?.region ?? 'local' },
         { name: 'GLOBAL_S3_BUCKET', value: s.storage.s3?.bucket ?? 'stub' },
         ...(storageVolume
-          ? [{ name: 'STORAGE_BACKEND', value: 'file' }, { name: 'FILE_STORAGE_BACKEND_PATH', value: '/var/lib/storage' }]
+          ? [
+              { name: 'STORAGE_BACKEND', value: 'file' },
+              { name: 'FILE_STORAGE_BACKEND_PATH', value: '/var/lib/storage' },
+            ]
           : [{ name: 'STORAGE_BACKEND', value: 's3' }, ...(s.storage.s3?.endpoint ? [{ name: 'GLOBAL_S3_ENDPOINT', value: s.storage.s3.endpoint }] : [])]),
       ],
       ...(storageVolume
-        ? { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'supabase-storage' } }], volumeMounts: [{ name: 'data', mountPath: '/var/lib/storage' }] }
+        ? {
+            volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'supabase-storage' } }],
+            volumeMounts: [{ name: 'data', mountPath: '/var/lib/storage' }],
+          }
         : {}),
     }),
   ];
@@ -165,7 +189,12 @@ export function supabaseManifests(config: Config, keysRevision?: string): Manife
 export function appManifests(config: Config, a: AppConfig): Manifest[] {
   const ns = config.namespaces.apps;
   return [
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `${a.name}-env`, namespace: ns, labels: labelsFor(a.name) }, data: Object.fromEntries(Object.entries(a.env).sort()) },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: `${a.name}-env`, namespace: ns, labels: labelsFor(a.name) },
+      data: Object.fromEntries(Object.entries(a.env).sort()),
+    },
     ...deployment(ns, a.name, {
       image: a.image,
       replicas: a.replicas,
@@ -178,4 +207,3 @@ export function appManifests(config: Config, a: AppConfig): Manifest[] {
     }),
   ];
 }
-

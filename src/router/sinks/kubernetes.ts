@@ -44,7 +44,9 @@ export async function routerKubeConfig(file?: string): Promise<KubeConfig> {
     try {
       kc.loadFromFile(file);
     } catch (e) {
-      throw new GardenError('CONFIG_NOT_FOUND', `the router's kubeconfig ${file}: ${describe(e)}`, { hint: 'drop `kubeconfig` from router.yml to use the pod\'s ServiceAccount' });
+      throw new GardenError('CONFIG_NOT_FOUND', `the router's kubeconfig ${file}: ${describe(e)}`, {
+        hint: "drop `kubeconfig` from router.yml to use the pod's ServiceAccount",
+      });
     }
   } else kc.loadFromCluster();
   return kc;
@@ -109,7 +111,12 @@ export class KubernetesSink implements RouteSink {
       metadata: { name: service, namespace: this.o.namespace, labels: { ...ENDPOINTS_LABELS } },
       // No subsets: the Service has no endpoint and clients are refused, never sent to a demoted node.
       subsets: targets.length
-        ? [{ addresses: targets.map((t) => ({ ip: t.host, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })), ports: [{ name: PORT_NAME, port: this.o.port, protocol: 'TCP' }] }]
+        ? [
+            {
+              addresses: targets.map((t) => ({ ip: t.host, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })),
+              ports: [{ name: PORT_NAME, port: this.o.port, protocol: 'TCP' }],
+            },
+          ]
         : [],
     };
   }
@@ -124,14 +131,22 @@ export class KubernetesSink implements RouteSink {
         labels: { 'kubernetes.io/service-name': service, 'endpointslice.kubernetes.io/managed-by': ROUTER_NAME },
       },
       addressType: ipFamily(targets[0]?.host ?? '0.0.0.0'),
-      endpoints: targets.map((t) => ({ addresses: [t.host], conditions: { ready: true }, targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace } })),
+      endpoints: targets.map((t) => ({
+        addresses: [t.host],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: t.name, namespace: this.o.namespace },
+      })),
       ports: [{ name: PORT_NAME, port: this.o.port, protocol: 'TCP' }],
     };
   }
 
   private async writeService(service: string, targets: readonly RouteTarget[]): Promise<string[]> {
     const ns = this.o.namespace;
-    const ips = (xs: readonly { ip?: string }[] | undefined) => (xs ?? []).map((a) => a.ip).sort().join(',');
+    const ips = (xs: readonly { ip?: string }[] | undefined) =>
+      (xs ?? [])
+        .map((a) => a.ip)
+        .sort()
+        .join(',');
     const changes: string[] = [];
     const fence = this.o.mayWrite ? { mayWrite: this.o.mayWrite } : {};
     const wroteEndpoints = await upsert<V1Endpoints>({
@@ -148,7 +163,11 @@ export class KubernetesSink implements RouteSink {
     });
     if (wroteEndpoints) changes.push(`Endpoints ${service} → [${targets.map((t) => `${t.name} ${t.host}`).join(', ')}]`);
     const name = `${service}-gardenos`;
-    const slicesAddresses = (s: V1EndpointSlice) => (s.endpoints ?? []).map((e) => e.addresses.join('+')).sort().join(',');
+    const slicesAddresses = (s: V1EndpointSlice) =>
+      (s.endpoints ?? [])
+        .map((e) => e.addresses.join('+'))
+        .sort()
+        .join(',');
     const wroteSlice = await upsert<V1EndpointSlice>({
       what: `EndpointSlice ${ns}/${name}`,
       read: () => this.discovery.readNamespacedEndpointSlice({ name, namespace: ns }),
@@ -230,7 +249,7 @@ export class LeaseHolder {
     } catch (e) {
       if (status(e) !== 404) {
         this.lastError = `reading Lease ${this.namespace}/${this.name}: ${describe(e)}`;
-        return (this.holder = false);
+        return this.hold(false);
       }
     }
     this.lastError = undefined;
@@ -238,11 +257,15 @@ export class LeaseHolder {
     const renew = spec?.renewTime ? new Date(spec.renewTime).getTime() : 0;
     const expired = !spec?.holderIdentity || renew + (spec.leaseDurationSeconds ?? this.durationSeconds) * 1000 < now.getTime();
     const mine = spec?.holderIdentity === this.identity;
-    if (!mine && !expired) return (this.holder = false);
+    if (!mine && !expired) return this.hold(false);
     const body: V1Lease = {
       apiVersion: 'coordination.k8s.io/v1',
       kind: 'Lease',
-      metadata: { name: this.name, namespace: this.namespace, ...(lease?.metadata?.resourceVersion ? { resourceVersion: lease.metadata.resourceVersion } : {}) },
+      metadata: {
+        name: this.name,
+        namespace: this.namespace,
+        ...(lease?.metadata?.resourceVersion ? { resourceVersion: lease.metadata.resourceVersion } : {}),
+      },
       spec: {
         holderIdentity: this.identity,
         leaseDurationSeconds: this.durationSeconds,
@@ -255,12 +278,18 @@ export class LeaseHolder {
       if (lease) await this.api.replaceNamespacedLease({ name: this.name, namespace: this.namespace, body });
       else await this.api.createNamespacedLease({ namespace: this.namespace, body });
       this.renewedAt = now.getTime();
-      return (this.holder = true);
+      return this.hold(true);
     } catch (e) {
       // 409: someone else renewed or took it first; anything else is a problem to report.
       if (status(e) !== 409) this.lastError = `writing Lease ${this.namespace}/${this.name}: ${describe(e)}`;
-      return (this.holder = false);
+      return this.hold(false);
     }
+  }
+
+  /** Records whether this router holds the Lease now, and says so. */
+  private hold(holder: boolean): boolean {
+    this.holder = holder;
+    return holder;
   }
 
   start(onChange: (event: { lease: 'held' | 'standby' | 'error'; detail?: string }) => void = () => undefined): void {
@@ -268,7 +297,8 @@ export class LeaseHolder {
     const tick = async () => {
       await this.tryAcquireOrRenew();
       const now = this.lastError ? `error ${this.lastError}` : this.holder ? 'held' : 'standby';
-      if (now !== last) onChange(this.lastError ? { lease: 'error', detail: this.lastError } : { lease: this.holder ? 'held' : 'standby', detail: this.identity });
+      if (now !== last)
+        onChange(this.lastError ? { lease: 'error', detail: this.lastError } : { lease: this.holder ? 'held' : 'standby', detail: this.identity });
       last = now;
       if (!this.stopped) this.timer = setTimeout(() => (this.running = tick()), (this.durationSeconds * 1000) / 3);
     };
