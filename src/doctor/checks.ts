@@ -250,14 +250,14 @@ export const CHECKS: readonly Check[] = [
     id: 'dcs-stale-state',
     title: 'no stale Patroni state in etcd',
     source: 'local',
-    run: local(({ dcsKeys, dcsError, scopePrefix, members, status }) => {
-      if (!dcsKeys) return skip(`cannot read ${scopePrefix} from etcd: ${dcsError}`);
-      const init = dcsKeys[`${scopePrefix}initialize`];
-      const leader = dcsKeys[`${scopePrefix}leader`];
+    run: local(({ dcsKeys, dcsError, patroniKeys: keys, members, status }) => {
+      if (!dcsKeys) return skip(`cannot read ${keys.prefix} from etcd: ${dcsError}`);
+      const init = dcsKeys[keys.initialize];
+      const leader = dcsKeys[keys.leader];
       const waiting = members.flatMap((m) => recent(m.log, /waiting for leader to bootstrap/).map((l) => `${m.name} log: ${l}`));
       const evidence = [
-        `${scopePrefix}initialize = ${init ?? '(absent)'}`,
-        `${scopePrefix}leader = ${leader ?? '(absent)'}`,
+        `${keys.initialize} = ${init ?? '(absent)'}`,
+        `${keys.leader} = ${leader ?? '(absent)'}`,
         ...members.map((m) => `${m.dataDir.path}: ${m.dataDir.hasPgVersion ? 'has data' : 'no data'}`),
       ];
       const noData = members.every((m) => !m.dataDir.hasPgVersion);

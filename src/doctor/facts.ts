@@ -17,6 +17,7 @@ import { readStartLog, type StartLog } from '../local/startup.ts';
 import { tail } from '../local/supervisor.ts';
 import { USERS } from '../render/files.ts';
 import type { Topology } from '../render/topology.ts';
+import { patroniKeys, type PatroniKeys } from '../router/dcs.ts';
 import { request } from '../util/http.ts';
 import type { KubeFacts } from '../clients/kubernetes.ts';
 import type { PlatformStatus } from '../platform/status.ts';
@@ -79,7 +80,8 @@ export interface LocalFacts {
   status: LocalStatus;
   dcsKeys: Record<string, string> | undefined;
   dcsError?: string;
-  scopePrefix: string;
+  /** Where Patroni keeps this cluster's keys in etcd, and their names. */
+  patroniKeys: PatroniKeys;
   members: MemberFacts[];
   hba: HbaRule[] | undefined;
   hbaError?: string;
@@ -207,12 +209,12 @@ async function probeEtcdPlain(endpoint: string): Promise<EtcdEndpointFacts> {
 
 export async function gatherLocalFacts(c: LocalCluster, logWindowMs = 10 * 60_000): Promise<LocalFacts> {
   const { parse } = await import('yaml');
-  const scopePrefix = `${c.config.postgres.namespace}${c.config.postgres.scope}/`;
+  const keys = patroniKeys(c.config.postgres.namespace, c.config.postgres.scope);
   const etcd = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs: 1500 });
   const specs = [...c.specs.etcd, ...c.specs.patroni, c.specs.haproxy, c.specs.router];
   const [status, dcs, members, plain, logs] = await Promise.all([
     gatherStatus(c, { timeoutMs: 1500 }),
-    etcd.readPrefix(scopePrefix).then(
+    etcd.readPrefix(keys.prefix).then(
       (r) => ({ keys: r.kvs }),
       (e) => ({ error: describe(e) }),
     ),
@@ -229,7 +231,7 @@ export async function gatherLocalFacts(c: LocalCluster, logWindowMs = 10 * 60_00
     config: c.config,
     topology: c.topology,
     status,
-    scopePrefix,
+    patroniKeys: keys,
     dcsKeys: 'keys' in dcs ? dcs.keys : undefined,
     ...('error' in dcs ? { dcsError: dcs.error } : {}),
     members,

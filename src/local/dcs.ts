@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { EtcdClient } from '../clients/etcd.ts';
 import { PatroniClient } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
+import { patroniKeys } from '../router/dcs.ts';
 import { ensureDir, writeFileAtomic } from '../util/files.ts';
 import { etcdEndpoints, patroniUrl, type LocalCluster } from './cluster.ts';
 
@@ -16,8 +17,11 @@ export interface DcsBackup {
   keys: Record<string, string>;
 }
 
+/** This cluster's Patroni keys (the router's module spells out their layout). */
+export const keysOf = (c: LocalCluster) => patroniKeys(c.config.postgres.namespace, c.config.postgres.scope);
+
 export function scopePrefix(c: LocalCluster): string {
-  return `${c.config.postgres.namespace}${c.config.postgres.scope}/`;
+  return keysOf(c).prefix;
 }
 
 async function withEtcd<T>(c: LocalCluster, fn: (etcd: EtcdClient) => Promise<T>): Promise<T> {
@@ -36,7 +40,7 @@ export async function dcsShow(c: LocalCluster): Promise<Record<string, string>> 
 /** What would stop a clean: a member whose Patroni answers, or a leader key (held by a live lease). */
 export async function cleanBlockers(c: LocalCluster, keys: Record<string, string>): Promise<string[]> {
   const blockers: string[] = [];
-  const leader = keys[`${scopePrefix(c)}leader`];
+  const leader = keys[keysOf(c).leader];
   if (leader !== undefined) blockers.push(`the leader key is held by ${leader} (its lease is alive)`);
   const answers = await Promise.all(
     c.topology.postgres.map((m) =>
@@ -88,7 +92,7 @@ export async function dcsRestore(c: LocalCluster, file: string): Promise<{ resto
     const kept: string[] = [];
     for (const [key, value] of Object.entries(backup.keys).sort()) {
       // A key that exists now belongs to whatever runs now; a leader key is never restored (it needs a live lease).
-      if (key in kvs || key === `${scopePrefix(c)}leader`) kept.push(key);
+      if (key in kvs || key === keysOf(c).leader) kept.push(key);
       else {
         await etcd.put(key, value);
         restored.push(key);

@@ -8,6 +8,7 @@ import { HaproxyClient } from '../clients/haproxy.ts';
 import { PatroniClient, readyLeader } from '../clients/patroni.ts';
 import pg from 'pg';
 import { describe, GardenError } from '../errors.ts';
+import { patroniKeys } from '../router/dcs.ts';
 import { ensureLoginRole } from '../ops/roles.ts';
 import type { Reporter } from '../log/events.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
@@ -206,8 +207,8 @@ const etcd: Phase = {
         { timeoutMs, intervalMs: 200, since: ctx.startedAt },
       );
       // Stale Patroni state: an initialize key that no data directory here belongs to.
-      const prefix = `${config.postgres.namespace}${config.postgres.scope}/`;
-      const [initialize, leader] = await Promise.all([client.get(`${prefix}initialize`), client.get(`${prefix}leader`)]);
+      const keys = patroniKeys(config.postgres.namespace, config.postgres.scope);
+      const [initialize, leader] = await Promise.all([client.get(keys.initialize), client.get(keys.leader)]);
       const hasData = await Promise.all(
         topology.postgres.map((m) =>
           access(`${layout.patroni(m.name).dataDir}/PG_VERSION`).then(

@@ -29,12 +29,31 @@ export class DcsUnavailable extends GardenError {
   }
 }
 
+/**
+ * Patroni's keys for a scope, the one place their layout is spelled out: everything under
+ * `<namespace><scope>/`, and the keys GardenOS reads by name (the router, `dcs`, `doctor`, `up`).
+ */
+export function patroniKeys(namespace: string, scope: string): PatroniKeys {
+  return keysUnder(`${namespace}${scope}/`);
+}
+
+export interface PatroniKeys {
+  prefix: string;
+  leader: string;
+  initialize: string;
+  /** The prefix of the member keys (one per member, named after it). */
+  members: string;
+}
+
+const keysUnder = (prefix: string): PatroniKeys => ({ prefix, leader: `${prefix}leader`, initialize: `${prefix}initialize`, members: `${prefix}members/` });
+
 /** Parses Patroni's keys under `<namespace><scope>/` into a snapshot. Malformed member values are skipped. */
 export function parseSnapshot(prefix: string, revision: string, kvs: Readonly<Record<string, string>>): DcsSnapshot {
+  const keys = keysUnder(prefix);
   const members: DcsMember[] = [];
   for (const [key, value] of Object.entries(kvs)) {
-    if (!key.startsWith(`${prefix}members/`)) continue;
-    const name = key.slice(`${prefix}members/`.length);
+    if (!key.startsWith(keys.members)) continue;
+    const name = key.slice(keys.members.length);
     try {
       const m = JSON.parse(value) as { api_url?: string; conn_url?: string; role?: string; state?: string; timeline?: number; xlog_location?: number };
       const api = new URL(m.api_url ?? '');
@@ -54,7 +73,7 @@ export function parseSnapshot(prefix: string, revision: string, kvs: Readonly<Re
     }
   }
   members.sort((a, b) => a.name.localeCompare(b.name));
-  return { revision, leader: kvs[`${prefix}leader`] ?? null, members, initialized: `${prefix}initialize` in kvs };
+  return { revision, leader: kvs[keys.leader] ?? null, members, initialized: keys.initialize in kvs };
 }
 
 export interface DcsEvents {
@@ -71,7 +90,7 @@ export class PatroniDcs {
 
   constructor(etcd: EtcdClient, namespace: string, scope: string) {
     this.etcd = etcd;
-    this.prefix = `${namespace}${scope}/`;
+    this.prefix = patroniKeys(namespace, scope).prefix;
   }
 
   async read(): Promise<DcsSnapshot> {
@@ -87,7 +106,7 @@ export class PatroniDcs {
   async startWatch(fromRevision: string, events: DcsEvents): Promise<void> {
     await this.stopWatch();
     this.watch = await this.etcd.watchPrefix(this.prefix, String(BigInt(fromRevision) + 1n), {
-      onChange: (key) => events.onChange(key === `${this.prefix}leader`),
+      onChange: (key) => events.onChange(key === keysUnder(this.prefix).leader),
       onInterrupted: (reason) => events.onInterrupted(reason),
       onConnected: () => events.onConnected(),
     });
