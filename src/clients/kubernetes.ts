@@ -3,6 +3,7 @@
 // endpoints. Read-only calls through @kubernetes/client-node.
 import type { KubeConfig, V1Deployment, V1Endpoints, V1Node, V1StatefulSet, V1StorageClass } from '@kubernetes/client-node';
 import type { Config } from '../config/schema.ts';
+import { PRIMARY_ROUTE } from '../names.ts';
 
 export interface KubeFacts {
   nodes: V1Node[];
@@ -13,7 +14,7 @@ export interface KubeFacts {
   deployments: V1Deployment[];
 }
 
-export const PRIMARY_SERVICE = 'postgres-primary';
+export const PRIMARY_SERVICE = PRIMARY_ROUTE;
 
 /** A kubeconfig from a file (kubectl's rules for the current context). */
 export async function loadKubeConfig(file: string): Promise<KubeConfig> {

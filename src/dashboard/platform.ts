@@ -6,6 +6,7 @@
 import type { Config } from '../config/schema.ts';
 import { platformStatus, type PlatformStatus } from '../platform/status.ts';
 import { prometheusPanels, recordDecision, type DashboardView, type Decision } from './view.ts';
+import { PRIMARY_ROUTE, REPLICAS_BACKEND } from '../names.ts';
 
 export interface PlatformSourceOptions {
   secretsDir: string;
@@ -23,11 +24,11 @@ export function platformRoutes(s: PlatformStatus): DashboardView['routes'] {
   const endpoints = s.kubernetes?.reachable ? s.kubernetes.primaryEndpoint : undefined;
   if (endpoints !== undefined) {
     const primary = endpoints?.length === 1 ? (byHost.get(endpoints[0]!) ?? endpoints[0]!) : null;
-    return { primary, replicas: up('postgres-replicas'), lastChangeAt: null, source: 'Kubernetes (the router)' };
+    return { primary, replicas: up(REPLICAS_BACKEND), lastChangeAt: null, source: 'Kubernetes (the router)' };
   }
   return {
-    primary: up('postgres-primary')[0] ?? null,
-    replicas: up('postgres-replicas'),
+    primary: up(PRIMARY_ROUTE)[0] ?? null,
+    replicas: up(REPLICAS_BACKEND),
     lastChangeAt: null,
     source: hap ? `HAProxy on ${hap.node}` : 'no HAProxy answers',
   };

@@ -8,6 +8,7 @@ import { memberRunning } from '../clients/patroni.ts';
 import { groupCauses } from './causes.ts';
 import type { Config } from '../config/schema.ts';
 import type { Topology } from '../render/topology.ts';
+import { PRIMARY_ROUTE, REPLICAS_BACKEND } from '../names.ts';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -403,9 +404,9 @@ export const CHECKS: readonly Check[] = [
       const up = (proxy: string) => rows.filter((s) => s.proxy === proxy && s.status.startsWith('UP')).map((s) => s.server);
       const leader = status.members.find((m) => m.role === 'leader')?.name;
       const problems: string[] = [];
-      if (leader && !up('postgres-primary').includes(leader)) problems.push(`the primary backend does not have the leader ${leader} up`);
+      if (leader && !up(PRIMARY_ROUTE).includes(leader)) problems.push(`the primary backend does not have the leader ${leader} up`);
       const running = status.members.filter((m) => m.role !== 'leader' && (m.state === 'streaming' || m.state === 'running')).map((m) => m.name);
-      const replicasDown = rows.filter((s) => s.proxy === 'postgres-replicas' && running.includes(s.server) && s.status.startsWith('DOWN'));
+      const replicasDown = rows.filter((s) => s.proxy === REPLICAS_BACKEND && running.includes(s.server) && s.status.startsWith('DOWN'));
       if (replicasDown.length)
         problems.push(
           `replica backend${replicasDown.length === 1 ? '' : 's'} ${replicasDown.map((s) => s.server).join(', ')} DOWN although Patroni runs ${replicasDown.length === 1 ? 'it' : 'them'}`,

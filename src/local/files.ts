@@ -11,6 +11,7 @@ import { renderRouterSettings } from '../render/router.ts';
 import { hostPort } from '../render/topology.ts';
 import type { Owner } from '../util/files.ts';
 import type { LocalCluster } from './cluster.ts';
+import { PRIMARY_ROUTE, REPLICAS_BACKEND } from '../names.ts';
 
 export interface LocalFile {
   file: string;
@@ -74,7 +75,7 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
         topology,
         etcdTls: layout.client,
         listenHost: topology.loadBalancer,
-        sinks: [{ type: 'haproxy', socket: layout.haproxy.adminSocket, primaryBackend: 'postgres-primary', replicasBackend: 'postgres-replicas' }],
+        sinks: [{ type: 'haproxy', socket: layout.haproxy.adminSocket, primaryBackend: PRIMARY_ROUTE, replicasBackend: REPLICAS_BACKEND }],
         // Every certificate of the local cluster, for GardenOSCertificateExpiringSoon.
         certificates: [
           layout.ca.cert,

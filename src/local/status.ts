@@ -17,6 +17,7 @@ import type { BackupStatus } from './backups.ts';
 import type { PoolerStatus } from './pooler.ts';
 import { readStartLog } from './startup.ts';
 import type { ProcessSpec } from './supervisor.ts';
+import { PRIMARY_ROUTE } from '../names.ts';
 
 export interface EtcdMemberStatus {
   name: string;
@@ -249,7 +250,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     problems.push('synchronous mode is on but there is no synchronous standby');
   if (!hap.reachable) problems.push(`HAProxy does not answer: ${'error' in hap ? hap.error : ''}`);
   else {
-    const up = hap.servers.filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')).map((s) => s.server);
+    const up = hap.servers.filter((s) => s.proxy === PRIMARY_ROUTE && s.status.startsWith('UP')).map((s) => s.server);
     const leader = leaders[0]?.name;
     if (up.length !== 1 || up[0] !== leader) problems.push(`HAProxy primary backend routes to [${up.join(', ')}], leader is ${leader ?? 'none'}`);
   }

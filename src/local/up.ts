@@ -26,6 +26,7 @@ import { ensurePki, ensureSecrets, writePgpass } from './state.ts';
 import { fetchRouterStatus, gatherStatus, type LocalStatus } from './status.ts';
 import { awaitMembers } from './startup.ts';
 import type { ProcessSpec } from './supervisor.ts';
+import { PRIMARY_ROUTE } from '../names.ts';
 
 export interface UpOptions {
   /** Deadline for each wait (etcd quorum, a Patroni leader, HAProxy routing). */
@@ -271,7 +272,7 @@ const haproxy: Phase = {
       [c.specs.haproxy],
       `HAProxy routing the primary port to ${leader}`,
       async () => {
-        const up = (await client.stats()).filter((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP'));
+        const up = (await client.stats()).filter((s) => s.proxy === PRIMARY_ROUTE && s.status.startsWith('UP'));
         return up.length === 1 && up[0]!.server === leader;
       },
       { timeoutMs, intervalMs: 200, since: ctx.startedAt },

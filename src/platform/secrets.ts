@@ -14,6 +14,7 @@ import { clusterSecretsSchema, type ClusterSecrets } from '../render/files.ts';
 import { productionTopology } from '../render/topology.ts';
 import { ensureDir, writeFileAtomic } from '../util/files.ts';
 import { readStateFile } from '../util/state-file.ts';
+import { PRIMARY_ROUTE, REPLICAS_SERVICE } from '../names.ts';
 
 export interface PlatformSecrets extends ClusterSecrets {
   /** The K3s server token, the same on every server. */
@@ -176,7 +177,7 @@ export function certSpecs(config: Config): CertSpec[] {
       name: 'postgres-server',
       commonName: `${config.postgres.scope}`,
       ips: ipsOf(pgHosts),
-      dnsNames: [...topo.postgres.map((m) => m.name), ...namesOf(pgHosts), ...svc('postgres-primary'), ...svc('postgres-replica'), 'localhost'],
+      dnsNames: [...topo.postgres.map((m) => m.name), ...namesOf(pgHosts), ...svc(PRIMARY_ROUTE), ...svc(REPLICAS_SERVICE), 'localhost'],
       usage: 'server-and-client',
     },
     // Ingress hosts with tls: internal (private hosts): clients trust the CA.

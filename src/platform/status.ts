@@ -12,6 +12,7 @@ import { etcdMemberStatuses, kubernetesProblems, type EtcdMemberStatus, type Kub
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { withTimeout } from '../util/wait.ts';
 import { readPlatformSecrets } from './secrets.ts';
+import { PRIMARY_ROUTE } from '../names.ts';
 
 export interface PlatformStatus {
   cluster: string;
@@ -111,7 +112,7 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
   for (const m of members) if (!m.apiReachable) problems.push(`Patroni on ${m.host} does not answer on its REST API`);
   for (const h of haproxy) {
     if (!h.reachable) problems.push(`HAProxy on ${h.node} does not answer: ${h.error ?? ''}`);
-    else if (leaders[0] && !h.servers.some((s) => s.proxy === 'postgres-primary' && s.status.startsWith('UP')))
+    else if (leaders[0] && !h.servers.some((s) => s.proxy === PRIMARY_ROUTE && s.status.startsWith('UP')))
       problems.push(`HAProxy on ${h.node} has no primary UP`);
   }
   if (kubernetes) {

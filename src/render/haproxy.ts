@@ -4,6 +4,7 @@
 import type { Config } from '../config/schema.ts';
 import type { ClusterSecrets, HaproxyFiles } from './files.ts';
 import { hostPort, type Topology } from './topology.ts';
+import { PRIMARY_ROUTE, REPLICAS_BACKEND } from '../names.ts';
 
 export interface HaproxyRenderInput {
   config: Config;
@@ -71,14 +72,14 @@ export function renderHaproxyConfig({ config, topology, files, secrets, statsAut
   }
   lines.push(
     // Only the member holding the leader lock answers 200 on /primary.
-    'listen postgres-primary',
+    `listen ${PRIMARY_ROUTE}`,
     `    bind ${hostPort(lb, h.ports.primary)}`,
     '    option httpchk OPTIONS /primary',
     '    http-check expect status 200',
     `    default-server ${checks} on-marked-down shutdown-sessions`,
     ...pgServers,
     '',
-    'listen postgres-replicas',
+    `listen ${REPLICAS_BACKEND}`,
     `    bind ${hostPort(lb, h.ports.replicas)}`,
     '    balance roundrobin',
     `    option httpchk OPTIONS /replica?lag=${config.router.replicaMaxLagBytes}`,

@@ -4,21 +4,22 @@ import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { GardenError } from '../errors.ts';
+import { PRIMARY_ROUTE, REPLICAS_BACKEND, REPLICAS_SERVICE } from '../names.ts';
 
 const tls = z.strictObject({ ca: z.string(), cert: z.string(), key: z.string() });
 
 const haproxySink = z.strictObject({
   type: z.literal('haproxy'),
   socket: z.string(),
-  primaryBackend: z.string().default('postgres-primary'),
-  replicasBackend: z.string().default('postgres-replicas'),
+  primaryBackend: z.string().default(PRIMARY_ROUTE),
+  replicasBackend: z.string().default(REPLICAS_BACKEND),
 });
 
 const kubernetesSink = z.strictObject({
   type: z.literal('kubernetes'),
   namespace: z.string(),
-  primaryService: z.string().default('postgres-primary'),
-  replicasService: z.string().default('postgres-replica'),
+  primaryService: z.string().default(PRIMARY_ROUTE),
+  replicasService: z.string().default(REPLICAS_SERVICE),
   /** Label selector of the database pods, whose role label the router keeps current. */
   podSelector: z.string(),
   /** Pods are matched to Patroni members by this label (Patroni's member name is the pod name by default). */

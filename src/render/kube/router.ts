@@ -10,6 +10,7 @@ import { productionTopology } from '../topology.ts';
 import { GENERATED } from '../yaml.ts';
 import type { Manifest } from './manifest.ts';
 import { APPLY_ANNOTATION, CREATE_ONLY, ENDPOINTS_LABELS, ROUTER_NAME, postgresPodSelector } from './names.ts';
+import { PRIMARY_ROUTE, REPLICAS_SERVICE } from '../../names.ts';
 
 const createOnly = <M extends Manifest['metadata']>(m: M): M => ({ ...m, annotations: { ...m.annotations, [APPLY_ANNOTATION]: CREATE_ONLY } });
 const TLS_DIR = '/etc/gardenos/tls';
@@ -20,7 +21,7 @@ export function routerManifests(config: Config): Manifest[] {
   const labels = { 'app.kubernetes.io/name': ROUTER_NAME, 'app.kubernetes.io/part-of': 'gardenos' };
   // Patroni on Kubernetes names members after their pods: <scope>-0, -1, -2 of the StatefulSet.
   const pods = [0, 1, 2].map((i) => `${scope}-${i}`);
-  const services = ['postgres-primary', 'postgres-replica'];
+  const services = [PRIMARY_ROUTE, REPLICAS_SERVICE];
   const settings = routerSettings({
     config,
     topology: productionTopology(config),
