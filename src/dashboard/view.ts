@@ -5,7 +5,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe } from '../errors.ts';
-import type { PostgresMemberStatus } from '../local/status.ts';
+import type { PostgresMemberStatus } from '../health/probes.ts';
 import { getJson } from '../util/http.ts';
 
 /** A member as the page shows it: what `status` reports, without its probe details. */

@@ -2,13 +2,10 @@
 // Patroni REST, HAProxy's admin socket), gathered in parallel with a timeout
 // per probe. One part that does not answer degrades its rows, not the command.
 import { access } from 'node:fs/promises';
-import { EtcdClient } from '../clients/etcd.ts';
 import { HaproxyClient, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import type { KubeConfig } from '@kubernetes/client-node';
-import type { NodeRow, WorkloadRow } from '../clients/kubernetes.ts';
 import { describe } from '../errors.ts';
-import type { TlsFiles } from '../render/files.ts';
 import { hostPort } from '../render/topology.ts';
 import { getJson, request } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
@@ -18,29 +15,10 @@ import type { PoolerStatus } from './pooler.ts';
 import { readStartLog } from './startup.ts';
 import type { ProcessSpec } from './supervisor.ts';
 import { PRIMARY_ROUTE } from '../names.ts';
+import { etcdProblems, kubernetesProblems, leaderProblems } from '../health/judge.ts';
+import { etcdMemberStatuses, type EtcdMemberStatus, type KubernetesStatus, type PostgresMemberStatus } from '../health/probes.ts';
 
-export interface EtcdMemberStatus {
-  name: string;
-  endpoint: string;
-  healthy: boolean;
-  leader: boolean;
-  version?: string;
-  dbSizeBytes?: number;
-  error?: string;
-}
-
-export interface PostgresMemberStatus {
-  name: string;
-  host: string;
-  /** leader, sync_standby, replica — or unknown when its Patroni does not answer. */
-  role: string;
-  state: string;
-  timeline: number | null;
-  lagBytes: number | null;
-  apiReachable: boolean;
-  /** Why its Patroni does not answer, when that is known: not running, or a cause from its log. */
-  down?: string;
-}
+export type { EtcdMemberStatus, KubernetesStatus, PostgresMemberStatus };
 
 export interface LocalStatus {
   cluster: string;
@@ -60,13 +38,6 @@ export interface LocalStatus {
   kubernetes?: KubernetesStatus;
   /** pgBackRest's repository, when `backups.enabled`. */
   backups?: BackupStatus;
-}
-
-export interface KubernetesStatus {
-  reachable: boolean;
-  nodes: NodeRow[];
-  workloads: WorkloadRow[];
-  error?: string;
 }
 
 export interface RouterStatus {
@@ -122,34 +93,6 @@ async function probeKubernetes(c: LocalCluster, kubeconfig: string | KubeConfig,
   } catch (e) {
     return { reachable: false, nodes: [], workloads: [], error: describe(e) };
   }
-}
-
-/** Each etcd member's status row, by asking every endpoint with the given client identity. */
-export async function etcdMemberStatuses(endpoints: string[], tls: TlsFiles, names: string[], timeoutMs: number): Promise<EtcdMemberStatus[]> {
-  const client = new EtcdClient(endpoints, tls, { timeoutMs });
-  try {
-    const statuses = await client.statuses();
-    return statuses.map((s, i) => ({
-      name: names[i]!,
-      endpoint: s.endpoint,
-      healthy: s.ok,
-      leader: s.isLeader ?? false,
-      ...(s.version ? { version: s.version } : {}),
-      ...(s.dbSizeBytes !== undefined ? { dbSizeBytes: s.dbSizeBytes } : {}),
-      ...(s.error ? { error: s.error } : {}),
-    }));
-  } finally {
-    client.close();
-  }
-}
-
-/** What degrades a status on the Kubernetes side: the API silent, a node not Ready, a workload short of replicas. */
-export function kubernetesProblems(k: KubernetesStatus): string[] {
-  if (!k.reachable) return [`the Kubernetes API does not answer: ${k.error ?? ''}`];
-  return [
-    ...k.nodes.filter((n) => !n.ready).map((n) => `node ${n.name} is not Ready`),
-    ...k.workloads.filter((w) => w.ready < w.desired).map((w) => `${w.kind} ${w.namespace}/${w.name}: ${w.ready}/${w.desired} ready`),
-  ];
 }
 
 async function probePatroni(c: LocalCluster, timeoutMs: number): Promise<{ views: (PatroniClusterView | undefined)[] }> {
@@ -238,16 +181,13 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   ) {
     problems.push(`cluster ${c.config.cluster.name} has not been set up in ${c.layout.root}: run \`gardenos local up\``);
   }
-  for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
-  if (!etcd.some((e) => e.leader)) problems.push('etcd has no leader');
+  problems.push(...etcdProblems(etcd));
   for (const m of members) {
     if (!m.apiReachable) problems.push(`Patroni ${m.name} does not answer on its REST API (${m.down})`);
     else if (m.state !== 'running' && m.state !== 'streaming') problems.push(`PostgreSQL ${m.name} is ${m.state}`);
   }
   const leaders = members.filter((m) => m.role === 'leader');
-  if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
-  if (c.config.postgres.synchronousMode && leaders.length && !members.some((m) => m.role === 'sync_standby'))
-    problems.push('synchronous mode is on but there is no synchronous standby');
+  problems.push(...leaderProblems(members, { synchronous: c.config.postgres.synchronousMode }));
   if (!hap.reachable) problems.push(`HAProxy does not answer: ${'error' in hap ? hap.error : ''}`);
   else {
     const up = hap.servers.filter((s) => s.proxy === PRIMARY_ROUTE && s.status.startsWith('UP')).map((s) => s.server);

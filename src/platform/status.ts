@@ -2,13 +2,15 @@
 // its API with GardenOS's client certificate, each Patroni member's REST API,
 // HAProxy's stats on every haproxy node, and — with a kubeconfig — K3s nodes,
 // workloads and where `postgres-primary` points. Probes run in parallel with a
-// deadline each; one part that does not answer degrades its rows only.
+// deadline each; one part that does not answer degrades its rows only. What degrades the shared parts
+// (etcd, leadership, Kubernetes) is judged in health/judge.ts, as for the local cluster.
 import { join } from 'node:path';
 import { statsOverHttp, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import type { Config } from '../config/schema.ts';
 import { describe } from '../errors.ts';
-import { etcdMemberStatuses, kubernetesProblems, type EtcdMemberStatus, type KubernetesStatus, type PostgresMemberStatus } from '../local/status.ts';
+import { etcdProblems, kubernetesProblems, leaderProblems } from '../health/judge.ts';
+import { etcdMemberStatuses, type EtcdMemberStatus, type KubernetesStatus, type PostgresMemberStatus } from '../health/probes.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { withTimeout } from '../util/wait.ts';
 import { readPlatformSecrets } from './secrets.ts';
@@ -105,10 +107,9 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
   });
 
   const problems: string[] = [];
-  for (const e of etcd) if (!e.healthy) problems.push(`etcd ${e.name} is not healthy: ${e.error ?? 'no answer'}`);
-  if (!etcd.some((e) => e.leader)) problems.push('etcd has no leader');
+  problems.push(...etcdProblems(etcd));
   const leaders = members.filter((m) => m.role === 'leader');
-  if (leaders.length !== 1) problems.push(leaders.length === 0 ? 'PostgreSQL has no leader' : `PostgreSQL has ${leaders.length} leaders`);
+  problems.push(...leaderProblems(members, { synchronous: config.postgres.synchronousMode }));
   for (const m of members) if (!m.apiReachable) problems.push(`Patroni on ${m.host} does not answer on its REST API`);
   for (const h of haproxy) {
     if (!h.reachable) problems.push(`HAProxy on ${h.node} does not answer: ${h.error ?? ''}`);
