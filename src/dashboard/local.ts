@@ -72,6 +72,14 @@ export function localSource(c: LocalCluster, timeoutMs = 1500): () => Promise<Da
       decisions,
       prometheus: slow.prometheus,
       chaos: slow.chaos,
+      pooler: status?.pooler
+        ? {
+            reachable: status.pooler.reachable,
+            paused: status.pooler.paused,
+            databases: status.pooler.databases.map((d) => ({ name: d.name, serverConnections: d.currentConnections })),
+            ...(status.pooler.error ? { error: status.pooler.error } : {}),
+          }
+        : null,
     };
   };
 }

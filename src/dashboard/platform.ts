@@ -65,6 +65,7 @@ export function platformSource(config: Config, opts: PlatformSourceOptions): () 
       decisions,
       prometheus,
       chaos: null,
+      pooler: null,
     };
   };
 }

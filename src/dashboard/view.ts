@@ -47,6 +47,8 @@ export interface DashboardView {
   /** Prometheus: its alerts and charts, or why they are not shown. */
   prometheus: { url: string; error?: string; alerts: AlertRow[]; commitsPerSecond: Series; lagBytes: Record<string, Series> } | { url: null; error: string };
   chaos: ChaosSummary | null;
+  /** PgBouncer in front of the primary (local, pooler.enabled): serving or paused, and its server connections. */
+  pooler: { reachable: boolean; paused: boolean; databases: { name: string; serverConnections: number }[]; error?: string } | null;
 }
 
 interface PromAlert {

@@ -469,7 +469,10 @@ export const CHECKS: readonly Check[] = [
       const p = status.pooler;
       if (!config.pooler.enabled || !p) return skip('the pooler is off (pooler.enabled)');
       const evidence = p.reachable
-        ? p.databases.map((d) => `${d.name} → ${d.host}:${d.port}: ${d.paused ? 'paused' : 'serving'}, ${d.currentConnections} server connections`)
+        ? [
+            ...p.databases.map((d) => `${d.name} → ${d.host}:${d.port}: ${d.paused ? 'paused' : 'serving'}, ${d.currentConnections} server connections`),
+            ...(p.pausedBy ? [`paused by GardenOS: ${p.pausedBy}`] : []),
+          ]
         : [`admin console: ${p.error ?? 'no answer'}`];
       if (!p.reachable)
         return bad(

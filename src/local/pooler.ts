@@ -3,7 +3,7 @@
 // lets transactions in flight finish and holds new ones), Patroni's switchover,
 // wait until the router routes writes to the new leader, RESUME. Clients see a
 // pause, not an error. RESUME runs whatever happened in between.
-import { access, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import pg from 'pg';
 import { PgbouncerAdmin, type PoolerDatabase } from '../clients/pgbouncer.ts';
 import { describe, GardenError } from '../errors.ts';
@@ -18,6 +18,8 @@ import { readSecrets } from './state.ts';
 export interface PoolerStatus {
   reachable: boolean;
   paused: boolean;
+  /** What GardenOS wrote when it paused the pooler (a switchover), while that pause lasts. */
+  pausedBy?: string;
   databases: PoolerDatabase[];
   error?: string;
 }
@@ -43,11 +45,13 @@ export async function poolerStatus(c: LocalCluster, timeoutMs: number): Promise<
   try {
     admin = await poolerAdmin(c, undefined, timeoutMs);
     const databases = await admin.databases();
-    const marked = await access(c.layout.pooler.pauseMarker).then(
-      () => true,
-      () => false,
-    );
-    return { reachable: true, paused: marked || databases.some((d) => d.paused), databases };
+    const marker = (await readFile(c.layout.pooler.pauseMarker, 'utf8').catch(() => undefined))?.trim();
+    return {
+      reachable: true,
+      paused: marker !== undefined || databases.some((d) => d.paused),
+      ...(marker !== undefined ? { pausedBy: marker } : {}),
+      databases,
+    };
   } catch (e) {
     return { reachable: false, paused: false, databases: [], error: describe(e) };
   } finally {

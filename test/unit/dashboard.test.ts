@@ -25,6 +25,7 @@ const view = (primary: string): DashboardView => ({
   decisions: [],
   prometheus: { url: null, error: 'off' },
   chaos: null,
+  pooler: null,
 });
 
 /** A GET with the given headers; the body as text. */

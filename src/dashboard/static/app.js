@@ -87,6 +87,16 @@ function render(v) {
       ),
     ),
   );
+  // The pooler (local, pooler.enabled): serving or paused — a pause longer than a switchover's is a problem.
+  const pooler = v.pooler;
+  $('pooler-section').hidden = !pooler;
+  if (pooler) {
+    $('pooler').textContent = !pooler.reachable ? `does not answer: ${pooler.error ?? ''}` : pooler.paused ? 'paused: clients wait' : 'serving';
+    $('pooler').className = `badge ${pooler.reachable && !pooler.paused ? 'healthy' : 'degraded'}`;
+    $('pooler-databases').replaceChildren(
+      ...pooler.databases.map((d) => h('li', {}, `${d.name}: ${d.serverConnections} server connection${d.serverConnections === 1 ? '' : 's'}`)),
+    );
+  }
   $('etcd').replaceChildren(
     ...v.etcd.map((e) => h('li', { class: e.healthy ? 'healthy' : 'degraded' }, `${e.name}: ${e.healthy ? 'healthy' : 'down'}${e.leader ? ' (leader)' : ''}`)),
   );
