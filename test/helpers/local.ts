@@ -1,11 +1,13 @@
 // A throw-away local cluster for integration tests: its own cluster name,
 // loopback addresses (127.0.<octet>.x) and state directory, driven through the
 // real CLI, and cleaned up even when the test fails.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { DashboardView } from '../../src/dashboard/view.ts';
+import { waitFor } from '../../src/util/wait.ts';
 
 /** The CLI from the TypeScript sources (what the tests run). */
 export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -117,4 +119,34 @@ export async function withPassword(uri: string, stateDir: string): Promise<strin
   const u = new URL(uri);
   u.password = superuserPassword;
   return u.toString();
+}
+
+/**
+ * Runs `gardenos <before> dashboard --port 0 --json <after>` (`before`: `local` and its global options, for the
+ * local cluster), takes the first view it serves on /api/view, and stops it.
+ */
+export async function firstDashboardView(before: string[], after: string[] = []): Promise<DashboardView> {
+  const child = spawn(process.execPath, [CLI, ...before, 'dashboard', '--port', '0', '--json', ...after], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d));
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  try {
+    const { url } = await waitFor('the dashboard to listen', async () => (out.includes('\n') ? (JSON.parse(out) as { url: string }) : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}; its output: ${out}${err}`);
+    });
+    return await waitFor(
+      "the dashboard's first view",
+      async () => {
+        const r = await fetch(`${url}api/view`);
+        return r.ok ? ((await r.json()) as DashboardView) : undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 250 },
+    );
+  } finally {
+    child.kill('SIGTERM');
+  }
 }

@@ -10,18 +10,17 @@
 // switchover` and a deleted leader pod while a writer in the cluster loses no acknowledged write,
 // and the example API ready only once its database lets it in. Needs root, as CI runs.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
-import type { DashboardView } from '../../src/dashboard/view.ts';
 import { silent } from '../../src/log/events.ts';
 import { readPlatformSecrets } from '../../src/platform/secrets.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { CLI } from '../helpers/local.ts';
+import { firstDashboardView } from '../helpers/local.ts';
 import { startPlatformNodes, type PlatformNodes } from '../helpers/platform-nodes.ts';
 
 const run = promisify(execFile);
@@ -398,37 +397,15 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     // `gardenos dashboard` on the platform (its page is driven in a browser by the monitoring test): the view it
     // serves names the new leader, and postgres-primary as Kubernetes routes it.
-    const dash = spawn(
-      process.execPath,
-      [CLI, 'dashboard', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--port', '0', '--json'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+    const view = await firstDashboardView([], ['--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile]);
+    assert.equal(view.profile, 'platform');
+    assert.deepEqual({ primary: view.routes.primary, source: view.routes.source }, { primary: switched.leader.name, source: 'Kubernetes (the router)' });
+    assert.equal(view.members.find((m) => m.role === 'leader')?.name, switched.leader.name);
+    assert.deepEqual(
+      view.etcd.map((e) => e.name),
+      (await status()).etcd.map((e) => e.name),
+      'the same etcd members as `gardenos status`',
     );
-    try {
-      let out = '';
-      dash.stdout!.on('data', (d: Buffer) => (out += d));
-      const { url } = await waitFor('the platform dashboard to listen', async () => (out.includes('\n') ? (JSON.parse(out) as { url: string }) : undefined), {
-        timeoutMs: 30_000,
-        intervalMs: 100,
-      });
-      const view = await waitFor(
-        "the dashboard's first view",
-        async () => {
-          const r = await fetch(`${url}api/view`);
-          return r.ok ? ((await r.json()) as DashboardView) : undefined;
-        },
-        { timeoutMs: 30_000, intervalMs: 250 },
-      );
-      assert.equal(view.profile, 'platform');
-      assert.deepEqual({ primary: view.routes.primary, source: view.routes.source }, { primary: switched.leader.name, source: 'Kubernetes (the router)' });
-      assert.equal(view.members.find((m) => m.role === 'leader')?.name, switched.leader.name);
-      assert.deepEqual(
-        view.etcd.map((e) => e.name),
-        (await status()).etcd.map((e) => e.name),
-        'the same etcd members as `gardenos status`',
-      );
-    } finally {
-      dash.kill('SIGTERM');
-    }
 
     // The leader's pod deleted: Patroni stops on SIGTERM and hands over; the StatefulSet brings the pod back as a replica.
     await core.deleteNamespacedPod({ name: switched.leader.name, namespace: 'database' });

@@ -3,7 +3,6 @@
 // it, and a planned switchover behind it — ten clients writing through it — costs
 // no failed statement and no lost write. Measured waits are benchmarks, not asserted.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -11,7 +10,7 @@ import type { Verdict } from '../../src/chaos/verdict.ts';
 import type { DoctorReport } from '../../src/doctor/run.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
-import { CLI, makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
+import { firstDashboardView, makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
 
 describe('the pooler: clients keep their connections through a planned switchover', { timeout: 600_000 }, () => {
   let c: TestCluster;
@@ -116,28 +115,8 @@ describe('the pooler: clients keep their connections through a planned switchove
         finding.evidence.some((e) => /paused by GardenOS: .*a switchover that died/.test(e)),
         finding.evidence.join('\n'),
       );
-      const dash = spawn(process.execPath, [CLI, 'local', '-c', c.configFile, '--state-dir', c.stateDir, 'dashboard', '--port', '0', '--json'], {
-        stdio: ['ignore', 'pipe', 'ignore'],
-      });
-      try {
-        let out = '';
-        dash.stdout!.on('data', (d: Buffer) => (out += d));
-        const { url } = await waitFor('the dashboard', async () => (out.includes('\n') ? (JSON.parse(out) as { url: string }) : undefined), {
-          timeoutMs: 30_000,
-          intervalMs: 100,
-        });
-        const view = await waitFor(
-          'its first view',
-          async () => {
-            const r = await fetch(`${url}api/view`);
-            return r.ok ? ((await r.json()) as { pooler: { paused: boolean } | null }) : undefined;
-          },
-          { timeoutMs: 30_000, intervalMs: 250 },
-        );
-        assert.equal(view.pooler?.paused, true);
-      } finally {
-        dash.kill('SIGTERM');
-      }
+      const view = await firstDashboardView(['local', '-c', c.configFile, '--state-dir', c.stateDir]);
+      assert.equal(view.pooler?.paused, true, 'the dashboard shows it paused');
     } finally {
       await admin.close();
     }
