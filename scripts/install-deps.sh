@@ -60,7 +60,9 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
 # does not enable. On a systemd host these packages start Debian's own daemons on their default ports (9090,
 # 9093, 9100, 9187), so the tests give theirs other ports (and `--with-monitoring` users either stop those
 # services or set monitoring's ports). And headless Chromium (chromium-headless-shell; DejaVu for its text), in
-# which the dashboard's test drives the page.
+# which the dashboard's test drives the page; chromium-common's Recommends (upower, udev, libgl1-mesa-dri,
+# fonts-liberation, notification-daemon, system-config-printer) are desktop services and GPU drivers the
+# headless shell does not load with --disable-gpu — DejaVu stands for fonts-liberation.
 tests=0
 for arg in "$@"; do
   case "$arg" in
