@@ -15,6 +15,8 @@ import { CHAOS_TABLE, prepareTable, Writer, type WriterResult } from './writer.t
 export interface ChaosRun {
   scenario: string;
   fault: string;
+  /** When the run started (Unix ms), to match other logs (the router's) with its times. */
+  startedAt: number;
   /** Milliseconds since the run started. */
   injectAt: number;
   recoverAt: number;
@@ -57,6 +59,7 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
   await prepareTable(primary);
 
   const t0 = performance.now();
+  const startedAt = Date.now();
   const now = () => performance.now() - t0;
   // Through the pooler a statement may wait out a pause: its own deadline is long enough to measure that wait.
   const writer = new Writer(endpoint, t0, { clients: s.clients ?? 1, ...(s.endpoint === 'pooler' ? { statementTimeoutMs: 15_000 } : {}) });
@@ -129,6 +132,7 @@ export async function runScenario(c: LocalCluster, s: Scenario, report: Reporter
   return {
     scenario: s.name,
     fault,
+    startedAt,
     injectAt,
     recoverAt,
     healthyAt,

@@ -164,6 +164,29 @@ export const SCENARIOS: readonly Scenario[] = [
     recover: restart,
   },
   {
+    name: 'primary-crash-restart',
+    description:
+      "the leader's Patroni and PostgreSQL killed with SIGKILL, then its Patroni started again 0.3–2.5 s later, as systemd's Restart= would: inside or after the router's dead-leader window",
+    async inject(ctx) {
+      const sentence = await killMember('leader')(ctx);
+      const delayMs = Math.round(300 + Math.random() * 2200);
+      const spec = ctx.c.specs.patroni.find((s) => s.id === `patroni-${ctx.notes.victim}`)!;
+      ctx.notes.restarted = new Promise<void>((resolve, reject) => {
+        setTimeout(() => ctx.c.supervisor.start(spec).then(() => resolve(), reject), delayMs);
+      });
+      return `${sentence}; its Patroni started again after ${(delayMs / 1000).toFixed(1)} s`;
+    },
+    async hold(ctx) {
+      await (ctx.notes.restarted as Promise<void>);
+      // Whoever wins — the restarted member taking its lock back, or the standby — one leader must run again.
+      await waitFor('a running leader', async () => (await clusterView(ctx.c)).members.some((m) => m.role === 'leader' && memberRunning(m)), {
+        timeoutMs: (ctx.c.config.postgres.ttl * 3 + 30) * 1000,
+        intervalMs: 100,
+      });
+    },
+    recover: restart,
+  },
+  {
     name: 'primary-freeze',
     description: "the leader's Patroni and PostgreSQL stopped (SIGSTOP) past the leader lock's ttl, then resumed",
     async inject(ctx) {

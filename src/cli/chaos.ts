@@ -45,7 +45,24 @@ export async function chaosCommand(g: GlobalOptions, names: string[], opts: { ru
   );
   if (g.json)
     process.stdout.write(
-      `${JSON.stringify({ out, ...(stopped ? { stopped } : {}), runs: runs.map((r) => ({ scenario: r.scenario, fault: r.fault, verdict: r.verdict })) }, null, 2)}\n`,
+      `${JSON.stringify(
+        {
+          out,
+          ...(stopped ? { stopped } : {}),
+          runs: runs.map((r) => ({
+            scenario: r.scenario,
+            fault: r.fault,
+            startedAt: r.startedAt,
+            injectAt: r.injectAt,
+            recoverAt: r.recoverAt,
+            healthyAt: r.healthyAt,
+            endAt: r.endAt,
+            verdict: r.verdict,
+          })),
+        },
+        null,
+        2,
+      )}\n`,
     );
   else process.stdout.write(`${table}\nreport, data and charts: ${out}\n`);
   return !stopped && runs.every((r) => r.verdict.ok) ? 0 : 2;

@@ -155,13 +155,29 @@ export class EtcdClient {
     return { close: () => watcher.cancel() };
   }
 
-  /** Every key under `prefix`, and the store revision the read saw. */
-  async readPrefix(prefix: string): Promise<{ revision: string; kvs: Record<string, string> }> {
+  /** Every key under `prefix`, each key's own mod revision, and the store revision the read saw. */
+  async readPrefix(prefix: string): Promise<{ revision: string; kvs: Record<string, string>; modRevisions: Record<string, string> }> {
     return this.guard(`get ${prefix}*`, async () => {
       const res = await (await this.raw()).getAll().prefix(prefix).exec();
       const kvs: Record<string, string> = {};
-      for (const kv of res.kvs) kvs[kv.key.toString()] = kv.value.toString();
-      return { revision: res.header.revision, kvs };
+      const modRevisions: Record<string, string> = {};
+      for (const kv of res.kvs) {
+        kvs[kv.key.toString()] = kv.value.toString();
+        modRevisions[kv.key.toString()] = kv.mod_revision;
+      }
+      return { revision: res.header.revision, kvs, modRevisions };
+    });
+  }
+
+  /**
+   * Deletes `key` in one transaction only while it still holds `value` at `modRevision` (what the
+   * caller saw); resolves whether it did. Any write to the key since — a renewal is one — makes it a no-op.
+   */
+  async deleteIfUnchanged(key: string, value: string, modRevision: string): Promise<boolean> {
+    return this.guard(`delete ${key} at revision ${modRevision}`, async () => {
+      const client = await this.raw();
+      const res = await client.if(key, 'Mod', '==', modRevision).and(key, 'Value', '==', value).then(client.delete().key(key)).commit();
+      return res.succeeded;
     });
   }
 

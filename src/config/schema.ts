@@ -270,6 +270,17 @@ const router = z.strictObject({
   recheckIntervalMs: z.number().int().min(100).default(2000),
   /** /healthz, /readyz, /metrics and /status. */
   port: port.default(8405),
+  /**
+   * A dead leader replaced in seconds rather than Patroni's ttl: when the leader's host refuses connections on
+   * both its Patroni and PostgreSQL ports for confirmMs and the other members lost replication from it, the
+   * router ends its leader lock (one conditional etcd transaction). Frozen or unreachable leaders wait for the ttl.
+   */
+  deadLeader: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      confirmMs: z.number().int().min(500, 'confirmMs below 500 ms would judge a Patroni that is restarting').default(1000),
+    })
+    .prefault({}),
   image: image.default('ghcr.io/gardenos/router:0.1.0'),
 });
 

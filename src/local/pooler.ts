@@ -64,7 +64,6 @@ export interface PausedSwitchover extends OperationResult {
   pausedMs: number;
 }
 
-/** A planned switchover behind a paused pooler (see the header). */
 /** Whether a new connection to `uri` reaches the server at `address`, out of recovery. */
 export async function reachesPrimary(uri: string, address: string | undefined): Promise<boolean> {
   const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 1000, query_timeout: 1000 });
@@ -78,8 +77,27 @@ export async function reachesPrimary(uri: string, address: string | undefined): 
   }
 }
 
+async function checkpoint(uri: string): Promise<void> {
+  const client = new pg.Client({ connectionString: uri, connectionTimeoutMillis: 5000, query_timeout: 60_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('CHECKPOINT');
+  } catch (e) {
+    throw new GardenError('BACKEND_UNAVAILABLE', `CHECKPOINT on the primary before the switchover failed: ${describe(e)}`, {
+      hint: '`gardenos local status` shows whether the primary route has a primary',
+    });
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A planned switchover behind a paused pooler (see the header). */
 export async function pausedSwitchover(c: LocalCluster, access: PatroniAccess, candidate: string | undefined, timeoutMs: number): Promise<PausedSwitchover> {
   const secrets = await mustReadSecrets(c);
+  // A checkpoint now, while clients still flow, leaves little for the demotion's own checkpoint and
+  // shutdown checkpoint to write once they are held.
+  await checkpoint(connectionUris(c, secrets.superuserPassword).primary);
   const admin = await poolerAdmin(c, secrets);
   try {
     await writeFileAtomic(

@@ -2,7 +2,7 @@
 // switchover, failover, restart and reinitialise, each followed by a wait for
 // the result the operation promised. The caller asks for confirmation first.
 import { memberRunning, PatroniClient, type PatroniClusterView, type PatroniMemberView } from '../clients/patroni.ts';
-import { GardenError } from '../errors.ts';
+import { describe, GardenError } from '../errors.ts';
 import { waitFor } from '../util/wait.ts';
 
 /** How to reach a Patroni cluster: every member's REST URL, the CA, and the REST credentials. */
@@ -100,18 +100,31 @@ export async function switchover(
   // Sent to the leader when there is one (it demotes itself), else to the candidate.
   const target = plan.leader ?? plan.candidate!;
   const body = kind === 'switchover' ? { leader: plan.leader, ...(candidate ? { candidate } : {}) } : { candidate };
-  const res = await client(access, target, timeoutMs).call('POST', `/${kind}`, body);
-  if (res.status !== 200 && res.status !== 202) {
-    throw new GardenError('STATE_CONFLICT', `Patroni refused the ${kind}: ${res.body.trim() || `HTTP ${res.status}`}`);
-  }
+  // Patroni answers the POST only after polling its own result once a second, so the answer lags the new
+  // leader by up to a second: watch /cluster meanwhile and return as soon as the new leader runs. A refusal
+  // (or no answer) ends the wait at once.
+  let answer: string | undefined;
+  let refused: GardenError | undefined;
+  void client(access, target, timeoutMs)
+    .call('POST', `/${kind}`, body)
+    .then(
+      (res) => {
+        answer = res.body.trim();
+        if (res.status !== 200 && res.status !== 202) refused = new GardenError('STATE_CONFLICT', `Patroni refused the ${kind}: ${answer || `HTTP ${res.status}`}`);
+      },
+      (e: unknown) => {
+        refused = e instanceof GardenError ? e : new GardenError('BACKEND_UNAVAILABLE', describe(e));
+      },
+    );
   const view = await waitFor(
     `a new leader ${candidate ? `(${candidate}) ` : ''}running`,
     async () => {
+      if (refused) throw refused;
       const v = await clusterView(access);
       const now = v.members.find((m) => m.role === 'leader');
       return now && now.name !== plan.leader && (!candidate || now.name === candidate) && memberRunning(now) ? v : undefined;
     },
-    { timeoutMs, intervalMs: 100 },
+    { timeoutMs, intervalMs: 25, isFatal: (e) => e === refused },
   );
   const leader = leaderOf(view);
   return {
@@ -120,7 +133,7 @@ export async function switchover(
     before: { leader: plan.leader },
     after: { leader, members: view.members },
     durationMs: Date.now() - started,
-    message: res.body.trim(),
+    message: answer ?? `${leader} runs as the new leader (Patroni's own answer still pending)`,
   };
 }
 

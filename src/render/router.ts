@@ -27,6 +27,7 @@ export function routerSettings({ config, topology, etcdTls, listenHost, sinks, c
     replicaMaxLagBytes: config.router.replicaMaxLagBytes,
     recheckIntervalMs: config.router.recheckIntervalMs,
     listen: { host: listenHost, port: config.router.port },
+    deadLeader: { enabled: config.router.deadLeader.enabled, confirmMs: config.router.deadLeader.confirmMs, intervalMs: 200, probeTimeoutMs: 500 },
     sinks,
     certificates: certificates ?? [etcdTls.ca, etcdTls.cert],
     ...(pooler ? { pooler } : {}),

@@ -6,6 +6,7 @@
 // catches anything a lost watch missed.
 import { describe } from '../errors.ts';
 import type { DcsSnapshot, PatroniDcs } from './dcs.ts';
+import type { DeadLeaderWatch } from './deadleader.ts';
 import { decidePrimary, decideReplicas, NOWHERE, replicaNote, sameRoute, sameTarget, type MemberProbe, type Route } from './decide.ts';
 import type { RouterMetrics } from './metrics.ts';
 import type { RouteSink } from './sinks/types.ts';
@@ -28,6 +29,8 @@ export interface RouterOptions {
   recheckIntervalMs: number;
   /** How soon to look again while the primary route is empty for a reason that may clear (a promotion in progress). */
   fastRecheckMs?: number;
+  /** Ends a dead leader's lock early (router.deadLeader); absent when switched off. */
+  deadLeader?: DeadLeaderWatch;
   /** Whether this instance may write (holds the Lease); a standby router only observes. */
   mayWrite?: () => boolean;
   log: (entry: RoutingLog) => void;
@@ -75,6 +78,7 @@ export class Router {
     this.stopped = true;
     this.wake?.();
     await this.loop;
+    await this.o.deadLeader?.settled();
     await this.o.dcs.stopWatch();
   }
 
@@ -147,6 +151,11 @@ export class Router {
       return true;
     }
     const p = await decidePrimary(snapshot, this.o.probe);
+    if (this.o.deadLeader) {
+      // A leader key whose holder does not confirm: is it dead (then end its lock now) or only unreachable (wait)?
+      if (p.primary || snapshot.leader === null || (this.o.mayWrite && !this.o.mayWrite())) this.o.deadLeader.clear();
+      else this.o.deadLeader.consider(snapshot);
+    }
     if (!sameTarget(p.primary, this.state.route.primary)) {
       // Writes move first: a new (or vanished) primary does not wait for the replica probes.
       const keep = this.state.route.replicas.filter((r) => r.name !== p.primary?.name && r.name !== snapshot.leader);
@@ -201,6 +210,11 @@ export class Router {
       this.emit(failed ? `${reason}; sink failed, retrying next cycle` : reason, changes, failed);
     }
     this.state.lastDecision = reason;
+  }
+
+  /** A log line for something the router did beside routing (the dead-leader watch ending a lock). */
+  note(decision: string, changes: string[] = []): void {
+    this.emit(decision, changes);
   }
 
   private emit(decision: string, changes: string[], error?: string): void {

@@ -19,6 +19,8 @@ export interface DcsMember {
 export interface DcsSnapshot {
   revision: string;
   leader: string | null;
+  /** The leader key's own mod revision: a conditional write on it fails if Patroni renewed the lock since. */
+  leaderRevision?: string;
   members: readonly DcsMember[];
   initialized: boolean;
 }
@@ -48,7 +50,12 @@ export interface PatroniKeys {
 const keysUnder = (prefix: string): PatroniKeys => ({ prefix, leader: `${prefix}leader`, initialize: `${prefix}initialize`, members: `${prefix}members/` });
 
 /** Parses Patroni's keys under `<namespace><scope>/` into a snapshot. Malformed member values are skipped. */
-export function parseSnapshot(prefix: string, revision: string, kvs: Readonly<Record<string, string>>): DcsSnapshot {
+export function parseSnapshot(
+  prefix: string,
+  revision: string,
+  kvs: Readonly<Record<string, string>>,
+  modRevisions: Readonly<Record<string, string>> = {},
+): DcsSnapshot {
   const keys = keysUnder(prefix);
   const members: DcsMember[] = [];
   for (const [key, value] of Object.entries(kvs)) {
@@ -73,7 +80,8 @@ export function parseSnapshot(prefix: string, revision: string, kvs: Readonly<Re
     }
   }
   members.sort((a, b) => a.name.localeCompare(b.name));
-  return { revision, leader: kvs[keys.leader] ?? null, members, initialized: keys.initialize in kvs };
+  const leaderRevision = modRevisions[keys.leader];
+  return { revision, leader: kvs[keys.leader] ?? null, ...(leaderRevision ? { leaderRevision } : {}), members, initialized: keys.initialize in kvs };
 }
 
 export interface DcsEvents {
@@ -95,8 +103,8 @@ export class PatroniDcs {
 
   async read(): Promise<DcsSnapshot> {
     try {
-      const { revision, kvs } = await this.etcd.readPrefix(this.prefix);
-      return parseSnapshot(this.prefix, revision, kvs);
+      const { revision, kvs, modRevisions } = await this.etcd.readPrefix(this.prefix);
+      return parseSnapshot(this.prefix, revision, kvs, modRevisions);
     } catch (e) {
       throw new DcsUnavailable(`cannot read ${this.prefix} from etcd: ${describe(e)}`, e);
     }
@@ -110,6 +118,18 @@ export class PatroniDcs {
       onInterrupted: (reason) => events.onInterrupted(reason),
       onConnected: () => events.onConnected(),
     });
+  }
+
+  /**
+   * Ends a dead leader's lock early: deletes the leader key only if it still names `leader` at the
+   * revision the caller judged (one etcd transaction), so a lock renewed since is never touched.
+   */
+  async releaseLeader(leader: string, revision: string): Promise<boolean> {
+    try {
+      return await this.etcd.deleteIfUnchanged(keysUnder(this.prefix).leader, leader, revision);
+    } catch (e) {
+      throw new DcsUnavailable(`cannot release ${leader}'s leader key: ${describe(e)}`, e);
+    }
   }
 
   async stopWatch(): Promise<void> {

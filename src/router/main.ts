@@ -6,7 +6,8 @@ import { PatroniDcs } from './dcs.ts';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createMetrics, type RouterMetrics } from './metrics.ts';
-import { patroniProbe } from './probe.ts';
+import { DeadLeaderWatch } from './deadleader.ts';
+import { patroniObserver, patroniProbe } from './probe.ts';
 import { startRouterServer } from './server.ts';
 import type { RouterSettings } from './settings.ts';
 import { HaproxySink } from './sinks/haproxy.ts';
@@ -55,9 +56,25 @@ export async function startRouter(settings: RouterSettings, log: (line: string) 
   }
   const metrics = createMetrics();
   if (settings.pooler) (await import('./pooler.ts')).poolerMetrics(metrics.registry, settings.pooler, log);
+  const dcs = new PatroniDcs(etcd, settings.namespace, settings.scope);
+  const dl = settings.deadLeader;
+  const deadLeader = dl?.enabled
+    ? new DeadLeaderWatch({
+        observer: patroniObserver(settings.patroniCa, dl.probeTimeoutMs),
+        release: (leader, revision) => dcs.releaseLeader(leader, revision),
+        confirmMs: dl.confirmMs,
+        intervalMs: dl.intervalMs,
+        report: (e) => {
+          metrics.deadLeaderReleases.inc({ outcome: e.released ? 'released' : 'changed' });
+          router.note(e.reason, e.released ? [`etcd: deleted ${e.leader}'s leader key`] : []);
+          router.trigger();
+        },
+      })
+    : undefined;
   const router = new Router({
-    dcs: new PatroniDcs(etcd, settings.namespace, settings.scope),
+    dcs,
     probe: patroniProbe(settings.patroniCa),
+    ...(deadLeader ? { deadLeader } : {}),
     sinks,
     metrics,
     maxLagBytes: settings.replicaMaxLagBytes,

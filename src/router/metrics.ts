@@ -10,6 +10,8 @@ export interface RouterMetrics {
   convergence: Histogram;
   errors: Counter<'kind'>;
   cycles: Counter<'outcome'>;
+  /** Dead leaders' locks ended early (released) or left to Patroni because the lock changed (unchanged: false). */
+  deadLeaderReleases: Counter<'outcome'>;
   /** When each certificate the router was told about expires (the alert GardenOSCertificateExpiringSoon reads it). */
   certificateExpiry: Gauge<'file' | 'subject'>;
 }
@@ -43,6 +45,12 @@ export function createMetrics(): RouterMetrics {
       registers: [registry],
     }),
     cycles: new Counter({ name: 'gardenos_router_cycles_total', help: 'Control-loop cycles by outcome', labelNames: ['outcome'], registers: [registry] }),
+    deadLeaderReleases: new Counter({
+      name: 'gardenos_router_dead_leader_releases_total',
+      help: "Dead leaders' locks the router ended early (outcome=released) or found changed and left to Patroni (outcome=changed)",
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
     certificateExpiry: new Gauge({
       name: 'gardenos_certificate_expiry_timestamp_seconds',
       help: 'When a certificate GardenOS issued expires (Unix time)',

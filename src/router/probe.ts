@@ -5,6 +5,7 @@
 import { PatroniClient } from '../clients/patroni.ts';
 import type { DcsMember } from './dcs.ts';
 import type { MemberProbe } from './decide.ts';
+import { type LeaderObserver, tcpPortState } from './deadleader.ts';
 
 export function patroniProbe(caFile: string, timeoutMs = 1000, replicaTimeoutMs = 250): MemberProbe {
   const clients = new Map<string, PatroniClient>();
@@ -25,5 +26,31 @@ export function patroniProbe(caFile: string, timeoutMs = 1000, replicaTimeoutMs 
       return typeof timeline === 'number' ? timeline : null;
     },
     isHealthyReplica: (m, maxLag) => client(m, replicaTimeoutMs).check(`/replica?lag=${maxLag}`),
+  };
+}
+
+/** The dead-leader watch's eyes: TCP connects to the leader's ports, and each other member's own word on its replication. */
+export function patroniObserver(caFile: string, timeoutMs = 500): LeaderObserver {
+  const clients = new Map<string, PatroniClient>();
+  return {
+    port: (host, port) => tcpPortState(host, port, timeoutMs),
+    async replication(m) {
+      let c = clients.get(m.apiUrl);
+      if (!c) {
+        c = new PatroniClient(m.apiUrl, { caFile, timeoutMs });
+        clients.set(m.apiUrl, c);
+      }
+      const res = await c.call('GET', '/patroni').catch(() => undefined);
+      if (!res) return undefined;
+      try {
+        const body = JSON.parse(res.body) as { role?: unknown; replication_state?: unknown };
+        return {
+          role: typeof body.role === 'string' ? body.role : 'unknown',
+          replicationState: typeof body.replication_state === 'string' ? body.replication_state : null,
+        };
+      } catch {
+        return undefined;
+      }
+    },
   };
 }

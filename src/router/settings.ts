@@ -40,6 +40,15 @@ export const routerSettingsSchema = z.strictObject({
   sinks: z.array(z.discriminatedUnion('type', [haproxySink, kubernetesSink])).min(1),
   /** PEM certificates GardenOS issued whose expiry the router reports (gardenos_certificate_expiry_timestamp_seconds). */
   certificates: z.array(z.string()).default([]),
+  /** End a dead leader's lock early (see deadleader.ts); absent or disabled: wait for Patroni's ttl. */
+  deadLeader: z
+    .strictObject({
+      enabled: z.boolean(),
+      confirmMs: z.number().int().min(500),
+      intervalMs: z.number().int().min(50).default(200),
+      probeTimeoutMs: z.number().int().min(100).default(500),
+    })
+    .optional(),
   /** PgBouncer in front of the primary (pooler.enabled): its admin socket and a stats user whose password is in a file. */
   pooler: z
     .strictObject({ socketDir: z.string(), port: z.number().int(), user: z.string(), passwordFile: z.string(), pauseMarker: z.string().optional() })

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Verdict } from '../../src/chaos/verdict.ts';
@@ -86,6 +87,9 @@ describe('gardenos local --isolated: members in their own network namespaces', {
     const r = await c.cli(['local', 'chaos', 'primary-partition', '--json']);
     const result = JSON.parse(r.stdout) as { runs: { scenario: string; verdict: Verdict }[] };
     const v = result.runs[0]!.verdict;
+    // A cut-off leader does not answer at all: ambiguous, so the router's dead-leader watch must leave it to Patroni's ttl.
+    const routerLog = await readFile(join(c.stateDir, 'logs', 'router.log'), 'utf8');
+    assert.doesNotMatch(routerLog, /ended its leader lock/, "the router ended a partitioned leader's lock");
     assert.equal(v.verified, true, v.failure);
     assert.deepEqual(v.lost, [], 'acknowledged writes lost');
     assert.deepEqual(v.overlaps, [], 'two primaries');

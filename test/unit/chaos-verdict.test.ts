@@ -59,6 +59,7 @@ describe('chaos verdict', () => {
     const run: ChaosRun = {
       scenario: 'primary-crash',
       fault: 'SIGKILL to a',
+      startedAt: 1_700_000_000_000,
       injectAt: 350,
       recoverAt: 400,
       healthyAt: 2000,
