@@ -110,7 +110,8 @@ export async function switchover(
     .then(
       (res) => {
         answer = res.body.trim();
-        if (res.status !== 200 && res.status !== 202) refused = new GardenError('STATE_CONFLICT', `Patroni refused the ${kind}: ${answer || `HTTP ${res.status}`}`);
+        if (res.status !== 200 && res.status !== 202)
+          refused = new GardenError('STATE_CONFLICT', `Patroni refused the ${kind}: ${answer || `HTTP ${res.status}`}`);
       },
       (e: unknown) => {
         refused = e instanceof GardenError ? e : new GardenError('BACKEND_UNAVAILABLE', describe(e));

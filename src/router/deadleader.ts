@@ -19,6 +19,16 @@ import type { DcsMember, DcsSnapshot } from './dcs.ts';
 
 export type PortState = 'open' | 'refused' | 'timeout' | 'unreachable';
 
+/** How a failed connection ended, from the error (or its causes): refused, out of time, or anything else. */
+export function failedPortState(e: unknown): PortState {
+  for (let x: unknown = e; x instanceof Error; x = x.cause) {
+    const code = (x as NodeJS.ErrnoException).code;
+    if (code === 'ECONNREFUSED') return 'refused';
+    if (code === 'ETIMEDOUT' || /no answer within/.test(x.message)) return 'timeout';
+  }
+  return 'unreachable';
+}
+
 /** What a member's own Patroni says about itself (GET /patroni). */
 export interface MemberReplication {
   role: string;
@@ -27,8 +37,10 @@ export interface MemberReplication {
 }
 
 export interface LeaderObserver {
-  /** A TCP connect to host:port: open, refused (the host's kernel answered with a reset), or no answer. */
-  port(host: string, port: number): Promise<PortState>;
+  /** The member's Patroni REST port: open (any HTTP answer), refused (the host's kernel answered with a reset), or no answer. */
+  api(member: DcsMember): Promise<PortState>;
+  /** A bare TCP connect to PostgreSQL's port, classified the same way. */
+  postgres(host: string, port: number): Promise<PortState>;
   /** The member's own view, or undefined when its REST API does not answer. */
   replication(member: DcsMember): Promise<MemberReplication | undefined>;
 }
@@ -63,7 +75,10 @@ export function judgeRound(leader: string, round: Round): RoundVerdict {
   };
 }
 
-/** One TCP connect attempt, classified; the socket is closed at once (PostgreSQL ≥ 13 does not log an empty connection). */
+/**
+ * One TCP connect attempt, classified; the socket is closed at once. For PostgreSQL's port only (≥ 13 does
+ * not log an empty connection); Patroni logs a traceback for a TLS port closed before its handshake.
+ */
 export function tcpPortState(host: string, port: number, timeoutMs: number): Promise<PortState> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
@@ -74,7 +89,7 @@ export function tcpPortState(host: string, port: number, timeoutMs: number): Pro
     };
     const timer = setTimeout(() => done('timeout'), timeoutMs);
     socket.once('connect', () => done('open'));
-    socket.once('error', (e: NodeJS.ErrnoException) => done(e.code === 'ECONNREFUSED' ? 'refused' : 'unreachable'));
+    socket.once('error', (e) => done(failedPortState(e)));
   });
 }
 
@@ -144,11 +159,10 @@ export class DeadLeaderWatch {
       return;
     }
     if (this.suspicion && (this.suspicion.leader !== leaderName || this.suspicion.revision !== revision)) this.clear();
-    const api = new URL(leader.apiUrl);
     const others = snapshot.members.filter((m) => m.name !== leaderName);
     const [apiPort, postgresPort, views] = await Promise.all([
-      this.o.observer.port(api.hostname.replace(/^\[|\]$/g, ''), Number(api.port || 443)),
-      this.o.observer.port(leader.host, leader.port),
+      this.o.observer.api(leader),
+      this.o.observer.postgres(leader.host, leader.port),
       Promise.all(others.map((m) => this.o.observer.replication(m).catch(() => undefined))),
     ]);
     const verdict = judgeRound(leaderName, { apiPort, postgresPort, members: others.map((m, i) => ({ name: m.name, view: views[i] })) });

@@ -5,7 +5,7 @@
 import { PatroniClient } from '../clients/patroni.ts';
 import type { DcsMember } from './dcs.ts';
 import type { MemberProbe } from './decide.ts';
-import { type LeaderObserver, tcpPortState } from './deadleader.ts';
+import { failedPortState, type LeaderObserver, tcpPortState } from './deadleader.ts';
 
 export function patroniProbe(caFile: string, timeoutMs = 1000, replicaTimeoutMs = 250): MemberProbe {
   const clients = new Map<string, PatroniClient>();
@@ -32,15 +32,28 @@ export function patroniProbe(caFile: string, timeoutMs = 1000, replicaTimeoutMs 
 /** The dead-leader watch's eyes: TCP connects to the leader's ports, and each other member's own word on its replication. */
 export function patroniObserver(caFile: string, timeoutMs = 500): LeaderObserver {
   const clients = new Map<string, PatroniClient>();
+  const client = (m: DcsMember) => {
+    let c = clients.get(m.apiUrl);
+    if (!c) {
+      c = new PatroniClient(m.apiUrl, { caFile, timeoutMs });
+      clients.set(m.apiUrl, c);
+    }
+    return c;
+  };
   return {
-    port: (host, port) => tcpPortState(host, port, timeoutMs),
+    // A whole HTTPS request, not a bare connect: any answer at all (even 503) means the API is there.
+    api: (m) =>
+      client(m)
+        .call('GET', '/liveness')
+        .then(
+          () => 'open' as const,
+          (e: unknown) => failedPortState(e),
+        ),
+    postgres: (host, port) => tcpPortState(host, port, timeoutMs),
     async replication(m) {
-      let c = clients.get(m.apiUrl);
-      if (!c) {
-        c = new PatroniClient(m.apiUrl, { caFile, timeoutMs });
-        clients.set(m.apiUrl, c);
-      }
-      const res = await c.call('GET', '/patroni').catch(() => undefined);
+      const res = await client(m)
+        .call('GET', '/patroni')
+        .catch(() => undefined);
       if (!res) return undefined;
       try {
         const body = JSON.parse(res.body) as { role?: unknown; replication_state?: unknown };

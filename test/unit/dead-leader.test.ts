@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { parseSnapshot } from '../../src/router/dcs.ts';
-import { DeadLeaderWatch, judgeRound, tcpPortState, type LeaderObserver, type MemberReplication, type PortState } from '../../src/router/deadleader.ts';
+import {
+  DeadLeaderWatch,
+  failedPortState,
+  judgeRound,
+  tcpPortState,
+  type LeaderObserver,
+  type MemberReplication,
+  type PortState,
+} from '../../src/router/deadleader.ts';
 
 const P = '/service/s/';
 const member = (ip: string, role: string) =>
@@ -85,7 +93,7 @@ function world() {
     releaseAnswer: true,
     reports: [] as { released: boolean; leader: string; reason: string }[],
   };
-  const observer: LeaderObserver = { port: async () => w.ports, replication: async (m) => w.views[m.name] };
+  const observer: LeaderObserver = { api: async () => w.ports, postgres: async () => w.ports, replication: async (m) => w.views[m.name] };
   const watch = new DeadLeaderWatch({
     observer,
     release: async (leader, revision) => {
@@ -162,5 +170,13 @@ describe('dead leader: a TCP port, for real', () => {
     assert.equal(await tcpPortState('127.0.0.1', port, 1000), 'open');
     await new Promise((r) => server.close(r));
     assert.equal(await tcpPortState('127.0.0.1', port, 1000), 'refused');
+  });
+
+  it('reads refused and out-of-time from an error or its causes', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:8008'), { code: 'ECONNREFUSED' });
+    assert.equal(failedPortState(new Error('Patroni API: connect ECONNREFUSED', { cause: refused })), 'refused');
+    assert.equal(failedPortState(new Error('outer', { cause: new Error('no answer within 500 ms') })), 'timeout');
+    assert.equal(failedPortState(Object.assign(new Error('x'), { code: 'EHOSTUNREACH' })), 'unreachable');
+    assert.equal(failedPortState('not an error'), 'unreachable');
   });
 });
