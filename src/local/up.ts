@@ -10,6 +10,7 @@ import pg from 'pg';
 import { describe, GardenError } from '../errors.ts';
 import { patroniKeys } from '../router/dcs.ts';
 import { ensureLoginRole } from '../ops/roles.ts';
+import { runPhases, type Phase as SharedPhase } from '../log/phases.ts';
 import type { Reporter } from '../log/events.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { alertRules } from '../render/prometheus.ts';
@@ -52,11 +53,8 @@ interface UpContext {
   leader?: string;
 }
 
-interface Phase {
-  title: string;
-  /** Does the phase's work; returns the detail for the progress line. */
-  run(ctx: UpContext): Promise<string>;
-}
+/** One phase of `local up`, run by the shared runner (log/phases.ts). */
+type Phase = SharedPhase<UpContext>;
 
 function change(ctx: UpContext, what: string, member?: string): void {
   ctx.changes.push(member ? `${member}: ${what}` : what);
@@ -128,7 +126,7 @@ async function portNeeds({ c, running }: UpContext): Promise<PortNeed[]> {
 }
 
 const preflight: Phase = {
-  title: 'preflight',
+  name: 'preflight',
   async run(ctx) {
     const { config } = ctx.c;
     await checkPackages(
@@ -153,7 +151,7 @@ const preflight: Phase = {
 };
 
 const state: Phase = {
-  title: 'state',
+  name: 'state',
   async run(ctx) {
     const { layout, config, topology, pgOwner } = ctx.c;
     const fresh = await access(layout.clusterFile).then(
@@ -172,7 +170,7 @@ const state: Phase = {
 };
 
 const files: Phase = {
-  title: 'files',
+  name: 'files',
   async run(ctx) {
     let written = 0;
     for (const f of localFiles(ctx.c, ctx.secrets!)) {
@@ -189,7 +187,7 @@ const files: Phase = {
 };
 
 const etcd: Phase = {
-  title: 'etcd',
+  name: 'etcd',
   async run(ctx) {
     const { c, timeoutMs } = ctx;
     const { config, topology, layout, specs } = c;
@@ -235,7 +233,7 @@ const etcd: Phase = {
 };
 
 const patroni: Phase = {
-  title: 'patroni',
+  name: 'patroni',
   async run(ctx) {
     const { c, timeoutMs } = ctx;
     const { config, topology, layout, specs } = c;
@@ -262,7 +260,7 @@ const patroni: Phase = {
 };
 
 const haproxy: Phase = {
-  title: 'haproxy',
+  name: 'haproxy',
   async run(ctx) {
     const { c, timeoutMs, leader } = ctx;
     await startMissing(ctx, [c.specs.haproxy], 'haproxy');
@@ -282,7 +280,7 @@ const haproxy: Phase = {
 };
 
 const router: Phase = {
-  title: 'router',
+  name: 'router',
   async run(ctx) {
     const { c, timeoutMs, leader } = ctx;
     // The router moves the primary port with the leader (watching etcd), faster than HAProxy's own checks.
@@ -302,7 +300,7 @@ const router: Phase = {
 };
 
 const pooler: Phase = {
-  title: 'pooler',
+  name: 'pooler',
   async run(ctx) {
     const { c, timeoutMs, leader } = ctx;
     const { config, topology, specs } = c;
@@ -339,7 +337,7 @@ const pooler: Phase = {
 };
 
 const monitoring: Phase = {
-  title: 'monitoring',
+  name: 'monitoring',
   async run(ctx) {
     const { c, timeoutMs } = ctx;
     const { config, topology, specs, layout } = c;
@@ -386,7 +384,7 @@ async function ensureMonitorRole(c: LocalCluster, secrets: ClusterSecrets): Prom
 }
 
 const backups: Phase = {
-  title: 'backups',
+  name: 'backups',
   async run(ctx) {
     const { c, report } = ctx;
     if (!c.config.backups.enabled)
@@ -416,15 +414,8 @@ export async function localUp(c: LocalCluster, report: Reporter, opts: UpOptions
   ])
     running.set(s.id, (await c.supervisor.pid(s)) !== undefined);
   const ctx: UpContext = { c, report, timeoutMs: opts.timeoutMs ?? 120_000, running, changes: [], startedAt: Date.now() };
-  for (const phase of UP_PHASES) {
-    report({ kind: 'step', step: phase.title, status: 'start' });
-    try {
-      report({ kind: 'step', step: phase.title, status: 'done', detail: await phase.run(ctx) });
-    } catch (e) {
-      report({ kind: 'step', step: phase.title, status: 'fail' });
-      throw e;
-    }
-  }
+  // A failure is thrown with its whole message (the CLI prints it once); the fail event only marks the step.
+  await runPhases(UP_PHASES, ctx, report, { failDetail: false });
   const { layout, config } = c;
   const meta = await readJson<ClusterMeta>(layout.clusterFile);
   await writeFileAtomic(

@@ -1,0 +1,31 @@
+// After the work: etcd healthy with a leader, and HAProxy answering on every
+// host that runs it (waited for: one started a moment ago may not listen yet).
+import { describe, GardenError } from '../../errors.ts';
+import { statsOverHttp } from '../../clients/haproxy.ts';
+import { hostPort } from '../../render/topology.ts';
+import { waitFor } from '../../util/wait.ts';
+import { byRole, etcdHealth, type UpPhase } from '../context.ts';
+
+export const verify: UpPhase = {
+  name: 'verify',
+  skipReason: (ctx) => (ctx.dryRun ? 'skipped in a dry run' : undefined),
+  async run(ctx) {
+    const { config, secrets } = ctx;
+    const problems: string[] = [];
+    if (byRole(ctx, 'etcd').length) {
+      const h = await etcdHealth(ctx).catch((e) => ({ healthy: 0, leader: false, total: byRole(ctx, 'etcd').length, error: describe(e) }));
+      if (h.healthy !== h.total || !h.leader) problems.push(`etcd: ${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
+    }
+    for (const h of byRole(ctx, 'haproxy')) {
+      const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/`;
+      const answered = await waitFor(
+        `HAProxy on ${h.node.name}`,
+        async () => Boolean(await statsOverHttp(url, { user: config.haproxy.statsUser, password: secrets.statsPassword }, 3000)),
+        { timeoutMs: 30_000, intervalMs: 250 },
+      ).catch((e) => describe(e));
+      if (answered !== true) problems.push(`${h.node.name}: HAProxy stats ${url}: ${answered}`);
+    }
+    if (problems.length) throw new GardenError('MEMBER_FAILED', 'the platform is not healthy after up', { details: problems });
+    return 'etcd healthy; HAProxy answers on every host';
+  },
+};
