@@ -245,8 +245,25 @@ async function confirmOverwrite(
 export async function restoreCommand(
   g: GlobalOptions,
   dir: string | undefined,
-  opts: { to?: string; from?: string; timeout?: string; database?: string[]; yes?: boolean },
+  opts: { to?: string; from?: string; beside?: boolean; stopBeside?: boolean; timeout?: string; database?: string[]; yes?: boolean },
 ): Promise<number> {
+  if (opts.stopBeside) {
+    if (opts.to !== undefined || opts.beside || dir !== undefined)
+      throw new GardenError('CONFIG_INVALID', '--stop-beside takes no target, directory or --beside');
+    const c = await openLocalCluster(g);
+    const { stopBeside } = await import('../local/down.ts');
+    const stopped = await stopBeside(c);
+    print(g.json, { stopped }, () =>
+      stopped ? 'the restored instance beside the cluster is stopped and removed' : 'no restored instance runs beside the cluster',
+    );
+    return 0;
+  }
+  if (opts.beside && opts.to === undefined) throw new GardenError('CONFIG_INVALID', '--beside restores a point in time: it needs --to <time|LSN|latest>');
+  if (opts.to !== undefined && opts.beside) {
+    if (dir !== undefined || opts.database)
+      throw new GardenError('CONFIG_INVALID', '--to restores from the backup repository; it takes no directory and no --database');
+    return besideCommand(g, opts.to, opts);
+  }
   if (opts.to !== undefined) {
     if (dir !== undefined || opts.database)
       throw new GardenError('CONFIG_INVALID', '--to restores the whole cluster from the backup repository; it takes no directory and no --database', {
@@ -271,6 +288,22 @@ export async function restoreCommand(
     [
       `restored and verified: ${result.databases.map((d) => `${d.name} (${d.tables} tables, ${d.rows} rows)`).join(', ')}`,
       ...(safety ? [`what was there before is in ${safety}`] : []),
+    ].join('\n'),
+  );
+  return 0;
+}
+
+async function besideCommand(g: GlobalOptions, to: string, opts: { from?: string }): Promise<number> {
+  const c = await openLocalCluster(g);
+  const { parseTarget } = await import('../ops/pgbackrest.ts');
+  const { restoreBeside } = await import('../local/backups.ts');
+  // Nothing of the cluster changes, so nothing to confirm.
+  const r = await restoreBeside(c, parseTarget(to), { ...(opts.from ? { from: opts.from } : {}), report: streamReporter(process.stderr, Boolean(g.json)) });
+  print(g.json, r, () =>
+    [
+      `restored ${r.from} to ${r.target} beside the cluster in ${(r.durationMs / 1000).toFixed(1)} s; the cluster was not touched`,
+      `read it with: ${r.psql}   (the superuser's password, as for the cluster)`,
+      'stop and remove it with: gardenos local db restore --stop-beside (local down stops it too)',
     ].join('\n'),
   );
   return 0;

@@ -196,12 +196,21 @@ db.command('restore')
   .argument('[dir]', 'a directory a logical `db backup` wrote')
   .option('--to <target>', 'point-in-time recovery of the whole cluster: latest, a time with its offset (2026-11-30T09:15:00Z) or an LSN')
   .option('--from <label>', 'with --to: the backup to start from (default: the newest one consistent before the target)')
+  .option(
+    '--beside',
+    'with --to: restore into a standalone instance beside the running cluster (its own socket, no TCP) and leave it running to read from; the cluster is not touched',
+  )
+  .option('--stop-beside', 'stop and remove the instance a `--beside` restore left running')
   .option('--timeout <seconds>', 'with --to: how long to wait for the restored leader and its replicas', '600')
   .option('-d, --database <name...>', 'only these databases (default: all in the backup)')
   .option('-y, --yes', 'do not ask for confirmation')
   .action(
-    run(async (dir: string | undefined, opts: { to?: string; from?: string; timeout: string; database?: string[]; yes?: boolean }, cmd: Command) =>
-      (await dbCmds()).restoreCommand(localGlobals(cmd), dir, opts),
+    run(
+      async (
+        dir: string | undefined,
+        opts: { to?: string; from?: string; beside?: boolean; stopBeside?: boolean; timeout: string; database?: string[]; yes?: boolean },
+        cmd: Command,
+      ) => (await dbCmds()).restoreCommand(localGlobals(cmd), dir, opts),
     ),
   );
 db.command('migrate')

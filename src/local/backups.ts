@@ -26,11 +26,13 @@ import {
   type RepositoryInfo,
   type SocketTarget,
   type VerifyResult,
+  restoreInstance,
+  targetOptions,
 } from '../ops/pgbackrest.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
 import { stanzaOf } from '../render/pgbackrest.ts';
-import { ensureDir, writeFileAtomic } from '../util/files.ts';
+import { ensureDir, readJson, writeFileAtomic } from '../util/files.ts';
 import { readStateFile } from '../util/state-file.ts';
 import { waitFor } from '../util/wait.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
@@ -351,6 +353,66 @@ export async function pointInTimeRestore(
     dcsBackup: dcs.backup,
     durationMs: Date.now() - started,
   };
+}
+
+export interface BesideResult {
+  target: string;
+  from: string;
+  /** Where it runs: a Unix socket only (no TCP), with the cluster's superuser and password. */
+  socketDir: string;
+  port: number;
+  user: string;
+  dataDir: string;
+  logFile: string;
+  /** What to run to reach it. */
+  psql: string;
+  durationMs: number;
+}
+
+/**
+ * `db restore --to … --beside`: the cluster's backup plus archived WAL up to the target, restored into a
+ * standalone instance beside the running cluster (its own directory, socket and port; no TCP; never
+ * archiving), left running to read from — the cluster itself is not touched. One at a time; `--stop-beside`
+ * (or `local down`) stops and removes it.
+ */
+export async function restoreBeside(c: LocalCluster, target: RecoveryTarget, opts: { from?: string; report: Reporter }): Promise<BesideResult> {
+  requireBackups(c);
+  const started = Date.now();
+  const secrets = await readSecrets(c.layout);
+  if (!secrets) throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no secrets file; was it ever started?`);
+  const running = await readJson<BesideResult>(c.layout.backups.besideRecord);
+  if (running)
+    throw new GardenError('STATE_CONFLICT', `a restored instance already runs beside the cluster (${running.target}, socket ${running.socketDir})`, {
+      hint: 'stop it first: gardenos local db restore --stop-beside',
+    });
+  const from = await checkTarget(c, target, opts.from);
+  const ctx = pgbackrestContext(c);
+  // Whatever the primary wrote up to now must be in the repository for a target near now (or latest).
+  const leader = (await clusterView(c))?.members.find((m) => m.role === 'leader' && m.state === 'running');
+  if (leader) await switchAndArchive(c, leader.name, secrets);
+  opts.report({ kind: 'step', step: 'restore beside', status: 'start', detail: `${from.label} + WAL to ${describeTarget(target)}` });
+  const instance = await restoreInstance(ctx, {
+    label: from.label,
+    targetArgs: targetOptions(target),
+    what: describeTarget(target),
+    workDir: c.layout.backups.besideDir,
+    port: c.config.postgres.port + 200,
+    login: { user: USERS.superuser, password: secrets.superuserPassword },
+  });
+  const result: BesideResult = {
+    target: describeTarget(target),
+    from: from.label,
+    socketDir: instance.socketDir,
+    port: instance.port,
+    user: USERS.superuser,
+    dataDir: instance.dataDir,
+    logFile: instance.logFile,
+    psql: `psql "host=${instance.socketDir} port=${instance.port} user=${USERS.superuser} dbname=postgres"`,
+    durationMs: Date.now() - started,
+  };
+  await writeFileAtomic(c.layout.backups.besideRecord, `${JSON.stringify(result, null, 2)}\n`, 0o644);
+  opts.report({ kind: 'step', step: 'restore beside', status: 'done', detail: `running on ${instance.socketDir}, port ${instance.port}` });
+  return result;
 }
 
 /** The backup a restore to `target` would start from (the one named by `from`, if given); refuses what the repository cannot reach. */

@@ -1,9 +1,11 @@
 // `gardenos local down` stops the cluster gracefully and keeps its data;
 // `destroy` also deletes the state directory, only when confirmed.
-import { access, readdir, rm } from 'node:fs/promises';
+import { access, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PatroniClient } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
+import { stopInstance } from '../ops/pgbackrest.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
 import { isolatedNetwork, removeNetwork } from './netns.ts';
 
@@ -34,6 +36,23 @@ export async function patroniStopOrder(c: LocalCluster): Promise<LocalCluster['s
   return [...c.specs.patroni].sort((a, b) => Number(a.id === `patroni-${leader}`) - Number(b.id === `patroni-${leader}`));
 }
 
+/** Stops and removes the instance `db restore --beside` left running (its record and directory); false when there was none. */
+export async function stopBeside(c: LocalCluster): Promise<boolean> {
+  const { besideDir, besideRecord } = c.layout.backups;
+  const there = (p: string) =>
+    stat(p).then(
+      () => true,
+      () => false,
+    );
+  const [recorded, data] = await Promise.all([there(besideRecord), there(join(besideDir, 'data'))]);
+  if (!recorded && !data) return false;
+  if (data)
+    await stopInstance({ binDir: c.layout.patroni(c.topology.postgres[0]!.name).binDir, ...(c.pgOwner ? { owner: c.pgOwner } : {}) }, join(besideDir, 'data'));
+  await rm(besideDir, { recursive: true, force: true });
+  await rm(besideRecord, { force: true });
+  return true;
+}
+
 export async function localDown(c: LocalCluster, report: Reporter): Promise<DownResult> {
   const stopped: string[] = [];
   const stop = async (spec: { id: string; match: string }, graceMs: number) => {
@@ -48,6 +67,11 @@ export async function localDown(c: LocalCluster, report: Reporter): Promise<Down
     if (c.config.monitoring.enabled || (await c.supervisor.pid(spec)) !== undefined) await stop(spec, 10_000);
   }
   if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stop(c.specs.pooler, 10_000);
+  // A point-in-time copy `db restore --beside` left running is not part of the cluster; it goes down with it.
+  if (await stopBeside(c)) {
+    stopped.push('restored instance beside');
+    report({ kind: 'step', step: 'stop', member: 'restored instance beside', status: 'done' });
+  }
   await stop(c.specs.router, 10_000);
   await stop(c.specs.haproxy, 10_000);
   for (const spec of await patroniStopOrder(c)) await stop(spec, 60_000);

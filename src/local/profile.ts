@@ -107,6 +107,9 @@ export interface LocalLayout {
     dir: string;
     pgpass: string;
     verifyDir: string;
+    /** `db restore --to … --beside`: the restored instance's directory, and its record while it runs. */
+    besideDir: string;
+    besideRecord: string;
     recordFile: string;
     schedulerConfigFile: string;
     scheduleStateFile: string;
@@ -179,6 +182,8 @@ export function localLayout(root: string, postgresVersion: number, repoPath?: st
       spoolDir: join(root, 'pgbackrest', 'spool'),
       pgpass: join(root, 'pgbackrest', 'pgpass'),
       verifyDir: join(root, 'pgbackrest', 'verify'),
+      besideDir: join(root, 'pgbackrest', 'beside'),
+      besideRecord: join(root, 'pgbackrest', 'beside.json'),
       recordFile: join(root, 'pgbackrest', 'verified.json'),
       schedulerConfigFile: join(root, 'pgbackrest', 'scheduler.json'),
       scheduleStateFile: join(root, 'pgbackrest', 'schedule-state.json'),

@@ -313,7 +313,7 @@ export async function countAtPausedReplay(standby: SocketTarget): Promise<{ lsn:
 }
 
 /** Runs a PostgreSQL binary as the owner; rejects with its output. */
-function pgTool(ctx: PgbackrestContext, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+function pgTool(ctx: Pick<PgbackrestContext, 'binDir' | 'owner'>, name: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(join(ctx.binDir, name), args, {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LANG: 'C.UTF-8', ...env },
@@ -378,75 +378,19 @@ export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): 
   await input.switchWal();
   report({ kind: 'step', step: 'source', status: 'done', detail: `counted at ${source.lsn} on a paused standby` });
 
-  const dataDir = join(input.workDir, 'data');
-  const socketDir = join(input.workDir, 'run');
-  await rm(input.workDir, { recursive: true, force: true });
-  await ensureDir(input.workDir, 0o700, ctx.owner);
-  await ensureDir(socketDir, 0o700, ctx.owner);
-  const pgCtl = (...args: string[]) => pgTool(ctx, 'pg_ctl', ['-D', dataDir, ...args]);
-  let started_ = false;
+  report({ kind: 'step', step: 'restore', status: 'start', detail: `${input.backup.label} + WAL to ${source.lsn}` });
+  const instance = await restoreInstance(ctx, {
+    label: input.backup.label,
+    targetArgs: ['--type=lsn', `--target=${source.lsn}`, '--target-exclusive', '--target-action=promote'],
+    what: source.lsn,
+    workDir: input.workDir,
+    port: input.port,
+    login: input.standby,
+  });
+  report({ kind: 'step', step: 'restore', status: 'done', detail: 'recovered and promoted' });
+  const { socketDir } = instance;
   try {
-    report({ kind: 'step', step: 'restore', status: 'start', detail: `${input.backup.label} + WAL to ${source.lsn}` });
-    // archive-mode=off: the throwaway instance never pushes WAL into the cluster's repository.
-    await runPgbackrest(ctx, 'restore', [
-      `--pg1-path=${dataDir}`,
-      `--set=${input.backup.label}`,
-      '--type=lsn',
-      `--target=${source.lsn}`,
-      '--target-exclusive',
-      '--target-action=promote',
-      '--archive-mode=off',
-    ]);
-    report({ kind: 'step', step: 'restore', status: 'done' });
-
-    report({ kind: 'step', step: 'start', status: 'start' });
-    // The member's postgresql.conf came along: its address, TLS files and pg_hba path are overridden.
-    const opts = [
-      `-c port=${input.port}`,
-      "-c listen_addresses=''",
-      `-c unix_socket_directories=${socketDir}`,
-      '-c ssl=off',
-      '-c archive_mode=off',
-      `-c hba_file=${join(dataDir, 'pg_hba.conf')}`,
-      `-c ident_file=${join(dataDir, 'pg_ident.conf')}`,
-      '-c shared_buffers=32MB',
-      '-c synchronous_standby_names=',
-    ].join(' ');
-    const logFile = join(input.workDir, 'postgres.log');
-    await pgCtl('-o', opts, '-l', logFile, '-w', '-t', '600', 'start').catch(async (e: unknown) => {
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} did not start`, {
-        details: log.trim().split('\n').slice(-8),
-        cause: e,
-      });
-    });
-    started_ = true;
     const target: SocketTarget = { ...input.standby, socketDir, port: input.port };
-    // Recovery to the target ends with a promotion; wait for it.
-    for (let i = 0; ; i++) {
-      const inRecovery = await withClient(target, 'postgres', async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(
-        () => true,
-      );
-      if (!inRecovery) break;
-      // A recovery that cannot reach its target ends the instance (FATAL): say so at once, with its log.
-      if (
-        !(await pgCtl('status').then(
-          () => true,
-          () => false,
-        ))
-      ) {
-        const log = await readFile(logFile, 'utf8').catch(() => '');
-        throw new GardenError('STATE_CONFLICT', `the restored copy of ${input.backup.label} stopped during recovery to ${source.lsn}`, {
-          details: log.trim().split('\n').slice(-8),
-        });
-      }
-      if (i > 1200)
-        throw new GardenError('TIMEOUT', `the restored instance did not finish recovery to ${source.lsn} within 10 minutes`, {
-          hint: `its log: ${join(input.workDir, 'postgres.log')}`,
-        });
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    report({ kind: 'step', step: 'start', status: 'done', detail: 'recovered and promoted' });
 
     report({ kind: 'step', step: 'amcheck', status: 'start' });
     const amcheck = await pgTool(
@@ -486,7 +430,104 @@ export async function verifyBackup(ctx: PgbackrestContext, input: VerifyInput): 
       durationMs: Date.now() - started,
     };
   } finally {
-    if (started_) await pgCtl('-m', 'immediate', '-w', 'stop').catch(() => {});
-    await rm(input.workDir, { recursive: true, force: true });
+    await instance.remove();
+  }
+}
+
+/** Stops a PostgreSQL instance in `dataDir` (immediate: it holds nothing to keep); resolves whether one ran. */
+export async function stopInstance(ctx: Pick<PgbackrestContext, 'binDir' | 'owner'>, dataDir: string): Promise<boolean> {
+  return pgTool(ctx, 'pg_ctl', ['-D', dataDir, '-m', 'immediate', '-w', 'stop']).then(
+    () => true,
+    () => false,
+  );
+}
+
+export interface RestoredInstance {
+  workDir: string;
+  dataDir: string;
+  /** It listens on a Unix socket in this directory only (no TCP). */
+  socketDir: string;
+  port: number;
+  logFile: string;
+  /** Stops it (immediate) and removes its files. */
+  remove(): Promise<void>;
+}
+
+/** pgBackRest's restore options for a recovery target: up to it (inclusive), then promoted, following the latest timeline. */
+export function targetOptions(target: RecoveryTarget): string[] {
+  if (target.kind === 'latest') return ['--type=default', '--target-timeline=latest'];
+  const [type, value] = target.kind === 'time' ? ['time', target.time.toISOString()] : ['lsn', target.lsn];
+  return [`--type=${type}`, `--target=${value}`, '--target-action=promote', '--target-timeline=latest'];
+}
+
+/**
+ * A backup plus archived WAL up to a target, restored into a standalone instance in `workDir`, on its own
+ * Unix socket and port (never TCP, never archiving into the repository), started and waited for until its
+ * recovery has ended with a promotion. On any failure it is stopped and removed, and the error carries the
+ * end of its log.
+ */
+export async function restoreInstance(
+  ctx: PgbackrestContext,
+  o: { label: string; targetArgs: string[]; what: string; workDir: string; port: number; login: Omit<SocketTarget, 'socketDir' | 'port'> },
+): Promise<RestoredInstance> {
+  const dataDir = join(o.workDir, 'data');
+  const socketDir = join(o.workDir, 'run');
+  const logFile = join(o.workDir, 'postgres.log');
+  await rm(o.workDir, { recursive: true, force: true });
+  await ensureDir(o.workDir, 0o700, ctx.owner);
+  await ensureDir(socketDir, 0o700, ctx.owner);
+  const pgCtl = (...args: string[]) => pgTool(ctx, 'pg_ctl', ['-D', dataDir, ...args]);
+  let started = false;
+  const remove = async () => {
+    if (started) await pgCtl('-m', 'immediate', '-w', 'stop').catch(() => {});
+    await rm(o.workDir, { recursive: true, force: true });
+  };
+  try {
+    // archive-mode=off: the instance never pushes WAL into the cluster's repository.
+    await runPgbackrest(ctx, 'restore', [`--pg1-path=${dataDir}`, `--set=${o.label}`, ...o.targetArgs, '--archive-mode=off']);
+    // The member's postgresql.conf came along: its address, TLS files and pg_hba path are overridden.
+    const opts = [
+      `-c port=${o.port}`,
+      "-c listen_addresses=''",
+      `-c unix_socket_directories=${socketDir}`,
+      '-c ssl=off',
+      '-c archive_mode=off',
+      `-c hba_file=${join(dataDir, 'pg_hba.conf')}`,
+      `-c ident_file=${join(dataDir, 'pg_ident.conf')}`,
+      '-c shared_buffers=32MB',
+      '-c synchronous_standby_names=',
+    ].join(' ');
+    await pgCtl('-o', opts, '-l', logFile, '-w', '-t', '600', 'start').catch(async (e: unknown) => {
+      const log = await readFile(logFile, 'utf8').catch(() => '');
+      throw new GardenError('STATE_CONFLICT', `the restored copy of ${o.label} did not start`, { details: log.trim().split('\n').slice(-8), cause: e });
+    });
+    started = true;
+    const target: SocketTarget = { ...o.login, socketDir, port: o.port };
+    // Recovery to the target ends with a promotion; wait for it.
+    for (let i = 0; ; i++) {
+      const inRecovery = await withClient(target, 'postgres', async (c) => (await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r).catch(
+        () => true,
+      );
+      if (!inRecovery) break;
+      // A recovery that cannot reach its target ends the instance (FATAL): say so at once, with its log.
+      if (
+        !(await pgCtl('status').then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        const log = await readFile(logFile, 'utf8').catch(() => '');
+        throw new GardenError('STATE_CONFLICT', `the restored copy of ${o.label} stopped during recovery to ${o.what}`, {
+          details: log.trim().split('\n').slice(-8),
+        });
+      }
+      if (i > 1200)
+        throw new GardenError('TIMEOUT', `the restored instance did not finish recovery to ${o.what} within 10 minutes`, { hint: `its log: ${logFile}` });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return { workDir: o.workDir, dataDir, socketDir, port: o.port, logFile, remove };
+  } catch (e) {
+    await remove();
+    throw e;
   }
 }

@@ -128,6 +128,30 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     const timelineBefore = Math.max(...(await status()).members.map((m) => m.timeline ?? 0));
     assert.deepEqual(await counts(), { early: 10, a: 500, b: 500, c: 500, d: 500 });
 
+    // First beside the cluster: the same point in an instance of its own, read while the cluster runs on.
+    const b = await c.cli(['local', 'db', 'restore', '--to', t.toISOString(), '--beside', '--json']);
+    assert.equal(b.code, 0, b.stderr);
+    const beside = json<{ target: string; socketDir: string; port: number; user: string }>(b.stdout);
+    assert.equal(beside.target, t.toISOString());
+    const { superuserPassword } = json<{ superuserPassword: string }>(await readFile(join(c.stateDir, 'secrets', 'passwords.json'), 'utf8'));
+    const copy = new pg.Client({ host: beside.socketDir, port: beside.port, user: beside.user, password: superuserPassword, database: 'postgres' });
+    await copy.connect();
+    try {
+      const rows = (await copy.query<{ phase: string; n: string }>('SELECT phase, count(*) AS n FROM ledger GROUP BY phase')).rows;
+      assert.deepEqual(Object.fromEntries(rows.map((r) => [r.phase, Number(r.n)])), { early: 10, a: 500, b: 500, c: 500 }, "beside: up to the target, no 'd'");
+      assert.equal((await copy.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]!.r, false, 'promoted at the target');
+    } finally {
+      await copy.end();
+    }
+    assert.deepEqual(await counts(), { early: 10, a: 500, b: 500, c: 500, d: 500 }, 'the cluster itself was not touched');
+    const twice = await c.cli(['local', 'db', 'restore', '--to', 'latest', '--beside']);
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /already runs beside the cluster[\s\S]*--stop-beside/);
+    const stopped = await c.cli(['local', 'db', 'restore', '--stop-beside', '--json']);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.deepEqual(json(stopped.stdout), { stopped: true });
+    await assert.rejects(stat(beside.socketDir), 'its directory is removed');
+
     const r = await c.cli(['local', 'db', 'restore', '--to', t.toISOString(), '--yes', '--json', '--timeout', '300']);
     assert.equal(r.code, 0, r.stderr);
     const result = json<{ target: string; from: string; safetyBackup: string | null; newBackup: string; leader: string }>(r.stdout);
