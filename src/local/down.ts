@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PatroniClient } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
+import { type Phase, runPhases } from '../log/phases.ts';
 import { stopInstance } from '../ops/pgbackrest.ts';
 import { patroniUrl, postmasterPid, type LocalCluster } from './cluster.ts';
 import { isolatedNetwork, removeNetwork } from './netns.ts';
@@ -53,40 +54,83 @@ export async function stopBeside(c: LocalCluster): Promise<boolean> {
   return true;
 }
 
-export async function localDown(c: LocalCluster, report: Reporter): Promise<DownResult> {
-  const stopped: string[] = [];
-  const stop = async (spec: { id: string; match: string }, graceMs: number) => {
-    report({ kind: 'step', step: 'stop', member: spec.id, status: 'start' });
-    const was = await c.supervisor.stop(spec, { graceMs });
-    if (was) stopped.push(spec.id);
-    report({ kind: 'step', step: 'stop', member: spec.id, status: was ? 'done' : 'skip', ...(was ? {} : { detail: 'not running' }) });
-  };
+interface DownContext {
+  c: LocalCluster;
+  report: Reporter;
+  stopped: string[];
+}
 
-  if (c.config.backups.enabled || (await c.supervisor.pid(c.specs.scheduler)) !== undefined) await stop(c.specs.scheduler, 30_000);
-  for (const spec of [c.specs.monitoring, ...c.specs.exporters]) {
-    if (c.config.monitoring.enabled || (await c.supervisor.pid(spec)) !== undefined) await stop(spec, 10_000);
-  }
-  if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stop(c.specs.pooler, 10_000);
-  // A point-in-time copy `db restore --beside` left running is not part of the cluster; it goes down with it.
-  if (await stopBeside(c)) {
-    stopped.push('restored instance beside');
-    report({ kind: 'step', step: 'stop', member: 'restored instance beside', status: 'done' });
-  }
-  await stop(c.specs.router, 10_000);
-  await stop(c.specs.haproxy, 10_000);
-  for (const spec of await patroniStopOrder(c)) await stop(spec, 60_000);
-  // A PostgreSQL whose Patroni was killed keeps running; stop it too (fast shutdown, then kill).
-  for (const m of c.topology.postgres) {
-    const pid = await postmasterPid(c, m.name);
-    if (pid === undefined) continue;
-    process.kill(pid, 'SIGINT');
-    const deadline = Date.now() + 30_000;
-    while ((await postmasterPid(c, m.name)) !== undefined && Date.now() < deadline) await sleep(100);
-    if ((await postmasterPid(c, m.name)) !== undefined) process.kill(pid, 'SIGKILL');
-    stopped.push(`postgres-${m.name}`);
-  }
-  for (const spec of c.specs.etcd) await stop(spec, 15_000);
-  return { stopped };
+/** Stops one daemon (within `graceMs`, then killed), reported per member. */
+async function stopSpec(ctx: DownContext, spec: { id: string; match: string }, graceMs: number): Promise<void> {
+  ctx.report({ kind: 'step', step: 'stop', member: spec.id, status: 'start' });
+  const was = await ctx.c.supervisor.stop(spec, { graceMs });
+  if (was) ctx.stopped.push(spec.id);
+  ctx.report({ kind: 'step', step: 'stop', member: spec.id, status: was ? 'done' : 'skip', ...(was ? {} : { detail: 'not running' }) });
+}
+
+const count = (ctx: DownContext, before: number) => `${ctx.stopped.length - before} stopped`;
+
+/** `local down`, in an order that causes no failover: what reads the cluster first, then routing, Patroni (replicas first), PostgreSQL, etcd. */
+const DOWN_PHASES: readonly Phase<DownContext>[] = [
+  {
+    name: 'stop the scheduler, monitoring and pooler',
+    async run(ctx) {
+      const { c } = ctx;
+      const before = ctx.stopped.length;
+      if (c.config.backups.enabled || (await c.supervisor.pid(c.specs.scheduler)) !== undefined) await stopSpec(ctx, c.specs.scheduler, 30_000);
+      for (const spec of [c.specs.monitoring, ...c.specs.exporters]) {
+        if (c.config.monitoring.enabled || (await c.supervisor.pid(spec)) !== undefined) await stopSpec(ctx, spec, 10_000);
+      }
+      if (c.config.pooler.enabled || (await c.supervisor.pid(c.specs.pooler)) !== undefined) await stopSpec(ctx, c.specs.pooler, 10_000);
+      // A point-in-time copy `db restore --beside` left running is not part of the cluster; it goes down with it.
+      if (await stopBeside(c)) {
+        ctx.stopped.push('restored instance beside');
+        ctx.report({ kind: 'step', step: 'stop', member: 'restored instance beside', status: 'done' });
+      }
+      return count(ctx, before);
+    },
+  },
+  {
+    name: 'stop routing',
+    async run(ctx) {
+      const before = ctx.stopped.length;
+      await stopSpec(ctx, ctx.c.specs.router, 10_000);
+      await stopSpec(ctx, ctx.c.specs.haproxy, 10_000);
+      return count(ctx, before);
+    },
+  },
+  {
+    name: 'stop Patroni',
+    async run(ctx) {
+      const before = ctx.stopped.length;
+      for (const spec of await patroniStopOrder(ctx.c)) await stopSpec(ctx, spec, 60_000);
+      // A PostgreSQL whose Patroni was killed keeps running; stop it too (fast shutdown, then kill).
+      for (const m of ctx.c.topology.postgres) {
+        const pid = await postmasterPid(ctx.c, m.name);
+        if (pid === undefined) continue;
+        process.kill(pid, 'SIGINT');
+        const deadline = Date.now() + 30_000;
+        while ((await postmasterPid(ctx.c, m.name)) !== undefined && Date.now() < deadline) await sleep(100);
+        if ((await postmasterPid(ctx.c, m.name)) !== undefined) process.kill(pid, 'SIGKILL');
+        ctx.stopped.push(`postgres-${m.name}`);
+      }
+      return count(ctx, before);
+    },
+  },
+  {
+    name: 'stop etcd',
+    async run(ctx) {
+      const before = ctx.stopped.length;
+      for (const spec of ctx.c.specs.etcd) await stopSpec(ctx, spec, 15_000);
+      return count(ctx, before);
+    },
+  },
+];
+
+export async function localDown(c: LocalCluster, report: Reporter): Promise<DownResult> {
+  const ctx: DownContext = { c, report, stopped: [] };
+  await runPhases(DOWN_PHASES, ctx, report);
+  return { stopped: ctx.stopped };
 }
 
 export async function localDestroy(c: LocalCluster, report: Reporter): Promise<DownResult> {
