@@ -2,10 +2,11 @@
 // the fault, the recovery, health again, then the verdict from the rows that
 // the final primary holds.
 import pg from 'pg';
+import { EtcdClient } from '../clients/etcd.ts';
 import { readyLeader } from '../clients/patroni.ts';
 import type { Reporter } from '../log/events.ts';
 import { GardenError } from '../errors.ts';
-import { connectionUris, type LocalCluster } from '../local/cluster.ts';
+import { connectionUris, etcdEndpoints, type LocalCluster } from '../local/cluster.ts';
 import { readSecrets } from '../local/state.ts';
 import { waitFor } from '../util/wait.ts';
 import { clusterView, type Scenario } from './scenarios.ts';
@@ -34,13 +35,44 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/**
+ * Every etcd member answers and agrees on the leader and the raft term. A member whose links just came
+ * back can take seconds to rejoin (its peers' streams reconnect with a backoff) while it still answers
+ * on its own; injecting the next fault before then would be a second fault at once (the partition of
+ * the etcd leader then leaves no quorum), not the scenario.
+ */
+async function etcdSettled(c: LocalCluster): Promise<void> {
+  const etcd = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs: 1000 });
+  try {
+    const s = await etcd.statuses();
+    if (!s.every((m) => m.ok)) throw new Error(`etcd ${s.filter((m) => !m.ok).map((m) => `${m.endpoint}: ${m.error}`).join('; ')}`);
+    const agree = new Set(s.map((m) => `${m.leaderId}/${m.raftTerm}`));
+    if (agree.size !== 1 || !s[0]!.leaderId || s[0]!.leaderId === '0') throw new Error(`etcd members disagree on leader/term: ${[...agree].join(', ')}`);
+  } finally {
+    etcd.close();
+  }
+}
+
+/** How long the cluster must look healthy without a break before it counts as healed (a rejoining etcd member flaps for a few seconds). */
+const SETTLE_MS = 5000;
+
 async function healthy(c: LocalCluster, timeoutMs: number): Promise<{ leader: string; timeline: number | null }> {
+  let since: number | undefined;
   return waitFor(
-    'a leader, a synchronous standby and every member running',
+    `a leader, a synchronous standby, every member running, and every etcd member agreeing on its leader, for ${SETTLE_MS / 1000} s on end`,
     async () => {
-      const v = await clusterView(c);
-      const name = readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode });
-      return name ? { leader: name, timeline: v.members.find((m) => m.name === name)!.timeline ?? null } : undefined;
+      since ??= Date.now();
+      try {
+        const v = await clusterView(c);
+        const name = readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode });
+        if (!name) throw new Error('no ready leader with a synchronous standby and every member running');
+        await etcdSettled(c);
+        if (Date.now() - since < SETTLE_MS) return undefined;
+        return { leader: name, timeline: v.members.find((m) => m.name === name)!.timeline ?? null };
+      } catch (e) {
+        since = undefined;
+        throw e;
+      }
     },
     { timeoutMs, intervalMs: 250 },
   );
