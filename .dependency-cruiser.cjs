@@ -18,6 +18,13 @@ module.exports = {
       to: { path: '^src/(cli|remote|local|ops|doctor|chaos|router/(controller|main|server))' },
     },
     {
+      name: 'clients-are-edges',
+      severity: 'error',
+      comment: 'clients speak to one service (etcd, Patroni, HAProxy, PgBouncer, Kubernetes); they never reach the commands, operations or the local cluster above them',
+      from: { path: '^src/clients/' },
+      to: { path: '^src/(cli|remote|local|ops|doctor|chaos|platform|dashboard|health|router|gateway)/' },
+    },
+    {
       name: 'nothing-imports-the-cli',
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/cli/' },

@@ -8,8 +8,14 @@ import { readFileSync } from 'node:fs';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Etcd3, IOptions } from 'etcd3';
 import { describe, GardenError } from '../errors.ts';
-import type { TlsFiles } from '../render/files.ts';
 import { request } from '../util/http.ts';
+
+/** The PEM files of a client identity: the CA that signed etcd's certificates, and this client's certificate and key. */
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
 
 export interface EtcdEndpointStatus {
   endpoint: string;
@@ -46,7 +52,7 @@ export interface EtcdWatch {
   close(): Promise<void>;
 }
 
-function credentials(tls: TlsFiles): NonNullable<IOptions['credentials']> {
+function credentials(tls: EtcdTls): NonNullable<IOptions['credentials']> {
   return { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.cert), privateKey: readFileSync(tls.key) };
 }
 
@@ -59,7 +65,7 @@ export class EtcdClient {
   private readonly resilient: boolean;
   private pooled: Promise<Etcd3> | undefined;
 
-  constructor(endpoints: readonly string[], tls: TlsFiles, opts: EtcdClientOptions = {}) {
+  constructor(endpoints: readonly string[], tls: EtcdTls, opts: EtcdClientOptions = {}) {
     this.endpoints = endpoints;
     this.creds = credentials(tls);
     this.tls = createSecureContext({ ca: this.creds.rootCertificate, cert: this.creds.certChain, key: this.creds.privateKey });

@@ -6,6 +6,8 @@ import type { DoctorFacts, HbaRule, HostFacts, LocalFacts } from './facts.ts';
 import { PRIMARY_SERVICE, type KubeFacts } from '../clients/kubernetes.ts';
 import { memberRunning } from '../clients/patroni.ts';
 import { groupCauses } from './causes.ts';
+import { etcdProblems } from '../health/judge.ts';
+import type { EtcdMemberStatus } from '../health/probes.ts';
 import type { Config } from '../config/schema.ts';
 import type { Topology } from '../render/topology.ts';
 import { PRIMARY_ROUTE, REPLICAS_BACKEND } from '../names.ts';
@@ -40,6 +42,8 @@ export const bad = (status: 'warn' | 'fail', summary: string, evidence: string[]
 // A check runs only when the facts of its `source` were gathered (runChecks skips it otherwise),
 // so these hand each check its own facts, present.
 const local = (fn: (l: LocalFacts) => Verdict) => (f: DoctorFacts) => fn(f.local!);
+const etcdEvidence = (etcd: readonly EtcdMemberStatus[]) =>
+  etcd.map((e) => `${e.name} ${e.endpoint}: ${e.healthy ? `healthy${e.leader ? ', leader' : ''}` : (e.error ?? 'no answer')}`);
 const kube = (fn: (k: KubeFacts, f: DoctorFacts) => Verdict) => (f: DoctorFacts) => fn(f.kube!, f);
 const host = (fn: (h: HostFacts) => Verdict) => (f: DoctorFacts) => fn(f.host!);
 
@@ -129,8 +133,10 @@ export const CHECKS: readonly Check[] = [
     title: 'etcd members healthy, with a leader',
     source: 'local',
     run: local(({ status }) => {
+      // The judgement `status` makes (health/judge.ts); the doctor adds the severity, the evidence and the fix.
+      if (etcdProblems(status.etcd).length === 0) return ok('all members healthy', etcdEvidence(status.etcd));
       const down = status.etcd.filter((e) => !e.healthy);
-      const evidence = status.etcd.map((e) => `${e.name} ${e.endpoint}: ${e.healthy ? `healthy${e.leader ? ', leader' : ''}` : (e.error ?? 'no answer')}`);
+      const evidence = etcdEvidence(status.etcd);
       if (!status.etcd.some((e) => e.leader))
         return bad(
           'fail',

@@ -13,6 +13,7 @@ import { hostPaths, type HostFile, type HostPaths } from '../platform/hosts.ts';
 import type { RenderedFile } from '../platform/render.ts';
 import type { PlatformSecrets } from '../platform/secrets.ts';
 import { etcdClientUrls, type Topology } from '../render/topology.ts';
+import type { EtcdMemberStatus } from '../health/probes.ts';
 import { waitFor } from '../util/wait.ts';
 import { RUNNER_DIR, type ServiceManager, type ServiceName } from './services.ts';
 import type { SshHost, SshOptions } from './ssh.ts';
@@ -161,8 +162,8 @@ export type UpPhase = Phase<UpContext, PhaseName>;
 
 export const byRole = (ctx: UpContext, role: NodeConfig['roles'][number]): Host[] => ctx.hosts.filter((h) => h.node.roles.includes(role));
 
-/** etcd's health as GardenOS's own client identity sees it, with the certificate from the secrets directory. */
-export async function etcdHealth(ctx: UpContext): Promise<{ healthy: number; leader: boolean; total: number }> {
+/** etcd's members as GardenOS's own client identity sees them, with the certificate from the secrets directory. */
+export async function etcdMembers(ctx: UpContext): Promise<EtcdMemberStatus[]> {
   const pki = join(ctx.opts.secretsDir, 'pki');
   const client = new EtcdClient(
     etcdClientUrls(ctx.config, ctx.topo),
@@ -170,11 +171,22 @@ export async function etcdHealth(ctx: UpContext): Promise<{ healthy: number; lea
     { timeoutMs: 3000 },
   );
   try {
-    const s = await client.statuses();
-    return { healthy: s.filter((x) => x.ok).length, leader: s.some((x) => x.isLeader), total: s.length };
+    return (await client.statuses()).map((s) => ({
+      name: s.endpoint,
+      endpoint: s.endpoint,
+      healthy: s.ok,
+      leader: Boolean(s.isLeader),
+      ...(s.error ? { error: s.error } : {}),
+    }));
   } finally {
     client.close();
   }
+}
+
+/** etcd's health in numbers (for the waits while members start). */
+export async function etcdHealth(ctx: UpContext): Promise<{ healthy: number; leader: boolean; total: number }> {
+  const members = await etcdMembers(ctx);
+  return { healthy: members.filter((m) => m.healthy).length, leader: members.some((m) => m.leader), total: members.length };
 }
 
 export const waitEtcdHealthy = (ctx: UpContext, why: string) =>

@@ -4,7 +4,8 @@ import { describe, GardenError } from '../../errors.ts';
 import { statsOverHttp } from '../../clients/haproxy.ts';
 import { hostPort } from '../../render/topology.ts';
 import { waitFor } from '../../util/wait.ts';
-import { byRole, etcdHealth, type UpPhase } from '../context.ts';
+import { etcdProblems } from '../../health/judge.ts';
+import { byRole, etcdMembers, type UpPhase } from '../context.ts';
 
 export const verify: UpPhase = {
   name: 'verify',
@@ -13,8 +14,9 @@ export const verify: UpPhase = {
     const { config, secrets } = ctx;
     const problems: string[] = [];
     if (byRole(ctx, 'etcd').length) {
-      const h = await etcdHealth(ctx).catch((e) => ({ healthy: 0, leader: false, total: byRole(ctx, 'etcd').length, error: describe(e) }));
-      if (h.healthy !== h.total || !h.leader) problems.push(`etcd: ${h.healthy}/${h.total} healthy${h.leader ? '' : ', no leader'}`);
+      // The same judgement as `gardenos status`'s (health/judge.ts).
+      const members = await etcdMembers(ctx).catch((e: unknown) => describe(e));
+      problems.push(...(typeof members === 'string' ? [`etcd: ${members}`] : etcdProblems(members)));
     }
     for (const h of byRole(ctx, 'haproxy')) {
       const url = `http://${hostPort(h.node.address.private, config.haproxy.ports.stats)}/`;
