@@ -456,7 +456,9 @@ export interface RestoredInstance {
 /** pgBackRest's restore options for a recovery target: up to it (inclusive), then promoted, following the latest timeline. */
 export function targetOptions(target: RecoveryTarget): string[] {
   if (target.kind === 'latest') return ['--type=default', '--target-timeline=latest'];
-  const [type, value] = target.kind === 'time' ? ['time', target.time.toISOString()] : ['lsn', target.lsn];
+  // PostgreSQL reads recovery_target_time before it has loaded time zone abbreviations: "Z" is refused
+  // there ("invalid value"), a numeric offset is not.
+  const [type, value] = target.kind === 'time' ? ['time', target.time.toISOString().replace('T', ' ').replace('Z', '+00')] : ['lsn', target.lsn];
   return [`--type=${type}`, `--target=${value}`, '--target-action=promote', '--target-timeline=latest'];
 }
 

@@ -26,7 +26,8 @@ describe('gardenos local chaos: no acknowledged write lost, never two primaries'
 
   it('every scenario but the partition: zero loss, one primary at a time, recovered, a report with charts', async () => {
     const out = join(c.dir, 'chaos');
-    const r = await c.cli(['local', 'chaos', ...SCENARIOS, '--out', out, '--json']);
+    // Nine scenarios, each waiting for a cluster healed for 5 s on end before and after: minutes, not the CLI helper's default 4.
+    const r = await c.cli(['local', 'chaos', ...SCENARIOS, '--out', out, '--json'], { timeoutMs: 720_000 });
     const result = JSON.parse(r.stdout) as { runs: { scenario: string; startedAt: number; injectAt: number; endAt: number; verdict: Verdict }[] };
     for (const run of result.runs) {
       assert.equal(run.verdict.verified, true, `${run.scenario}: ${run.verdict.failure}`);

@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { parseConfig, validateConfig } from '../../src/config/load.ts';
 import { GardenError } from '../../src/errors.ts';
 import { nextRuns } from '../../src/local/backups.ts';
-import { backupFor, compareLsn, parseTarget, recoverySettings, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
+import { backupFor, compareLsn, parseTarget, recoverySettings, targetOptions, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
 import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../../src/render/pgbackrest.ts';
 import { productionTopology } from '../../src/render/topology.ts';
@@ -85,6 +85,17 @@ describe('backups', () => {
     assert.equal(method.recovery_conf.recovery_target_time, '2026-11-30T09:00:00.000Z');
     assert.equal(method.recovery_conf.recovery_target_action, 'promote');
     assert.equal(method.recovery_conf.recovery_target_timeline, 'latest');
+  });
+
+  it("a restore beside the cluster gives pgBackRest the target in a form PostgreSQL's recovery_target_time takes at start-up", () => {
+    assert.deepEqual(targetOptions(parseTarget('2026-11-30T09:15:00.25Z')), [
+      '--type=time',
+      '--target=2026-11-30 09:15:00.250+00',
+      '--target-action=promote',
+      '--target-timeline=latest',
+    ]);
+    assert.deepEqual(targetOptions(parseTarget('0/3000060')), ['--type=lsn', '--target=0/3000060', '--target-action=promote', '--target-timeline=latest']);
+    assert.deepEqual(targetOptions(parseTarget('latest')), ['--type=default', '--target-timeline=latest']);
   });
 
   it('targets: latest, a time with its offset, an LSN; anything else is refused with the forms it takes', () => {
