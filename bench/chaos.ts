@@ -48,11 +48,8 @@ async function bench(cluster: TestCluster, scenarios: Scenario[], upArgs: string
 }
 
 // The pooler is on (pooled-switchover writes through it; every other scenario writes through HAProxy as before).
-await bench(
-  await makeTestCluster('bench-chaos', 223, 'pooler: { enabled: true }', DIST_CLI),
-  picked.filter((s) => !needsNamespaces(s)),
-  [],
-);
+const plain = picked.filter((s) => !needsNamespaces(s));
+if (plain.length) await bench(await makeTestCluster('bench-chaos', 223, 'pooler: { enabled: true }', DIST_CLI), plain, []);
 // The same crash with the router's dead-leader watch switched off: what Patroni's ttl alone costs.
 const crash = picked.filter((s) => s.name === 'primary-crash');
 if (crash.length) {

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -63,6 +63,8 @@ describe('monitoring: Prometheus beside a real local cluster', { timeout: 600_00
     await browser?.close();
     dashboard?.kill('SIGTERM');
     await c?.cleanup();
+    // Screenshots are kept only where GARDENOS_SCREENSHOTS asked for them (the docs' images).
+    if (!process.env.GARDENOS_SCREENSHOTS && shots) await rm(shots, { recursive: true, force: true });
   });
 
   it('scrapes every component for real: etcd over mutual TLS, Patroni, HAProxy behind its credentials, the router', async () => {
