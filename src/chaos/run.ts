@@ -41,17 +41,12 @@ export interface RunOptions {
  * on its own; injecting the next fault before then would be a second fault at once (the partition of
  * the etcd leader then leaves no quorum), not the scenario.
  */
-async function etcdSettled(c: LocalCluster): Promise<void> {
-  const etcd = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs: 1000 });
-  try {
-    const s = await etcd.statuses();
-    const silent = s.filter((m) => !m.ok).map((m) => `${m.endpoint}: ${m.error}`);
-    if (silent.length) throw new Error(`etcd ${silent.join('; ')}`);
-    const agree = new Set(s.map((m) => `${m.leaderId}/${m.raftTerm}`));
-    if (agree.size !== 1 || !s[0]!.leaderId || s[0]!.leaderId === '0') throw new Error(`etcd members disagree on leader/term: ${[...agree].join(', ')}`);
-  } finally {
-    etcd.close();
-  }
+async function etcdSettled(etcd: EtcdClient): Promise<void> {
+  const s = await etcd.statuses();
+  const silent = s.filter((m) => !m.ok).map((m) => `${m.endpoint}: ${m.error}`);
+  if (silent.length) throw new Error(`etcd ${silent.join('; ')}`);
+  const agree = new Set(s.map((m) => `${m.leaderId}/${m.raftTerm}`));
+  if (agree.size !== 1 || !s[0]!.leaderId || s[0]!.leaderId === '0') throw new Error(`etcd members disagree on leader/term: ${[...agree].join(', ')}`);
 }
 
 /** How long the cluster must look healthy without a break before it counts as healed (a rejoining etcd member flaps for a few seconds). */
@@ -59,6 +54,8 @@ const SETTLE_MS = 5000;
 
 async function healthy(c: LocalCluster, timeoutMs: number): Promise<{ leader: string; timeline: number | null }> {
   let since: number | undefined;
+  // One client for the whole wait (it asks each member's JSON gateway; nothing to close between polls).
+  const etcd = new EtcdClient(etcdEndpoints(c), c.layout.client, { timeoutMs: 1000 });
   return waitFor(
     `a leader, a synchronous standby, every member running, and every etcd member agreeing on its leader, for ${SETTLE_MS / 1000} s on end`,
     async () => {
@@ -67,7 +64,7 @@ async function healthy(c: LocalCluster, timeoutMs: number): Promise<{ leader: st
         const v = await clusterView(c);
         const name = readyLeader(v, { members: c.topology.postgres.length, synchronous: c.config.postgres.synchronousMode });
         if (!name) throw new Error('no ready leader with a synchronous standby and every member running');
-        await etcdSettled(c);
+        await etcdSettled(etcd);
         if (Date.now() - since < SETTLE_MS) return undefined;
         return { leader: name, timeline: v.members.find((m) => m.name === name)!.timeline ?? null };
       } catch (e) {
