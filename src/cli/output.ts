@@ -106,7 +106,7 @@ export function formatStatus(s: LocalStatus): string {
     out.push(
       '',
       p.reachable
-        ? `POOLER   ${p.paused ? 'PAUSED' : 'serving'}; ${p.databases.map((d) => `${d.name} → ${d.host}:${d.port} (${d.currentConnections} server connections)`).join(', ')}`
+        ? `POOLER   ${p.paused ? 'PAUSED' : 'serving'}; ${p.databases.map((d) => `${d.name} → ${d.host}:${d.port} (${d.currentConnections} server connections)`).join(', ') || 'no open pools (every database is idle)'}`
         : `POOLER   unreachable: ${p.error ?? ''}`,
     );
   }

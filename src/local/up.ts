@@ -319,11 +319,12 @@ const pooler: Phase = {
           },
         );
         if (resumed) change(ctx, 'resumed the pooler, which was left paused', 'pooler');
-        await rm(c.layout.pooler.pauseMarker, { force: true });
       } finally {
         await admin.close();
       }
     }
+    // Resumed above, or just started (a new PgBouncer is never paused): a pause marker left behind is stale.
+    await rm(c.layout.pooler.pauseMarker, { force: true });
     // A real query through it: TLS to it, SCRAM, and its own TLS to the primary through HAProxy.
     const uri = connectionUris(c, ctx.secrets!.superuserPassword).pooled!;
     const address = topology.postgres.find((m) => m.name === leader)?.address;

@@ -50,7 +50,12 @@ export function poolerMetrics(registry: Registry, pooler: NonNullable<RouterSett
             () => false,
           )
         : false;
-      for (const d of dbs) paused.set({ database: d.name }, d.paused || marked ? 1 : 0);
+      // SHOW DATABASES lists a database of the `*` fallback only while it has connections (PgBouncer moves an
+      // idle one aside, and PAUSE closes them all): its pools name it too. A global PAUSE marked by GardenOS
+      // with no database known at all is reported under PgBouncer's own name for the fallback, `*`.
+      const names = new Set([...dbs.map((d) => d.name), ...pools.map((p) => p.database).filter((d) => d !== 'pgbouncer')]);
+      if (marked && names.size === 0) names.add('*');
+      for (const name of names) paused.set({ database: name }, marked || dbs.some((d) => d.name === name && d.paused) ? 1 : 0);
       // A pool per database and user: summed per database; the longest wait is the longest of its pools.
       const waits = new Map<string, number>();
       const n = (v: string | number | undefined) => Number(v ?? 0);

@@ -121,7 +121,7 @@ describe('the pooler: clients keep their connections through a planned switchove
       await admin.close();
     }
     const up = await c.cli(['local', 'up']);
-    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.code, 0, up.stdout + up.stderr);
     assert.match(up.stdout + up.stderr, /resumed the pooler, which was left paused/);
     assert.equal(await serves(), true, 'clients are served again');
     assert.equal(await metric('gardenos_pooler_paused{database="postgres"}'), '0');
@@ -136,12 +136,22 @@ describe('the pooler: clients keep their connections through a planned switchove
     }
     assert.equal(await serves(), false);
     const again = await c.cli(['local', 'up']);
-    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
     assert.match(again.stdout + again.stderr, /resumed the pooler/);
     assert.equal(await serves(), true);
   });
 
-  it('doctor names a pooler that is gone, and up brings it back', async () => {
+  it('doctor names a pooler that is gone, and up brings it back unpaused (it died paused, mid-switchover)', async () => {
+    const { openLocalCluster } = await import('../../src/local/cluster.ts');
+    const { poolerAdmin } = await import('../../src/local/pooler.ts');
+    const local = await openLocalCluster({ configFile: c.configFile, stateDir: c.stateDir });
+    const admin = await poolerAdmin(local);
+    try {
+      await writeFile(local.layout.pooler.pauseMarker, '{"by":"a switchover that died with the pooler"}\n');
+      await admin.command('PAUSE');
+    } finally {
+      await admin.close();
+    }
     const pid = Number((await readFile(`${c.stateDir}/pids/pooler.pid`, 'utf8')).trim());
     process.kill(pid, 'SIGTERM');
     await waitFor(
@@ -163,8 +173,11 @@ describe('the pooler: clients keep their connections through a planned switchove
     );
     assert.match(doctor.summary, /the pooler does not answer/);
     const up = await c.cli(['local', 'up']);
-    assert.equal(up.code, 0, up.stderr);
-    assert.equal((await status()).pooler?.reachable, true);
+    assert.equal(up.code, 0, up.stdout + up.stderr);
+    const s = await status();
+    assert.equal(s.pooler?.reachable, true);
+    assert.equal(s.pooler?.paused, false, 'the new PgBouncer is not paused, and the old marker is gone');
+    assert.equal(s.healthy, true, s.problems.join('\n'));
   });
 
   it('chaos pooled-switchover: ten clients, no failed statement, nothing lost, one primary at a time', async () => {
