@@ -8,6 +8,9 @@
 #   local-path-provisioner, traefik  with a directory holding those binaries as the argument
 #          (scripts/build-kube.sh builds them from their Go modules): Rancher's provisioner, what
 #          storage.provisionerImage names, and the ingress controller, what ingress.image names
+#   prometheus, alertmanager, node-exporter  Debian's binaries (its prometheus* packages, as the local
+#          profile runs them) with the C library they link: what monitoring.images names (quay.io's
+#          images cannot be pulled here)
 # usage: build-images.sh [KUBE_BIN_DIR]
 set -euo pipefail
 provisioner="${1:+$1/local-path-provisioner}"
@@ -15,13 +18,19 @@ traefik="${1:+$1/traefik}"
 for b in $provisioner $traefik; do
   [ -x "$b" ] || { echo "build-images: $b is missing: run scripts/build-kube.sh" >&2; exit 1; }
 done
-for c in umoci catatonit busybox tar sha256sum; do
-  command -v "$c" >/dev/null || { echo "build-images: $c is missing: apt-get install -y umoci catatonit busybox-static" >&2; exit 1; }
+for c in umoci catatonit busybox tar sha256sum prometheus prometheus-alertmanager prometheus-node-exporter; do
+  command -v "$c" >/dev/null || {
+    echo "build-images: $c is missing: apt-get install -y umoci catatonit busybox-static prometheus prometheus-alertmanager prometheus-node-exporter" >&2
+    exit 1
+  }
 done
+monitoring=(prometheus prometheus-alertmanager prometheus-node-exporter)
+# What the monitoring binaries load: the C library and its loader (they are Go programs, nothing else).
+libs=$(for m in "${monitoring[@]}"; do ldd "$(command -v "$m")"; done | awk '$1 ~ /^\// {print $1} $3 ~ /^\// {print $3}' | sort -u)
 default_cache=/var/cache/gardenos-test/images
 [ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/images"
 cache="${GARDENOS_IMAGE_CACHE:-$default_cache}"
-key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner" "$traefik"}; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
+key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner" "$traefik"}; for m in "${monitoring[@]}"; do sha256sum "$(command -v "$m")"; done; sha256sum $libs; find /usr/share/prometheus/alertmanager -type f -exec sha256sum {} +; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
 out="$cache/$key"
 
 build() { # build NAME ENTRYPOINT... : a one-layer image from the files staged in $work/NAME
@@ -61,7 +70,21 @@ if [ ! -f "$out/.complete" ]; then
     cp "$traefik" "$work/traefik/usr/bin/traefik"
     build traefik /usr/bin/traefik
   fi
+  for m in "${monitoring[@]}"; do
+    name=${m#prometheus-}
+    mkdir -p "$work/$name/usr/bin" "$work/$name/tmp"
+    chmod 1777 "$work/$name/tmp"
+    cp "$(command -v "$m")" "$work/$name/usr/bin/$m"
+    for l in $libs; do cp --parents -L "$l" "$work/$name/"; done
+    # Debian's Alertmanager reads its default notification templates from its package's directory.
+    if [ "$name" = alertmanager ]; then
+      mkdir -p "$work/$name/usr/share/prometheus"
+      cp -rL /usr/share/prometheus/alertmanager "$work/$name/usr/share/prometheus/"
+    fi
+    build "$name" "/usr/bin/$m"
+  done
   touch "$out/.complete"
   for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
 fi
-printf '{"pause":"%s","tools":"%s"%s}\n' "$out/pause.tar" "$out/tools.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\",\"traefik\":\"$out/traefik.tar\"}"
+printf '{"pause":"%s","tools":"%s","prometheus":"%s","alertmanager":"%s","node-exporter":"%s"%s}\n' "$out/pause.tar" "$out/tools.tar" \
+  "$out/prometheus.tar" "$out/alertmanager.tar" "$out/node-exporter.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\",\"traefik\":\"$out/traefik.tar\"}"

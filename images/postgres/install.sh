@@ -29,6 +29,9 @@ fi
 # postgresql-17 → sysstat; postgresql-common → e2fsprogs, logrotate; patroni → iproute2; python3-urllib3
 # → ca-certificates — tools and data, none imported by Patroni or PostgreSQL (the pods run them for real).
 apt_install "postgresql-$PG_MAJOR" patroni python3-etcd python3-psycopg2 python3-idna
+# The platform's postgres-exporter sidecar (monitoring.enabled) runs Debian's exporter from this image too:
+# one image to pull, the same binary the local profile runs.
+apt_install prometheus-postgres-exporter
 # The volume is mounted at /home/postgres/pgdata (Patroni's data directory is pgroot/data under it,
 # so a file system's lost+found never stops initdb); the unix socket directory is writable by postgres.
 install -d -o postgres -g postgres -m 0700 /home/postgres /home/postgres/pgdata
@@ -38,3 +41,4 @@ apt-get clean
 rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* /usr/share/locale/* /tmp/*
 patroni --version
 "/usr/lib/postgresql/$PG_MAJOR/bin/postgres" --version
+prometheus-postgres-exporter --version 2>&1 | head -n 1

@@ -348,6 +348,11 @@ const monitoring = z.strictObject({
       prometheus: image.default('quay.io/prometheus/prometheus:v2.53.4'),
       alertmanager: image.default('quay.io/prometheus/alertmanager:v0.27.0'),
       nodeExporter: image.default('quay.io/prometheus/node-exporter:v1.8.2'),
+      /**
+       * The sidecar beside each Patroni member. Unset: GardenOS's PostgreSQL image, which carries Debian's
+       * prometheus-postgres-exporter (postgres.flavor gardenos), or the exporter's own image with Spilo's.
+       */
+      postgresExporter: image.optional(),
     })
     .prefault({}),
 });

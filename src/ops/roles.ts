@@ -30,3 +30,21 @@ export async function ensureLoginRole(client: pg.Client, name: string, password:
   for (const r of memberOf) await client.query(`GRANT ${client.escapeIdentifier(r)} TO ${ident}`);
   return !exists;
 }
+
+/**
+ * The same role as {@link ensureLoginRole}, as a psql script for a member reached only through
+ * `kubectl exec` (the platform): idempotent, run as the superuser with
+ * `psql -v verifier=SCRAM-SHA-256$…` — the password's verifier, never the password.
+ */
+export function loginRoleSql(name: string, memberOf: string[]): string {
+  const ident = `"${name.replaceAll('"', '""')}"`;
+  const literal = `'${name.replaceAll("'", "''")}'`;
+  return [
+    '\\set ON_ERROR_STOP 1',
+    `SELECT 'CREATE ROLE ${ident.replaceAll("'", "''")}' WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal})`,
+    '\\gexec',
+    `ALTER ROLE ${ident} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION CONNECTION LIMIT 5 PASSWORD :'verifier';`,
+    ...memberOf.map((r) => `GRANT "${r.replaceAll('"', '""')}" TO ${ident};`),
+    '',
+  ].join('\n');
+}

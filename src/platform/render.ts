@@ -16,6 +16,11 @@ import { platformManifests, type Manifest } from '../render/kube/platform.ts';
 import { secretManifests } from '../render/kube/secrets.ts';
 import { ingressCertName, readPair, readPlatformSecrets } from './secrets.ts';
 import { supabaseBootstrapSql } from './supabase.ts';
+import { loginRoleSql } from '../ops/roles.ts';
+import { USERS } from '../render/files.ts';
+
+/** The rendered psql script that makes postgres-exporter's role (monitoring.enabled). */
+export const MONITOR_ROLE_SQL = 'postgres/monitoring-role.sql';
 
 export interface RenderedFile {
   /** Relative to the output directory, with "/" separators. */
@@ -100,6 +105,8 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
     `${GENERATED}\n${stringify({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources }, { lineWidth: 0 })}`,
   );
   if (config.supabase.enabled) add('supabase/bootstrap.sql', supabaseBootstrapSql());
+  // postgres-exporter's login, made on the leader by `gardenos up` (psql -v verifier=… with the password's SCRAM verifier).
+  if (config.monitoring.enabled) add(MONITOR_ROLE_SQL, `${GENERATED.replace(/^# /gm, '-- ')}\n${loginRoleSql(USERS.monitor, ['pg_monitor'])}`);
   // For a Grafana the user already runs: the panels of `gardenos dashboard` (import it, pick the Prometheus).
   add('monitoring/grafana-dashboard.json', `${JSON.stringify(renderGrafanaDashboard(config), null, 2)}\n`);
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -107,7 +107,13 @@ export async function ensurePlatformSecrets(dir: string, config: Config): Promis
   await writeFileAtomic(join(dir, '.gitignore'), '*\n', 0o600);
   const file = join(dir, 'secrets.json');
   const existing = await readSecretsFile(file);
-  if (existing) return existing;
+  // Secrets made before monitoring existed get postgres-exporter's password added; the rest are kept.
+  if (existing?.monitorPassword) return existing;
+  if (existing) {
+    const completed: PlatformSecrets = { ...existing, monitorPassword: password() };
+    await writeFileAtomic(file, `${JSON.stringify(completed, null, 2)}\n`, 0o600);
+    return completed;
+  }
   const { supabaseKeys } = await import('./supabase.ts');
   const jwtSecret = randomBytes(48).toString('base64url');
   const secrets: PlatformSecrets = {
@@ -116,6 +122,7 @@ export async function ensurePlatformSecrets(dir: string, config: Config): Promis
     rewindPassword: password(),
     restApiPassword: password(),
     statsPassword: password(),
+    monitorPassword: password(),
     etcdClusterToken: `${config.cluster.name}-${randomBytes(8).toString('hex')}`,
     k3sToken: randomBytes(32).toString('hex'),
     supabase: {

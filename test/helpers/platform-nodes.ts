@@ -87,13 +87,22 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
   const nodes: TestNode[] = [];
   let c: TestCluster | undefined;
   let cp: ControlPlane | undefined;
+  // The host's / as systemd leaves it on every host: a shared mount, which a hostPath of / mounted with
+  // HostToContainer propagation (node-exporter's) requires. This machine boots without systemd (/ private):
+  // made shared for the test, and private again after it. Only / itself, not the mounts under it.
+  let madeShared = false;
   const stop = async () => {
     for (const n of [...nodes].reverse()) await n.stop();
     await cp?.stop();
     await c?.cleanup();
     await rm(work, { recursive: true, force: true });
+    if (madeShared) await run('mount', ['--make-private', '/']);
   };
   try {
+    if ((await run('findmnt', ['-n', '-o', 'PROPAGATION', '/'])).stdout.trim() === 'private') {
+      await run('mount', ['--make-shared', '/']);
+      madeShared = true;
+    }
     c = await makeTestCluster(o.name, o.octet);
     const up = await c.cli(['local', 'up', '--isolated', '--json']);
     if (up.code !== 0) throw new Error(`local up failed: ${up.stderr.slice(-2000)}`);

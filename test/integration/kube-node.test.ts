@@ -18,6 +18,8 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { silent } from '../../src/log/events.ts';
+import { scramVerifier } from '../../src/ops/roles.ts';
+import { MONITOR_ROLE_SQL, renderPlatform } from '../../src/platform/render.ts';
 import { readPlatformSecrets } from '../../src/platform/secrets.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { firstDashboardView } from '../helpers/local.ts';
@@ -84,6 +86,11 @@ describe('a real node: kubelet and containerd running pods from images made here
         `  - { name: api, image: "gardenos.local/api:1", replicas: 1, readyPath: /ready, env: { APP_NAME: api, LOG_LEVEL: INFO }, secrets: [DATABASE_URL], routes: [{ host: ${API_HOST} }] }`,
         // Traefik from its Go module; the nodes' HTTP/HTTPS ports moved off 80/443 (the nodes share this machine), a certificate from GardenOS's CA.
         `ingress: { image: "gardenos.local/traefik:1", httpPort: ${HTTP_PORT}, httpsPort: ${HTTPS_PORT}, hosts: [{ name: ${API_HOST} }] }`,
+        // Monitoring on: postgres-exporter beside each Patroni member (GardenOS's image carries it); Prometheus,
+        // Alertmanager and node-exporter from Debian's binaries (scripts/build-images.sh: quay.io cannot be reached).
+        'monitoring:',
+        '  enabled: true',
+        '  images: { prometheus: "gardenos.local/prometheus:1", alertmanager: "gardenos.local/alertmanager:1", nodeExporter: "gardenos.local/node-exporter:1" }',
       ],
     });
   });
@@ -150,7 +157,7 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.match(log, /^HTTP\/1\.1 200 OK\r?$/m, 'the router answered over HTTP from the pod network');
   });
 
-  it("runs the rendered platform: Patroni on GardenOS's image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod; the API through Traefik over TLS; Supabase's gateway rules with stand-in backends (GoTrue, PostgREST, storage-api cannot be obtained here)", async () => {
+  it("runs the rendered platform: Patroni on GardenOS's image with local-path volumes elects a leader and a sync standby; the router keeps postgres-primary on it through `gardenos db switchover` and a deleted leader pod; the API through Traefik over TLS; Supabase's gateway rules with stand-in backends (GoTrue, PostgREST, storage-api cannot be obtained here); postgres-exporter beside each member and Prometheus (Debian's) scraping the platform", async () => {
     const { cp, core, objects, settled, status, db } = p;
     assert.deepEqual(
       [
@@ -167,6 +174,9 @@ describe('a real node: kubelet and containerd running pods from images made here
         'Deployment/storage',
         'Deployment/api',
         'DaemonSet/traefik',
+        'StatefulSet/prometheus',
+        'Deployment/alertmanager',
+        'DaemonSet/node-exporter',
       ],
     );
     // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout —
@@ -226,6 +236,78 @@ describe('a real node: kubelet and containerd running pods from images made here
     );
     assert.deepEqual(first.status.members.map((m) => m.name).sort(), ['sts-0', 'sts-1', 'sts-2']);
     assert.equal(first.status.kubernetes?.reachable, true);
+
+    // postgres-exporter beside each member, on its node's address: it answers from the start but cannot log in
+    // (pg_up 0) until its role exists — `gardenos up`'s database phase runs the rendered psql script on the leader
+    // with the password's SCRAM verifier; here the same script, with psql from this machine. Then every member's
+    // exporter reads its own PostgreSQL through the pod's socket, as pg_monitor.
+    const exporter = async (host: string) => {
+      const text = await (await fetch(`http://${host}:9187/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+      return { up: /^pg_up (\d)/m.exec(text)?.[1], size: Number(/^pg_database_size_bytes\{datname="postgres"\} (\S+)/m.exec(text)?.[1] ?? 0) };
+    };
+    const before = await waitFor('postgres-exporter to answer on node1', () => exporter(p.hosts[0]!.host), { timeoutMs: 60_000, intervalMs: 500 });
+    assert.equal(before.up, '0', 'no role yet: the exporter cannot log in, and says so');
+    const roleSql = (await renderPlatform(p.config, { secretsDir: p.secretsDir, withSecrets: false })).find((f) => f.path === MONITOR_ROLE_SQL)!;
+    const sqlFile = join(p.work, 'monitoring-role.sql');
+    await writeFile(sqlFile, roleSql.content);
+    const secrets = await readPlatformSecrets(p.secretsDir);
+    await run(
+      'psql',
+      [
+        '-X',
+        '-q',
+        '-v',
+        `verifier=${scramVerifier(secrets.monitorPassword!)}`,
+        '-f',
+        sqlFile,
+        `host=${first.leader.host} port=5432 user=postgres dbname=postgres sslmode=verify-ca sslrootcert=${join(p.secretsDir, 'pki', 'ca.crt')}`,
+      ],
+      { env: { ...process.env, PGPASSWORD: secrets.superuserPassword } },
+    );
+    for (const { host } of p.hosts) {
+      const after = await waitFor(
+        `postgres-exporter on ${host} to log in`,
+        async () => {
+          const e = await exporter(host);
+          if (e.up !== '1') throw new Error(`pg_up ${e.up}`);
+          return e;
+        },
+        { timeoutMs: 60_000, intervalMs: 500 },
+      );
+      assert.ok(after.size > 0, `${host}: the postgres database's size, read as pg_monitor`);
+    }
+    // Prometheus on these nodes scrapes every member's etcd (over mutual TLS with its own client certificate),
+    // Patroni and postgres-exporter, and each node's node-exporter, with the rules loaded. (The router's pods
+    // and Alertmanager are found by cluster DNS, which K3s provides and these bare kubelets do not have.)
+    const promPod = (await core.listNamespacedPod({ namespace: 'gardenos-system', labelSelector: 'app.kubernetes.io/name=prometheus' })).items[0]!;
+    const prom = `http://${promPod.status!.podIP}:9090`;
+    const targets = await waitFor(
+      'Prometheus to scrape etcd, Patroni, postgres-exporter and node-exporter on every member',
+      async () => {
+        const r = (await (await fetch(`${prom}/api/v1/targets?state=active`, { signal: AbortSignal.timeout(5000) })).json()) as {
+          data: { activeTargets: { labels: { job: string; instance: string }; health: string; lastError: string }[] };
+        };
+        const byJob = new Map<string, string[]>();
+        for (const t of r.data.activeTargets)
+          byJob.set(t.labels.job, [...(byJob.get(t.labels.job) ?? []), `${t.labels.instance} ${t.health} ${t.lastError}`.trim()]);
+        const want = ['etcd', 'patroni', 'postgres', 'node'];
+        if (!want.every((j) => byJob.get(j)?.length === 3 && byJob.get(j)!.every((t) => / up$/.test(t))))
+          throw new Error(JSON.stringify(Object.fromEntries(byJob)));
+        return byJob;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    assert.deepEqual(
+      targets
+        .get('node')!
+        .map((t) => t.split(':')[0])
+        .sort(),
+      p.hosts.map((h) => h.host).sort(),
+      "node-exporter on each node's own address",
+    );
+    const rules = (await (await fetch(`${prom}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: { name: string; health: string }[] }[] } };
+    const loaded = rules.data.groups.flatMap((g) => g.rules);
+    assert.ok(loaded.length >= 10 && loaded.every((r) => r.health !== 'err'), JSON.stringify(loaded.filter((r) => r.health === 'err')));
     // Status probes have deadlines of their own (2 s): on a loaded machine one may miss, so the view is awaited, not sampled once.
     const problemsBecome = (want: string[], why: string) =>
       waitFor(

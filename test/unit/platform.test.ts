@@ -6,8 +6,9 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { V1Container } from '@kubernetes/client-node';
 import { jwtVerify, decodeProtectedHeader } from 'jose';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
 import { GardenError } from '../../src/errors.ts';
 import type { Config } from '../../src/config/schema.ts';
@@ -497,9 +498,31 @@ apps:
       assert.equal(sts.spec.template.spec.containers[0]!.securityContext.readOnlyRootFilesystem, true);
       const secretsFile = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
       assert.deepEqual(
-        secretsFile.filter((o) => o.metadata.name.startsWith('prometheus-')).map((o) => `${o.metadata.namespace}/${o.metadata.name}`),
-        ['gardenos-system/prometheus-etcd-client', 'gardenos-system/prometheus-haproxy-stats'],
+        secretsFile.filter((o) => /^(prometheus|postgres-exporter)/.test(o.metadata.name)).map((o) => `${o.metadata.namespace}/${o.metadata.name}`),
+        ['gardenos-system/prometheus-etcd-client', 'gardenos-system/prometheus-haproxy-stats', 'database/postgres-exporter'],
       );
+      // postgres-exporter beside each Patroni member: GardenOS's image, the node's address, the pod's own socket, least privilege.
+      const patroni = docs(files.find((f) => f.path === 'kubernetes/20-postgres.yaml')!).find((o) => o.kind === 'StatefulSet') as unknown as {
+        spec: { template: { spec: { containers: V1Container[]; volumes: { name: string; secret?: { secretName: string } }[] } } };
+      };
+      const [postgresC, exporter] = patroni.spec.template.spec.containers;
+      assert.equal(exporter!.name, 'postgres-exporter');
+      assert.equal(exporter!.image, postgresC!.image, "GardenOS's image carries Debian's exporter");
+      assert.deepEqual(exporter!.command, ['prometheus-postgres-exporter']);
+      assert.ok(exporter!.args?.includes('--web.listen-address=$(POD_IP):9187'));
+      const env = Object.fromEntries((exporter!.env ?? []).map((e) => [e.name, e.value]));
+      assert.equal(env.DATA_SOURCE_URI, ':5432/postgres?host=/var/run/postgresql&sslmode=disable');
+      assert.equal(env.DATA_SOURCE_USER, 'gardenos_monitor');
+      assert.equal(exporter!.readinessProbe, undefined, 'an exporter that cannot log in never holds its member back');
+      assert.deepEqual([exporter!.securityContext?.runAsUser, exporter!.securityContext?.readOnlyRootFilesystem], [999, true]);
+      assert.deepEqual(
+        (exporter!.volumeMounts ?? []).map((v) => v.mountPath),
+        ['/var/run/postgresql', '/etc/postgres-exporter'],
+      );
+      assert.equal(patroni.spec.template.spec.volumes.find((v) => v.name === 'exporter')?.secret?.secretName, 'postgres-exporter');
+      // Its role, by a psql script that holds no secret.
+      const roleSql = files.find((f) => f.path === 'postgres/monitoring-role.sql')!.content;
+      assert.match(roleSql, /ALTER ROLE "gardenos_monitor" WITH LOGIN NOSUPERUSER .* PASSWORD :'verifier';\nGRANT "pg_monitor" TO "gardenos_monitor";/);
       // promtool on the ConfigMap's files, the paths the pod mounts made real in a scratch directory.
       const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'prometheus') as unknown as { data: Record<string, string> };
       const root = join(mdir, 'etc-prometheus');
@@ -519,6 +542,18 @@ apps:
       assert.match(out.stdout, /SUCCESS: 1 rule files found/);
       assert.doesNotMatch(cm.data['gardenos.rules.yml']!, /GardenOSBackup/, "the backup alerts are the local profile's");
       assert.match(cm.data['prometheus.yml']!, /names:\n\s+- gardenos-router-metrics\.database\.svc/);
+      const scrape = parse(cm.data['prometheus.yml']!) as { scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[] };
+      const nodes = mon.nodes.filter((n) => n.roles.includes('postgres')).map((n) => `${n.address.private}:9187`);
+      assert.deepEqual(
+        scrape.scrape_configs.find((j) => j.job_name === 'postgres')!.static_configs.flatMap((c) => c.targets),
+        nodes,
+        'one exporter per member, on its node',
+      );
+      assert.deepEqual(
+        scrape.scrape_configs.find((j) => j.job_name === 'node')!.static_configs.flatMap((c) => c.targets),
+        mon.nodes.filter((n) => n.roles.includes('k3s-server')).map((n) => `${n.address.private}:9100`),
+        'node-exporter where its DaemonSet runs: the Kubernetes nodes, never an etcd-only host',
+      );
     } finally {
       await rm(mdir, { recursive: true, force: true });
     }

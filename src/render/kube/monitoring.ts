@@ -34,9 +34,10 @@ export function platformPrometheusConfig(config: Config): string {
     haproxy: haproxyNodes,
     router: [],
     routerPods: { dnsName: `${ROUTER_METRICS}.${config.namespaces.database}.svc` },
-    // postgres-exporter is the local profile's for now (docs/operations.md, "Monitoring").
-    postgresExporters: [],
-    nodeExporters: config.nodes.map((n) => hostPort(n.address.private, config.monitoring.exporterPorts.node)),
+    // The sidecar beside each Patroni member, on its node's address (the pod is on the host network).
+    postgresExporters: topology.postgres.map((m) => ({ member: m.name, target: hostPort(m.address, config.monitoring.exporterPorts.postgres) })),
+    // node-exporter is a DaemonSet: it runs on the Kubernetes nodes (K3s servers) only, not on an etcd-only host.
+    nodeExporters: config.nodes.filter((n) => n.roles.includes('k3s-server')).map((n) => hostPort(n.address.private, config.monitoring.exporterPorts.node)),
     alertmanagers: [`alertmanager.${ns}.svc:${config.monitoring.alertmanager.port}`],
   });
 }
@@ -198,9 +199,11 @@ export function monitoringManifests(config: Config): Manifest[] {
               {
                 name: 'node-exporter',
                 image: m.images.nodeExporter,
+                // On the node's own address (where Prometheus scrapes it), not on every interface of the host.
+                env: [{ name: 'HOST_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } }],
                 args: [
                   '--path.rootfs=/host/root',
-                  `--web.listen-address=:${m.exporterPorts.node}`,
+                  `--web.listen-address=$(HOST_IP):${m.exporterPorts.node}`,
                   '--collector.disable-defaults',
                   ...['filesystem', 'cpu', 'meminfo', 'loadavg'].map((c) => `--collector.${c}`),
                 ],

@@ -44,6 +44,8 @@ export const SECRET_NAMES = {
   /** Prometheus's etcd client certificate and HAProxy's stats password (monitoring.enabled). */
   prometheusEtcd: 'prometheus-etcd-client',
   haproxyStats: 'prometheus-haproxy-stats',
+  /** postgres-exporter's password (monitoring.enabled), beside each Patroni member. */
+  postgresExporter: 'postgres-exporter',
   app: (name: string) => `${name}-secrets`,
 } as const;
 

@@ -1,5 +1,6 @@
 // PostgreSQL on Kubernetes: the Patroni StatefulSet, its headless Service and PodDisruptionBudget.
 import type { Config } from '../../config/schema.ts';
+import { USERS } from '../files.ts';
 import { productionTopology } from '../topology.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
 import { SECRET_NAMES, postgresPodLabels } from './names.ts';
@@ -11,6 +12,51 @@ const PGDATA_MOUNT = '/home/postgres/pgdata';
 export const PGDATA = `${PGDATA_MOUNT}/pgroot/data`;
 /** The postgres user and group of each image: images/postgres/install.sh fixes 999; Spilo's is 101. */
 const POSTGRES_UID = { gardenos: 999, spilo: 101 } as const;
+/** Beside Spilo (which has no exporter), the exporter's own image, whose entrypoint is the exporter. */
+export const POSTGRES_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1';
+const SOCKET_DIR = '/var/run/postgresql';
+const EXPORTER_SECRET_DIR = '/etc/postgres-exporter';
+const POD_IP = { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
+
+/**
+ * postgres-exporter beside each member (monitoring.enabled): listening on the node's address (the pod is on
+ * the host network, like Patroni), logging in as gardenos_monitor (pg_monitor only) through the pod's own
+ * Unix socket — nothing leaves the pod. No readiness probe: an exporter that cannot log in (its role not made
+ * yet) must not take its member out of the StatefulSet's rollout; pg_up says so instead.
+ */
+function exporterContainer(config: Config, uid: number) {
+  const { monitoring: m, postgres: pg } = config;
+  const image = m.images.postgresExporter ?? (pg.flavor === 'gardenos' ? pg.image : POSTGRES_EXPORTER_IMAGE);
+  return {
+    name: 'postgres-exporter',
+    image,
+    // GardenOS's image carries Debian's binary; the exporter's own image starts it as its entrypoint.
+    ...(image === pg.image ? { command: ['prometheus-postgres-exporter'] } : {}),
+    args: [`--web.listen-address=$(POD_IP):${m.exporterPorts.postgres}`, '--disable-settings-metrics', '--log.format=json'],
+    env: [
+      POD_IP,
+      // No host in the URL (a host there would win), the socket directory as lib/pq's host parameter.
+      { name: 'DATA_SOURCE_URI', value: `:${pg.port}/postgres?host=${SOCKET_DIR}&sslmode=disable` },
+      { name: 'DATA_SOURCE_USER', value: USERS.monitor },
+      { name: 'DATA_SOURCE_PASS_FILE', value: `${EXPORTER_SECRET_DIR}/password` },
+    ],
+    ports: [{ name: 'metrics', containerPort: m.exporterPorts.postgres }],
+    livenessProbe: { tcpSocket: { port: m.exporterPorts.postgres }, periodSeconds: 10, failureThreshold: 6 },
+    securityContext: {
+      runAsUser: uid,
+      runAsGroup: uid,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+    },
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+    volumeMounts: [
+      { name: 'run', mountPath: SOCKET_DIR },
+      { name: 'exporter', mountPath: EXPORTER_SECRET_DIR, readOnly: true },
+    ],
+  };
+}
 
 /**
  * PostgreSQL: a Patroni StatefulSet (GardenOS's image by default, Spilo's if chosen), one pod per
@@ -95,7 +141,7 @@ export function postgresManifests(config: Config): Manifest[] {
                 command: ['patroni', `${PATRONI_CONFIG_DIR}/patroni.yml`],
                 securityContext: { runAsUser: uid, runAsGroup: uid, runAsNonRoot: true, allowPrivilegeEscalation: false },
                 env: [
-                  { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+                  POD_IP,
                   { name: 'PATRONI_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                   { name: 'PATRONI_RESTAPI_LISTEN', value: `$(POD_IP):${pg.patroniPort}` },
                   { name: 'PATRONI_RESTAPI_CONNECT_ADDRESS', value: `$(POD_IP):${pg.patroniPort}` },
@@ -113,14 +159,16 @@ export function postgresManifests(config: Config): Manifest[] {
                   { name: 'pgdata', mountPath: PGDATA_MOUNT },
                   { name: 'patroni', mountPath: PATRONI_CONFIG_DIR, readOnly: true },
                   { name: 'tls', mountPath: '/etc/patroni/tls', readOnly: true },
-                  { name: 'run', mountPath: '/var/run/postgresql' },
+                  { name: 'run', mountPath: SOCKET_DIR },
                 ],
               },
+              ...(config.monitoring.enabled ? [exporterContainer(config, uid)] : []),
             ],
             volumes: [
               { name: 'patroni', secret: { secretName: SECRET_NAMES.postgresConfig, defaultMode: 0o400 } },
               { name: 'tls', secret: { secretName: SECRET_NAMES.postgresTls, defaultMode: 0o400 } },
               { name: 'run', emptyDir: {} },
+              ...(config.monitoring.enabled ? [{ name: 'exporter', secret: { secretName: SECRET_NAMES.postgresExporter, defaultMode: 0o400 } }] : []),
             ],
           },
         },

@@ -1,8 +1,9 @@
 // The Secrets the manifests reference by name, and — only for `render --with-secrets` and `gardenos up` —
 // their contents: Patroni's configuration and TLS, the router's etcd client certificate, Supabase's keys and
 // database URLs, gateway-auth's keys, the ingress hosts' certificates from GardenOS's CA, and (monitoring)
-// Prometheus's etcd client certificate and HAProxy's stats password.
+// Prometheus's etcd client certificate, HAProxy's stats password and postgres-exporter's.
 import { hostTls, type Config } from '../../config/schema.ts';
+import { GardenError } from '../../errors.ts';
 import type { PemPair } from '../../pki/certs.ts';
 import type { PlatformSecrets } from '../../platform/secrets.ts';
 import { renderPatroniConfig } from '../patroni.ts';
@@ -17,6 +18,14 @@ export const jwks = (secrets: string[]) =>
   JSON.stringify({ keys: secrets.map((k) => ({ kty: 'oct', alg: 'HS256', k: Buffer.from(k, 'utf8').toString('base64url') })) });
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+
+function monitorPassword(secrets: PlatformSecrets): string {
+  if (!secrets.monitorPassword)
+    throw new GardenError('CONFIG_INVALID', "the secrets have no password for postgres-exporter's role (made before monitoring existed)", {
+      hint: '`gardenos pki` adds it and keeps every other secret',
+    });
+  return secrets.monitorPassword;
+}
 
 export interface SecretInputs {
   secrets: PlatformSecrets;
@@ -71,6 +80,8 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
             'tls.key': input.prometheusClient.key,
           }),
           secret(SECRET_NAMES.haproxyStats, ns.platform, { password: secrets.statsPassword }),
+          // postgres-exporter's login (gardenos_monitor, pg_monitor), read by the sidecar beside each member.
+          secret(SECRET_NAMES.postgresExporter, ns.database, { password: monitorPassword(secrets) }),
         ]
       : []),
   ];
