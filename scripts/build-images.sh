@@ -8,6 +8,7 @@
 #   local-path-provisioner, traefik  with a directory holding those binaries as the argument
 #          (scripts/build-kube.sh builds them from their Go modules): Rancher's provisioner, what
 #          storage.provisionerImage names, and the ingress controller, what ingress.image names
+#   coredns  the same way: the cluster DNS K3s runs (test/helpers/coredns.ts deploys it as K3s does)
 #   prometheus, alertmanager, node-exporter  Debian's binaries (its prometheus* packages, as the local
 #          profile runs them) with the C library they link: what monitoring.images names (quay.io's
 #          images cannot be pulled here)
@@ -15,7 +16,8 @@
 set -euo pipefail
 provisioner="${1:+$1/local-path-provisioner}"
 traefik="${1:+$1/traefik}"
-for b in $provisioner $traefik; do
+coredns="${1:+$1/coredns}"
+for b in $provisioner $traefik $coredns; do
   [ -x "$b" ] || { echo "build-images: $b is missing: run scripts/build-kube.sh" >&2; exit 1; }
 done
 for c in umoci catatonit busybox tar sha256sum prometheus prometheus-alertmanager prometheus-node-exporter; do
@@ -30,7 +32,7 @@ libs=$(for m in "${monitoring[@]}"; do ldd "$(command -v "$m")"; done | awk '$1 
 default_cache=/var/cache/gardenos-test/images
 [ -w /var/cache ] || default_cache="${XDG_CACHE_HOME:-$HOME/.cache}/gardenos-test/images"
 cache="${GARDENOS_IMAGE_CACHE:-$default_cache}"
-key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner" "$traefik"}; for m in "${monitoring[@]}"; do sha256sum "$(command -v "$m")"; done; sha256sum $libs; find /usr/share/prometheus/alertmanager -type f -exec sha256sum {} +; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
+key="$( (sha256sum "$(command -v catatonit)" "$(command -v busybox)" ${provisioner:+"$provisioner" "$traefik" "$coredns"}; for m in "${monitoring[@]}"; do sha256sum "$(command -v "$m")"; done; sha256sum $libs; find /usr/share/prometheus/alertmanager -type f -exec sha256sum {} +; sed -n '/^build()/,$p' "$0") | sha256sum | cut -c1-12)"
 out="$cache/$key"
 
 build() { # build NAME ENTRYPOINT... : a one-layer image from the files staged in $work/NAME
@@ -69,6 +71,9 @@ if [ ! -f "$out/.complete" ]; then
     chmod 1777 "$work/traefik/tmp"
     cp "$traefik" "$work/traefik/usr/bin/traefik"
     build traefik /usr/bin/traefik
+    mkdir -p "$work/coredns/usr/bin"
+    cp -L "$coredns" "$work/coredns/usr/bin/coredns"
+    build coredns /usr/bin/coredns
   fi
   for m in "${monitoring[@]}"; do
     name=${m#prometheus-}
@@ -87,4 +92,4 @@ if [ ! -f "$out/.complete" ]; then
   for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
 fi
 printf '{"pause":"%s","tools":"%s","prometheus":"%s","alertmanager":"%s","node-exporter":"%s"%s}\n' "$out/pause.tar" "$out/tools.tar" \
-  "$out/prometheus.tar" "$out/alertmanager.tar" "$out/node-exporter.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\",\"traefik\":\"$out/traefik.tar\"}"
+  "$out/prometheus.tar" "$out/alertmanager.tar" "$out/node-exporter.tar" "${provisioner:+,\"local-path-provisioner\":\"$out/local-path-provisioner.tar\",\"traefik\":\"$out/traefik.tar\",\"coredns\":\"$out/coredns.tar\"}"

@@ -4,6 +4,8 @@
 # Beside them, from their own modules at the releases src/config/version.ts names: Rancher's local-path
 # provisioner (the StorageClass GardenOS renders when K3s's local-storage is off) and Traefik (the ingress
 # controller GardenOS installs); and cert-manager's CRDs (crds/), which the rendered ACME objects are checked against.
+# And CoreDNS, the cluster DNS K3s installs on its servers (the test nodes run it as K3s would), cached apart
+# (coredns-<version>/) so that a new CoreDNS does not rebuild Kubernetes; linked into the bin directory.
 #   scripts/build-kube.sh            build (or reuse) and print the bin directory
 #   GARDENOS_KUBE_CACHE=/dir ...     where the binaries go (default /var/cache/gardenos-test/kube, else ~/.cache)
 set -euo pipefail
@@ -37,7 +39,24 @@ default_cache=/var/cache/gardenos-test/kube
 cache="${GARDENOS_KUBE_CACHE:-$default_cache}"
 out="$cache/$version-$key"
 
-if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
+# CoreDNS: a release of the series K3s v1.34 bundles. Its go.mod has no replaces: built in its own module as
+# go mod download fetched and checksum-verified it, its dependencies checked against its go.sum.
+coredns_version=v1.12.4
+coredns_dir="$cache/coredns-$coredns_version"
+if [ ! -f "$coredns_dir/.complete" ]; then
+  mkdir -p "$coredns_dir"
+  start=$(date +%s)
+  echo "build-kube: building CoreDNS $coredns_version into $coredns_dir" >&2
+  coredns_src="$( (cd / && go mod download -json "github.com/coredns/coredns@$coredns_version") | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [ -d "$coredns_src" ] || { echo "build-kube: go mod download gave no directory for coredns $coredns_version" >&2; exit 1; }
+  ( cd "$coredns_src" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$coredns_dir/coredns" . )
+  "$coredns_dir/coredns" -version >/dev/null
+  echo "build-kube: CoreDNS built in $(( $(date +%s) - start )) s" >&2
+  touch "$coredns_dir/.complete"
+fi
+link_coredns() { ln -sfn "$coredns_dir/coredns" "$out/coredns"; }
+
+if [ -f "$out/.complete" ]; then link_coredns; echo "$out"; exit 0; fi
 mkdir -p "$out"
 # Kubernetes' own release builds are static, pure-Go binaries; so are these.
 start=$(date +%s)
@@ -60,7 +79,8 @@ for c in "${commands[@]}"; do "$out/$c" --version >/dev/null; done
 "$out/local-path-provisioner" --version >/dev/null
 "$out/traefik" version >/dev/null
 echo "build-kube: built in $(( $(date +%s) - start )) s" >&2
+link_coredns
 touch "$out/.complete"
 # Builds of other keys are of no further use here.
-for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || rm -rf "${old%/}"; done
+for old in "$cache"/*/; do [ "${old%/}" = "$out" ] || [ "${old%/}" = "$coredns_dir" ] || rm -rf "${old%/}"; done
 echo "$out"

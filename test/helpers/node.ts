@@ -17,6 +17,7 @@ import { stringify } from 'yaml';
 import { issue } from '../../src/pki/certs.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { CLUSTER_CIDR, kubeconfig, type ControlPlane } from './kube.ts';
+import { CLUSTER_DNS } from './coredns.ts';
 import { processesMentioning } from './local.ts';
 
 const run = promisify(execFile);
@@ -229,7 +230,7 @@ export async function startNode(cp: ControlPlane, o: NodeOptions): Promise<TestN
         // Its own pod log directory: a kubelet removes the directories of pods it does not run, other nodes' among them.
         podLogsDir: join(dir, 'pod-logs'),
         clusterDomain: 'cluster.local',
-        clusterDNS: ['10.43.0.10'],
+        clusterDNS: [CLUSTER_DNS],
         failSwapOn: false,
         resolvConf: '/etc/resolv.conf',
         serializeImagePulls: false,

@@ -19,7 +19,10 @@ import { kustomizationObjects, renderPlatform } from '../../src/platform/render.
 import { ensurePlatformPki, ensurePlatformSecrets, readPlatformSecrets } from '../../src/platform/secrets.ts';
 import type { PlatformStatus } from '../../src/platform/status.ts';
 import { waitFor } from '../../src/util/wait.ts';
+import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
+import { silent } from '../../src/log/events.ts';
 import { buildImage } from './containerfile.ts';
+import { corednsObjects } from './coredns.ts';
 import { startControlPlane, type ControlPlane } from './kube.ts';
 import { makeTestCluster, type TestCluster } from './local.ts';
 import { startNode, type TestNode } from './node.ts';
@@ -130,6 +133,10 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
       router: await timed('router', async () => (await run('bash', [ROUTER_IMAGE], { maxBuffer: 1 << 22, timeout: 900_000 })).stdout.trim().split('\n').pop()!),
     };
     await Promise.all(nodes.flatMap((n) => Object.entries(images).map(([name, archive]) => n.importImage(name, archive))));
+    // Cluster DNS, as K3s installs it on its servers (test/helpers/coredns.ts).
+    const dns = corednsObjects();
+    await applyObjects(cp.admin(), dns, { report: silent });
+    await awaitRollouts(cp.admin(), dns, { report: silent, waitMs: 120_000 });
 
     // gardenos.yaml: three postgres nodes at the test nodes' addresses, three etcd hosts at the local cluster's members
     // (its etcd is the DCS; its own Patroni is another scope). K3s's local-storage off: GardenOS renders local-path.

@@ -277,12 +277,12 @@ describe('a real node: kubelet and containerd running pods from images made here
       assert.ok(after.size > 0, `${host}: the postgres database's size, read as pg_monitor`);
     }
     // Prometheus on these nodes scrapes every member's etcd (over mutual TLS with its own client certificate),
-    // Patroni and postgres-exporter, and each node's node-exporter, with the rules loaded. (The router's pods
-    // and Alertmanager are found by cluster DNS, which K3s provides and these bare kubelets do not have.)
+    // Patroni and postgres-exporter, each node's node-exporter, and both router pods (found by cluster DNS: the
+    // headless Service's A records), with the rules loaded, and sends alerts to Alertmanager by its DNS name.
     const promPod = (await core.listNamespacedPod({ namespace: 'gardenos-system', labelSelector: 'app.kubernetes.io/name=prometheus' })).items[0]!;
     const prom = `http://${promPod.status!.podIP}:9090`;
     const targets = await waitFor(
-      'Prometheus to scrape etcd, Patroni, postgres-exporter and node-exporter on every member',
+      'Prometheus to scrape etcd, Patroni, postgres-exporter and node-exporter on every member, and both routers',
       async () => {
         const r = (await (await fetch(`${prom}/api/v1/targets?state=active`, { signal: AbortSignal.timeout(5000) })).json()) as {
           data: { activeTargets: { labels: { job: string; instance: string }; health: string; lastError: string }[] };
@@ -290,8 +290,8 @@ describe('a real node: kubelet and containerd running pods from images made here
         const byJob = new Map<string, string[]>();
         for (const t of r.data.activeTargets)
           byJob.set(t.labels.job, [...(byJob.get(t.labels.job) ?? []), `${t.labels.instance} ${t.health} ${t.lastError}`.trim()]);
-        const want = ['etcd', 'patroni', 'postgres', 'node'];
-        if (!want.every((j) => byJob.get(j)?.length === 3 && byJob.get(j)!.every((t) => / up$/.test(t))))
+        const want = { etcd: 3, patroni: 3, postgres: 3, node: 3, router: 2 };
+        if (!Object.entries(want).every(([j, n]) => byJob.get(j)?.length === n && byJob.get(j)!.every((t) => / up$/.test(t))))
           throw new Error(JSON.stringify(Object.fromEntries(byJob)));
         return byJob;
       },
@@ -308,6 +308,15 @@ describe('a real node: kubelet and containerd running pods from images made here
     const rules = (await (await fetch(`${prom}/api/v1/rules`)).json()) as { data: { groups: { name: string; rules: { name: string; health: string }[] }[] } };
     const loaded = rules.data.groups.flatMap((g) => g.rules);
     assert.ok(loaded.length >= 10 && loaded.every((r) => r.health !== 'err'), JSON.stringify(loaded.filter((r) => r.health === 'err')));
+    await waitFor(
+      'Prometheus to find Alertmanager',
+      async () => {
+        const r = (await (await fetch(`${prom}/api/v1/alertmanagers`)).json()) as { data: { activeAlertmanagers: { url: string }[] } };
+        if (r.data.activeAlertmanagers.length !== 1) throw new Error(JSON.stringify(r.data));
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
     // Status probes have deadlines of their own (2 s): on a loaded machine one may miss, so the view is awaited, not sampled once.
     const problemsBecome = (want: string[], why: string) =>
       waitFor(
