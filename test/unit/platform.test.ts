@@ -240,6 +240,14 @@ describe('gardenos render: the production platform', () => {
     const spilo = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { flavor: 'spilo', version: 16 } }));
     assert.equal(spilo.postgres.image, 'ghcr.io/zalando/spilo-16:3.3-p3');
     assert.equal(stsOf(spilo).spec.template.spec.containers[0]!.securityContext.runAsUser, 101);
+    // With monitoring on, the exporter beside Spilo (which has none) is the exporter's own image, started by its entrypoint.
+    const spiloMon = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { flavor: 'spilo', version: 16 }, monitoring: { enabled: true } }));
+    const beside = (stsOf(spiloMon).spec.template.spec.containers as unknown as V1Container[])[1]!;
+    assert.deepEqual(
+      [beside.name, beside.image, beside.command, beside.securityContext?.runAsUser],
+      ['postgres-exporter', 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1', undefined, 101],
+    );
+    assert.equal(stsOf(config).spec.template.spec.containers.length, 1, 'monitoring off: no sidecar');
     const chosen = parseConfig(JSON.stringify({ ...exampleConfigInput(), postgres: { image: 'registry.example.com/pg:17', version: 17 } }));
     assert.equal(chosen.postgres.image, 'registry.example.com/pg:17', 'an image named in the config wins');
     const secretObjs = docs(withSecrets.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);

@@ -13,7 +13,7 @@ export const PGDATA = `${PGDATA_MOUNT}/pgroot/data`;
 /** The postgres user and group of each image: images/postgres/install.sh fixes 999; Spilo's is 101. */
 const POSTGRES_UID = { gardenos: 999, spilo: 101 } as const;
 /** Beside Spilo (which has no exporter), the exporter's own image, whose entrypoint is the exporter. */
-export const POSTGRES_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1';
+const POSTGRES_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1';
 const SOCKET_DIR = '/var/run/postgresql';
 const EXPORTER_SECRET_DIR = '/etc/postgres-exporter';
 const POD_IP = { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
