@@ -39,7 +39,13 @@ if (process.env.BENCH_NODE_COLD === '1') {
 const progress = (what: string) => process.stderr.write(`bench:node ${new Date().toISOString().slice(11, 19)} ${what}\n`);
 progress('starting a local etcd, a control plane and three nodes; building the images');
 const t0 = performance.now();
-const p = await startPlatformNodes({ name: 'bench-node', octet: 229 });
+// Traefik from its Go module (no registry is reachable), on ports of its own: the nodes share this machine
+// with the node test's (20080/20443).
+const p = await startPlatformNodes({
+  name: 'bench-node',
+  octet: 229,
+  extraYaml: ['ingress: { image: "gardenos.local/traefik:1", httpPort: 21080, httpsPort: 21443 }'],
+});
 // Interrupted (Ctrl-C, a CI timeout): still remove every process, link and directory it made.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
