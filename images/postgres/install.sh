@@ -30,7 +30,7 @@ fi
 # → ca-certificates — tools and data, none imported by Patroni or PostgreSQL (the pods run them for real).
 apt_install "postgresql-$PG_MAJOR" patroni python3-etcd python3-psycopg2 python3-idna
 # The platform's postgres-exporter sidecar (monitoring.enabled) runs Debian's exporter from this image too:
-# one image to pull, the same binary the local profile runs.
+# one image to pull, the same binary the local profile runs. It has no Recommends (Debian 13's 0.17.1, checked).
 apt_install prometheus-postgres-exporter
 # The volume is mounted at /home/postgres/pgdata (Patroni's data directory is pgroot/data under it,
 # so a file system's lost+found never stops initdb); the unix socket directory is writable by postgres.

@@ -21,7 +21,7 @@ const COREFILE = `.:1053 {
 }
 `;
 
-export function corednsObjects(image = 'gardenos.local/coredns:1'): KubernetesObject[] {
+export function corednsObjects(): KubernetesObject[] {
   const ns = 'kube-system';
   const labels = { 'k8s-app': 'kube-dns' };
   return [
@@ -59,7 +59,7 @@ export function corednsObjects(image = 'gardenos.local/coredns:1'): KubernetesOb
             containers: [
               {
                 name: 'coredns',
-                image,
+                image: 'gardenos.local/coredns:1',
                 args: ['-conf', '/etc/coredns/Corefile'],
                 ports: [
                   { name: 'dns', containerPort: 1053, protocol: 'UDP' },

@@ -19,13 +19,15 @@ export const database: UpPhase = {
   async run(ctx) {
     const { config, rendered } = ctx;
     const first = byRole(ctx, 'k3s-server')[0]!;
-    const leaderPod = async () =>
-      (
-        await first.ssh.must(
+    // Found once, when the first script runs (never in a dry run).
+    let pod: Promise<string> | undefined;
+    const leaderPod = () =>
+      (pod ??= first.ssh
+        .must(
           'finding the PostgreSQL leader',
           `k3s kubectl -n ${config.namespaces.database} get endpoints ${PRIMARY_ROUTE} -o jsonpath='{.subsets[0].addresses[0].targetRef.name}'`,
         )
-      ).trim();
+        .then((out) => out.trim()));
     const psql = async (what: string, vars: Record<string, string>, file: string) => {
       const sql = rendered.find((f) => f.path === file)!;
       const v = Object.entries(vars)
