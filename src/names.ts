@@ -8,3 +8,5 @@ export const PRIMARY_ROUTE = 'postgres-primary';
 export const REPLICAS_BACKEND = 'postgres-replicas';
 /** …and the Kubernetes Service (singular there, as rendered since the first release; renaming would break clients). */
 export const REPLICAS_SERVICE = 'postgres-replica';
+/** The pooler in front of the primary route on the platform (pooler.enabled): the Kubernetes Service and its pods' Deployment. */
+export const POOLER_SERVICE = 'postgres-pooler';

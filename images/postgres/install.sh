@@ -32,6 +32,10 @@ apt_install "postgresql-$PG_MAJOR" patroni python3-etcd python3-psycopg2 python3
 # The platform's postgres-exporter sidecar (monitoring.enabled) runs Debian's exporter from this image too:
 # one image to pull, the same binary the local profile runs. It has no Recommends (Debian 13's 0.17.1, checked).
 apt_install prometheus-postgres-exporter
+# The platform's pooler (pooler.enabled) runs Debian's PgBouncer from this image as well, with psql (above) for
+# `db switchover`'s PAUSE and RESUME through its admin console. The package's own service is never started in a
+# container: the pod's command is pgbouncer itself.
+apt_install pgbouncer
 # The volume is mounted at /home/postgres/pgdata (Patroni's data directory is pgroot/data under it,
 # so a file system's lost+found never stops initdb); the unix socket directory is writable by postgres.
 install -d -o postgres -g postgres -m 0700 /home/postgres /home/postgres/pgdata
@@ -42,3 +46,4 @@ rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/* 
 patroni --version
 "/usr/lib/postgresql/$PG_MAJOR/bin/postgres" --version
 prometheus-postgres-exporter --version 2>&1 | head -n 1
+pgbouncer --version | head -n 1

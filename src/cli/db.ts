@@ -41,7 +41,7 @@ function report(json: boolean | undefined, r: OperationResult): void {
  * REST password and CA from the secrets directory.
  */
 export async function platformDbCommand(
-  opts: OperationOptions & { config: string; secretsDir?: string; json?: boolean },
+  opts: OperationOptions & { config: string; secretsDir?: string; json?: boolean; kubeconfig?: string; pause?: boolean },
   op: 'switchover' | 'failover' | 'restart' | 'reinit',
   member: string | undefined,
 ): Promise<number> {
@@ -58,8 +58,26 @@ export async function platformDbCommand(
     caFile: join(secretsDir, 'pki', 'ca.crt'),
     auth: { username: USERS.restApi, password: secrets.restApiPassword },
   });
-  return operate(access, op, member, opts, { json: opts.json });
+  // With the pooler on, a planned switchover pauses its pods (through the Kubernetes API) so their clients wait instead of failing.
+  let paused: PausedSwitchoverFn | undefined;
+  if (op === 'switchover' && config.pooler.enabled && opts.pause !== false) {
+    const { probeTarget } = await import('./platform.ts');
+    const { probe } = await probeTarget(opts);
+    if (!probe.kubeconfig)
+      throw new GardenError('CONFIG_NOT_FOUND', "pooler.enabled: pausing the pooler's pods through the switchover needs the platform's kubeconfig", {
+        hint: '--kubeconfig FILE (`gardenos kubeconfig` writes one), or --no-pause to switch over with the pooler running (its clients see errors)',
+      });
+    const { loadKubeConfig } = await import('../clients/kubernetes.ts');
+    const { platformPausedSwitchover } = await import('../platform/pooler.ts');
+    const kc = await loadKubeConfig(probe.kubeconfig);
+    const report = streamReporter(process.stderr, Boolean(opts.json));
+    paused = (a, candidate, timeoutMs) => platformPausedSwitchover(kc, config, a, candidate, timeoutMs, report);
+  }
+  return operate(access, op, member, opts, { json: opts.json, ...(paused ? { paused } : {}) });
 }
+
+/** A planned switchover behind a paused pooler: the local one, or the platform's pods. */
+type PausedSwitchoverFn = (access: PatroniAccess, candidate: string | undefined, timeoutMs: number) => Promise<OperationResult & { pausedMs: number }>;
 
 export async function dbOperationCommand(
   g: GlobalOptions,
@@ -68,7 +86,12 @@ export async function dbOperationCommand(
   opts: OperationOptions,
 ): Promise<number> {
   const c = await openLocalCluster(g);
-  return operate(await patroniAccess(c), op, member, opts, { json: g.json, local: c });
+  // A planned switchover behind a running pooler: its clients wait instead of losing their connections.
+  const pooled = op === 'switchover' && c.config.pooler.enabled && (await c.supervisor.pid(c.specs.pooler)) !== undefined;
+  const paused: PausedSwitchoverFn | undefined = pooled
+    ? async (access, candidate, timeoutMs) => (await import('../local/pooler.ts')).pausedSwitchover(c, access, candidate, timeoutMs)
+    : undefined;
+  return operate(await patroniAccess(c), op, member, opts, { json: g.json, ...(paused ? { paused } : {}) });
 }
 
 async function operate(
@@ -76,9 +99,8 @@ async function operate(
   op: 'switchover' | 'failover' | 'restart' | 'reinit',
   member: string | undefined,
   opts: OperationOptions,
-  where: { json?: boolean | undefined; local?: LocalCluster },
+  where: { json?: boolean | undefined; paused?: PausedSwitchoverFn },
 ): Promise<number> {
-  const c = where.local;
   const timeoutMs = Number(opts.timeout ?? 120) * 1000;
   const scope = access.scope;
   const ask = (action: string, loss: string, expect: string, what: string) => confirmed({ yes: opts.yes, action, loss, expect, what });
@@ -88,16 +110,13 @@ async function operate(
     case 'failover': {
       const { planSwitchover } = await import('../ops/patroni.ts');
       const plan = await planSwitchover(access, op, opts.to);
-      // A planned switchover behind a running (local) pooler: its clients wait instead of losing their connections.
-      const pooled = op === 'switchover' && c !== undefined && c.config.pooler.enabled && (await c.supervisor.pid(c.specs.pooler)) !== undefined;
+      const pooled = op === 'switchover' ? where.paused : undefined;
       const cut = pooled
         ? 'clients of the pooled endpoint wait a moment; direct connections to the primary are cut'
         : 'open connections to the primary are cut';
       const loss = `This demotes ${plan.leader ?? 'no leader (there is none)'} and promotes ${plan.candidate ?? 'the best replica'} in cluster ${scope}; ${cut}.`;
       if (!(await ask(`${op} ${scope}`, loss, scope, 'the scope'))) return 1;
-      result = pooled
-        ? await (await import('../local/pooler.ts')).pausedSwitchover(c, access, opts.to, timeoutMs)
-        : await switchover(access, op, opts.to, timeoutMs);
+      result = pooled ? await pooled(access, opts.to, timeoutMs) : await switchover(access, op, opts.to, timeoutMs);
       break;
     }
     case 'restart':

@@ -320,6 +320,11 @@ for (const [name, description, member] of DB_OPERATIONS) {
   const c = platformDb.command(name).description(description);
   if (member) c.argument('<member>', 'the Patroni member (on Kubernetes, the pod: <scope>-0, …)');
   else c.option('--to <member>', 'the member to promote');
+  if (name === 'switchover')
+    c.option(
+      '--kubeconfig <file>',
+      "with pooler.enabled: where the pooler's pods are paused (default: the kubeconfig `up` wrote beside the config file)",
+    ).option('--no-pause', 'with pooler.enabled: switch over without pausing the pooler (its clients see errors, as without one)');
   c.option('-c, --config <file>', 'config file', 'gardenos.yaml')
     .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
     .option('-y, --yes', 'do not ask for confirmation')
@@ -327,7 +332,7 @@ for (const [name, description, member] of DB_OPERATIONS) {
     .option('--json', 'machine-readable output')
     .action(
       run(async (...args: unknown[]) => {
-        type Opts = { config: string; secretsDir?: string; to?: string; yes?: boolean; timeout: string; json?: boolean };
+        type Opts = { config: string; secretsDir?: string; to?: string; yes?: boolean; timeout: string; json?: boolean; kubeconfig?: string; pause?: boolean };
         const opts = (member ? args[1] : args[0]) as Opts;
         return (await dbCmds()).platformDbCommand(opts, name, member ? (args[0] as string) : undefined);
       }),

@@ -93,3 +93,48 @@ export function workloadRows(facts: KubeFacts): WorkloadRow[] {
     })),
   ];
 }
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `command` in a container of a pod (kubectl exec, through the API server) and returns its output;
+ * a non-zero exit, or no end within `timeoutMs`, is thrown with the command's stderr.
+ */
+export async function execInPod(
+  kc: KubeConfig,
+  where: { namespace: string; pod: string; container: string },
+  command: string[],
+  timeoutMs: number,
+): Promise<ExecResult> {
+  const { Exec } = await import('@kubernetes/client-node');
+  const { PassThrough } = await import('node:stream');
+  const out = { stdout: '', stderr: '' };
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  stdout.on('data', (c: Buffer) => (out.stdout += c.toString('utf8')));
+  stderr.on('data', (c: Buffer) => (out.stderr += c.toString('utf8')));
+  const what = `${command.join(' ')} in ${where.namespace}/${where.pod}`;
+  let socket: { close(): void } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<ExecResult>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no end within ${timeoutMs} ms${out.stderr ? `: ${out.stderr.trim()}` : ''}`)), timeoutMs);
+      new Exec(kc)
+        .exec(where.namespace, where.pod, where.container, command, stdout, stderr, null, false, (status) => {
+          if (status.status === 'Success') resolve(out);
+          else reject(new Error(`${what}: ${out.stderr.trim() || status.message || status.reason || 'failed'}`));
+        })
+        .then((ws) => {
+          socket = ws;
+          // A socket closed without a status (the pod went away) is a failure, not a hang until the deadline.
+          ws.on('close', () => setTimeout(() => reject(new Error(`${what}: the connection closed without an exit status`)), 100));
+        }, reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    socket?.close();
+  }
+}

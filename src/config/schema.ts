@@ -295,6 +295,10 @@ const pooler = z.strictObject({
   poolMode: z.enum(['transaction', 'session']).default('transaction'),
   maxClientConnections: z.number().int().min(1).default(200),
   defaultPoolSize: z.number().int().min(1).default(20),
+  /** On the platform: PgBouncer pods behind the Service postgres-pooler (spread over the nodes). */
+  replicas: z.number().int().min(1).max(10).default(2),
+  /** The platform's PgBouncer image (pgbouncer and psql in it); GardenOS's PostgreSQL image by default, which carries Debian's. */
+  image: image.optional(),
 });
 
 /**

@@ -115,7 +115,16 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
       : []),
     ...(config.pooler.enabled
       ? [
-          { file: layout.pooler.configFile, content: renderPgbouncerIni({ config, topology, files: layout.pooler }) },
+          {
+            file: layout.pooler.configFile,
+            content: renderPgbouncerIni({
+              config,
+              listen: topology.loadBalancer,
+              server: { host: topology.loadBalancer, port: config.haproxy.ports.primary },
+              files: layout.pooler,
+              renderedBy: 'gardenos local up',
+            }),
+          },
           { file: layout.pooler.userlist, content: renderPgbouncerUserlist(secrets) },
         ].map((f): LocalFile => ({ ...f, dir: layout.pooler.socketDir, dirMode: 0o700, mode: 0o600, ...pgOwner, member: 'pooler', processId: specs.pooler.id }))
       : []),

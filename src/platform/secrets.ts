@@ -14,7 +14,7 @@ import { clusterSecretsSchema, type ClusterSecrets } from '../render/files.ts';
 import { productionTopology } from '../render/topology.ts';
 import { ensureDir, writeFileAtomic } from '../util/files.ts';
 import { readStateFile } from '../util/state-file.ts';
-import { PRIMARY_ROUTE, REPLICAS_SERVICE } from '../names.ts';
+import { POOLER_SERVICE, PRIMARY_ROUTE, REPLICAS_SERVICE } from '../names.ts';
 
 export interface PlatformSecrets extends ClusterSecrets {
   /** The K3s server token, the same on every server. */
@@ -187,12 +187,20 @@ export function certSpecs(config: Config): CertSpec[] {
       dnsNames: [...topo.postgres.map((m) => m.name), ...namesOf(pgHosts), ...svc(PRIMARY_ROUTE), ...svc(REPLICAS_SERVICE), 'localhost'],
       usage: 'server-and-client',
     },
+    // The pooler's certificate for its clients (pooler.enabled): apart from postgres-server, whose key is also
+    // Patroni's etcd client identity and must not leave the PostgreSQL pods.
+    ...(config.pooler.enabled
+      ? [{ name: POOLER_CERT, commonName: POOLER_SERVICE, ips: [], dnsNames: [...svc(POOLER_SERVICE), 'localhost'], usage: 'server' as const }]
+      : []),
     // Ingress hosts with tls: internal (private hosts): clients trust the CA.
     ...config.ingress.hosts
       .filter((h) => hostTls(h) === 'internal')
       .map((h) => ({ name: ingressCertName(h.name), commonName: h.name, ips: [], dnsNames: [h.name], usage: 'server' as const })),
   ];
 }
+
+/** The PKI file stem of the platform pooler's certificate (pooler.enabled). */
+export const POOLER_CERT = 'postgres-pooler';
 
 /** The PKI file stem of an ingress host's certificate (tls: internal). */
 export const ingressCertName = (host: string) => `ingress-${host}`;

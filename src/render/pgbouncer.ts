@@ -1,10 +1,10 @@
 // PgBouncer in front of the primary route: clients connect to it with TLS, it
-// connects through HAProxy's primary port (which the router keeps on the
-// leader) with TLS verified against the cluster CA. Its admin console (PAUSE,
-// RESUME, SHOW) is on a Unix socket only. Pure: config and paths in, text out.
+// connects to the primary route — HAProxy's primary port locally, the Service
+// postgres-primary on the platform, both kept on the leader by the router — with
+// TLS verified against the cluster CA. Its admin console (PAUSE, RESUME, SHOW) is
+// on a Unix socket only. Pure: config and paths in, text out.
 import type { Config } from '../config/schema.ts';
 import { USERS, type ClusterSecrets, type TlsFiles } from './files.ts';
-import type { Topology } from './topology.ts';
 
 export interface PoolerFiles {
   /** Directory of the admin console's Unix socket (.s.PGSQL.<port>). */
@@ -22,21 +22,26 @@ export interface PoolerFiles {
 
 export interface PgbouncerRenderInput {
   config: Config;
-  topology: Topology;
-  files: PoolerFiles;
+  /** The address it listens on (the local load balancer's; on the platform, every address of its pod). */
+  listen: string;
+  /** The primary route it sends every database to. */
+  server: { host: string; port: number };
+  /** The socket directory, the auth file and the TLS files (the pause marker is the local profile's alone). */
+  files: Omit<PoolerFiles, 'pauseMarker'>;
+  /** Which command rewrites the file (its first line says so). */
+  renderedBy: string;
 }
 
-export function renderPgbouncerIni({ config, topology, files }: PgbouncerRenderInput): string {
+export function renderPgbouncerIni({ config, listen, server, files, renderedBy }: PgbouncerRenderInput): string {
   const p = config.pooler;
-  const lb = topology.loadBalancer;
   return [
-    '; Rendered by GardenOS; edits are overwritten by `gardenos local up`.',
+    `; Rendered by GardenOS; edits are overwritten by \`${renderedBy}\`.`,
     '[databases]',
-    // Every database, through HAProxy's primary port: wherever the router points it, the pooler follows.
-    `* = host=${lb} port=${config.haproxy.ports.primary}`,
+    // Every database, through the primary route: wherever the router points it, the pooler follows.
+    `* = host=${server.host} port=${server.port}`,
     '',
     '[pgbouncer]',
-    `listen_addr = ${lb}`,
+    `listen_addr = ${listen}`,
     `listen_port = ${p.port}`,
     `unix_socket_dir = ${files.socketDir}`,
     'auth_type = scram-sha-256',

@@ -61,13 +61,20 @@ export interface PlatformNodes {
    * (From this machine itself a Service address whose endpoint is local is masqueraded to eth0's address,
    * which pg_hba rightly refuses; from a pod the leader sees the pod's address.)
    */
-  startWriter(): Promise<Writer>;
+  startWriter(o?: WriterOptions): Promise<Writer>;
   /** Pods, events and claims of the platform's namespaces: what a failure message needs. */
   podReport(): Promise<string>;
   stop(): Promise<void>;
 }
 
+export interface WriterOptions {
+  /** Through the pooler's Service (pooler.enabled) into table writes_pooled, instead of postgres-primary into writes. */
+  pooled?: boolean;
+}
+
 export interface Writer {
+  /** The table it writes its ids into. */
+  table: string;
   /** The writer's log so far: acknowledged ids with the time (ms since the epoch) and the refused count. */
   read(): Promise<{ acked: { id: number; at: number }[]; failed: number; tail: string }>;
   /** Waits for `n` more acknowledged writes than there are now. */
@@ -225,21 +232,31 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
       );
       return `${out.join(' | ')} | pvcs ${pvcs.join(' ')}`;
     };
-    const startWriter = async (): Promise<Writer> => {
+    const startWriter = async (o: WriterOptions = {}): Promise<Writer> => {
       const ns = config.namespaces.database;
-      await core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: secrets.superuserPassword } } });
+      const name = o.pooled ? 'writer-pooled' : 'writer';
+      const table = o.pooled ? 'writes_pooled' : 'writes';
+      // Through postgres-primary's Service address, or (pooled) through the pooler's.
+      const target = o.pooled
+        ? `host=$POSTGRES_POOLER_SERVICE_HOST port=${config.pooler.port}`
+        : `host=$POSTGRES_PRIMARY_SERVICE_HOST port=${config.postgres.port}`;
+      await core
+        .createNamespacedSecret({ namespace: ns, body: { metadata: { name: 'writer' }, stringData: { PGPASSWORD: secrets.superuserPassword } } })
+        .catch((e: { code?: number }) => {
+          if (e.code !== 409) throw e;
+        });
       const loop = [
         'i=0',
         'while [ $i -lt 100000 ]; do',
         '  i=$((i+1))',
-        `  if psql -qtA -v ON_ERROR_STOP=1 "host=$POSTGRES_PRIMARY_SERVICE_HOST port=${config.postgres.port} user=postgres dbname=postgres sslmode=require connect_timeout=2" -c "CREATE TABLE IF NOT EXISTS writes (id int PRIMARY KEY); INSERT INTO writes (id) VALUES ($i)" >/dev/null 2>&1`,
+        `  if psql -qtA -v ON_ERROR_STOP=1 "${target} user=postgres dbname=postgres sslmode=require connect_timeout=2" -c "CREATE TABLE IF NOT EXISTS ${table} (id int PRIMARY KEY); INSERT INTO ${table} (id) VALUES ($i)" >/dev/null 2>&1`,
         '  then echo "ack $i $(date +%s%3N)"; else echo "fail $i $(date +%s%3N)"; sleep 0.05; fi',
         'done',
       ].join('\n');
       await core.createNamespacedPod({
         namespace: ns,
         body: {
-          metadata: { name: 'writer' },
+          metadata: { name },
           spec: {
             restartPolicy: 'Never',
             containers: [
@@ -255,7 +272,7 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
         },
       });
       const read = async () => {
-        const log = await core.readNamespacedPodLog({ name: 'writer', namespace: ns }).catch(() => '');
+        const log = await core.readNamespacedPodLog({ name, namespace: ns }).catch(() => '');
         const lines = log.split('\n');
         const acked = lines
           .filter((l) => l.startsWith('ack '))
@@ -266,7 +283,7 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
       const more = async (n: number, what: string, timeoutMs = 90_000) => {
         const before = (await read()).acked.length;
         await waitFor(
-          `the writer to commit again (${what})`,
+          `${name} to commit again (${what})`,
           async () => {
             const now = await read();
             if (now.acked.length < before + n)
@@ -276,7 +293,7 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
           { timeoutMs, intervalMs: 250 },
         );
       };
-      return { read, more };
+      return { table, read, more };
     };
     return { c, cp, nodes, hosts, work, configFile, secretsDir, config, objects, imageMs, core, status, settled, db, startWriter, podReport, stop };
   } catch (e) {

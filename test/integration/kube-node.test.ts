@@ -91,6 +91,8 @@ describe('a real node: kubelet and containerd running pods from images made here
         'monitoring:',
         '  enabled: true',
         '  images: { prometheus: "gardenos.local/prometheus:1", alertmanager: "gardenos.local/alertmanager:1", nodeExporter: "gardenos.local/node-exporter:1" }',
+        // The pooler: PgBouncer pods (Debian's, from GardenOS's PostgreSQL image) behind postgres-pooler.
+        'pooler: { enabled: true, replicas: 2 }',
       ],
     });
   });
@@ -478,13 +480,46 @@ describe('a real node: kubelet and containerd running pods from images made here
     // A writer in the cluster (a pod): one INSERT per connection through postgres-primary's Service address,
     // logging each acknowledged id. Nothing it was told is committed may be lost.
     const writer = await p.startWriter();
+    // And one through the pooler's Service: it must not see a single failure through the planned switchover.
+    const pooledWriter = await p.startWriter({ pooled: true });
     await writer.more(20, 'before the switchover');
+    await pooledWriter.more(20, 'before the switchover');
+    const pooledBefore = await pooledWriter.read();
+    assert.equal(pooledBefore.failed, 0, `the pooled writer failed before any switchover: ${pooledBefore.tail}`);
 
-    // A planned switchover with the production command; the router moves postgres-primary.
-    const sw = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
+    // A planned switchover with the production command: every pooler pod paused, the router moves
+    // postgres-primary, each pod resumed once its own route reaches the new leader.
+    const sw = await p.c.cli([
+      'db',
+      'switchover',
+      '--config',
+      p.configFile,
+      '--secrets-dir',
+      p.secretsDir,
+      '--kubeconfig',
+      cp.adminKubeconfigFile,
+      '--yes',
+      '--json',
+    ]);
     assert.equal(sw.code, 0, sw.stderr);
     const switched = await settled('after the switchover', first.leader.name);
-    assert.equal((JSON.parse(sw.stdout) as { after: { leader: string } }).after.leader, switched.leader.name);
+    const swResult = JSON.parse(sw.stdout) as { after: { leader: string }; pausedMs: number; pods: string[] };
+    assert.equal(swResult.after.leader, switched.leader.name);
+    assert.equal(swResult.pods.length, 2, 'both pooler pods were paused and resumed');
+    assert.match(sw.stderr, /resume/, `progress per pod: ${sw.stderr}`);
+    await pooledWriter.more(20, 'after the switchover');
+    const pooledAfter = await pooledWriter.read();
+    assert.equal(
+      pooledAfter.failed,
+      0,
+      `a client of the pooler saw a failure through a planned switchover (paused ${swResult.pausedMs} ms): ${pooledAfter.tail}`,
+    );
+    const pooledIds = pooledAfter.acked.map((a) => a.id);
+    const pooledCheck = db(switched.leader.host);
+    await pooledCheck.connect();
+    const pooledRows = await pooledCheck.query<{ id: number }>(`SELECT id FROM ${pooledWriter.table} WHERE id = ANY($1::int[])`, [pooledIds]);
+    await pooledCheck.end();
+    assert.equal(pooledRows.rows.length, pooledIds.length, 'every write the pooled writer saw acknowledged is on the new leader');
 
     // `gardenos dashboard` on the platform (its page is driven in a browser by the monitoring test): the view it
     // serves names the new leader, and postgres-primary as Kubernetes routes it.

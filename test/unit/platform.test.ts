@@ -567,6 +567,76 @@ apps:
     }
   });
 
+  it("pooler on: PgBouncer pods behind postgres-pooler, sending every database to postgres-primary verified against the CA; a certificate of their own (never PostgreSQL's key); valid objects", async () => {
+    const pdir = await mkdtemp(join(tmpdir(), 'gardenos-platform-pooler-'));
+    try {
+      const pooled = parseConfig(
+        (await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace(
+          'pooler:\n  enabled: false\n  port: 6432\n',
+          'pooler:\n  enabled: true\n  port: 6433\n  replicas: 3\n',
+        ),
+      );
+      assert.equal(pooled.pooler.enabled, true);
+      const pooledSecrets = await ensurePlatformSecrets(pdir, pooled);
+      const pki = await ensurePlatformPki(pdir, pooled);
+      assert.ok(pki.created.includes('postgres-pooler'), 'a certificate of its own');
+      const files = await renderPlatform(pooled, { secretsDir: pdir, withSecrets: true });
+      const kustomization = parse(files.find((f) => f.path === 'kubernetes/kustomization.yaml')!.content) as { resources: string[] };
+      assert.ok(
+        kustomization.resources.indexOf('25-pooler.yaml') > kustomization.resources.indexOf('20-postgres.yaml'),
+        'applied after PostgreSQL, before the router',
+      );
+      const objects = docs(files.find((f) => f.path === 'kubernetes/25-pooler.yaml')!);
+      for (const o of objects) await validate(o);
+      assert.deepEqual(
+        objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
+        [
+          'ConfigMap/database/postgres-pooler',
+          'Service/database/postgres-pooler',
+          'PodDisruptionBudget/database/postgres-pooler',
+          'Deployment/database/postgres-pooler',
+        ],
+      );
+      const ini = (objects[0] as unknown as { data: Record<string, string> }).data['pgbouncer.ini']!;
+      assert.match(ini, /^\* = host=postgres-primary\.database\.svc port=5432$/m, 'every database through the primary route');
+      assert.match(ini, /^server_tls_sslmode = verify-full$/m);
+      assert.match(ini, /^listen_port = 6433$/m);
+      assert.match(ini, /^auth_file = \/etc\/pgbouncer-secret\/userlist\.txt$/m);
+      assert.ok(!ini.includes(pooledSecrets.superuserPassword), 'no password in the ConfigMap');
+      const deploy = objects[3] as unknown as {
+        spec: { replicas: number; template: { spec: { containers: V1Container[]; volumes: { name: string; secret?: { secretName: string } }[] } } };
+      };
+      const [c] = deploy.spec.template.spec.containers;
+      assert.equal(deploy.spec.replicas, 3);
+      assert.equal(c!.image, pooled.postgres.image, "GardenOS's PostgreSQL image carries Debian's pgbouncer");
+      assert.deepEqual(c!.command, ['pgbouncer', '/etc/pgbouncer/pgbouncer.ini']);
+      assert.deepEqual(
+        [c!.securityContext?.runAsUser, c!.securityContext?.readOnlyRootFilesystem, c!.securityContext?.capabilities?.drop],
+        [999, true, ['ALL']],
+        'not root (PgBouncer refuses it), nothing writable but its socket directory',
+      );
+      assert.deepEqual(
+        deploy.spec.template.spec.volumes.filter((v) => v.secret).map((v) => v.secret!.secretName),
+        ['postgres-pooler'],
+      );
+      const secret = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'postgres-pooler') as unknown as {
+        data: Record<string, string>;
+      };
+      const data = Object.fromEntries(Object.entries(secret.data).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]));
+      assert.deepEqual(Object.keys(data).sort(), ['admin-password', 'ca.crt', 'tls.crt', 'tls.key', 'userlist.txt']);
+      assert.equal(data['tls.key'], await readFile(join(pdir, 'pki', 'postgres-pooler.key'), 'utf8'));
+      assert.notEqual(data['tls.key'], await readFile(join(pdir, 'pki', 'postgres-server.key'), 'utf8'));
+      // The certificate names the Service as clients reach it.
+      const { X509Certificate } = await import('node:crypto');
+      const cert = new X509Certificate(data['tls.crt']!);
+      assert.match(cert.subjectAltName ?? '', /DNS:postgres-pooler\.database\.svc\b/);
+      // Off (the example's default): nothing of it is rendered.
+      assert.ok(!withSecrets.some((f) => f.path === 'kubernetes/25-pooler.yaml' || /postgres-pooler/.test(f.content)));
+    } finally {
+      await rm(pdir, { recursive: true, force: true });
+    }
+  });
+
   it("rotates Supabase's JWT secret in two steps: both secrets verify and both keys pass the gateway until the previous is retired; each step rolls the pods", async () => {
     const { importJWK, jwtVerify: verify } = await import('jose');
     // As PostgREST uses a key set of HS256 secrets: the token verifies if one of them verifies it.

@@ -46,6 +46,8 @@ export const SECRET_NAMES = {
   haproxyStats: 'prometheus-haproxy-stats',
   /** postgres-exporter's password (monitoring.enabled), beside each Patroni member. */
   postgresExporter: 'postgres-exporter',
+  /** The pooler's auth file, admin password and TLS pair (pooler.enabled). */
+  pooler: 'postgres-pooler',
   app: (name: string) => `${name}-secrets`,
 } as const;
 

@@ -1,12 +1,13 @@
 // The platform's Kubernetes manifests, file by file, in the order they must be applied:
 // namespaces; a default StorageClass when K3s's own is disabled; PostgreSQL as a Patroni StatefulSet;
-// the primary router; Supabase (auth, REST, storage; its gateway is the ingress); the user's apps;
+// the pooler (PgBouncer, pooler.enabled); the primary router; Supabase (auth, REST, storage; its gateway is the ingress); the user's apps;
 // the ingress controller, routes and ACME issuer; monitoring (Prometheus, Alertmanager, node-exporter). Secrets are referenced by name; their contents are
 // rendered only on request (secrets.ts). Every Kubernetes object GardenOS renders is built in this folder.
 import type { Config } from '../../config/schema.ts';
 import { acmeIssuer, ingressControllerManifests, ingressManifests } from './ingress.ts';
 import { PART_OF, type Manifest } from './manifest.ts';
 import { monitoringManifests } from './monitoring.ts';
+import { poolerManifests } from './pooler.ts';
 import { postgresManifests } from './postgres.ts';
 import { routerManifests } from './router.ts';
 import { localPathStorage } from './storage.ts';
@@ -30,6 +31,7 @@ export function platformManifests(config: Config, opts: { keysRevision?: string 
   const files: ManifestFile[] = [{ file: '00-namespaces.yaml', manifests: namespaces(config) }];
   if (config.k3s.disable.includes('local-storage')) files.push({ file: '10-storage.yaml', manifests: localPathStorage(config) });
   files.push({ file: '20-postgres.yaml', manifests: postgresManifests(config) });
+  if (config.pooler.enabled) files.push({ file: '25-pooler.yaml', manifests: poolerManifests(config) });
   files.push({ file: '30-router.yaml', manifests: routerManifests(config) });
   if (config.supabase.enabled) files.push({ file: '40-supabase.yaml', manifests: supabaseManifests(config, opts.keysRevision) });
   if (config.apps.length) files.push({ file: '50-apps.yaml', manifests: config.apps.flatMap((a) => appManifests(config, a)) });

@@ -1,12 +1,14 @@
 // The Secrets the manifests reference by name, and — only for `render --with-secrets` and `gardenos up` —
 // their contents: Patroni's configuration and TLS, the router's etcd client certificate, Supabase's keys and
 // database URLs, gateway-auth's keys, the ingress hosts' certificates from GardenOS's CA, and (monitoring)
-// Prometheus's etcd client certificate, HAProxy's stats password and postgres-exporter's.
+// Prometheus's etcd client certificate, HAProxy's stats password and postgres-exporter's; (pooler) PgBouncer's
+// auth file and TLS pair.
 import { hostTls, type Config } from '../../config/schema.ts';
 import { GardenError } from '../../errors.ts';
 import type { PemPair } from '../../pki/certs.ts';
 import type { PlatformSecrets } from '../../platform/secrets.ts';
 import { renderPatroniConfig } from '../patroni.ts';
+import { renderPgbouncerUserlist } from '../pgbouncer.ts';
 import { productionTopology } from '../topology.ts';
 import { hostNamespaces, tlsSecretName } from './ingress.ts';
 import { PART_OF, type Manifest } from './manifest.ts';
@@ -36,6 +38,8 @@ export interface SecretInputs {
   ingressCerts: Record<string, PemPair>;
   /** Prometheus's etcd client certificate (monitoring.enabled). */
   prometheusClient?: PemPair;
+  /** The pooler's certificate for its clients (pooler.enabled). */
+  poolerServer?: PemPair;
 }
 
 /** The Secrets the manifests reference, with their contents: only `render --with-secrets` and `gardenos up` produce these. */
@@ -85,6 +89,23 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
         ]
       : []),
   ];
+  if (config.pooler.enabled) {
+    if (!input.poolerServer)
+      throw new GardenError('CONFIG_NOT_FOUND', 'no certificate for the pooler (pooler.enabled was turned on after `gardenos pki` ran)', {
+        hint: '`gardenos pki` creates what is missing and keeps the rest',
+      });
+    // The auth file (the superuser, whose password PgBouncer needs to speak SCRAM to both sides, and the exporter's
+    // stats user), the admin console's password for `db switchover`'s psql, and the pooler's own TLS pair.
+    out.push(
+      secret(SECRET_NAMES.pooler, ns.database, {
+        'userlist.txt': renderPgbouncerUserlist(secrets),
+        'admin-password': secrets.superuserPassword,
+        'ca.crt': input.ca,
+        'tls.crt': input.poolerServer.cert,
+        'tls.key': input.poolerServer.key,
+      }),
+    );
+  }
   // tls: internal — the host's certificate from GardenOS's CA, in every namespace whose Ingress names it.
   for (const [host, namespaces] of hostNamespaces(config)) {
     const h = config.ingress.hosts.find((x) => x.name === host);
