@@ -62,7 +62,10 @@ packages=(etcd-server etcd-client python3-etcd python3-idna python3-psycopg2 "po
 # services or set monitoring's ports). And headless Chromium (chromium-headless-shell; DejaVu for its text), in
 # which the dashboard's test drives the page; chromium-common's Recommends (upower, udev, libgl1-mesa-dri,
 # fonts-liberation, notification-daemon, system-config-printer) are desktop services and GPU drivers the
-# headless shell does not load with --disable-gpu — DejaVu stands for fonts-liberation.
+# headless shell does not load with --disable-gpu — DejaVu stands for fonts-liberation. And systemd-nspawn
+# (systemd-container), which boots the hosts of the systemd test (test/helpers/systemd-hosts.ts) with systemd
+# as their PID 1; its Recommends, libnss-mymachines, resolves container names through machined, which that
+# test does not use (it reaches each host by address).
 tests=0
 for arg in "$@"; do
   case "$arg" in
@@ -71,7 +74,8 @@ for arg in "$@"; do
   esac
 done
 [ "$tests" -eq 0 ] || packages+=(containerd runc containernetworking-plugins umoci catatonit busybox-static prometheus
-  prometheus-postgres-exporter prometheus-node-exporter prometheus-alertmanager chromium-headless-shell fonts-dejavu-core)
+  prometheus-postgres-exporter prometheus-node-exporter prometheus-alertmanager chromium-headless-shell fonts-dejavu-core
+  systemd-container)
 
 installed() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | grep -q '^install ok installed'; }
 # version_at_least VERSION MINIMUM: Debian's own version comparison.
@@ -148,6 +152,7 @@ if [ "$tests" -eq 1 ]; then
   check "alertmanager" prometheus-alertmanager sh -c 'prometheus-alertmanager --version 2>&1 | head -n1'
   check "headless Chromium (the dashboard's test)" chromium-headless-shell sh -c 'chromium-headless-shell --version 2>&1 | head -n1'
   check "busybox, static (the test workload image)" busybox-static sh -c 'ldd "$(command -v busybox)" 2>&1 | grep -q "not a dynamic executable" && busybox | head -n1'
+  check "systemd-nspawn (the systemd hosts' test)" systemd-container sh -c 'systemd-nspawn --version | head -n1'
 fi
 check "psycopg2 (Patroni's PostgreSQL driver)" python3-psycopg2 /usr/bin/python3 -c 'import psycopg2; print("psycopg2", psycopg2.__version__)'
 

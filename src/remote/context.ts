@@ -55,6 +55,8 @@ export interface HostFacts {
   active: Record<ServiceName, boolean>;
   /** Services an earlier run changed files for but did not get to restart. */
   pending: ServiceName[];
+  /** `systemctl is-enabled` of the distribution's own etcd unit (etcd.service), or null where there is none. */
+  distroEtcd: string | null;
 }
 
 export interface Host {

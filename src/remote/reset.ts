@@ -1,9 +1,10 @@
 // `gardenos reset`: tear hosts down after confirmation, backing up first — an
 // etcd snapshot (etcdctl over SSH, copied here) and, where K3s runs the
 // database, a pg_dumpall of the leader — then stop the services and remove
-// GardenOS's files and the etcd data.
+// GardenOS's files and the etcd data; a package's file GardenOS replaced
+// (HAProxy's configuration) and the distribution's etcd unit go back as they were.
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Config, NodeConfig } from '../config/schema.ts';
 import { describe } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
@@ -12,8 +13,8 @@ import { PRIMARY_ROUTE } from '../names.ts';
 import { hostFiles, hostPaths } from '../platform/hosts.ts';
 import { hostPort } from '../render/topology.ts';
 import { ensureDir } from '../util/files.ts';
-import { RUNNER_DIR, RUNNER_PATH, runnerManager, systemdManager } from './services.ts';
-import { nodeTarget, SshHost, shellQuote, type SshOptions } from './ssh.ts';
+import { DISTRO_ETCD_MASKED, DISTRO_ETCD_UNIT, RUNNER_PATH, runnerManager, STATE_DIR, systemdManager, UNITS } from './services.ts';
+import { nodeTarget, originalOf, SshHost, shellQuote, type SshOptions } from './ssh.ts';
 
 export interface ResetOptions extends SshOptions {
   config: Config;
@@ -139,13 +140,33 @@ async function resetHost({ opts, paths }: ResetContext, h: { node: NodeConfig; s
         .catch((e) => report({ kind: 'warn', message: `${h.node.name}: stopping ${s}: ${describe(e)}` }));
   }
   await h.ssh.exec('[ -x /usr/local/bin/k3s-uninstall.sh ] && /usr/local/bin/k3s-uninstall.sh; true', { timeoutMs: 300_000 });
+  // GardenOS's etcd unit disabled before its file goes (no dangling link in multi-user.target.wants).
+  if (systemd) await h.ssh.exec(`systemctl disable ${UNITS.etcd} 2>/dev/null; true`);
   const files = hostFiles(config, h.node, { etcdClusterToken: '' }, paths).map((f) => f.path);
-  const remove = [...files, paths.pki, paths.k3sToken, paths.haproxyEnv, RUNNER_DIR, RUNNER_PATH, '/var/lib/gardenos/manifests', '/var/lib/gardenos/pending'];
+  // A package's own file GardenOS replaced goes back as it was (upload kept it); the rest is GardenOS's and goes.
+  const restore = [paths.haproxyConfig];
+  // GardenOS's own directories whole (/etc/gardenos: configuration and PKI; /var/lib/gardenos: manifests,
+  // pending restarts, the runner), and its files elsewhere.
+  const remove = files.filter((f) => !restore.includes(f));
+  const dirs = [posix.dirname(paths.pki), STATE_DIR];
+  const dropInDir = posix.dirname(paths.haproxyDropIn);
   // The data directory's contents, not the directory: it may be a mount point.
   const data = shellQuote(config.etcd.dataDir);
   await h.ssh.must(
     'removing GardenOS files',
-    `rm -rf ${remove.map(shellQuote).join(' ')} && { [ ! -d ${data} ] || find ${data} -mindepth 1 -delete; }${systemd ? ' && systemctl daemon-reload' : ''}`,
+    [
+      // The distribution's etcd unit, if up masked it, as it was (its marker is in STATE_DIR, removed below).
+      ...(systemd ? [`{ [ ! -e ${DISTRO_ETCD_MASKED} ] || systemctl unmask ${DISTRO_ETCD_UNIT}; }`] : []),
+      `rm -rf ${remove.map(shellQuote).join(' ')}`,
+      ...restore.map(
+        (f) => `if [ -e ${shellQuote(originalOf(f))} ]; then mv -f ${shellQuote(originalOf(f))} ${shellQuote(f)}; else rm -f ${shellQuote(f)}; fi`,
+      ),
+      `{ [ ! -d ${data} ] || find ${data} -mindepth 1 -delete; }`,
+      // Emptied, then removed unless something mounts there.
+      ...dirs.map((d) => `{ [ ! -d ${shellQuote(d)} ] || { find ${shellQuote(d)} -mindepth 1 -delete && { rmdir ${shellQuote(d)} 2>/dev/null || true; }; }; }`),
+      `{ [ ! -d ${shellQuote(dropInDir)} ] || rmdir --ignore-fail-on-non-empty ${shellQuote(dropInDir)}; }`,
+      ...(systemd ? ['systemctl daemon-reload'] : []),
+    ].join(' && '),
   );
-  report({ kind: 'step', step: 'reset', member: h.node.name, status: 'done', detail: `stopped; removed ${remove.length} paths` });
+  report({ kind: 'step', step: 'reset', member: h.node.name, status: 'done', detail: `stopped; removed ${remove.length + dirs.length} paths` });
 }

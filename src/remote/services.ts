@@ -15,8 +15,17 @@ export interface ServiceManager {
 /** systemd unit names of GardenOS's services. */
 export const UNITS: Record<ServiceName, string> = { etcd: 'gardenos-etcd', haproxy: 'haproxy', k3s: 'k3s' };
 
-export const RUNNER_PATH = '/var/lib/gardenos/bin/gardenos-svc';
-export const RUNNER_DIR = '/var/lib/gardenos/svc';
+/**
+ * Debian's etcd-server enables its own unit, a plain-HTTP etcd on localhost with a cluster of its own:
+ * `up` stops and masks it on etcd hosts (noting so in DISTRO_ETCD_MASKED), `reset` unmasks it again.
+ */
+export const DISTRO_ETCD_UNIT = 'etcd.service';
+
+/** GardenOS's state on a host (`reset` removes it whole). */
+export const STATE_DIR = '/var/lib/gardenos';
+export const DISTRO_ETCD_MASKED = `${STATE_DIR}/distro-etcd-masked`;
+export const RUNNER_PATH = `${STATE_DIR}/bin/gardenos-svc`;
+export const RUNNER_DIR = `${STATE_DIR}/svc`;
 
 /** The runner: start (detached, logged), stop (TERM, then KILL), restart, is-active; a zombie is not alive. */
 export const RUNNER_SCRIPT = `#!/bin/sh

@@ -83,6 +83,18 @@ export function knownKeys(text: string, name: string): { type: string; key: Buff
   return out;
 }
 
+export interface UploadFile {
+  path: string;
+  content: string;
+  mode: number;
+  owner?: string;
+  /** A file the host had before GardenOS (a package's configuration): kept beside it once, as originalOf(path). */
+  keepOriginal?: boolean;
+}
+
+/** Where upload keeps a file's original (keepOriginal), for `reset` to restore. */
+export const originalOf = (path: string) => `${path}.gardenos-orig`;
+
 export class SshHost {
   readonly target: SshTarget;
   private client: Client | undefined;
@@ -240,17 +252,26 @@ export class SshHost {
   /**
    * Writes files atomically, each as a temporary file beside it with its mode and owner, then
    * renamed into place — all in one command (each command costs a round of the SSH server's
-   * process start-up). Stops at the first failure; files written before it stay written.
+   * process start-up). Stops at the first failure; files written before it stay written. The
+   * directories are 0755 (below the top level, made so if an earlier version left them 0700): the
+   * services that read these files run as their own users (etcd as etcd), and each file's own
+   * mode keeps what is secret (keys 0600) to its owner.
    */
-  async upload(files: { path: string; content: string; mode: number; owner?: string }[]): Promise<void> {
+  async upload(files: UploadFile[]): Promise<void> {
     if (files.length === 0) return;
     const script = ['set -e', 'umask 077'];
     for (const f of files) {
       const dir = f.path.slice(0, f.path.lastIndexOf('/')) || '/';
       const tmp = shellQuote(`${f.path}.gardenos-tmp`);
+      const parts = dir.split('/').filter(Boolean);
+      const below = parts.slice(1).map((_, i) => `/${parts.slice(0, i + 2).join('/')}`);
       script.push(
         `echo ${shellQuote(`writing ${f.path}`)} >&2`,
-        `mkdir -p ${shellQuote(dir)}`,
+        `(umask 022 && mkdir -p ${shellQuote(dir)})${below.length ? ` && chmod 755 ${below.map(shellQuote).join(' ')}` : ''}`,
+        // The file as the host had it before GardenOS first wrote it, for `reset` to put back.
+        ...(f.keepOriginal
+          ? [`[ ! -e ${shellQuote(f.path)} ] || [ -e ${shellQuote(originalOf(f.path))} ] || cp -p ${shellQuote(f.path)} ${shellQuote(originalOf(f.path))}`]
+          : []),
         `printf '%s' ${shellQuote(Buffer.from(f.content).toString('base64'))} | base64 -d > ${tmp}`,
         `chmod ${f.mode.toString(8)} ${tmp} && chown ${f.owner ?? 'root:root'} ${tmp} && mv -f ${tmp} ${shellQuote(f.path)}`,
       );

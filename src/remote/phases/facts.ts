@@ -3,7 +3,7 @@
 // earlier run still owes, the hash of every file GardenOS manages there, and
 // which of its services run. Every later phase decides from these facts.
 
-import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, runnerManager, systemdManager, UNITS, type ServiceName } from '../services.ts';
+import { DISTRO_ETCD_UNIT, RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, runnerManager, systemdManager, UNITS, type ServiceName } from '../services.ts';
 import { shellQuote } from '../ssh.ts';
 import { PENDING_DIR, pool, type UpPhase } from '../context.ts';
 
@@ -17,6 +17,8 @@ export const facts: UpPhase = {
         // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, run on the host
         '. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"',
         '[ -d /run/systemd/system ] && echo systemd=1 || echo systemd=0',
+        // The distribution's own etcd unit (Debian's etcd-server enables one: plain HTTP on localhost).
+        `[ -d /run/systemd/system ] && systemctl cat ${DISTRO_ETCD_UNIT} >/dev/null 2>&1 && echo "distroEtcd=$(systemctl is-enabled ${DISTRO_ETCD_UNIT} 2>/dev/null)"; true`,
         'echo "etcd=$(etcd --version 2>/dev/null | head -1 | sed -n "s/^etcd Version: //p")"',
         'echo "haproxy=$(haproxy -v 2>/dev/null | head -1 | sed -n "s/^HAProxy version \\([^ ]*\\).*/\\1/p")"',
         'echo "k3s=$(k3s --version 2>/dev/null | head -1 | sed -n "s/^k3s version \\([^ ]*\\).*/\\1/p")"',
@@ -59,6 +61,7 @@ export const facts: UpPhase = {
         hashes,
         active,
         pending: kv('pending').filter((x): x is ServiceName => x === 'etcd' || x === 'haproxy' || x === 'k3s'),
+        distroEtcd: kv('distroEtcd')[0] ?? null,
       };
       h.known = { facts: f, services: systemd ? systemdManager : runnerManager };
       report({

@@ -3,7 +3,7 @@
 // change owes, so a run that stops halfway leaves them for the next run.
 
 import { RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, RUNNER_SCRIPT } from '../services.ts';
-import { shellQuote } from '../ssh.ts';
+import { shellQuote, type UploadFile } from '../ssh.ts';
 import { known, PENDING_DIR, pool, serviceFiles, sha, type UpPhase } from '../context.ts';
 
 export const files: UpPhase = {
@@ -16,10 +16,15 @@ export const files: UpPhase = {
         desired.push({ path: RUNNER_PATH, content: RUNNER_SCRIPT, mode: 0o755 });
         for (const [name, cmd] of Object.entries(RUNNER_COMMANDS)) desired.push({ path: `${RUNNER_DIR}/${name}.cmd`, content: cmd, mode: 0o644 });
       }
-      const upload = desired
+      const upload: UploadFile[] = desired
         .filter((file) => f.hashes[file.path] !== sha(file.content))
         // Under systemd etcd runs as the etcd user, which must read its own key.
-        .map((file) => ({ ...file, owner: f.systemd && file.path.startsWith(`${paths.pki}/etcd-${h.node.name}.`) ? 'etcd:etcd' : 'root:root' }));
+        .map((file) => ({
+          ...file,
+          owner: f.systemd && file.path.startsWith(`${paths.pki}/etcd-${h.node.name}.`) ? 'etcd:etcd' : 'root:root',
+          // HAProxy's configuration replaces the package's: the original is kept for `reset`.
+          keepOriginal: file.path === paths.haproxyConfig,
+        }));
       for (const file of upload) h.changed.add(file.path);
       // The restart each change owes is written first, so a run that stops halfway leaves it for the next run.
       const owed = (['etcd', 'haproxy', 'k3s'] as const).filter(
