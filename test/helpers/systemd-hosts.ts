@@ -106,6 +106,8 @@ export interface SystemdHost {
   /** Who `gardenos up` logs in as: root, or SUDO_USER. */
   user: string;
   root: string;
+  /** A path on the host (/etc/gardenos/…) as seen from here: under its root directory. */
+  path(p: string): string;
 }
 
 export interface SystemdHosts {
@@ -120,6 +122,9 @@ export interface SystemdHosts {
   powerOff(name: string): Promise<void>;
   /** Boots a host that is off, until its sshd answers. */
   boot(name: string): Promise<void>;
+  /** Stops the host's SSH server (systemd's ssh.service), as a host whose sshd is down. */
+  stopSsh(name: string): Promise<void>;
+  startSsh(name: string): Promise<void>;
   /** The last lines of a host's console (boot messages), for failure messages. */
   console(name: string): Promise<string>;
   cleanup(): Promise<void>;
@@ -152,6 +157,7 @@ export async function startSystemdHosts(tag: string, octet: number, opts: { sudo
     namespace: m.namespace,
     user: m.member === opts.sudoHost ? SUDO_USER : 'root',
     root: join(dir, m.member, 'root'),
+    path: (p: string) => join(dir, m.member, 'root', p),
   }));
   const host = (name: string) => hosts.find((h) => h.name === name)!;
 
@@ -260,6 +266,14 @@ export async function startSystemdHosts(tag: string, octet: number, opts: { sudo
       return (await run('nsenter', ['-t', await initPid(name), '-a', 'sh', '-c', cmd], { maxBuffer: 1 << 22 })).stdout;
     },
     powerOff: (name) => powerOff(name, 60_000),
+    async stopSsh(name) {
+      await run('nsenter', ['-t', await initPid(name), '-a', 'systemctl', 'stop', 'ssh.service']);
+      await waitFor(`sshd on ${name} to stop`, async () => !(await portOpen(host(name).address, 22)), { timeoutMs: 10_000, intervalMs: 100 });
+    },
+    async startSsh(name) {
+      await run('nsenter', ['-t', await initPid(name), '-a', 'systemctl', 'start', 'ssh.service']);
+      await waitFor(`sshd on ${name}`, () => portOpen(host(name).address, 22), { timeoutMs: 20_000, intervalMs: 100 });
+    },
     boot,
     async console(name) {
       return (await readFile(join(dir, name, 'console.log'), 'utf8').catch(() => '')).slice(-2000);

@@ -1,11 +1,12 @@
-// `gardenos up` over real SSH to three test hosts in network namespaces
-// (10.252.219.11–13, each a real OpenSSH server with private /etc and /var/lib
-// directories): host keys verified, a dry run that changes nothing, a real
-// 3-member etcd with mutual TLS and HAProxy on every host, a second run with no
-// changes, a dry run that lists exactly an edit, the K3s plan in order, a host
-// that is down, a wrong host key, a failure halfway, the kubeconfig and manifests
-// phases against a real Kubernetes API server on h1 and the hosts' etcd, and reset.
-// Needs root (network namespaces); skipped otherwise, as the README says.
+// `gardenos up` over real SSH to three hosts that boot systemd (test/helpers/systemd-hosts.ts:
+// systemd-nspawn containers at 10.252.219.11–13, Debian 12 with its OpenSSH, etcd and HAProxy):
+// host keys verified, a dry run that changes nothing, a real 3-member etcd with mutual TLS and
+// HAProxy on every host through their systemd units, a second run with no changes, a dry run that
+// lists exactly an edit, the K3s plan in order, a host that is down, a wrong host key, a failure
+// halfway, the kubeconfig and manifests phases against a real Kubernetes API server on h1 and the
+// hosts' etcd, and reset. (systemd-hosts.test.ts proves the units themselves: users, restarts,
+// reboots; up-runner.test.ts the runner for hosts without systemd.) Needs root; skipped otherwise,
+// as the README says.
 import assert from 'node:assert/strict';
 import { access, readFile, stat, writeFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,16 +18,16 @@ import type { UpResult } from '../../src/remote/up.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { startControlPlane } from '../helpers/kube.ts';
 import { runCli, type CliResult } from '../helpers/local.ts';
-import { startTestHosts, type TestHosts } from '../helpers/ssh-hosts.ts';
+import { startSystemdHosts, type SystemdHosts } from '../helpers/systemd-hosts.ts';
 
 const asRoot = process.getuid?.() === 0;
 const K3S_PHASES = ['k3s', 'kubeconfig', 'manifests', 'database'];
 
 describe('gardenos up over SSH to three test hosts', {
   timeout: 600_000,
-  skip: asRoot ? false : 'needs root to create network namespaces (see README)',
+  skip: asRoot ? false : 'needs root for network namespaces and systemd-nspawn containers (see README)',
 }, () => {
-  let t: TestHosts;
+  let t: SystemdHosts;
   let configFile: string;
   const yaml = (extra = '') => `cluster: { name: it-up }
 nodes:
@@ -40,7 +41,7 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
   };
 
   before(async () => {
-    t = await startTestHosts('up', 219);
+    t = await startSystemdHosts('up', 219);
     configFile = join(t.dir, 'gardenos.yaml');
     await writeFile(configFile, yaml());
   });
@@ -67,7 +68,10 @@ haproxy: { address: ${t.hosts[0]!.address}${extra} }
       assert.ok(mine.includes('create /etc/gardenos/etcd/etcd.yml (644)'), mine.join('\n'));
       assert.ok(mine.includes(`create /etc/gardenos/pki/etcd-${h.name}.key (600)`));
       assert.ok(mine.includes('start etcd (new cluster)'));
-      assert.ok(mine.includes('start haproxy'));
+      // Debian's packages left their own units running: HAProxy is restarted with GardenOS's configuration,
+      // and the package's plain-HTTP etcd is stopped and masked before GardenOS's starts.
+      assert.ok(mine.includes('restart haproxy (configuration changed)'), mine.join('\n'));
+      assert.ok(mine.includes("stop and mask etcd.service (the package's own plain-HTTP etcd on localhost)"), mine.join('\n'));
     }
     await assert.rejects(access(t.hosts[0]!.path('/etc/gardenos/etcd/etcd.yml')), 'a dry run wrote a file');
   });
