@@ -348,11 +348,22 @@ program
   .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
   .option('--kubeconfig <file>', 'the Kubernetes side (default: the kubeconfig `up` wrote beside the config file)')
   .option('--timeout <ms>', 'deadline for each probe', '2000')
+  .option('--known-hosts <file>', "SSH known_hosts to verify host keys against (systemd's view of each host's services)", '~/.ssh/known_hosts')
+  .option('--no-ssh', "do not log in to the hosts (skips systemd's view of their services)")
   .option('-v, --verbose', 'show passed and skipped checks with their evidence too')
   .option('--json', 'machine-readable output')
   .action(
-    run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; timeout?: string; verbose?: boolean; json?: boolean }) =>
-      (await platformCmds()).doctorCommand(opts),
+    run(
+      async (opts: {
+        config: string;
+        secretsDir?: string;
+        kubeconfig?: string;
+        timeout?: string;
+        verbose?: boolean;
+        json?: boolean;
+        knownHosts?: string;
+        ssh?: boolean;
+      }) => (await platformCmds()).doctorCommand(opts),
     ),
   );
 

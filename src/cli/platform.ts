@@ -140,10 +140,12 @@ export async function probeTarget(opts: PlatformOptions & { kubeconfig?: string;
   return { config, probe: { secretsDir, ...(kubeconfig ? { kubeconfig } : {}), ...(opts.timeout ? { timeoutMs: Number(opts.timeout) } : {}) } };
 }
 
-export async function doctorCommand(opts: PlatformOptions & { kubeconfig?: string; timeout?: string; verbose?: boolean }): Promise<number> {
+export async function doctorCommand(
+  opts: PlatformOptions & { kubeconfig?: string; timeout?: string; verbose?: boolean; knownHosts?: string; ssh?: boolean },
+): Promise<number> {
   const { config, probe } = await probeTarget(opts);
   const { platformDoctor } = await import('../doctor/platform.ts');
-  const r = await platformDoctor(config, probe);
+  const r = await platformDoctor(config, { ...probe, ssh: opts.ssh === false ? false : { ...(opts.knownHosts ? { knownHostsFile: opts.knownHosts } : {}) } });
   print(opts.json, r, () => formatDoctor(r, Boolean(opts.verbose)));
   return r.healthy ? 0 : 2;
 }

@@ -100,6 +100,16 @@ const RULES: readonly Rule[] = [
     }),
   },
   {
+    // Go's wording (etcd): a file the service reads as its own user, closed to it by the file's or a directory's mode.
+    id: 'file-unreadable',
+    pattern: /open (\/[^\s:"]+): permission denied/,
+    fatal: true,
+    explain: (m) => ({
+      summary: `cannot read ${m[1]}: permission denied (the file, or a directory above it, is closed to the service's user)`,
+      fix: `give the service's user read access to ${m[1]} and search (x) access to every directory above it; GardenOS makes its own directories 0755 — \`gardenos up\` (hosts) or \`gardenos local up\` puts them right`,
+    }),
+  },
+  {
     id: 'port-in-use',
     pattern:
       /could not bind IPv[46] address "([^"]+)": Address already in use|listen tcp ([\d.:[\]a-f]+?):(\d+): bind: address already in use|cannot bind socket (?:\(Address already in use\) )?(?:for proxy \S+ )?\[([\d.]+):(\d+)\]/,

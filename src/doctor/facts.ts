@@ -288,4 +288,27 @@ export interface PlatformFacts {
   hbaError?: string;
   pods: PostgresPodFacts[] | undefined;
   podsError?: string;
+  /** systemd's view of GardenOS's services on each etcd and HAProxy host, over SSH (undefined with --no-ssh). */
+  units?: HostUnits[];
+}
+
+/** What systemd says of GardenOS's services on one host. */
+export interface HostUnits {
+  node: string;
+  /** Why the host could not be asked (SSH), when it could not. */
+  error?: string;
+  /** false: the host does not boot systemd (its services run under GardenOS's runner). */
+  systemd?: boolean;
+  units: UnitState[];
+}
+
+export interface UnitState {
+  unit: string;
+  /** ActiveState/SubState: active/running, activating/auto-restart, failed/failed … */
+  active: string;
+  sub: string;
+  /** Restarts systemd made since the unit was started by hand (Restart=always). */
+  restarts: number;
+  /** The journal since its last start (the last lines). */
+  journal: string[];
 }

@@ -1,5 +1,6 @@
 // `gardenos doctor` for the production platform: the journal's failures as they show on real
 // hosts and Kubernetes. Facts: `gardenos status` (etcd, each Patroni member, postgres-primary),
+// systemd's view of GardenOS's units on each host and their journal since the last start (SSH),
 // pg_hba_file_rules from the leader over TLS, the PostgreSQL pods' permissions step and recent log
 // lines, and the Kubernetes facts (nodes, storage classes, workloads). The Kubernetes-only checks
 // are the local doctor's own; the rest read these facts instead of a local cluster's.
@@ -13,7 +14,9 @@ import { USERS } from '../render/files.ts';
 import { postgresPodSelector } from '../render/kube/names.ts';
 import { productionTopology } from '../render/topology.ts';
 import { bad, CHECKS, hbaAcceptance, ok, replicationState, runChecks, skip, type Check, type Verdict } from './checks.ts';
-import { queryHbaRules, type DoctorFacts, type PlatformFacts, type PostgresPodFacts } from './facts.ts';
+import { errorLines, findCauses } from './causes.ts';
+import { queryHbaRules, type DoctorFacts, type HostUnits, type PlatformFacts, type PostgresPodFacts, type UnitState } from './facts.ts';
+import type { SshOptions } from '../remote/ssh.ts';
 import { report, type DoctorReport } from './run.ts';
 
 const PERMISSION_LOG = /has invalid permissions|could not change permissions|wrong ownership|Permission denied/;
@@ -47,14 +50,73 @@ async function postgresPods(kc: KubeConfig, config: Config): Promise<PostgresPod
   );
 }
 
-export async function gatherPlatformFacts(config: Config, opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number }): Promise<DoctorFacts> {
+/** The units GardenOS runs on hosts by role, as systemd names them. */
+const HOST_UNITS = [
+  { role: 'etcd', unit: 'gardenos-etcd' },
+  { role: 'haproxy', unit: 'haproxy' },
+] as const;
+
+/** systemd's view of each host's GardenOS units and their journal since the last start, one SSH command per host. */
+async function hostUnits(config: Config, ssh: SshOptions): Promise<HostUnits[]> {
+  const { nodeTarget, SshHost } = await import('../remote/ssh.ts');
+  const nodes = config.nodes.filter((n) => HOST_UNITS.some((u) => n.roles.includes(u.role)));
+  return Promise.all(
+    nodes.map(async (node): Promise<HostUnits> => {
+      const units = HOST_UNITS.filter((u) => node.roles.includes(u.role)).map((u) => u.unit);
+      const host = new SshHost(nodeTarget(node), { connectTimeoutMs: 5000, retries: 1, ...ssh });
+      try {
+        await host.connect();
+        const script = [
+          '[ -d /run/systemd/system ] || { echo systemd=0; exit 0; }',
+          'echo systemd=1',
+          `for u in ${units.join(' ')}; do`,
+          '  echo "unit=$u $(systemctl show -p ActiveState --value $u) $(systemctl show -p SubState --value $u) $(systemctl show -p NRestarts --value $u)"',
+          '  since=$(systemctl show -p ExecMainStartTimestamp --value $u)',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, run on the host
+          '  journalctl -u $u --no-pager -o cat ${since:+--since "$since"} 2>/dev/null | tail -n 20 | sed "s|^|log=$u |"',
+          'done',
+        ].join('\n');
+        const out = (await host.must('reading systemd', script)).split('\n');
+        if (out.includes('systemd=0')) return { node: node.name, systemd: false, units: [] };
+        return {
+          node: node.name,
+          systemd: true,
+          units: out
+            .filter((l) => l.startsWith('unit='))
+            .map((l) => {
+              const [unit, active, sub, restarts] = l.slice(5).split(' ');
+              return {
+                unit: unit!,
+                active: active ?? '',
+                sub: sub ?? '',
+                restarts: Number(restarts ?? 0),
+                journal: out.filter((j) => j.startsWith(`log=${unit} `)).map((j) => j.slice(`log=${unit} `.length)),
+              };
+            }),
+        };
+      } catch (e) {
+        return { node: node.name, error: describe(e), units: [] };
+      } finally {
+        host.close();
+      }
+    }),
+  );
+}
+
+/** Whether a unit is as GardenOS wants it: running, and never restarted by systemd since it was started. */
+const unitHealthy = (u: UnitState) => u.active === 'active' && u.sub === 'running';
+
+export async function gatherPlatformFacts(
+  config: Config,
+  opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number; ssh?: SshOptions | false },
+): Promise<DoctorFacts> {
   const { platformStatus } = await import('../platform/status.ts');
   const { readPlatformSecrets } = await import('../platform/secrets.ts');
   const kube = await import('../clients/kubernetes.ts');
   const kc = opts.kubeconfig ? await kube.loadKubeConfig(opts.kubeconfig).catch((e: unknown) => e as Error) : undefined;
   // The Kubernetes side is read once, here (status without a kubeconfig reads only etcd, Patroni and HAProxy),
   // alongside the status probes; pg_hba then from the leader they found.
-  const [status, pods, kubeFacts] = await Promise.all([
+  const [status, pods, kubeFacts, units] = await Promise.all([
     platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }),
     kc && !(kc instanceof Error)
       ? postgresPods(kc, config).then(
@@ -70,6 +132,7 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
       : kc
         ? { kubeError: describe(kc) }
         : {},
+    opts.ssh === false ? undefined : hostUnits(config, opts.ssh ?? {}),
   ]);
   const leader = status.members.find((m) => m.role === 'leader');
   const hba = leader
@@ -94,6 +157,7 @@ export async function gatherPlatformFacts(config: Config, opts: { secretsDir: st
     ...('error' in hba ? { hbaError: hba.error } : {}),
     pods: 'p' in pods ? pods.p : undefined,
     ...('error' in pods ? { podsError: pods.error } : {}),
+    ...(units ? { units } : {}),
   };
   return { platform, ...kubeFacts };
 }
@@ -120,6 +184,65 @@ export const PLATFORM_CHECKS: readonly Check[] = [
         );
       }
       return ok(`${status.etcd.length} healthy`, evidence);
+    }),
+  },
+  {
+    id: 'host-units',
+    title: "GardenOS's services under systemd on each host (etcd, HAProxy): running, not restarting",
+    source: 'platform',
+    run: platform(({ units }) => {
+      if (!units) return skip('not asked (--no-ssh)');
+      const evidence: string[] = [];
+      const failing: string[] = [];
+      const restarted: string[] = [];
+      const causes: string[] = [];
+      const unasked: string[] = [];
+      for (const h of units) {
+        if (h.error) {
+          // Whether the host itself is down is etcd-health's and status's to say; here it is a gap in the view.
+          evidence.push(`${h.node}: cannot be asked over SSH: ${h.error}`);
+          unasked.push(h.node);
+          continue;
+        }
+        if (h.systemd === false) {
+          evidence.push(`${h.node}: no systemd (GardenOS's runner starts its services)`);
+          continue;
+        }
+        for (const u of h.units) {
+          evidence.push(`${h.node} ${u.unit}: ${u.active}/${u.sub}${u.restarts ? `, restarted ${u.restarts}×` : ''}`);
+          if (!unitHealthy(u)) {
+            failing.push(`${h.node} ${u.unit} (${u.active}/${u.sub})`);
+            const found = findCauses(`${u.unit}@${h.node}`, u.journal);
+            if (found.length) causes.push(...found.map((c) => `${h.node} ${u.unit}: ${c.summary}`));
+            evidence.push(...(found.length ? found.flatMap((c) => c.evidence) : errorLines(u.journal, 3)).map((l) => `${h.node} ${u.unit} journal: ${l}`));
+          } else if (u.restarts) restarted.push(`${h.node} ${u.unit}`);
+        }
+      }
+      if (failing.length)
+        return bad(
+          'fail',
+          `${failing.join(', ')}${causes.length ? `: ${causes.join('; ')}` : ''}`,
+          evidence,
+          causes.length
+            ? "fix what the journal says on that host (the evidence), then `gardenos up`: it also makes GardenOS's directories readable to the services' users"
+            : 'on the host: `journalctl -u <unit> -b`; `gardenos up` starts what is stopped',
+        );
+      if (unasked.length === units.length) return skip(`no host could be asked over SSH (${units.map((h) => `${h.node}: ${h.error}`).join('; ')})`);
+      if (unasked.length)
+        return bad(
+          'warn',
+          `${unasked.join(', ')} could not be asked over SSH: systemd's view of ${unasked.length === 1 ? 'it' : 'them'} is missing`,
+          evidence,
+          '`gardenos status` says whether the host is up; check its SSH server and `--known-hosts`',
+        );
+      if (restarted.length)
+        return bad(
+          'warn',
+          `${restarted.join(', ')} running, but systemd restarted it (Restart=always): it died at least once`,
+          evidence,
+          'on the host: `journalctl -u <unit> -b` shows why it stopped',
+        );
+      return ok(`${units.length} hosts, every unit running`, evidence);
     }),
   },
   {
@@ -244,6 +367,9 @@ export const PLATFORM_CHECKS: readonly Check[] = [
   ...KUBE_CHECKS,
 ];
 
-export async function platformDoctor(config: Config, opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number }): Promise<DoctorReport> {
+export async function platformDoctor(
+  config: Config,
+  opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number; ssh?: SshOptions | false },
+): Promise<DoctorReport> {
   return report(config.cluster.name, runChecks(await gatherPlatformFacts(config, opts), PLATFORM_CHECKS));
 }

@@ -16,7 +16,7 @@ import { etcdClientUrls, type Topology } from '../render/topology.ts';
 import type { EtcdMemberStatus } from '../health/probes.ts';
 import { waitFor } from '../util/wait.ts';
 import { RUNNER_DIR, type ServiceManager, type ServiceName } from './services.ts';
-import type { SshHost, SshOptions } from './ssh.ts';
+import { directoriesBelowTop, type SshHost, type SshOptions } from './ssh.ts';
 
 export const PHASE_NAMES = ['connect', 'facts', 'validate', 'files', 'etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'] as const;
 export type PhaseName = (typeof PHASE_NAMES)[number];
@@ -57,6 +57,16 @@ export interface HostFacts {
   pending: ServiceName[];
   /** `systemctl is-enabled` of the distribution's own etcd unit (etcd.service), or null where there is none. */
   distroEtcd: string | null;
+  /** The mode (octal text) of each of GardenOS's own directories that exists (see gardenosDirs). */
+  dirModes: Record<string, string>;
+}
+
+/** GardenOS's own configuration directory on a host. */
+export const GARDENOS_ETC = '/etc/gardenos';
+
+/** GardenOS's own directories holding `files` (under /etc/gardenos): 0755, for services that read them as their own users. */
+export function gardenosDirs(files: readonly { path: string }[]): string[] {
+  return [...new Set(files.flatMap((f) => directoriesBelowTop(f.path)))].filter((d) => d === GARDENOS_ETC || d.startsWith(`${GARDENOS_ETC}/`)).sort();
 }
 
 export interface Host {

@@ -92,6 +92,12 @@ export interface UploadFile {
   keepOriginal?: boolean;
 }
 
+/** The directories holding `path` below the top level (/etc/gardenos/pki for /etc/gardenos/pki/ca.crt: /etc/gardenos, /etc/gardenos/pki). */
+export function directoriesBelowTop(path: string): string[] {
+  const parts = path.split('/').filter(Boolean).slice(0, -1);
+  return parts.slice(1).map((_, i) => `/${parts.slice(0, i + 2).join('/')}`);
+}
+
 /** Where upload keeps a file's original (keepOriginal), for `reset` to restore. */
 export const originalOf = (path: string) => `${path}.gardenos-orig`;
 
@@ -263,8 +269,7 @@ export class SshHost {
     for (const f of files) {
       const dir = f.path.slice(0, f.path.lastIndexOf('/')) || '/';
       const tmp = shellQuote(`${f.path}.gardenos-tmp`);
-      const parts = dir.split('/').filter(Boolean);
-      const below = parts.slice(1).map((_, i) => `/${parts.slice(0, i + 2).join('/')}`);
+      const below = directoriesBelowTop(f.path);
       script.push(
         `echo ${shellQuote(`writing ${f.path}`)} >&2`,
         `(umask 022 && mkdir -p ${shellQuote(dir)})${below.length ? ` && chmod 755 ${below.map(shellQuote).join(' ')}` : ''}`,

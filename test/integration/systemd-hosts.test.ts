@@ -194,6 +194,36 @@ haproxy: { address: ${t.hosts[0]!.address} }
     await etcdHealthy(['h1', 'h2', 'h3'], 'h3 back');
   });
 
+  it("doctor reads systemd's view on each host: an etcd that cannot read its configuration is named with the journal's line, and up puts it right", async () => {
+    type Finding = { id: string; status: string; summary: string; evidence: string[]; fix?: string };
+    const hostUnits = async () => {
+      const r = await runCli(['doctor', '--json', '-c', configFile, '--known-hosts', t.knownHosts]);
+      return (JSON.parse(r.stdout) as { findings: Finding[] }).findings.find((f) => f.id === 'host-units')!;
+    };
+    assert.notEqual((await hostUnits()).status, 'fail', 'healthy hosts to begin with');
+    // What an older GardenOS left on hosts: /etc/gardenos 0700, so etcd (as the etcd user) cannot open its configuration.
+    await t.exec('h2', 'chmod 700 /etc/gardenos && systemctl restart --no-block gardenos-etcd');
+    const found = await waitFor(
+      "doctor to name h2's etcd and the journal's reason",
+      async () => {
+        const f = await hostUnits();
+        if (f.status === 'fail' && /h2 gardenos-etcd/.test(f.summary) && f.evidence.some((e) => /permission denied/.test(e))) return f;
+        throw new Error(JSON.stringify(f));
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    assert.match(found.summary, /cannot read \/etc\/gardenos\/etcd\/etcd\.yml: permission denied/);
+    assert.match(found.fix ?? '', /gardenos up/);
+    const r = await up();
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      r.result!.changes.some((c) => c.host === 'h2' && /^make \/etc\/gardenos 0755/.test(c.action)),
+      JSON.stringify(r.result!.changes),
+    );
+    await etcdHealthy(['h1', 'h2', 'h3'], 'after up opened /etc/gardenos again');
+    assert.notEqual((await hostUnits()).status, 'fail');
+  });
+
   it('reset leaves each host as it found it: units disabled and removed, data removed after the snapshot; Debian’s etcd.service unmasked; the host boots clean', async () => {
     const r = await cli(['reset', '--yes', '--json']);
     assert.equal(r.code, 0, r.stderr);

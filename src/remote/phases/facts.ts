@@ -5,7 +5,7 @@
 
 import { DISTRO_ETCD_UNIT, RUNNER_COMMANDS, RUNNER_DIR, RUNNER_PATH, runnerManager, systemdManager, UNITS, type ServiceName } from '../services.ts';
 import { shellQuote } from '../ssh.ts';
-import { PENDING_DIR, pool, type UpPhase } from '../context.ts';
+import { gardenosDirs, PENDING_DIR, pool, type UpPhase } from '../context.ts';
 
 export const facts: UpPhase = {
   name: 'facts',
@@ -26,6 +26,7 @@ export const facts: UpPhase = {
         'ss -ltnH 2>/dev/null | awk \'{print "listen=" $4}\'',
         `ls ${PENDING_DIR} 2>/dev/null | sed 's/^/pending=/'`,
         `for f in ${managed.map(shellQuote).join(' ')}; do [ -f "$f" ] && echo "hash=$(sha256sum "$f")"; done`,
+        `for d in ${gardenosDirs(h.files).map(shellQuote).join(' ')}; do [ -d "$d" ] && echo "dirmode=$(stat -c %a "$d") $d"; done; true`,
         // Which of GardenOS's services run, by systemd or by the runner (only ours: a runner we did not install proves nothing).
         `for s in ${Object.entries(UNITS)
           .map(([n, u]) => `${n}:${u}`)
@@ -62,6 +63,7 @@ export const facts: UpPhase = {
         active,
         pending: kv('pending').filter((x): x is ServiceName => x === 'etcd' || x === 'haproxy' || x === 'k3s'),
         distroEtcd: kv('distroEtcd')[0] ?? null,
+        dirModes: Object.fromEntries(kv('dirmode').map((l) => [l.slice(l.indexOf(' ') + 1), l.slice(0, l.indexOf(' '))])),
       };
       h.known = { facts: f, services: systemd ? systemdManager : runnerManager };
       report({

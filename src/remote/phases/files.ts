@@ -39,6 +39,14 @@ export const files: UpPhase = {
           .map((file) => `${f.hashes[file.path] ? 'update' : 'create'} ${file.path} (${file.mode.toString(8)})`),
         () => h.ssh.upload(upload),
       );
+      // GardenOS's directories as upload makes them, where an earlier version left them 0700 (etcd, as its own user, could not read its files).
+      const closed = Object.entries(f.dirModes)
+        .filter(([, mode]) => mode !== '755')
+        .map(([dir]) => dir);
+      if (closed.length)
+        await changes.do(h.node.name, 'files', `make ${closed.join(', ')} 0755 (services read their files as their own users)`, () =>
+          h.ssh.must('opening GardenOS directories', `chmod 755 ${closed.map(shellQuote).join(' ')}`),
+        );
       if (h.node.roles.includes('etcd') && h.changed.size && !f.active.etcd) {
         const owner = f.systemd ? 'chown etcd:etcd' : 'true';
         await changes.do(h.node.name, 'files', `prepare ${config.etcd.dataDir} (0700)`, () =>
