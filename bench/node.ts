@@ -4,7 +4,9 @@
 // write committed through postgres-primary's Service address, and the write outage a client of that
 // address in the cluster sees (a writer pod) — the longest gap between two committed INSERTs, one
 // connection each — over planned switchovers (`gardenos db switchover`) and deleted leader pods,
-// with every acknowledged write checked afterwards. Other operators publish ~8 s (switchover) and ~13 s (pod deletion).
+// with every acknowledged write checked afterwards, and the longest wait of a second writer through the
+// pooler (postgres-pooler, paused by the switchover) — which should see no failure. Other operators publish
+// ~8 s (switchover) and ~13 s (pod deletion).
 //   npm run bench:node        (BENCH_NODE_SWITCHOVERS=3 BENCH_NODE_DELETES=3)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,7 +46,7 @@ const t0 = performance.now();
 const p = await startPlatformNodes({
   name: 'bench-node',
   octet: 229,
-  extraYaml: ['ingress: { image: "gardenos.local/traefik:1", httpPort: 21080, httpsPort: 21443 }'],
+  extraYaml: ['ingress: { image: "gardenos.local/traefik:1", httpPort: 21080, httpsPort: 21443 }', 'pooler: { enabled: true }'],
 });
 // Interrupted (Ctrl-C, a CI timeout): still remove every process, link and directory it made.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -72,6 +74,9 @@ try {
   stat('platform applied → first write through postgres-primary', [(await writer.read()).acked[0]!.at - applied]);
   await awaitRollouts(p.cp.admin(), p.objects, { report: silent, waitMs: 300_000 });
   stat('platform applied → every rollout done', [Date.now() - applied]);
+  // A second writer through the pooler's Service (postgres-pooler): it should wait through a switchover, never fail.
+  const pooled = await p.startWriter({ pooled: true });
+  await pooled.more(5, 'the first pooled writes', 120_000);
 
   // The outage of an event: the longest gap between two acknowledged writes from just before it until writes resume.
   const outage = async (event: () => Promise<unknown>, previous: string) => {
@@ -86,17 +91,39 @@ try {
     return gap;
   };
   const switchovers: number[] = [];
+  const pooledWaits: number[] = [];
+  const pooledFailedBefore = (await pooled.read()).failed;
   for (let i = 0; i < SWITCHOVERS; i++) {
     const { leader } = await p.settled('before a switchover');
     progress(`switchover ${i + 1}/${SWITCHOVERS} from ${leader.name}`);
+    const pooledFrom = (await pooled.read()).acked.length - 1;
     switchovers.push(
       await outage(async () => {
-        const r = await p.c.cli(['db', 'switchover', '--config', p.configFile, '--secrets-dir', p.secretsDir, '--yes', '--json']);
+        const r = await p.c.cli([
+          'db',
+          'switchover',
+          '--config',
+          p.configFile,
+          '--secrets-dir',
+          p.secretsDir,
+          '--kubeconfig',
+          p.cp.adminKubeconfigFile,
+          '--yes',
+          '--json',
+        ]);
         if (r.code !== 0) throw new Error(r.stderr);
       }, leader.name),
     );
+    await pooled.more(5, 'after the switchover');
+    const { acked } = await pooled.read();
+    let gap = 0;
+    for (let j = pooledFrom + 1; j < acked.length; j++) gap = Math.max(gap, acked[j]!.at - acked[j - 1]!.at);
+    pooledWaits.push(gap);
   }
-  stat('write outage, `gardenos db switchover`', switchovers, 'others publish ~8 s');
+  const pooledFailed = (await pooled.read()).failed - pooledFailedBefore;
+  stat('write outage, `gardenos db switchover` (direct to postgres-primary)', switchovers, 'others publish ~8 s');
+  stat('longest wait through postgres-pooler, same switchovers', pooledWaits, `${pooledFailed} failed statements`);
+  if (pooledFailed > 0) process.exitCode = 1;
   const deletes: number[] = [];
   for (let i = 0; i < DELETES; i++) {
     const { leader } = await p.settled('before deleting the leader pod');
