@@ -103,7 +103,7 @@ async function hostUnits(config: Config, ssh: SshOptions): Promise<HostUnits[]> 
   );
 }
 
-/** Whether a unit is as GardenOS wants it: running, and never restarted by systemd since it was started. */
+/** Whether a unit runs (activating/auto-restart is a unit that keeps dying; restarts alone are a warning). */
 const unitHealthy = (u: UnitState) => u.active === 'active' && u.sub === 'running';
 
 export async function gatherPlatformFacts(
