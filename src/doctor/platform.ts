@@ -14,6 +14,7 @@ import { USERS } from '../render/files.ts';
 import { postgresPodSelector } from '../render/kube/names.ts';
 import { productionTopology } from '../render/topology.ts';
 import { bad, CHECKS, hbaAcceptance, ok, replicationState, runChecks, skip, type Check, type Verdict } from './checks.ts';
+import { leaderProblems } from '../health/judge.ts';
 import { errorLines, findCauses } from './causes.ts';
 import { queryHbaRules, type DoctorFacts, type HostUnits, type PlatformFacts, type PostgresPodFacts, type UnitState } from './facts.ts';
 import type { SshOptions } from '../remote/ssh.ts';
@@ -253,12 +254,12 @@ export const PLATFORM_CHECKS: readonly Check[] = [
       const evidence = status.members.map((m) => `${m.name} (${m.host}): ${m.role}, ${m.state}${m.apiReachable ? '' : ', REST API does not answer'}`);
       const leaders = status.members.filter((m) => m.role === 'leader');
       const silent = status.members.filter((m) => !m.apiReachable);
-      if (leaders.length !== 1 || silent.length) {
+      // The judgement `status` makes (health/judge.ts; the synchronous standby is the replication check's).
+      const leaderIssues = leaderProblems(status.members, { synchronous: false });
+      if (leaderIssues.length || silent.length) {
         return bad(
           'fail',
-          [leaders.length === 1 ? '' : `${leaders.length} leaders`, silent.length ? `${silent.map((m) => m.host).join(', ')} does not answer` : '']
-            .filter(Boolean)
-            .join('; '),
+          [...leaderIssues, silent.length ? `${silent.map((m) => m.host).join(', ')} does not answer` : ''].filter(Boolean).join('; '),
           evidence,
           `kubectl -n ${config.namespaces.database} get pods -o wide; kubectl -n ${config.namespaces.database} logs <pod> -c postgres`,
         );
