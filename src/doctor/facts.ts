@@ -290,6 +290,17 @@ export interface PlatformFacts {
   podsError?: string;
   /** systemd's view of GardenOS's services on each etcd and HAProxy host, over SSH (undefined with --no-ssh). */
   units?: HostUnits[];
+  /** The pooler's pods (pooler.enabled, with a kubeconfig): ready, and PgBouncer's own SHOW STATE. */
+  pooler?: PoolerPodFacts[];
+  poolerError?: string;
+}
+
+export interface PoolerPodFacts {
+  name: string;
+  ready: boolean;
+  /** PgBouncer's SHOW STATE (active, paused, suspended: yes/no), or why it could not be read. */
+  state?: Record<string, string>;
+  error?: string;
 }
 
 /** What systemd says of GardenOS's services on one host. */

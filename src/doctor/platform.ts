@@ -16,7 +16,7 @@ import { productionTopology } from '../render/topology.ts';
 import { bad, CHECKS, hbaAcceptance, ok, replicationState, runChecks, skip, type Check, type Verdict } from './checks.ts';
 import { leaderProblems } from '../health/judge.ts';
 import { errorLines, findCauses } from './causes.ts';
-import { queryHbaRules, type DoctorFacts, type HostUnits, type PlatformFacts, type PostgresPodFacts, type UnitState } from './facts.ts';
+import { queryHbaRules, type DoctorFacts, type HostUnits, type PlatformFacts, type PoolerPodFacts, type PostgresPodFacts, type UnitState } from './facts.ts';
 import type { SshOptions } from '../remote/ssh.ts';
 import { report, type DoctorReport } from './run.ts';
 
@@ -104,6 +104,39 @@ async function hostUnits(config: Config, ssh: SshOptions): Promise<HostUnits[]> 
   );
 }
 
+/** The pooler's pods and PgBouncer's SHOW STATE in each ready one (exec through the API server). */
+async function poolerPods(kc: KubeConfig, config: Config): Promise<PoolerPodFacts[]> {
+  const k8s = await import('@kubernetes/client-node');
+  const { execInPod } = await import('../clients/kubernetes.ts');
+  const { POOLER_CONTAINER, poolerPodSelector } = await import('../render/kube/pooler.ts');
+  const namespace = config.namespaces.database;
+  const pods = (await kc.makeApiClient(k8s.CoreV1Api).listNamespacedPod({ namespace, labelSelector: poolerPodSelector() })).items;
+  return Promise.all(
+    pods.map(async (p): Promise<PoolerPodFacts> => {
+      const name = p.metadata!.name!;
+      const ready = p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+      if (!ready) return { name, ready };
+      try {
+        const { stdout } = await execInPod(
+          kc,
+          { namespace, pod: name, container: POOLER_CONTAINER },
+          ['psql', '-X', '-q', '-t', '-A', '-d', 'pgbouncer', '-c', 'SHOW STATE'],
+          10_000,
+        );
+        const state = Object.fromEntries(
+          stdout
+            .trim()
+            .split('\n')
+            .map((l) => l.split('|') as [string, string]),
+        );
+        return { name, ready, state };
+      } catch (e) {
+        return { name, ready, error: describe(e) };
+      }
+    }),
+  );
+}
+
 /** Whether a unit runs (activating/auto-restart is a unit that keeps dying; restarts alone are a warning). */
 const unitHealthy = (u: UnitState) => u.active === 'active' && u.sub === 'running';
 
@@ -117,7 +150,7 @@ export async function gatherPlatformFacts(
   const kc = opts.kubeconfig ? await kube.loadKubeConfig(opts.kubeconfig).catch((e: unknown) => e as Error) : undefined;
   // The Kubernetes side is read once, here (status without a kubeconfig reads only etcd, Patroni and HAProxy),
   // alongside the status probes; pg_hba then from the leader they found.
-  const [status, pods, kubeFacts, units] = await Promise.all([
+  const [status, pods, kubeFacts, units, pooler] = await Promise.all([
     platformStatus(config, { secretsDir: opts.secretsDir, ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) }),
     kc && !(kc instanceof Error)
       ? postgresPods(kc, config).then(
@@ -134,6 +167,12 @@ export async function gatherPlatformFacts(
         ? { kubeError: describe(kc) }
         : {},
     opts.ssh === false ? undefined : hostUnits(config, opts.ssh ?? {}),
+    config.pooler.enabled && kc && !(kc instanceof Error)
+      ? poolerPods(kc, config).then(
+          (pooler) => ({ pooler }),
+          (e: unknown) => ({ poolerError: describe(e) }),
+        )
+      : {},
   ]);
   const leader = status.members.find((m) => m.role === 'leader');
   const hba = leader
@@ -159,6 +198,7 @@ export async function gatherPlatformFacts(
     pods: 'p' in pods ? pods.p : undefined,
     ...('error' in pods ? { podsError: pods.error } : {}),
     ...(units ? { units } : {}),
+    ...pooler,
   };
   return { platform, ...kubeFacts };
 }
@@ -245,6 +285,44 @@ export const PLATFORM_CHECKS: readonly Check[] = [
         );
       return ok(`${units.length} hosts, every unit running`, evidence);
     }),
+  },
+  {
+    id: 'pooler',
+    title: "the pooler's pods (pooler.enabled): ready, none left paused",
+    source: 'platform',
+    run: (f) => {
+      const p = f.platform!;
+      if (!p.config.pooler.enabled) return ok('pooler.enabled is off');
+      if (!p.pooler) return skip(p.poolerError ? `cannot read the pooler's pods: ${p.poolerError}` : 'no kubeconfig given (--kubeconfig)');
+      const evidence = p.pooler.map(
+        (x) =>
+          `${x.name}: ${x.ready ? 'ready' : 'not ready'}${
+            x.state
+              ? `, ${Object.entries(x.state)
+                  .map(([k, v]) => `${k} ${v}`)
+                  .join(', ')}`
+              : ''
+          }${x.error ? `, ${x.error}` : ''}`,
+      );
+      const ns = p.config.namespaces.database;
+      const paused = p.pooler.filter((x) => x.state?.paused === 'yes' || x.state?.suspended === 'yes');
+      if (paused.length)
+        return bad(
+          'fail',
+          `${paused.map((x) => x.name).join(', ')} paused: its clients wait (a db switchover pauses the pods for seconds, never longer)`,
+          evidence,
+          `if no \`gardenos db switchover\` is running: kubectl -n ${ns} exec <pod> -c pgbouncer -- psql -d pgbouncer -c RESUME`,
+        );
+      const ready = p.pooler.filter((x) => x.ready);
+      if (ready.length < p.config.pooler.replicas)
+        return bad(
+          ready.length ? 'warn' : 'fail',
+          `${ready.length} of ${p.config.pooler.replicas} pooler pods ready${ready.length ? '' : ': clients of postgres-pooler have nowhere to connect'}`,
+          evidence,
+          `kubectl -n ${ns} describe deploy/postgres-pooler; kubectl -n ${ns} logs deploy/postgres-pooler`,
+        );
+      return ok(`${ready.length} pods ready, serving`, evidence);
+    },
   },
   {
     id: 'patroni-members',

@@ -17,6 +17,8 @@ import { promisify } from 'node:util';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
+import { execInPod } from '../../src/clients/kubernetes.ts';
+import { readyPoolerPods } from '../../src/platform/pooler.ts';
 import { silent } from '../../src/log/events.ts';
 import { scramVerifier } from '../../src/ops/roles.ts';
 import { MONITOR_ROLE_SQL, renderPlatform } from '../../src/platform/render.ts';
@@ -630,6 +632,20 @@ describe('a real node: kubelet and containerd running pods from images made here
       ['host-units'],
       'nothing skipped but what --no-ssh leaves out',
     );
+
+    // A pooler pod left paused (a switchover killed between PAUSE and RESUME): PgBouncer's own SHOW STATE says so.
+    const [poolerPod] = await readyPoolerPods(cp.admin(), p.config);
+    const admin = (command: string) =>
+      execInPod(cp.admin(), { namespace: 'database', pod: poolerPod!, container: 'pgbouncer' }, ['psql', '-X', '-d', 'pgbouncer', '-c', command], 20_000);
+    await admin('PAUSE');
+    try {
+      const paused = await finding('pooler', 'fail', 'a pooler pod paused');
+      assert.match(paused.summary, new RegExp(`${poolerPod} paused`));
+      assert.match(paused.fix ?? '', /psql -d pgbouncer -c RESUME/);
+    } finally {
+      await admin('RESUME');
+    }
+    await finding('pooler', 'ok', 'resumed');
 
     // No default StorageClass (the journal's PVCs stuck Pending).
     const storage = cp.admin().makeApiClient(StorageV1Api);
