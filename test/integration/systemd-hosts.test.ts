@@ -80,6 +80,15 @@ haproxy: { address: ${t.hosts[0]!.address} }
       r.result!.hosts.map((h) => [h.name, h.services]),
       t.hosts.map((h) => [h.name, 'systemd']),
     );
+    // h1 as the user with sudo, the others as root.
+    const connected = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { step?: string; member?: string; status?: string; detail?: string })
+      .filter((e) => e.step === 'connect' && e.member && e.status === 'done')
+      .map((e) => `${e.member} ${e.detail?.split('@')[0]}`)
+      .sort();
+    assert.deepEqual(connected, ['h1 deploy', 'h2 root', 'h3 root']);
     await etcdHealthy(['h1', 'h2', 'h3'], 'after up');
     for (const h of t.hosts) {
       const state = (
