@@ -34,6 +34,21 @@ describe('start-up causes from the logs', () => {
     assert.equal(debianPackageOfPythonModule('Some_Thing'), 'python3-some-thing');
   });
 
+  it("a file closed to the service's user (etcd 3.5 under systemd, as the systemd hosts' test saw it)", () => {
+    const c = only(
+      'gardenos-etcd@h2',
+      '{"level":"warn","ts":"2026-11-30T22:48:11.919189Z","caller":"etcdmain/etcd.go:75","msg":"failed to verify flags","error":"open /etc/gardenos/etcd/etcd.yml: permission denied"}',
+    );
+    assert.equal(c.id, 'file-unreadable');
+    assert.equal(c.fatal, true);
+    assert.match(c.summary, /^cannot read \/etc\/gardenos\/etcd\/etcd\.yml: permission denied/);
+    // PostgreSQL's own wording is another rule's (its TLS files) or none: not this one.
+    assert.deepEqual(
+      findCauses('patroni-node1', ['2026-11-30 10:00:00 UTC [1] LOG:  could not open file "postmaster.pid": Permission denied']).map((x) => x.id),
+      [],
+    );
+  });
+
   it('a data directory PostgreSQL refuses, with the chmod', () => {
     const c = only('patroni-node2', '2026-11-29 22:10:01.123 UTC [4242] FATAL:  data directory "/var/lib/gardenos/x/pg/node2/data" has invalid permissions');
     assert.equal(c.id, 'pgdata-permissions');
