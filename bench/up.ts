@@ -14,8 +14,8 @@ import { startTestHosts } from '../test/helpers/ssh-hosts.ts';
 import { startSystemdHosts } from '../test/helpers/systemd-hosts.ts';
 import { EtcdClient } from '../src/clients/etcd.ts';
 import { waitFor } from '../src/util/wait.ts';
-import { connect } from 'node:net';
 import { formatMs, percentile } from './stats.ts';
+import { portOpen } from '../test/helpers/net.ts';
 
 if (process.getuid?.() !== 0) {
   process.stderr.write('bench:up needs root (it makes network namespaces with SSH servers in them)\n');
@@ -59,18 +59,6 @@ const bootStart = performance.now();
 const sd = await startSystemdHosts('bench-sd', 222);
 const bootMs = performance.now() - bootStart;
 const sdConfig = join(sd.dir, 'gardenos.yaml');
-const portOpen = (host: string, port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host, port, timeout: 500 }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.on('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 async function sdTimed(args: string[]): Promise<number> {
   const t0 = performance.now();
   const r = await runCli([...args, '-c', sdConfig, '--known-hosts', sd.knownHosts], { cli: DIST_CLI });

@@ -6,12 +6,12 @@
 // removed by cleanup(), processes first.
 import { execFile, spawn } from 'node:child_process';
 import { access, chmod, mkdir, mkdtemp, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureNetwork, removeNetwork, type IsolatedNetwork } from '../../src/local/netns.ts';
 import { waitFor } from '../../src/util/wait.ts';
+import { portOpen } from './net.ts';
 
 const run = promisify(execFile);
 
@@ -48,19 +48,6 @@ export interface TestHosts {
   exec(name: string, cmd: string): Promise<string>;
   cleanup(): Promise<void>;
 }
-
-const portOpen = (host: string, port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host, port, timeout: 500 }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.on('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 
 export async function startTestHosts(tag: string, octet: number): Promise<TestHosts> {
   const dir = await mkdtemp(join(tmpdir(), `gardenos-${tag}-`));

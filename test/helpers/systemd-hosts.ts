@@ -9,12 +9,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, appendFile, chmod, chown, mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureNetwork, removeNetwork, type IsolatedNetwork } from '../../src/local/netns.ts';
 import { waitFor } from '../../src/util/wait.ts';
+import { portOpen } from './net.ts';
 
 const run = promisify(execFile);
 
@@ -30,19 +30,6 @@ const exists = (p: string) =>
     () => true,
     () => false,
   );
-
-const portOpen = (host: string, port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = connect({ host, port, timeout: 500 }, () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.on('error', () => resolve(false));
-    s.on('timeout', () => {
-      s.destroy();
-      resolve(false);
-    });
-  });
 
 /** The hosts' root as a tarball, built once per machine (mmdebstrap), keyed by its recipe. */
 export async function hostRootTarball(): Promise<string> {
