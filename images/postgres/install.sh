@@ -33,8 +33,9 @@ apt_install "postgresql-$PG_MAJOR" patroni python3-etcd python3-psycopg2 python3
 # one image to pull, the same binary the local profile runs. It has no Recommends (Debian 13's 0.17.1, checked).
 apt_install prometheus-postgres-exporter
 # The platform's pooler (pooler.enabled) runs Debian's PgBouncer from this image as well, with psql (above) for
-# `db switchover`'s PAUSE and RESUME through its admin console. The package's own service is never started in a
-# container: the pod's command is pgbouncer itself.
+# `db switchover`'s PAUSE and RESUME through its admin console. No Recommends (Debian 13's 1.24.1, checked; python3
+# and psycopg2 are only Suggested, for a script GardenOS does not use). The package's own service is never started
+# in a container: the pod's command is pgbouncer itself.
 apt_install pgbouncer
 # The volume is mounted at /home/postgres/pgdata (Patroni's data directory is pgroot/data under it,
 # so a file system's lost+found never stops initdb); the unix socket directory is writable by postgres.
