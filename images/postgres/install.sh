@@ -37,6 +37,11 @@ apt_install prometheus-postgres-exporter
 # and psycopg2 are only Suggested, for a script GardenOS does not use). The package's own service is never started
 # in a container: the pod's command is pgbouncer itself.
 apt_install pgbouncer
+# Backups on the platform (backups.enabled): Debian's pgBackRest runs in every member's pod (archive_command, and its
+# TLS server beside PostgreSQL), in the repository pod and in each backup Job — the same binary everywhere, as
+# pgBackRest requires of a repository and its hosts. It has no Recommends (checked); postgresql-common, which it depends
+# on, is here already.
+apt_install pgbackrest
 # The volume is mounted at /home/postgres/pgdata (Patroni's data directory is pgroot/data under it,
 # so a file system's lost+found never stops initdb); the unix socket directory is writable by postgres.
 install -d -o postgres -g postgres -m 0700 /home/postgres /home/postgres/pgdata
@@ -48,3 +53,4 @@ patroni --version
 "/usr/lib/postgresql/$PG_MAJOR/bin/postgres" --version
 prometheus-postgres-exporter --version 2>&1 | head -n 1
 pgbouncer --version | head -n 1
+pgbackrest version

@@ -6,6 +6,7 @@ import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
 import { openLocalCluster, patroniAccess, type LocalCluster } from '../local/cluster.ts';
 import type { PgTarget } from '../ops/backup.ts';
+import type { RepositoryInfo } from '../ops/pgbackrest.ts';
 import { USERS } from '../render/files.ts';
 import { reinitMember, restartMember, switchover, type OperationResult, type PatroniAccess } from '../ops/patroni.ts';
 import { confirmed } from './confirm.ts';
@@ -74,6 +75,63 @@ export async function platformDbCommand(
     paused = (a, candidate, timeoutMs) => platformPausedSwitchover(kc, config, a, candidate, timeoutMs, report);
   }
   return operate(access, op, member, opts, { json: opts.json, ...(paused ? { paused } : {}) });
+}
+
+/** The platform's kubeconfig (named, or the one `up` wrote beside the config) and config: what the backup commands need. */
+async function platformKube(opts: { config: string; secretsDir?: string; kubeconfig?: string }) {
+  const { probeTarget } = await import('./platform.ts');
+  const { config, probe } = await probeTarget(opts);
+  if (!probe.kubeconfig)
+    throw new GardenError('CONFIG_NOT_FOUND', "the platform's backups are reached through Kubernetes, and no kubeconfig was found", {
+      hint: '--kubeconfig FILE, or run where `gardenos up` wrote one beside the config file',
+    });
+  const { loadKubeConfig } = await import('../clients/kubernetes.ts');
+  return { config, kc: await loadKubeConfig(probe.kubeconfig) };
+}
+
+/** `gardenos db backup`: a backup on the platform now, as its schedule takes them (a Job from the CronJob's template). */
+export async function platformBackupCommand(opts: {
+  config: string;
+  secretsDir?: string;
+  kubeconfig?: string;
+  type?: 'full' | 'diff' | 'incr';
+  timeout: string;
+  json?: boolean;
+}): Promise<number> {
+  const { config, kc } = await platformKube(opts);
+  const { platformBackup } = await import('../platform/backups.ts');
+  const type = opts.type ?? 'incr';
+  const r = await platformBackup(kc, config, type, { report: streamReporter(process.stderr, Boolean(opts.json)), timeoutMs: Number(opts.timeout) * 1000 });
+  const b = r.backup;
+  print(opts.json, r, () =>
+    [
+      `${b.type} backup ${b.label} in ${(r.durationMs / 1000).toFixed(1)} s (Job ${r.job}): ${mib(b.sizeBytes)} of database, ${mib(b.repositoryBytes)} stored`,
+      ...(r.verify
+        ? [
+            `restore test: ${r.verify.ok ? `passed in ${r.verify.seconds ?? '?'} s (pg_amcheck clean, ${r.verify.databases ?? '?'} databases)` : `FAILED: ${r.verify.error}`}`,
+          ]
+        : []),
+    ].join('\n'),
+  );
+  return 0;
+}
+
+/** `gardenos db backup list`: the platform repository's backups, archived WAL and last restore test. */
+export async function platformBackupListCommand(opts: { config: string; secretsDir?: string; kubeconfig?: string; json?: boolean }): Promise<number> {
+  const { config, kc } = await platformKube(opts);
+  const { platformBackupList } = await import('../platform/backups.ts');
+  const info = await platformBackupList(kc, config);
+  const v = info.lastVerify;
+  print(opts.json, info, () =>
+    [
+      backupTable(info),
+      '',
+      v
+        ? `last restore test: ${v.label} at ${v.at}: ${v.ok ? `passed (pg_amcheck clean, ${v.databases ?? '?'} databases, ${v.seconds ?? '?'} s)` : `FAILED: ${v.error}`}`
+        : 'no restore test yet: each scheduled full backup runs one (backups.schedule.verifyAfterFull), or `gardenos db backup --type full`',
+    ].join('\n'),
+  );
+  return 0;
 }
 
 /** A planned switchover behind a paused pooler: the local one, or the platform's pods. */
@@ -199,26 +257,33 @@ export async function backupCommand(
 
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
+/** A repository's stanza, archived WAL range and backups, as `db backup list` prints them (local and platform alike). */
+function backupTable(info: RepositoryInfo): string {
+  return [
+    `stanza ${info.stanza}: ${info.status}; WAL archived ${info.archive.min ?? '-'} … ${info.archive.max ?? '-'}`,
+    '',
+    table(
+      ['LABEL', 'TYPE', 'STARTED', 'CONSISTENT AT', 'SIZE', 'STORED', 'PRIOR'],
+      info.backups.map((b) => [
+        b.label,
+        b.type + (b.error ? ' (checksum errors)' : ''),
+        b.startedAt,
+        `${b.stoppedAt} ${b.stopLsn ?? ''}`.trim(),
+        mib(b.sizeBytes),
+        mib(b.repositoryBytes),
+        b.prior ?? '-',
+      ]),
+    ),
+  ].join('\n');
+}
+
 export async function backupListCommand(g: GlobalOptions): Promise<number> {
   const c = await openLocalCluster(g);
   const { localBackupList } = await import('../local/backups.ts');
   const info = await localBackupList(c);
   print(g.json, info, () =>
     [
-      `stanza ${info.stanza}: ${info.status}; WAL archived ${info.archive.min ?? '-'} … ${info.archive.max ?? '-'}`,
-      '',
-      table(
-        ['LABEL', 'TYPE', 'STARTED', 'CONSISTENT AT', 'SIZE', 'STORED', 'PRIOR'],
-        info.backups.map((b) => [
-          b.label,
-          b.type + (b.error ? ' (checksum errors)' : ''),
-          b.startedAt,
-          `${b.stoppedAt} ${b.stopLsn ?? ''}`.trim(),
-          mib(b.sizeBytes),
-          mib(b.repositoryBytes),
-          b.prior ?? '-',
-        ]),
-      ),
+      backupTable(info),
       '',
       info.lastVerified
         ? `last restore test: ${info.lastVerified.label} at ${info.lastVerified.verifiedAt} (to ${info.lastVerified.lsn}, ${info.lastVerified.databases.length} databases)`

@@ -259,7 +259,7 @@ const sshFlags = (cmd: Command) =>
 sshFlags(program.command('up').description('provision the hosts over SSH and apply the platform: phased, idempotent, one host at a time where quorum matters'))
   .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
   .option('--dry-run', 'print the exact per-host plan and change nothing')
-  .option('--skip <phases...>', 'leave phases out (etcd, k3s, haproxy, kubeconfig, manifests, database, verify)')
+  .option('--skip <phases...>', 'leave phases out (etcd, k3s, haproxy, kubeconfig, manifests, database, backups, verify)')
   .option('--concurrency <n>', 'hosts worked on at once', '3')
   .option('--timeout <seconds>', 'deadline for each wait (etcd healthy, a node Ready)', '120')
   .option('--kubeconfig <file>', 'where to write the kubeconfig (default: kubeconfig beside the config file)')
@@ -338,6 +338,32 @@ for (const [name, description, member] of DB_OPERATIONS) {
       }),
     );
 }
+
+const platformBackupCmd = platformDb
+  .command('backup')
+  .description("the platform's backups (backups.enabled): pgBackRest into the repository pod, on the schedules' CronJobs; take one now, list them");
+const platformOpts = (c: Command) =>
+  c
+    .option('-c, --config <file>', 'config file', 'gardenos.yaml')
+    .option('--secrets-dir <dir>', 'generated secrets and PKI (default: .gardenos/secrets beside the config file)')
+    .option('--kubeconfig <file>', 'the platform (default: the kubeconfig `up` wrote beside the config file)')
+    .option('--json', 'machine-readable output');
+platformOpts(
+  platformBackupCmd
+    .command('run', { isDefault: true })
+    .description(
+      "take a backup now, as the schedule does: a Job from the full backup CronJob's template (from a standby; a full one followed by its restore test with verifyAfterFull)",
+    )
+    .addOption(new Option('--type <type>', 'pgBackRest backup type (default: incr; the first is always full)').choices(['full', 'diff', 'incr']))
+    .option('--timeout <seconds>', 'how long to wait for the Job', '3600'),
+).action(
+  run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; type?: 'full' | 'diff' | 'incr'; timeout: string; json?: boolean }) =>
+    (await dbCmds()).platformBackupCommand(opts),
+  ),
+);
+platformOpts(
+  platformBackupCmd.command('list').description("the repository's backups (pgbackrest info in its pod), its archived WAL range and the last restore test"),
+).action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; json?: boolean }) => (await dbCmds()).platformBackupListCommand(opts)));
 
 program
   .command('doctor')

@@ -81,6 +81,8 @@ export function checkRules(c: Config): RuleIssue[] {
     [['postgres', 'patroniPort'], c.postgres.patroniPort],
     [['router', 'port'], c.router.port],
     ...(c.pooler.enabled ? [[['pooler', 'port'], c.pooler.port] as [(string | number)[], number]] : []),
+    // pgBackRest's TLS server on each PostgreSQL node (the pod is on the host network).
+    ...(c.backups.enabled && c.nodes.length ? [[['backups', 'serverPort'], c.backups.serverPort] as [(string | number)[], number]] : []),
     ...(c.monitoring.enabled
       ? ([
           [['monitoring', 'port'], c.monitoring.port],
@@ -115,6 +117,21 @@ export function checkRules(c: Config): RuleIssue[] {
 
   if (c.supabase.storage.backend === 's3' && !c.supabase.storage.s3) {
     issues.push({ path: ['supabase', 'storage', 's3'], message: 'backend "s3" needs an s3 section with bucket and region' });
+  }
+  // The platform's schedules are CronJobs, which count minutes: a seconds field is for the local profile's scheduler only.
+  if (c.backups.enabled && c.nodes.length) {
+    if (c.postgres.flavor !== 'gardenos')
+      issues.push({
+        path: ['backups', 'enabled'],
+        message: `backups on the platform need postgres.flavor gardenos: pgBackRest runs beside each member and in the repository pod, and both must be the same pgBackRest (GardenOS's image), which ${c.postgres.flavor}'s image does not guarantee`,
+      });
+    for (const [kind, expr] of Object.entries(c.backups.schedule)) {
+      if (typeof expr === 'string' && kind !== 'timeZone' && expr.trim().split(/\s+/).length === 6)
+        issues.push({
+          path: ['backups', 'schedule', kind],
+          message: `"${expr}" has a seconds field; the platform's schedules are Kubernetes CronJobs, which take five fields (minute hour day-of-month month day-of-week)`,
+        });
+    }
   }
   if (c.local.firstHost + c.local.members - 1 > 254) {
     issues.push({

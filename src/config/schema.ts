@@ -375,8 +375,15 @@ const backups = z.strictObject({
         .string()
         .regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute directory path such as /var/lib/pgbackrest')
         .optional(),
+      /** The platform: the repository pod's volume (local-path, like PostgreSQL's): backups and the WAL they need. */
+      storage: quantity.default('20Gi'),
     })
     .prefault({}),
+  /**
+   * The platform: the port of pgBackRest's TLS server, on each PostgreSQL node (the repository reaches the members
+   * through it for backups) and on the repository pod (the members push WAL to it). Mutual TLS from GardenOS's CA.
+   */
+  serverPort: port.default(8432),
   /** Full backups kept (pgBackRest's repo1-retention-full); the WAL they need is kept with them. */
   retentionFull: z.number().int().min(1).max(100).default(2),
   /** Differential backups kept per full (repo1-retention-diff). */
@@ -398,7 +405,8 @@ const backups = z.strictObject({
   archiveTimeoutSeconds: z.number().int().min(5).max(3600).default(60),
   /**
    * When backups run without a person, as cron expressions in the machine's time zone (a sixth, leading
-   * field is seconds): the local profile's scheduler, systemd timers on hosts, a CronJob in Kubernetes.
+   * field is seconds, for the local profile only): the local profile's scheduler; on the platform a CronJob each
+   * (Kubernetes schedules by the minute, in the controller's time zone unless `timeZone` names one).
    */
   schedule: z
     .strictObject({
@@ -407,6 +415,11 @@ const backups = z.strictObject({
       incr: cron.optional(),
       /** A restore test (`db backup verify`) after each scheduled full backup. */
       verifyAfterFull: z.boolean().default(true),
+      /** The platform's CronJobs: an IANA time zone such as Europe/Berlin (Kubernetes' timeZone); unset, the controller's. */
+      timeZone: z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/, 'must be an IANA time zone such as Europe/Berlin or UTC')
+        .optional(),
     })
     .prefault({}),
 });

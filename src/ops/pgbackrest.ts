@@ -104,10 +104,20 @@ export function runPgbackrest(ctx: PgbackrestContext, command: string, args: str
 }
 
 export async function repositoryInfo(ctx: PgbackrestContext, opts: { timeoutMs?: number } = {}): Promise<RepositoryInfo> {
-  const text = await runPgbackrest(ctx, 'info', ['--output=json'], opts);
-  const parsed = z.array(stanzaInfoSchema).safeParse(JSON.parse(text));
-  const stanza = parsed.success ? parsed.data.find((s) => s.name === ctx.stanza) : undefined;
-  if (!stanza) throw new GardenError('STATE_CONFLICT', `pgbackrest info did not describe stanza ${ctx.stanza}`, { details: [text.slice(0, 400)] });
+  return parseRepositoryInfo(await runPgbackrest(ctx, 'info', ['--output=json'], opts), ctx.stanza);
+}
+
+/** `pgbackrest info --output=json`, read through its schema: one stanza's backups and archived WAL range. */
+export function parseRepositoryInfo(text: string, stanzaName: string): RepositoryInfo {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const parsed = z.array(stanzaInfoSchema).safeParse(json);
+  const stanza = parsed.success ? parsed.data.find((s) => s.name === stanzaName) : undefined;
+  if (!stanza) throw new GardenError('STATE_CONFLICT', `pgbackrest info did not describe stanza ${stanzaName}`, { details: [text.slice(0, 400)] });
   const iso = (s: number) => new Date(s * 1000).toISOString();
   const archive = stanza.archive.at(-1);
   return {

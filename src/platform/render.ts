@@ -14,7 +14,7 @@ import { writeFileAtomic } from '../util/files.ts';
 import { hostFiles, hostPaths } from './hosts.ts';
 import { platformManifests, type Manifest } from '../render/kube/platform.ts';
 import { secretManifests } from '../render/kube/secrets.ts';
-import { ingressCertName, POOLER_CERT, readPair, readPlatformSecrets } from './secrets.ts';
+import { ingressCertName, POOLER_CERT, BACKUP_REPO_CERT, readPair, readPlatformSecrets } from './secrets.ts';
 import { supabaseBootstrapSql } from './supabase.ts';
 import { loginRoleSql } from '../ops/roles.ts';
 import { USERS } from '../render/files.ts';
@@ -90,6 +90,7 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
     const ingressCerts = Object.fromEntries(await Promise.all(internal.map(async (h) => [h, await readPair(opts.secretsDir, ingressCertName(h))] as const)));
     const prometheusClient = config.monitoring.enabled ? await readPair(opts.secretsDir, 'etcd-client-prometheus') : undefined;
     const poolerServer = config.pooler.enabled ? await readPair(opts.secretsDir, POOLER_CERT) : undefined;
+    const backupRepo = config.backups.enabled ? await readPair(opts.secretsDir, BACKUP_REPO_CERT) : undefined;
     add(
       'kubernetes/05-secrets.yaml',
       manifestsYaml(
@@ -101,6 +102,7 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
           ingressCerts,
           ...(prometheusClient ? { prometheusClient } : {}),
           ...(poolerServer ? { poolerServer } : {}),
+          ...(backupRepo ? { backupRepo } : {}),
         }),
       ),
       0o600,

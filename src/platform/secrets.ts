@@ -11,6 +11,7 @@ import { GardenError } from '../errors.ts';
 import type { PemPair } from '../pki/certs.ts';
 import { z } from 'zod';
 import { clusterSecretsSchema, type ClusterSecrets } from '../render/files.ts';
+import { BACKUP_REPO } from '../render/kube/backups.ts';
 import { productionTopology } from '../render/topology.ts';
 import { ensureDir, writeFileAtomic } from '../util/files.ts';
 import { readStateFile } from '../util/state-file.ts';
@@ -101,16 +102,23 @@ export function defaultSecretsDir(configFile: string): string {
 }
 
 const password = () => randomBytes(24).toString('base64url');
+/** pgBackRest's repository passphrase (aes-256-cbc), as the local profile makes it. */
+const cipherPassphrase = () => randomBytes(32).toString('base64url');
 
 export async function ensurePlatformSecrets(dir: string, config: Config): Promise<PlatformSecrets> {
   await ensureDir(dir, 0o700);
   await writeFileAtomic(join(dir, '.gitignore'), '*\n', 0o600);
   const file = join(dir, 'secrets.json');
   const existing = await readSecretsFile(file);
-  // Secrets made before monitoring existed get postgres-exporter's password added; the rest are kept.
-  if (existing?.monitorPassword) return existing;
+  // Secrets made before monitoring or backups existed get what is missing added (postgres-exporter's password, the
+  // backup repository's passphrase); the rest are kept.
   if (existing) {
-    const completed: PlatformSecrets = { ...existing, monitorPassword: password() };
+    if (existing.monitorPassword && existing.backupCipherPass) return existing;
+    const completed: PlatformSecrets = {
+      ...existing,
+      monitorPassword: existing.monitorPassword ?? password(),
+      backupCipherPass: existing.backupCipherPass ?? cipherPassphrase(),
+    };
     await writeFileAtomic(file, `${JSON.stringify(completed, null, 2)}\n`, 0o600);
     return completed;
   }
@@ -123,6 +131,7 @@ export async function ensurePlatformSecrets(dir: string, config: Config): Promis
     restApiPassword: password(),
     statsPassword: password(),
     monitorPassword: password(),
+    backupCipherPass: cipherPassphrase(),
     etcdClusterToken: `${config.cluster.name}-${randomBytes(8).toString('hex')}`,
     k3sToken: randomBytes(32).toString('hex'),
     supabase: {
@@ -184,7 +193,16 @@ export function certSpecs(config: Config): CertSpec[] {
       name: 'postgres-server',
       commonName: `${config.postgres.scope}`,
       ips: ipsOf(pgHosts),
-      dnsNames: [...topo.postgres.map((m) => m.name), ...namesOf(pgHosts), ...svc(PRIMARY_ROUTE), ...svc(REPLICAS_SERVICE), 'localhost'],
+      // Each member's pod name in cluster DNS (the StatefulSet's headless Service) too: pgBackRest checks the
+      // name it connected to against DNS names only, and the backup repository reaches each member by it.
+      dnsNames: [
+        ...topo.postgres.map((m) => m.name),
+        ...namesOf(pgHosts),
+        ...svc(PRIMARY_ROUTE),
+        ...svc(REPLICAS_SERVICE),
+        ...topo.postgres.flatMap((_, i) => svc(`${config.postgres.scope}-${i}.${config.postgres.scope}`)),
+        'localhost',
+      ],
       usage: 'server-and-client',
     },
     // The pooler's certificate for its clients (pooler.enabled): apart from postgres-server, whose key is also
@@ -192,12 +210,20 @@ export function certSpecs(config: Config): CertSpec[] {
     ...(config.pooler.enabled
       ? [{ name: POOLER_CERT, commonName: POOLER_SERVICE, ips: [], dnsNames: [...svc(POOLER_SERVICE), 'localhost'], usage: 'server' as const }]
       : []),
+    // The backup repository (backups.enabled): its TLS server's certificate, by the name the members reach it at, and
+    // its client identity towards their pgBackRest servers (which let in this common name only).
+    ...(config.backups.enabled
+      ? [{ name: BACKUP_REPO_CERT, commonName: BACKUP_REPO_CERT, ips: [], dnsNames: svc(BACKUP_REPO_CERT), usage: 'server-and-client' as const }]
+      : []),
     // Ingress hosts with tls: internal (private hosts): clients trust the CA.
     ...config.ingress.hosts
       .filter((h) => hostTls(h) === 'internal')
       .map((h) => ({ name: ingressCertName(h.name), commonName: h.name, ips: [], dnsNames: [h.name], usage: 'server' as const })),
   ];
 }
+
+/** The PKI file stem (and common name) of the backup repository's certificate (backups.enabled): its pod's name too. */
+export const BACKUP_REPO_CERT = BACKUP_REPO;
 
 /** The PKI file stem of the platform pooler's certificate (pooler.enabled). */
 export const POOLER_CERT = 'postgres-pooler';

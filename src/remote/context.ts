@@ -18,7 +18,20 @@ import { waitFor } from '../util/wait.ts';
 import { RUNNER_DIR, type ServiceManager, type ServiceName } from './services.ts';
 import { directoriesBelowTop, type SshHost, type SshOptions } from './ssh.ts';
 
-export const PHASE_NAMES = ['connect', 'facts', 'validate', 'files', 'etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'] as const;
+export const PHASE_NAMES = [
+  'connect',
+  'facts',
+  'validate',
+  'files',
+  'etcd',
+  'k3s',
+  'haproxy',
+  'kubeconfig',
+  'manifests',
+  'database',
+  'backups',
+  'verify',
+] as const;
 export type PhaseName = (typeof PHASE_NAMES)[number];
 
 export interface UpOptions extends SshOptions {

@@ -10,6 +10,7 @@ import { renderPlatform } from '../platform/render.ts';
 import { readPlatformSecrets } from '../platform/secrets.ts';
 import { productionTopology } from '../render/topology.ts';
 import { Changes, type Change, PHASE_NAMES, type PhaseName, type UpContext, type UpOptions, type UpPhase } from './context.ts';
+import { backups } from './phases/backups.ts';
 import { connect } from './phases/connect.ts';
 import { database } from './phases/database.ts';
 import { etcd } from './phases/etcd.ts';
@@ -27,10 +28,10 @@ export type { Change, PhaseName, UpOptions } from './context.ts';
 export { kubeconfigFor } from './phases/kubeconfig.ts';
 
 /** In this order; `PHASES` (the names `--skip` accepts) is checked against it by the unit tests. */
-export const UP_PHASES: readonly UpPhase[] = [connect, facts, validate, files, etcd, k3s, haproxy, kubeconfig, manifests, database, verify];
+export const UP_PHASES: readonly UpPhase[] = [connect, facts, validate, files, etcd, k3s, haproxy, kubeconfig, manifests, database, backups, verify];
 export const PHASES = PHASE_NAMES;
 /** Phases a run may leave out (the first four are how every other phase knows what to do). */
-export const SKIPPABLE: readonly PhaseName[] = ['etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'verify'];
+export const SKIPPABLE: readonly PhaseName[] = ['etcd', 'k3s', 'haproxy', 'kubeconfig', 'manifests', 'database', 'backups', 'verify'];
 
 export interface UpResult {
   dryRun: boolean;

@@ -31,11 +31,14 @@ export interface PgbackrestRenderInput {
 
 export const stanzaOf = (config: Config) => config.postgres.scope;
 
-export function renderPgbackrestConfig({ config, files, members, cipherPass, superuser }: PgbackrestRenderInput): string {
+type Options = [string, string | number][];
+
+/** The repository's own options: where it is, how long backups are kept, its cipher. */
+function repositoryOptions(config: Config, repoPath: string, cipherPass: string | undefined): Options {
   const b = config.backups;
-  if (b.encryption !== 'none' && !cipherPass) throw new Error('renderPgbackrestConfig needs the cipher passphrase');
-  const global: [string, string | number][] = [
-    ['repo1-path', files.repoPath],
+  if (b.encryption !== 'none' && !cipherPass) throw new Error('the pgBackRest repository configuration needs the cipher passphrase');
+  return [
+    ['repo1-path', repoPath],
     ['repo1-retention-full', b.retentionFull],
     ['repo1-retention-diff', b.retentionDiff],
     ...(b.encryption === 'none'
@@ -43,28 +46,149 @@ export function renderPgbackrestConfig({ config, files, members, cipherPass, sup
       : ([
           ['repo1-cipher-type', b.encryption],
           ['repo1-cipher-pass', cipherPass!],
-        ] as [string, string][])),
-    ['compress-type', b.compression],
-    ['archive-timeout', b.archiveTimeoutSeconds],
-    // A base backup starts with an immediate checkpoint rather than waiting for the next one.
-    ['start-fast', 'y'],
-    ['backup-standby', 'y'],
-    ['delta', 'y'],
-    ['log-path', files.logDir],
+        ] as Options)),
+  ];
+}
+
+/** How backups are taken (on the host that runs `backup`): an immediate checkpoint, from a standby, only what changed. */
+const backupOptions: Options = [
+  // A base backup starts with an immediate checkpoint rather than waiting for the next one.
+  ['start-fast', 'y'],
+  ['backup-standby', 'y'],
+  ['delta', 'y'],
+];
+
+function logOptions(files: { logDir: string; lockDir: string; spoolDir: string }, fileLog = true): Options {
+  return [
+    ...(fileLog ? ([['log-path', files.logDir]] as Options) : []),
     ['lock-path', files.lockDir],
     ['spool-path', files.spoolDir],
     ['log-level-console', 'warn'],
-    ['log-level-file', 'info'],
+    ['log-level-file', fileLog ? 'info' : 'off'],
     ['log-level-stderr', 'error'],
   ];
-  const stanza: [string, string | number][] = members.flatMap((m, i) => [
+}
+
+const section = (name: string, kv: Options) => [`[${name}]`, ...kv.map(([k, v]) => `${k}=${v}`)].join('\n');
+const HEADER = '# Written by GardenOS from gardenos.yaml (backups); changes here are overwritten.';
+
+export function renderPgbackrestConfig({ config, files, members, cipherPass, superuser }: PgbackrestRenderInput): string {
+  const b = config.backups;
+  const global: Options = [
+    ...repositoryOptions(config, files.repoPath, cipherPass),
+    ['compress-type', b.compression],
+    ['archive-timeout', b.archiveTimeoutSeconds],
+    ...backupOptions,
+    ...logOptions(files),
+  ];
+  const stanza: Options = members.flatMap((m, i) => [
     [`pg${i + 1}-path`, m.dataDir],
     [`pg${i + 1}-socket-path`, m.socketDir],
     [`pg${i + 1}-port`, m.port],
     [`pg${i + 1}-user`, superuser],
   ]);
-  const section = (name: string, kv: [string, string | number][]) => [`[${name}]`, ...kv.map(([k, v]) => `${k}=${v}`)].join('\n');
-  return `# Written by GardenOS from gardenos.yaml (backups); changes here are overwritten.\n${section('global', global)}\n\n${section(stanzaOf(config), stanza)}\n`;
+  return `${HEADER}\n${section('global', global)}\n\n${section(stanzaOf(config), stanza)}\n`;
+}
+
+/** Mutual TLS between the repository and the members: the CA, and this side's certificate and key. */
+export interface PgbackrestTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** Where pgBackRest keeps its locks and spool where it is not a local repository (a pod's scratch directory). */
+export interface PgbackrestScratch {
+  lockDir: string;
+  spoolDir: string;
+}
+
+/**
+ * The platform, PostgreSQL's side (each member's pod): the repository is a remote host reached over mutual TLS
+ * (archive-push, archive-get), and this member runs pgBackRest's TLS server so the repository can reach its data
+ * directory for backups; only the repository's certificate (`repoClientCn`) is let in. The repository's path and
+ * cipher are here too: a member compresses and encrypts what it pushes, and names the path the remote opens.
+ */
+export function renderPgbackrestMemberConfig(o: {
+  config: Config;
+  repoHost: string;
+  repoPath: string;
+  cipherPass?: string;
+  tls: PgbackrestTls;
+  scratch: PgbackrestScratch;
+  repoClientCn: string;
+  member: PgbackrestMember;
+}): string {
+  const { config, tls, member } = o;
+  const b = config.backups;
+  const global: Options = [
+    ...repositoryOptions(config, o.repoPath, o.cipherPass),
+    ['repo1-host', o.repoHost],
+    ['repo1-host-type', 'tls'],
+    ['repo1-host-port', b.serverPort],
+    ['repo1-host-ca-file', tls.ca],
+    ['repo1-host-cert-file', tls.cert],
+    ['repo1-host-key-file', tls.key],
+    ['compress-type', b.compression],
+    ['archive-timeout', b.archiveTimeoutSeconds],
+    ['tls-server-port', b.serverPort],
+    ['tls-server-ca-file', tls.ca],
+    ['tls-server-cert-file', tls.cert],
+    ['tls-server-key-file', tls.key],
+    ['tls-server-auth', `${o.repoClientCn}=${stanzaOf(config)}`],
+    ...logOptions({ logDir: '', ...o.scratch }, false),
+  ];
+  const stanza: Options = [
+    ['pg1-path', member.dataDir],
+    ['pg1-socket-path', member.socketDir],
+    ['pg1-port', member.port],
+  ];
+  return `${HEADER}\n${section('global', global)}\n\n${section(stanzaOf(config), stanza)}\n`;
+}
+
+/**
+ * The platform, the repository's side: the repository itself (encrypted, retention), every member as a TLS `pgN-host`
+ * (so `backup` finds the primary and copies from a standby), and pgBackRest's TLS server, which lets in the members'
+ * certificate (`memberClientCn`) to push and fetch WAL.
+ */
+export function renderPgbackrestRepoConfig(o: {
+  config: Config;
+  repoPath: string;
+  cipherPass?: string;
+  tls: PgbackrestTls;
+  scratch: PgbackrestScratch;
+  memberClientCn: string;
+  /** Each member's address (its node's: the pods are on the host network), data directory, socket and port. */
+  members: readonly (PgbackrestMember & { host: string })[];
+  superuser: string;
+}): string {
+  const { config, tls } = o;
+  const b = config.backups;
+  const global: Options = [
+    ...repositoryOptions(config, o.repoPath, o.cipherPass),
+    ['archive-timeout', b.archiveTimeoutSeconds],
+    ...backupOptions,
+    ['tls-server-address', '*'],
+    ['tls-server-port', b.serverPort],
+    ['tls-server-ca-file', tls.ca],
+    ['tls-server-cert-file', tls.cert],
+    ['tls-server-key-file', tls.key],
+    ['tls-server-auth', `${o.memberClientCn}=${stanzaOf(config)}`],
+    ...logOptions({ logDir: '', ...o.scratch }, false),
+  ];
+  const stanza: Options = o.members.flatMap((m, i) => [
+    [`pg${i + 1}-host`, m.host],
+    [`pg${i + 1}-host-type`, 'tls'],
+    [`pg${i + 1}-host-port`, b.serverPort],
+    [`pg${i + 1}-host-ca-file`, tls.ca],
+    [`pg${i + 1}-host-cert-file`, tls.cert],
+    [`pg${i + 1}-host-key-file`, tls.key],
+    [`pg${i + 1}-path`, m.dataDir],
+    [`pg${i + 1}-socket-path`, m.socketDir],
+    [`pg${i + 1}-port`, m.port],
+    [`pg${i + 1}-user`, o.superuser],
+  ]);
+  return `${HEADER}\n${section('global', global)}\n\n${section(stanzaOf(config), stanza)}\n`;
 }
 
 /** The pgBackRest invocation every command shares: this cluster's config and stanza, and the member's data directory as pg1. */

@@ -219,7 +219,10 @@ export async function startPlatformNodes(o: PlatformNodesOptions): Promise<Platf
       const out: string[] = [];
       for (const ns of [config.namespaces.database, config.namespaces.platform, config.namespaces.apps]) {
         for (const p of (await core.listNamespacedPod({ namespace: ns })).items) {
-          const log = await core.readNamespacedPodLog({ name: p.metadata!.name!, namespace: ns, tailLines: 5 }).catch((x: Error) => x.message.slice(0, 200));
+          // The first container's (a pod with sidecars needs one named).
+          const log = await core
+            .readNamespacedPodLog({ name: p.metadata!.name!, namespace: ns, container: p.spec!.containers[0]!.name, tailLines: 5 })
+            .catch((x: Error) => x.message.slice(0, 200));
           out.push(
             `${ns}/${p.metadata?.name} on ${p.spec?.nodeName ?? '-'} ${p.status?.phase} ${JSON.stringify(p.status?.containerStatuses?.[0]?.state ?? p.status?.conditions?.slice(-1))} log: ${log.slice(-500)}`,
           );

@@ -95,6 +95,9 @@ describe('a real node: kubelet and containerd running pods from images made here
         '  images: { prometheus: "gardenos.local/prometheus:1", alertmanager: "gardenos.local/alertmanager:1", nodeExporter: "gardenos.local/node-exporter:1" }',
         // The pooler: PgBouncer pods (Debian's, from GardenOS's PostgreSQL image) behind postgres-pooler.
         'pooler: { enabled: true, replicas: 2 }',
+        // Backups: pgBackRest's repository pod, a server beside each member, the CronJobs — scheduled for dates no test run
+        // meets (1 and 2 January, midnight), so every backup here is one the test takes.
+        'backups: { enabled: true, schedule: { full: "0 0 1 1 *", diff: "0 0 2 1 *" } }',
       ],
     });
   });
@@ -172,6 +175,7 @@ describe('a real node: kubelet and containerd running pods from images made here
       [
         'Deployment/local-path-provisioner',
         'StatefulSet/sts',
+        'StatefulSet/pgbackrest-repo',
         'Deployment/postgres-pooler',
         'Deployment/gardenos-router',
         'Deployment/auth',
@@ -215,9 +219,9 @@ describe('a real node: kubelet and containerd running pods from images made here
       throw new Error(`${(e as Error).message}; ${await p.podReport()}`);
     });
 
-    // Volumes: three claims bound by the local-path provisioner, each a directory under storage.path on its node.
+    // Volumes: three members' claims and the backup repository's, bound by the local-path provisioner, each a directory under storage.path on its node.
     const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: 'database' })).items;
-    assert.equal(pvcs.length, 3);
+    assert.deepEqual(pvcs.map((c) => c.metadata!.name).sort(), ['pgdata-sts-0', 'pgdata-sts-1', 'pgdata-sts-2', 'repo-pgbackrest-repo-0']);
     for (const pvc of pvcs) {
       assert.equal(pvc.status?.phase, 'Bound', `${pvc.metadata?.name} is ${pvc.status?.phase}`);
       assert.equal(pvc.spec?.storageClassName, 'local-path');
@@ -580,6 +584,95 @@ describe('a real node: kubelet and containerd running pods from images made here
       (e: { code?: number; body?: string }) => e.code === 429 && /disruption budget/.test(String(e.body)),
       'the second eviction is refused',
     );
+  });
+
+  it("backs up the platform with pgBackRest: the stanza made and WAL archiving proven from the repository's pod, a full backup restore-tested by its Job, archiving that follows the leader through a switchover, a differential from a standby; the CronJobs carry the schedules", async () => {
+    const { cp, core, settled } = p;
+    const gardenos = (...args: string[]) =>
+      p.c.cli([...args, '--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--json']);
+    const kc = cp.admin();
+    const { BatchV1Api } = await import('@kubernetes/client-node');
+    const crons = (await kc.makeApiClient(BatchV1Api).listNamespacedCronJob({ namespace: 'database' })).items;
+    assert.deepEqual(crons.map((c) => [c.metadata!.name, c.spec!.schedule, c.spec!.concurrencyPolicy]).sort(), [
+      ['pgbackrest-diff', '0 0 2 1 *', 'Forbid'],
+      ['pgbackrest-full', '0 0 1 1 *', 'Forbid'],
+    ]);
+    const start = await settled('before the backups');
+    // What `gardenos up`'s backups phase does first: the stanza, and `pgbackrest check` — a WAL switch on the primary
+    // seen in the repository, over mutual TLS from the member's pod to the repository's.
+    const { platformBackupCheck } = await import('../../src/platform/backups.ts');
+    await platformBackupCheck(kc, p.config, silent);
+
+    // A full backup now, as the schedule takes it (a Job from the CronJob's template), from a standby, then its restore test.
+    const full = await gardenos('db', 'backup', '--type', 'full');
+    assert.equal(full.code, 0, `${full.stderr}\n${await p.podReport()}`);
+    const fullResult = JSON.parse(full.stdout) as {
+      job: string;
+      backup: { label: string; type: string };
+      verify: { ok: boolean; label: string; databases: number } | null;
+    };
+    assert.equal(fullResult.backup.type, 'full');
+    assert.deepEqual(
+      [fullResult.verify?.ok, fullResult.verify?.label],
+      [true, fullResult.backup.label],
+      'the Job restored the backup it took, and pg_amcheck found it clean',
+    );
+    assert.ok((fullResult.verify?.databases ?? 0) >= 2, 'postgres and template1 at least, connectable in the restored copy');
+    assert.match(full.stderr, /backup/, `progress on stderr: ${full.stderr}`);
+
+    // Archiving follows the primary: a row and a WAL switch on the leader after a switchover reach the repository on the new timeline.
+    const sw = await gardenos('db', 'switchover', '--yes');
+    assert.equal(sw.code, 0, sw.stderr);
+    const moved = await settled('after the backup switchover', start.leader.name);
+    const leader = p.db(moved.leader.host);
+    await leader.connect();
+    let segment: string;
+    try {
+      await leader.query('CREATE TABLE IF NOT EXISTS backed_up (id int)');
+      await leader.query('INSERT INTO backed_up VALUES (1)');
+      segment = (await leader.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f')).rows[0]!.f;
+      await waitFor(
+        `segment ${segment} archived by the new leader`,
+        async () => {
+          const a = (
+            await leader.query<{ last: string | null; failed: string }>('SELECT last_archived_wal AS last, failed_count AS failed FROM pg_stat_archiver')
+          ).rows[0]!;
+          if (!a.last || a.last < segment) throw new Error(`last archived ${a.last}, ${a.failed} failures`);
+        },
+        { timeoutMs: 120_000, intervalMs: 1_000 },
+      );
+    } finally {
+      await leader.end();
+    }
+    // The differential: after the full one, from a standby of the new leader.
+    const diff = await gardenos('db', 'backup', '--type', 'diff');
+    assert.equal(diff.code, 0, diff.stderr);
+    const list = await gardenos('db', 'backup', 'list');
+    assert.equal(list.code, 0, list.stderr);
+    const info = JSON.parse(list.stdout) as {
+      status: string;
+      backups: { label: string; type: string; prior: string | null }[];
+      archive: { max: string | null };
+      lastVerify: { ok: boolean; label: string } | null;
+    };
+    assert.equal(info.status, 'ok');
+    assert.deepEqual(
+      info.backups.map((b) => [b.type, b.prior]),
+      [
+        ['full', null],
+        ['diff', fullResult.backup.label],
+      ],
+    );
+    assert.ok(info.archive.max && info.archive.max >= segment, `the repository's newest WAL ${info.archive.max} reaches ${segment}`);
+    assert.equal(segment.slice(0, 8) > '00000001', true, `the leader's segment ${segment} is on a later timeline than the first`);
+    assert.deepEqual([info.lastVerify?.ok, info.lastVerify?.label], [true, fullResult.backup.label]);
+    // The Jobs ran without an API token and left their pods for `kubectl logs`.
+    const jobPods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=pgbackrest-backup' })).items;
+    assert.equal(jobPods.length, 2);
+    for (const pod of jobPods) {
+      assert.equal(pod.status?.phase, 'Succeeded', `${pod.metadata?.name}: ${pod.status?.phase}`);
+      assert.equal(pod.spec?.automountServiceAccountToken, false);
+    }
   });
 
   it('`gardenos doctor` finds each journal failure caused on this cluster, with its fix, and passes once it is undone', async () => {

@@ -637,6 +637,122 @@ apps:
     }
   });
 
+  it('backups on: a repository pod over mutual TLS (its own certificate and volume), a pgBackRest server beside each member, archive_command on every member, a CronJob per schedule; valid objects; the passphrase only in Secrets', async () => {
+    const bdir = await mkdtemp(join(tmpdir(), 'gardenos-platform-backups-'));
+    try {
+      const text = (await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace(
+        'backups:\n  enabled: false\n',
+        'backups:\n  enabled: true\n  schedule: { incr: "0 */6 * * *", timeZone: Europe/Berlin }\n',
+      );
+      const backed = parseConfig(text);
+      assert.equal(backed.backups.enabled, true);
+      const bsecrets = await ensurePlatformSecrets(bdir, backed);
+      assert.ok(bsecrets.backupCipherPass && bsecrets.backupCipherPass.length >= 40, 'a generated passphrase');
+      const pki = await ensurePlatformPki(bdir, backed);
+      assert.ok(pki.created.includes('pgbackrest-repo'), 'a certificate of its own');
+      const files = await renderPlatform(backed, { secretsDir: bdir, withSecrets: true });
+      const kustomization = parse(files.find((f) => f.path === 'kubernetes/kustomization.yaml')!.content) as { resources: string[] };
+      assert.equal(kustomization.resources.indexOf('22-backups.yaml'), kustomization.resources.indexOf('20-postgres.yaml') + 1);
+      const objects = docs(files.find((f) => f.path === 'kubernetes/22-backups.yaml')!);
+      for (const o of objects) await validate(o);
+      assert.deepEqual(
+        objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
+        [
+          'Service/database/pgbackrest-repo',
+          'StatefulSet/database/pgbackrest-repo',
+          'CronJob/database/pgbackrest-full',
+          'CronJob/database/pgbackrest-diff',
+          'CronJob/database/pgbackrest-incr',
+        ],
+      );
+      type CronJob = {
+        spec: {
+          schedule: string;
+          timeZone?: string;
+          jobTemplate: { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: V1Container[] } } } };
+        };
+      };
+      const crons = objects.slice(2) as unknown as CronJob[];
+      assert.deepEqual(
+        crons.map((c) => [c.spec.schedule, c.spec.timeZone]),
+        [
+          ['0 2 * * 0', 'Europe/Berlin'],
+          ['0 2 * * 1-6', 'Europe/Berlin'],
+          ['0 */6 * * *', 'Europe/Berlin'],
+        ],
+      );
+      // A Job's pod never carries the repository's labels (its Service would send WAL to it).
+      const service = objects[0] as unknown as { spec: { selector: Record<string, string> } };
+      for (const c of crons)
+        assert.ok(
+          !Object.entries(service.spec.selector).every(([k, v]) => c.spec.jobTemplate.spec.template.metadata.labels[k] === v),
+          'not selected by the Service',
+        );
+      const fullScript = crons[0]!.spec.jobTemplate.spec.template.spec.containers[0]!.command!.join(' ');
+      assert.match(fullScript, /--type=full backup/);
+      assert.match(fullScript, /pg_amcheck .*--all/, 'a restore test after each full backup');
+      assert.doesNotMatch(crons[1]!.spec.jobTemplate.spec.template.spec.containers[0]!.command!.join(' '), /pg_amcheck/, 'none after a differential');
+
+      // The members: a pgBackRest server beside PostgreSQL, its configuration (member.conf only) where archive_command reads it.
+      const sts = docs(files.find((f) => f.path === 'kubernetes/20-postgres.yaml')!).find((o) => o.kind === 'StatefulSet') as unknown as {
+        spec: { template: { spec: { containers: V1Container[]; volumes: { name: string; secret?: { secretName: string; items?: { key: string }[] } }[] } } };
+      };
+      const sidecar = sts.spec.template.spec.containers.find((c) => c.name === 'pgbackrest')!;
+      assert.deepEqual(sidecar.command, ['pgbackrest', 'server', '--tls-server-address=$(POD_IP)']);
+      assert.equal(sidecar.securityContext?.runAsUser, 999);
+      const confVolume = sts.spec.template.spec.volumes.find((v) => v.name === 'pgbackrest')!;
+      assert.deepEqual(
+        confVolume.secret!.items!.map((i) => i.key),
+        ['member.conf'],
+        "never the repository's key in a member's pod",
+      );
+      const secretsDoc = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
+      const decoded = (name: string) =>
+        Object.fromEntries(
+          Object.entries((secretsDoc.find((o) => o.metadata.name === name) as unknown as { data: Record<string, string> }).data).map(([k, v]) => [
+            k,
+            Buffer.from(v, 'base64').toString('utf8'),
+          ]),
+        );
+      const patroni = parse(decoded('postgres-patroni')['patroni.yml']!) as {
+        postgresql: { parameters: Record<string, string>; recovery_conf: Record<string, string> };
+      };
+      assert.equal(patroni.postgresql.parameters.archive_mode, 'on');
+      assert.match(
+        patroni.postgresql.parameters.archive_command!,
+        /^pgbackrest --config=\/etc\/pgbackrest\/pgbackrest\.conf --stanza=gardenos .* archive-push "%p"$/,
+      );
+      assert.match(patroni.postgresql.recovery_conf.restore_command!, /archive-get %f "%p"$/);
+      const pb = decoded('pgbackrest');
+      assert.deepEqual(Object.keys(pb).sort(), ['ca.crt', 'member.conf', 'repo.conf', 'tls.crt', 'tls.key']);
+      // Mutual TLS both ways, each server letting in the other side's certificate only.
+      assert.match(pb['member.conf']!, /^repo1-host=pgbackrest-repo\.database\.svc$/m);
+      assert.match(pb['member.conf']!, /^tls-server-auth=pgbackrest-repo=gardenos$/m);
+      assert.match(pb['repo.conf']!, /^tls-server-auth=gardenos=gardenos$/m);
+      assert.match(pb['repo.conf']!, /^pg3-host=gardenos-2\.gardenos\.database\.svc$/m);
+      assert.match(pb['repo.conf']!, /^repo1-cipher-pass=/m);
+      // The members' certificate names each pod as the repository reaches it (pgBackRest checks DNS names only).
+      const { X509Certificate } = await import('node:crypto');
+      const pgCert = new X509Certificate(await readFile(join(bdir, 'pki', 'postgres-server.crt'), 'utf8'));
+      assert.match(pgCert.subjectAltName ?? '', /DNS:gardenos-0\.gardenos\.database\.svc\b/);
+      const repoCert = new X509Certificate(pb['tls.crt']!);
+      assert.match(repoCert.subject, /CN=pgbackrest-repo/);
+      assert.match(repoCert.subjectAltName ?? '', /DNS:pgbackrest-repo\.database\.svc\b/);
+      // The passphrase is in the Secret only: never in a file that is not marked secret.
+      for (const f of files.filter((x) => !x.secret)) assert.ok(!f.content.includes(bsecrets.backupCipherPass!), `${f.path} holds the passphrase`);
+      // A seconds field is the local scheduler's only; Spilo's image is refused (one pgBackRest everywhere).
+      const problem = (yaml: string, re: RegExp) =>
+        assert.throws(
+          () => parseConfig(yaml),
+          (e: unknown) => e instanceof GardenError && e.details.some((d) => re.test(d)),
+        );
+      problem(text.replace('incr: "0 */6 * * *"', 'incr: "30 0 */6 * * *"'), /backups\.schedule\.incr: .*seconds field/);
+      problem(text.replace('postgres:\n  version: 15', 'postgres:\n  flavor: spilo\n  version: 15'), /backups\.enabled: .*flavor gardenos/);
+    } finally {
+      await rm(bdir, { recursive: true, force: true });
+    }
+  });
+
   it("rotates Supabase's JWT secret in two steps: both secrets verify and both keys pass the gateway until the previous is retired; each step rolls the pods", async () => {
     const { importJWK, jwtVerify: verify } = await import('jose');
     // As PostgREST uses a key set of HS256 secrets: the token verifies if one of them verifies it.

@@ -48,6 +48,8 @@ export const SECRET_NAMES = {
   postgresExporter: 'postgres-exporter',
   /** The pooler's auth file, admin password and TLS pair (pooler.enabled). */
   pooler: 'postgres-pooler',
+  /** pgBackRest's configurations (members' and repository's, each with the cipher passphrase) and the repository's TLS pair (backups.enabled). */
+  pgbackrest: 'pgbackrest',
   app: (name: string) => `${name}-secrets`,
 } as const;
 

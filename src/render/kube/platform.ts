@@ -1,9 +1,10 @@
 // The platform's Kubernetes manifests, file by file, in the order they must be applied:
-// namespaces; a default StorageClass when K3s's own is disabled; PostgreSQL as a Patroni StatefulSet;
-// the pooler (PgBouncer, pooler.enabled); the primary router; Supabase (auth, REST, storage; its gateway is the ingress); the user's apps;
+// namespaces; a default StorageClass when K3s's own is disabled; PostgreSQL as a Patroni StatefulSet; its backup
+// repository and schedules (pgBackRest, backups.enabled); the pooler (PgBouncer, pooler.enabled); the primary router; Supabase (auth, REST, storage; its gateway is the ingress); the user's apps;
 // the ingress controller, routes and ACME issuer; monitoring (Prometheus, Alertmanager, node-exporter). Secrets are referenced by name; their contents are
 // rendered only on request (secrets.ts). Every Kubernetes object GardenOS renders is built in this folder.
 import type { Config } from '../../config/schema.ts';
+import { backupManifests } from './backups.ts';
 import { acmeIssuer, ingressControllerManifests, ingressManifests } from './ingress.ts';
 import { PART_OF, type Manifest } from './manifest.ts';
 import { monitoringManifests } from './monitoring.ts';
@@ -31,6 +32,8 @@ export function platformManifests(config: Config, opts: { keysRevision?: string 
   const files: ManifestFile[] = [{ file: '00-namespaces.yaml', manifests: namespaces(config) }];
   if (config.k3s.disable.includes('local-storage')) files.push({ file: '10-storage.yaml', manifests: localPathStorage(config) });
   files.push({ file: '20-postgres.yaml', manifests: postgresManifests(config) });
+  // The backup repository (backups.enabled; GardenOS's image, as the members' sidecars run the same pgBackRest).
+  if (config.backups.enabled) files.push({ file: '22-backups.yaml', manifests: backupManifests(config, config.postgres.image) });
   if (config.pooler.enabled) files.push({ file: '25-pooler.yaml', manifests: poolerManifests(config) });
   files.push({ file: '30-router.yaml', manifests: routerManifests(config) });
   if (config.supabase.enabled) files.push({ file: '40-supabase.yaml', manifests: supabaseManifests(config, opts.keysRevision) });

@@ -1,7 +1,9 @@
 // PostgreSQL on Kubernetes: the Patroni StatefulSet, its headless Service and PodDisruptionBudget.
+import { dirname } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import { USERS } from '../files.ts';
 import { productionTopology } from '../topology.ts';
+import { memberSidecar, memberVolumes, PGBACKREST_CONFIG, PGBACKREST_POD } from './backups.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
 import { SECRET_NAMES, postgresPodLabels } from './names.ts';
 
@@ -106,6 +108,7 @@ export function postgresManifests(config: Config): Manifest[] {
           spec: {
             hostNetwork: true,
             dnsPolicy: 'ClusterFirstWithHostNet',
+            ...(config.backups.enabled ? PGBACKREST_POD : {}),
             terminationGracePeriodSeconds: 60,
             securityContext: { fsGroup: uid },
             affinity: {
@@ -160,15 +163,19 @@ export function postgresManifests(config: Config): Manifest[] {
                   { name: 'patroni', mountPath: PATRONI_CONFIG_DIR, readOnly: true },
                   { name: 'tls', mountPath: '/etc/patroni/tls', readOnly: true },
                   { name: 'run', mountPath: SOCKET_DIR },
+                  // backups.enabled: archive_command and restore_command read pgBackRest's configuration.
+                  ...(config.backups.enabled ? [{ name: 'pgbackrest', mountPath: dirname(PGBACKREST_CONFIG), readOnly: true }] : []),
                 ],
               },
               ...(config.monitoring.enabled ? [exporterContainer(config, uid)] : []),
+              ...(config.backups.enabled ? [memberSidecar(config, pg.image, { pgdata: PGDATA_MOUNT, run: SOCKET_DIR })] : []),
             ],
             volumes: [
               { name: 'patroni', secret: { secretName: SECRET_NAMES.postgresConfig, defaultMode: 0o400 } },
               { name: 'tls', secret: { secretName: SECRET_NAMES.postgresTls, defaultMode: 0o400 } },
               { name: 'run', emptyDir: {} },
               ...(config.monitoring.enabled ? [{ name: 'exporter', secret: { secretName: SECRET_NAMES.postgresExporter, defaultMode: 0o400 } }] : []),
+              ...(config.backups.enabled ? memberVolumes() : []),
             ],
           },
         },

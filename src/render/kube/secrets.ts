@@ -8,6 +8,8 @@ import { GardenError } from '../../errors.ts';
 import type { PemPair } from '../../pki/certs.ts';
 import type { PlatformSecrets } from '../../platform/secrets.ts';
 import { renderPatroniConfig } from '../patroni.ts';
+import { archiveCommand, restoreCommand } from '../pgbackrest.ts';
+import { memberPgbackrestConfig, PGBACKREST_CONFIG, repoPgbackrestConfig } from './backups.ts';
 import { renderPgbouncerUserlist } from '../pgbouncer.ts';
 import { productionTopology } from '../topology.ts';
 import { hostNamespaces, tlsSecretName } from './ingress.ts';
@@ -40,6 +42,17 @@ export interface SecretInputs {
   prometheusClient?: PemPair;
   /** The pooler's certificate for its clients (pooler.enabled). */
   poolerServer?: PemPair;
+  /** The backup repository's certificate: its TLS server's, and its client identity towards the members (backups.enabled). */
+  backupRepo?: PemPair;
+}
+
+function cipherPass(config: Config, secrets: PlatformSecrets): string | undefined {
+  if (config.backups.encryption === 'none') return undefined;
+  if (!secrets.backupCipherPass)
+    throw new GardenError('CONFIG_INVALID', "the secrets have no passphrase for the backup repository's encryption (made before backups existed)", {
+      hint: '`gardenos pki` adds it and keeps every other secret',
+    });
+  return secrets.backupCipherPass;
 }
 
 /** The Secrets the manifests reference, with their contents: only `render --with-secrets` and `gardenos up` produce these. */
@@ -54,6 +67,7 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
   });
   const tlsDir = '/etc/patroni/tls';
+  const socketDir = '/var/run/postgresql';
   const patroni = renderPatroniConfig({
     config,
     topology: topo,
@@ -62,18 +76,26 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     files: {
       dataDir: PGDATA,
       binDir: `/usr/lib/postgresql/${config.postgres.version}/bin`,
-      socketDir: '/var/run/postgresql',
+      socketDir,
       pgpass: '/tmp/pgpass',
       tls: { ca: `${tlsDir}/ca.crt`, cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key` },
     },
     secrets,
+    // backups.enabled: WAL to the repository pod from whichever member is primary; a standby reads what it lacks from it.
+    ...(config.backups.enabled
+      ? { archive: { archiveCommand: archiveCommand(PGBACKREST_CONFIG, config, PGDATA), restoreCommand: restoreCommand(PGBACKREST_CONFIG, config, PGDATA) } }
+      : {}),
   });
   const ns = config.namespaces;
   const pgHost = `postgres-primary.${ns.database}.svc`;
   const url = (user: string, password: string) =>
     `postgres://${user}:${encodeURIComponent(password)}@${pgHost}:${config.postgres.port}/postgres?sslmode=require`;
   const out = [
-    secret(SECRET_NAMES.postgresConfig, ns.database, { 'patroni.yml': patroni }),
+    // superuser-password: the pgBackRest sidecar's PGPASSWORD (a backup's queries go through the member's socket).
+    secret(SECRET_NAMES.postgresConfig, ns.database, {
+      'patroni.yml': patroni,
+      ...(config.backups.enabled ? { 'superuser-password': secrets.superuserPassword } : {}),
+    }),
     secret(SECRET_NAMES.postgresTls, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.postgresServer.cert, 'tls.key': input.postgresServer.key }),
     secret(SECRET_NAMES.routerEtcd, ns.database, { 'ca.crt': input.ca, 'tls.crt': input.routerClient.cert, 'tls.key': input.routerClient.key }),
     ...(config.monitoring.enabled && input.prometheusClient
@@ -103,6 +125,24 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
         'ca.crt': input.ca,
         'tls.crt': input.poolerServer.cert,
         'tls.key': input.poolerServer.key,
+      }),
+    );
+  }
+  if (config.backups.enabled) {
+    if (!input.backupRepo)
+      throw new GardenError('CONFIG_NOT_FOUND', 'no certificate for the backup repository (backups.enabled was turned on after `gardenos pki` ran)', {
+        hint: '`gardenos pki` creates what is missing and keeps the rest',
+      });
+    const pass = cipherPass(config, secrets);
+    // Members mount member.conf only; the repository's pods its conf and TLS pair. Both confs hold the passphrase: a
+    // member encrypts what it pushes.
+    out.push(
+      secret(SECRET_NAMES.pgbackrest, ns.database, {
+        'member.conf': memberPgbackrestConfig(config, PGDATA, socketDir, pass),
+        'repo.conf': repoPgbackrestConfig(config, PGDATA, socketDir, pass),
+        'ca.crt': input.ca,
+        'tls.crt': input.backupRepo.cert,
+        'tls.key': input.backupRepo.key,
       }),
     );
   }

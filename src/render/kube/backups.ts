@@ -1,0 +1,324 @@
+// Backups on the platform (backups.enabled): pgBackRest with a repository of its own. PostgreSQL's pods run on
+// their nodes' disks, so no directory is shared by the members: the repository is a pod (`pgbackrest-repo`) with
+// its own local-path volume, running pgBackRest's TLS server; every member pushes WAL to it from whichever is
+// primary (archive_command), and runs pgBackRest's TLS server beside PostgreSQL (a sidecar) so that backups,
+// taken on the repository's side, reach its data directory — from a standby where one is healthy. Both directions
+// are mutual TLS from GardenOS's CA, each server letting in only the other side's certificate. The schedules are
+// CronJobs (one per backup type in backups.schedule), each a pod beside the repository's volume; a full backup is
+// followed by a restore test when backups.schedule.verifyAfterFull is on. Crunchy's PGO keeps the same shape.
+import type { Config } from '../../config/schema.ts';
+import { USERS } from '../files.ts';
+import { renderPgbackrestMemberConfig, renderPgbackrestRepoConfig, stanzaOf, type PgbackrestScratch } from '../pgbackrest.ts';
+import { productionTopology } from '../topology.ts';
+import { labelsFor, type Manifest } from './manifest.ts';
+import { SECRET_NAMES } from './names.ts';
+
+/** The repository's StatefulSet, Service, certificate (file stem and common name) and pod. */
+export const BACKUP_REPO = 'pgbackrest-repo';
+/** The repository's pod, where `db backup list` reads pgBackRest's info. */
+export const backupRepoPod = () => `${BACKUP_REPO}-0`;
+export const BACKUP_REPO_CONTAINER = 'pgbackrest';
+/** Where pgBackRest finds its configuration without --config, in every pod that runs it. */
+export const PGBACKREST_CONFIG = '/etc/pgbackrest/pgbackrest.conf';
+/** The repository's volume, on the repository's side; the members name the same path (the remote opens it). */
+export const REPO_PATH = '/var/lib/pgbackrest';
+/** The CronJob of each backup type; `db backup` runs one of them now (a Job from its template). */
+export const backupCronJob = (type: 'full' | 'diff' | 'incr') => `pgbackrest-${type}`;
+/** Where a scheduled restore test writes its result, on the repository's volume (`db backup list` reads it). */
+export const VERIFY_RESULT = `${REPO_PATH}/gardenos/last-verify.json`;
+/**
+ * Every pod that runs pgBackRest has `enableServiceLinks: false`: Kubernetes would put PGBACKREST_REPO_SERVICE_HOST
+ * and the like (from the Service pgbackrest-repo) into its environment, which pgBackRest reads as options of its own.
+ */
+export const PGBACKREST_POD = { enableServiceLinks: false } as const;
+
+/** The label a backup Job's pods carry (and its type), so `db backup` finds them. */
+export const BACKUP_TYPE_LABEL = 'gardenos.dev/backup-type';
+
+const UID = 999;
+const TMP = '/tmp';
+/** Locks on the repository's volume: every pod that writes the repository (server, each Job) shares them, one node's kernel. */
+const repoScratch: PgbackrestScratch = { lockDir: `${REPO_PATH}/gardenos/lock`, spoolDir: `${TMP}/pgbackrest` };
+const memberScratch: PgbackrestScratch = { lockDir: `${TMP}/pgbackrest`, spoolDir: `${TMP}/pgbackrest` };
+const REPO_TLS_DIR = '/etc/pgbackrest/tls';
+/** The members' TLS pair: PostgreSQL's own (postgres-tls), mounted where Patroni reads it; its common name is the scope. */
+export const MEMBER_TLS = { ca: '/etc/patroni/tls/ca.crt', cert: '/etc/patroni/tls/tls.crt', key: '/etc/patroni/tls/tls.key' };
+
+/** The name a member's pod answers to in cluster DNS (the StatefulSet's headless Service): the repository connects to it. */
+export function memberHosts(config: Config): string[] {
+  const { scope } = config.postgres;
+  const ns = config.namespaces.database;
+  return productionTopology(config).postgres.map((_, i) => `${scope}-${i}.${scope}.${ns}.svc`);
+}
+
+export const backupRepoHost = (config: Config) => `${BACKUP_REPO}.${config.namespaces.database}.svc`;
+
+/** The members' pgbackrest.conf (the Secret's `member.conf`): holds the cipher passphrase. */
+export function memberPgbackrestConfig(config: Config, dataDir: string, socketDir: string, cipherPass: string | undefined): string {
+  return renderPgbackrestMemberConfig({
+    config,
+    repoHost: backupRepoHost(config),
+    repoPath: REPO_PATH,
+    ...(cipherPass ? { cipherPass } : {}),
+    tls: MEMBER_TLS,
+    scratch: memberScratch,
+    repoClientCn: BACKUP_REPO,
+    member: { name: 'this-pod', dataDir, socketDir, port: config.postgres.port },
+  });
+}
+
+/** The repository's pgbackrest.conf (the Secret's `repo.conf`). */
+export function repoPgbackrestConfig(config: Config, dataDir: string, socketDir: string, cipherPass: string | undefined): string {
+  return renderPgbackrestRepoConfig({
+    config,
+    repoPath: REPO_PATH,
+    ...(cipherPass ? { cipherPass } : {}),
+    tls: { ca: `${REPO_TLS_DIR}/ca.crt`, cert: `${REPO_TLS_DIR}/tls.crt`, key: `${REPO_TLS_DIR}/tls.key` },
+    scratch: repoScratch,
+    // PostgreSQL's certificate (postgres-server) has the scope as its common name.
+    memberClientCn: config.postgres.scope,
+    members: memberHosts(config).map((host, i) => ({ name: `member-${i}`, host, dataDir, socketDir, port: config.postgres.port })),
+    superuser: USERS.superuser,
+  });
+}
+
+const restricted = {
+  runAsUser: UID,
+  runAsGroup: UID,
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+/** The pgBackRest sidecar of each PostgreSQL member: its TLS server on the node's address, for the repository only. */
+export function memberSidecar(config: Config, image: string, mounts: { pgdata: string; run: string }) {
+  return {
+    name: 'pgbackrest',
+    image,
+    command: ['pgbackrest', 'server', '--tls-server-address=$(POD_IP)'],
+    env: [
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      // A backup's queries reach PostgreSQL through this pod's socket as the superuser (scram-sha-256).
+      { name: 'PGPASSWORD', valueFrom: { secretKeyRef: { name: SECRET_NAMES.postgresConfig, key: 'superuser-password' } } },
+    ],
+    ports: [{ name: 'pgbackrest', containerPort: config.backups.serverPort }],
+    readinessProbe: { tcpSocket: { port: config.backups.serverPort }, periodSeconds: 10 },
+    securityContext: restricted,
+    resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '512Mi' } },
+    volumeMounts: [
+      { name: 'pgdata', mountPath: mounts.pgdata },
+      { name: 'run', mountPath: mounts.run },
+      { name: 'tls', mountPath: '/etc/patroni/tls', readOnly: true },
+      { name: 'pgbackrest', mountPath: '/etc/pgbackrest', readOnly: true },
+      { name: 'pgbackrest-tmp', mountPath: TMP },
+    ],
+  };
+}
+
+/** The volumes the members' pgBackRest needs: its configuration (member.conf only — never the repository's key) and scratch. */
+export function memberVolumes() {
+  return [
+    { name: 'pgbackrest', secret: { secretName: SECRET_NAMES.pgbackrest, defaultMode: 0o400, items: [{ key: 'member.conf', path: 'pgbackrest.conf' }] } },
+    { name: 'pgbackrest-tmp', emptyDir: {} },
+  ];
+}
+
+/** The repository's volume arrives root-owned (local-path): made the postgres user's, as PostgreSQL's is. */
+function permissionsStep(image: string) {
+  return {
+    name: 'volume-permissions',
+    image,
+    command: ['sh', '-c', `[ "$(stat -c %u:%g ${REPO_PATH})" = ${UID}:${UID} ] || chown -R ${UID}:${UID} ${REPO_PATH}; chmod 0750 ${REPO_PATH}`],
+    securityContext: { runAsUser: 0, runAsGroup: 0 },
+    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '64Mi' } },
+    volumeMounts: [{ name: 'repo', mountPath: REPO_PATH }],
+  };
+}
+
+function repoPodVolumes(claim?: string) {
+  return [
+    {
+      name: 'config',
+      secret: {
+        secretName: SECRET_NAMES.pgbackrest,
+        defaultMode: 0o400,
+        items: [
+          { key: 'repo.conf', path: 'pgbackrest.conf' },
+          { key: 'ca.crt', path: 'tls/ca.crt' },
+          { key: 'tls.crt', path: 'tls/tls.crt' },
+          { key: 'tls.key', path: 'tls/tls.key' },
+        ],
+      },
+    },
+    { name: 'tmp', emptyDir: {} },
+    ...(claim ? [{ name: 'repo', persistentVolumeClaim: { claimName: claim } }] : []),
+  ];
+}
+
+const repoMounts = [
+  { name: 'repo', mountPath: REPO_PATH },
+  { name: 'config', mountPath: '/etc/pgbackrest', readOnly: true },
+  { name: 'tmp', mountPath: TMP },
+];
+
+/**
+ * What a backup Job runs: the stanza made if the repository is new (idempotent), the backup, and after a full
+ * backup with verifyAfterFull a restore test — the newest backup restored into the pod's scratch space, started on
+ * a socket only with recovery to the backup's end, checked with pg_amcheck and row counts, its result written to
+ * the repository's volume. The script is rendered here so `render` shows exactly what runs.
+ */
+export function backupScript(config: Config, type: 'full' | 'diff' | 'incr'): string {
+  const stanza = stanzaOf(config);
+  const bin = `/usr/lib/postgresql/${config.postgres.version}/bin`;
+  const verify = type === 'full' && config.backups.schedule.verifyAfterFull;
+  const lines = [
+    'set -eu',
+    `mkdir -p ${repoScratch.lockDir} $(dirname ${VERIFY_RESULT})`,
+    `pgbackrest --stanza=${stanza} stanza-create`,
+    `pgbackrest --stanza=${stanza} --type=${type} backup`,
+  ];
+  if (verify) {
+    // The newest full backup (the one just taken) into scratch space, with no member host: restore runs where the data goes.
+    const resetHosts = memberHosts(config)
+      .map((_, i) => `--reset-pg${i + 1}-host`)
+      .join(' ');
+    const psql = `${bin}/psql -X -At -h "$sock" -U ${USERS.superuser} -d postgres`;
+    // The members' postgresql.conf comes along: their addresses, TLS files, synchronous standbys and archiving are
+    // overridden; only this pod's socket, with an hba of its own (trust there: nobody else can reach it).
+    const opts = [
+      '-c listen_addresses=',
+      '-c unix_socket_directories=$sock',
+      '-c port=5432',
+      `-c hba_file=${TMP}/verify/hba.conf`,
+      '-c ssl=off',
+      '-c archive_mode=off',
+      '-c synchronous_standby_names=',
+      '-c shared_buffers=32MB',
+    ].join(' ');
+    lines.push(
+      'started=$(date +%s)',
+      `label=$(pgbackrest --stanza=${stanza} info | sed -n 's/^ *full backup: //p' | tail -n 1)`,
+      `data=${TMP}/verify/data; sock=${TMP}/verify/run; mkdir -p "$data" "$sock"; chmod 0700 "$data"`,
+      // The result, whatever happens, on the repository's volume: `db backup list` and status read it.
+      `result() { printf '%s\\n' "$1" > ${VERIFY_RESULT}.tmp && mv ${VERIFY_RESULT}.tmp ${VERIFY_RESULT}; }`,
+      'fail() { result "{\\"ok\\":false,\\"label\\":\\"$label\\",\\"at\\":\\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\\",\\"error\\":\\"$1\\"}"; echo "gardenos: the restore test of $label failed: $1" >&2; exit 1; }',
+      `pgbackrest --stanza=${stanza} ${resetHosts} --pg1-path="$data" --set="$label" --type=immediate --target-action=promote --archive-mode=off restore || fail "pgbackrest could not restore it"`,
+      `printf 'local all all trust\\n' > ${TMP}/verify/hba.conf`,
+      `${bin}/pg_ctl -D "$data" -w -t 600 -l ${TMP}/verify/postgres.log -o "${opts}" start || { tail -n 20 ${TMP}/verify/postgres.log >&2; fail "PostgreSQL did not start on the restored data"; }`,
+      // Recovery to the backup's end finishes with a promotion (ten minutes at most; a stopped server ends it at once).
+      `i=0; until [ "$(${psql} -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ]; do`,
+      `  i=$((i + 1)); [ $i -le 600 ] && ${bin}/pg_ctl -D "$data" status >/dev/null || { tail -n 20 ${TMP}/verify/postgres.log >&2; fail "recovery did not finish"; }; sleep 1`,
+      'done',
+      `${bin}/pg_amcheck -h "$sock" -U ${USERS.superuser} --all --install-missing --heapallindexed || fail "pg_amcheck found corruption"`,
+      `dbs=$(${psql} -c "select count(*) from pg_database where datallowconn")`,
+      `${bin}/pg_ctl -D "$data" -w -m fast stop`,
+      'result "{\\"ok\\":true,\\"label\\":\\"$label\\",\\"at\\":\\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\\",\\"seconds\\":$(( $(date +%s) - started )),\\"databases\\":$dbs}"',
+      'echo "gardenos: the restore test of $label passed" >&2',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The pod a backup Job runs: pgBackRest on the repository's side, the repository's volume mounted (same node, local-path). */
+function backupPodSpec(config: Config, image: string, type: 'full' | 'diff' | 'incr') {
+  return {
+    restartPolicy: 'Never',
+    automountServiceAccountToken: false,
+    ...PGBACKREST_POD,
+    securityContext: { fsGroup: UID },
+    initContainers: [permissionsStep(image)],
+    containers: [
+      {
+        name: BACKUP_REPO_CONTAINER,
+        image,
+        command: ['sh', '-c', backupScript(config, type)],
+        securityContext: restricted,
+        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+        volumeMounts: repoMounts,
+      },
+    ],
+    volumes: repoPodVolumes(`repo-${backupRepoPod()}`),
+  };
+}
+
+export function backupManifests(config: Config, image: string): Manifest[] {
+  const b = config.backups;
+  if (!b.enabled) return [];
+  const ns = config.namespaces.database;
+  const selector = labelsFor(BACKUP_REPO);
+  const labels = { ...selector, 'app.kubernetes.io/component': 'backup' };
+  // Not the repository's labels: its Service must never send a member's WAL to a Job's pod.
+  const jobLabels = (type: string) => ({ ...labelsFor('pgbackrest-backup'), 'app.kubernetes.io/component': 'backup', [BACKUP_TYPE_LABEL]: type });
+  const schedules = (['full', 'diff', 'incr'] as const).filter((t) => b.schedule[t]);
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: BACKUP_REPO, namespace: ns, labels },
+      spec: { selector, ports: [{ name: 'pgbackrest', port: b.serverPort, targetPort: b.serverPort }] },
+    },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: BACKUP_REPO, namespace: ns, labels },
+      spec: {
+        serviceName: BACKUP_REPO,
+        replicas: 1,
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels },
+          spec: {
+            automountServiceAccountToken: false,
+            ...PGBACKREST_POD,
+            securityContext: { fsGroup: UID },
+            initContainers: [permissionsStep(image)],
+            containers: [
+              {
+                name: BACKUP_REPO_CONTAINER,
+                image,
+                command: ['sh', '-c', `mkdir -p ${repoScratch.lockDir} && exec pgbackrest server`],
+                ports: [{ name: 'pgbackrest', containerPort: b.serverPort }],
+                readinessProbe: { tcpSocket: { port: b.serverPort }, periodSeconds: 5 },
+                livenessProbe: { tcpSocket: { port: b.serverPort }, periodSeconds: 20, failureThreshold: 6 },
+                securityContext: restricted,
+                resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '512Mi' } },
+                volumeMounts: repoMounts,
+              },
+            ],
+            volumes: repoPodVolumes(),
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'repo' },
+            spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-path', resources: { requests: { storage: b.repository.storage } } },
+          },
+        ],
+      },
+    },
+    ...schedules.map((type) => ({
+      apiVersion: 'batch/v1',
+      kind: 'CronJob',
+      metadata: { name: backupCronJob(type), namespace: ns, labels: jobLabels(type) },
+      spec: {
+        schedule: b.schedule[type]!,
+        ...(b.schedule.timeZone ? { timeZone: b.schedule.timeZone } : {}),
+        // pgBackRest's own lock refuses a second backup; Forbid keeps a slow one from piling up Jobs.
+        concurrencyPolicy: 'Forbid',
+        startingDeadlineSeconds: 3600,
+        successfulJobsHistoryLimit: 3,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          metadata: { labels: jobLabels(type) },
+          spec: {
+            // A failed backup is reported, not retried blindly: the next schedule (or `db backup`) tries again.
+            backoffLimit: 0,
+            activeDeadlineSeconds: 6 * 3600,
+            template: { metadata: { labels: jobLabels(type) }, spec: backupPodSpec(config, image, type) },
+          },
+        },
+      },
+    })),
+  ];
+}
