@@ -44,6 +44,7 @@ function isCron(text: string): boolean {
 const cron = z
   .string()
   .refine(isCron, 'must be a cron expression such as "0 2 * * 0" (minute hour day-of-month month day-of-week; a sixth, leading field is seconds)');
+const absolutePath = z.string().regex(/^\/[^\s]*[^/\s]$/, 'must be an absolute file path such as /etc/gardenos/s3.json');
 const quantity = z.string().regex(/^\d+(\.\d+)?(Ki|Mi|Gi|Ti)$/, 'must be a Kubernetes quantity such as 20Gi');
 const image = z
   .string()
@@ -377,6 +378,24 @@ const backups = z.strictObject({
         .optional(),
       /** The platform: the repository pod's volume (local-path, like PostgreSQL's): backups and the WAL they need. */
       storage: quantity.default('20Gi'),
+      /**
+       * An S3-compatible object store instead of a directory (pgBackRest's repo1-type s3, always over TLS). `path` is
+       * then the prefix inside the bucket (default /<cluster.name>). The access key stays out of gardenos.yaml: a
+       * JSON file { "accessKeyId": …, "secretAccessKey": … } that only its owner may read.
+       */
+      s3: z
+        .strictObject({
+          /** host or host:port of the S3 API, such as s3.eu-central-1.amazonaws.com or 10.0.0.5:8333. */
+          endpoint: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]*(:\d{1,5})?$/, 'must be a host or host:port such as s3.eu-central-1.amazonaws.com'),
+          bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name: 3-63 lower-case letters, digits, "." and "-"'),
+          region: z.string().min(1).default('us-east-1'),
+          /** host: bucket.endpoint (AWS); path: endpoint/bucket (most self-hosted stores). */
+          uriStyle: z.enum(['host', 'path']).default('host'),
+          /** The CA that signed the endpoint's certificate, when it is not a public one. */
+          caFile: absolutePath.optional(),
+          credentialsFile: absolutePath,
+        })
+        .optional(),
     })
     .prefault({}),
   /**

@@ -4,6 +4,7 @@ import { renderAlertmanagerConfig, renderAlertRules, renderPrometheusConfig } fr
 import { renderEtcdConfig } from '../render/etcd.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderHaproxyConfig } from '../render/haproxy.ts';
+import type { S3Credentials } from '../config/credentials.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../render/pgbackrest.ts';
 import { renderPgbouncerIni, renderPgbouncerUserlist } from '../render/pgbouncer.ts';
@@ -27,7 +28,7 @@ export interface LocalFile {
   processId: string;
 }
 
-export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[] {
+export function localFiles(c: LocalCluster, secrets: ClusterSecrets, s3?: S3Credentials): LocalFile[] {
   const { config, topology, layout, specs } = c;
   const pgOwner = c.pgOwner ? { owner: c.pgOwner } : {};
   return [
@@ -156,7 +157,7 @@ export function localFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[
           { file: layout.monitoring.monitorPasswordFile, content: secrets.monitorPassword ?? '', processId: specs.exporters[0]!.id },
         ].map((f): LocalFile => ({ ...f, dir: layout.monitoring.dir, dirMode: 0o700, mode: 0o600, member: 'monitoring' }))
       : []),
-    ...backupFiles(c, secrets),
+    ...backupFiles(c, secrets, s3),
   ];
 }
 
@@ -177,7 +178,7 @@ export function memberArchive(c: LocalCluster, member: string): { archiveCommand
 }
 
 /** pgbackrest.conf (it holds the repository's key) and the superuser's pgpass it connects with: PostgreSQL's user's, 0600. */
-export function backupFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile[] {
+export function backupFiles(c: LocalCluster, secrets: ClusterSecrets, s3?: S3Credentials): LocalFile[] {
   if (!c.config.backups.enabled) return [];
   const { layout, topology, config } = c;
   const members = topology.postgres.map((m) => ({
@@ -195,6 +196,7 @@ export function backupFiles(c: LocalCluster, secrets: ClusterSecrets): LocalFile
         files: layout.backups,
         members,
         ...(secrets.backupCipherPass ? { cipherPass: secrets.backupCipherPass } : {}),
+        ...(s3 ? { s3 } : {}),
         superuser: USERS.superuser,
       }),
     },

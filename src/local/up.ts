@@ -24,6 +24,7 @@ import { ensureNetwork } from './netns.ts';
 import { checkPackages, checkPatroniVersion, checkPorts, requirements, type PortNeed } from './preflight.ts';
 import { poolerAdmin, reachesPrimary } from './pooler.ts';
 import { ensurePki, ensureSecrets, writePgpass } from './state.ts';
+import { readS3Credentials, type S3Credentials } from '../config/credentials.ts';
 import { fetchRouterStatus, gatherStatus, type LocalStatus } from './status.ts';
 import { awaitMembers } from './startup.ts';
 import type { ProcessSpec } from './supervisor.ts';
@@ -50,6 +51,8 @@ interface UpContext {
   startedAt: number;
   changes: string[];
   secrets?: ClusterSecrets;
+  /** backups.repository.s3: the access key, read from its credentials file (never stored by GardenOS). */
+  s3?: S3Credentials;
   leader?: string;
 }
 
@@ -161,6 +164,8 @@ const state: Phase = {
     for (const dir of [layout.root, layout.logsDir, layout.pidsDir]) await ensureDir(dir, 0o755);
     if (pgOwner) await checkReachable(layout.root, pgOwner);
     ctx.secrets = await ensureSecrets(layout, config.cluster.name);
+    const s3 = config.backups.enabled ? config.backups.repository.s3 : undefined;
+    if (s3) ctx.s3 = await readS3Credentials(s3.credentialsFile);
     await writePgpass(ctx.c, ctx.secrets);
     await ensurePki(layout, topology, pgOwner, config.pooler.enabled);
     // The archive_command runs as PostgreSQL's user from the members' first start: its directories first.
@@ -173,7 +178,7 @@ const files: Phase = {
   name: 'files',
   async run(ctx) {
     let written = 0;
-    for (const f of localFiles(ctx.c, ctx.secrets!)) {
+    for (const f of localFiles(ctx.c, ctx.secrets!, ctx.s3)) {
       await ensureDir(f.dir, f.dirMode, f.owner);
       if (!(await writeFileAtomic(f.file, f.content, f.mode, f.owner))) continue;
       written++;

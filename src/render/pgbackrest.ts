@@ -2,6 +2,7 @@
 // as a pgN host, so that `backup` finds the primary and copies from a standby (backup-standby), and the
 // archive_command / restore_command each member's PostgreSQL runs. The file holds the repository's
 // cipher passphrase: 0600, readable by PostgreSQL's user only.
+import type { S3Credentials } from '../config/credentials.ts';
 import type { Config } from '../config/schema.ts';
 
 export interface PgbackrestMember {
@@ -26,6 +27,8 @@ export interface PgbackrestRenderInput {
   members: readonly PgbackrestMember[];
   /** The repository's cipher passphrase; required unless backups.encryption is none. */
   cipherPass?: string;
+  /** The S3 access key, when the repository is S3 (backups.repository.s3). */
+  s3?: S3Credentials;
   superuser: string;
 }
 
@@ -33,12 +36,35 @@ export const stanzaOf = (config: Config) => config.postgres.scope;
 
 type Options = [string, string | number][];
 
+/** Where an S3 repository keeps this cluster's files inside the bucket: repository.path, else /<cluster.name>. */
+export const s3RepoPath = (config: Config) => config.backups.repository.path ?? `/${config.cluster.name}`;
+
+/** The repository's storage: a directory (repo1-path), or an S3 bucket with the path as its prefix, always over TLS. */
+function storageOptions(config: Config, repoPath: string, s3Key: S3Credentials | undefined): Options {
+  const s3 = config.backups.repository.s3;
+  if (!s3) return [['repo1-path', repoPath]];
+  if (!s3Key) throw new Error('the pgBackRest repository configuration needs the S3 access key');
+  const [host, port] = s3.endpoint.split(':');
+  return [
+    ['repo1-type', 's3'],
+    ['repo1-path', s3RepoPath(config)],
+    ['repo1-s3-endpoint', host!],
+    ...(port ? ([['repo1-storage-port', port]] as Options) : []),
+    ['repo1-s3-bucket', s3.bucket],
+    ['repo1-s3-region', s3.region],
+    ['repo1-s3-uri-style', s3.uriStyle],
+    ...(s3.caFile ? ([['repo1-storage-ca-file', s3.caFile]] as Options) : []),
+    ['repo1-s3-key', s3Key.accessKeyId],
+    ['repo1-s3-key-secret', s3Key.secretAccessKey],
+  ];
+}
+
 /** The repository's own options: where it is, how long backups are kept, its cipher. */
-function repositoryOptions(config: Config, repoPath: string, cipherPass: string | undefined): Options {
+function repositoryOptions(config: Config, repoPath: string, cipherPass: string | undefined, s3Key?: S3Credentials): Options {
   const b = config.backups;
   if (b.encryption !== 'none' && !cipherPass) throw new Error('the pgBackRest repository configuration needs the cipher passphrase');
   return [
-    ['repo1-path', repoPath],
+    ...storageOptions(config, repoPath, s3Key),
     ['repo1-retention-full', b.retentionFull],
     ['repo1-retention-diff', b.retentionDiff],
     ...(b.encryption === 'none'
@@ -72,10 +98,10 @@ function logOptions(files: { logDir: string; lockDir: string; spoolDir: string }
 const section = (name: string, kv: Options) => [`[${name}]`, ...kv.map(([k, v]) => `${k}=${v}`)].join('\n');
 const HEADER = '# Written by GardenOS from gardenos.yaml (backups); changes here are overwritten.';
 
-export function renderPgbackrestConfig({ config, files, members, cipherPass, superuser }: PgbackrestRenderInput): string {
+export function renderPgbackrestConfig({ config, files, members, cipherPass, s3, superuser }: PgbackrestRenderInput): string {
   const b = config.backups;
   const global: Options = [
-    ...repositoryOptions(config, files.repoPath, cipherPass),
+    ...repositoryOptions(config, files.repoPath, cipherPass, s3),
     ['compress-type', b.compression],
     ['archive-timeout', b.archiveTimeoutSeconds],
     ...backupOptions,

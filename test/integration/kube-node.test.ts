@@ -620,10 +620,18 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.ok((fullResult.verify?.databases ?? 0) >= 2, 'postgres and template1 at least, connectable in the restored copy');
     assert.match(full.stderr, /backup/, `progress on stderr: ${full.stderr}`);
 
-    // Archiving follows the primary: a row and a WAL switch on the leader after a switchover reach the repository on the new timeline.
+    // Archiving follows the primary: after a switchover, `pgbackrest check` from the repository's pod — a WAL switch on
+    // the new leader, seen in the repository — and a row's segment in the repository on the new timeline.
     const sw = await gardenos('db', 'switchover', '--yes');
     assert.equal(sw.code, 0, sw.stderr);
     const moved = await settled('after the backup switchover', start.leader.name);
+    const leaderLog = async () => {
+      const log = await core.readNamespacedPodLog({ name: moved.leader.name, namespace: 'database', container: 'postgres', tailLines: 60 }).catch(String);
+      return `${moved.leader.name}'s log:\n${log}`;
+    };
+    await platformBackupCheck(kc, p.config, silent).catch(async (e: Error) => {
+      throw new Error(`${e.message} ${JSON.stringify((e as { details?: string[] }).details)}; ${await leaderLog()}`);
+    });
     const leader = p.db(moved.leader.host);
     await leader.connect();
     let segment: string;
@@ -638,9 +646,12 @@ describe('a real node: kubelet and containerd running pods from images made here
             await leader.query<{ last: string | null; failed: string }>('SELECT last_archived_wal AS last, failed_count AS failed FROM pg_stat_archiver')
           ).rows[0]!;
           if (!a.last || a.last < segment) throw new Error(`last archived ${a.last}, ${a.failed} failures`);
+          return true;
         },
         { timeoutMs: 120_000, intervalMs: 1_000 },
-      );
+      ).catch(async (e: Error) => {
+        throw new Error(`${e.message} ${JSON.stringify((e as { details?: string[] }).details)}; ${await leaderLog()}`);
+      });
     } finally {
       await leader.end();
     }
