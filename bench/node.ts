@@ -6,8 +6,9 @@
 // connection each — over planned switchovers (`gardenos db switchover`) and deleted leader pods,
 // with every acknowledged write checked afterwards, and the longest wait of a second writer through the
 // pooler (postgres-pooler, paused by the switchover) — which should see no failure. Other operators publish
-// ~8 s (switchover) and ~13 s (pod deletion).
-//   npm run bench:node        (BENCH_NODE_SWITCHOVERS=3 BENCH_NODE_DELETES=3)
+// ~8 s (switchover) and ~13 s (pod deletion). Then backups (pgBackRest's repository pod): `pgbackrest check`, full
+// backups as `db backup` runs them (each Job ending with its restore test) and a differential.
+//   npm run bench:node        (BENCH_NODE_SWITCHOVERS=3 BENCH_NODE_DELETES=3 BENCH_NODE_BACKUPS=3)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import { table } from '../src/cli/output.ts';
 import { silent } from '../src/log/events.ts';
 import { waitFor } from '../src/util/wait.ts';
 import { buildImage } from '../test/helpers/containerfile.ts';
+import { platformBackup, platformBackupCheck, platformBackupList } from '../src/platform/backups.ts';
 import { RECIPES, startPlatformNodes } from '../test/helpers/platform-nodes.ts';
 import { formatMs, percentile } from './stats.ts';
 
@@ -25,6 +27,7 @@ if (process.getuid?.() !== 0) {
 }
 const SWITCHOVERS = Number(process.env.BENCH_NODE_SWITCHOVERS ?? 3);
 const DELETES = Number(process.env.BENCH_NODE_DELETES ?? 3);
+const BACKUPS = Number(process.env.BENCH_NODE_BACKUPS ?? 3);
 const rows: string[][] = [];
 const stat = (label: string, xs: number[], note = '') => rows.push([label, String(xs.length), formatMs(percentile(xs, 50)), formatMs(Math.max(...xs)), note]);
 
@@ -46,7 +49,12 @@ const t0 = performance.now();
 const p = await startPlatformNodes({
   name: 'bench-node',
   octet: 229,
-  extraYaml: ['ingress: { image: "gardenos.local/traefik:1", httpPort: 21080, httpsPort: 21443 }', 'pooler: { enabled: true }'],
+  extraYaml: [
+    'ingress: { image: "gardenos.local/traefik:1", httpPort: 21080, httpsPort: 21443 }',
+    'pooler: { enabled: true }',
+    // Backups: the repository pod and a pgBackRest server beside each member; schedules out of the run's way.
+    'backups: { enabled: true, schedule: { full: "0 0 1 1 *", diff: "0 0 2 1 *" } }',
+  ],
 });
 // Interrupted (Ctrl-C, a CI timeout): still remove every process, link and directory it made.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -137,6 +145,28 @@ try {
     );
   }
   stat('write outage, leader pod deleted', deletes, 'others publish ~13 s');
+
+  // Backups on the platform, as `gardenos up` and the CronJobs take them: the stanza and `pgbackrest check` in the
+  // repository's pod, then full backups (each Job: backup from a standby, then its restore test) and a differential.
+  progress('backups: stanza, check, full backups with their restore tests, a differential');
+  const checkStart = performance.now();
+  await platformBackupCheck(p.cp.admin(), config, silent);
+  stat('backups: stanza + pgbackrest check (WAL switch → repository)', [performance.now() - checkStart]);
+  const fulls: number[] = [];
+  const verifies: number[] = [];
+  for (let i = 0; i < BACKUPS; i++) {
+    const r = await platformBackup(p.cp.admin(), config, 'full', { report: silent, timeoutMs: 600_000 });
+    fulls.push(r.durationMs);
+    if (r.verify?.seconds !== undefined) verifies.push(r.verify.seconds * 1000);
+  }
+  stat(
+    'backups: `db backup --type full` (Job: backup + restore test)',
+    fulls,
+    `database ${(await platformBackupList(p.cp.admin(), config)).backups.at(-1)!.sizeBytes >> 20} MiB`,
+  );
+  stat('backups: the restore test inside it (restore, start, pg_amcheck)', verifies, 'whole seconds, as the Job records them');
+  const diff = await platformBackup(p.cp.admin(), config, 'diff', { report: silent, timeoutMs: 600_000 });
+  stat('backups: `db backup --type diff` (Job)', [diff.durationMs]);
   const { acked, failed } = await writer.read();
   const { leader } = await p.settled('at the end');
   const check = p.db(leader.host);

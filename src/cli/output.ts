@@ -155,6 +155,16 @@ export function formatPlatformStatus(s: PlatformStatus): string {
     if (s.kubernetes.reachable)
       out.push('', `ROUTER   postgres-primary → ${s.kubernetes.primaryEndpoint === null ? 'missing' : s.kubernetes.primaryEndpoint?.join(', ') || 'nobody'}`);
   }
+  const b = s.backups;
+  if (b) {
+    const v = b.lastVerify;
+    out.push(
+      '',
+      b.reachable
+        ? `BACKUPS  newest ${b.newest ? `${b.newest.label} (${b.newest.type}, ${b.newest.ageHours.toFixed(1)} h old)` : 'none yet'}; WAL archived to ${b.archivedTo ?? '-'}; last restore test ${v ? `${v.ok ? 'passed' : 'FAILED'} (${v.label}, ${v.at})` : 'none yet'}`
+        : `BACKUPS  the repository cannot be read: ${b.error ?? ''}`,
+    );
+  }
   out.push(...problemsSection(s.problems));
   return out.join('\n');
 }

@@ -118,6 +118,13 @@ export function checkRules(c: Config): RuleIssue[] {
   if (c.supabase.storage.backend === 's3' && !c.supabase.storage.s3) {
     issues.push({ path: ['supabase', 'storage', 's3'], message: 'backend "s3" needs an s3 section with bucket and region' });
   }
+  // pgBackRest checks an S3 endpoint's certificate against DNS names only: an address would fail every request.
+  const s3 = c.backups.repository.s3;
+  if (s3 && isIP(s3.endpoint.replace(/:\d+$/, '')) !== 0)
+    issues.push({
+      path: ['backups', 'repository', 's3', 'endpoint'],
+      message: `"${s3.endpoint}" is an address; pgBackRest verifies the endpoint's TLS certificate by DNS name only, so name it by a host name its certificate carries`,
+    });
   // The platform's schedules are CronJobs, which count minutes: a seconds field is for the local profile's scheduler only.
   if (c.backups.enabled && c.nodes.length) {
     if (c.backups.repository.s3)

@@ -1,7 +1,8 @@
 // `gardenos status` for the production platform in gardenos.yaml: etcd through
 // its API with GardenOS's client certificate, each Patroni member's REST API,
 // HAProxy's stats on every haproxy node, and — with a kubeconfig — K3s nodes,
-// workloads and where `postgres-primary` points. Probes run in parallel with a
+// workloads and where `postgres-primary` points, and (backups.enabled) the repository's newest backup and last
+// restore test, read in its pod. Probes run in parallel with a
 // deadline each; one part that does not answer degrades its rows only. What degrades the shared parts
 // (etcd, leadership, Kubernetes) is judged in health/judge.ts, as for the local cluster.
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { etcdProblems, kubernetesProblems, leaderProblems } from '../health/judg
 import { etcdMemberStatuses, type EtcdMemberStatus, type KubernetesStatus, type PostgresMemberStatus } from '../health/probes.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { withTimeout } from '../util/wait.ts';
+import type { PlatformVerify } from './backups.ts';
 import { readPlatformSecrets } from './secrets.ts';
 import { PRIMARY_ROUTE } from '../names.ts';
 
@@ -24,6 +26,32 @@ export interface PlatformStatus {
   members: PostgresMemberStatus[];
   haproxy: { node: string; reachable: boolean; servers: HaproxyServerStat[]; error?: string }[];
   kubernetes?: KubernetesStatus & { primaryEndpoint?: string[] | null };
+  /** backups.enabled, with a kubeconfig: what the repository holds (pgbackrest info in its pod) and the last restore test. */
+  backups?: PlatformBackupStatus;
+}
+
+export interface PlatformBackupStatus {
+  reachable: boolean;
+  error?: string;
+  newest: { label: string; type: string; stoppedAt: string; ageHours: number } | null;
+  /** The newest WAL segment in the repository. */
+  archivedTo: string | null;
+  lastVerify: PlatformVerify | null;
+}
+
+/** What is wrong with the backups: the newest too old (monitoring.backupAlertAfterHours, as the alert), a failed or old restore test. */
+export function backupProblems(b: PlatformBackupStatus, config: Config, now = Date.now()): string[] {
+  if (!b.reachable) return [`the backup repository cannot be read: ${b.error ?? 'no answer'}`];
+  const out: string[] = [];
+  const m = config.monitoring;
+  if (b.newest && b.newest.ageHours > m.backupAlertAfterHours)
+    out.push(
+      `the newest backup ${b.newest.label} is ${b.newest.ageHours.toFixed(0)} h old (more than ${m.backupAlertAfterHours} h): are the CronJobs running?`,
+    );
+  if (b.lastVerify && !b.lastVerify.ok) out.push(`the last restore test, of ${b.lastVerify.label}, failed: ${b.lastVerify.error ?? 'see its Job'}`);
+  else if (b.lastVerify && now - Date.parse(b.lastVerify.at) > m.restoreTestAlertAfterDays * 86_400_000)
+    out.push(`the last restore test, of ${b.lastVerify.label} at ${b.lastVerify.at}, is more than ${m.restoreTestAlertAfterDays} days old`);
+  return out;
 }
 
 export async function platformStatus(config: Config, opts: { secretsDir: string; kubeconfig?: string; timeoutMs?: number }): Promise<PlatformStatus> {
@@ -83,13 +111,32 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
     }
   };
 
-  const [etcd, views, haproxy, kubernetes] = await Promise.all([
+  const backupProbe = async (): Promise<PlatformBackupStatus | undefined> => {
+    if (!opts.kubeconfig || !config.backups.enabled) return undefined;
+    try {
+      const kube = await import('../clients/kubernetes.ts');
+      const { platformBackupList } = await import('./backups.ts');
+      const list = await withTimeout(platformBackupList(await kube.loadKubeConfig(opts.kubeconfig), config), timeoutMs * 5, 'the backup repository');
+      const b = list.backups.at(-1);
+      return {
+        reachable: true,
+        newest: b ? { label: b.label, type: b.type, stoppedAt: b.stoppedAt, ageHours: (Date.now() - Date.parse(b.stoppedAt)) / 3_600_000 } : null,
+        archivedTo: list.archive.max,
+        lastVerify: list.lastVerify,
+      };
+    } catch (e) {
+      return { reachable: false, error: describe(e), newest: null, archivedTo: null, lastVerify: null };
+    }
+  };
+
+  const [etcd, views, haproxy, kubernetes, backups] = await Promise.all([
     withTimeout(etcdProbe(), timeoutMs + 1000, 'etcd').catch((e) =>
       topo.etcd.map((m, i) => ({ name: m.name, endpoint: etcdClientUrls(config, topo)[i]!, healthy: false, leader: false, error: describe(e) })),
     ),
     patroniProbe(),
     haproxyProbe(),
     kubeProbe(),
+    backupProbe(),
   ]);
   const view: PatroniClusterView | undefined = views.find((v) => v !== undefined);
   // On Kubernetes, Patroni names members after their pods; each reports the address it runs at.
@@ -124,5 +171,15 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
       );
     }
   }
-  return { cluster: config.cluster.name, healthy: problems.length === 0, problems, etcd, members, haproxy, ...(kubernetes ? { kubernetes } : {}) };
+  if (backups) problems.push(...backupProblems(backups, config));
+  return {
+    cluster: config.cluster.name,
+    healthy: problems.length === 0,
+    problems,
+    etcd,
+    members,
+    haproxy,
+    ...(kubernetes ? { kubernetes } : {}),
+    ...(backups ? { backups } : {}),
+  };
 }

@@ -677,6 +677,14 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.ok(info.archive.max && info.archive.max >= segment, `the repository's newest WAL ${info.archive.max} reaches ${segment}`);
     assert.equal(segment.slice(0, 8) > '00000001', true, `the leader's segment ${segment} is on a later timeline than the first`);
     assert.deepEqual([info.lastVerify?.ok, info.lastVerify?.label], [true, fullResult.backup.label]);
+    // `gardenos status` reads the same from the repository's pod: the newest backup, how far WAL is archived, the restore test.
+    const st = await p.status();
+    assert.deepEqual(
+      [st.backups?.reachable, st.backups?.newest?.label, st.backups?.lastVerify?.ok, st.backups?.archivedTo !== null],
+      [true, info.backups[1]!.label, true, true],
+      JSON.stringify(st.backups),
+    );
+    assert.ok(!st.problems.some((x) => /backup|restore test/.test(x)), st.problems.join('; '));
     // The Jobs ran without an API token and left their pods for `kubectl logs`.
     const jobPods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=pgbackrest-backup' })).items;
     assert.equal(jobPods.length, 2);

@@ -2,15 +2,18 @@
 // people write them, and which backup a point in time restores from (or why none can).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { readS3Credentials } from '../../src/config/credentials.ts';
 import { parseConfig, validateConfig } from '../../src/config/load.ts';
 import { GardenError } from '../../src/errors.ts';
 import { nextRuns } from '../../src/local/backups.ts';
+import { backupProblems } from '../../src/platform/status.ts';
 import { backupFor, compareLsn, parseTarget, recoverySettings, targetOptions, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
 import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../../src/render/pgbackrest.ts';
@@ -53,6 +56,88 @@ describe('backups', () => {
     assert.throws(() => renderPgbackrestConfig({ config, files, members, superuser: 'postgres' }), /cipher passphrase/);
     const plain = renderPgbackrestConfig({ config: { ...config, backups: { ...config.backups, encryption: 'none' } }, files, members, superuser: 'postgres' });
     assert.doesNotMatch(plain, /cipher/);
+  });
+
+  it('an S3 repository: the bucket over TLS, the path as its prefix, the key from a file only its owner reads; an address as endpoint is refused', async () => {
+    // The local profile's file: no nodes.
+    const yaml =
+      'cluster: { name: garden }\nbackups:\n  enabled: true\n  repository: { s3: { endpoint: "s3.example.net:8333", bucket: garden-backups, uriStyle: path, caFile: /etc/gardenos/s3-ca.crt, credentialsFile: /etc/gardenos/s3.json } }\n';
+    const platformYaml = readFileSync(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8').replace(
+      'backups:\n  enabled: false\n',
+      'backups:\n  enabled: true\n  repository: { s3: { endpoint: "s3.example.net", bucket: garden-backups, credentialsFile: /etc/gardenos/s3.json } }\n',
+    );
+    const local = parseConfig(yaml);
+    const text = renderPgbackrestConfig({
+      config: local,
+      files,
+      members,
+      cipherPass: 'k3y',
+      s3: { accessKeyId: 'AK1', secretAccessKey: 'SK1' },
+      superuser: 'postgres',
+    });
+    for (const line of [
+      'repo1-type=s3',
+      `repo1-path=/${local.cluster.name}`,
+      'repo1-s3-endpoint=s3.example.net',
+      'repo1-storage-port=8333',
+      'repo1-s3-bucket=garden-backups',
+      'repo1-s3-uri-style=path',
+      'repo1-storage-ca-file=/etc/gardenos/s3-ca.crt',
+      'repo1-s3-key=AK1',
+      'repo1-s3-key-secret=SK1',
+    ])
+      assert.ok(text.split('\n').includes(line), `${line} in ${text}`);
+    assert.throws(() => renderPgbackrestConfig({ config: local, files, members, cipherPass: 'k3y', superuser: 'postgres' }), /S3 access key/);
+    // pgBackRest checks the endpoint's certificate by DNS name only; the platform keeps its repository pod's volume.
+    const problems = (y: string) => {
+      try {
+        parseConfig(y);
+        return [];
+      } catch (e) {
+        return (e as GardenError).details;
+      }
+    };
+    assert.ok(problems(yaml.replace('s3.example.net:8333', '10.0.0.5:8333')).some((d) => /s3\.endpoint: .*is an address/.test(d)));
+    assert.ok(problems(platformYaml).some((d) => /backups\.repository\.s3: .*local profile's for now/.test(d)));
+
+    const dir = await mkdtemp(join(tmpdir(), 'gardenos-s3-key-'));
+    try {
+      const f = join(dir, 's3.json');
+      await assert.rejects(readS3Credentials(f), /no such file/);
+      await writeFile(f, JSON.stringify({ accessKeyId: 'AK1', secretAccessKey: 'SK1' }), { mode: 0o644 });
+      await assert.rejects(readS3Credentials(f), (e: GardenError) => /can be read by others \(mode 644\)/.test(e.message) && /chmod 600/.test(e.hint ?? ''));
+      await chmod(f, 0o600);
+      assert.deepEqual(await readS3Credentials(f), { accessKeyId: 'AK1', secretAccessKey: 'SK1' });
+      await writeFile(f, JSON.stringify({ accessKeyId: 'AK1', secretAccessKey: '' }), { mode: 0o600 });
+      await assert.rejects(
+        readS3Credentials(f),
+        (e: GardenError) => e.details.some((d) => /secretAccessKey: is empty/.test(d)) && !e.details.join().includes('AK1'),
+      );
+      await writeFile(f, 'not json', { mode: 0o600 });
+      await assert.rejects(readS3Credentials(f), /is not JSON/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("the platform's status judges its backups: the newest too old, a failed or old restore test, an unreadable repository", () => {
+    const now = Date.parse('2026-12-01T12:00:00Z');
+    const ok = {
+      reachable: true,
+      newest: { label: '20261201-020000F', type: 'full', stoppedAt: '2026-12-01T02:00:00Z', ageHours: 10 },
+      archivedTo: '000000040000000000000010',
+      lastVerify: { ok: true, label: '20261201-020000F', at: '2026-12-01T02:01:00Z' },
+    };
+    assert.deepEqual(backupProblems(ok, config, now), []);
+    assert.match(backupProblems({ ...ok, newest: { ...ok.newest, ageHours: 30 } }, config, now)[0]!, /is 30 h old \(more than 26 h\)/);
+    assert.match(
+      backupProblems({ ...ok, lastVerify: { ok: false, label: 'L', at: ok.lastVerify.at, error: 'pg_amcheck found corruption' } }, config, now)[0]!,
+      /restore test, of L, failed: pg_amcheck found corruption/,
+    );
+    assert.match(backupProblems({ ...ok, lastVerify: { ...ok.lastVerify, at: '2026-11-20T00:00:00Z' } }, config, now)[0]!, /more than 8 days old/);
+    assert.match(backupProblems({ ...ok, reachable: false, error: 'pod not found' }, config, now)[0]!, /cannot be read: pod not found/);
+    // A platform whose first backup is still to come (up takes it) is not a problem: there is nothing to be late yet.
+    assert.deepEqual(backupProblems({ ...ok, newest: null, lastVerify: null }, config, now), []);
   });
 
   it('Patroni: archive_mode and the archive/restore commands on each member; a restore names its bootstrap method', () => {
