@@ -52,8 +52,9 @@ const p = await startPlatformNodes({
   extraYaml: [
     'ingress: { image: "gardenos.local/traefik:1", httpPort: 21080, httpsPort: 21443 }',
     'pooler: { enabled: true }',
-    // Backups: the repository pod and a pgBackRest server beside each member; schedules out of the run's way.
-    'backups: { enabled: true, schedule: { full: "0 0 1 1 *", diff: "0 0 2 1 *" } }',
+    // Backups: the repository pod and a pgBackRest server beside each member; schedules out of the run's way
+    // (BENCH_NODE_BACKUPS=0: off, to compare the outages without archiving).
+    ...(BACKUPS > 0 ? ['backups: { enabled: true, schedule: { full: "0 0 1 1 *", diff: "0 0 2 1 *" } }'] : []),
   ],
 });
 // Interrupted (Ctrl-C, a CI timeout): still remove every process, link and directory it made.
@@ -148,25 +149,28 @@ try {
 
   // Backups on the platform, as `gardenos up` and the CronJobs take them: the stanza and `pgbackrest check` in the
   // repository's pod, then full backups (each Job: backup from a standby, then its restore test) and a differential.
-  progress('backups: stanza, check, full backups with their restore tests, a differential');
-  const checkStart = performance.now();
-  await platformBackupCheck(p.cp.admin(), config, silent);
-  stat('backups: stanza + pgbackrest check (WAL switch → repository)', [performance.now() - checkStart]);
-  const fulls: number[] = [];
-  const verifies: number[] = [];
-  for (let i = 0; i < BACKUPS; i++) {
-    const r = await platformBackup(p.cp.admin(), config, 'full', { report: silent, timeoutMs: 600_000 });
-    fulls.push(r.durationMs);
-    if (r.verify?.seconds !== undefined) verifies.push(r.verify.seconds * 1000);
+  if (BACKUPS > 0) await benchBackups();
+  async function benchBackups() {
+    progress('backups: stanza, check, full backups with their restore tests, a differential');
+    const checkStart = performance.now();
+    await platformBackupCheck(p.cp.admin(), config, silent);
+    stat('backups: stanza + pgbackrest check (WAL switch → repository)', [performance.now() - checkStart]);
+    const fulls: number[] = [];
+    const verifies: number[] = [];
+    for (let i = 0; i < BACKUPS; i++) {
+      const r = await platformBackup(p.cp.admin(), config, 'full', { report: silent, timeoutMs: 600_000 });
+      fulls.push(r.durationMs);
+      if (r.verify?.seconds !== undefined) verifies.push(r.verify.seconds * 1000);
+    }
+    stat(
+      'backups: `db backup --type full` (Job: backup + restore test)',
+      fulls,
+      `database ${(await platformBackupList(p.cp.admin(), config)).backups.at(-1)!.sizeBytes >> 20} MiB`,
+    );
+    stat('backups: the restore test inside it (restore, start, pg_amcheck)', verifies, 'whole seconds, as the Job records them');
+    const diff = await platformBackup(p.cp.admin(), config, 'diff', { report: silent, timeoutMs: 600_000 });
+    stat('backups: `db backup --type diff` (Job)', [diff.durationMs]);
   }
-  stat(
-    'backups: `db backup --type full` (Job: backup + restore test)',
-    fulls,
-    `database ${(await platformBackupList(p.cp.admin(), config)).backups.at(-1)!.sizeBytes >> 20} MiB`,
-  );
-  stat('backups: the restore test inside it (restore, start, pg_amcheck)', verifies, 'whole seconds, as the Job records them');
-  const diff = await platformBackup(p.cp.admin(), config, 'diff', { report: silent, timeoutMs: 600_000 });
-  stat('backups: `db backup --type diff` (Job)', [diff.durationMs]);
   const { acked, failed } = await writer.read();
   const { leader } = await p.settled('at the end');
   const check = p.db(leader.host);
