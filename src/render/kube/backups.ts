@@ -32,7 +32,7 @@ export const VERIFY_RESULT = `${REPO_PATH}/gardenos/last-verify.json`;
  */
 export const PGBACKREST_POD = { enableServiceLinks: false } as const;
 
-/** The label a backup Job's pods carry (and its type), so `db backup` finds them. */
+/** The label a backup Job and its pod carry: the backup type it takes. */
 export const BACKUP_TYPE_LABEL = 'gardenos.dev/backup-type';
 
 const UID = 999;
