@@ -129,6 +129,17 @@ export interface PgbackrestScratch {
   spoolDir: string;
 }
 
+/** pgBackRest's TLS server (members and repository alike): its pair, and the one client certificate it lets in, for this stanza. */
+function tlsServerOptions(config: Config, tls: PgbackrestTls, clientCn: string): Options {
+  return [
+    ['tls-server-port', config.backups.serverPort],
+    ['tls-server-ca-file', tls.ca],
+    ['tls-server-cert-file', tls.cert],
+    ['tls-server-key-file', tls.key],
+    ['tls-server-auth', `${clientCn}=${stanzaOf(config)}`],
+  ];
+}
+
 /**
  * The platform, PostgreSQL's side (each member's pod): the repository is a remote host reached over mutual TLS
  * (archive-push, archive-get), and this member runs pgBackRest's TLS server so the repository can reach its data
@@ -157,11 +168,7 @@ export function renderPgbackrestMemberConfig(o: {
     ['repo1-host-key-file', tls.key],
     ['compress-type', b.compression],
     ['archive-timeout', b.archiveTimeoutSeconds],
-    ['tls-server-port', b.serverPort],
-    ['tls-server-ca-file', tls.ca],
-    ['tls-server-cert-file', tls.cert],
-    ['tls-server-key-file', tls.key],
-    ['tls-server-auth', `${o.repoClientCn}=${stanzaOf(config)}`],
+    ...tlsServerOptions(config, tls, o.repoClientCn),
     ...logOptions({ logDir: '', ...o.scratch }, false),
   ];
   const stanza: Options = [
@@ -195,11 +202,7 @@ export function renderPgbackrestRepoConfig(o: {
     ['archive-timeout', b.archiveTimeoutSeconds],
     ...backupOptions,
     ['tls-server-address', '*'],
-    ['tls-server-port', b.serverPort],
-    ['tls-server-ca-file', tls.ca],
-    ['tls-server-cert-file', tls.cert],
-    ['tls-server-key-file', tls.key],
-    ['tls-server-auth', `${o.memberClientCn}=${stanzaOf(config)}`],
+    ...tlsServerOptions(config, tls, o.memberClientCn),
     ...logOptions({ logDir: '', ...o.scratch }, false),
   ];
   const stanza: Options = o.members.flatMap((m, i) => [

@@ -136,6 +136,11 @@ function permissionsStep(image: string) {
   };
 }
 
+/** What every pod on the repository's volume shares: no API token, no service links, the volume made the postgres user's. */
+function repoPodBase(image: string) {
+  return { automountServiceAccountToken: false, ...PGBACKREST_POD, securityContext: { fsGroup: UID }, initContainers: [permissionsStep(image)] };
+}
+
 function repoPodVolumes(claim?: string) {
   return [
     {
@@ -224,10 +229,7 @@ export function backupScript(config: Config, type: 'full' | 'diff' | 'incr'): st
 function backupPodSpec(config: Config, image: string, type: 'full' | 'diff' | 'incr') {
   return {
     restartPolicy: 'Never',
-    automountServiceAccountToken: false,
-    ...PGBACKREST_POD,
-    securityContext: { fsGroup: UID },
-    initContainers: [permissionsStep(image)],
+    ...repoPodBase(image),
     containers: [
       {
         name: BACKUP_REPO_CONTAINER,
@@ -269,10 +271,7 @@ export function backupManifests(config: Config, image: string): Manifest[] {
         template: {
           metadata: { labels },
           spec: {
-            automountServiceAccountToken: false,
-            ...PGBACKREST_POD,
-            securityContext: { fsGroup: UID },
-            initContainers: [permissionsStep(image)],
+            ...repoPodBase(image),
             containers: [
               {
                 name: BACKUP_REPO_CONTAINER,
