@@ -393,19 +393,38 @@ async function besideCommand(g: GlobalOptions, to: string, opts: { from?: string
   return 0;
 }
 
+/** What a restore to a point in time is about to do, for the confirmation: the same words local and platform. */
+const pitrLoss = (what: string, target: string) =>
+  `This rebuilds ${what} as it was at ${target}: every member is stopped and its data replaced; what was written after that point is no longer in the cluster (an incremental backup of the current state is taken first, and stays in the repository).`;
+
+const pitrLines = (r: {
+  target: string;
+  from: string;
+  durationMs: number;
+  leader: string;
+  safetyBackup: string | null;
+  newBackup: string;
+  dcsBackup: string;
+}) =>
+  [
+    `cluster restored to ${r.target} from ${r.from} in ${(r.durationMs / 1000).toFixed(1)} s; leader ${r.leader}`,
+    ...(r.safetyBackup ? [`the state before the restore is kept in the repository as backup ${r.safetyBackup}`] : []),
+    `a full backup of the restored cluster: ${r.newBackup}`,
+    `Patroni's previous keys: ${r.dcsBackup}`,
+  ].join('\n');
+
 async function pitrCommand(g: GlobalOptions, to: string, opts: { from?: string; timeout?: string; yes?: boolean }): Promise<number> {
   const c = await openLocalCluster(g);
-  const { parseTarget } = await import('../ops/pgbackrest.ts');
-  const { checkTarget, describeTarget, pointInTimeRestore } = await import('../local/backups.ts');
+  const { describeTarget, parseTarget } = await import('../ops/pgbackrest.ts');
+  const { checkTarget, pointInTimeRestore } = await import('../local/backups.ts');
   const target = parseTarget(to);
   // Asked only about a restore that can happen.
   await checkTarget(c, target, opts.from);
-  const loss = `This rebuilds cluster ${c.config.cluster.name} as it was at ${describeTarget(target)}: every member is stopped and its data replaced; what was written after that point is no longer in the cluster (an incremental backup of the current state is taken first, and stays in the repository).`;
   if (
     !(await confirmed({
       yes: opts.yes,
       action: `restore ${c.config.postgres.scope} to ${describeTarget(target)}`,
-      loss,
+      loss: pitrLoss(`cluster ${c.config.cluster.name}`, describeTarget(target)),
       expect: c.config.postgres.scope,
       what: 'the scope',
     }))
@@ -416,14 +435,48 @@ async function pitrCommand(g: GlobalOptions, to: string, opts: { from?: string; 
     report: streamReporter(process.stderr, Boolean(g.json)),
     timeoutMs: Number(opts.timeout ?? 600) * 1000,
   });
-  print(g.json, r, () =>
-    [
-      `cluster restored to ${r.target} from ${r.from} in ${(r.durationMs / 1000).toFixed(1)} s; leader ${r.leader}`,
-      ...(r.safetyBackup ? [`the state before the restore is kept in the repository as backup ${r.safetyBackup}`] : []),
-      `a full backup of the restored cluster: ${r.newBackup}`,
-      `Patroni's previous keys: ${r.dcsBackup}`,
-    ].join('\n'),
-  );
+  print(g.json, r, () => pitrLines(r));
+  return 0;
+}
+
+/**
+ * `gardenos db restore --to`: the platform's PostgreSQL StatefulSet rebuilt at a point in time from the repository pod
+ * (a safety backup first), through the Kubernetes API and etcd; asks first.
+ */
+export async function platformRestoreCommand(opts: {
+  config: string;
+  secretsDir?: string;
+  kubeconfig?: string;
+  to: string;
+  from?: string;
+  yes?: boolean;
+  timeout: string;
+  json?: boolean;
+}): Promise<number> {
+  const { config, kc } = await platformKube(opts);
+  const { describeTarget, parseTarget } = await import('../ops/pgbackrest.ts');
+  const { defaultSecretsDir, readPlatformSecrets } = await import('../platform/secrets.ts');
+  const { platformCheckTarget, platformPointInTimeRestore } = await import('../platform/restore.ts');
+  const target = parseTarget(opts.to);
+  const secretsDir = resolve(opts.secretsDir ?? defaultSecretsDir(opts.config));
+  const secrets = await readPlatformSecrets(secretsDir);
+  await platformCheckTarget(kc, config, target, opts.from);
+  if (
+    !(await confirmed({
+      yes: opts.yes,
+      action: `restore ${config.postgres.scope} to ${describeTarget(target)}`,
+      loss: pitrLoss(`the platform's PostgreSQL (${config.namespaces.database}/${config.postgres.scope})`, describeTarget(target)),
+      expect: config.postgres.scope,
+      what: 'the scope',
+    }))
+  )
+    return 1;
+  const r = await platformPointInTimeRestore({ kc, config, secretsDir, secrets }, target, {
+    ...(opts.from ? { from: opts.from } : {}),
+    report: streamReporter(process.stderr, Boolean(opts.json)),
+    timeoutMs: Number(opts.timeout) * 1000,
+  });
+  print(opts.json, r, () => pitrLines(r));
   return 0;
 }
 

@@ -365,6 +365,22 @@ platformOpts(
   platformBackupCmd.command('list').description("the repository's backups (pgbackrest info in its pod), its archived WAL range and the last restore test"),
 ).action(run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; json?: boolean }) => (await dbCmds()).platformBackupListCommand(opts)));
 
+platformOpts(
+  platformDb
+    .command('restore')
+    .description(
+      "point-in-time recovery: rebuild the platform's PostgreSQL from the repository at a time, an LSN or the latest archived WAL (a safety backup first; asks first)",
+    )
+    .requiredOption('--to <target>', 'latest, a time with its offset (2026-11-30T09:15:00Z) or an LSN (0/3000060)')
+    .option('--from <backup>', 'the backup to start from (default: the newest one before the target)')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--timeout <seconds>', 'how long to wait for each step (the backups, the restored leader, its replicas)', '900'),
+).action(
+  run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; to: string; from?: string; yes?: boolean; timeout: string; json?: boolean }) =>
+    (await dbCmds()).platformRestoreCommand(opts),
+  ),
+);
+
 program
   .command('doctor')
   .description(

@@ -1,7 +1,7 @@
 // The local cluster's backups (backups.enabled, or `local up --with-backups`): pgBackRest's files, the
 // stanza made at `up` with a first full backup, backups on demand, the restore test, and point-in-time
 // recovery of the whole cluster through Patroni's custom bootstrap.
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CronExpressionParser } from 'cron-parser';
@@ -28,6 +28,8 @@ import {
   type VerifyResult,
   restoreInstance,
   targetOptions,
+  chooseBackup,
+  describeTarget,
 } from '../ops/pgbackrest.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
@@ -224,9 +226,6 @@ export async function pointInTimeRestore(
   const ctx = pgbackrestContext(c);
   const secrets = await readSecrets(c.layout);
   if (!secrets) throw new GardenError('STATE_CONFLICT', `cluster ${c.config.cluster.name} has no secrets file; was it ever started?`);
-  if (target.kind === 'time' && target.time.getTime() > Date.now())
-    throw new GardenError('CONFIG_INVALID', `--to ${target.time.toISOString()} is in the future`, { hint: 'to replay everything archived, use --to latest' });
-
   // A target the repository cannot reach is refused before anything is touched.
   await checkTarget(c, target, opts.from);
 
@@ -418,13 +417,8 @@ export async function restoreBeside(c: LocalCluster, target: RecoveryTarget, opt
 /** The backup a restore to `target` would start from (the one named by `from`, if given); refuses what the repository cannot reach. */
 export async function checkTarget(c: LocalCluster, target: RecoveryTarget, from?: string): Promise<BackupInfo> {
   requireBackups(c);
-  const info = await repositoryInfo(pgbackrestContext(c));
-  if (from && !info.backups.some((b) => b.label === from))
-    throw new GardenError('STATE_CONFLICT', `the repository has no backup ${from}`, { hint: 'list them: gardenos local db backup list' });
-  return backupFor(from ? { ...info, backups: info.backups.filter((b) => b.label === from) } : info, target);
+  return chooseBackup(await repositoryInfo(pgbackrestContext(c)), target, from, 'gardenos local db backup list');
 }
-
-export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
 
 const verifiedSchema = z.looseObject({
   label: z.string(),
@@ -456,7 +450,14 @@ export async function readVerified(c: LocalCluster): Promise<VerifyResult | null
 export interface BackupStatus {
   readable: boolean;
   /** The primary's archiver (pg_stat_archiver): failing when its last failure is newer than its last success. */
-  archiver: { failing: boolean; lastArchivedWal: string | null; lastFailedWal: string | null; lastFailedAt: string | null } | null;
+  archiver: {
+    failing: boolean;
+    lastArchivedWal: string | null;
+    lastFailedWal: string | null;
+    lastFailedAt: string | null;
+    /** While failing: pgBackRest's last error from its archive-push log ("[047]: unable to … No space left on device"). */
+    reason?: string;
+  } | null;
   newest: { label: string; type: BackupType; stoppedAt: string; ageSeconds: number } | null;
   walArchivedUpTo: string | null;
   lastVerified: { label: string; verifiedAt: string } | null;
@@ -521,10 +522,43 @@ async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<Back
       }
     }),
   );
-  const a = answers.find((x) => x && !x.standby);
+  const at = answers.findIndex((x) => x && !x.standby);
+  const a = answers[at];
   if (!a) return null;
   const failing = a.failedAt !== null && (a.archivedAt === null || a.failedAt > a.archivedAt);
-  return { failing, lastArchivedWal: a.archived, lastFailedWal: a.failed, lastFailedAt: a.failedAt?.toISOString() ?? null };
+  const reason = failing ? await lastArchiveError(c.layout.log(`patroni-${c.topology.postgres[at]!.name}`)) : undefined;
+  return { failing, lastArchivedWal: a.archived, lastFailedWal: a.failed, lastFailedAt: a.failedAt?.toISOString() ?? null, ...(reason ? { reason } : {}) };
+}
+
+/**
+ * Why the primary's archive_command failed last: pgBackRest's error (its stderr, which PostgreSQL logs — in the member's
+ * Patroni log here — just before "archive command failed"), without its hints, from the log's tail only.
+ */
+async function lastArchiveError(logFile: string): Promise<string | undefined> {
+  const tail = await open(logFile, 'r')
+    .then(async (h) => {
+      try {
+        const { size } = await h.stat();
+        const length = Math.min(size, 256 * 1024);
+        const buf = Buffer.alloc(length);
+        await h.read(buf, 0, length, size - length);
+        return buf.toString('utf8');
+      } finally {
+        await h.close();
+      }
+    })
+    .catch(() => '');
+  const lines = tail.split('\n');
+  const failed = lines.findLastIndex((l) => l.includes('archive command failed'));
+  const error = lines.slice(0, Math.max(failed, 0)).findLastIndex((l) => /^ERROR: \[\d+\]/.test(l));
+  // Its own error is just before it: an older one further up is not taken for it.
+  if (failed < 0 || error < 0 || failed - error > 40) return undefined;
+  const text = lines
+    .slice(error, failed)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('HINT:'))
+    .join(' ');
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
 }
 
 export interface ScheduledRun {

@@ -8,14 +8,8 @@ import { EtcdClient } from '../clients/etcd.ts';
 import { PatroniClient } from '../clients/patroni.ts';
 import { GardenError } from '../errors.ts';
 import { patroniKeys } from '../router/dcs.ts';
-import { ensureDir, writeFileAtomic } from '../util/files.ts';
+import { cleanPatroniKeys, type DcsBackup } from '../ops/dcs.ts';
 import { etcdEndpoints, patroniUrl, type LocalCluster } from './cluster.ts';
-
-export interface DcsBackup {
-  prefix: string;
-  takenAt: string;
-  keys: Record<string, string>;
-}
 
 /** This cluster's Patroni keys (the router's module spells out their layout). */
 export const keysOf = (c: LocalCluster) => patroniKeys(c.config.postgres.namespace, c.config.postgres.scope);
@@ -37,11 +31,8 @@ export async function dcsShow(c: LocalCluster): Promise<Record<string, string>> 
   return withEtcd(c, async (etcd) => (await etcd.readPrefix(scopePrefix(c))).kvs);
 }
 
-/** What would stop a clean: a member whose Patroni answers, or a leader key (held by a live lease). */
-export async function cleanBlockers(c: LocalCluster, keys: Record<string, string>): Promise<string[]> {
-  const blockers: string[] = [];
-  const leader = keys[keysOf(c).leader];
-  if (leader !== undefined) blockers.push(`the leader key is held by ${leader} (its lease is alive)`);
+/** The members whose Patroni answers: a clean is refused while any does. */
+async function answering(c: LocalCluster): Promise<string[]> {
   const answers = await Promise.all(
     c.topology.postgres.map((m) =>
       new PatroniClient(patroniUrl(c, m.address), { caFile: c.layout.ca.cert, timeoutMs: 1500 }).call('GET', '/liveness').then(
@@ -50,35 +41,20 @@ export async function cleanBlockers(c: LocalCluster, keys: Record<string, string
       ),
     ),
   );
-  c.topology.postgres.forEach((m, i) => {
-    if (answers[i]) blockers.push(`Patroni on ${m.name} answers on its REST API`);
-  });
-  return blockers;
+  return c.topology.postgres.filter((_, i) => answers[i]).map((m) => `Patroni on ${m.name} answers on its REST API`);
 }
 
 export async function dcsClean(c: LocalCluster): Promise<{ backup: string; deleted: string[] }> {
-  return withEtcd(c, async (etcd) => {
-    const { kvs } = await etcd.readPrefix(scopePrefix(c));
-    const deleted = Object.keys(kvs).sort();
-    if (deleted.length === 0) throw new GardenError('NOT_RUNNING', `no keys under ${scopePrefix(c)}: nothing to clean`);
-    const blockers = await cleanBlockers(c, kvs);
-    if (blockers.length) {
-      throw new GardenError('STATE_CONFLICT', `refusing to clean ${scopePrefix(c)}: the cluster is alive`, {
-        details: blockers,
-        hint: 'this is for state left by a cluster that is gone; stop the members first (`gardenos local down`), or fix the live cluster instead',
-      });
-    }
-    const dir = join(c.layout.root, 'dcs-backups');
-    await ensureDir(dir, 0o700);
-    const backup = join(dir, `${c.config.postgres.scope}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFileAtomic(
-      backup,
-      `${JSON.stringify({ prefix: scopePrefix(c), takenAt: new Date().toISOString(), keys: kvs } satisfies DcsBackup, null, 2)}\n`,
-      0o600,
-    );
-    for (const key of deleted) await etcd.delete(key);
-    return { backup, deleted };
-  });
+  return withEtcd(c, (etcd) =>
+    cleanPatroniKeys({
+      etcd,
+      keys: keysOf(c),
+      scope: c.config.postgres.scope,
+      answering: () => answering(c),
+      backupDir: join(c.layout.root, 'dcs-backups'),
+      aliveHint: 'this is for state left by a cluster that is gone; stop the members first (`gardenos local down`), or fix the live cluster instead',
+    }),
+  );
 }
 
 export async function dcsRestore(c: LocalCluster, file: string): Promise<{ restored: string[]; kept: string[] }> {

@@ -167,13 +167,13 @@ const archiveOf = (c: LocalCluster, member: string) => {
 };
 
 /** Each member's archive_command and restore_command, for its patroni.yml. */
-export function memberArchive(c: LocalCluster, member: string): { archiveCommand: string; restoreCommand: string; replicaScript?: string } | undefined {
+export function memberArchive(c: LocalCluster, member: string): { archiveCommand: string; restoreCommand: string; replicaCommand?: string } | undefined {
   if (!c.config.backups.enabled) return undefined;
   const dataDir = c.layout.patroni(member).dataDir;
   return {
     archiveCommand: archiveCommand(c.layout.backups.configFile, c.config, dataDir),
     restoreCommand: restoreCommand(c.layout.backups.configFile, c.config, dataDir),
-    ...(c.config.backups.replicaFromBackupMaxAgeHours > 0 ? { replicaScript: c.layout.backups.replicaScript(member) } : {}),
+    ...(c.config.backups.replicaFromBackupMaxAgeHours > 0 ? { replicaCommand: `/bin/sh ${c.layout.backups.replicaScript(member)}` } : {}),
   };
 }
 

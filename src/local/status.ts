@@ -217,7 +217,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
   }
   if (backups?.archiver?.failing) {
     problems.push(
-      `WAL archiving is failing (segment ${backups.archiver.lastFailedWal}, last failure ${backups.archiver.lastFailedAt}): the primary keeps the WAL until it succeeds, so its disk fills; pgBackRest's log says why: ${c.layout.backups.logDir}`,
+      `WAL archiving is failing (segment ${backups.archiver.lastFailedWal}, last failure ${backups.archiver.lastFailedAt})${backups.archiver.reason ? `: ${backups.archiver.reason}` : ''}; the primary keeps the WAL until it succeeds, so its disk fills; pgBackRest's log: ${c.layout.backups.logDir}`,
     );
   }
   if (kubernetes) problems.push(...kubernetesProblems(kubernetes));

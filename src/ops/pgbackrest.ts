@@ -215,6 +215,20 @@ export function backupFor(info: RepositoryInfo, target: RecoveryTarget): BackupI
   return chosen;
 }
 
+export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
+
+/**
+ * The backup a restore to `target` starts from, among all or only the one named `from`: a target in the future, an
+ * unknown label and a target before the first backup are refused before anything changes. `list` is the command that lists them.
+ */
+export function chooseBackup(info: RepositoryInfo, target: RecoveryTarget, from: string | undefined, list: string): BackupInfo {
+  if (target.kind === 'time' && target.time.getTime() > Date.now())
+    throw new GardenError('CONFIG_INVALID', `--to ${target.time.toISOString()} is in the future`, { hint: 'to replay everything archived, use --to latest' });
+  if (from && !info.backups.some((b) => b.label === from))
+    throw new GardenError('STATE_CONFLICT', `the repository has no backup ${from}`, { hint: `list them: ${list}` });
+  return backupFor(from ? { ...info, backups: info.backups.filter((b) => b.label === from) } : info, target);
+}
+
 /** PostgreSQL's recovery settings for a target, as Patroni's bootstrap `recovery_conf` takes them. */
 export function recoverySettings(target: RecoveryTarget, restoreCommand: string): Record<string, string> {
   return {

@@ -12,8 +12,8 @@ export interface PatroniRenderInput {
   member: Member;
   files: PatroniFiles;
   secrets: ClusterSecrets;
-  /** backups.enabled: the member's archive_command and restore_command (pgBackRest). */
-  archive?: { archiveCommand: string; restoreCommand: string; replicaScript?: string };
+  /** backups.enabled: the member's archive_command and restore_command (pgBackRest), and its create_replica_method's command. */
+  archive?: { archiveCommand: string; restoreCommand: string; replicaCommand?: string };
   /**
    * A cluster built from a backup instead of initdb (`db restore --to`): Patroni runs `command` on the
    * member that wins the initialize race, then recovers with `recoveryConf` and promotes.
@@ -124,8 +124,8 @@ export function renderPatroniConfig({ config, topology, member, files, secrets, 
       ...(archive ? { recovery_conf: { restore_command: archive.restoreCommand } } : {}),
       // A new replica (and `db reinit`) from the backup repository when a backup is recent, else from the
       // leader; a failed restore leaves an empty data directory (Patroni cleans it) for basebackup.
-      ...(archive?.replicaScript
-        ? { create_replica_methods: ['pgbackrest', 'basebackup'], pgbackrest: { command: `/bin/sh ${archive.replicaScript}`, no_params: true } }
+      ...(archive?.replicaCommand
+        ? { create_replica_methods: ['pgbackrest', 'basebackup'], pgbackrest: { command: archive.replicaCommand, no_params: true } }
         : {}),
       pg_hba: pgHba,
     },

@@ -221,7 +221,7 @@ export function renderPgbackrestRepoConfig(o: {
 }
 
 /** The pgBackRest invocation every command shares: this cluster's config and stanza, and the member's data directory as pg1. */
-function pgbackrest(configFile: string, config: Config, dataDir: string): string {
+export function pgbackrest(configFile: string, config: Config, dataDir: string): string {
   return `pgbackrest --config=${configFile} --stanza=${stanzaOf(config)} --pg1-path=${dataDir}`;
 }
 

@@ -14,7 +14,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { execInPod } from '../../src/clients/kubernetes.ts';
@@ -70,6 +70,10 @@ async function viaIngress(o: {
     req.end(o.body);
   });
 }
+
+/** The timeline a primary writes on: the first eight hexadecimal digits of its current WAL file's name. */
+const timelineOf = async (db: { query<R>(q: string): Promise<{ rows: R[] }> }) =>
+  Number.parseInt((await db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f.slice(0, 8), 16);
 
 describe('a real node: kubelet and containerd running pods from images made here', {
   timeout: 900_000,
@@ -692,6 +696,96 @@ describe('a real node: kubelet and containerd running pods from images made here
       assert.equal(pod.status?.phase, 'Succeeded', `${pod.metadata?.name}: ${pod.status?.phase}`);
       assert.equal(pod.spec?.automountServiceAccountToken, false);
     }
+  });
+
+  it('restores the platform to a point in time with `gardenos db restore --to`: rows before it present, rows after it gone, member 0 the leader of all three on a new timeline, a safety backup before and a full backup after; refused without --yes and before the first backup, changing nothing', async () => {
+    const { cp, core, settled } = p;
+    const gardenos = (...args: string[]) =>
+      p.c.cli([...args, '--config', p.configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--json']);
+    const start = await settled('before the restore');
+    const leader = p.db(start.leader.host);
+    await leader.connect();
+    let target: string;
+    let timeline: number;
+    try {
+      await leader.query('CREATE TABLE pitr (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())');
+      for (let id = 1; id <= 5; id++) await leader.query('INSERT INTO pitr (id) VALUES ($1)', [id]);
+      // The target: the server's clock after the fifth row committed, before the sixth.
+      target = (await leader.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t.toISOString();
+      await waitFor(
+        'the clock to pass the target',
+        async () => (await leader.query<{ ok: boolean }>('SELECT clock_timestamp() > $1::timestamptz AS ok', [target])).rows[0]!.ok,
+        {
+          timeoutMs: 10_000,
+          intervalMs: 50,
+        },
+      );
+      for (let id = 6; id <= 10; id++) await leader.query('INSERT INTO pitr (id) VALUES ($1)', [id]);
+      timeline = await timelineOf(leader);
+    } finally {
+      await leader.end();
+    }
+
+    // Refused without --yes (no terminal here) and refused before the first backup: the leader and the rows stay.
+    const unconfirmed = await gardenos('db', 'restore', '--to', target);
+    assert.notEqual(unconfirmed.code, 0);
+    assert.match(unconfirmed.stderr, /without confirmation[\s\S]*--yes/, unconfirmed.stderr);
+    const early = await gardenos('db', 'restore', '--to', '2001-01-01T00:00:00Z', '--yes');
+    assert.notEqual(early.code, 0);
+    assert.match(early.stderr, /before the first backup/, early.stderr);
+    assert.equal((await settled('after the refusals')).leader.name, start.leader.name, 'nothing was changed');
+
+    const restored = await gardenos('db', 'restore', '--to', target, '--yes', '--timeout', '600');
+    assert.equal(restored.code, 0, `${restored.stderr}\n${await p.podReport()}`);
+    const r = JSON.parse(restored.stdout) as {
+      target: string;
+      from: string;
+      leader: string;
+      safetyBackup: string | null;
+      newBackup: string;
+      dcsBackup: string;
+    };
+    assert.equal(r.target, target);
+    assert.equal(r.leader, `${p.config.postgres.scope}-0`);
+    assert.ok(r.safetyBackup, 'an incremental backup of the state before the restore');
+    for (const step of ['safety backup', 'stop', 'prepare', 'restore', 'replicas', 'full backup'])
+      assert.match(restored.stderr, new RegExp(step), `progress names the step ${step}: ${restored.stderr}`);
+    assert.equal((await stat(r.dcsBackup)).mode & 0o777, 0o600, "Patroni's old keys kept, 0600");
+
+    const after = await settled('after the restore', undefined, 300_000);
+    assert.equal(after.leader.name, r.leader);
+    const db = p.db(after.leader.host);
+    await db.connect();
+    try {
+      const ids = (await db.query<{ id: number }>('SELECT id FROM pitr ORDER BY id')).rows.map((x) => x.id);
+      assert.deepEqual(ids, [1, 2, 3, 4, 5], 'the rows committed before the target, and none after');
+      const now = await timelineOf(db);
+      assert.ok(now > timeline, `a new timeline: ${now} after ${timeline}`);
+      await db.query('INSERT INTO pitr (id) VALUES (6)');
+    } finally {
+      await db.end();
+    }
+    // The repository: the safety backup, then the restored cluster's first full backup, newest; the schedules resumed.
+    const list = JSON.parse((await gardenos('db', 'backup', 'list')).stdout) as { backups: { label: string; type: string }[] };
+    assert.deepEqual(
+      list.backups.slice(-2).map((b) => [b.label, b.type]),
+      [
+        [r.safetyBackup, 'incr'],
+        [r.newBackup, 'full'],
+      ],
+    );
+    const { BatchV1Api } = await import('@kubernetes/client-node');
+    const crons = (await cp.admin().makeApiClient(BatchV1Api).listNamespacedCronJob({ namespace: 'database' })).items;
+    assert.deepEqual(
+      crons.map((c) => [c.metadata!.name, Boolean(c.spec!.suspend)]),
+      crons.map((c) => [c.metadata!.name, false]),
+    );
+    // The pods that moved the data directories aside and removed them are gone.
+    const helpers = await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=postgres-restore' });
+    assert.deepEqual(
+      helpers.items.map((x) => x.metadata!.name),
+      [],
+    );
   });
 
   it('`gardenos doctor` finds each journal failure caused on this cluster, with its fix, and passes once it is undone', async () => {

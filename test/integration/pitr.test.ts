@@ -5,15 +5,20 @@
 // compares with a standby at the same point; a target before the first backup and a damaged backup
 // file are refused with messages that name them, and leave the cluster as it was.
 import assert from 'node:assert/strict';
-import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { openLocalCluster } from '../../src/local/cluster.ts';
 import type { LocalStatus } from '../../src/local/status.ts';
 import type { BackupInfo, RepositoryInfo, VerifyResult } from '../../src/ops/pgbackrest.ts';
 import { waitFor } from '../../src/util/wait.ts';
 import { makeTestCluster, withPassword, type TestCluster } from '../helpers/local.ts';
+
+const run = promisify(execFile);
+const asRoot = process.getuid?.() === 0;
 
 describe('backups: WAL archiving, point-in-time recovery and restore tests with pgBackRest', { timeout: 900_000 }, () => {
   let c: TestCluster;
@@ -262,7 +267,7 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
         async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)),
         { timeoutMs: 90_000, intervalMs: 1000 },
       );
-      assert.match(stalled, /pgBackRest's log says why/);
+      assert.match(stalled, /Permission denied/, 'the cause, from pgBackRest');
       await write('g', 100);
       assert.equal((await counts()).g, 200, 'the primary keeps accepting writes while archiving stalls');
     } finally {
@@ -278,6 +283,62 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
       },
       { timeoutMs: 120_000, intervalMs: 1000 },
     );
+  });
+
+  it('reports stalled archiving when the repository is full, naming the cause; writes go on with the WAL kept on the primary, and archiving catches up once there is room', {
+    skip: asRoot ? false : 'needs root to mount a small file system over the archive (see README)',
+  }, async () => {
+    // The archive moved onto a tmpfs of its own size plus 32 MiB, then filled to the last byte; everything is put back after.
+    const dir = join(c.stateDir, 'pgbackrest', 'repo', 'archive', 'it-pitr');
+    const staging = `${dir}.before-full`;
+    await waitFor('archiving to be healthy first', async () => (await status()).backups?.archiver?.failing === false, { timeoutMs: 120_000, intervalMs: 1000 });
+    const st = await stat(dir);
+    const used = Number((await run('du', ['-sb', dir])).stdout.split('\t')[0]);
+    const size = Math.ceil(used / 1048576) + 32;
+    const filler = join(dir, 'filler');
+    await run('cp', ['-a', dir, staging]);
+    let mounted = false;
+    try {
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${size}m,mode=${(st.mode & 0o7777).toString(8)},uid=${st.uid},gid=${st.gid}`, 'gardenos-it-pitr', dir]);
+      mounted = true;
+      await run('cp', ['-a', `${staging}/.`, `${dir}/`]);
+      await run('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1M 2>/dev/null; true`]);
+      await write('i', 100);
+      await sql('SELECT pg_switch_wal()');
+      const stalled = await waitFor(
+        'status to report the stalled archiver',
+        async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)),
+        { timeoutMs: 90_000, intervalMs: 1000 },
+      );
+      assert.match(stalled, /No space left on device/, 'the cause, from pgBackRest');
+      await write('i', 100);
+      assert.equal((await counts()).i, 200, 'the primary keeps accepting writes while the repository is full');
+      const ready = await sql<{ name: string }>("SELECT name FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'");
+      assert.ok(ready.length > 0, 'the segments not yet archived wait in pg_wal on the primary');
+      await rm(filler);
+      await write('j', 10);
+      await sql('SELECT pg_switch_wal()');
+      await waitFor(
+        'archiving to catch up',
+        async () => {
+          const s = await status();
+          return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
+        },
+        { timeoutMs: 120_000, intervalMs: 1000 },
+      );
+    } finally {
+      // What was archived onto the small file system goes back where it belongs.
+      if (mounted) {
+        await rm(filler, { force: true });
+        await run('cp', ['-a', `${dir}/.`, `${staging}/`]);
+        await run('umount', [dir]);
+        await run('cp', ['-a', `${staging}/.`, `${dir}/`]);
+      }
+      await rm(staging, { recursive: true, force: true });
+    }
+    // Nothing was lost from the archive: every segment archived so far can be read back.
+    const info = await list();
+    assert.ok(info.archive.max && info.archive.max >= (await sql<{ f: string }>('SELECT last_archived_wal AS f FROM pg_stat_archiver'))[0]!.f);
   });
 
   it('names the damaged file when a backup in the repository is corrupted, and restores nothing from it', async () => {

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +20,8 @@ import { backupFor, compareLsn, parseTarget, recoverySettings, targetOptions, ty
 import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../../src/render/pgbackrest.ts';
 import { productionTopology } from '../../src/render/topology.ts';
+import { replicaFromBackupPy } from '../../src/render/kube/backups.ts';
+import { createCa, issue } from '../../src/pki/certs.ts';
 import { exampleConfig, patroniFiles, SECRETS } from '../helpers/fixtures.ts';
 
 const config = exampleConfig();
@@ -237,7 +241,7 @@ describe('backups', () => {
   it('replicas from the repository: Patroni tries the script before basebackup; the script declines an old or missing record', async () => {
     const topology = productionTopology(config);
     const input = { config, topology, member: topology.postgres[0]!, files: patroniFiles('/srv', topology.postgres[0]!.name), secrets: SECRETS };
-    const archive = { archiveCommand: 'a', restoreCommand: 'r', replicaScript: '/srv/replica.sh' };
+    const archive = { archiveCommand: 'a', restoreCommand: 'r', replicaCommand: '/bin/sh /srv/replica.sh' };
     const p = parse(renderPatroniConfig({ ...input, archive })) as { postgresql: { create_replica_methods: string[]; pgbackrest: Record<string, unknown> } };
     assert.deepEqual(p.postgresql.create_replica_methods, ['pgbackrest', 'basebackup']);
     assert.deepEqual(p.postgresql.pgbackrest, { command: '/bin/sh /srv/replica.sh', no_params: true });
@@ -271,6 +275,75 @@ describe('backups', () => {
         `pgbackrest --config=/etc/pgbackrest.conf --stanza=${config.postgres.scope} --pg1-path=/srv/pg1/data --type=standby restore`,
       );
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it("the platform's replica method restores the newest backup only when it is recent and on the leader's timeline, else Patroni copies from the leader", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gardenos-replica-py-'));
+    const ca = await createCa('test CA');
+    const server = await issue(ca, { commonName: 'patroni', ips: ['127.0.0.1'], usage: 'server' });
+    let leaderTimeline = 3;
+    const patroni = createServer({ key: server.key, cert: server.cert }, (_req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          members: [
+            { name: 'g-1', role: 'sync_standby', timeline: leaderTimeline },
+            { name: 'g-0', role: 'leader', timeline: leaderTimeline },
+          ],
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => patroni.listen(0, '127.0.0.1', resolve));
+    try {
+      await writeFile(join(dir, 'ca.crt'), ca.cert);
+      const info = join(dir, 'info.json');
+      // pgBackRest stood in by a program that answers `info` from a file and says what else it was asked (the script's logic is under test).
+      await writeFile(join(dir, 'pgbackrest'), `#!/bin/sh\ncase "$*" in *' info') cat ${info};; *) echo "pgbackrest $*";; esac\n`, { mode: 0o755 });
+      const script = join(dir, 'replica.py');
+      await writeFile(
+        script,
+        replicaFromBackupPy({ ...config, backups: { ...config.backups, replicaFromBackupMaxAgeHours: 1 } }, '/srv/data', join(dir, 'ca.crt')),
+      );
+      const backup = (label: string, ageSeconds: number, timeline: number) => ({
+        label,
+        timestamp: { start: Math.floor(Date.now() / 1000) - ageSeconds - 5, stop: Math.floor(Date.now() / 1000) - ageSeconds },
+        archive: { start: `${timeline.toString(16).padStart(8, '0').toUpperCase()}0000000000000004`, stop: null },
+      });
+      const runScript = async (backups: unknown[]) => {
+        await writeFile(info, JSON.stringify([{ name: config.postgres.scope, backup: backups }]));
+        const env = { PATH: `${dir}:/usr/bin:/bin`, PATRONI_RESTAPI_CONNECT_ADDRESS: `127.0.0.1:${(patroni.address() as AddressInfo).port}` };
+        return promisify(execFile)('python3', [script], { env }).then(
+          (r) => ({ code: 0, ...r }),
+          (e: { code: number; stdout: string; stderr: string }) => e,
+        );
+      };
+      let r = await runScript([]);
+      assert.deepEqual([r.code, r.stderr.trim()], [1, 'gardenos: the repository holds no backup: copying from the leader']);
+      r = await runScript([backup('F1', 60, 3), backup('F2', 7200, 3)]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the newest backup, F2, is 720\d s old \(more than 3600\): copying from the leader/);
+      // After `db restore --to` the leader is on a timeline no backup is on yet.
+      leaderTimeline = 4;
+      r = await runScript([backup('F1', 60, 3)]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the newest backup, F1, is on timeline 3, the leader on 4: copying from the leader/);
+      r = await runScript([backup('F1', 600, 3), backup('F3', 60, 4)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /restoring the newest backup, F3 \(6\d s old, timeline 4\), as a standby/);
+      assert.equal(
+        r.stdout.trim(),
+        `pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=${config.postgres.scope} --pg1-path=/srv/data --set=F3 --type=standby restore`,
+      );
+      // A leader whose REST API cannot be reached (or verified): copied, never guessed.
+      r = await promisify(execFile)('python3', [script], { env: { PATH: `${dir}:/usr/bin:/bin`, PATRONI_RESTAPI_CONNECT_ADDRESS: '127.0.0.1:1' } }).then(
+        () => ({ code: 0, stdout: '', stderr: '' }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the leader's timeline could not be read/);
+    } finally {
+      patroni.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -658,6 +658,7 @@ apps:
       assert.deepEqual(
         objects.map((o) => `${o.kind}/${o.metadata.namespace}/${o.metadata.name}`),
         [
+          'ConfigMap/database/pgbackrest-scripts',
           'Service/database/pgbackrest-repo',
           'StatefulSet/database/pgbackrest-repo',
           'CronJob/database/pgbackrest-full',
@@ -672,7 +673,7 @@ apps:
           jobTemplate: { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: V1Container[] } } } };
         };
       };
-      const crons = objects.slice(2) as unknown as CronJob[];
+      const crons = objects.filter((o) => o.kind === 'CronJob') as unknown as CronJob[];
       assert.deepEqual(
         crons.map((c) => [c.spec.schedule, c.spec.timeZone]),
         [
@@ -682,7 +683,7 @@ apps:
         ],
       );
       // A Job's pod never carries the repository's labels (its Service would send WAL to it).
-      const service = objects[0] as unknown as { spec: { selector: Record<string, string> } };
+      const service = objects.find((o) => o.kind === 'Service') as unknown as { spec: { selector: Record<string, string> } };
       for (const c of crons)
         assert.ok(
           !Object.entries(service.spec.selector).every(([k, v]) => c.spec.jobTemplate.spec.template.metadata.labels[k] === v),
@@ -695,16 +696,25 @@ apps:
 
       // The members: a pgBackRest server beside PostgreSQL, its configuration (member.conf only) where archive_command reads it.
       const sts = docs(files.find((f) => f.path === 'kubernetes/20-postgres.yaml')!).find((o) => o.kind === 'StatefulSet') as unknown as {
-        spec: { template: { spec: { containers: V1Container[]; volumes: { name: string; secret?: { secretName: string; items?: { key: string }[] } }[] } } };
+        spec: {
+          template: {
+            spec: {
+              containers: V1Container[];
+              volumes: { name: string; projected?: { sources: { secret?: { name: string; items: { key: string }[] }; configMap?: { name: string } }[] } }[];
+            };
+          };
+        };
       };
       const sidecar = sts.spec.template.spec.containers.find((c) => c.name === 'pgbackrest')!;
       assert.deepEqual(sidecar.command, ['pgbackrest', 'server', '--tls-server-address=$(POD_IP)']);
       assert.equal(sidecar.securityContext?.runAsUser, 999);
       const confVolume = sts.spec.template.spec.volumes.find((v) => v.name === 'pgbackrest')!;
       assert.deepEqual(
-        confVolume.secret!.items!.map((i) => i.key),
-        ['member.conf'],
-        "never the repository's key in a member's pod",
+        confVolume.projected!.sources.flatMap((src) =>
+          src.secret ? src.secret.items.map((i) => `${src.secret!.name}/${i.key}`) : [`configmap/${src.configMap!.name}`],
+        ),
+        ['pgbackrest/member.conf', 'configmap/pgbackrest-scripts'],
+        "never the repository's key in a member's pod; the replica method's script beside member.conf",
       );
       const secretsDoc = docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!);
       const decoded = (name: string) =>
@@ -715,8 +725,17 @@ apps:
           ]),
         );
       const patroni = parse(decoded('postgres-patroni')['patroni.yml']!) as {
-        postgresql: { parameters: Record<string, string>; recovery_conf: Record<string, string> };
+        postgresql: { parameters: Record<string, string>; recovery_conf: Record<string, string>; create_replica_methods: string[]; pgbackrest: unknown };
       };
+      // A new replica (and `db reinit`) from the repository first, by the script in the ConfigMap the members mount.
+      assert.deepEqual(
+        [patroni.postgresql.create_replica_methods, patroni.postgresql.pgbackrest],
+        [['pgbackrest', 'basebackup'], { command: 'python3 /etc/pgbackrest/replica-from-backup.py', no_params: true }],
+      );
+      assert.match(
+        String((objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: Record<string, string> }).data['replica-from-backup.py']),
+        /--type=standby/,
+      );
       assert.equal(patroni.postgresql.parameters.archive_mode, 'on');
       assert.match(
         patroni.postgresql.parameters.archive_command!,

@@ -11,7 +11,7 @@ import { USERS } from '../files.ts';
 import { renderPgbackrestMemberConfig, renderPgbackrestRepoConfig, stanzaOf, type PgbackrestScratch } from '../pgbackrest.ts';
 import { productionTopology } from '../topology.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
-import { SECRET_NAMES } from './names.ts';
+import { PGDATA, SECRET_NAMES } from './names.ts';
 
 /** The repository's StatefulSet, Service, certificate (file stem and common name) and pod. */
 export const BACKUP_REPO = 'pgbackrest-repo';
@@ -116,10 +116,69 @@ export function memberSidecar(config: Config, image: string, mounts: { pgdata: s
   };
 }
 
-/** The volumes the members' pgBackRest needs: its configuration (member.conf only — never the repository's key) and scratch. */
-export function memberVolumes() {
+/** The members' create_replica_method (backups.replicaFromBackupMaxAgeHours > 0), from the ConfigMap pgbackrest-scripts. */
+export const REPLICA_SCRIPT = '/etc/pgbackrest/replica-from-backup.py';
+const SCRIPTS_CONFIGMAP = 'pgbackrest-scripts';
+
+/**
+ * Patroni's `pgbackrest` create_replica_method on a member (tried before basebackup, for a new replica and `db reinit`):
+ * the repository's newest backup restored as a standby when it is at most replicaFromBackupMaxAgeHours old **and on
+ * the leader's timeline** — then the backup is a point of the leader's own history, whatever happened before (after a
+ * `db restore --to`, every older backup is of a history the leader forked from, and is refused here until the new
+ * timeline's first). Otherwise it exits 1 and Patroni copies from the leader. Python: Patroni's own interpreter is in
+ * the image; the leader's timeline comes from this member's Patroni REST API (its /cluster), the backups from
+ * `pgbackrest info` through the repository pod.
+ */
+export function replicaFromBackupPy(config: Config, dataDir: string, ca = MEMBER_TLS.ca): string {
+  const py = (v: unknown) => JSON.stringify(v);
   return [
-    { name: 'pgbackrest', secret: { secretName: SECRET_NAMES.pgbackrest, defaultMode: 0o400, items: [{ key: 'member.conf', path: 'pgbackrest.conf' }] } },
+    '# Written by GardenOS from gardenos.yaml (backups.replicaFromBackupMaxAgeHours); changes here are overwritten.',
+    'import json, os, ssl, subprocess, sys, time, urllib.request',
+    '',
+    `BASE = ["pgbackrest", ${py(`--config=${PGBACKREST_CONFIG}`)}, ${py(`--stanza=${stanzaOf(config)}`)}, ${py(`--pg1-path=${dataDir}`)}]`,
+    `MAX_AGE = ${Math.round(config.backups.replicaFromBackupMaxAgeHours * 3600)}`,
+    `CA = ${py(ca)}`,
+    '',
+    'def copy(why):',
+    '    print(f"gardenos: {why}: copying from the leader", file=sys.stderr, flush=True)',
+    '    sys.exit(1)',
+    '',
+    'try:',
+    '    out = subprocess.run(BASE + ["--output=json", "--log-level-console=off", "info"], capture_output=True, text=True, timeout=120, check=True).stdout',
+    '    backups = [b for b in json.loads(out)[0].get("backup", []) if not b.get("error")]',
+    'except Exception as e:',
+    '    copy(f"the repository could not be read ({e})")',
+    'if not backups:',
+    '    copy("the repository holds no backup")',
+    'newest = backups[-1]',
+    'age = int(time.time() - newest["timestamp"]["stop"])',
+    'if age > MAX_AGE:',
+    '    copy(f"the newest backup, {newest[\'label\']}, is {age} s old (more than {MAX_AGE})")',
+    'try:',
+    '    url = "https://" + os.environ["PATRONI_RESTAPI_CONNECT_ADDRESS"] + "/cluster"',
+    '    with urllib.request.urlopen(url, context=ssl.create_default_context(cafile=CA), timeout=10) as r:',
+    '        leader = next(m for m in json.load(r)["members"] if m["role"] == "leader")',
+    '    timeline = int(leader["timeline"])',
+    'except Exception as e:',
+    '    copy(f"the leader\'s timeline could not be read ({e!r})")',
+    'backup_timeline = int(newest["archive"]["start"][:8], 16)',
+    'if backup_timeline != timeline:',
+    '    copy(f"the newest backup, {newest[\'label\']}, is on timeline {backup_timeline}, the leader on {timeline}")',
+    'print(f"gardenos: restoring the newest backup, {newest[\'label\']} ({age} s old, timeline {timeline}), as a standby", file=sys.stderr, flush=True)',
+    'os.execvp("pgbackrest", BASE + ["--set=" + newest["label"], "--type=standby", "restore"])',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The volumes the members' pgBackRest needs: its configuration (member.conf only — never the repository's key), with
+ * the replica method's script beside it when there is one, and scratch.
+ */
+export function memberVolumes(config: Config) {
+  const conf = { secret: { name: SECRET_NAMES.pgbackrest, items: [{ key: 'member.conf', path: 'pgbackrest.conf' }] } };
+  const script = { configMap: { name: SCRIPTS_CONFIGMAP, items: [{ key: 'replica-from-backup.py', path: 'replica-from-backup.py' }] } };
+  return [
+    { name: 'pgbackrest', projected: { defaultMode: 0o400, sources: config.backups.replicaFromBackupMaxAgeHours > 0 ? [conf, script] : [conf] } },
     { name: 'pgbackrest-tmp', emptyDir: {} },
   ];
 }
@@ -254,6 +313,16 @@ export function backupManifests(config: Config, image: string): Manifest[] {
   const jobLabels = (type: string) => ({ ...labelsFor('pgbackrest-backup'), 'app.kubernetes.io/component': 'backup', [BACKUP_TYPE_LABEL]: type });
   const schedules = (['full', 'diff', 'incr'] as const).filter((t) => b.schedule[t]);
   return [
+    ...(b.replicaFromBackupMaxAgeHours > 0
+      ? [
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: SCRIPTS_CONFIGMAP, namespace: ns, labels: labelsFor(BACKUP_REPO) },
+            data: { 'replica-from-backup.py': replicaFromBackupPy(config, PGDATA) },
+          },
+        ]
+      : []),
     {
       apiVersion: 'v1',
       kind: 'Service',
@@ -305,6 +374,8 @@ export function backupManifests(config: Config, image: string): Manifest[] {
         ...(b.schedule.timeZone ? { timeZone: b.schedule.timeZone } : {}),
         // pgBackRest's own lock refuses a second backup; Forbid keeps a slow one from piling up Jobs.
         concurrencyPolicy: 'Forbid',
+        // Said, so that `gardenos up` takes it back from a `db restore --to` that stopped half-way (it suspends them).
+        suspend: false,
         startingDeadlineSeconds: 3600,
         successfulJobsHistoryLimit: 3,
         failedJobsHistoryLimit: 3,

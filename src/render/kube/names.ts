@@ -58,3 +58,13 @@ export const SECRET_NAMES = {
  * hash, no secret): a rotation changes it, so `gardenos up` rolls the pods that read them from their environment.
  */
 export const KEYS_REVISION_ANNOTATION = 'gardenos.dev/supabase-keys';
+
+// The PostgreSQL pods' layout (Spilo's), shared by the StatefulSet, its Secrets, backups and `db restore --to`.
+/** Where the volume is mounted, in both images (Spilo's layout). */
+export const PGDATA_MOUNT = '/home/postgres/pgdata';
+/** Patroni's data directory: a directory under the mount, so a file system's lost+found never stops initdb. */
+export const PGDATA = `${PGDATA_MOUNT}/pgroot/data`;
+/** The postgres user and group of each image: images/postgres/install.sh fixes 999; Spilo's is 101. */
+export const POSTGRES_UID = { gardenos: 999, spilo: 101 } as const;
+/** The members' Unix socket directory (an emptyDir shared with their sidecars). */
+export const POSTGRES_SOCKET_DIR = '/var/run/postgresql';

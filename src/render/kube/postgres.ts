@@ -5,18 +5,11 @@ import { USERS } from '../files.ts';
 import { productionTopology } from '../topology.ts';
 import { memberSidecar, memberVolumes, PGBACKREST_CONFIG, PGBACKREST_POD } from './backups.ts';
 import { labelsFor, type Manifest } from './manifest.ts';
-import { SECRET_NAMES, postgresPodLabels } from './names.ts';
+import { PGDATA_MOUNT, POSTGRES_SOCKET_DIR, POSTGRES_UID, SECRET_NAMES, postgresPodLabels } from './names.ts';
 
 const PATRONI_CONFIG_DIR = '/etc/patroni';
-/** Where the volume is mounted, in both images (Spilo's layout). */
-const PGDATA_MOUNT = '/home/postgres/pgdata';
-/** Patroni's data directory: a directory under the mount, so a file system's lost+found never stops initdb. */
-export const PGDATA = `${PGDATA_MOUNT}/pgroot/data`;
-/** The postgres user and group of each image: images/postgres/install.sh fixes 999; Spilo's is 101. */
-const POSTGRES_UID = { gardenos: 999, spilo: 101 } as const;
 /** Beside Spilo (which has no exporter), the exporter's own image, whose entrypoint is the exporter. */
 const POSTGRES_EXPORTER_IMAGE = 'quay.io/prometheuscommunity/postgres-exporter:v0.17.1';
-const SOCKET_DIR = '/var/run/postgresql';
 const EXPORTER_SECRET_DIR = '/etc/postgres-exporter';
 const POD_IP = { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } };
 
@@ -38,7 +31,7 @@ function exporterContainer(config: Config, uid: number) {
     env: [
       POD_IP,
       // No host in the URL (a host there would win), the socket directory as lib/pq's host parameter.
-      { name: 'DATA_SOURCE_URI', value: `:${pg.port}/postgres?host=${SOCKET_DIR}&sslmode=disable` },
+      { name: 'DATA_SOURCE_URI', value: `:${pg.port}/postgres?host=${POSTGRES_SOCKET_DIR}&sslmode=disable` },
       { name: 'DATA_SOURCE_USER', value: USERS.monitor },
       { name: 'DATA_SOURCE_PASS_FILE', value: `${EXPORTER_SECRET_DIR}/password` },
     ],
@@ -54,7 +47,7 @@ function exporterContainer(config: Config, uid: number) {
     },
     resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
     volumeMounts: [
-      { name: 'run', mountPath: SOCKET_DIR },
+      { name: 'run', mountPath: POSTGRES_SOCKET_DIR },
       { name: 'exporter', mountPath: EXPORTER_SECRET_DIR, readOnly: true },
     ],
   };
@@ -162,20 +155,20 @@ export function postgresManifests(config: Config): Manifest[] {
                   { name: 'pgdata', mountPath: PGDATA_MOUNT },
                   { name: 'patroni', mountPath: PATRONI_CONFIG_DIR, readOnly: true },
                   { name: 'tls', mountPath: '/etc/patroni/tls', readOnly: true },
-                  { name: 'run', mountPath: SOCKET_DIR },
+                  { name: 'run', mountPath: POSTGRES_SOCKET_DIR },
                   // backups.enabled: archive_command and restore_command read pgBackRest's configuration.
                   ...(config.backups.enabled ? [{ name: 'pgbackrest', mountPath: dirname(PGBACKREST_CONFIG), readOnly: true }] : []),
                 ],
               },
               ...(config.monitoring.enabled ? [exporterContainer(config, uid)] : []),
-              ...(config.backups.enabled ? [memberSidecar(config, pg.image, { pgdata: PGDATA_MOUNT, run: SOCKET_DIR })] : []),
+              ...(config.backups.enabled ? [memberSidecar(config, pg.image, { pgdata: PGDATA_MOUNT, run: POSTGRES_SOCKET_DIR })] : []),
             ],
             volumes: [
               { name: 'patroni', secret: { secretName: SECRET_NAMES.postgresConfig, defaultMode: 0o400 } },
               { name: 'tls', secret: { secretName: SECRET_NAMES.postgresTls, defaultMode: 0o400 } },
               { name: 'run', emptyDir: {} },
               ...(config.monitoring.enabled ? [{ name: 'exporter', secret: { secretName: SECRET_NAMES.postgresExporter, defaultMode: 0o400 } }] : []),
-              ...(config.backups.enabled ? memberVolumes() : []),
+              ...(config.backups.enabled ? memberVolumes(config) : []),
             ],
           },
         },

@@ -7,15 +7,14 @@ import { hostTls, type Config } from '../../config/schema.ts';
 import { GardenError } from '../../errors.ts';
 import type { PemPair } from '../../pki/certs.ts';
 import type { PlatformSecrets } from '../../platform/secrets.ts';
-import { renderPatroniConfig } from '../patroni.ts';
+import { renderPatroniConfig, type PatroniRenderInput } from '../patroni.ts';
 import { archiveCommand, restoreCommand } from '../pgbackrest.ts';
-import { memberPgbackrestConfig, PGBACKREST_CONFIG, repoPgbackrestConfig } from './backups.ts';
+import { memberPgbackrestConfig, PGBACKREST_CONFIG, REPLICA_SCRIPT, repoPgbackrestConfig } from './backups.ts';
 import { renderPgbouncerUserlist } from '../pgbouncer.ts';
 import { productionTopology } from '../topology.ts';
 import { hostNamespaces, tlsSecretName } from './ingress.ts';
 import { PART_OF, type Manifest } from './manifest.ts';
-import { SECRET_NAMES } from './names.ts';
-import { PGDATA } from './postgres.ts';
+import { PGDATA, POSTGRES_SOCKET_DIR, SECRET_NAMES } from './names.ts';
 
 /** HS256 secrets as a JSON Web Key Set (PostgREST's jwt-secret accepts one): each secret's UTF-8 bytes, as GoTrue signs with them. */
 export const jwks = (secrets: string[]) =>
@@ -55,10 +54,43 @@ function cipherPass(config: Config, secrets: PlatformSecrets): string | undefine
   return secrets.backupCipherPass;
 }
 
+/**
+ * The members' patroni.yml (the Secret postgres-patroni-config): one file for every pod, whose name and addresses come from
+ * its environment (PATRONI_NAME, PATRONI_*_LISTEN / CONNECT_ADDRESS). With `restore`, the bootstrap from a backup that
+ * `db restore --to` puts there while it rebuilds the cluster.
+ */
+export function platformPatroniConfig(config: Config, secrets: PlatformSecrets, restore?: PatroniRenderInput['restore']): string {
+  const tlsDir = '/etc/patroni/tls';
+  return renderPatroniConfig({
+    config,
+    topology: productionTopology(config),
+    member: { name: 'set-by-PATRONI_NAME', address: '0.0.0.0' },
+    files: {
+      dataDir: PGDATA,
+      binDir: `/usr/lib/postgresql/${config.postgres.version}/bin`,
+      socketDir: POSTGRES_SOCKET_DIR,
+      pgpass: '/tmp/pgpass',
+      tls: { ca: `${tlsDir}/ca.crt`, cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key` },
+    },
+    secrets,
+    // backups.enabled: WAL to the repository pod from whichever member is primary; a standby reads what it lacks from it.
+    ...(config.backups.enabled
+      ? {
+          archive: {
+            archiveCommand: archiveCommand(PGBACKREST_CONFIG, config, PGDATA),
+            restoreCommand: restoreCommand(PGBACKREST_CONFIG, config, PGDATA),
+            // A new replica from the repository when its newest backup is recent and on the leader's timeline.
+            ...(config.backups.replicaFromBackupMaxAgeHours > 0 ? { replicaCommand: `python3 ${REPLICA_SCRIPT}` } : {}),
+          },
+        }
+      : {}),
+    ...(restore ? { restore } : {}),
+  });
+}
+
 /** The Secrets the manifests reference, with their contents: only `render --with-secrets` and `gardenos up` produce these. */
 export function secretManifests(config: Config, input: SecretInputs): Manifest[] {
   const { secrets } = input;
-  const topo = productionTopology(config);
   const secret = (name: string, ns: string, data: Record<string, string>): Manifest => ({
     apiVersion: 'v1',
     kind: 'Secret',
@@ -66,26 +98,7 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     type: 'Opaque',
     data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
   });
-  const tlsDir = '/etc/patroni/tls';
-  const socketDir = '/var/run/postgresql';
-  const patroni = renderPatroniConfig({
-    config,
-    topology: topo,
-    // Name and addresses come from the pod's environment (PATRONI_NAME, PATRONI_*_LISTEN / CONNECT_ADDRESS).
-    member: { name: 'set-by-PATRONI_NAME', address: '0.0.0.0' },
-    files: {
-      dataDir: PGDATA,
-      binDir: `/usr/lib/postgresql/${config.postgres.version}/bin`,
-      socketDir,
-      pgpass: '/tmp/pgpass',
-      tls: { ca: `${tlsDir}/ca.crt`, cert: `${tlsDir}/tls.crt`, key: `${tlsDir}/tls.key` },
-    },
-    secrets,
-    // backups.enabled: WAL to the repository pod from whichever member is primary; a standby reads what it lacks from it.
-    ...(config.backups.enabled
-      ? { archive: { archiveCommand: archiveCommand(PGBACKREST_CONFIG, config, PGDATA), restoreCommand: restoreCommand(PGBACKREST_CONFIG, config, PGDATA) } }
-      : {}),
-  });
+  const patroni = platformPatroniConfig(config, secrets);
   const ns = config.namespaces;
   const pgHost = `postgres-primary.${ns.database}.svc`;
   const url = (user: string, password: string) =>
@@ -138,8 +151,8 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
     // member encrypts what it pushes.
     out.push(
       secret(SECRET_NAMES.pgbackrest, ns.database, {
-        'member.conf': memberPgbackrestConfig(config, PGDATA, socketDir, pass),
-        'repo.conf': repoPgbackrestConfig(config, PGDATA, socketDir, pass),
+        'member.conf': memberPgbackrestConfig(config, PGDATA, POSTGRES_SOCKET_DIR, pass),
+        'repo.conf': repoPgbackrestConfig(config, PGDATA, POSTGRES_SOCKET_DIR, pass),
         'ca.crt': input.ca,
         'tls.crt': input.backupRepo.cert,
         'tls.key': input.backupRepo.key,
