@@ -7,7 +7,8 @@
 // with every acknowledged write checked afterwards, and the longest wait of a second writer through the
 // pooler (postgres-pooler, paused by the switchover) — which should see no failure. Other operators publish
 // ~8 s (switchover) and ~13 s (pod deletion). Then backups (pgBackRest's repository pod): `pgbackrest check`, full
-// backups as `db backup` runs them (each Job ending with its restore test) and a differential.
+// backups as `db backup` runs them (each Job ending with its restore test) and a differential; last, a point-in-time
+// recovery beside the cluster and one of the whole cluster (`db restore --to latest`).
 //   npm run bench:node        (BENCH_NODE_SWITCHOVERS=3 BENCH_NODE_DELETES=3 BENCH_NODE_BACKUPS=3)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,6 +19,8 @@ import { silent } from '../src/log/events.ts';
 import { waitFor } from '../src/util/wait.ts';
 import { buildImage } from '../test/helpers/containerfile.ts';
 import { platformBackup, platformBackupCheck, platformBackupList } from '../src/platform/backups.ts';
+import { platformPointInTimeRestore, platformRestoreBeside, platformStopBeside } from '../src/platform/restore.ts';
+import { readPlatformSecrets } from '../src/platform/secrets.ts';
 import { RECIPES, startPlatformNodes } from '../test/helpers/platform-nodes.ts';
 import { formatMs, percentile } from './stats.ts';
 
@@ -180,6 +183,23 @@ try {
   const have = new Set(stored.map((r) => r.id));
   const lost = acked.filter((a) => !have.has(a.id)).length;
   rows.push(['acknowledged writes lost', '1', String(lost), String(lost), `of ${acked.length} acknowledged, ${failed} refused`]);
+
+  // Point-in-time recovery on the platform, last (it rebuilds the cluster): beside the cluster, then in place, to the
+  // latest archived WAL — each with its safety and new full backups, as `gardenos db restore --to latest` runs.
+  if (BACKUPS > 0) {
+    progress('point-in-time recovery: beside the cluster, then the whole cluster');
+    const kc = p.cp.admin();
+    const beside = await platformRestoreBeside(kc, config, { kind: 'latest' }, { report: silent, timeoutMs: 600_000 });
+    stat('`db restore --to latest --beside` (check, pod, restore, promote)', [beside.durationMs]);
+    await platformStopBeside(kc, config);
+    const secrets = await readPlatformSecrets(p.secretsDir);
+    const pitr = await platformPointInTimeRestore(
+      { kc, config, secretsDir: p.secretsDir, secrets },
+      { kind: 'latest' },
+      { report: silent, timeoutMs: 900_000 },
+    );
+    stat('`db restore --to latest` in place (safety backup … new full backup)', [pitr.durationMs]);
+  }
 
   console.log(table(['MEASURE', 'N', 'P50', 'MAX', 'NOTE'], rows));
   if (lost > 0) process.exitCode = 1;

@@ -447,12 +447,45 @@ export async function platformRestoreCommand(opts: {
   config: string;
   secretsDir?: string;
   kubeconfig?: string;
-  to: string;
+  to?: string;
   from?: string;
+  beside?: boolean;
+  stopBeside?: boolean;
   yes?: boolean;
   timeout: string;
   json?: boolean;
 }): Promise<number> {
+  if (opts.stopBeside) {
+    if (opts.to !== undefined || opts.beside) throw new GardenError('CONFIG_INVALID', '--stop-beside takes no target and no --beside');
+    const { config, kc } = await platformKube(opts);
+    const { platformStopBeside } = await import('../platform/restore.ts');
+    const stopped = await platformStopBeside(kc, config);
+    print(opts.json, { stopped }, () =>
+      stopped ? 'the restored instance beside the cluster is stopped and removed' : 'no restored instance runs beside the cluster',
+    );
+    return 0;
+  }
+  if (opts.to === undefined)
+    throw new GardenError('CONFIG_INVALID', 'restore to what? --to <time|LSN|latest>', { hint: 'gardenos db backup list shows what the repository can reach' });
+  if (opts.beside) {
+    const { config, kc } = await platformKube(opts);
+    const { parseTarget } = await import('../ops/pgbackrest.ts');
+    const { platformRestoreBeside } = await import('../platform/restore.ts');
+    // Nothing of the cluster changes, so nothing to confirm.
+    const r = await platformRestoreBeside(kc, config, parseTarget(opts.to), {
+      ...(opts.from ? { from: opts.from } : {}),
+      report: streamReporter(process.stderr, Boolean(opts.json)),
+      timeoutMs: Number(opts.timeout) * 1000,
+    });
+    print(opts.json, r, () =>
+      [
+        `restored ${r.from} to ${r.target} beside the cluster in ${(r.durationMs / 1000).toFixed(1)} s (pod ${r.namespace}/${r.pod}); the cluster was not touched`,
+        `read it with: ${r.psql}`,
+        'stop and remove it with: gardenos db restore --stop-beside',
+      ].join('\n'),
+    );
+    return 0;
+  }
   const { config, kc } = await platformKube(opts);
   const { describeTarget, parseTarget } = await import('../ops/pgbackrest.ts');
   const { defaultSecretsDir, readPlatformSecrets } = await import('../platform/secrets.ts');

@@ -139,7 +139,11 @@ const DB_OPERATIONS = [
   ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)', false],
   ['failover', 'promote the member named by --to, whether or not there is a healthy leader', false],
   ['restart', "restart one member's PostgreSQL through its Patroni", true],
-  ['reinit', "wipe a replica's data and copy it again from the leader (never the leader)", true],
+  [
+    'reinit',
+    "wipe a replica's data and build it again: from a recent backup (backups.enabled), else from the leader (never the leader)",
+    true,
+  ],
 ] as const;
 for (const [name, description, member] of DB_OPERATIONS) {
   const c = db.command(name).description(description);
@@ -315,7 +319,9 @@ program
 // `gardenos db …`: the production cluster's Patroni operations (`local db` for the local cluster).
 const platformDb = program
   .command('db')
-  .description("the production PostgreSQL cluster through Patroni's REST API on the postgres nodes: switchover, failover, restart, reinit");
+  .description(
+    "the production PostgreSQL cluster: switchover, failover, restart, reinit (Patroni's REST API on the postgres nodes); backup and point-in-time restore (pgBackRest, through Kubernetes)",
+  );
 for (const [name, description, member] of DB_OPERATIONS) {
   const c = platformDb.command(name).description(description);
   if (member) c.argument('<member>', 'the Patroni member (on Kubernetes, the pod: <scope>-0, …)');
@@ -369,15 +375,31 @@ platformOpts(
   platformDb
     .command('restore')
     .description(
-      "point-in-time recovery: rebuild the platform's PostgreSQL from the repository at a time, an LSN or the latest archived WAL (a safety backup first; asks first)",
+      "point-in-time recovery: rebuild the platform's PostgreSQL from the repository at a time, an LSN or the latest archived WAL (a safety backup first; asks first), or restore it beside the cluster",
     )
-    .requiredOption('--to <target>', 'latest, a time with its offset (2026-11-30T09:15:00Z) or an LSN (0/3000060)')
+    .option('--to <target>', 'latest, a time with its offset (2026-11-30T09:15:00Z) or an LSN (0/3000060)')
     .option('--from <backup>', 'the backup to start from (default: the newest one before the target)')
+    .option(
+      '--beside',
+      'restore into a pod of its own beside the cluster (Unix socket only; read it with kubectl exec) and leave it running; the cluster is not touched',
+    )
+    .option('--stop-beside', 'delete the pod a `--beside` restore left running')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--timeout <seconds>', 'how long to wait for each step (the backups, the restored leader, its replicas)', '900'),
 ).action(
-  run(async (opts: { config: string; secretsDir?: string; kubeconfig?: string; to: string; from?: string; yes?: boolean; timeout: string; json?: boolean }) =>
-    (await dbCmds()).platformRestoreCommand(opts),
+  run(
+    async (opts: {
+      config: string;
+      secretsDir?: string;
+      kubeconfig?: string;
+      to?: string;
+      from?: string;
+      beside?: boolean;
+      stopBeside?: boolean;
+      yes?: boolean;
+      timeout: string;
+      json?: boolean;
+    }) => (await dbCmds()).platformRestoreCommand(opts),
   ),
 );
 

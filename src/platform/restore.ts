@@ -6,16 +6,19 @@
 // archived WAL up to the target (patroni.yml's bootstrap method, in its Secret for as long as that takes);
 // the others then copied from it; the moved-aside directories removed; the new timeline's first full backup;
 // the CronJobs as they were. A failure on the way says where everything is and how to put it back.
+// `--beside` instead restores the point into a pod of its own on the repository's side and leaves it running.
 import { join } from 'node:path';
 import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
 import { EtcdClient } from '../clients/etcd.ts';
+import { execInPod } from '../clients/kubernetes.ts';
 import { PatroniClient, readyLeader, type PatroniClusterView } from '../clients/patroni.ts';
 import type { Config } from '../config/schema.ts';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import { cleanPatroniKeys } from '../ops/dcs.ts';
-import { chooseBackup, describeTarget, recoverySettings, type BackupInfo, type RecoveryTarget } from '../ops/pgbackrest.ts';
-import { PGBACKREST_CONFIG, PGBACKREST_POD } from '../render/kube/backups.ts';
+import { chooseBackup, describeTarget, recoverySettings, targetOptions, type BackupInfo, type RecoveryTarget } from '../ops/pgbackrest.ts';
+import { BACKUP_REPO_CONTAINER, BESIDE_POD, BESIDE_SOCKET, besidePod, PGBACKREST_CONFIG, PGBACKREST_POD } from '../render/kube/backups.ts';
+import { USERS } from '../render/files.ts';
 import { labelsFor } from '../render/kube/manifest.ts';
 import { PGDATA, PGDATA_MOUNT, POSTGRES_UID, postgresPodSelector, SECRET_NAMES } from '../render/kube/names.ts';
 import { platformPatroniConfig } from '../render/kube/secrets.ts';
@@ -23,7 +26,7 @@ import { pgbackrest, restoreCommand } from '../render/pgbackrest.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { patroniKeys } from '../router/dcs.ts';
 import { waitFor } from '../util/wait.ts';
-import { platformBackup, platformBackupList } from './backups.ts';
+import { platformBackup, platformBackupCheck, platformBackupList } from './backups.ts';
 import type { PlatformSecrets } from './secrets.ts';
 
 export interface PlatformRestoreInput {
@@ -280,4 +283,93 @@ export async function platformPointInTimeRestore(
   report({ kind: 'step', step: 'full backup', status: 'done', detail: newBackup });
   await resume();
   return { target: describeTarget(target), from: from.label, leader: first, safetyBackup, newBackup, dcsBackup, durationMs: Date.now() - started };
+}
+
+export interface PlatformBesideResult {
+  target: string;
+  from: string;
+  namespace: string;
+  pod: string;
+  /** How to read it: psql in the pod, on its socket. */
+  psql: string;
+  durationMs: number;
+}
+
+/**
+ * `db restore --to … --beside`: the point restored into a pod of its own beside the cluster (on the repository's
+ * node, Unix socket only) and left running to be read; the cluster is not touched. `pgbackrest check` first, so every
+ * WAL up to now is in the repository. One at a time: an existing one is named, with how to stop it.
+ */
+export async function platformRestoreBeside(
+  kc: KubeConfig,
+  config: Config,
+  target: RecoveryTarget,
+  opts: { from?: string; report: Reporter; timeoutMs: number },
+): Promise<PlatformBesideResult> {
+  const started = Date.now();
+  const namespace = config.namespaces.database;
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(CoreV1Api);
+  const existing = await core.readNamespacedPod({ namespace, name: BESIDE_POD }).catch(() => undefined);
+  if (existing)
+    throw new GardenError('STATE_CONFLICT', `a restore beside the cluster already runs (pod ${namespace}/${BESIDE_POD}, ${existing.status?.phase})`, {
+      hint: 'stop it first: gardenos db restore --stop-beside',
+    });
+  await platformCheckTarget(kc, config, target, opts.from);
+  // Everything written up to now reaches the repository before the restore reads it.
+  await platformBackupCheck(kc, config, opts.report);
+  const from = await platformCheckTarget(kc, config, target, opts.from);
+  opts.report({
+    kind: 'step',
+    step: 'restore beside',
+    status: 'start',
+    detail: `${from.label} + WAL to ${describeTarget(target)}: pod ${namespace}/${BESIDE_POD}`,
+  });
+  await core.createNamespacedPod({ namespace, body: besidePod(config, config.postgres.image, from.label, targetOptions(target)) as V1Pod });
+  const psql = ['psql', '-X', '-h', BESIDE_SOCKET, '-U', USERS.superuser, '-d', 'postgres'];
+  await waitFor(
+    `the restored PostgreSQL in ${namespace}/${BESIDE_POD} to reach ${describeTarget(target)} and promote`,
+    async () => {
+      const pod = await core.readNamespacedPod({ namespace, name: BESIDE_POD });
+      if (pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') {
+        const log = String(await core.readNamespacedPodLog({ namespace, name: BESIDE_POD, tailLines: 12 }).catch((e: unknown) => describe(e)));
+        throw new GardenError('BACKEND_UNAVAILABLE', `the restore beside the cluster stopped (${pod.status.phase})`, {
+          details: log.trim().split('\n'),
+          hint: `kubectl -n ${namespace} logs ${BESIDE_POD}; then gardenos db restore --stop-beside`,
+        });
+      }
+      const r = await execInPod(
+        kc,
+        { namespace, pod: BESIDE_POD, container: BACKUP_REPO_CONTAINER },
+        [...psql, '-At', '-c', 'select pg_is_in_recovery()'],
+        10_000,
+      );
+      return r.stdout.trim() === 'f' ? true : undefined;
+    },
+    { timeoutMs: opts.timeoutMs, intervalMs: 1_000, isFatal: (e) => e instanceof GardenError && e.code === 'BACKEND_UNAVAILABLE' },
+  );
+  opts.report({ kind: 'step', step: 'restore beside', status: 'done', detail: 'promoted at the target' });
+  return {
+    target: describeTarget(target),
+    from: from.label,
+    namespace,
+    pod: BESIDE_POD,
+    psql: `kubectl -n ${namespace} exec -it ${BESIDE_POD} -- ${psql.join(' ')}`,
+    durationMs: Date.now() - started,
+  };
+}
+
+/** `db restore --stop-beside`: the pod of a restore beside the cluster deleted (its scratch space goes with it); false when none ran. */
+export async function platformStopBeside(kc: KubeConfig, config: Config): Promise<boolean> {
+  const namespace = config.namespaces.database;
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const core = kc.makeApiClient(CoreV1Api);
+  if (!(await core.readNamespacedPod({ namespace, name: BESIDE_POD }).catch(() => undefined))) return false;
+  await core.deleteNamespacedPod({ namespace, name: BESIDE_POD, gracePeriodSeconds: 10 });
+  await waitFor(
+    `pod ${namespace}/${BESIDE_POD} to go`,
+    async () => ((await core.readNamespacedPod({ namespace, name: BESIDE_POD }).catch(() => undefined)) ? undefined : true),
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
+  return true;
 }

@@ -735,6 +735,34 @@ describe('a real node: kubelet and containerd running pods from images made here
     assert.match(early.stderr, /before the first backup/, early.stderr);
     assert.equal((await settled('after the refusals')).leader.name, start.leader.name, 'nothing was changed');
 
+    // Beside the cluster first: the same point in a pod of its own, read through kubectl exec; the cluster untouched.
+    const beside = await gardenos('db', 'restore', '--to', target, '--beside');
+    assert.equal(beside.code, 0, `${beside.stderr}\n${await p.podReport()}`);
+    const b = JSON.parse(beside.stdout) as { pod: string; psql: string };
+    assert.match(b.psql, /^kubectl -n database exec -it pgbackrest-beside -- psql /);
+    const read = await execInPod(
+      cp.admin(),
+      { namespace: 'database', pod: b.pod, container: 'pgbackrest' },
+      ['psql', '-X', '-At', '-h', '/tmp/beside/run', '-U', 'postgres', '-d', 'postgres', '-c', 'SELECT id FROM pitr ORDER BY id'],
+      30_000,
+    );
+    assert.deepEqual(read.stdout.trim().split('\n').map(Number), [1, 2, 3, 4, 5], 'the rows up to the target, beside the cluster');
+    const twice = await gardenos('db', 'restore', '--to', target, '--beside');
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /already runs[\s\S]*--stop-beside/, 'one at a time');
+    const stopped = await gardenos('db', 'restore', '--stop-beside');
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.deepEqual(JSON.parse(stopped.stdout), { stopped: true });
+    const untouched = await settled('after the restore beside');
+    assert.equal(untouched.leader.name, start.leader.name);
+    const still = p.db(untouched.leader.host);
+    await still.connect();
+    try {
+      assert.equal((await still.query<{ n: string }>('SELECT count(*) AS n FROM pitr')).rows[0]!.n, '10', 'the cluster keeps every row');
+    } finally {
+      await still.end();
+    }
+
     const restored = await gardenos('db', 'restore', '--to', target, '--yes', '--timeout', '600');
     assert.equal(restored.code, 0, `${restored.stderr}\n${await p.podReport()}`);
     const r = JSON.parse(restored.stdout) as {
@@ -780,6 +808,15 @@ describe('a real node: kubelet and containerd running pods from images made here
       crons.map((c) => [c.metadata!.name, Boolean(c.spec!.suspend)]),
       crons.map((c) => [c.metadata!.name, false]),
     );
+    // Replicas: members 1 and 2 were copied from the restored leader — every backup then was of the old history, and the
+    // replica method's script declined the newest, naming the timelines — and `db reinit` now restores the new full backup.
+    const scope = p.config.postgres.scope;
+    const log = async (name: string) => String(await core.readNamespacedPodLog({ name, namespace: 'database', container: 'postgres' }));
+    for (const m of [`${scope}-1`, `${scope}-2`]) assert.match(await log(m), /is on timeline \d+, the leader on \d+: copying from the leader/, `${m}'s log`);
+    const reinit = await p.c.cli(['db', 'reinit', `${scope}-1`, '--yes', '--config', p.configFile, '--secrets-dir', p.secretsDir]);
+    assert.equal(reinit.code, 0, reinit.stderr);
+    await settled('after a reinit from the repository', undefined, 300_000);
+    assert.match(await log(`${scope}-1`), new RegExp(`restoring the newest backup, ${r.newBackup} \\(\\d+ s old, timeline \\d+\\), as a standby`));
     // The pods that moved the data directories aside and removed them are gone.
     const helpers = await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=postgres-restore' });
     assert.deepEqual(

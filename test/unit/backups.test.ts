@@ -299,12 +299,17 @@ describe('backups', () => {
       await writeFile(join(dir, 'ca.crt'), ca.cert);
       const info = join(dir, 'info.json');
       // pgBackRest stood in by a program that answers `info` from a file and says what else it was asked (the script's logic is under test).
-      await writeFile(join(dir, 'pgbackrest'), `#!/bin/sh\ncase "$*" in *' info') cat ${info};; *) echo "pgbackrest $*";; esac\n`, { mode: 0o755 });
-      const script = join(dir, 'replica.py');
+      // Like the real one, it refuses a pg option for `info` (ERROR: [031]).
       await writeFile(
-        script,
-        replicaFromBackupPy({ ...config, backups: { ...config.backups, replicaFromBackupMaxAgeHours: 1 } }, '/srv/data', join(dir, 'ca.crt')),
+        join(dir, 'pgbackrest'),
+        `#!/bin/sh\ncase "$*" in *pg1-path*' info') echo "ERROR: [031]: option 'pg1-path' not valid for command 'info'" >&2; exit 31;; *' info') cat ${info};; *) echo "pgbackrest $*";; esac\n`,
+        { mode: 0o755 },
       );
+      const script = join(dir, 'replica.py');
+      // Rendered for this test's Patroni: its port, a one-hour limit.
+      const port = (patroni.address() as AddressInfo).port;
+      const rendered = { ...config, postgres: { ...config.postgres, patroniPort: port }, backups: { ...config.backups, replicaFromBackupMaxAgeHours: 1 } };
+      await writeFile(script, replicaFromBackupPy(rendered, '/srv/data', join(dir, 'ca.crt')));
       const backup = (label: string, ageSeconds: number, timeline: number) => ({
         label,
         timestamp: { start: Math.floor(Date.now() / 1000) - ageSeconds - 5, stop: Math.floor(Date.now() / 1000) - ageSeconds },
@@ -312,7 +317,7 @@ describe('backups', () => {
       });
       const runScript = async (backups: unknown[]) => {
         await writeFile(info, JSON.stringify([{ name: config.postgres.scope, backup: backups }]));
-        const env = { PATH: `${dir}:/usr/bin:/bin`, PATRONI_RESTAPI_CONNECT_ADDRESS: `127.0.0.1:${(patroni.address() as AddressInfo).port}` };
+        const env = { PATH: `${dir}:/usr/bin:/bin`, POD_IP: '127.0.0.1' };
         return promisify(execFile)('python3', [script], { env }).then(
           (r) => ({ code: 0, ...r }),
           (e: { code: number; stdout: string; stderr: string }) => e,
@@ -336,7 +341,7 @@ describe('backups', () => {
         `pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=${config.postgres.scope} --pg1-path=/srv/data --set=F3 --type=standby restore`,
       );
       // A leader whose REST API cannot be reached (or verified): copied, never guessed.
-      r = await promisify(execFile)('python3', [script], { env: { PATH: `${dir}:/usr/bin:/bin`, PATRONI_RESTAPI_CONNECT_ADDRESS: '127.0.0.1:1' } }).then(
+      r = await promisify(execFile)('python3', [script], { env: { PATH: `${dir}:/usr/bin:/bin`, POD_IP: '127.0.0.2' } }).then(
         () => ({ code: 0, stdout: '', stderr: '' }),
         (e: { code: number; stdout: string; stderr: string }) => e,
       );

@@ -126,7 +126,7 @@ const SCRIPTS_CONFIGMAP = 'pgbackrest-scripts';
  * the leader's timeline** — then the backup is a point of the leader's own history, whatever happened before (after a
  * `db restore --to`, every older backup is of a history the leader forked from, and is refused here until the new
  * timeline's first). Otherwise it exits 1 and Patroni copies from the leader. Python: Patroni's own interpreter is in
- * the image; the leader's timeline comes from this member's Patroni REST API (its /cluster), the backups from
+ * the image; the leader's timeline comes from this member's Patroni REST API (its /cluster, on POD_IP), the backups from
  * `pgbackrest info` through the repository pod.
  */
 export function replicaFromBackupPy(config: Config, dataDir: string, ca = MEMBER_TLS.ca): string {
@@ -135,7 +135,8 @@ export function replicaFromBackupPy(config: Config, dataDir: string, ca = MEMBER
     '# Written by GardenOS from gardenos.yaml (backups.replicaFromBackupMaxAgeHours); changes here are overwritten.',
     'import json, os, ssl, subprocess, sys, time, urllib.request',
     '',
-    `BASE = ["pgbackrest", ${py(`--config=${PGBACKREST_CONFIG}`)}, ${py(`--stanza=${stanzaOf(config)}`)}, ${py(`--pg1-path=${dataDir}`)}]`,
+    `BASE = ["pgbackrest", ${py(`--config=${PGBACKREST_CONFIG}`)}, ${py(`--stanza=${stanzaOf(config)}`)}]`,
+    `PGDATA = ${py(`--pg1-path=${dataDir}`)}`,
     `MAX_AGE = ${Math.round(config.backups.replicaFromBackupMaxAgeHours * 3600)}`,
     `CA = ${py(ca)}`,
     '',
@@ -144,10 +145,12 @@ export function replicaFromBackupPy(config: Config, dataDir: string, ca = MEMBER
     '    sys.exit(1)',
     '',
     'try:',
-    '    out = subprocess.run(BASE + ["--output=json", "--log-level-console=off", "info"], capture_output=True, text=True, timeout=120, check=True).stdout',
-    '    backups = [b for b in json.loads(out)[0].get("backup", []) if not b.get("error")]',
-    'except Exception as e:',
-    '    copy(f"the repository could not be read ({e})")',
+    '    info = subprocess.run(BASE + ["--output=json", "--log-level-console=off", "info"], capture_output=True, text=True, timeout=120)',
+    '    if info.returncode != 0:',
+    '        copy(f"the repository could not be read (pgbackrest info: {(info.stderr.strip().splitlines() or [info.returncode])[-1]})")',
+    '    backups = [b for b in json.loads(info.stdout)[0].get("backup", []) if not b.get("error")]',
+    'except (OSError, ValueError, KeyError, IndexError, subprocess.TimeoutExpired) as e:',
+    '    copy(f"the repository could not be read ({e!r})")',
     'if not backups:',
     '    copy("the repository holds no backup")',
     'newest = backups[-1]',
@@ -155,7 +158,9 @@ export function replicaFromBackupPy(config: Config, dataDir: string, ca = MEMBER
     'if age > MAX_AGE:',
     '    copy(f"the newest backup, {newest[\'label\']}, is {age} s old (more than {MAX_AGE})")',
     'try:',
-    '    url = "https://" + os.environ["PATRONI_RESTAPI_CONNECT_ADDRESS"] + "/cluster"',
+    // Patroni hands its methods no PATRONI_* variables: the pod's address (the REST API listens there) and the port.
+    '    ip = os.environ["POD_IP"]',
+    `    url = "https://" + (f"[{ip}]" if ":" in ip else ip) + ":${config.postgres.patroniPort}/cluster"`,
     '    with urllib.request.urlopen(url, context=ssl.create_default_context(cafile=CA), timeout=10) as r:',
     '        leader = next(m for m in json.load(r)["members"] if m["role"] == "leader")',
     '    timeline = int(leader["timeline"])',
@@ -165,7 +170,7 @@ export function replicaFromBackupPy(config: Config, dataDir: string, ca = MEMBER
     'if backup_timeline != timeline:',
     '    copy(f"the newest backup, {newest[\'label\']}, is on timeline {backup_timeline}, the leader on {timeline}")',
     'print(f"gardenos: restoring the newest backup, {newest[\'label\']} ({age} s old, timeline {timeline}), as a standby", file=sys.stderr, flush=True)',
-    'os.execvp("pgbackrest", BASE + ["--set=" + newest["label"], "--type=standby", "restore"])',
+    'os.execvp("pgbackrest", BASE + [PGDATA, "--set=" + newest["label"], "--type=standby", "restore"])',
     '',
   ].join('\n');
 }
@@ -227,6 +232,76 @@ const repoMounts = [
 ];
 
 /**
+ * PostgreSQL on restored data in a pod of the repository's side: the members' postgresql.conf comes along, so their
+ * addresses, TLS files, synchronous standbys and archiving are overridden; only the pod's socket under `dir`, with an
+ * hba of its own (trust there: nobody but `kubectl exec` into the pod can reach it).
+ */
+const socketOnly = (dir: string) => [
+  '-c listen_addresses=',
+  '-c unix_socket_directories=$sock',
+  '-c port=5432',
+  `-c hba_file=${dir}/hba.conf`,
+  '-c ssl=off',
+  '-c archive_mode=off',
+  '-c synchronous_standby_names=',
+  '-c shared_buffers=32MB',
+];
+
+/** `db restore --to … --beside` on the platform: the pod, its container and where its PostgreSQL listens. */
+export const BESIDE_POD = 'pgbackrest-beside';
+export const BESIDE_SOCKET = `${TMP}/beside/run`;
+
+/**
+ * The pod of `db restore --to … --beside`: on the repository's volume (its node), the backup `label` restored into its
+ * scratch space with recovery to the target (`targetOptions`: pgBackRest's --type/--target), archiving off, then
+ * PostgreSQL in the foreground on a Unix socket only — it promotes at the target and stays up to be read with
+ * `kubectl exec`; the running cluster is not touched.
+ */
+export function besidePod(config: Config, image: string, label: string, targetOptions: string[]): Manifest {
+  const stanza = stanzaOf(config);
+  const bin = `/usr/lib/postgresql/${config.postgres.version}/bin`;
+  const resetHosts = memberHosts(config).map((_, i) => `--reset-pg${i + 1}-host`);
+  const dir = `${TMP}/beside`;
+  const script = [
+    'set -eu',
+    `data=${dir}/data; sock=${BESIDE_SOCKET}; mkdir -p "$data" "$sock"; chmod 0700 "$data"`,
+    [
+      'pgbackrest',
+      `--stanza=${stanza}`,
+      ...resetHosts,
+      '--pg1-path="$data"',
+      `--set=${label}`,
+      ...targetOptions.map((o) => `'${o}'`),
+      '--archive-mode=off',
+      'restore',
+    ].join(' '),
+    `printf 'local all all trust\\n' > ${dir}/hba.conf`,
+    `exec ${bin}/postgres -D "$data" ${socketOnly(dir).join(' ')}`,
+    '',
+  ].join('\n');
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: BESIDE_POD, namespace: config.namespaces.database, labels: { ...labelsFor(BESIDE_POD), 'app.kubernetes.io/component': 'backup' } },
+    spec: {
+      restartPolicy: 'Never',
+      ...repoPodBase(image),
+      containers: [
+        {
+          name: BACKUP_REPO_CONTAINER,
+          image,
+          command: ['sh', '-c', script],
+          securityContext: restricted,
+          resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '1Gi' } },
+          volumeMounts: repoMounts,
+        },
+      ],
+      volumes: repoPodVolumes(`repo-${backupRepoPod()}`),
+    },
+  };
+}
+
+/**
  * What a backup Job runs: the stanza made if the repository is new (idempotent), the backup, and after a full
  * backup with verifyAfterFull a restore test — the newest backup restored into the pod's scratch space, started on
  * a socket only with recovery to the backup's end, checked with pg_amcheck and row counts, its result written to
@@ -250,16 +325,7 @@ export function backupScript(config: Config, type: 'full' | 'diff' | 'incr'): st
     const psql = `${bin}/psql -X -At -h "$sock" -U ${USERS.superuser} -d postgres`;
     // The members' postgresql.conf comes along: their addresses, TLS files, synchronous standbys and archiving are
     // overridden; only this pod's socket, with an hba of its own (trust there: nobody else can reach it).
-    const opts = [
-      '-c listen_addresses=',
-      '-c unix_socket_directories=$sock',
-      '-c port=5432',
-      `-c hba_file=${TMP}/verify/hba.conf`,
-      '-c ssl=off',
-      '-c archive_mode=off',
-      '-c synchronous_standby_names=',
-      '-c shared_buffers=32MB',
-    ].join(' ');
+    const opts = socketOnly(`${TMP}/verify`).join(' ');
     lines.push(
       'started=$(date +%s)',
       `label=$(pgbackrest --stanza=${stanza} info | sed -n 's/^ *full backup: //p' | tail -n 1)`,
