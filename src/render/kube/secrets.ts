@@ -55,7 +55,7 @@ function cipherPass(config: Config, secrets: PlatformSecrets): string | undefine
 }
 
 /**
- * The members' patroni.yml (the Secret postgres-patroni-config): one file for every pod, whose name and addresses come from
+ * The members' patroni.yml (the Secret postgres-patroni): one file for every pod, whose name and addresses come from
  * its environment (PATRONI_NAME, PATRONI_*_LISTEN / CONNECT_ADDRESS). With `restore`, the bootstrap from a backup that
  * `db restore --to` puts there while it rebuilds the cluster.
  */
