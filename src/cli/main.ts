@@ -139,11 +139,7 @@ const DB_OPERATIONS = [
   ['switchover', 'planned switchover: the leader hands over to a healthy replica (the synchronous standby unless --to)', false],
   ['failover', 'promote the member named by --to, whether or not there is a healthy leader', false],
   ['restart', "restart one member's PostgreSQL through its Patroni", true],
-  [
-    'reinit',
-    "wipe a replica's data and build it again: from a recent backup (backups.enabled), else from the leader (never the leader)",
-    true,
-  ],
+  ['reinit', "wipe a replica's data and build it again: from a recent backup (backups.enabled), else from the leader (never the leader)", true],
 ] as const;
 for (const [name, description, member] of DB_OPERATIONS) {
   const c = db.command(name).description(description);
