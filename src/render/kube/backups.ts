@@ -323,8 +323,6 @@ export function backupScript(config: Config, type: 'full' | 'diff' | 'incr'): st
       .map((_, i) => `--reset-pg${i + 1}-host`)
       .join(' ');
     const psql = `${bin}/psql -X -At -h "$sock" -U ${USERS.superuser} -d postgres`;
-    // The members' postgresql.conf comes along: their addresses, TLS files, synchronous standbys and archiving are
-    // overridden; only this pod's socket, with an hba of its own (trust there: nobody else can reach it).
     const opts = socketOnly(`${TMP}/verify`).join(' ');
     lines.push(
       'started=$(date +%s)',
