@@ -6,7 +6,7 @@ import { GardenError } from '../errors.ts';
 import { streamReporter } from '../log/events.ts';
 import { openLocalCluster, patroniAccess, type LocalCluster } from '../local/cluster.ts';
 import type { PgTarget } from '../ops/backup.ts';
-import type { RepositoryInfo } from '../ops/pgbackrest.ts';
+import type { PitrResult, RepositoryInfo } from '../ops/pgbackrest.ts';
 import { USERS } from '../render/files.ts';
 import { reinitMember, restartMember, switchover, type OperationResult, type PatroniAccess } from '../ops/patroni.ts';
 import { confirmed } from './confirm.ts';
@@ -397,15 +397,7 @@ async function besideCommand(g: GlobalOptions, to: string, opts: { from?: string
 const pitrLoss = (what: string, target: string) =>
   `This rebuilds ${what} as it was at ${target}: every member is stopped and its data replaced; what was written after that point is no longer in the cluster (an incremental backup of the current state is taken first, and stays in the repository).`;
 
-const pitrLines = (r: {
-  target: string;
-  from: string;
-  durationMs: number;
-  leader: string;
-  safetyBackup: string | null;
-  newBackup: string;
-  dcsBackup: string;
-}) =>
+const pitrLines = (r: PitrResult) =>
   [
     `cluster restored to ${r.target} from ${r.from} in ${(r.durationMs / 1000).toFixed(1)} s; leader ${r.leader}`,
     ...(r.safetyBackup ? [`the state before the restore is kept in the repository as backup ${r.safetyBackup}`] : []),
@@ -443,7 +435,7 @@ async function pitrCommand(g: GlobalOptions, to: string, opts: { from?: string; 
  * `gardenos db restore --to`: the platform's PostgreSQL StatefulSet rebuilt at a point in time from the repository pod
  * (a safety backup first), through the Kubernetes API and etcd; asks first.
  */
-export async function platformRestoreCommand(opts: {
+export interface PlatformRestoreOptions {
   config: string;
   secretsDir?: string;
   kubeconfig?: string;
@@ -454,7 +446,9 @@ export async function platformRestoreCommand(opts: {
   yes?: boolean;
   timeout: string;
   json?: boolean;
-}): Promise<number> {
+}
+
+export async function platformRestoreCommand(opts: PlatformRestoreOptions): Promise<number> {
   if (opts.stopBeside) {
     if (opts.to !== undefined || opts.beside) throw new GardenError('CONFIG_INVALID', '--stop-beside takes no target and no --beside');
     const { config, kc } = await platformKube(opts);

@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import type { GlobalOptions } from './local.ts';
 import type { DashboardFlags } from './dashboard.ts';
+import type { PlatformRestoreOptions } from './db.ts';
 import { GATEWAY_AUTH_PORT } from '../render/kube/names.ts';
 import { formatError } from './output.ts';
 
@@ -382,22 +383,7 @@ platformOpts(
     .option('--stop-beside', 'delete the pod a `--beside` restore left running')
     .option('-y, --yes', 'do not ask for confirmation')
     .option('--timeout <seconds>', 'how long to wait for each step (the backups, the restored leader, its replicas)', '900'),
-).action(
-  run(
-    async (opts: {
-      config: string;
-      secretsDir?: string;
-      kubeconfig?: string;
-      to?: string;
-      from?: string;
-      beside?: boolean;
-      stopBeside?: boolean;
-      yes?: boolean;
-      timeout: string;
-      json?: boolean;
-    }) => (await dbCmds()).platformRestoreCommand(opts),
-  ),
-);
+).action(run(async (opts: PlatformRestoreOptions) => (await dbCmds()).platformRestoreCommand(opts)));
 
 program
   .command('doctor')

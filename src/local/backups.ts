@@ -1,7 +1,7 @@
 // The local cluster's backups (backups.enabled, or `local up --with-backups`): pgBackRest's files, the
 // stanza made at `up` with a first full backup, backups on demand, the restore test, and point-in-time
 // recovery of the whole cluster through Patroni's custom bootstrap.
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CronExpressionParser } from 'cron-parser';
@@ -22,6 +22,7 @@ import {
   type BackupInfo,
   type BackupType,
   type PgbackrestContext,
+  type PitrResult,
   type RecoveryTarget,
   type RepositoryInfo,
   type SocketTarget,
@@ -42,6 +43,7 @@ import { dcsClean, scopePrefix } from './dcs.ts';
 import { patroniStopOrder } from './down.ts';
 import { memberArchive } from './files.ts';
 import { readSecrets } from './state.ts';
+import { tail } from './supervisor.ts';
 
 export function pgbackrestContext(c: LocalCluster): PgbackrestContext {
   const b = c.layout.backups;
@@ -196,17 +198,6 @@ export async function localVerify(c: LocalCluster, label: string | undefined, re
   await writeFileAtomic(c.layout.backups.recordFile, `${JSON.stringify(result, null, 2)}\n`, 0o644);
   await writeBackupRecords(c).catch(() => {});
   return result;
-}
-
-export interface PitrResult {
-  target: string;
-  from: string;
-  leader: string;
-  safetyBackup: string | null;
-  /** The full backup taken of the restored cluster. */
-  newBackup: string;
-  dcsBackup: string;
-  durationMs: number;
 }
 
 /**
@@ -535,20 +526,7 @@ async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<Back
  * Patroni log here — just before "archive command failed"), without its hints, from the log's tail only.
  */
 async function lastArchiveError(logFile: string): Promise<string | undefined> {
-  const tail = await open(logFile, 'r')
-    .then(async (h) => {
-      try {
-        const { size } = await h.stat();
-        const length = Math.min(size, 256 * 1024);
-        const buf = Buffer.alloc(length);
-        await h.read(buf, 0, length, size - length);
-        return buf.toString('utf8');
-      } finally {
-        await h.close();
-      }
-    })
-    .catch(() => '');
-  const lines = tail.split('\n');
+  const lines = await tail(logFile, 10_000);
   const failed = lines.findLastIndex((l) => l.includes('archive command failed'));
   const error = lines.slice(0, Math.max(failed, 0)).findLastIndex((l) => /^ERROR: \[\d+\]/.test(l));
   // Its own error is just before it: an older one further up is not taken for it.

@@ -215,6 +215,21 @@ export function backupFor(info: RepositoryInfo, target: RecoveryTarget): BackupI
   return chosen;
 }
 
+/** What `db restore --to` reports, local and platform alike. */
+export interface PitrResult {
+  target: string;
+  /** The backup it started from. */
+  from: string;
+  leader: string;
+  /** The incremental backup of the state before the restore, when a leader ran. */
+  safetyBackup: string | null;
+  /** The full backup taken of the restored cluster: its new timeline's first. */
+  newBackup: string;
+  /** Patroni's keys as they were (0600). */
+  dcsBackup: string;
+  durationMs: number;
+}
+
 export const describeTarget = (t: RecoveryTarget) => (t.kind === 'time' ? t.time.toISOString() : t.kind === 'lsn' ? t.lsn : 'latest');
 
 /**

@@ -89,7 +89,8 @@ export interface PlatformBackupResult {
   verify: PlatformVerify | null;
 }
 
-const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+/** A name's time part (20261201-054707): Jobs and helper pods made now. */
+export const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
 /** The last lines a Job's pod logged: what a failure message shows. */
 async function jobLog(kc: KubeConfig, namespace: string, job: string): Promise<string[]> {

@@ -16,7 +16,7 @@ import type { Config } from '../config/schema.ts';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
 import { cleanPatroniKeys } from '../ops/dcs.ts';
-import { chooseBackup, describeTarget, recoverySettings, targetOptions, type BackupInfo, type RecoveryTarget } from '../ops/pgbackrest.ts';
+import { chooseBackup, describeTarget, recoverySettings, targetOptions, type BackupInfo, type PitrResult, type RecoveryTarget } from '../ops/pgbackrest.ts';
 import { BACKUP_REPO_CONTAINER, BESIDE_POD, BESIDE_SOCKET, besidePod, PGBACKREST_CONFIG, PGBACKREST_POD } from '../render/kube/backups.ts';
 import { USERS } from '../render/files.ts';
 import { labelsFor } from '../render/kube/manifest.ts';
@@ -26,7 +26,7 @@ import { pgbackrest, restoreCommand } from '../render/pgbackrest.ts';
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { patroniKeys } from '../router/dcs.ts';
 import { waitFor } from '../util/wait.ts';
-import { platformBackup, platformBackupCheck, platformBackupList } from './backups.ts';
+import { platformBackup, platformBackupCheck, platformBackupList, stamp } from './backups.ts';
 import type { PlatformSecrets } from './secrets.ts';
 
 export interface PlatformRestoreInput {
@@ -36,25 +36,12 @@ export interface PlatformRestoreInput {
   secrets: PlatformSecrets;
 }
 
-export interface PlatformPitrResult {
-  target: string;
-  from: string;
-  leader: string;
-  safetyBackup: string | null;
-  /** The full backup taken of the restored cluster: its new timeline's first. */
-  newBackup: string;
-  /** Patroni's keys as they were, for `dcs restore`. */
-  dcsBackup: string;
-  durationMs: number;
-}
-
 /** The backup a restore to `target` would start from (the one named by `from`, if given); refuses what the repository cannot reach. */
 export async function platformCheckTarget(kc: KubeConfig, config: Config, target: RecoveryTarget, from?: string): Promise<BackupInfo> {
   return chooseBackup(await platformBackupList(kc, config), target, from, 'gardenos db backup list');
 }
 
 const statefulSet = (config: Config) => ({ namespace: config.namespaces.database, name: config.postgres.scope });
-const stamp = () => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
 /** Patroni's view of the cluster from whichever postgres node answers first; undefined when none does. */
 async function clusterView(config: Config, caFile: string): Promise<PatroniClusterView | undefined> {
@@ -71,7 +58,7 @@ async function clusterView(config: Config, caFile: string): Promise<PatroniClust
  * the image, no API token, no network of the node — and waits for every one to succeed. The local-path volume's
  * node affinity puts each pod on the node that holds the data. A failure names the member and shows the pod's log.
  */
-async function onEveryVolume(kc: KubeConfig, config: Config, what: string, script: string, timeoutMs: number): Promise<string[]> {
+async function onEveryVolume(kc: KubeConfig, config: Config, what: string, script: string, timeoutMs: number): Promise<void> {
   const { CoreV1Api } = await import('@kubernetes/client-node');
   const core = kc.makeApiClient(CoreV1Api);
   const namespace = config.namespaces.database;
@@ -106,7 +93,7 @@ async function onEveryVolume(kc: KubeConfig, config: Config, what: string, scrip
   );
   try {
     for (const body of pods) await core.createNamespacedPod({ namespace, body });
-    return await Promise.all(
+    await Promise.all(
       pods.map(async (p) => {
         const name = p.metadata!.name!;
         const phase = await waitFor(
@@ -117,12 +104,12 @@ async function onEveryVolume(kc: KubeConfig, config: Config, what: string, scrip
           },
           { timeoutMs, intervalMs: 500 },
         );
-        const log = String(await core.readNamespacedPodLog({ namespace, name }).catch((e: unknown) => `(no log: ${describe(e)})`)).trim();
-        if (phase === 'Failed')
+        if (phase === 'Failed') {
+          const log = String(await core.readNamespacedPodLog({ namespace, name, tailLines: 8 }).catch((e: unknown) => `(no log: ${describe(e)})`));
           throw new GardenError('BACKEND_UNAVAILABLE', `${what} on the volume of ${p.metadata!.labels!['gardenos.dev/member']} failed`, {
-            details: log.split('\n').slice(-8),
+            details: log.trim().split('\n'),
           });
-        return log;
+        }
       }),
     );
   } finally {
@@ -138,7 +125,7 @@ export async function platformPointInTimeRestore(
   input: PlatformRestoreInput,
   target: RecoveryTarget,
   opts: { from?: string; report: Reporter; timeoutMs: number },
-): Promise<PlatformPitrResult> {
+): Promise<PitrResult> {
   const { kc, config, secretsDir, secrets } = input;
   const { report, timeoutMs } = opts;
   const started = Date.now();
@@ -315,10 +302,9 @@ export async function platformRestoreBeside(
     throw new GardenError('STATE_CONFLICT', `a restore beside the cluster already runs (pod ${namespace}/${BESIDE_POD}, ${existing.status?.phase})`, {
       hint: 'stop it first: gardenos db restore --stop-beside',
     });
-  await platformCheckTarget(kc, config, target, opts.from);
-  // Everything written up to now reaches the repository before the restore reads it.
-  await platformBackupCheck(kc, config, opts.report);
   const from = await platformCheckTarget(kc, config, target, opts.from);
+  // Everything written up to now reaches the repository before the restore reads it (no backup is added: the choice stands).
+  await platformBackupCheck(kc, config, opts.report);
   opts.report({
     kind: 'step',
     step: 'restore beside',

@@ -18,6 +18,7 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { execInPod } from '../../src/clients/kubernetes.ts';
+import type { PitrResult } from '../../src/ops/pgbackrest.ts';
 import { readyPoolerPods } from '../../src/platform/pooler.ts';
 import { silent } from '../../src/log/events.ts';
 import { scramVerifier } from '../../src/ops/roles.ts';
@@ -765,14 +766,7 @@ describe('a real node: kubelet and containerd running pods from images made here
 
     const restored = await gardenos('db', 'restore', '--to', target, '--yes', '--timeout', '600');
     assert.equal(restored.code, 0, `${restored.stderr}\n${await p.podReport()}`);
-    const r = JSON.parse(restored.stdout) as {
-      target: string;
-      from: string;
-      leader: string;
-      safetyBackup: string | null;
-      newBackup: string;
-      dcsBackup: string;
-    };
+    const r = JSON.parse(restored.stdout) as PitrResult;
     assert.equal(r.target, target);
     assert.equal(r.leader, `${p.config.postgres.scope}-0`);
     assert.ok(r.safetyBackup, 'an incremental backup of the state before the restore');

@@ -43,6 +43,21 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
       },
       { timeoutMs: 120_000, intervalMs: 500 },
     );
+  // What status says of WAL archiving: the problem it reports while archiving fails, and its end.
+  const stalledArchiver = () =>
+    waitFor('status to report the stalled archiver', async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)), {
+      timeoutMs: 90_000,
+      intervalMs: 1000,
+    });
+  const archivingCaughtUp = () =>
+    waitFor(
+      'archiving to catch up',
+      async () => {
+        const s = await status();
+        return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
   const write = (phase: string, n: number) => sql(`INSERT INTO ledger (phase) SELECT $1 FROM generate_series(1, ${n})`, [phase]);
   const counts = async () =>
     Object.fromEntries((await sql<{ phase: string; n: string }>('SELECT phase, count(*) AS n FROM ledger GROUP BY phase')).map((r) => [r.phase, Number(r.n)]));
@@ -262,11 +277,7 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
       for (const [d] of dirs) await chmod(d, 0o500);
       await write('g', 100);
       await sql('SELECT pg_switch_wal()');
-      const stalled = await waitFor(
-        'status to report the stalled archiver',
-        async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)),
-        { timeoutMs: 90_000, intervalMs: 1000 },
-      );
+      const stalled = await stalledArchiver();
       assert.match(stalled, /Permission denied/, 'the cause, from pgBackRest');
       await write('g', 100);
       assert.equal((await counts()).g, 200, 'the primary keeps accepting writes while archiving stalls');
@@ -275,14 +286,7 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     }
     await write('h', 10);
     await sql('SELECT pg_switch_wal()');
-    await waitFor(
-      'archiving to catch up',
-      async () => {
-        const s = await status();
-        return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
-      },
-      { timeoutMs: 120_000, intervalMs: 1000 },
-    );
+    await archivingCaughtUp();
   });
 
   it('reports stalled archiving when the repository is full, naming the cause; writes go on with the WAL kept on the primary, and archiving catches up once there is room', {
@@ -291,7 +295,7 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
     // The archive moved onto a tmpfs of its own size plus 32 MiB, then filled to the last byte; everything is put back after.
     const dir = join(c.stateDir, 'pgbackrest', 'repo', 'archive', 'it-pitr');
     const staging = `${dir}.before-full`;
-    await waitFor('archiving to be healthy first', async () => (await status()).backups?.archiver?.failing === false, { timeoutMs: 120_000, intervalMs: 1000 });
+    await archivingCaughtUp();
     const st = await stat(dir);
     const used = Number((await run('du', ['-sb', dir])).stdout.split('\t')[0]);
     const size = Math.ceil(used / 1048576) + 32;
@@ -305,11 +309,7 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
       await run('sh', ['-c', `dd if=/dev/zero of=${filler} bs=1M 2>/dev/null; true`]);
       await write('i', 100);
       await sql('SELECT pg_switch_wal()');
-      const stalled = await waitFor(
-        'status to report the stalled archiver',
-        async () => (await status()).problems.find((p) => /WAL archiving is failing/.test(p)),
-        { timeoutMs: 90_000, intervalMs: 1000 },
-      );
+      const stalled = await stalledArchiver();
       assert.match(stalled, /No space left on device/, 'the cause, from pgBackRest');
       await write('i', 100);
       assert.equal((await counts()).i, 200, 'the primary keeps accepting writes while the repository is full');
@@ -318,14 +318,7 @@ describe('backups: WAL archiving, point-in-time recovery and restore tests with 
       await rm(filler);
       await write('j', 10);
       await sql('SELECT pg_switch_wal()');
-      await waitFor(
-        'archiving to catch up',
-        async () => {
-          const s = await status();
-          return !s.problems.some((p) => /WAL archiving is failing/.test(p)) && s.backups?.archiver?.failing === false;
-        },
-        { timeoutMs: 120_000, intervalMs: 1000 },
-      );
+      await archivingCaughtUp();
     } finally {
       // What was archived onto the small file system goes back where it belongs.
       if (mounted) {
