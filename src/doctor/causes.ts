@@ -245,7 +245,9 @@ export function logLineTime(line: string): number | undefined {
   if (iso) return Date.parse(iso[1]!) || undefined;
   const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:[.,](\d+))?(?: (UTC|GMT))?/.exec(line);
   if (!m) return undefined;
-  const t = Date.parse(`${m[1]}T${m[2]}${m[4] ? 'Z' : ''}`);
+  // The fraction counts: a line written 0.9 s into the second a command began is after its start, not before it.
+  const ms = (m[3] ?? '0').padEnd(3, '0').slice(0, 3);
+  const t = Date.parse(`${m[1]}T${m[2]}.${ms}${m[4] ? 'Z' : ''}`);
   return Number.isNaN(t) ? undefined : t;
 }
 

@@ -113,6 +113,10 @@ describe('start-up causes from the logs', () => {
     assert.equal(logLineTime(lines[1]!), Date.parse('2026-11-29T22:00:00.000Z'));
     assert.deepEqual(linesSince(lines, Date.parse('2026-11-29T22:00:01Z')), lines.slice(2));
     assert.deepEqual(linesSince(lines, Date.parse('2026-11-29T22:00:05Z')), lines.slice(4));
+    // Within one second: a line at ,996 is after a start at .500 (startup-causes lost a cause to this once).
+    const late = ['2026-11-29 22:00:09,996 INFO: Failed to import patroni.dcs.etcd3', 'Traceback (most recent call last):'];
+    assert.deepEqual(linesSince(late, Date.parse('2026-11-29T22:00:09.500')), late);
+    assert.equal(logLineTime('2026-11-29 22:00:09.12 UTC [7] LOG:  x'), Date.parse('2026-11-29T22:00:09.120Z'));
   });
 
   it('parses patroni --version', () => {
