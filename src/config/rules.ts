@@ -127,12 +127,6 @@ export function checkRules(c: Config): RuleIssue[] {
     });
   // The platform's schedules are CronJobs, which count minutes: a seconds field is for the local profile's scheduler only.
   if (c.backups.enabled && c.nodes.length) {
-    if (c.backups.repository.s3)
-      issues.push({
-        path: ['backups', 'repository', 's3'],
-        message:
-          "an S3 repository is the local profile's for now; on the platform the repository pod's own volume holds the backups (backups.repository.storage)",
-      });
     if (c.postgres.flavor !== 'gardenos')
       issues.push({
         path: ['backups', 'enabled'],

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
+import { readS3Credentials, type S3Credentials } from '../config/credentials.ts';
 import { hostTls, type Config } from '../config/schema.ts';
 import { GardenError } from '../errors.ts';
 import { renderGrafanaDashboard } from '../render/grafana.ts';
@@ -91,6 +92,7 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
     const prometheusClient = config.monitoring.enabled ? await readPair(opts.secretsDir, 'etcd-client-prometheus') : undefined;
     const poolerServer = config.pooler.enabled ? await readPair(opts.secretsDir, POOLER_CERT) : undefined;
     const backupRepo = config.backups.enabled ? await readPair(opts.secretsDir, BACKUP_REPO_CERT) : undefined;
+    const backupS3 = config.backups.enabled ? await readBackupS3(config) : undefined;
     add(
       'kubernetes/05-secrets.yaml',
       manifestsYaml(
@@ -103,6 +105,7 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
           ...(prometheusClient ? { prometheusClient } : {}),
           ...(poolerServer ? { poolerServer } : {}),
           ...(backupRepo ? { backupRepo } : {}),
+          ...(backupS3 ? { backupS3 } : {}),
         }),
       ),
       0o600,
@@ -121,6 +124,22 @@ export async function renderPlatform(config: Config, opts: RenderOptions): Promi
   // For a Grafana the user already runs: the panels of `gardenos dashboard` (import it, pick the Prometheus).
   add('monitoring/grafana-dashboard.json', `${JSON.stringify(renderGrafanaDashboard(config), null, 2)}\n`);
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** backups.repository.s3: the access key (its file only its owner may read) and the endpoint's CA, read where GardenOS runs. */
+async function readBackupS3(config: Config): Promise<{ key: S3Credentials; ca?: string } | undefined> {
+  const s3 = config.backups.repository.s3;
+  if (!s3) return undefined;
+  const key = await readS3Credentials(s3.credentialsFile);
+  if (!s3.caFile) return { key };
+  const ca = await readFile(s3.caFile, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new GardenError('CONFIG_NOT_FOUND', `backups.repository.s3.caFile ${s3.caFile}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`, {
+      hint: "the PEM certificate of the CA that signed the S3 endpoint's certificate, on the machine that runs gardenos",
+    });
+  });
+  if (!ca.includes('-----BEGIN CERTIFICATE-----'))
+    throw new GardenError('CONFIG_INVALID', `backups.repository.s3.caFile ${s3.caFile} holds no PEM certificate`);
+  return { key, ca };
 }
 
 /** The objects of a render's kustomization, in its order — what `kubectl apply -k` would apply. */

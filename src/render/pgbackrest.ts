@@ -39,8 +39,11 @@ type Options = [string, string | number][];
 /** Where an S3 repository keeps this cluster's files inside the bucket: repository.path, else /<cluster.name>. */
 export const s3RepoPath = (config: Config) => config.backups.repository.path ?? `/${config.cluster.name}`;
 
-/** The repository's storage: a directory (repo1-path), or an S3 bucket with the path as its prefix, always over TLS. */
-function storageOptions(config: Config, repoPath: string, s3Key: S3Credentials | undefined): Options {
+/**
+ * The repository's storage: a directory (repo1-path), or an S3 bucket with the path as its prefix, always over TLS.
+ * `caFile`: where the endpoint's CA is on the host that runs pgBackRest (default: backups.repository.s3.caFile).
+ */
+function storageOptions(config: Config, repoPath: string, s3Key: S3Credentials | undefined, caFile = config.backups.repository.s3?.caFile): Options {
   const s3 = config.backups.repository.s3;
   if (!s3) return [['repo1-path', repoPath]];
   if (!s3Key) throw new Error('the pgBackRest repository configuration needs the S3 access key');
@@ -53,26 +56,30 @@ function storageOptions(config: Config, repoPath: string, s3Key: S3Credentials |
     ['repo1-s3-bucket', s3.bucket],
     ['repo1-s3-region', s3.region],
     ['repo1-s3-uri-style', s3.uriStyle],
-    ...(s3.caFile ? ([['repo1-storage-ca-file', s3.caFile]] as Options) : []),
+    ...(caFile ? ([['repo1-storage-ca-file', caFile]] as Options) : []),
     ['repo1-s3-key', s3Key.accessKeyId],
     ['repo1-s3-key-secret', s3Key.secretAccessKey],
   ];
 }
 
-/** The repository's own options: where it is, how long backups are kept, its cipher. */
-function repositoryOptions(config: Config, repoPath: string, cipherPass: string | undefined, s3Key?: S3Credentials): Options {
-  const b = config.backups;
-  if (b.encryption !== 'none' && !cipherPass) throw new Error('the pgBackRest repository configuration needs the cipher passphrase');
+/** The repository's cipher: what encrypts backups and WAL, on whichever side writes them. */
+function cipherOptions(config: Config, cipherPass: string | undefined): Options {
+  if (config.backups.encryption === 'none') return [];
+  if (!cipherPass) throw new Error('the pgBackRest repository configuration needs the cipher passphrase');
   return [
-    ...storageOptions(config, repoPath, s3Key),
+    ['repo1-cipher-type', config.backups.encryption],
+    ['repo1-cipher-pass', cipherPass],
+  ];
+}
+
+/** The repository's own options: where it is, how long backups are kept, its cipher. */
+function repositoryOptions(config: Config, repoPath: string, cipherPass: string | undefined, s3Key?: S3Credentials, s3CaFile?: string): Options {
+  const b = config.backups;
+  return [
+    ...storageOptions(config, repoPath, s3Key, s3CaFile),
     ['repo1-retention-full', b.retentionFull],
     ['repo1-retention-diff', b.retentionDiff],
-    ...(b.encryption === 'none'
-      ? []
-      : ([
-          ['repo1-cipher-type', b.encryption],
-          ['repo1-cipher-pass', cipherPass!],
-        ] as Options)),
+    ...cipherOptions(config, cipherPass),
   ];
 }
 
@@ -143,13 +150,13 @@ function tlsServerOptions(config: Config, tls: PgbackrestTls, clientCn: string):
 /**
  * The platform, PostgreSQL's side (each member's pod): the repository is a remote host reached over mutual TLS
  * (archive-push, archive-get), and this member runs pgBackRest's TLS server so the repository can reach its data
- * directory for backups; only the repository's certificate (`repoClientCn`) is let in. The repository's path and
- * cipher are here too: a member compresses and encrypts what it pushes, and names the path the remote opens.
+ * directory for backups; only the repository's certificate (`repoClientCn`) is let in. The cipher is here too (a
+ * member encrypts what it pushes), but not where the repository stores: a path or bucket the client does not name is
+ * the repository server's own (found by experiment, pgBackRest 2.45) — so a member never holds an S3 key.
  */
 export function renderPgbackrestMemberConfig(o: {
   config: Config;
   repoHost: string;
-  repoPath: string;
   cipherPass?: string;
   tls: PgbackrestTls;
   scratch: PgbackrestScratch;
@@ -159,7 +166,7 @@ export function renderPgbackrestMemberConfig(o: {
   const { config, tls, member } = o;
   const b = config.backups;
   const global: Options = [
-    ...repositoryOptions(config, o.repoPath, o.cipherPass),
+    ...cipherOptions(config, o.cipherPass),
     ['repo1-host', o.repoHost],
     ['repo1-host-type', 'tls'],
     ['repo1-host-port', b.serverPort],
@@ -188,6 +195,8 @@ export function renderPgbackrestRepoConfig(o: {
   config: Config;
   repoPath: string;
   cipherPass?: string;
+  /** backups.repository.s3: the access key, and where the endpoint's CA is in the repository's pods. */
+  s3?: { key: S3Credentials; caFile?: string };
   tls: PgbackrestTls;
   scratch: PgbackrestScratch;
   memberClientCn: string;
@@ -198,7 +207,7 @@ export function renderPgbackrestRepoConfig(o: {
   const { config, tls } = o;
   const b = config.backups;
   const global: Options = [
-    ...repositoryOptions(config, o.repoPath, o.cipherPass),
+    ...repositoryOptions(config, o.repoPath, o.cipherPass, o.s3?.key, o.s3?.caFile),
     ['archive-timeout', b.archiveTimeoutSeconds],
     ...backupOptions,
     ['tls-server-address', '*'],

@@ -1,8 +1,9 @@
 // A real S3-compatible object store for the tests: SeaweedFS's `weed mini` (master, volume, filer and S3 gateway in
 // one process), built from its Go module by scripts/build-seaweedfs.sh, serving S3 over TLS with a certificate from
 // a CA made here, one access key, and the bucket made at start. pgBackRest verifies the endpoint's certificate by
-// DNS name only, so it answers on localhost (127.0.0.1) on ports of the caller's choosing. `stop` kills it and
-// removes its files, also after a failed start.
+// DNS name only, so it answers on localhost (127.0.0.1) on ports of the caller's choosing — or on another address
+// of this machine with a name of the caller's in its certificate (the platform's pods reach it by a cluster DNS
+// name). `stop` kills it and removes its files, also after a failed start.
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -26,12 +27,17 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-/** Starts SeaweedFS in `dir` with its ports from `portBase` up (ten of them), and waits until the bucket takes requests. */
-export async function startS3(o: { dir: string; portBase: number; bucket: string }): Promise<S3Server> {
+/**
+ * Starts SeaweedFS in `dir` with its ports from `portBase` up (ten of them), and waits until the bucket takes requests.
+ * `address` (default 127.0.0.1) is where it listens; `name` (default localhost) the endpoint's name, in its certificate.
+ */
+export async function startS3(o: { dir: string; portBase: number; bucket: string; address?: string; name?: string }): Promise<S3Server> {
+  const address = o.address ?? '127.0.0.1';
+  const name = o.name ?? 'localhost';
   const weed = (await run('bash', [BUILD], { maxBuffer: 1 << 20 })).stdout.trim();
   await mkdir(join(o.dir, 'data'), { recursive: true });
   const ca = await createCa('gardenos test S3 CA', 2);
-  const leaf = await issue(ca, { commonName: 'localhost', ips: [], dnsNames: ['localhost'], usage: 'server' });
+  const leaf = await issue(ca, { commonName: name, ips: [], dnsNames: [name], usage: 'server' });
   const file = (name: string) => join(o.dir, name);
   await writeFile(file('ca.crt'), ca.cert);
   await writeFile(file('s3.crt'), leaf.cert);
@@ -55,8 +61,8 @@ export async function startS3(o: { dir: string; portBase: number; bucket: string
   const args = [
     'mini',
     `-dir=${file('data')}`,
-    '-ip=127.0.0.1',
-    '-ip.bind=127.0.0.1',
+    `-ip=${address}`,
+    `-ip.bind=${address}`,
     `-master.port=${p(0)}`,
     `-master.port.grpc=${p(1)}`,
     `-volume.port=${p(2)}`,
@@ -88,8 +94,8 @@ export async function startS3(o: { dir: string; portBase: number; bucket: string
     }
     await rm(o.dir, { recursive: true, force: true });
   };
-  const endpoint = `localhost:${p(6)}`;
-  const filer = `http://127.0.0.1:${p(4)}`;
+  const endpoint = `${name}:${p(6)}`;
+  const filer = `http://${address}:${p(4)}`;
   try {
     // Ready when the bucket made at start lists (pgBackRest itself, as GardenOS will use it): the S3 port answers a little before it exists.
     const probe = file('probe.conf');
@@ -99,12 +105,15 @@ export async function startS3(o: { dir: string; portBase: number; bucket: string
         '[global]',
         'repo1-type=s3',
         'repo1-path=/',
-        'repo1-s3-endpoint=localhost',
+        `repo1-s3-endpoint=${name}`,
+        // Readiness only, at its address (the name may be one only the platform's pods resolve; pgBackRest checks the
+        // certificate against the host it connects to): the certificate is checked by every real use, not here.
+        `repo1-storage-host=${address}`,
+        'repo1-storage-verify-tls=n',
         `repo1-storage-port=${p(6)}`,
         `repo1-s3-bucket=${o.bucket}`,
         'repo1-s3-region=us-east-1',
         'repo1-s3-uri-style=path',
-        `repo1-storage-ca-file=${file('ca.crt')}`,
         `repo1-s3-key=${key.accessKeyId}`,
         `repo1-s3-key-secret=${key.secretAccessKey}`,
         `lock-path=${file('lock')}`,

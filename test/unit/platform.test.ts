@@ -2,7 +2,7 @@
 // the Kubernetes OpenAPI schema (kubernetes-models), no secret outside the files
 // marked secret, and the settings the issue asks for.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +15,7 @@ import type { Config } from '../../src/config/schema.ts';
 import { platformManifests } from '../../src/render/kube/platform.ts';
 import { renderPlatform, type RenderedFile } from '../../src/platform/render.ts';
 import { ensurePlatformPki, ensurePlatformSecrets, type PlatformSecrets } from '../../src/platform/secrets.ts';
+import { createCa } from '../../src/pki/certs.ts';
 import { exampleConfig } from '../helpers/fixtures.ts';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; [k: string]: unknown };
@@ -769,6 +770,83 @@ apps:
       problem(text.replace('postgres:\n  version: 15', 'postgres:\n  flavor: spilo\n  version: 15'), /backups\.enabled: .*flavor gardenos/);
     } finally {
       await rm(bdir, { recursive: true, force: true });
+    }
+  });
+
+  it("backups into S3 on the platform: the access key and the endpoint's CA only in the repository's configuration (never a member's), read from files only their owner reads; the repository pod restarts when its storage moves", async () => {
+    const sdir = await mkdtemp(join(tmpdir(), 'gardenos-platform-s3-'));
+    try {
+      const base = (await readFile(new URL('../../examples/gardenos.yaml', import.meta.url), 'utf8')).replace(
+        'backups:\n  enabled: false\n',
+        'backups:\n  enabled: true\n',
+      );
+      const key = { accessKeyId: 'AKPLATFORM1', secretAccessKey: 'SKplatform-secret-1' };
+      await writeFile(join(sdir, 's3.json'), JSON.stringify(key), { mode: 0o600 });
+      const caPem = (await createCa('test S3 CA', 2)).cert;
+      await writeFile(join(sdir, 's3-ca.crt'), caPem);
+      const s3Yaml = base.replace(
+        'backups:\n  enabled: true\n',
+        `backups:\n  enabled: true\n  repository: { s3: { endpoint: "s3.storage.svc.cluster.local:8333", bucket: garden-backups, uriStyle: path, caFile: ${join(sdir, 's3-ca.crt')}, credentialsFile: ${join(sdir, 's3.json')} } }\n`,
+      );
+      const onS3 = parseConfig(s3Yaml);
+      await ensurePlatformSecrets(sdir, onS3);
+      await ensurePlatformPki(sdir, onS3);
+      const files = await renderPlatform(onS3, { secretsDir: sdir, withSecrets: true });
+      const pb = Object.fromEntries(
+        Object.entries(
+          (
+            docs(files.find((f) => f.path === 'kubernetes/05-secrets.yaml')!).find((o) => o.metadata.name === 'pgbackrest') as unknown as {
+              data: Record<string, string>;
+            }
+          ).data,
+        ).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+      );
+      assert.equal(pb['s3-ca.crt'], caPem);
+      const repoConf = pb['repo.conf']!.split('\n');
+      for (const line of [
+        'repo1-type=s3',
+        'repo1-path=/gardenos',
+        'repo1-s3-endpoint=s3.storage.svc.cluster.local',
+        'repo1-storage-port=8333',
+        'repo1-s3-bucket=garden-backups',
+        'repo1-storage-ca-file=/etc/pgbackrest/s3-ca.crt',
+        `repo1-s3-key=${key.accessKeyId}`,
+        `repo1-s3-key-secret=${key.secretAccessKey}`,
+      ])
+        assert.ok(repoConf.includes(line), `${line} in repo.conf`);
+      // A member names no storage (the repository server's own is used) and never holds the key.
+      assert.doesNotMatch(pb['member.conf']!, /repo1-path|repo1-type|repo1-s3|AKPLATFORM1|SKplatform/);
+      assert.match(pb['member.conf']!, /^repo1-cipher-pass=/m, 'a member still encrypts what it pushes');
+      for (const f of files.filter((x) => !x.secret)) assert.ok(!f.content.includes(key.secretAccessKey), `${f.path} holds the S3 secret key`);
+      const repoSts = (rendered: typeof files) =>
+        docs(rendered.find((f) => f.path === 'kubernetes/22-backups.yaml')!).find((o) => o.kind === 'StatefulSet') as unknown as {
+          spec: {
+            template: {
+              metadata: { annotations: Record<string, string> };
+              spec: { volumes: { name: string; secret?: { items: { key: string; path: string }[] } }[] };
+            };
+          };
+        };
+      const sts = repoSts(files);
+      assert.ok(
+        sts.spec.template.spec.volumes.find((v) => v.name === 'config')!.secret!.items.some((i) => i.key === 's3-ca.crt' && i.path === 's3-ca.crt'),
+        "the endpoint's CA mounted where repo.conf names it",
+      );
+      const onDisk = parseConfig(base);
+      const dirSts = repoSts(await renderPlatform(onDisk, { secretsDir: sdir }));
+      assert.notEqual(
+        sts.spec.template.metadata.annotations['gardenos.dev/repository-revision'],
+        dirSts.spec.template.metadata.annotations['gardenos.dev/repository-revision'],
+        'moving the repository rolls its pod',
+      );
+      // The key file must be its owner's only; the CA file must exist: clear errors, nothing rendered.
+      await chmod(join(sdir, 's3.json'), 0o644);
+      await assert.rejects(renderPlatform(onS3, { secretsDir: sdir, withSecrets: true }), /s3\.json can be read by others/);
+      await chmod(join(sdir, 's3.json'), 0o600);
+      await rm(join(sdir, 's3-ca.crt'));
+      await assert.rejects(renderPlatform(onS3, { secretsDir: sdir, withSecrets: true }), /caFile .*s3-ca\.crt: no such file/);
+    } finally {
+      await rm(sdir, { recursive: true, force: true });
     }
   });
 

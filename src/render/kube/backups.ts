@@ -6,6 +6,10 @@
 // are mutual TLS from GardenOS's CA, each server letting in only the other side's certificate. The schedules are
 // CronJobs (one per backup type in backups.schedule), each a pod beside the repository's volume; a full backup is
 // followed by a restore test when backups.schedule.verifyAfterFull is on. Crunchy's PGO keeps the same shape.
+// With backups.repository.s3 the repository pod stores into the bucket instead (its volume keeps only the locks and
+// the last restore test's result): only its configuration holds the access key; the members name no storage at all.
+import { createHash } from 'node:crypto';
+import type { S3Credentials } from '../../config/credentials.ts';
 import type { Config } from '../../config/schema.ts';
 import { USERS } from '../files.ts';
 import { renderPgbackrestMemberConfig, renderPgbackrestRepoConfig, stanzaOf, type PgbackrestScratch } from '../pgbackrest.ts';
@@ -20,8 +24,10 @@ export const backupRepoPod = () => `${BACKUP_REPO}-0`;
 export const BACKUP_REPO_CONTAINER = 'pgbackrest';
 /** Where pgBackRest finds its configuration without --config, in every pod that runs it. */
 export const PGBACKREST_CONFIG = '/etc/pgbackrest/pgbackrest.conf';
-/** The repository's volume, on the repository's side; the members name the same path (the remote opens it). */
+/** The repository's volume, on the repository's side: the backups and WAL, unless they are in S3. */
 export const REPO_PATH = '/var/lib/pgbackrest';
+/** The S3 endpoint's CA (backups.repository.s3.caFile, copied into the Secret) where the repository's pods read it. */
+export const S3_CA = '/etc/pgbackrest/s3-ca.crt';
 /** The CronJob of each backup type; `db backup` runs one of them now (a Job from its template). */
 export const backupCronJob = (type: 'full' | 'diff' | 'incr') => `pgbackrest-${type}`;
 /** Where a scheduled restore test writes its result, on the repository's volume (`db backup list` reads it). */
@@ -58,7 +64,6 @@ export function memberPgbackrestConfig(config: Config, dataDir: string, socketDi
   return renderPgbackrestMemberConfig({
     config,
     repoHost: backupRepoHost(config),
-    repoPath: REPO_PATH,
     ...(cipherPass ? { cipherPass } : {}),
     tls: MEMBER_TLS,
     scratch: memberScratch,
@@ -67,12 +72,26 @@ export function memberPgbackrestConfig(config: Config, dataDir: string, socketDi
   });
 }
 
-/** The repository's pgbackrest.conf (the Secret's `repo.conf`). */
-export function repoPgbackrestConfig(config: Config, dataDir: string, socketDir: string, cipherPass: string | undefined): string {
+/**
+ * The repository pod's template annotation: a short hash of what its configuration is made from (gardenos.yaml's
+ * backups, schedules aside; no secret), so that `gardenos up` restarts its server when the repository moves (say into
+ * S3) or its cipher or retention changes. A new S3 access key in the same credentials file is not seen here: the docs
+ * say to restart the pod after one.
+ */
+export const REPOSITORY_REVISION_ANNOTATION = 'gardenos.dev/repository-revision';
+export function repositoryRevision(config: Config): string {
+  const { schedule: _, ...rest } = config.backups;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 12);
+}
+
+/** The repository's pgbackrest.conf (the Secret's `repo.conf`); `s3Key` with backups.repository.s3. */
+export function repoPgbackrestConfig(config: Config, dataDir: string, socketDir: string, cipherPass: string | undefined, s3Key?: S3Credentials): string {
+  const s3 = config.backups.repository.s3;
   return renderPgbackrestRepoConfig({
     config,
     repoPath: REPO_PATH,
     ...(cipherPass ? { cipherPass } : {}),
+    ...(s3 && s3Key ? { s3: { key: s3Key, ...(s3.caFile ? { caFile: S3_CA } : {}) } } : {}),
     tls: { ca: `${REPO_TLS_DIR}/ca.crt`, cert: `${REPO_TLS_DIR}/tls.crt`, key: `${REPO_TLS_DIR}/tls.key` },
     scratch: repoScratch,
     // PostgreSQL's certificate (postgres-server) has the scope as its common name.
@@ -205,7 +224,7 @@ function repoPodBase(image: string) {
   return { automountServiceAccountToken: false, ...PGBACKREST_POD, securityContext: { fsGroup: UID }, initContainers: [permissionsStep(image)] };
 }
 
-function repoPodVolumes(claim?: string) {
+function repoPodVolumes(config: Config, claim?: string) {
   return [
     {
       name: 'config',
@@ -217,6 +236,7 @@ function repoPodVolumes(claim?: string) {
           { key: 'ca.crt', path: 'tls/ca.crt' },
           { key: 'tls.crt', path: 'tls/tls.crt' },
           { key: 'tls.key', path: 'tls/tls.key' },
+          ...(config.backups.repository.s3?.caFile ? [{ key: 's3-ca.crt', path: S3_CA.slice('/etc/pgbackrest/'.length) }] : []),
         ],
       },
     },
@@ -296,7 +316,7 @@ export function besidePod(config: Config, image: string, label: string, targetOp
           volumeMounts: repoMounts,
         },
       ],
-      volumes: repoPodVolumes(`repo-${backupRepoPod()}`),
+      volumes: repoPodVolumes(config, `repo-${backupRepoPod()}`),
     },
   };
 }
@@ -363,7 +383,7 @@ function backupPodSpec(config: Config, image: string, type: 'full' | 'diff' | 'i
         volumeMounts: repoMounts,
       },
     ],
-    volumes: repoPodVolumes(`repo-${backupRepoPod()}`),
+    volumes: repoPodVolumes(config, `repo-${backupRepoPod()}`),
   };
 }
 
@@ -402,7 +422,7 @@ export function backupManifests(config: Config, image: string): Manifest[] {
         replicas: 1,
         selector: { matchLabels: selector },
         template: {
-          metadata: { labels },
+          metadata: { labels, annotations: { [REPOSITORY_REVISION_ANNOTATION]: repositoryRevision(config) } },
           spec: {
             ...repoPodBase(image),
             containers: [
@@ -418,7 +438,7 @@ export function backupManifests(config: Config, image: string): Manifest[] {
                 volumeMounts: repoMounts,
               },
             ],
-            volumes: repoPodVolumes(),
+            volumes: repoPodVolumes(config),
           },
         },
         volumeClaimTemplates: [

@@ -3,6 +3,7 @@
 // database URLs, gateway-auth's keys, the ingress hosts' certificates from GardenOS's CA, and (monitoring)
 // Prometheus's etcd client certificate, HAProxy's stats password and postgres-exporter's; (pooler) PgBouncer's
 // auth file and TLS pair.
+import type { S3Credentials } from '../../config/credentials.ts';
 import { hostTls, type Config } from '../../config/schema.ts';
 import { GardenError } from '../../errors.ts';
 import type { PemPair } from '../../pki/certs.ts';
@@ -43,6 +44,8 @@ export interface SecretInputs {
   poolerServer?: PemPair;
   /** The backup repository's certificate: its TLS server's, and its client identity towards the members (backups.enabled). */
   backupRepo?: PemPair;
+  /** backups.repository.s3: the access key from its credentials file, and the endpoint's CA (caFile) when one is named. */
+  backupS3?: { key: S3Credentials; ca?: string };
 }
 
 function cipherPass(config: Config, secrets: PlatformSecrets): string | undefined {
@@ -147,15 +150,19 @@ export function secretManifests(config: Config, input: SecretInputs): Manifest[]
         hint: '`gardenos pki` creates what is missing and keeps the rest',
       });
     const pass = cipherPass(config, secrets);
-    // Members mount member.conf only; the repository's pods its conf and TLS pair. Both confs hold the passphrase: a
-    // member encrypts what it pushes.
+    const s3 = config.backups.repository.s3;
+    if (s3 && (!input.backupS3 || (s3.caFile && !input.backupS3.ca)))
+      throw new GardenError('CONFIG_NOT_FOUND', 'the S3 repository needs its access key (and the CA its caFile names) to render the Secrets');
+    // Members mount member.conf only; the repository's pods its conf (with the S3 key, if any) and TLS pair. Both
+    // confs hold the passphrase: a member encrypts what it pushes.
     out.push(
       secret(SECRET_NAMES.pgbackrest, ns.database, {
         'member.conf': memberPgbackrestConfig(config, PGDATA, POSTGRES_SOCKET_DIR, pass),
-        'repo.conf': repoPgbackrestConfig(config, PGDATA, POSTGRES_SOCKET_DIR, pass),
+        'repo.conf': repoPgbackrestConfig(config, PGDATA, POSTGRES_SOCKET_DIR, pass, input.backupS3?.key),
         'ca.crt': input.ca,
         'tls.crt': input.backupRepo.cert,
         'tls.key': input.backupRepo.key,
+        ...(input.backupS3?.ca ? { 's3-ca.crt': input.backupS3.ca } : {}),
       }),
     );
   }
