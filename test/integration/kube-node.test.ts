@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
-import { AppsV1Api, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, type KubernetesObject, PatchStrategy, PolicyV1Api, setHeaderOptions, StorageV1Api } from '@kubernetes/client-node';
 import { applyObjects, awaitRollouts } from '../../src/clients/apply.ts';
 import { execInPod } from '../../src/clients/kubernetes.ts';
 import type { PitrResult } from '../../src/ops/pgbackrest.ts';
@@ -71,6 +71,15 @@ async function viaIngress(o: {
     req.end(o.body);
   });
 }
+
+/**
+ * Supabase's own workloads: GoTrue, PostgREST and storage-api cannot be obtained on this machine (GoTrue: the Go module
+ * proxy answers 403 for github.com/supabase/auth; PostgREST: a Haskell program in neither Debian 12 nor 13, and Hackage
+ * is not reachable; storage-api: not published on npm; no container registry is reachable for any of their images), so
+ * their rendered Deployments and volume are left out wherever the platform is applied; their rendered Services, routes
+ * and gateway rules are applied.
+ */
+const unobtainable = (o: KubernetesObject) => o.metadata?.namespace === 'supabase' && (o.kind === 'Deployment' || o.kind === 'PersistentVolumeClaim');
 
 /** The timeline a primary writes on: the first eight hexadecimal digits of its current WAL file's name. */
 const timelineOf = async (db: { query<R>(q: string): Promise<{ rows: R[] }> }) =>
@@ -194,13 +203,7 @@ describe('a real node: kubelet and containerd running pods from images made here
       ],
     );
     // What `gardenos up`'s manifests phase does: apply in the kustomization's order, wait for every rollout —
-    // except Supabase's own workloads: GoTrue, PostgREST and storage-api cannot be obtained on this machine
-    // (GoTrue: the Go module proxy answers 403 for github.com/supabase/auth; PostgREST: a Haskell program in neither
-    // Debian 12 nor 13, and Hackage is not reachable; storage-api: not published on npm; no container registry is
-    // reachable for any of their images), so their rendered
-    // Deployments and volume are left out; their rendered Services, routes and gateway rules are applied.
-    const unobtainable = (o: (typeof objects)[number]) =>
-      o.metadata?.namespace === 'supabase' && (o.kind === 'Deployment' || o.kind === 'PersistentVolumeClaim');
+    // except Supabase's own workloads (`unobtainable`, above).
     const platform = objects.filter((o) => o.metadata?.namespace !== 'apps' && !unobtainable(o));
     await applyObjects(cp.admin(), platform, { report: silent });
     const primaryService = await waitFor("postgres-primary's Service", () => core.readNamespacedService({ name: 'postgres-primary', namespace: 'database' }), {
@@ -982,5 +985,134 @@ describe('a real node: kubelet and containerd running pods from images made here
     await core.deleteNamespacedPod({ name: other.name, namespace: 'database' });
     await finding('pgdata-permissions', 'ok', 'mode 0700 again, pod restarted');
     await p.settled('after the faults');
+  });
+
+  it("moves the platform's repository into S3 (SeaweedFS, built from its Go module, reached by a cluster DNS name its certificate carries): archiving from the members through the repository pod into the bucket, a full backup restore-tested from it, and a point in time restored beside the cluster from it — encrypted in the bucket, the key never in a member's pod", async () => {
+    const { cp, core } = p;
+    const kc = cp.admin();
+    const ns = p.config.namespaces.database;
+    // A store outside the cluster, as a user's would be: on this machine's bridge address, named for the pods by a
+    // Service without selector and an EndpointSlice (the Kubernetes way to name an external address in cluster DNS).
+    const name = `seaweedfs.${ns}.svc.cluster.local`;
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { startS3 } = await import('../helpers/seaweedfs.ts');
+    const s3 = await startS3({ dir: await mkdtemp(join(tmpdir(), 'gardenos-it-node-s3-')), portBase: 23820, bucket: 'it-node', address: HOST, name });
+    const work = await mkdtemp(join(tmpdir(), 'gardenos-it-node-s3conf-'));
+    try {
+      const port = Number(s3.endpoint.split(':')[1]);
+      const external = [
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'seaweedfs', namespace: ns }, spec: { clusterIP: 'None', ports: [{ name: 's3', port }] } },
+        {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: { name: 'seaweedfs-1', namespace: ns, labels: { 'kubernetes.io/service-name': 'seaweedfs' } },
+          addressType: 'IPv4',
+          endpoints: [{ addresses: [HOST] }],
+          ports: [{ name: 's3', port }],
+        },
+      ];
+      await applyObjects(kc, external, { report: silent });
+
+      // gardenos.yaml with the repository in the bucket, applied as `gardenos up` applies it: the repository pod rolls.
+      const configFile = join(work, 'gardenos.yaml');
+      const text = await readFile(p.configFile, 'utf8');
+      const moved = text.replace(
+        'backups: { enabled: true,',
+        `backups: { enabled: true, repository: { s3: { endpoint: "${s3.endpoint}", bucket: it-node, uriStyle: path, caFile: ${s3.caFile}, credentialsFile: ${s3.credentialsFile} } },`,
+      );
+      assert.notEqual(moved, text);
+      await writeFile(configFile, moved);
+      const { loadConfig } = await import('../../src/config/load.ts');
+      const { kustomizationObjects } = await import('../../src/platform/render.ts');
+      const config = await loadConfig(configFile);
+      const objects = (kustomizationObjects(await renderPlatform(config, { secretsDir: p.secretsDir, withSecrets: true })) as KubernetesObject[]).filter(
+        (o) => !unobtainable(o),
+      );
+      const repoBefore = await core.readNamespacedPod({ name: 'pgbackrest-repo-0', namespace: ns });
+      await applyObjects(kc, objects, { report: silent });
+      await awaitRollouts(kc, objects, { report: silent, waitMs: 300_000 });
+      const repoAfter = await waitFor(
+        'the repository pod to be replaced and ready',
+        async () => {
+          const pod = await core.readNamespacedPod({ name: 'pgbackrest-repo-0', namespace: ns });
+          return pod.metadata?.uid !== repoBefore.metadata?.uid && pod.status?.containerStatuses?.every((c) => c.ready) ? pod : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 1_000 },
+      );
+      assert.ok(repoAfter.metadata?.annotations?.['gardenos.dev/repository-revision']);
+
+      const gardenos = (...args: string[]) =>
+        p.c.cli([...args, '--config', configFile, '--secrets-dir', p.secretsDir, '--kubeconfig', cp.adminKubeconfigFile, '--json']);
+      // What `gardenos up`'s backups phase does: the stanza in the bucket, and a WAL switch on the leader seen there.
+      const { platformBackupCheck } = await import('../../src/platform/backups.ts');
+      await platformBackupCheck(kc, config, silent).catch(async (e: Error) => {
+        throw new Error(`${e.message} ${JSON.stringify((e as { details?: string[] }).details)}; ${await p.podReport()}`);
+      });
+      const full = await gardenos('db', 'backup', '--type', 'full');
+      assert.equal(full.code, 0, `${full.stderr}\n${await p.podReport()}`);
+      const backup = JSON.parse(full.stdout) as { backup: { label: string; type: string }; verify: { ok: boolean; label: string } | null };
+      assert.deepEqual([backup.backup.type, backup.verify?.ok, backup.verify?.label], ['full', true, backup.backup.label], 'restore-tested from the bucket');
+
+      // A point in time after the backup, reached with WAL from the bucket, beside the cluster.
+      const leaderHost = (await p.settled('before the restore from S3')).leader.host;
+      const leader = p.db(leaderHost);
+      await leader.connect();
+      let target: string;
+      try {
+        await leader.query('CREATE TABLE s3_rows (id int PRIMARY KEY)');
+        await leader.query('INSERT INTO s3_rows VALUES (1), (2), (3)');
+        target = (await leader.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t.toISOString();
+        await waitFor(
+          'the clock to pass the target',
+          async () => (await leader.query<{ ok: boolean }>('SELECT clock_timestamp() > $1::timestamptz AS ok', [target])).rows[0]!.ok,
+          { timeoutMs: 10_000, intervalMs: 50 },
+        );
+        await leader.query('INSERT INTO s3_rows VALUES (4), (5)');
+      } finally {
+        await leader.end();
+      }
+      const beside = await gardenos('db', 'restore', '--to', target, '--beside');
+      assert.equal(beside.code, 0, `${beside.stderr}\n${await p.podReport()}`);
+      try {
+        const read = await execInPod(
+          kc,
+          { namespace: ns, pod: (JSON.parse(beside.stdout) as { pod: string }).pod, container: 'pgbackrest' },
+          ['psql', '-X', '-At', '-h', '/tmp/beside/run', '-U', 'postgres', '-d', 'postgres', '-c', 'SELECT id FROM s3_rows ORDER BY id'],
+          30_000,
+        );
+        assert.deepEqual(read.stdout.trim().split('\n').map(Number), [1, 2, 3], 'the rows up to the target, from the bucket');
+      } finally {
+        const stopped = await gardenos('db', 'restore', '--stop-beside');
+        assert.equal(stopped.code, 0, stopped.stderr);
+      }
+
+      // What the bucket holds, read through SeaweedFS's filer (not pgBackRest): the stanza under the cluster's prefix, encrypted.
+      const stored = async (path: string) => {
+        const r = await fetch(`${s3.filer}/buckets/it-node/${path}`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
+        assert.equal(r.status, 200, `${path}: HTTP ${r.status}`);
+        return Buffer.from(await r.arrayBuffer());
+      };
+      const scope = p.config.postgres.scope;
+      assert.equal((await stored(`it-node/backup/${scope}/backup.info`)).subarray(0, 8).toString('latin1'), 'Salted__', 'backup.info encrypted');
+      const list = JSON.parse((await gardenos('db', 'backup', 'list')).stdout) as {
+        backups: { label: string }[];
+        lastVerify: { ok: boolean; label: string } | null;
+      };
+      assert.deepEqual(
+        list.backups.map((b) => b.label),
+        [backup.backup.label],
+        "the bucket's one backup: the directory repository's are not in it",
+      );
+      assert.deepEqual([list.lastVerify?.ok, list.lastVerify?.label], [true, backup.backup.label]);
+      // The members push WAL through the repository pod: their configuration names no storage and holds no S3 key.
+      const memberConf = await execInPod(kc, { namespace: ns, pod: `${scope}-0`, container: 'pgbackrest' }, ['cat', '/etc/pgbackrest/pgbackrest.conf'], 30_000);
+      assert.match(memberConf.stdout, /^repo1-host=/m);
+      assert.doesNotMatch(memberConf.stdout, /repo1-s3|repo1-type|repo1-path/);
+      assert.ok(!memberConf.stdout.includes(JSON.parse(await readFile(s3.credentialsFile, 'utf8')).secretAccessKey as string));
+    } finally {
+      await s3.stop();
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
