@@ -164,6 +164,11 @@ export function formatPlatformStatus(s: PlatformStatus): string {
         ? `BACKUPS  newest ${b.newest ? `${b.newest.label} (${b.newest.type}, ${b.newest.ageHours.toFixed(1)} h old)` : 'none yet'}; WAL archived to ${b.archivedTo ?? '-'}; last restore test ${v ? `${v.ok ? 'passed' : 'FAILED'} (${v.label}, ${v.at})` : 'none yet'}`
         : `BACKUPS  the repository cannot be read: ${b.error ?? ''}`,
     );
+    const a = b.archiver;
+    if (a)
+      out.push(
+        `ARCHIVE  ${a.failing ? `FAILING at ${a.lastFailedWal} (last failure ${a.lastFailedAt})` : `ok, last segment ${a.lastArchivedWal ?? 'none yet'}`}`,
+      );
   }
   out.push(...problemsSection(s.problems));
   return out.join('\n');

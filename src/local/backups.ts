@@ -31,6 +31,10 @@ import {
   targetOptions,
   chooseBackup,
   describeTarget,
+  ARCHIVER_SQL,
+  archiveErrorIn,
+  archiverState,
+  type ArchiverState,
 } from '../ops/pgbackrest.ts';
 import { USERS, type ClusterSecrets } from '../render/files.ts';
 import { renderPatroniConfig } from '../render/patroni.ts';
@@ -440,15 +444,8 @@ export async function readVerified(c: LocalCluster): Promise<VerifyResult | null
 
 export interface BackupStatus {
   readable: boolean;
-  /** The primary's archiver (pg_stat_archiver): failing when its last failure is newer than its last success. */
-  archiver: {
-    failing: boolean;
-    lastArchivedWal: string | null;
-    lastFailedWal: string | null;
-    lastFailedAt: string | null;
-    /** While failing: pgBackRest's last error from its archive-push log ("[047]: unable to … No space left on device"). */
-    reason?: string;
-  } | null;
+  /** The primary's archiver: null when no member answers. */
+  archiver: ArchiverState | null;
   newest: { label: string; type: BackupType; stoppedAt: string; ageSeconds: number } | null;
   walArchivedUpTo: string | null;
   lastVerified: { label: string; verifiedAt: string } | null;
@@ -503,7 +500,7 @@ async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<Back
       try {
         await client.connect();
         const r = await client.query<{ standby: boolean; archived: string | null; archivedAt: Date | null; failed: string | null; failedAt: Date | null }>(
-          'SELECT pg_is_in_recovery() AS standby, last_archived_wal AS archived, last_archived_time AS "archivedAt", last_failed_wal AS failed, last_failed_time AS "failedAt" FROM pg_stat_archiver',
+          ARCHIVER_SQL,
         );
         return r.rows[0];
       } catch {
@@ -516,27 +513,10 @@ async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<Back
   const at = answers.findIndex((x) => x && !x.standby);
   const a = answers[at];
   if (!a) return null;
-  const failing = a.failedAt !== null && (a.archivedAt === null || a.failedAt > a.archivedAt);
-  const reason = failing ? await lastArchiveError(c.layout.log(`patroni-${c.topology.postgres[at]!.name}`)) : undefined;
-  return { failing, lastArchivedWal: a.archived, lastFailedWal: a.failed, lastFailedAt: a.failedAt?.toISOString() ?? null, ...(reason ? { reason } : {}) };
-}
-
-/**
- * Why the primary's archive_command failed last: pgBackRest's error (its stderr, which PostgreSQL logs — in the member's
- * Patroni log here — just before "archive command failed"), without its hints, from the log's tail only.
- */
-async function lastArchiveError(logFile: string): Promise<string | undefined> {
-  const lines = await tail(logFile, 10_000);
-  const failed = lines.findLastIndex((l) => l.includes('archive command failed'));
-  const error = lines.slice(0, Math.max(failed, 0)).findLastIndex((l) => /^ERROR: \[\d+\]/.test(l));
-  // Its own error is just before it: an older one further up is not taken for it.
-  if (failed < 0 || error < 0 || failed - error > 40) return undefined;
-  const text = lines
-    .slice(error, failed)
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('HINT:'))
-    .join(' ');
-  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+  const failing = archiverState(a, undefined).failing;
+  // While failing, the reason from the member's Patroni log (PostgreSQL's stderr goes there), its tail only.
+  const reason = failing ? archiveErrorIn(await tail(c.layout.log(`patroni-${c.topology.postgres[at]!.name}`), 10_000)) : undefined;
+  return archiverState(a, reason);
 }
 
 export interface ScheduledRun {

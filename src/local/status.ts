@@ -11,6 +11,7 @@ import { getJson, request } from '../util/http.ts';
 import { withTimeout } from '../util/wait.ts';
 import { connectionUris, etcdEndpoints, patroniUrl, routerUrl, type LocalCluster } from './cluster.ts';
 import type { BackupStatus } from './backups.ts';
+import { archivingProblem } from '../ops/pgbackrest.ts';
 import type { PoolerStatus } from './pooler.ts';
 import { readStartLog } from './startup.ts';
 import type { ProcessSpec } from './supervisor.ts';
@@ -216,9 +217,7 @@ export async function gatherStatus(c: LocalCluster, opts: StatusOptions = {}): P
     if (!run.ok) problems.push(`the last scheduled ${run.kind === 'verify' ? 'restore test' : `${run.kind} backup`} failed (${run.at}): ${run.error ?? ''}`);
   }
   if (backups?.archiver?.failing) {
-    problems.push(
-      `WAL archiving is failing (segment ${backups.archiver.lastFailedWal}, last failure ${backups.archiver.lastFailedAt})${backups.archiver.reason ? `: ${backups.archiver.reason}` : ''}; the primary keeps the WAL until it succeeds, so its disk fills; pgBackRest's log: ${c.layout.backups.logDir}`,
-    );
+    problems.push(archivingProblem(backups.archiver, '', `pgBackRest's log: ${c.layout.backups.logDir}`));
   }
   if (kubernetes) problems.push(...kubernetesProblems(kubernetes));
 

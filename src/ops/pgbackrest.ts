@@ -572,3 +572,52 @@ export async function restoreInstance(
     throw e;
   }
 }
+
+/** The primary's archiver (pg_stat_archiver): failing when its last failure is newer than its last success. */
+export interface ArchiverState {
+  failing: boolean;
+  lastArchivedWal: string | null;
+  lastFailedWal: string | null;
+  lastFailedAt: string | null;
+  /** While failing: pgBackRest's last error, as PostgreSQL logged it ("[047]: unable to … No space left on device"). */
+  reason?: string;
+}
+
+/** pg_stat_archiver's row, asked of any member: whether it is a standby, its last success and last failure. */
+export const ARCHIVER_SQL =
+  'SELECT pg_is_in_recovery() AS standby, last_archived_wal AS archived, last_archived_time AS "archivedAt", last_failed_wal AS failed, last_failed_time AS "failedAt" FROM pg_stat_archiver';
+
+export function archiverState(
+  row: { archived: string | null; archivedAt: Date | null; failed: string | null; failedAt: Date | null },
+  reason: string | undefined,
+): ArchiverState {
+  const failing = row.failedAt !== null && (row.archivedAt === null || row.failedAt > row.archivedAt);
+  return {
+    failing,
+    lastArchivedWal: row.archived,
+    lastFailedWal: row.failed,
+    lastFailedAt: row.failedAt?.toISOString() ?? null,
+    ...(failing && reason ? { reason } : {}),
+  };
+}
+
+/**
+ * Why the primary's archive_command failed last, from its log's lines: pgBackRest's error (its stderr, which PostgreSQL
+ * logs just before "archive command failed"), without its hints. An older error further up is not taken for it.
+ */
+export function archiveErrorIn(lines: readonly string[]): string | undefined {
+  const failed = lines.findLastIndex((l) => l.includes('archive command failed'));
+  const error = lines.slice(0, Math.max(failed, 0)).findLastIndex((l) => /^ERROR: \[\d+\]/.test(l.trim()));
+  if (failed < 0 || error < 0 || failed - error > 40) return undefined;
+  const text = lines
+    .slice(error, failed)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('HINT:'))
+    .join(' ');
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}
+
+/** `status`'s problem for a failing archiver, local and platform alike; `where` says which primary, `look` where to read more. */
+export function archivingProblem(a: ArchiverState, where: string, look: string): string {
+  return `WAL archiving is failing${where} (segment ${a.lastFailedWal}, last failure ${a.lastFailedAt})${a.reason ? `: ${a.reason}` : ''}; the primary keeps the WAL until it succeeds, so its disk fills; ${look}`;
+}

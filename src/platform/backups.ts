@@ -8,7 +8,18 @@ import { execInPod } from '../clients/kubernetes.ts';
 import type { Config } from '../config/schema.ts';
 import { describe, GardenError } from '../errors.ts';
 import type { Reporter } from '../log/events.ts';
-import { parseRepositoryInfo, type BackupInfo, type BackupType, type RepositoryInfo } from '../ops/pgbackrest.ts';
+import {
+  ARCHIVER_SQL,
+  archiveErrorIn,
+  archiverState,
+  parseRepositoryInfo,
+  type ArchiverState,
+  type BackupInfo,
+  type BackupType,
+  type RepositoryInfo,
+} from '../ops/pgbackrest.ts';
+import { USERS } from '../render/files.ts';
+import { POSTGRES_SOCKET_DIR } from '../render/kube/names.ts';
 import { BACKUP_REPO_CONTAINER, BACKUP_TYPE_LABEL, backupCronJob, backupRepoPod, backupScript, VERIFY_RESULT } from '../render/kube/backups.ts';
 import { stanzaOf } from '../render/pgbackrest.ts';
 import { waitFor } from '../util/wait.ts';
@@ -61,6 +72,31 @@ export async function platformBackupList(kc: KubeConfig, config: Config): Promis
   const verifyText = await execInPod(kc, repo(config), ['sh', '-c', `cat ${VERIFY_RESULT} 2>/dev/null || true`], 30_000).then((r) => r.stdout.trim());
   const verify = verifyText ? verifySchema.safeParse(JSON.parse(verifyText)) : undefined;
   return { ...info, lastVerify: verify?.success ? verify.data : null };
+}
+
+/**
+ * The leader's archiver (pg_stat_archiver), asked in its pod — psql in the pgBackRest sidecar, on PostgreSQL's socket,
+ * with the superuser's password the sidecar already has — and while it fails, pgBackRest's error as PostgreSQL logged
+ * it to the postgres container's log (its last 400 lines).
+ */
+export async function platformArchiver(kc: KubeConfig, config: Config, leaderPod: string, timeoutMs = 30_000): Promise<ArchiverState> {
+  const namespace = config.namespaces.database;
+  const sql = `SELECT row_to_json(a) FROM (${ARCHIVER_SQL}) a`;
+  const { stdout } = await execInPod(
+    kc,
+    { namespace, pod: leaderPod, container: BACKUP_REPO_CONTAINER },
+    ['psql', '-X', '-q', '-A', '-t', '-h', POSTGRES_SOCKET_DIR, '-U', USERS.superuser, '-d', 'postgres', '-c', sql],
+    timeoutMs,
+  );
+  const raw = JSON.parse(stdout.trim()) as { archived: string | null; archivedAt: string | null; failed: string | null; failedAt: string | null };
+  const row = { ...raw, archivedAt: raw.archivedAt ? new Date(raw.archivedAt) : null, failedAt: raw.failedAt ? new Date(raw.failedAt) : null };
+  if (!archiverState(row, undefined).failing) return archiverState(row, undefined);
+  const { CoreV1Api } = await import('@kubernetes/client-node');
+  const log = await kc
+    .makeApiClient(CoreV1Api)
+    .readNamespacedPodLog({ name: leaderPod, namespace, container: 'postgres', tailLines: 400 })
+    .then(String, () => '');
+  return archiverState(row, archiveErrorIn(log.split('\n')));
 }
 
 /**

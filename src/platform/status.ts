@@ -2,7 +2,7 @@
 // its API with GardenOS's client certificate, each Patroni member's REST API,
 // HAProxy's stats on every haproxy node, and — with a kubeconfig — K3s nodes,
 // workloads and where `postgres-primary` points, and (backups.enabled) the repository's newest backup and last
-// restore test, read in its pod. Probes run in parallel with a
+// restore test, read in its pod, and the leader's WAL archiving (pg_stat_archiver, read in the leader's pod). Probes run in parallel with a
 // deadline each; one part that does not answer degrades its rows only. What degrades the shared parts
 // (etcd, leadership, Kubernetes) is judged in health/judge.ts, as for the local cluster.
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { etcdMemberStatuses, type EtcdMemberStatus, type KubernetesStatus, type 
 import { etcdClientUrls, hostPort, productionTopology } from '../render/topology.ts';
 import { withTimeout } from '../util/wait.ts';
 import type { PlatformVerify } from './backups.ts';
+import { archivingProblem, type ArchiverState } from '../ops/pgbackrest.ts';
 import { readPlatformSecrets } from './secrets.ts';
 import { PRIMARY_ROUTE } from '../names.ts';
 
@@ -37,6 +38,8 @@ export interface PlatformBackupStatus {
   /** The newest WAL segment in the repository. */
   archivedTo: string | null;
   lastVerify: PlatformVerify | null;
+  /** The leader's archiver, asked in its pod; null when there is no leader or its pod did not answer. */
+  archiver?: ArchiverState | null;
 }
 
 /** What is wrong with the backups: the newest too old (monitoring.backupAlertAfterHours, as the alert), a failed or old restore test. */
@@ -170,6 +173,18 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
         `postgres-primary points at ${kubernetes.primaryEndpoint ? `[${kubernetes.primaryEndpoint.join(', ')}]` : 'nothing (missing)'}, the leader is at ${leaders[0].host}`,
       );
     }
+  }
+  if (backups && opts.kubeconfig && leaders[0]) {
+    const kube = await import('../clients/kubernetes.ts');
+    const { platformArchiver } = await import('./backups.ts');
+    const kc = await kube.loadKubeConfig(opts.kubeconfig);
+    backups.archiver = await withTimeout(platformArchiver(kc, config, leaders[0].name, timeoutMs * 5), timeoutMs * 5, "the leader's archiver").catch(
+      () => null,
+    );
+    if (backups.archiver?.failing)
+      problems.push(
+        archivingProblem(backups.archiver, ` on ${leaders[0].name}`, `\`kubectl -n ${config.namespaces.database} logs ${leaders[0].name} -c postgres\``),
+      );
   }
   if (backups) problems.push(...backupProblems(backups, config));
   return {

@@ -226,6 +226,10 @@ describe('a real node: kubelet and containerd running pods from images made here
     await awaitRollouts(cp.admin(), platform, { report: silent, waitMs: 300_000 }).catch(async (e) => {
       throw new Error(`${(e as Error).message}; ${await p.podReport()}`);
     });
+    // `gardenos up`'s backups phase, next: the stanza made and archiving proven (until then every archive_command fails,
+    // and `status` says so).
+    const { platformBackupCheck } = await import('../../src/platform/backups.ts');
+    await platformBackupCheck(cp.admin(), p.config, silent);
 
     // Volumes: three members' claims and the backup repository's, bound by the local-path provisioner, each a directory under storage.path on its node.
     const pvcs = (await core.listNamespacedPersistentVolumeClaim({ namespace: 'database' })).items;
@@ -606,8 +610,8 @@ describe('a real node: kubelet and containerd running pods from images made here
       ['pgbackrest-full', '0 0 1 1 *', 'Forbid'],
     ]);
     const start = await settled('before the backups');
-    // What `gardenos up`'s backups phase does first: the stanza, and `pgbackrest check` — a WAL switch on the primary
-    // seen in the repository, over mutual TLS from the member's pod to the repository's.
+    // What `gardenos up`'s backups phase does first (done once after the rollout, above; idempotent): the stanza, and
+    // `pgbackrest check` — a WAL switch on the primary seen in the repository, over mutual TLS from the member's pod to the repository's.
     const { platformBackupCheck } = await import('../../src/platform/backups.ts');
     await platformBackupCheck(kc, p.config, silent);
 
@@ -693,6 +697,55 @@ describe('a real node: kubelet and containerd running pods from images made here
       JSON.stringify(st.backups),
     );
     assert.ok(!st.problems.some((x) => /backup|restore test/.test(x)), st.problems.join('; '));
+    assert.equal(st.backups?.archiver?.failing, false, "the leader's archiver, read in its pod");
+    // An unwritable repository (its archive made read-only in the repository's pod, as the local profile's test does to
+    // its directory): the leader's archive_command fails, and `status` says so with pgBackRest's own error from the
+    // leader's log; made writable again, archiving catches up and the problem goes.
+    const inRepo = (script: string) =>
+      execInPod(kc, { namespace: 'database', pod: 'pgbackrest-repo-0', container: 'pgbackrest' }, ['sh', '-c', script], 30_000);
+    const switchWal = async () => {
+      const l = p.db(moved.leader.host);
+      await l.connect();
+      try {
+        await l.query('INSERT INTO backed_up VALUES (2)');
+        await l.query('SELECT pg_switch_wal()');
+      } finally {
+        await l.end();
+      }
+    };
+    await inRepo('chmod -R a-w /var/lib/pgbackrest/archive');
+    try {
+      await switchWal();
+      const failing = await waitFor(
+        'status to say archiving fails',
+        async () => {
+          const s = await p.status();
+          const found = s.problems.find((x) => x.startsWith('WAL archiving is failing'));
+          if (!found) throw new Error(s.problems.join('; '));
+          return found;
+        },
+        { timeoutMs: 120_000, intervalMs: 2_000 },
+      );
+      assert.match(
+        failing,
+        new RegExp(
+          `^WAL archiving is failing on ${moved.leader.name} \\(segment [0-9A-F]{24}, last failure [^)]+\\): ERROR: \\[\\d+\\]: .*Permission denied.*kubectl -n database logs ${moved.leader.name} -c postgres\`$`,
+        ),
+      );
+    } finally {
+      await inRepo('chmod -R u+w /var/lib/pgbackrest/archive');
+    }
+    // A new segment wakes the archiver at once (it would retry within a minute anyway).
+    await switchWal();
+    await waitFor(
+      'archiving to catch up',
+      async () => {
+        const s = await p.status();
+        if (!s.backups?.reachable || s.backups.archiver?.failing !== false) throw new Error(`${JSON.stringify(s.backups)}; ${s.problems.join('; ')}`);
+        return true;
+      },
+      { timeoutMs: 180_000, intervalMs: 2_000 },
+    );
     // The Jobs ran without an API token and left their pods for `kubectl logs`.
     const jobPods = (await core.listNamespacedPod({ namespace: 'database', labelSelector: 'app.kubernetes.io/name=pgbackrest-backup' })).items;
     assert.equal(jobPods.length, 2);

@@ -16,7 +16,18 @@ import { parseConfig, validateConfig } from '../../src/config/load.ts';
 import { GardenError } from '../../src/errors.ts';
 import { nextRuns } from '../../src/local/backups.ts';
 import { backupProblems } from '../../src/platform/status.ts';
-import { backupFor, compareLsn, parseTarget, recoverySettings, targetOptions, type BackupInfo, type RepositoryInfo } from '../../src/ops/pgbackrest.ts';
+import {
+  archiveErrorIn,
+  archiverState,
+  archivingProblem,
+  backupFor,
+  compareLsn,
+  parseTarget,
+  recoverySettings,
+  targetOptions,
+  type BackupInfo,
+  type RepositoryInfo,
+} from '../../src/ops/pgbackrest.ts';
 import { RESTORE_METHOD, renderPatroniConfig } from '../../src/render/patroni.ts';
 import { archiveCommand, renderPgbackrestConfig, replicaFromBackupScript, restoreCommand } from '../../src/render/pgbackrest.ts';
 import { productionTopology } from '../../src/render/topology.ts';
@@ -122,6 +133,40 @@ describe('backups', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('status names why archiving fails: pgBackRest\'s error just before PostgreSQL\'s "archive command failed", its hints dropped, an older one not taken for it', () => {
+    const log = [
+      'ERROR: [104]: archive-push command encountered error(s): an old one',
+      '2026-12-01 08:00:00.000 UTC [40] LOG:  archive command failed with exit code 104',
+      ...Array.from({ length: 50 }, (_, i) => `2026-12-01 08:00:${String(i).padStart(2, '0')},000 INFO: no action. I am (sts-0), the leader with the lock`),
+      'ERROR: [039]: HTTP request failed with 503 (Service Unavailable):',
+      '       *** Path/Query ***:',
+      'HINT: is the repository host running?',
+      '2026-12-01 08:01:00.000 UTC [40] LOG:  archive command failed with exit code 39',
+      '2026-12-01 08:01:00.000 UTC [40] DETAIL:  The failed archive command was: pgbackrest … archive-push "pg_wal/000000030000000000000009"',
+    ];
+    assert.equal(archiveErrorIn(log), 'ERROR: [039]: HTTP request failed with 503 (Service Unavailable): *** Path/Query ***:');
+    // Its own error must be just before it: one 50 lines up is another failure's.
+    assert.equal(archiveErrorIn(log.slice(0, 52)), 'ERROR: [104]: archive-push command encountered error(s): an old one');
+    assert.equal(archiveErrorIn([log[0]!, ...log.slice(2, 52), log[55]!]), undefined);
+    const t = (s: string) => new Date(`2026-12-01T${s}Z`);
+    const row = { archived: '000000030000000000000008', archivedAt: t('08:00:00'), failed: '000000030000000000000009', failedAt: t('08:01:00') };
+    assert.deepEqual(archiverState(row, 'ERROR: [039]: …'), {
+      failing: true,
+      lastArchivedWal: '000000030000000000000008',
+      lastFailedWal: '000000030000000000000009',
+      lastFailedAt: '2026-12-01T08:01:00.000Z',
+      reason: 'ERROR: [039]: …',
+    });
+    // A success after the failure: no longer failing, and no reason carried.
+    assert.deepEqual(archiverState({ ...row, archivedAt: t('08:02:00') }, 'ERROR: [039]: …').failing, false);
+    assert.equal('reason' in archiverState({ ...row, archivedAt: t('08:02:00') }, 'x'), false);
+    assert.equal(archiverState({ archived: null, archivedAt: null, failed: null, failedAt: null }, undefined).failing, false);
+    assert.match(
+      archivingProblem(archiverState(row, 'ERROR: [039]: x'), ' on sts-0', 'see its log'),
+      /^WAL archiving is failing on sts-0 \(segment 000000030000000000000009, .*\): ERROR: \[039\]: x; .*see its log$/,
+    );
   });
 
   it("the platform's status judges its backups: the newest too old, a failed or old restore test, an unreadable repository", () => {
