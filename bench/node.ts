@@ -6,7 +6,8 @@
 // connection each — over planned switchovers (`gardenos db switchover`) and deleted leader pods,
 // with every acknowledged write checked afterwards, and the longest wait of a second writer through the
 // pooler (postgres-pooler, paused by the switchover) — which should see no failure. Other operators publish
-// ~8 s (switchover) and ~13 s (pod deletion). Then backups (pgBackRest's repository pod): `pgbackrest check`, full
+// ~8 s (switchover) and ~13 s (pod deletion). With backups (pgBackRest's repository pod): the stanza and `pgbackrest
+// check` right after the rollout (as `up` does, so the failovers are measured with archiving working), then full
 // backups as `db backup` runs them (each Job ending with its restore test) and a differential; last, a point-in-time
 // recovery beside the cluster and one of the whole cluster (`db restore --to latest`).
 //   npm run bench:node        (BENCH_NODE_SWITCHOVERS=3 BENCH_NODE_DELETES=3 BENCH_NODE_BACKUPS=3)
