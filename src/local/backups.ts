@@ -513,10 +513,10 @@ async function primaryArchiver(c: LocalCluster, timeoutMs: number): Promise<Back
   const at = answers.findIndex((x) => x && !x.standby);
   const a = answers[at];
   if (!a) return null;
-  const failing = archiverState(a, undefined).failing;
+  const state = archiverState(a, undefined);
+  if (!state.failing) return state;
   // While failing, the reason from the member's Patroni log (PostgreSQL's stderr goes there), its tail only.
-  const reason = failing ? archiveErrorIn(await tail(c.layout.log(`patroni-${c.topology.postgres[at]!.name}`), 10_000)) : undefined;
-  return archiverState(a, reason);
+  return archiverState(a, archiveErrorIn(await tail(c.layout.log(`patroni-${c.topology.postgres[at]!.name}`), 10_000)));
 }
 
 export interface ScheduledRun {

@@ -90,7 +90,8 @@ export async function platformArchiver(kc: KubeConfig, config: Config, leaderPod
   );
   const raw = JSON.parse(stdout.trim()) as { archived: string | null; archivedAt: string | null; failed: string | null; failedAt: string | null };
   const row = { ...raw, archivedAt: raw.archivedAt ? new Date(raw.archivedAt) : null, failedAt: raw.failedAt ? new Date(raw.failedAt) : null };
-  if (!archiverState(row, undefined).failing) return archiverState(row, undefined);
+  const state = archiverState(row, undefined);
+  if (!state.failing) return state;
   const { CoreV1Api } = await import('@kubernetes/client-node');
   const log = await kc
     .makeApiClient(CoreV1Api)

@@ -6,6 +6,7 @@
 // deadline each; one part that does not answer degrades its rows only. What degrades the shared parts
 // (etcd, leadership, Kubernetes) is judged in health/judge.ts, as for the local cluster.
 import { join } from 'node:path';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { statsOverHttp, type HaproxyServerStat } from '../clients/haproxy.ts';
 import { PatroniClient, type PatroniClusterView } from '../clients/patroni.ts';
 import type { Config } from '../config/schema.ts';
@@ -97,11 +98,14 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
           }
         }),
     );
+  // The kubeconfig (only asked for when there is one), read once for every probe that needs it; its failure is each probe's to report.
+  let kubeConfig: Promise<KubeConfig> | undefined;
+  const kc = () => (kubeConfig ??= import('../clients/kubernetes.ts').then((kube) => kube.loadKubeConfig(opts.kubeconfig!)));
   const kubeProbe = async (): Promise<PlatformStatus['kubernetes']> => {
     if (!opts.kubeconfig) return undefined;
     const kube = await import('../clients/kubernetes.ts');
     try {
-      const facts = await withTimeout(kube.gatherKubeFacts(await kube.loadKubeConfig(opts.kubeconfig), config), timeoutMs * 3, 'the Kubernetes API');
+      const facts = await withTimeout(kube.gatherKubeFacts(await kc(), config), timeoutMs * 3, 'the Kubernetes API');
       const ep = facts.primaryEndpoints;
       return {
         reachable: true,
@@ -117,9 +121,8 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
   const backupProbe = async (): Promise<PlatformBackupStatus | undefined> => {
     if (!opts.kubeconfig || !config.backups.enabled) return undefined;
     try {
-      const kube = await import('../clients/kubernetes.ts');
       const { platformBackupList } = await import('./backups.ts');
-      const list = await withTimeout(platformBackupList(await kube.loadKubeConfig(opts.kubeconfig), config), timeoutMs * 5, 'the backup repository');
+      const list = await withTimeout(platformBackupList(await kc(), config), timeoutMs * 5, 'the backup repository');
       const b = list.backups.at(-1);
       return {
         reachable: true,
@@ -175,12 +178,13 @@ export async function platformStatus(config: Config, opts: { secretsDir: string;
     }
   }
   if (backups && opts.kubeconfig && leaders[0]) {
-    const kube = await import('../clients/kubernetes.ts');
     const { platformArchiver } = await import('./backups.ts');
-    const kc = await kube.loadKubeConfig(opts.kubeconfig);
-    backups.archiver = await withTimeout(platformArchiver(kc, config, leaders[0].name, timeoutMs * 5), timeoutMs * 5, "the leader's archiver").catch(
-      () => null,
-    );
+    const leader = leaders[0].name;
+    backups.archiver = await withTimeout(
+      kc().then((k) => platformArchiver(k, config, leader, timeoutMs * 5)),
+      timeoutMs * 5,
+      "the leader's archiver",
+    ).catch(() => null);
     if (backups.archiver?.failing)
       problems.push(
         archivingProblem(backups.archiver, ` on ${leaders[0].name}`, `\`kubectl -n ${config.namespaces.database} logs ${leaders[0].name} -c postgres\``),
